@@ -1,0 +1,1 @@
+"""Quality metrics and (later) latency and regression reports."""

@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX export, parity checks against PyTorch, and (later) engine building."""

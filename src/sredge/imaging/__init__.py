@@ -1,0 +1,1 @@
+"""Image arithmetic shared by export, runtime and benchmarks: colour, resizing, files (numpy only)."""

@@ -1,0 +1,1 @@
+"""One module per architecture: its ``nn.Module``, ``detect`` and ``ARCH`` spec (imports torch)."""

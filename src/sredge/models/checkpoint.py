@@ -1,0 +1,167 @@
+"""Reading checkpoints into a flat state dict, safely by default.
+
+Formats: PyTorch zip and legacy ``.pth``/``.pt`` files read with
+``torch.load(weights_only=True)``, and ``.safetensors``. Common wrappers are
+unwrapped (BasicSR ``params_ema``/``params``, ``state_dict``, ``model``, ...) and
+``module.`` / ``_orig_mod.`` prefixes removed.
+
+A checkpoint that stores pickled code (a whole ``nn.Module``) is refused unless
+the caller passes ``trust_pickle=True``: unpickling can run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import types
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sredge._lazy import require
+from sredge.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+# Wrapper keys tried in order; BasicSR saves the EMA weights (the ones to use) as params_ema.
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def sniff_format(path: Path) -> str:
+    """Classify a checkpoint file by its first bytes: ``"zip"``, ``"pickle"`` or ``"safetensors"``.
+
+    Raises:
+        InputError: The file is missing, unreadable, empty, or not a checkpoint at all.
+    """
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a checkpoint file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    if head[:2] in _PICKLE_PROTOCOL:
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"
+    kind = "an empty file" if not head else "not a PyTorch or safetensors checkpoint"
+    raise InputError(f"{path} is {kind} (expected a .pth/.pt/.ckpt state dict or .safetensors)")
+
+
+def load_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
+    """Load a checkpoint file as a flat ``{parameter name: tensor}`` dict on the CPU.
+
+    Args:
+        path: ``.pth``/``.pt``/``.ckpt`` (zip or legacy pickle) or ``.safetensors`` file.
+        trust_pickle: Allow unpickling code (whole pickled models). Only for files you trust.
+
+    Returns:
+        The unwrapped state dict, float tensors as stored (no dtype change).
+
+    Raises:
+        InputError: Missing/corrupt file, pickled code without ``trust_pickle``, or no tensors.
+        MissingDependencyError: torch (or safetensors) is not installed.
+    """
+    path = Path(path)
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        st = require("safetensors.torch")
+        try:
+            obj: Any = st.load_file(str(path), device="cpu")
+        except Exception as exc:  # safetensors raises its own SafetensorError on bad headers
+            raise InputError(f"{path} is not a valid safetensors file ({_first_line(exc)})") from exc
+    else:
+        obj = _torch_load(path, trust_pickle)
+    return _unwrap(obj, path)
+
+
+def _torch_load(path: Path, trust_pickle: bool) -> Any:
+    torch = require("torch")
+    try:
+        if trust_pickle:
+            log.warning("unpickling %s with code execution allowed (--trust-pickle)", path)
+            with warnings.catch_warnings():  # "source code of class ... has changed": expected here
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TrustingPickle)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg)
+        if m:
+            raise InputError(
+                f"{path} contains pickled code ({m.group(1)}), not just weights; loading it can run "
+                "arbitrary code. If you trust its source, pass --trust-pickle"
+            ) from exc
+        raise InputError(f"{path} is not a valid PyTorch checkpoint ({_first_line(exc)})") from exc
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, TypeError) as exc:
+        raise InputError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+class _TrustingUnpickler(pickle.Unpickler):
+    """Unpickler that stands in an empty ``nn.Module`` subclass for classes it cannot import.
+
+    A pickled module restores its ``_parameters``/``_modules`` into the stand-in's
+    ``__dict__``, so ``state_dict()`` works without the original source code.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError):
+            nn = require("torch.nn")
+            log.info("no code for %s.%s; using a stand-in module to read its weights", module, name)
+            return type(name, (nn.Module,), {"__module__": f"sredge.standin.{module}"})
+
+
+_TrustingPickle = types.SimpleNamespace(
+    Unpickler=_TrustingUnpickler, load=pickle.load, __name__="sredge_trusting_pickle"
+)
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
+    torch = require("torch")
+    for _ in range(4):  # wrappers nest at most a few levels ({'model': {'state_dict': ...}})
+        if isinstance(obj, torch.nn.Module):
+            obj = obj.state_dict()
+        if not isinstance(obj, Mapping):
+            break
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return _strip_prefixes(dict(obj))
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and _has_tensors(obj[k], torch)), None)
+        if inner is None:
+            # Mixed dicts (e.g. {'epoch': 3, 'conv.weight': t}): keep the tensors.
+            tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+            if tensors:
+                return _strip_prefixes(tensors)
+            break
+        obj = inner
+    raise InputError(f"{path} holds no model weights (no tensors found under {', '.join(_WRAPPER_KEYS)})")
+
+
+def _has_tensors(obj: Any, torch: Any) -> bool:
+    if isinstance(obj, torch.nn.Module):
+        return True
+    return isinstance(obj, Mapping) and any(
+        isinstance(v, torch.Tensor) or isinstance(v, (Mapping, torch.nn.Module)) for v in obj.values()
+    )
+
+
+def _strip_prefixes(sd: dict[str, Any]) -> dict[str, Any]:
+    for prefix in _PREFIXES:
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd

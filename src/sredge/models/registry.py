@@ -1,0 +1,103 @@
+"""The model zoo: architectures by name, named variants, and detection from a state dict.
+
+Architecture modules import torch, so they are loaded on first use; the list of
+names below is available without torch (for ``--help`` and error messages).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from sredge.errors import InputError
+from sredge.models.spec import ArchSpec, HParams, StateDict
+
+ARCH_NAMES: tuple[str, ...] = (
+    "srcnn",
+    "fsrcnn",
+    "espcn",
+    "vdsr",
+    "edsr",
+    "rcan",
+    "srresnet",
+    "rrdbnet",
+    "srvgg",
+    "rdn",
+    "swinir",
+)
+
+
+def get_arch(name: str) -> ArchSpec:
+    """Return the spec of a registered architecture (imports torch).
+
+    Raises:
+        InputError: ``name`` is not registered; the message lists the known names.
+    """
+    key = name.lower()
+    if key not in ARCH_NAMES:
+        raise InputError(f"unknown architecture {name!r}; known: {', '.join(ARCH_NAMES)}")
+    module = importlib.import_module(f"sredge.models.archs.{key}")
+    return module.ARCH
+
+
+def all_archs() -> list[ArchSpec]:
+    """Every registered architecture, in registry order (imports torch)."""
+    return [get_arch(n) for n in ARCH_NAMES]
+
+
+def list_variants() -> dict[str, tuple[str, HParams]]:
+    """All named variants: ``{"edsr_baseline_x4": ("edsr", hparams), ...}``."""
+    out: dict[str, tuple[str, HParams]] = {}
+    for spec in all_archs():
+        for vname, hp in spec.variants.items():
+            out[vname] = (spec.name, dict(hp))
+    return out
+
+
+@dataclass(frozen=True)
+class Detection:
+    """An architecture recognised in a state dict, with inferred hyper-parameters."""
+
+    spec: ArchSpec
+    hparams: HParams
+
+
+def detect(state_dict: StateDict, arch: str | None = None) -> Detection:
+    """Recognise the architecture of a state dict.
+
+    Args:
+        state_dict: Parameter name -> tensor, already unwrapped (see ``load_state_dict``).
+        arch: Architecture name to use instead of guessing; its detector must accept the keys.
+
+    Returns:
+        The single matching architecture and its hyper-parameters (``scale`` may be None).
+
+    Raises:
+        InputError: No architecture fits, several do (pass ``--arch``), or ``arch``
+            does not fit the keys.
+    """
+    if arch is not None:
+        spec = get_arch(arch)
+        hp = spec.detect(state_dict)
+        if hp is None:
+            raise InputError(
+                f"the weights do not have the layout of {spec.name} ({_key_sample(state_dict)}); "
+                f"check --arch (known: {', '.join(ARCH_NAMES)})"
+            )
+        return Detection(spec, hp)
+    found = [Detection(s, hp) for s in all_archs() if (hp := s.detect(state_dict)) is not None]
+    if not found:
+        raise InputError(
+            f"unknown architecture ({_key_sample(state_dict)}); known: {', '.join(ARCH_NAMES)}; "
+            "if it is one of these with renamed keys, pass --arch NAME"
+        )
+    if len(found) > 1:
+        names = ", ".join(d.spec.name for d in found)
+        raise InputError(f"the weights fit several architectures ({names}); pass --arch NAME to choose")
+    return found[0]
+
+
+def _key_sample(state_dict: StateDict, n: int = 4) -> str:
+    keys = list(state_dict)
+    more = f", ... {len(keys)} keys" if len(keys) > n else ""
+    return "keys " + ", ".join(keys[:n]) + more if keys else "no keys"

@@ -1,0 +1,77 @@
+"""Colour conversion, MATLAB-compatible bicubic resize, and descriptor-driven model I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sredge.imaging.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from sredge.imaging.io import read_rgb, to_float
+from sredge.imaging.model_io import image_to_input, output_to_image
+from sredge.imaging.resize import imresize
+from sredge.models.descriptor import ModelDescriptor
+from tests.conftest import asset
+
+
+def test_bt601_matches_matlab_reference_values():
+    # MATLAB rgb2ycbcr: white -> Y 235, black -> Y 16, pure red -> (81.481, 90.203, 240).
+    px = np.array([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    ycc = rgb_to_ycbcr(px) * 255
+    np.testing.assert_allclose(ycc[0, 0], [235, 128, 128], atol=1e-3)
+    np.testing.assert_allclose(ycc[0, 1], [16, 128, 128], atol=1e-3)
+    np.testing.assert_allclose(ycc[0, 2], [81.481, 90.203, 240.0], atol=1e-3)
+    np.testing.assert_allclose(rgb_to_y(px), ycc[..., 0] / 255, atol=1e-6)
+
+
+def test_ycbcr_round_trip():
+    rng = np.random.default_rng(0)
+    rgb = rng.random((9, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_imresize_reproduces_set5_lr_bicubic(scale):
+    for name in ("baby", "bird", "butterfly", "head", "woman"):
+        hr = read_rgb(asset(f"benchmarks/Set5/HR/{name}.png"))
+        lr = read_rgb(asset(f"benchmarks/Set5/LR_bicubic/X{scale}/{name}x{scale}.png"))
+        hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
+        mine = imresize(hr, scale=1 / scale)
+        assert mine.shape == lr.shape
+        diff = np.abs(mine.astype(int) - lr)
+        # Within 2 grey levels everywhere; the great majority identical.
+        assert diff.max() <= 2, (name, diff.max())
+        assert (diff == 0).mean() > 0.8, (name, (diff == 0).mean())
+
+
+def test_imresize_upscale_shapes_and_constant_image():
+    img = np.full((5, 7), 0.25, np.float32)
+    up = imresize(img, scale=3)
+    assert up.shape == (15, 21)
+    np.testing.assert_allclose(up, 0.25, atol=1e-6)  # weights sum to one, boundaries symmetric
+    assert imresize(np.zeros((4, 6, 3), np.uint8), size=(8, 3)).shape == (8, 3, 3)
+
+
+def _desc(**kw):
+    base = dict(arch="x", scale=2, in_channels=3, out_channels=3, color_space="rgb", value_range=1.0,
+                pre_upsample=False)
+    return ModelDescriptor(**{**base, **kw})
+
+
+def test_model_io_per_descriptor():
+    rgb = to_float(read_rgb(asset("realworld/0014.jpg")))[:20, :30]
+    x = image_to_input(rgb, _desc())
+    assert x.shape == (1, 3, 20, 30) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0].transpose(1, 2, 0), rgb, atol=1e-6)
+    assert image_to_input(rgb, _desc(value_range=255.0)).max() > 1.5
+    y = image_to_input(rgb, _desc(in_channels=1, out_channels=1, color_space="y"))
+    assert y.shape == (1, 1, 20, 30)
+    up = image_to_input(rgb, _desc(in_channels=1, out_channels=1, color_space="y", pre_upsample=True, scale=3))
+    assert up.shape == (1, 1, 60, 90)
+    ycc = _desc(color_space="ycbcr")
+    np.testing.assert_allclose(output_to_image(image_to_input(rgb, ycc), ycc), rgb, atol=1e-5)
+
+
+def test_descriptor_metadata_round_trip():
+    d = _desc(variant="edsr_baseline_x2", num_params=123, size_multiple=8, fp16_safe=False)
+    assert ModelDescriptor.from_metadata(d.to_metadata()) == d
+    assert ModelDescriptor.from_metadata({"other": "1"}) is None

@@ -1,0 +1,51 @@
+"""Scale resolution (pure) and descriptors of real checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+
+from sredge.errors import InputError
+from sredge.models.loader import load_model, resolve_scale, scale_from_name
+from sredge.models.registry import get_arch
+from tests.conftest import asset
+
+
+@pytest.mark.parametrize(
+    "name,scale",
+    [("fsrcnn_x3.pth", 3), ("RealESRGAN_x4plus.pth", 4), ("4x_AnimeSharp.pth", 4), ("edsr_x2.pt", 2),
+     ("001_classicalSR_DF2K_s64w8_SwinIR-M_x8.pth", 8), ("vdsr_model_epoch_50.pth", None), ("model_x64.pth", None)],
+)
+def test_scale_from_name(name, scale):
+    assert scale_from_name(name) == scale
+
+
+def test_resolve_scale_rules():
+    fsrcnn, espcn = get_arch("fsrcnn"), get_arch("espcn")
+    assert resolve_scale(espcn, 3, None, 2) == (3, "weights")  # weights beat the file name
+    assert resolve_scale(espcn, 3, 3, None) == (3, "weights")
+    with pytest.raises(InputError, match="--scale 2 contradicts the weights"):
+        resolve_scale(espcn, 3, 2, None)
+    assert resolve_scale(fsrcnn, None, 4, 3) == (4, "--scale")  # an explicit flag beats the name
+    assert resolve_scale(fsrcnn, None, None, 3) == (3, "file name")
+    with pytest.raises(InputError, match="pass --scale"):
+        resolve_scale(fsrcnn, None, None, None)
+    with pytest.raises(InputError, match="does not support x5"):
+        resolve_scale(fsrcnn, None, 5, None)
+
+
+@pytest.mark.parametrize(
+    "rel,kwargs,expect",
+    [
+        ("weights/fsrcnn/fsrcnn_x2.pth", {}, dict(arch="fsrcnn", scale=2, in_channels=1, color_space="y",
+                                                   pre_upsample=False, num_params=12_809)),
+        ("weights/espcn/espcn_x4.pt", {}, dict(arch="espcn", scale=4, in_channels=3, color_space="ycbcr")),
+        ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 3},
+         dict(arch="vdsr", scale=3, in_channels=1, color_space="y", pre_upsample=True, num_params=664_704)),
+        ("weights/srvgg/realesr-animevideov3.pth", {}, dict(arch="srvgg", scale=4, color_space="rgb",
+                                                             variant="realesr_animevideov3")),
+    ],
+)
+def test_real_checkpoint_descriptors(rel, kwargs, expect):
+    desc = load_model(asset(rel), **kwargs).descriptor
+    for k, v in expect.items():
+        assert getattr(desc, k) == v, k

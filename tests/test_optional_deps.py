@@ -1,0 +1,75 @@
+"""The core install works without torch: import, --help, and a clear error naming the extra.
+
+torch is installed in the test environment, so a child process blocks it
+(``sys.modules['torch'] = None`` makes ``import torch`` raise ImportError), which is
+what a core-only install sees.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pkgutil
+import re
+import subprocess
+import sys
+import textwrap
+
+import sredge
+
+BLOCK = "import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n    sys.modules[m] = None\n"
+
+
+def _run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK + textwrap.dedent(code)], capture_output=True, text=True)
+
+
+def _all_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.walk_packages(sredge.__path__, "sredge."))
+
+
+def test_every_module_outside_the_model_definitions_imports_without_torch():
+    # Architecture definitions are torch code by nature; everything else must import without it.
+    mods = [m for m in _all_modules() if not m.startswith("sredge.models.archs.") or m.endswith("archs")]
+    proc = _run_blocked(f"""
+        import importlib
+        for m in {mods!r}:
+            importlib.import_module(m)
+        assert 'torch' not in sys.modules or sys.modules['torch'] is None
+        print('ok', len({mods!r}))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok")
+
+
+def test_help_works_without_torch():
+    proc = _run_blocked("""
+        from sredge.cli.export import main
+        try:
+            main(['--help'])
+        except SystemExit as e:
+            sys.exit(e.code)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: sr-export" in proc.stdout
+
+
+def test_export_without_torch_names_the_extra(tmp_path):
+    ckpt = tmp_path / "m.pth"
+    ckpt.write_bytes(b"\x80\x02 not really")
+    proc = _run_blocked(f"""
+        from sredge.cli._app import run
+        from sredge.cli.export import PROG, main
+        sys.exit(run(PROG, main, [{str(ckpt)!r}, '-o', {str(tmp_path / 'm.onnx')!r}]))
+    """)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert 'pip install "sredge[export]"' in proc.stderr
+
+
+def test_core_requirements_do_not_pull_torch():
+    reqs = importlib.metadata.requires("sredge") or []
+    core = [r for r in reqs if "extra ==" not in r]
+    names = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in core}
+    assert {"numpy", "opencv-python-headless", "onnx", "onnxruntime", "av"} <= names
+    assert "torch" not in names
+    assert any(r.startswith("torch") and 'extra == "export"' in r for r in reqs)
