@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -12,6 +12,11 @@ from sredge.errors import InputError
 from sredge.models.archs.fsrcnn import ARCH as FSRCNN
 from sredge.models.checkpoint import load_state_dict
 from tests.conftest import asset
+
+
+def _noise(n: int) -> bytes:
+    """Deterministic random bytes (seeded, so a run cannot draw a real file signature by chance)."""
+    return np.random.default_rng(1234).integers(0, 256, n, dtype=np.uint8).tobytes()
 
 
 @pytest.fixture
@@ -77,15 +82,17 @@ def test_pickled_model_loads_with_trust_without_its_source_code():
 @pytest.mark.parametrize(
     "make,expect",
     [
-        (lambda p: p.write_bytes(os.urandom(4096)), "not a PyTorch"),
+        (lambda p: p.write_bytes(_noise(4096)), "not a PyTorch"),
         (lambda p: p.write_bytes(b""), "empty file"),
         (lambda p: p.write_bytes(asset("realworld/0014.jpg").read_bytes()), "not a PyTorch"),
         (lambda p: p.write_bytes(asset("weights/fsrcnn/fsrcnn_x3.pth").read_bytes()[:20000]), "truncated or corrupt"),
         (lambda p: p.write_bytes(asset("weights/srvgg/realesr-animevideov3.pth").read_bytes()[:100000]),
          "truncated or corrupt"),
         (lambda p: p.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad json"), "not a valid safetensors"),
+        # A '{' at byte 8 alone does not make a safetensors file: the header length must fit.
+        (lambda p: p.write_bytes(b"\xff" * 8 + b"{" + _noise(100)), "not a PyTorch"),
     ],
-    ids=["random", "empty", "jpeg", "truncated-legacy", "truncated-zip", "bad-safetensors"],
+    ids=["random", "empty", "jpeg", "truncated-legacy", "truncated-zip", "bad-safetensors", "brace-at-8"],
 )
 def test_not_a_checkpoint(tmp_path, make, expect):
     path = tmp_path / "bad.pth"

@@ -1,10 +1,9 @@
-"""SwinIR: detection from the official key layout, strict loading, window maths, dynamic ONNX."""
+"""SwinIR: detection from the official key layout, strict loading, window maths.
+
+Variants and the dynamic ONNX export are covered by test_zoo.py."""
 
 from __future__ import annotations
 
-import inspect
-
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from sredge.models.archs import swinir
 from sredge.models.archs.fsrcnn import ARCH as FSRCNN_ARCH
 from sredge.models.archs.swinir import ARCH
+from sredge.models.loader import constructor_defaults
 
 TINY = {"embed_dim": 12, "depths": [2], "num_heads": [2], "window_size": 4}
 # Every upsampler, 1conv/3conv, several layers, optional parts off. num_feat is stored only
@@ -58,10 +58,7 @@ CASES = {
 
 def _full(hp):
     """Constructor defaults overlaid with ``hp``: what ``detect`` must recover."""
-    sig = inspect.signature(ARCH.build)
-    out = {k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
-    out.update(hp)
-    return out
+    return {**constructor_defaults(ARCH), **hp}
 
 
 def _random_model(hp, seed=0):
@@ -143,15 +140,6 @@ def test_detect_rejects_other_architectures():
     assert ARCH.detect(sd) is None
 
 
-@pytest.mark.parametrize("variant", list(ARCH.variants))
-def test_variants_are_detected(variant):
-    hp = ARCH.variants[variant]
-    assert hp["scale"] in ARCH.scales
-    with torch.device("meta"):  # shapes only: the full-size variants need no real memory
-        sd = ARCH.build(**hp).state_dict()
-    assert ARCH.detect(sd) == _full(hp)
-
-
 def test_io_contract():
     io = ARCH.io(ARCH.test_config)
     assert (io.in_channels, io.out_channels, io.color_space, io.value_range) == (3, 3, "rgb", 1.0)
@@ -203,37 +191,3 @@ def test_relative_position_index_matches_definition():
     for a, (ra, ca) in enumerate(pos):
         for b, (rb, cb) in enumerate(pos):
             assert idx[a, b] == (ra - rb + ws - 1) * (2 * ws - 1) + (ca - cb + ws - 1)
-
-
-def test_onnx_export_is_dynamic_and_matches_pytorch():
-    """One export (the exporter's exact call) checked at two other sizes, one odd, and batch 2."""
-    pytest.importorskip("onnxscript")
-    ort = pytest.importorskip("onnxruntime")
-    from torch.export import Dim
-
-    hp = ARCH.test_config
-    sd = _random_model(hp, seed=1).state_dict()
-    found = ARCH.detect(sd)
-    assert found == _full(hp)
-    model = ARCH.build(**found).eval()
-    model.load_state_dict(ARCH.adapt_state_dict(sd), strict=True)
-    x = _input(hp, 1, 32, 44)  # the export sample differs from every size checked below
-    prog = torch.onnx.export(
-        model.eval(),
-        (x,),
-        dynamo=True,
-        opset_version=18,
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_shapes={"x": {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}},
-        external_data=False,
-    )
-    sess = ort.InferenceSession(prog.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    s = hp["scale"]
-    for n, h, w in [(1, 48, 64), (2, 37, 53)]:
-        x = _input(hp, n, h, w)
-        with torch.no_grad():
-            ref = model(x).numpy()
-        (out,) = sess.run(["output"], {"input": x.numpy()})
-        assert out.shape == (n, 3, h * s, w * s)
-        assert np.abs(out - ref).max() < 1e-4, (n, h, w)

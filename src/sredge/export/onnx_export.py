@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +110,6 @@ def _name_dynamic_axes(proto: Any) -> None:
 
 
 def _replace_symbol(expr: str, old: str, new: str) -> str:
-    import re
-
     return re.sub(rf"\b{re.escape(old)}\b", new, expr)
 
 

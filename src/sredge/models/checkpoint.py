@@ -51,7 +51,8 @@ def sniff_format(path: Path) -> str:
         return "zip"
     if head[:2] in _PICKLE_PROTOCOL:
         return "pickle"
-    if len(head) >= 9 and head[8:9] == b"{":
+    # safetensors: u64 little-endian header length, then a JSON header that fits in the file.
+    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
         return "safetensors"
     kind = "an empty file" if not head else "not a PyTorch or safetensors checkpoint"
     raise InputError(f"{path} is {kind} (expected a .pth/.pt/.ckpt state dict or .safetensors)")

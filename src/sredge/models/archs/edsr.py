@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sredge.models.archs._edsr_family import MeanShift, make_upsampler, rgb_range_from_mean_shift, upsampler_scale
+from sredge.models.archs._blocks import MeanShift, make_upsampler, rgb_range_from_mean_shift, upsampler_scale
 from sredge.models.archs._util import count_indexed, has_keys
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 

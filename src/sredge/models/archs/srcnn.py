@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from sredge.models.archs._util import has_keys
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 
 _KEYS = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight", "conv3.bias")

@@ -39,12 +39,12 @@ must be exactly img_size x img_size.
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sredge.models.archs._blocks import make_upsampler, upsampler_scale
 from sredge.models.archs._util import count_indexed, has_keys, shuffle_scale
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 
@@ -223,17 +223,6 @@ class _PatchEmbed(nn.Module):
         return self.norm(x)
 
 
-def _pixelshuffle_upsample(scale: int, num_feat: int) -> nn.Sequential:
-    if scale == 3:
-        return nn.Sequential(nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3))
-    if scale < 2 or scale & (scale - 1):
-        raise ValueError(f"pixelshuffle upsampler supports scales 2^n and 3, got {scale}")
-    m: list[nn.Module] = []
-    for _ in range(int(math.log2(scale))):
-        m += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
-    return nn.Sequential(*m)
-
-
 class SwinIR(nn.Module):
     """SwinIR super-resolution (or, with ``upsampler=""``, restoration at scale 1).
 
@@ -317,7 +306,7 @@ class SwinIR(nn.Module):
                 nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU()
             )
         if upsampler == "pixelshuffle":
-            self.upsample = _pixelshuffle_upsample(scale, num_feat)
+            self.upsample = make_upsampler(scale, num_feat)
             self.conv_last = nn.Conv2d(num_feat, in_chans, 3, 1, 1)
         elif upsampler == "pixelshuffledirect":
             self.upsample = nn.Sequential(
@@ -451,16 +440,10 @@ def detect(sd: StateDict) -> HParams | None:
         hp["scale"] = 2 ** sum(f"conv_up{k}.weight" in sd for k in (1, 2, 3))
     elif "conv_before_upsample.0.weight" in sd and "upsample.0.weight" in sd:
         hp["upsampler"] = "pixelshuffle"
-        nf = int(sd["conv_before_upsample.0.weight"].shape[0])
-        hp["num_feat"] = nf
-        scale = 1
-        pat = re.compile(r"upsample\.(\d+)\.weight$")
-        for k in (k for k in sd if pat.match(k)):
-            r = shuffle_scale(int(sd[k].shape[0]), nf)
-            if r is None:
-                return None
-            scale *= r
-        hp["scale"] = scale
+        hp["num_feat"] = int(sd["conv_before_upsample.0.weight"].shape[0])
+        hp["scale"] = upsampler_scale(sd, "upsample.", hp["num_feat"])
+        if hp["scale"] is None:
+            return None
     elif "upsample.0.weight" in sd:
         hp["upsampler"] = "pixelshuffledirect"
         hp["scale"] = shuffle_scale(int(sd["upsample.0.weight"].shape[0]), in_chans)

@@ -1,4 +1,5 @@
-"""Building blocks shared by the EDSR-PyTorch family (EDSR, RCAN): mean shift and upsampler."""
+"""Building blocks shared by several architectures: the EDSR-PyTorch mean shift (EDSR, RCAN) and
+the conv + PixelShuffle upsampler (EDSR, RCAN, SwinIR), with their detection from weights."""
 
 from __future__ import annotations
 
