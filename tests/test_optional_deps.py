@@ -73,3 +73,40 @@ def test_core_requirements_do_not_pull_torch():
     assert {"numpy", "opencv-python-headless", "onnx", "onnxruntime", "av"} <= names
     assert "torch" not in names
     assert any(r.startswith("torch") and 'extra == "export"' in r for r in reqs)
+
+
+def test_sr_run_on_onnx_never_imports_torch(tmp_path):
+    """The lean runtime: an image through ONNX Runtime with torch (and TensorRT) unavailable."""
+    from tests.conftest import asset
+
+    img = asset("realworld/0014.jpg")
+    onnx_path = tmp_path / "m.onnx"
+    from sredge.export.onnx_export import export_onnx
+    from sredge.models.archs.espcn import ARCH
+
+    module = ARCH.build(**ARCH.test_config).eval()
+    from sredge.models.loader import describe
+
+    export_onnx(module, describe(ARCH, dict(ARCH.test_config), 0), onnx_path)
+    out = tmp_path / "o.png"
+    proc = _run_blocked(f"""
+        from sredge.cli._app import run
+        from sredge.cli.run import PROG, main
+        code = run(PROG, main, ['--image', {str(img)!r}, '--model', {str(onnx_path)!r}, '-o', {str(out)!r}, '-q'])
+        assert sys.modules.get('torch') is None, 'torch was imported'
+        sys.exit(code)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()
+
+
+def test_sr_run_help_without_torch():
+    proc = _run_blocked("""
+        from sredge.cli.run import main
+        try:
+            main(['--help'])
+        except SystemExit as e:
+            sys.exit(e.code)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: sr-run" in proc.stdout

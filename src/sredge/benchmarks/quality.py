@@ -10,11 +10,10 @@ import numpy as np
 
 from sredge.benchmarks.metrics import y_psnr
 from sredge.errors import InputError
-from sredge.imaging.io import read_rgb, to_float
+from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
 from sredge.imaging.model_io import image_to_input, output_to_image
 from sredge.models.descriptor import ModelDescriptor
 
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 Runner = Callable[[np.ndarray], np.ndarray]
 """(1, C, H, W) float32 network input -> (1, C, H', W') network output."""

@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
-ColorSpace = Literal["rgb", "y", "ycbcr"]
-COLOR_SPACES: tuple[str, ...] = ("rgb", "y", "ycbcr")
+ColorSpace = Literal["rgb", "bgr", "y", "ycbcr"]
+COLOR_SPACES: tuple[str, ...] = ("rgb", "bgr", "y", "ycbcr")
 METADATA_PREFIX = "sredge."
 
 
@@ -32,7 +32,7 @@ class ModelDescriptor:
     out_channels: int
     """Channels of the network output (1 or 3)."""
     color_space: ColorSpace
-    """``"rgb"``; ``"y"`` for networks that see only BT.601 luma (chroma is upscaled bicubically);
+    """``"rgb"``; ``"bgr"`` (OpenCV channel order); ``"y"`` for networks that see only BT.601 luma (chroma is upscaled bicubically);
     ``"ycbcr"`` for 3-channel networks trained on BT.601 YCbCr (all three in [0, 1])."""
     value_range: float
     """Input and output values span ``[0, value_range]``: 1.0 or 255.0 (EDSR-PyTorch, RCAN)."""

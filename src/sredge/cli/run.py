@@ -1,0 +1,214 @@
+"""``sr-run``: upscale images or video through tiled inference on ONNX Runtime, TensorRT or PyTorch."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sredge.cli._app import EXIT_INTERRUPTED, Parser, run
+from sredge.errors import InputError, SredgeError
+from sredge.models.descriptor import COLOR_SPACES
+
+PROG = "sr-run"
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        description="Upscale a video (file, camera or stream) or images with a super-resolution model.",
+        epilog="Exit codes: 0 ok, 1 a check failed, 2 bad input, 3 internal error, 130 interrupted. "
+               "SREDGE_DEBUG=1 shows tracebacks.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", metavar="SRC", help="video file, camera index (0) or /dev/videoN, or rtsp/http URL")
+    src.add_argument("--image", metavar="PATH", help="an image, a folder of images, or a glob pattern (quote it)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="output file (video, single image) or folder (several images); "
+                        "default: NAME_x{scale}.EXT next to the input")
+    p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a .pth checkpoint "
+                                              "(default: the bundled model for --scale)")
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch"),
+                   help="inference backend (default: by model file type)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
+    p.add_argument("--threads", type=int, default=0, help="CPU inference threads (default: all cores)")
+    p.add_argument("--fp16", action="store_true", help="float16 inference (torch backend on CUDA)")
+    p.add_argument("--tile", default="auto",
+                   help="tile edge in pixels, 'auto' (from --memory-budget) or 0 for whole frames (default auto)")
+    p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")
+    p.add_argument("--blend", action="store_true", help="feather-blend tile overlaps instead of cropping them")
+    p.add_argument("--batch", type=int, default=1, help="tiles per inference call (default 1)")
+    p.add_argument("--memory-budget", type=int, default=1024, metavar="MB",
+                   help="activation memory --tile auto plans for (default 1024)")
+    p.add_argument("--scale", type=int, choices=(1, 2, 3, 4, 8), metavar="N",
+                   help="scale of a foreign model, or which bundled model to use")
+    p.add_argument("--color", choices=COLOR_SPACES, help="colour space of a foreign model (default rgb / y)")
+    p.add_argument("--range", dest="value_range", type=float, choices=(1.0, 255.0), metavar="1|255",
+                   help="value range of a foreign model (default 1)")
+    p.add_argument("--arch", help="architecture of a checkpoint run by the torch backend")
+    p.add_argument("--trust-pickle", action="store_true", help="allow pickled-code checkpoints (torch backend)")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better (default 18)")
+    p.add_argument("--preset", default="medium", help="x264 preset (default medium)")
+    p.add_argument("--display", action="store_true", help="show the upscaled video in a window")
+    p.add_argument("--report", type=Path, metavar="JSON", help="write a run report (frames, fps, latencies)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    return p
+
+
+def _tile(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"--tile must be 'auto' or a number of pixels, not {value!r}") from None
+    if n < 0:
+        raise InputError("--tile must be >= 0")
+    return None if n == 0 else n
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sredge.runtime.backends import BackendOptions
+    from sredge.runtime.model import ModelOverrides
+    from sredge.runtime.runner import (
+        LoadedRuntime,
+        RunOptions,
+        check_complete,
+        default_model,
+        expand_images,
+        image_outputs,
+        report_dict,
+        upscale_images,
+        upscale_video,
+        write_report,
+    )
+
+    if args.batch < 1 or args.tile_overlap < 0 or args.threads < 0:
+        raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
+    if args.report is not None:
+        from sredge.atomic import check_writable
+
+        check_writable(args.report)
+    model = args.model or default_model(args.scale)
+    is_default = args.model is None
+    opts = RunOptions(
+        backend=args.backend,
+        backend_options=BackendOptions(device=args.device, threads=args.threads, fp16=args.fp16),
+        tile=_tile(args.tile),
+        tile_overlap=args.tile_overlap,
+        blend=args.blend,
+        batch=args.batch,
+        memory_budget_mb=args.memory_budget,
+        overrides=ModelOverrides(scale=None if is_default else args.scale, color=args.color,
+                                 value_range=args.value_range),
+        torch_kwargs={k: v for k, v in (("arch", args.arch), ("trust_pickle", args.trust_pickle),
+                                        ("scale", args.scale)) if v},
+    )
+    if not model.exists():
+        raise InputError(f"no such model file: {model}")
+    say = (lambda *a, **k: None) if args.quiet else print
+
+    if args.image is not None:
+        inputs = expand_images(args.image)
+        single = Path(args.image).is_file()  # a folder or a glob writes into a folder, whatever it matched
+        with LoadedRuntime(model, opts) as rt:
+            outputs = image_outputs(inputs, args.output, rt.desc.scale, single_input=single)
+            if not single and args.output is not None and not args.output.is_dir():
+                if not args.output.parent.is_dir():
+                    raise InputError(f"cannot write to {args.output}: folder {args.output.parent} does not exist")
+                args.output.mkdir()
+            t0 = time.perf_counter()
+            written = upscale_images(rt, inputs, outputs)
+        say(f"wrote {len(written)} image(s) in {time.perf_counter() - t0:.2f} s"
+            + (f": {written[0]}" if len(written) == 1 else f" to {written[0].parent}"))
+        return 0
+
+    source = args.video
+    live = source.isdigit() or source.startswith("/dev/video") or "://" in source
+    if not live and not Path(source).exists():
+        raise InputError(f"no such video file: {source}")
+    with LoadedRuntime(model, opts) as rt:
+        output = args.output
+        if output is None and not args.display:
+            if live:
+                raise InputError("a camera or stream needs -o OUT.mp4 (or --display)")
+            output = Path(source).with_name(f"{Path(source).stem}_x{rt.desc.scale}.mp4")
+        say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
+        bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+        vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
+                             display=args.display)
+        bar.finish()
+        if args.report is not None:
+            write_report(args.report, report_dict(vrun, rt, opts))
+    res = vrun.result
+    if not args.quiet:
+        _summary(vrun)
+    done = f"{res.frames_out} frames written to {vrun.output}" if vrun.output else f"{res.frames_out} frames shown"
+    if res.interrupted and res.failure is None:
+        print(f"{PROG}: interrupted; {done} (playable)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if res.failure is not None:
+        exc = res.failure
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        code = exc.exit_code if isinstance(exc, SredgeError) else 1
+        print(f"{PROG}: error: {msg}; {done} (playable)", file=sys.stderr)
+        return code
+    if vrun.decode_error:
+        raise InputError(f"the input is truncated or corrupt ({vrun.decode_error}); {done}")
+    check_complete(vrun)
+    say(f"wrote {vrun.output}" if vrun.output else "done")
+    return 0
+
+
+class _Progress:
+    """A one-line progress display on stderr: frames (of total), fps, ETA. Silent when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._start = time.perf_counter()
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, res, total: int | None) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.25:
+            return
+        self._last = now
+        done = res.frames_out
+        fps = done / max(now - self._start, 1e-9)
+        if total:
+            eta = (total - done) / fps if fps > 0 else 0.0
+            line = f"{done}/{total} frames ({100 * done / total:.0f}%), {fps:.1f} fps, ETA {eta:.0f} s"
+        else:
+            line = f"{done} frames, {fps:.1f} fps"
+        sys.stderr.write(f"\r{PROG}: {line}   ")
+        sys.stderr.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+
+
+def _summary(vrun) -> None:
+    from sredge.runtime.pipeline import STAGES
+
+    r = vrun.result
+    print(f"frames {r.frames_out}/{r.frames_in}, {r.wall_s:.2f} s, {r.fps:.2f} fps end to end")
+    print(f"{'stage':<12} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
+    rows = [(name, r.stages[name].summary()) for name in STAGES] + [("end_to_end", r.end_to_end.summary())]
+    for name, s in rows:
+        print(f"{name:<12} {s.p50_ms:9.1f} {s.p95_ms:9.1f} {s.p99_ms:9.1f}")
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run(PROG, main))
+
+
+if __name__ == "__main__":
+    entry()

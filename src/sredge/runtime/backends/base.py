@@ -1,0 +1,95 @@
+"""The one protocol every inference backend implements (ONNX Runtime, TensorRT, PyTorch).
+
+A backend is built cheaply from a model path and options; it acquires its session,
+engine or device buffers on ``__enter__`` (Polygraphy style) and releases them on
+``__exit__``. In between, ``run`` maps a float32 NCHW batch to the network's output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from sredge.models.descriptor import ModelDescriptor
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input geometry a loaded model accepts."""
+
+    channels: int
+    """C of the (N, C, H, W) input."""
+    height: int | None
+    """Fixed input height, or None when the height axis is dynamic."""
+    width: int | None
+    """Fixed input width, or None when dynamic."""
+    max_batch: int | None = None
+    """Largest batch the model accepts (a fixed batch axis or an engine profile); None: any."""
+    min_hw: tuple[int, int] | None = None
+    """Smallest (height, width) an engine profile accepts; None: no lower bound beyond 1."""
+    max_hw: tuple[int, int] | None = None
+    """Largest (height, width) an engine profile accepts; None: unbounded."""
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """(height, width) when both axes are fixed, else None."""
+        return (self.height, self.width) if self.height and self.width else None
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to run a model; every field is honoured or refused, never silently changed."""
+
+    device: str = "auto"
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available and installed, else CPU)."""
+    threads: int = 0
+    """Intra-op threads for CPU execution; 0 lets the library pick (all physical cores)."""
+    fp16: bool = False
+    """Run in float16 where the backend computes it natively (PyTorch on CUDA)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An activated model that upscales batches.
+
+    ``run`` takes (N, C, H, W) float32 in [0, value_range] (C-contiguous) and returns
+    (N, C_out, H * scale, W * scale) float32 (pre-upsampling networks: same H, W).
+    """
+
+    name: str
+    """Registry name: ``"ort"``, ``"trt"`` or ``"torch"``."""
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def input_spec(self) -> InputSpec: ...
+
+    def descriptor(self) -> ModelDescriptor | None:
+        """What the model file says about itself (sredge metadata), or None for a foreign model."""
+        ...
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> str:
+        """One line for logs and reports: library version, device/provider, precision."""
+        ...
+
+
+def model_kind(path: str | Path) -> str:
+    """Which backend a model file belongs to, by suffix: ``ort``, ``trt`` or ``torch``.
+
+    Raises:
+        ValueError: Unknown suffix (the caller turns it into a user-facing error).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return "ort"
+    if suffix in (".engine", ".plan", ".trt"):
+        return "trt"
+    if suffix in (".pth", ".pt", ".ckpt", ".safetensors"):
+        return "torch"
+    raise ValueError(f"unknown model file type {suffix!r} (expected .onnx, .engine/.plan, or a .pth checkpoint)")

@@ -1,0 +1,672 @@
+"""Native TensorRT backend for serialized engines (``.engine`` / ``.plan``).
+
+Runs on the name-based I/O tensor API that TensorRT 10 (JetPack 6) and TensorRT 11
+share: ``num_io_tensors`` / ``get_tensor_*`` on the engine, ``set_input_shape``,
+``set_tensor_address`` and ``execute_async_v3`` on the execution context. Device
+memory and the stream come from cuda-python's runtime bindings
+(``cuda.bindings.runtime``, or ``cuda.cudart`` in cuda-python before 12.6), picked
+by which one imports.
+
+Every decision is a pure function (:func:`plan_io`, :func:`spec_from_profile`,
+:func:`check_shape_in_profile`, :func:`nbytes`, :func:`grown_capacity`,
+:func:`numpy_dtype`, :func:`missing_trt_api`, :func:`cuda_value`, ...) tested without
+TensorRT; :class:`TrtBackend` only applies them to a live engine.
+
+An engine carries no sredge metadata of its own, so ``sr-build`` writes a sidecar
+``<engine path>.json`` (:func:`write_engine_sidecar`) holding the
+:class:`~sredge.models.descriptor.ModelDescriptor` keys plus what built the engine.
+
+Not verified here: this module was written and tested on a machine without
+TensorRT, cuda-python or a GPU. The pure functions, the sidecar round trip and the
+missing-dependency error are tested; everything that touches a live engine or CUDA
+(``TrtBackend.__enter__``, ``run``, ``describe``, the ``_DeviceBuffer`` helper and
+the TensorRT build in ``tests/runtime/test_backend_trt.py``) has never run against
+a real TensorRT and is skipped in that environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from sredge._lazy import require
+from sredge.atomic import write_bytes_atomic
+from sredge.errors import InputError, MissingDependencyError, SredgeError
+from sredge.models.descriptor import METADATA_PREFIX, ModelDescriptor
+from sredge.runtime.backends.base import BackendOptions, InputSpec
+
+log = logging.getLogger(__name__)
+
+TRT_INSTALL_HINT = 'pip install "sredge[trt]"'
+
+# TensorRT DataType names -> numpy. BF16, FP8, INT4 and FP4 have no numpy type.
+TRT_TO_NUMPY: dict[str, np.dtype] = {
+    "FLOAT": np.dtype(np.float32),
+    "HALF": np.dtype(np.float16),
+    "INT8": np.dtype(np.int8),
+    "UINT8": np.dtype(np.uint8),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "BOOL": np.dtype(np.bool_),
+}
+IMAGE_DTYPES = ("FLOAT", "HALF")
+"""I/O types an image network may have: float32, or float16 for engines built from an FP16-IO ONNX."""
+
+# Newest first: cuda-python >= 12.6 exposes cuda.bindings.runtime; 13 removed cuda.cudart.
+CUDA_RUNTIME_MODULES = ("cuda.bindings.runtime", "cuda.cudart")
+
+ENGINE_API = (
+    "num_io_tensors",
+    "get_tensor_name",
+    "get_tensor_mode",
+    "get_tensor_shape",
+    "get_tensor_dtype",
+    "get_tensor_profile_shape",
+    "create_execution_context",
+)
+CONTEXT_API = ("set_input_shape", "get_tensor_shape", "set_tensor_address", "execute_async_v3")
+
+BUFFER_GRANULARITY = 1 << 20
+"""Device buffers grow in whole MiB so that slightly larger edge tiles do not each reallocate."""
+
+
+class CudaError(SredgeError):
+    """A CUDA runtime call failed (no device, out of memory, a failed kernel)."""
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One I/O tensor of an engine, as TensorRT reports it."""
+
+    name: str
+    is_input: bool
+    shape: tuple[int, ...]
+    """Engine shape; -1 marks a dynamic axis."""
+    dtype: str
+    """TensorRT DataType name: ``"FLOAT"``, ``"HALF"``, ..."""
+
+
+@dataclass(frozen=True)
+class IoPlan:
+    """The image input and output of an engine, with their host dtypes."""
+
+    input: TensorInfo
+    output: TensorInfo
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """numpy dtype the input is copied to the device in."""
+        return numpy_dtype(self.input.dtype)
+
+    @property
+    def output_dtype(self) -> np.dtype:
+        """numpy dtype the output arrives in (converted to float32 after the copy)."""
+        return numpy_dtype(self.output.dtype)
+
+
+def dtype_name(dtype: Any) -> str:
+    """The name of a TensorRT DataType (``trt.DataType.HALF`` -> ``"HALF"``); strings pass through."""
+    if isinstance(dtype, str):
+        return dtype.rsplit(".", 1)[-1].upper()
+    name = getattr(dtype, "name", None)
+    if isinstance(name, str) and name:
+        return name.upper()
+    return str(dtype).rsplit(".", 1)[-1].upper()
+
+
+def numpy_dtype(dtype: Any) -> np.dtype:
+    """numpy dtype of a TensorRT DataType (or its name).
+
+    Raises:
+        InputError: A type numpy cannot hold (BF16, FP8, INT4, FP4).
+    """
+    name = dtype_name(dtype)
+    try:
+        return TRT_TO_NUMPY[name]
+    except KeyError:
+        raise InputError(
+            f"engine tensor type {name} has no numpy equivalent; build the engine with float32 or float16 I/O"
+        ) from None
+
+
+def plan_io(tensors: Sequence[TensorInfo]) -> IoPlan:
+    """Pick the image input and output of an engine.
+
+    Args:
+        tensors: Every I/O tensor of the engine, in engine order.
+
+    Raises:
+        InputError: Not exactly one input and one output, not 4-D, or not float32/float16.
+    """
+    inputs = [t for t in tensors if t.is_input]
+    outputs = [t for t in tensors if not t.is_input]
+    if len(inputs) != 1 or len(outputs) != 1:
+        def names(ts: list[TensorInfo]) -> str:
+            return ", ".join(t.name for t in ts) or "none"
+
+        raise InputError(
+            f"the engine has {len(inputs)} input(s) ({names(inputs)}) and {len(outputs)} output(s) "
+            f"({names(outputs)}); an SR engine has exactly one image input and one image output"
+        )
+    for role, t in (("input", inputs[0]), ("output", outputs[0])):
+        if len(t.shape) != 4:
+            raise InputError(f"engine {role} {t.name!r} has shape {t.shape}; expected (N, C, H, W)")
+        if dtype_name(t.dtype) not in IMAGE_DTYPES:
+            raise InputError(
+                f"engine {role} {t.name!r} is {dtype_name(t.dtype)}; sredge runs engines with float32 or "
+                "float16 I/O (rebuild from the float ONNX)"
+            )
+    if inputs[0].shape[1] <= 0:
+        raise InputError(f"engine input {inputs[0].name!r} has a dynamic channel axis; it must be fixed (1 or 3)")
+    return IoPlan(inputs[0], outputs[0])
+
+
+def profile_bounds(
+    shape: Sequence[int], profile: Sequence[Sequence[int]] | None
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(min, max) input shape the engine accepts.
+
+    Args:
+        shape: Engine input shape (-1 for dynamic axes).
+        profile: ``get_tensor_profile_shape(name, 0)``: (min, opt, max); None for a static engine.
+
+    Raises:
+        InputError: A dynamic engine without a usable profile.
+    """
+    shape = tuple(int(d) for d in shape)
+    if all(d > 0 for d in shape):
+        return shape, shape
+    if profile is None or len(profile) != 3:
+        raise InputError(f"the engine input has dynamic shape {shape} but no optimization profile 0")
+    lo, hi = (tuple(int(d) for d in profile[0]), tuple(int(d) for d in profile[2]))
+    if len(lo) != len(shape) or len(hi) != len(shape):
+        raise InputError(f"the engine profile {lo}..{hi} does not match its input rank {shape}")
+    return lo, hi
+
+
+def spec_from_profile(shape: Sequence[int], profile_min: Sequence[int], profile_max: Sequence[int]) -> InputSpec:
+    """InputSpec of an engine input from its shape and optimization profile 0.
+
+    Args:
+        shape: Engine input shape (N, C, H, W), -1 on dynamic axes.
+        profile_min: Smallest shape profile 0 accepts (equal to ``shape`` on fixed axes).
+        profile_max: Largest shape profile 0 accepts.
+    """
+    n, c, h, w = (int(d) for d in shape)
+    return InputSpec(
+        channels=c if c > 0 else int(profile_max[1]),
+        height=h if h > 0 else None,
+        width=w if w > 0 else None,
+        max_batch=n if n > 0 else int(profile_max[0]),
+        min_hw=(int(profile_min[2]), int(profile_min[3])),
+        max_hw=(int(profile_max[2]), int(profile_max[3])),
+    )
+
+
+def check_shape_in_profile(shape: Sequence[int], profile_min: Sequence[int], profile_max: Sequence[int]) -> None:
+    """Refuse an input the engine cannot take, naming the range it can and how to widen it.
+
+    Args:
+        shape: The (N, C, H, W) batch about to run.
+        profile_min: Smallest shape the engine accepts.
+        profile_max: Largest shape the engine accepts.
+
+    Raises:
+        InputError: Wrong rank or channels, or a batch or tile size outside the profile.
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4:
+        raise InputError(f"input has shape {shape}; the engine takes (N, C, H, W)")
+    n, c, h, w = shape
+    (n0, c0, h0, w0), (n1, c1, h1, w1) = profile_min, profile_max
+    if not c0 <= c <= c1:
+        raise InputError(f"input has {c} channels; the engine takes {c1}")
+    if not n0 <= n <= n1:
+        raise InputError(
+            f"batch {n} is outside the engine's profile (batch {n0}..{n1}): run with a batch in that range "
+            f"or rebuild the engine with sr-build --batch {n}"
+        )
+    if not (h0 <= h <= h1 and w0 <= w <= w1):
+        if (h0, w0) == (h1, w1):
+            allowed = f"the engine takes only {h0}x{w0} tiles"
+        else:
+            allowed = f"the engine's profile allows {h0}x{w0} up to {h1}x{w1}"
+        raise InputError(
+            f"tile {h}x{w} (height x width) is outside the engine's profile: {allowed}; use a tile size in "
+            f"that range or rebuild the engine with sr-build --max-tile {max(h, w)}"
+        )
+
+
+def check_resolved_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
+    """The output shape TensorRT resolved for the current input; refuse data-dependent (-1) axes."""
+    shape = tuple(int(d) for d in shape)
+    if not shape or any(d < 0 for d in shape):
+        raise InputError(f"TensorRT could not resolve the shape of output {name!r} ({shape}) for this input")
+    return shape
+
+
+def nbytes(shape: Sequence[int], dtype: Any) -> int:
+    """Bytes of a dense tensor of ``shape`` and ``dtype`` (numpy dtype, TensorRT DataType or its name).
+
+    Raises:
+        ValueError: A negative (unresolved) dimension.
+    """
+    if any(int(d) < 0 for d in shape):
+        raise ValueError(f"cannot size a buffer for unresolved shape {tuple(shape)}")
+    return math.prod(int(d) for d in shape) * _as_numpy(dtype).itemsize
+
+
+def _as_numpy(dtype: Any) -> np.dtype:
+    if isinstance(dtype, (np.dtype, type)):
+        return np.dtype(dtype)
+    if isinstance(dtype, str) and dtype_name(dtype) not in TRT_TO_NUMPY:
+        return np.dtype(dtype)  # a numpy name such as "float16"
+    return numpy_dtype(dtype)
+
+
+def grown_capacity(current: int, needed: int, granularity: int = BUFFER_GRANULARITY) -> int:
+    """Growth policy of a reused device buffer: its new size in bytes.
+
+    A buffer keeps its size while requests fit (no reallocation per frame or per
+    smaller edge tile); otherwise it grows to ``needed`` rounded up to ``granularity``.
+    It never shrinks: the largest shape seen so far stays allocated.
+    """
+    if needed < 0 or current < 0 or granularity <= 0:
+        raise ValueError(f"invalid buffer sizes: current={current}, needed={needed}, granularity={granularity}")
+    if needed <= current:
+        return current
+    return -(-needed // granularity) * granularity
+
+
+def missing_attrs(obj: object, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` ``obj`` lacks (feature detection, not version parsing)."""
+    return [n for n in names if not hasattr(obj, n)]
+
+
+def missing_trt_api(engine: object, context: object | None = None) -> list[str]:
+    """The name-based TensorRT API members (10.x / 11.x) an engine and its context lack.
+
+    Returns:
+        Qualified names such as ``"IExecutionContext.execute_async_v3"``; empty when all exist.
+    """
+    missing = [f"ICudaEngine.{n}" for n in missing_attrs(engine, ENGINE_API)]
+    if context is not None:
+        missing += [f"IExecutionContext.{n}" for n in missing_attrs(context, CONTEXT_API)]
+    return missing
+
+
+def check_options(options: BackendOptions) -> None:
+    """Refuse options TensorRT cannot honour (never silently ignore them).
+
+    Raises:
+        InputError: ``device="cpu"``, ``threads > 0`` or ``fp16=True``.
+    """
+    if options.device not in ("auto", "cuda", "cpu"):
+        raise InputError(f"unknown device {options.device!r} for TensorRT (cuda, auto)")
+    if options.device == "cpu":
+        raise InputError("TensorRT runs only on an NVIDIA GPU: use --device cuda/auto, or the ort backend for CPU")
+    if options.threads > 0:
+        raise InputError("--threads sets CPU threads; a TensorRT engine runs on the GPU (drop --threads)")
+    if options.fp16:
+        raise InputError(
+            "a TensorRT engine's precision is fixed when it is built: drop --fp16 and build the engine from an "
+            "FP16 ONNX instead"
+        )
+
+
+def import_cuda_runtime(importer: Callable[[str], ModuleType] = require) -> ModuleType:
+    """The cuda-python runtime bindings, trying each module path this install may have.
+
+    Args:
+        importer: Imports a module by name, raising ImportError or MissingDependencyError.
+
+    Raises:
+        MissingDependencyError: cuda-python is not installed (names the ``trt`` extra).
+    """
+    for name in CUDA_RUNTIME_MODULES:
+        try:
+            return importer(name)
+        except (ImportError, MissingDependencyError):
+            continue
+    raise MissingDependencyError(
+        f"cuda-python is not installed; the TensorRT backend needs it for device buffers: {TRT_INSTALL_HINT}"
+    )
+
+
+def cuda_value(result: Any, what: str) -> Any:
+    """Unpack a cuda-python call's ``(error, *values)`` tuple, raising on a non-success code.
+
+    Returns:
+        None for calls that return only the error, the single value, or a tuple of values.
+
+    Raises:
+        CudaError: The error code is not ``cudaSuccess`` (0); the message names the call.
+    """
+    if not isinstance(result, tuple):
+        result = (result,)
+    err, values = result[0], result[1:]
+    code = int(err)
+    if code != 0:
+        name = getattr(err, "name", None) or f"error {code}"
+        hint = ""
+        if "MemoryAllocation" in name:
+            hint = ": out of GPU memory, use a smaller --tile or --batch"
+        elif "NoDevice" in name or "InsufficientDriver" in name:
+            hint = ": no usable NVIDIA GPU/driver is visible to this process"
+        raise CudaError(f"CUDA {what} failed with {name} ({code}){hint}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+# --------------------------------------------------------------------------- sidecar
+
+
+def sidecar_path(engine_path: str | Path) -> Path:
+    """``model.engine`` -> ``model.engine.json``."""
+    p = Path(engine_path)
+    return p.with_name(p.name + ".json")
+
+
+def write_engine_sidecar(engine_path: str | Path, descriptor: ModelDescriptor | None, extra: dict) -> Path:
+    """Write ``<engine>.json``: the descriptor's metadata keys plus ``extra`` (atomically).
+
+    Args:
+        engine_path: The engine the sidecar describes.
+        descriptor: What the model is; None for a foreign ONNX (the sidecar then holds only ``extra``).
+        extra: JSON-serialisable build facts (TensorRT version, GPU, ONNX checksum, profile, ...).
+
+    Returns:
+        The sidecar path.
+
+    Raises:
+        ValueError: An ``extra`` key in the ``sredge.`` namespace, which belongs to the descriptor.
+    """
+    clash = sorted(k for k in extra if str(k).startswith(METADATA_PREFIX))
+    if clash:
+        raise ValueError(f"extra keys {clash} would be read as descriptor fields; drop the {METADATA_PREFIX!r} prefix")
+    data = {**(descriptor.to_metadata() if descriptor else {}), **extra}
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return write_bytes_atomic(sidecar_path(engine_path), text.encode("utf-8"))
+
+
+def _load_sidecar(engine_path: str | Path) -> dict | None:
+    path = sidecar_path(engine_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); rebuild the engine") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path} holds a JSON {type(data).__name__}, not an object; rebuild the engine")
+    return data
+
+
+def read_engine_sidecar(engine_path: str | Path) -> ModelDescriptor | None:
+    """The ModelDescriptor in ``<engine>.json``; None when there is no sidecar (a foreign engine).
+
+    Raises:
+        InputError: The sidecar exists but is unreadable or its descriptor keys are malformed.
+    """
+    data = _load_sidecar(engine_path)
+    if data is None:
+        return None
+    props = {k: v for k, v in data.items() if k.startswith(METADATA_PREFIX)}
+    bad = sorted(k for k, v in props.items() if not isinstance(v, str))
+    if bad:
+        raise InputError(f"{sidecar_path(engine_path)}: descriptor keys {bad} are not JSON-encoded strings")
+    try:
+        return ModelDescriptor.from_metadata(props)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+        raise InputError(f"{sidecar_path(engine_path)}: {exc}; rebuild the engine") from exc
+
+
+def read_engine_sidecar_extra(engine_path: str | Path) -> dict:
+    """The build facts (non-descriptor keys) of ``<engine>.json``; empty when there is no sidecar."""
+    data = _load_sidecar(engine_path) or {}
+    return {k: v for k, v in data.items() if not k.startswith(METADATA_PREFIX)}
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class _DeviceBuffer:
+    """One cudaMalloc'd buffer that grows by :func:`grown_capacity` and is reused otherwise."""
+
+    def __init__(self, cudart: ModuleType, what: str):
+        self._cudart = cudart
+        self._what = what
+        self.ptr = 0
+        self.capacity = 0
+        self.allocations = 0
+        """How many times memory was (re)allocated; tests check that frames reuse it."""
+
+    def ensure(self, needed: int) -> None:
+        """Make room for ``needed`` bytes; the address changes only when the buffer grows."""
+        size = grown_capacity(self.capacity, max(needed, 1))
+        if size == self.capacity and self.ptr:
+            return
+        self.free()
+        self.ptr = int(cuda_value(self._cudart.cudaMalloc(size), f"cudaMalloc({size} bytes for the {self._what})"))
+        self.capacity = size
+        self.allocations += 1
+
+    def free(self) -> None:
+        if self.ptr:
+            ptr, self.ptr, self.capacity = self.ptr, 0, 0
+            cuda_value(self._cudart.cudaFree(ptr), f"cudaFree({self._what})")
+
+
+_LOGGERS: dict[int, Any] = {}
+
+
+def _trt_logger(trt: ModuleType) -> Any:
+    # TensorRT expects one logger per process; it warns when Runtime/Builder get different ones.
+    key = id(trt)
+    if key not in _LOGGERS:
+        _LOGGERS[key] = trt.Logger(trt.Logger.WARNING)
+    return _LOGGERS[key]
+
+
+def _tensor_info(trt: ModuleType, engine: Any, name: str) -> TensorInfo:
+    return TensorInfo(
+        name=name,
+        is_input=engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
+        shape=tuple(int(d) for d in engine.get_tensor_shape(name)),
+        dtype=dtype_name(engine.get_tensor_dtype(name)),
+    )
+
+
+class TrtBackend:
+    """Runs a serialized TensorRT engine on the GPU (TensorRT 10 or 11, cuda-python).
+
+    Construction only records the path; ``__enter__`` imports TensorRT, deserializes
+    the engine, creates the execution context and a CUDA stream. Device buffers are
+    allocated on the first ``run`` and grow only when a larger batch or tile arrives.
+    Not thread-safe: one backend per thread.
+    """
+
+    name = "trt"
+
+    def __init__(self, model: str | Path, options: BackendOptions = BackendOptions()):
+        check_options(options)
+        self.path = Path(model)
+        self.options = options
+        self._active = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> TrtBackend:
+        trt = require("tensorrt")
+        cudart = import_cuda_runtime()
+        if not self.path.is_file():
+            raise InputError(f"no such engine file: {self.path}")
+        self._trt, self._cudart = trt, cudart
+        self._stream = None
+        self._engine = self._context = self._runtime = None
+        self._in_buf = _DeviceBuffer(cudart, "engine input")
+        self._out_buf = _DeviceBuffer(cudart, "engine output")
+        try:
+            self._acquire()
+        except BaseException:
+            self._release()
+            raise
+        self._active = True
+        return self
+
+    def _acquire(self) -> None:
+        trt, cudart = self._trt, self._cudart
+        count = cuda_value(cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        if not count:
+            raise CudaError("no CUDA device is visible; TensorRT needs an NVIDIA GPU")
+        device = cuda_value(cudart.cudaGetDevice(), "cudaGetDevice")
+        props = cuda_value(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
+        raw = getattr(props, "name", b"")
+        self._gpu = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\x00 ") or "GPU"
+        self._stream = cuda_value(cudart.cudaStreamCreate(), "cudaStreamCreate")
+
+        self._runtime = trt.Runtime(_trt_logger(trt))
+        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            raise InputError(
+                f"TensorRT {trt.__version__} could not load {self.path}: an engine only runs on the TensorRT "
+                "version and GPU model that built it; rebuild it here with sr-build (details in the log above)"
+            )
+        if missing := missing_trt_api(self._engine):
+            raise MissingDependencyError(
+                f"TensorRT {trt.__version__} lacks the name-based tensor API ({', '.join(missing)}); sredge needs "
+                f"TensorRT 10 or newer: {TRT_INSTALL_HINT}"
+            )
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise CudaError(f"TensorRT could not create an execution context for {self.path} (out of GPU memory?)")
+        if missing := missing_trt_api(self._engine, self._context):
+            raise MissingDependencyError(
+                f"TensorRT {trt.__version__} lacks {', '.join(missing)}; sredge needs TensorRT 10 or newer: "
+                f"{TRT_INSTALL_HINT}"
+            )
+
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        self._plan = plan_io([_tensor_info(trt, self._engine, n) for n in names])
+        shape = self._plan.input.shape
+        profile = None
+        if any(d < 0 for d in shape):
+            profile = [tuple(int(d) for d in s) for s in self._engine.get_tensor_profile_shape(self._plan.input.name, 0)]
+        self._min, self._max = profile_bounds(shape, profile)
+        self._shape: tuple[int, ...] | None = None  # input shape currently set on the context
+        self._out_shape: tuple[int, ...] = ()
+        self._bound: dict[str, int] = {}  # tensor name -> device address set on the context
+        log.debug("TensorRT engine %s: %s -> %s, profile %s..%s", self.path, self._plan.input, self._plan.output,
+                  self._min, self._max)
+
+    def __exit__(self, *exc: object) -> None:
+        self._active = False
+        self._release()
+
+    def _release(self) -> None:
+        # Buffers and stream first (they belong to the CUDA context the engine uses), then
+        # TensorRT objects in reverse creation order: context, engine, runtime.
+        errors: list[BaseException] = []
+        for buf in (getattr(self, "_in_buf", None), getattr(self, "_out_buf", None)):
+            if buf is not None:
+                try:
+                    buf.free()
+                except CudaError as exc:
+                    errors.append(exc)
+        if getattr(self, "_stream", None) is not None:
+            stream, self._stream = self._stream, None
+            try:
+                cuda_value(self._cudart.cudaStreamDestroy(stream), "cudaStreamDestroy")
+            except CudaError as exc:
+                errors.append(exc)
+        self._context = self._engine = self._runtime = None
+        if errors:
+            log.warning("releasing TensorRT resources: %s", "; ".join(map(str, errors)))
+
+    def _require_active(self) -> None:
+        if not self._active:
+            raise RuntimeError("TrtBackend used outside its 'with' block")
+
+    # -- Backend protocol --------------------------------------------------
+
+    def input_spec(self) -> InputSpec:
+        self._require_active()
+        return spec_from_profile(self._plan.input.shape, self._min, self._max)
+
+    def descriptor(self) -> ModelDescriptor | None:
+        return read_engine_sidecar(self.path)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Upscale a batch.
+
+        Args:
+            x: (N, C, H, W) float32, C-contiguous or not; cast to the engine's input type here.
+
+        Returns:
+            (N, C_out, H_out, W_out) float32.
+
+        Raises:
+            InputError: The batch or tile is outside the engine's profile.
+            CudaError: A CUDA call or the engine execution failed.
+        """
+        self._require_active()
+        cudart, ctx, plan = self._cudart, self._context, self._plan
+        x = np.asarray(x)
+        check_shape_in_profile(x.shape, self._min, self._max)
+        host_in = np.ascontiguousarray(x, dtype=plan.input_dtype)
+
+        if host_in.shape != self._shape:
+            if not ctx.set_input_shape(plan.input.name, host_in.shape):
+                raise InputError(f"TensorRT refused input shape {host_in.shape} for {plan.input.name!r}")
+            self._shape = None  # until the output shape is known, the context state is not trusted
+            self._out_shape = check_resolved_shape(plan.output.name, ctx.get_tensor_shape(plan.output.name))
+            self._shape = host_in.shape
+        host_out = np.empty(self._out_shape, dtype=plan.output_dtype)
+
+        for name, buf, size in ((plan.input.name, self._in_buf, host_in.nbytes),
+                                (plan.output.name, self._out_buf, host_out.nbytes)):
+            buf.ensure(size)
+            if self._bound.get(name) != buf.ptr:  # bind again only when the buffer moved
+                if not ctx.set_tensor_address(name, buf.ptr):
+                    raise CudaError(f"TensorRT refused the device address for {name!r}")
+                self._bound[name] = buf.ptr
+
+        stream = self._stream
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        cuda_value(
+            cudart.cudaMemcpyAsync(self._in_buf.ptr, host_in.ctypes.data, host_in.nbytes, h2d, stream),
+            "cudaMemcpyAsync (input to device)",
+        )
+        if not ctx.execute_async_v3(int(stream)):
+            raise CudaError(f"TensorRT failed to enqueue {self.path} for input {host_in.shape} (see the log above)")
+        cuda_value(
+            cudart.cudaMemcpyAsync(host_out.ctypes.data, self._out_buf.ptr, host_out.nbytes, d2h, stream),
+            "cudaMemcpyAsync (output to host)",
+        )
+        # host_in and host_out must outlive the copies: synchronize before they can go.
+        cuda_value(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize (engine execution)")
+        return host_out.astype(np.float32, copy=False)
+
+    def describe(self) -> str:
+        self._require_active()
+        p = self._plan
+        return (
+            f"tensorrt {self._trt.__version__} on {self._gpu}, engine I/O "
+            f"{p.input_dtype.name}->{p.output_dtype.name}"
+        )

@@ -1,0 +1,103 @@
+"""What the runtime knows about a model: its stored descriptor, or the user's flags for a foreign one.
+
+A model sredge exported carries its ModelDescriptor; flags that contradict it are refused
+(never silently applied). A foreign model (no sredge metadata) is described by the flags
+``--scale``, ``--color`` and ``--range``; a missing ``--scale`` is measured by a probe run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sredge.errors import InputError
+from sredge.models.descriptor import COLOR_SPACES, ModelDescriptor
+from sredge.runtime.backends.base import InputSpec
+
+
+@dataclass(frozen=True)
+class ModelOverrides:
+    """What the user said about the model on the command line (None: not said)."""
+
+    scale: int | None = None
+    """Upscaling factor (``--scale``)."""
+    color: str | None = None
+    """Colour space / channel order (``--color rgb|bgr|y|ycbcr``)."""
+    value_range: float | None = None
+    """Input/output value range (``--range 1|255``)."""
+
+
+def probe_scale(run: Callable[[np.ndarray], np.ndarray], spec: InputSpec) -> int:
+    """Measure a model's scale by running one small input (zeros) and comparing sizes.
+
+    Raises:
+        InputError: The output is not an integer multiple of the input.
+    """
+    h, w = spec.fixed_hw or (16, 16)
+    out = run(np.zeros((1, spec.channels, h, w), np.float32))
+    if out.ndim != 4:
+        raise InputError(f"the model's output has shape {out.shape}; expected (N, C, H, W)")
+    sh, sw = out.shape[2] / h, out.shape[3] / w
+    if sh != sw or sh != int(sh) or sh < 1:
+        raise InputError(f"the model maps {h}x{w} to {out.shape[2]}x{out.shape[3]}: not an integer upscale")
+    return int(sh)
+
+
+def resolve_descriptor(
+    stored: ModelDescriptor | None,
+    spec: InputSpec,
+    overrides: ModelOverrides,
+    probe: Callable[[], int],
+) -> ModelDescriptor:
+    """The descriptor to run with.
+
+    Args:
+        stored: The model file's own descriptor, or None for a foreign model.
+        spec: The model's input geometry (channels, fixed size).
+        overrides: The user's flags.
+        probe: Called (only when needed) to measure the network's own scale.
+
+    Raises:
+        InputError: A flag contradicts the stored descriptor, or the flags do not fit the model.
+    """
+    if overrides.color is not None and overrides.color not in COLOR_SPACES:
+        raise InputError(f"--color {overrides.color}: choose one of {', '.join(COLOR_SPACES)}")
+    if stored is not None:
+        said = {"scale": overrides.scale, "color_space": overrides.color, "value_range": overrides.value_range}
+        flag = {"scale": "--scale", "color_space": "--color", "value_range": "--range"}
+        for field, value in said.items():
+            if value is not None and value != getattr(stored, field):
+                raise InputError(
+                    f"{flag[field]} {value:g} contradicts the model's own metadata ({getattr(stored, field):g}); "
+                    f"drop {flag[field]}" if not isinstance(value, str) else
+                    f"{flag[field]} {value} contradicts the model's own metadata ({getattr(stored, field)}); "
+                    f"drop {flag[field]}"
+                )
+        if stored.in_channels != spec.channels:
+            raise InputError(f"the model's metadata says {stored.in_channels} input channels, its graph {spec.channels}")
+        return stored
+
+    color = overrides.color or ("y" if spec.channels == 1 else "rgb")
+    if (color == "y") != (spec.channels == 1):
+        raise InputError(f"--color {color} does not fit a model with {spec.channels} input channels")
+    if spec.channels not in (1, 3):
+        raise InputError(f"the model takes {spec.channels} channels; sredge feeds 1 (Y) or 3 (RGB/BGR/YCbCr)")
+    net_scale = probe()
+    scale = overrides.scale or net_scale
+    if net_scale == 1 and scale > 1:
+        pre_upsample = True  # same-size network told to upscale: it expects a bicubic-upsampled input
+    elif net_scale != scale:
+        raise InputError(f"--scale {scale} contradicts the model, which upscales x{net_scale}")
+    else:
+        pre_upsample = False
+    return ModelDescriptor(
+        arch="foreign",
+        scale=scale,
+        in_channels=spec.channels,
+        out_channels=spec.channels,
+        color_space=color,  # type: ignore[arg-type]
+        value_range=float(overrides.value_range or 1.0),
+        pre_upsample=pre_upsample,
+    )

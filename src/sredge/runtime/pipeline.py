@@ -1,0 +1,184 @@
+"""The video pipeline: decode -> preprocess -> infer -> postprocess -> encode, one thread per stage.
+
+Stages are joined by bounded queues, so decoding and encoding overlap inference and memory
+stays flat over any video length. Audio packets travel down the same queues as the frames,
+which keeps them interleaved in decode order for the muxer. A sentinel closes each queue.
+
+Stopping: a failure in any stage (or Ctrl-C) sets a stop event: decoding and inference stop,
+frames already inferred are still post-processed and encoded, every stage drains its queue to
+the sentinel and exits, and the caller's writer finalizes the file with the frames done.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sredge.runtime.stats import LatencyHistogram
+from sredge.runtime.upscaler import Upscaler
+from sredge.runtime.video_io import Frame
+
+log = logging.getLogger(__name__)
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "encode")
+_END = object()  # sentinel: no more items on this queue
+
+
+@dataclass
+class _Item:
+    frame: Frame
+    t_start: float
+    data: Any = None
+
+
+@dataclass
+class PipelineResult:
+    """What a run did, for reports and the frames-in == frames-out check."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    wall_s: float = 0.0
+    stages: dict[str, LatencyHistogram] = field(default_factory=lambda: {s: LatencyHistogram() for s in STAGES})
+    end_to_end: LatencyHistogram = field(default_factory=LatencyHistogram)
+    failure: BaseException | None = None
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def run_pipeline(
+    items: Iterable[Any],
+    upscaler: Upscaler,
+    write_frame: Callable[[Frame], None],
+    write_other: Callable[[Any], None],
+    on_frame: Callable[[PipelineResult], None] | None = None,
+    queue_size: int = 4,
+    stop: threading.Event | None = None,
+) -> PipelineResult:
+    """Run decode -> preprocess -> infer -> postprocess -> encode over ``items``.
+
+    Args:
+        items: Decoded stream in order: :class:`Frame` objects (RGB uint8 HWC) and any other
+            items (audio packets), which pass through untouched to ``write_other``.
+        upscaler: Its three stages run in their own threads.
+        write_frame: Encoder for upscaled frames (called from the encode thread, in order).
+        write_other: Muxer for pass-through items (audio packets), called in stream order.
+        on_frame: Called after each encoded frame (progress display).
+        queue_size: Bound of each inter-stage queue (frames in flight per stage).
+        stop: Set it (e.g. on Ctrl-C) to stop early; the stages drain and return.
+
+    Returns:
+        Counts, per-stage and end-to-end latency histograms, and the first failure (not raised:
+        the caller finalizes its output first, then reports it).
+    """
+    res = PipelineResult()
+    stop = stop or threading.Event()
+    qs = [queue.Queue(maxsize=queue_size) for _ in range(4)]
+    lock = threading.Lock()
+
+    def fail(exc: BaseException) -> None:
+        with lock:
+            if res.failure is None:
+                res.failure = exc
+        stop.set()
+
+    # Every stage consumes its input until the sentinel, whatever happens, so a blocking put
+    # never deadlocks; after a stop or failure items are discarded instead of processed.
+    def decode() -> None:
+        try:
+            it = iter(items)
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    obj = next(it)
+                except StopIteration:
+                    break
+                if isinstance(obj, Frame):
+                    res.stages["decode"].add(time.perf_counter() - t0)
+                    res.frames_in += 1
+                    obj = _Item(obj, t0)
+                qs[0].put(obj)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, never swallowed
+            fail(exc)
+        finally:
+            qs[0].put(_END)
+
+    def stage(name: str, fn: Callable[[_Item], Any], q_in: queue.Queue, q_out: queue.Queue,
+              finish_on_stop: bool) -> None:
+        # finish_on_stop: frames already past inference are still delivered (they are done work).
+        failed = False
+        while (obj := q_in.get()) is not _END:
+            if failed or (stop.is_set() and not finish_on_stop):
+                continue
+            try:
+                if isinstance(obj, _Item):
+                    t0 = time.perf_counter()
+                    obj.data = fn(obj)
+                    res.stages[name].add(time.perf_counter() - t0)
+                q_out.put(obj)
+            except BaseException as exc:  # noqa: BLE001
+                fail(exc)
+                failed = True
+        q_out.put(_END)
+
+    def encode() -> None:
+        failed = False
+        while (obj := qs[3].get()) is not _END:
+            if failed:
+                continue
+            try:
+                if isinstance(obj, _Item):
+                    t0 = time.perf_counter()
+                    write_frame(Frame(rgb=obj.data, pts=obj.frame.pts, index=obj.frame.index))
+                    t1 = time.perf_counter()
+                    res.stages["encode"].add(t1 - t0)
+                    res.end_to_end.add(t1 - obj.t_start)
+                    res.frames_out += 1
+                    if on_frame:
+                        on_frame(res)
+                elif not stop.is_set():
+                    write_other(obj)
+            except BaseException as exc:  # noqa: BLE001
+                fail(exc)
+                failed = True
+
+    def pre(item: _Item):
+        return upscaler.preprocess(item.frame.rgb)
+
+    def infer(item: _Item):
+        return (upscaler.infer(item.data.x), item.data)
+
+    def post(item: _Item):
+        out, prep = item.data
+        return upscaler.postprocess(out, prep)
+
+    threads = [
+        threading.Thread(target=decode, name="sr-decode", daemon=True),
+        threading.Thread(target=stage, args=("preprocess", pre, qs[0], qs[1], False), name="sr-pre", daemon=True),
+        threading.Thread(target=stage, args=("infer", infer, qs[1], qs[2], False), name="sr-infer", daemon=True),
+        threading.Thread(target=stage, args=("postprocess", post, qs[2], qs[3], True), name="sr-post", daemon=True),
+        threading.Thread(target=encode, name="sr-encode", daemon=True),
+    ]
+    t_start = time.perf_counter()
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.2)  # short joins keep the main thread responsive to Ctrl-C
+    except KeyboardInterrupt:
+        res.interrupted = True
+        stop.set()  # stop decoding and inference; frames already inferred are still written
+        for t in threads:
+            t.join()
+    res.wall_s = time.perf_counter() - t_start
+    if stop.is_set() and res.failure is None and not res.interrupted:
+        res.interrupted = True  # stopped from outside through `stop`
+    return res

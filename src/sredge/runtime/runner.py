@@ -1,0 +1,348 @@
+"""``sr-run`` as library functions: choose the model and backend, plan tiles, upscale images or video."""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import platform
+import threading
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sredge.atomic import check_writable, write_bytes_atomic
+from sredge.errors import CheckFailedError, InputError
+from sredge.imaging.io import IMAGE_SUFFIXES, read_image, write_image
+from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kind, open_backend
+from sredge.runtime.backends.base import InputSpec
+from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
+from sredge.runtime.pipeline import STAGES, PipelineResult, run_pipeline
+from sredge.runtime.tiling import TileConfig, auto_tile
+from sredge.runtime.upscaler import Upscaler
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODELS = "sredge.data.models"
+DEFAULT_SCALE = 2
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``sr-run`` lets a user choose about how a model runs."""
+
+    backend: str = "auto"
+    """``auto`` (by model file type), ``ort``, ``trt`` or ``torch``."""
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
+    tile: int | str | None = "auto"
+    """Tile edge in input pixels, ``"auto"`` (from ``memory_budget_mb``) or None (whole frame)."""
+    tile_overlap: int = 16
+    """Context pixels around each tile (>= the network's receptive field for seamless tiles)."""
+    blend: bool = False
+    """Feather-blend tile overlaps instead of cropping them."""
+    batch: int = 1
+    """Tiles per inference call."""
+    memory_budget_mb: int = 1024
+    """Activation memory ``--tile auto`` plans for."""
+    overrides: ModelOverrides = field(default_factory=ModelOverrides)
+    """``--scale`` / ``--color`` / ``--range`` for foreign models."""
+    torch_kwargs: dict[str, Any] = field(default_factory=dict)
+    """``arch`` / ``trust_pickle`` for checkpoints run by the torch backend."""
+
+
+def bundled_models() -> dict[int, Path]:
+    """The default models shipped inside the package, by scale (``sredge_x{s}.onnx``)."""
+    found = {}
+    try:
+        folder = resources.files(BUNDLED_MODELS)
+    except ModuleNotFoundError:
+        return found
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.startswith("sredge_x") and name.endswith(".onnx") and name[8:-5].isdigit():
+            found[int(name[8:-5])] = Path(str(entry))
+    return found
+
+
+def default_model(scale: int | None) -> Path:
+    """The bundled model for ``scale`` (default x2).
+
+    Raises:
+        InputError: None is bundled for that scale (or none at all).
+    """
+    models = bundled_models()
+    want = scale or DEFAULT_SCALE
+    if want in models:
+        return models[want]
+    have = ", ".join(f"x{s}" for s in sorted(models)) or "none"
+    raise InputError(f"no bundled default model for x{want} (bundled: {have}); pass --model FILE.onnx")
+
+
+def choose_backend(requested: str, model: Path) -> str:
+    """Backend for a model file: by its type for ``auto``, else the requested one if it can run it (pure)."""
+    try:
+        kind = model_kind(model)
+    except ValueError as exc:
+        raise InputError(f"{model}: {exc}") from exc
+    if requested == "auto":
+        return kind
+    if requested not in BACKENDS:
+        raise InputError(f"unknown backend {requested!r}; choose one of auto, {', '.join(BACKENDS)}")
+    if requested != kind:
+        need = {"ort": "an .onnx model", "trt": "a TensorRT .engine/.plan", "torch": "a .pth/.pt checkpoint"}
+        hint = " (export it with sr-export)" if requested == "ort" and kind == "torch" else ""
+        raise InputError(f"--backend {requested} needs {need[requested]}, not {model.name}{hint}")
+    return kind
+
+
+def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height: int, width: int) -> TileConfig:
+    """The tiling for an image of ``height`` x ``width`` (LR pixels) under these options (pure).
+
+    Fixed-shape models are always tiled at their shape; engine profiles bound the tile.
+    """
+    net_scale = 1 if desc.pre_upsample else desc.scale
+    in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
+    if spec.fixed_hw:
+        return TileConfig(fixed_hw=spec.fixed_hw, overlap=opts.tile_overlap, blend=opts.blend,
+                          batch=_batch(opts.batch, spec))
+    if opts.tile == "auto":
+        tile = auto_tile(in_h, in_w, desc.out_channels, net_scale, opts.memory_budget_mb << 20)
+    else:
+        tile = opts.tile  # type: ignore[assignment]
+    if spec.max_hw is not None:
+        cap = min(spec.max_hw)
+        if tile is None and (in_h > spec.max_hw[0] or in_w > spec.max_hw[1]):
+            tile = cap
+        elif tile is not None and tile > cap:
+            raise InputError(f"--tile {tile} exceeds the engine's largest tile {cap}; rebuild with a larger --max-tile")
+    return TileConfig(tile=tile, overlap=opts.tile_overlap, blend=opts.blend, batch=_batch(opts.batch, spec),
+                      multiple=max(desc.size_multiple, 1))
+
+
+def _batch(batch: int, spec: InputSpec) -> int:
+    if spec.max_batch is not None and batch > spec.max_batch:
+        if spec.max_batch == 1 and batch > 1:
+            log.warning("the model has a fixed batch of 1; running tiles one at a time")
+            return 1
+        raise InputError(f"--batch {batch} exceeds the model's largest batch {spec.max_batch}")
+    return batch
+
+
+class LoadedRuntime:
+    """An activated backend with its resolved descriptor (use as a context manager)."""
+
+    def __init__(self, model: Path, opts: RunOptions):
+        self.model = model
+        self.opts = opts
+        self.kind = choose_backend(opts.backend, model)
+        self.backend: Backend = open_backend(self.kind, model, opts.backend_options, **(
+            opts.torch_kwargs if self.kind == "torch" else {}))
+        self.desc: ModelDescriptor | None = None
+        self.spec: InputSpec | None = None
+
+    def __enter__(self) -> LoadedRuntime:
+        self.backend.__enter__()
+        try:
+            self.spec = self.backend.input_spec()
+            self.desc = resolve_descriptor(self.backend.descriptor(), self.spec, self.opts.overrides,
+                                           lambda: probe_scale(self.backend.run, self.spec))
+        except BaseException:
+            self.backend.__exit__(None, None, None)
+            raise
+        log.info("model %s: %s; backend %s", self.model, self.desc.summary(), self.backend.describe())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.backend.__exit__(*exc)
+
+    def upscaler(self, height: int, width: int) -> Upscaler:
+        """An upscaler whose tiling is planned for ``height`` x ``width`` inputs."""
+        return Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width))
+
+
+# ---------------------------------------------------------------- images
+
+def expand_images(spec: str) -> list[Path]:
+    """A file, a folder (its images, sorted) or a glob pattern -> image paths.
+
+    Raises:
+        InputError: Nothing matches, or a named file is not an image type.
+    """
+    p = Path(spec)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
+        return files
+    if p.exists():
+        return [p]
+    if any(ch in spec for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputError(f"no images match {spec}")
+        return files
+    raise InputError(f"no such file: {spec}")
+
+
+def image_outputs(inputs: list[Path], output: Path | None, scale: int, single_input: bool) -> list[Path]:
+    """Where each upscaled image goes (pure). A single file input: ``-o`` is the file (or an existing
+    folder to write into); a folder or glob input: ``-o`` is a folder.
+
+    Default: ``NAME_x{scale}.EXT`` next to each input.
+    """
+    if output is None:
+        return [p.with_name(f"{p.stem}_x{scale}{p.suffix}") for p in inputs]
+    if single_input and not output.is_dir():
+        return [output]
+    return [output / f"{p.stem}_x{scale}{p.suffix}" for p in inputs]
+
+
+def upscale_images(rt: LoadedRuntime, inputs: list[Path], outputs: list[Path]) -> list[Path]:
+    """Upscale each image and write it atomically; returns the written paths."""
+    written = []
+    for src, dst in zip(inputs, outputs):
+        if dst.resolve() == src.resolve():
+            raise InputError(f"the output {dst} would overwrite the input; choose another -o")
+        check_writable(dst)
+        img = read_image(src)
+        out = rt.upscaler(img.shape[0], img.shape[1]).upscale(img)
+        written.append(write_image(dst, out))
+        log.info("wrote %s", dst)
+    return written
+
+
+# ---------------------------------------------------------------- video
+
+@dataclass
+class VideoRun:
+    """The outcome of one video run, for the report and the exit code."""
+
+    source: str
+    output: str | None
+    result: PipelineResult
+    input_info: dict
+    decode_error: str | None
+
+
+def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "medium",
+                  progress=None, display: bool = False, stop: threading.Event | None = None) -> VideoRun:
+    """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
+
+    The output is finalized also when the run stops early (Ctrl-C, backend error): a playable
+    file of the frames done. Raises nothing for those: the caller inspects the returned run.
+    ``progress(result, total_frames_or_None)`` is called after each encoded frame.
+    """
+    from sredge.runtime.video_io import VideoReader, VideoWriter
+
+    if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
+        raise InputError(f"the output {output} would overwrite the input; choose another -o")
+    with VideoReader(source) as reader:
+        info = reader.info
+        ups = rt.upscaler(info.height, info.width)
+        s = rt.desc.scale
+        shown = _Display() if display else None
+        writer = (VideoWriter(output, info.width * s, info.height * s, info.time_base, info.fps, crf=crf,
+                              preset=preset, audio_from=reader) if output is not None else None)
+
+        def write_frame(frame):
+            if writer is not None:
+                writer.write(frame)
+            if shown is not None:
+                shown.show(frame.rgb)
+
+        def write_other(packet):
+            if writer is not None:
+                writer.mux_audio(packet)
+
+        def on_frame(res):
+            if progress is not None:
+                progress(res, info.frame_count)
+
+        if writer is not None:
+            with writer:
+                result = run_pipeline(reader, ups, write_frame, write_other, on_frame=on_frame, stop=stop)
+        else:
+            result = run_pipeline(reader, ups, write_frame, write_other, on_frame=on_frame, stop=stop)
+        if shown is not None:
+            shown.close()
+        return VideoRun(source, str(output) if output else None, result, _info_dict(info), reader.error)
+
+
+class _Display:
+    """A live OpenCV window (needs an OpenCV build with GUI support)."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        try:
+            cv2.namedWindow("sr-run", cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise InputError("--display needs OpenCV with GUI support: pip install opencv-python "
+                             "(this environment has the headless build)") from exc
+
+    def show(self, rgb) -> None:
+        import cv2
+
+        cv2.imshow("sr-run", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        cv2.waitKey(1)
+
+    def close(self) -> None:
+        import cv2
+
+        cv2.destroyAllWindows()
+
+
+def _info_dict(info) -> dict:
+    d = asdict(info)
+    for k in ("fps", "time_base"):
+        d[k] = float(d[k]) if d[k] is not None else None
+    return d
+
+
+def check_complete(run: VideoRun) -> None:
+    """Frames in == frames out for a run that was not stopped.
+
+    Raises:
+        CheckFailedError: Frames were lost between decode and encode.
+    """
+    r = run.result
+    if not r.interrupted and r.failure is None and r.frames_in != r.frames_out:
+        raise CheckFailedError(f"decoded {r.frames_in} frames but wrote {r.frames_out}")
+
+
+def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
+    """The machine-readable run report (``--report run.json``)."""
+    import numpy
+    import onnxruntime
+
+    r = run.result
+    return {
+        "source": run.source,
+        "output": run.output,
+        "frames_in": r.frames_in,
+        "frames_out": r.frames_out,
+        "wall_s": round(r.wall_s, 4),
+        "fps": round(r.fps, 3),
+        "interrupted": r.interrupted,
+        "error": _error_text(r.failure) if r.failure else run.decode_error,
+        "latency_ms": {name: asdict(r.stages[name].summary()) for name in STAGES}
+        | {"end_to_end": asdict(r.end_to_end.summary())},
+        "input": run.input_info,
+        "model": {"path": str(rt.model), **asdict(rt.desc)},
+        "backend": rt.backend.describe(),
+        "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
+        "software": {"python": platform.python_version(), "numpy": numpy.__version__,
+                     "onnxruntime": onnxruntime.__version__},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+    }
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write the report JSON atomically."""
+    write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
+
+
+def _error_text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

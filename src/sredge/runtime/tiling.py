@@ -1,0 +1,221 @@
+"""Tiled inference: pure tile planning, and running a plan through a model.
+
+Coordinate spaces (commented at each use):
+
+* **input**: pixels of the network input (after any bicubic pre-upsampling), (C, H, W);
+* **tile**: pixels of one tile as the network sees it, (C, tile_h, tile_w), including
+  the reflect padding added below/right to reach the tile shape;
+* **output**: input coordinates times ``net_scale`` (the network's own upscale).
+
+Every tile reads a window of the input that contains the region it *owns* (its core)
+plus at least ``overlap`` pixels of context on each side (or the image border). In crop
+mode (default) each output pixel comes from the one tile that owns it, so with an overlap
+of at least the network's receptive field the tiled result equals the whole-image result.
+In blend mode tiles are feather-blended over their overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sredge.errors import InputError
+
+Runner = Callable[[np.ndarray], np.ndarray]
+"""(N, C, tile_h, tile_w) float32 -> (N, C_out, tile_h * s, tile_w * s) float32."""
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """How to split an image into tiles."""
+
+    tile: int | None = None
+    """Tile edge in input pixels; None runs the whole image as one tile."""
+    overlap: int = 16
+    """Context pixels on each side of a tile's core, in input pixels."""
+    blend: bool = False
+    """Feather-blend overlapping tiles instead of cropping the overlap away."""
+    batch: int = 1
+    """Tiles run together in one call (all tiles of a plan share one shape)."""
+    fixed_hw: tuple[int, int] | None = None
+    """The model accepts exactly this (height, width): every tile is run at it."""
+    multiple: int = 1
+    """Tile height/width are padded up to a multiple of this."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile, in input coordinates."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    """The window read from the input: rows [y0, y1), columns [x0, x1)."""
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+    """The core this tile owns in the result (inside the window)."""
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tiles covering an image, all run at one shape."""
+
+    height: int
+    width: int
+    """Image size, input pixels."""
+    tile_h: int
+    tile_w: int
+    """Shape every tile is run at (window + reflect padding below/right)."""
+    overlap: int
+    tiles: tuple[Tile, ...]
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Split one axis: (window start, window end, core start, core end) per tile (pure)."""
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = tile - 2 * overlap
+    if step <= 0:
+        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap})")
+    n = math.ceil(length / step)
+    bounds = [round(i * length / n) for i in range(n + 1)]
+    spans = []
+    for c0, c1 in zip(bounds[:-1], bounds[1:]):
+        # Window of exactly `tile` pixels holding the core plus `overlap` context (clamped to the image).
+        start = min(max(c0 - overlap, 0), length - tile)
+        spans.append((start, start + tile, c0, c1))
+    return spans
+
+
+def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
+    """Plan tiles for an image of ``height`` x ``width`` input pixels (pure).
+
+    Tiles never extend past the image: images smaller than the tile shape are covered by one
+    window of the image's size, reflect-padded below/right up to the tile shape (needed only
+    for fixed-shape models and size multiples).
+
+    Raises:
+        InputError: The tile is not larger than twice the overlap, or the sizes are invalid.
+    """
+    if height < 1 or width < 1:
+        raise InputError(f"cannot tile an image of {height}x{width}")
+    if cfg.overlap < 0 or cfg.batch < 1 or cfg.multiple < 1:
+        raise InputError("overlap must be >= 0, batch >= 1")
+    m = cfg.multiple
+    if cfg.fixed_hw is not None:
+        th, tw = cfg.fixed_hw
+        win_h, win_w = th, tw
+    elif cfg.tile is None:
+        th, tw = _round_up(height, m), _round_up(width, m)
+        win_h, win_w = height, width
+    else:
+        if cfg.tile < 1:
+            raise InputError(f"tile size must be positive, got {cfg.tile}")
+        t = _round_up(cfg.tile, m)
+        win_h, win_w = min(t, height), min(t, width)
+        th, tw = _round_up(win_h, m), _round_up(win_w, m)
+    rows = _axis(height, win_h, cfg.overlap)
+    cols = _axis(width, win_w, cfg.overlap)
+    tiles = tuple(
+        Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
+        for (y0, y1, cy0, cy1) in rows
+        for (x0, x1, cx0, cx1) in cols
+    )
+    return TilePlan(height, width, th, tw, cfg.overlap, tiles)
+
+
+def pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Pad (..., H, W) below/right to (..., h, w): reflect where possible, else edge (tiny images)."""
+    ph, pw = h - x.shape[-2], w - x.shape[-1]
+    if ph == 0 and pw == 0:
+        return x
+    width = [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)]
+    mode = "reflect" if ph < x.shape[-2] and pw < x.shape[-1] else "edge"
+    return np.pad(x, width, mode=mode)
+
+
+def _feather(n: int, start: int, length: int, overlap: int, total: int) -> np.ndarray:
+    """1-D blend weights over a window: linear ramps in the overlap, none at image borders."""
+    pos = np.arange(n, dtype=np.float32)
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        if start > 0:
+            w = np.minimum(w, (pos + 0.5) / overlap)
+        if start + length < total:
+            w = np.minimum(w, (length - pos - 0.5) / overlap)
+    return np.clip(w, 1e-3, 1.0)
+
+
+def run_tiles(x: np.ndarray, run: Runner, plan: TilePlan, net_scale: int, batch: int = 1,
+              blend: bool = False) -> np.ndarray:
+    """Run a tile plan through a model.
+
+    Args:
+        x: (C, H, W) float32 network input (input coordinates).
+        run: The model: a batch of tiles in, their outputs out.
+        plan: From :func:`plan_tiles` for this H, W.
+        net_scale: Output pixels per input pixel of the network itself (1 for pre-upsampling networks).
+        batch: Tiles per call.
+        blend: Feather-blend overlaps (else crop them away).
+
+    Returns:
+        (C_out, H * net_scale, W * net_scale) float32.
+    """
+    s = net_scale
+    out = acc = None
+    for i in range(0, len(plan.tiles), batch):
+        group = plan.tiles[i:i + batch]
+        # tile space: window + reflect padding to the plan's shape
+        stack = np.stack([pad_to(x[:, t.y0:t.y1, t.x0:t.x1], plan.tile_h, plan.tile_w) for t in group])
+        res = run(np.ascontiguousarray(stack))
+        if res.shape[0] != len(group) or res.shape[2] != plan.tile_h * s or res.shape[3] != plan.tile_w * s:
+            raise InputError(
+                f"the model turned a {plan.tile_h}x{plan.tile_w} tile into {res.shape[2]}x{res.shape[3]}, "
+                f"not x{s}; check --scale"
+            )
+        if out is None:
+            out = np.zeros((res.shape[1], plan.height * s, plan.width * s), np.float32)
+            if blend:
+                acc = np.zeros((1, plan.height * s, plan.width * s), np.float32)
+        for t, r in zip(group, res):
+            if blend:
+                # output space: the whole window (minus padding), weighted
+                hh, ww = (t.y1 - t.y0) * s, (t.x1 - t.x0) * s
+                wy = _feather(hh, t.y0 * s, hh, plan.overlap * s, plan.height * s)
+                wx = _feather(ww, t.x0 * s, ww, plan.overlap * s, plan.width * s)
+                wgt = wy[:, None] * wx[None, :]
+                out[:, t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s] += r[:, :hh, :ww] * wgt
+                acc[:, t.y0 * s:t.y1 * s, t.x0 * s:t.x1 * s] += wgt
+            else:
+                # output space: the core only; its offset inside the tile is (cy0 - y0) * s
+                oy, ox = (t.cy0 - t.y0) * s, (t.cx0 - t.x0) * s
+                hh, ww = (t.cy1 - t.cy0) * s, (t.cx1 - t.cx0) * s
+                out[:, t.cy0 * s:t.cy1 * s, t.cx0 * s:t.cx1 * s] = r[:, oy:oy + hh, ox:ox + ww]
+    if blend:
+        out /= acc
+    return out
+
+
+def auto_tile(height: int, width: int, channels_out: int, net_scale: int, budget_bytes: int,
+              feature_channels: int = 64) -> int | None:
+    """Pick a tile edge from a memory budget (pure); None when the whole image fits.
+
+    The estimate per input pixel is float32 activations of ``feature_channels`` channels,
+    times four live buffers, plus the output pixels: a deliberately rough upper bound for
+    the convolutional SR networks in the zoo (transformers use more: give them a lower budget).
+    """
+    per_px = 4 * (4 * feature_channels + channels_out * net_scale * net_scale)
+    max_px = max(budget_bytes // per_px, 64 * 64)
+    if height * width <= max_px:
+        return None
+    return max(64, int(math.isqrt(max_px)) // 16 * 16)

@@ -1,0 +1,101 @@
+"""Upscaling one image or frame: colour handling, tiling and the model, in three timed stages.
+
+Colour handling lives here and in :mod:`sredge.imaging.model_io`, nowhere else:
+greyscale stays greyscale, RGBA keeps its alpha (upscaled bicubically, separately from
+the colour), 16-bit stays 16-bit, luma-only networks see Y with chroma upscaled
+bicubically, and pre-upsampling networks get the MATLAB-bicubic input they expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sredge.errors import InputError
+from sredge.imaging.io import to_float
+from sredge.imaging.model_io import chroma_of, image_to_input, output_to_rgb
+from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.tiling import Runner, TileConfig, pad_to, plan_tiles, run_tiles
+
+MIN_SIDE = 16
+"""Images thinner than this (network-input pixels) are padded for inference, then cropped."""
+
+
+@dataclass
+class Prepared:
+    """A decoded image turned into network input, with what is needed to rebuild the output."""
+
+    x: np.ndarray
+    """(C, H', W') float32 network input in [0, value_range]."""
+    chroma: np.ndarray | None
+    """(H, W, 2) CbCr for luma-only networks."""
+    alpha: np.ndarray | None
+    """(H, W) float32 alpha in [0, 1] of an RGBA input."""
+    grey: bool
+    """The input had one channel; the output will too."""
+    dtype: np.dtype
+    """uint8 or uint16: the output's sample type."""
+
+
+class Upscaler:
+    """Upscale images with one model. Images are (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16."""
+
+    def __init__(self, run: Runner, desc: ModelDescriptor, tiling: TileConfig = TileConfig()):
+        self.run_model = run
+        self.desc = desc
+        self.tiling = tiling
+        self.net_scale = 1 if desc.pre_upsample else desc.scale
+
+    def preprocess(self, img: np.ndarray) -> Prepared:
+        """Image -> network input (see :class:`Prepared`)."""
+        if img.dtype not in (np.uint8, np.uint16):
+            raise InputError(f"unsupported image sample type {img.dtype} (8- or 16-bit images)")
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]
+        if img.ndim == 2:
+            grey, alpha, rgb = True, None, np.repeat(to_float(img)[..., None], 3, axis=2)
+        elif img.ndim == 3 and img.shape[2] in (3, 4):
+            grey = False
+            f = to_float(img)
+            rgb, alpha = f[..., :3], (f[..., 3] if img.shape[2] == 4 else None)
+        else:
+            raise InputError(f"unsupported image layout {img.shape} (grey, RGB or RGBA)")
+        if min(rgb.shape[:2]) < 1:
+            raise InputError("empty image")
+        x = image_to_input(rgb, self.desc)[0]
+        return Prepared(x, chroma_of(rgb, self.desc), alpha, grey, img.dtype)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """(C, H', W') network input -> (1, C_out, H'*s, W'*s) network output, tiled per the config.
+
+        Inputs thinner than ``MIN_SIDE`` are padded (reflect, or edge when too small to reflect)
+        and the output cropped: otherwise a network's zero padding dominates a 1-pixel image.
+        """
+        h, w = x.shape[1:]
+        if h < MIN_SIDE or w < MIN_SIDE:
+            x = pad_to(x, max(h, MIN_SIDE), max(w, MIN_SIDE))
+        plan = plan_tiles(x.shape[1], x.shape[2], self.tiling)
+        out = run_tiles(x, self.run_model, plan, self.net_scale, self.tiling.batch, self.tiling.blend)
+        s = self.net_scale
+        return out[None, :, : h * s, : w * s]
+
+    def postprocess(self, out: np.ndarray, prep: Prepared) -> np.ndarray:
+        """Network output -> image in the input's layout and sample type, ``scale`` times larger."""
+        rgb = output_to_rgb(out, self.desc, prep.chroma)
+        h, w = rgb.shape[:2]
+        if prep.grey:
+            result = rgb.mean(axis=2)
+        elif prep.alpha is not None:
+            a = np.clip(cv2.resize(prep.alpha, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
+            result = np.concatenate([rgb, a[..., None]], axis=2)
+        else:
+            result = rgb
+        peak = 65535.0 if prep.dtype == np.uint16 else 255.0
+        return np.round(np.clip(result, 0.0, 1.0) * peak).astype(prep.dtype)
+
+    def upscale(self, img: np.ndarray) -> np.ndarray:
+        """All three stages: an image in, the upscaled image out (same layout and sample type)."""
+        prep = self.preprocess(img)
+        return self.postprocess(self.infer(prep.x), prep)

@@ -1,0 +1,790 @@
+"""Streaming video input and output for the ``sr-run`` video pipeline (PyAV / FFmpeg).
+
+:class:`VideoReader` opens a file, a network stream or a camera and yields, in demux
+order, decoded video frames and undecoded audio packets. :class:`VideoWriter` encodes
+frames to H.264 and stream-copies the audio packets, so audio passes through untouched.
+
+Layouts and units:
+
+* ``Frame.rgb`` is ``(H, W, 3)`` ``uint8``, channels in R, G, B order, values 0..255,
+  C-contiguous, already rotated upright (see :attr:`VideoInfo.rotation`).
+* ``Frame.pts`` is in units of :attr:`VideoInfo.time_base` (the video stream's time
+  base): seconds = ``pts * time_base``. The writer uses the same time base and keeps
+  each frame's pts, so variable frame rate and gaps survive a round trip.
+* YUV <-> RGB: the reader converts with the matrix the stream is tagged with (BT.601
+  when untagged, as FFmpeg does) and honours full-range tags; the writer converts to
+  limited-range BT.709 ``yuv420p`` and tags the stream so players match.
+
+Nothing holds more than a few frames: iteration is one pass over the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import sys
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.error
+import numpy as np
+from av.stream import Discard, Disposition
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+
+from sredge.atomic import check_writable
+from sredge.errors import InputError
+
+log = logging.getLogger(__name__)
+
+AudioPacket = av.Packet
+"""An undecoded, demuxed audio packet, exactly as PyAV returns it (``av.Packet``).
+
+Its ``stream`` is one of :attr:`VideoReader.audio_streams`; its ``pts``/``dts`` are in
+that audio stream's ``time_base``. Hand it to :meth:`VideoWriter.mux_audio` unchanged.
+"""
+
+NETWORK_OPEN_TIMEOUT_S = 5.0
+"""Seconds to wait for a network stream to open before giving up."""
+NETWORK_READ_TIMEOUT_S = 10.0
+"""Seconds without data after which a network stream counts as stopped."""
+
+_NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "rtp", "srt", "tcp"})
+# Demuxers that open still images or text as a one-picture "video".
+_NOT_VIDEO_FORMATS = frozenset({"image2", "image2pipe", "tty", "bin", "xbin", "adf", "idf"})
+_X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)  # fmt: skip
+_MOV_FORMATS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
+# Damaged packets/frames skipped in a row (live streams, or before the first frame) before giving up.
+_MAX_DROPS_IN_A_ROW = 300
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a :class:`VideoReader` knows about its input once entered.
+
+    Attributes:
+        width: Display width in pixels, after :attr:`rotation` is applied (= ``Frame.rgb.shape[1]``).
+        height: Display height in pixels, after rotation (= ``Frame.rgb.shape[0]``).
+        fps: Average frame rate in frames per second, or None when the stream does not say.
+        time_base: Seconds per unit of ``Frame.pts`` (the video stream's time base).
+        frame_count: Number of frames the container declares (MP4/MOV), else None.
+            Not a promise: a damaged file yields fewer (see :attr:`VideoReader.error`).
+        rotation: Counter-clockwise rotation in degrees (0, 90, 180 or 270) that the
+            reader applied to the decoded pixels to make them upright, from the
+            stream's display matrix. Mirroring in the matrix is not applied.
+        codec: FFmpeg name of the video codec, e.g. ``"h264"``.
+        has_audio: The input has at least one audio stream (see :attr:`VideoReader.audio_streams`).
+        is_live: A camera or a network stream of unknown length; read until it stops.
+    """
+
+    width: int
+    height: int
+    fps: Fraction | None
+    time_base: Fraction
+    frame_count: int | None
+    rotation: int
+    codec: str
+    has_audio: bool
+    is_live: bool
+
+
+@dataclass
+class Frame:
+    """One decoded video frame.
+
+    Attributes:
+        rgb: ``(H, W, 3)`` ``uint8`` RGB, C-contiguous, upright (display orientation).
+        pts: Presentation timestamp in :attr:`VideoInfo.time_base` units, or None when
+            the stream carries none (raw elementary streams).
+        index: 0-based position in the order the decoder produced the frames
+            (presentation order for well-formed streams).
+    """
+
+    rgb: np.ndarray
+    pts: int | None
+    index: int
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a :class:`VideoReader` reads from, as FFmpeg needs it (see :func:`parse_source`).
+
+    Attributes:
+        kind: ``"file"``, ``"camera"`` or ``"url"``.
+        target: Path, device node or URL handed to FFmpeg.
+        format: Forced FFmpeg input format (``"v4l2"`` for cameras), else None to probe.
+        options: FFmpeg input/protocol options (timeouts, RTSP transport).
+        label: How messages name the source, e.g. ``"camera 0 (/dev/video0)"``.
+    """
+
+    kind: str
+    target: str
+    format: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+
+def _microseconds(seconds: float) -> str:
+    return str(int(seconds * 1_000_000))
+
+
+def parse_source(source: str) -> Source:
+    """Classify a source string; pure apart from the file checks.
+
+    Args:
+        source: A file path; an ``rtsp://``, ``rtmp://``, ``http(s)://``, ``udp://``,
+            ``rtp://``, ``srt://`` or ``tcp://`` URL; a camera index (``"0"``, ``"1"``,
+            ... meaning ``/dev/videoN``); or a ``/dev/videoN`` device.
+
+    Raises:
+        InputError: A missing or unreadable file, an unsupported URL scheme, or a camera
+            index on a system without Video4Linux2.
+    """
+    source = str(source)
+    if re.fullmatch(r"\d+", source) or source.startswith("/dev/video"):
+        device = f"/dev/video{int(source)}" if source.isdigit() else source
+        if not sys.platform.startswith("linux"):
+            raise InputError(
+                f"camera {source}: cameras are read through Video4Linux2, which needs Linux; "
+                "pass a video file or a stream URL"
+            )
+        name = f"camera {source} ({device})" if source.isdigit() else f"camera {device}"
+        return Source("camera", device, "v4l2", {}, name)
+
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", source)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme == "file":
+            return parse_source(source[len("file://") :])
+        if scheme not in _NETWORK_SCHEMES:
+            raise InputError(f"unsupported stream URL {source}: use one of {', '.join(sorted(_NETWORK_SCHEMES))}")
+        # rw_timeout bounds every blocking read of FFmpeg's I/O layer.
+        options = {"rw_timeout": _microseconds(NETWORK_READ_TIMEOUT_S)}
+        if scheme in ("rtsp", "rtsps"):
+            # TCP: no lost packets (UDP drops show up as smeared frames); "timeout" is
+            # the RTSP socket timeout, so an unreachable camera fails fast.
+            options.update(rtsp_transport="tcp", timeout=_microseconds(NETWORK_OPEN_TIMEOUT_S))
+        elif scheme in ("udp", "rtp"):
+            options.update(timeout=_microseconds(NETWORK_READ_TIMEOUT_S))
+            if scheme == "udp":
+                options["overrun_nonfatal"] = "1"
+        elif scheme in ("http", "https"):
+            options.update(reconnect="1")
+        return Source("url", source, None, options, source)
+
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"video not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {path}: permission denied")
+    return Source("file", str(path), None, {}, str(path))
+
+
+def _reason(exc: BaseException) -> str:
+    """One-line cause of an FFmpeg/OS error, without PyAV's errno and file name noise."""
+    if isinstance(exc, av.error.ExitError):
+        return "timed out"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+def _parse_hms(text: str) -> float | None:
+    """Seconds from a Matroska ``DURATION`` tag such as ``00:01:02.500000000``."""
+    m = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", text.strip())
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+
+
+class VideoReader:
+    """Decode a video file, network stream or camera, one frame at a time.
+
+    Use as a context manager; :attr:`info` is set on entry, which opens the input and
+    decodes the first frame (to learn the display size and rotation). Iterating yields
+    :class:`Frame` (decoded, RGB ``(H, W, 3)`` ``uint8``, upright) and
+    :data:`AudioPacket` (undecoded, for stream copy) in demux order. Iterate once.
+
+    Damaged input does not raise mid-stream: for a file, the frames before the damage are
+    yielded, iteration ends and :attr:`error` says what happened. Damage is detected from
+    (a) demuxer or decoder errors, (b) packets FFmpeg flags as corrupt (e.g. cut short),
+    (c) frames the decoder flags as concealed (partly made-up pictures), and (d) at the
+    end, fewer frames than the container declares or a last frame well short of the
+    declared duration. Damage is skipped with a warning instead on live streams (a network
+    hiccup is not the end of a stream) and before the first good frame (recordings that
+    start mid-GOP); a lost or stalled connection ends iteration with :attr:`error`.
+
+    Attributes:
+        source: The source string given.
+        info: :class:`VideoInfo`, available after ``__enter__``.
+        audio_streams: The input's audio streams (PyAV ``AudioStream``); packets from
+            these are yielded for :meth:`VideoWriter.mux_audio`.
+        error: None, or one line saying why decoding stopped early.
+    """
+
+    def __init__(self, source: str):
+        """Record the source; nothing is opened until ``__enter__``.
+
+        Args:
+            source: A file path, a stream URL (rtsp/rtmp/http(s)/udp/rtp/srt/tcp), a camera
+                index ``"0"``, ``"1"``, ... (``/dev/videoN``) or a ``/dev/videoN`` path.
+        """
+        self.source = str(source)
+        self.info: VideoInfo | None = None
+        self.audio_streams: tuple = ()
+        self.error: str | None = None
+        self._why: str | None = None  # cause of an early stop, set while decoding
+        self._src: Source | None = None
+        self._container = None
+        self._video = None
+        self._pending: deque = deque()
+        self._items: Iterator | None = None
+        self._live = False
+        self._count = 0  # frames yielded so far
+        self._last_pts: int | None = None
+        self._first_pts: int | None = None
+        self._coded_size: tuple[int, int] | None = None  # (width, height) before rotation
+        self._rot_k = 0  # quarter turns counter-clockwise
+        self._resized_warned = False
+        self._dropped = 0  # damaged packets/frames skipped (see _drop)
+        self._drops_in_a_row = 0
+        self._last_drop: str | None = None
+
+    # -- opening ------------------------------------------------------------------
+
+    def __enter__(self) -> VideoReader:
+        src = self._src = parse_source(self.source)
+        self._container = self._open(src)
+        try:
+            self._select_streams(src)
+            self._live = src.kind == "camera" or (src.kind == "url" and self._container.duration is None)
+            self._items = self._decode_all()
+            for item in self._items:  # up to the first frame: its size and rotation define info
+                self._pending.append(item)
+                if isinstance(item, Frame):
+                    break
+            else:
+                why = self._why or self._last_drop
+                cause = f" ({why})" if why else ""
+                raise InputError(f"{src.label}: no video frame could be decoded{cause}")
+            self.info = self._make_info()
+        except BaseException:
+            self.close()
+            raise
+        log.debug("opened %s: %s", src.label, self.info)
+        return self
+
+    def _open(self, src: Source):
+        kwargs: dict = {"format": src.format, "options": src.options}
+        if src.kind == "url":
+            kwargs["timeout"] = (NETWORK_OPEN_TIMEOUT_S, NETWORK_READ_TIMEOUT_S)
+        try:
+            return av.open(src.target, **kwargs)
+        except (av.error.FFmpegError, OSError) as exc:
+            why = _reason(exc)
+            if src.kind == "camera":
+                raise InputError(f"{src.label} did not open: {why}") from exc
+            if src.kind == "url":
+                raise InputError(f"could not open stream {src.label}: {why}") from exc
+            if isinstance(exc, av.error.InvalidDataError):
+                raise InputError(
+                    f"{src.label} is not a video FFmpeg can read (unknown format, or a damaged or cut-short file)"
+                ) from exc
+            raise InputError(f"cannot open {src.label}: {why}") from exc
+
+    def _select_streams(self, src: Source) -> None:
+        c = self._container
+        fmt = c.format
+        if fmt.name in _NOT_VIDEO_FORMATS or fmt.name.endswith("_pipe"):
+            raise InputError(f"{src.label} is not a video (FFmpeg reads it as {fmt.long_name or fmt.name})")
+        videos = [s for s in c.streams.video if not s.disposition & Disposition.attached_pic]
+        self.audio_streams = tuple(c.streams.audio)
+        if not videos:
+            what = "audio only" if self.audio_streams else f"{len(c.streams)} non-video streams"
+            raise InputError(f"{src.label} has no video stream ({what})")
+        default = [s for s in videos if s.disposition & Disposition.default]
+        self._video = (default or videos)[0]
+        if self._video.codec_context is None:
+            raise InputError(f"{src.label}: this FFmpeg build cannot decode its video codec")
+        self._video.codec_context.thread_type = "AUTO"  # frame + slice threads
+        # Subtitles, data and extra video streams are not demuxed at all.
+        keep = {self._video.index, *(s.index for s in self.audio_streams)}
+        for s in c.streams:
+            if s.index not in keep:
+                s.discard = Discard.all
+
+    def _make_info(self) -> VideoInfo:
+        v = self._video
+        w, h = self._coded_size
+        if self._rot_k % 2:
+            w, h = h, w
+        fps = v.average_rate if v.average_rate else None
+        frames = v.frames if (v.frames and not self._live) else None
+        return VideoInfo(
+            width=w,
+            height=h,
+            fps=Fraction(fps) if fps else None,
+            time_base=Fraction(v.time_base),
+            frame_count=frames,
+            rotation=self._rot_k * 90,
+            codec=v.codec_context.name,
+            has_audio=bool(self.audio_streams),
+            is_live=self._live,
+        )
+
+    # -- iteration -----------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Frame | AudioPacket]:
+        """Yield :class:`Frame` and :data:`AudioPacket` items in demux order, once."""
+        if self._items is None:
+            raise RuntimeError("use VideoReader as a context manager: with VideoReader(src) as r: ...")
+        while self._pending:
+            yield self._pending.popleft()
+        yield from self._items
+
+    def _stop(self, why: str) -> None:
+        """Record why decoding ends early; ``error`` is composed when iteration ends."""
+        self._why = why
+
+    def _decode_all(self) -> Iterator[Frame | AudioPacket]:
+        try:
+            yield from self._decode_until_damage()
+        finally:
+            if self._why is not None:
+                # Frames still in the decoder may follow the stop, so count at the very end.
+                self.error = f"stopped at frame {self._count}: {self._why}"
+                log.warning("%s: %s", self._src.label, self.error)
+
+    def _decode_until_damage(self) -> Iterator[Frame | AudioPacket]:
+        """Demux video + audio; decode video; stop cleanly (with ``error``) on damage."""
+        video = self._video
+        packets = self._container.demux(video, *self.audio_streams)
+        drain = True  # flush the decoder at the end: the frames it holds are intact
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except (av.error.FFmpegError, OSError) as exc:
+                self._stop(("stream lost: " if self._live else "read error: ") + _reason(exc))
+                break
+            if packet.size == 0:  # end-of-stream markers; the decoder is flushed below
+                continue
+            if packet.stream_index != video.index:
+                if packet.is_corrupt:
+                    log.warning("%s: dropped a damaged audio packet at byte %s", self._src.label, packet.pos)
+                    continue
+                yield packet
+                continue
+            if packet.is_corrupt:  # FFmpeg marks packets it could not read whole
+                if self._drop(f"a damaged or cut-short packet at byte {packet.pos}"):
+                    continue
+                break
+            try:
+                decoded = video.decode(packet)
+            except av.error.FFmpegError as exc:
+                if self._drop(f"an undecodable packet ({_reason(exc)})"):
+                    continue
+                break
+            yield from self._emit(decoded)
+            if self._why is not None:
+                drain = False  # later frames may reference the damaged one
+                break
+        if drain:
+            try:
+                decoded = video.decode(None)
+            except av.error.FFmpegError as exc:
+                decoded = []
+                if self._why is None:
+                    self._stop(f"corrupt data at the end: {_reason(exc)}")
+            yield from self._emit(decoded)
+        if self._why is None and not self._live:
+            self._check_complete()
+
+    def _emit(self, decoded: list) -> Iterator[Frame]:
+        for vf in decoded:
+            if vf.is_corrupt:  # the decoder concealed errors: part of the picture is made up
+                if self._drop("a frame with concealed decoding errors"):
+                    continue
+                return
+            self._drops_in_a_row = 0
+            yield self._to_frame(vf)
+
+    def _drop(self, what: str) -> bool:
+        """Skip damaged data where that is tolerated, else stop. Returns True if skipped.
+
+        Live streams skip damage (a network hiccup is not the end of a stream), and so does
+        any input before its first good frame (recordings that start mid-GOP decode
+        garbage until the next key frame). Files stop at damage after the first frame.
+        """
+        tolerated = self._live or self._count == 0
+        if not tolerated or self._drops_in_a_row >= _MAX_DROPS_IN_A_ROW:
+            self._stop(f"corrupt data: {what}")
+            return False
+        self._drops_in_a_row += 1
+        self._dropped += 1
+        self._last_drop = what
+        level = logging.WARNING if self._dropped <= 10 else logging.DEBUG
+        log.log(level, "%s: dropped %s (%d so far)", self._src.label, what, self._dropped)
+        return True
+
+    def _to_frame(self, vf) -> Frame:
+        if self._coded_size is None:
+            self._coded_size = (vf.width, vf.height)
+            rot = vf.rotation  # counter-clockwise degrees from the display matrix, [-180, 180]
+            self._rot_k = round(rot / 90) % 4
+            if abs(rot - round(rot / 90) * 90) > 1:
+                label, used = self._src.label, 90 * self._rot_k
+                log.warning("%s: rotation %s° is not a multiple of 90; using %d°", label, rot, used)
+        kwargs: dict = {"format": "rgb24"}
+        if (vf.width, vf.height) != self._coded_size:
+            # Mid-stream size changes (adaptive streams) are scaled back so every frame matches info.
+            kwargs["width"], kwargs["height"] = self._coded_size
+            if not self._resized_warned:
+                self._resized_warned = True
+                log.warning(
+                    "%s: frame size changed to %dx%d; scaling to %dx%d",
+                    self._src.label, vf.width, vf.height, *self._coded_size,
+                )  # fmt: skip
+        if vf.color_range == ColorRange.JPEG:
+            # PyAV treats an unset source range as limited; full-range video must say so.
+            kwargs["src_color_range"] = ColorRange.JPEG
+        rgb = vf.to_ndarray(**kwargs)
+        if self._rot_k:
+            rgb = np.rot90(rgb, self._rot_k)
+        pts = vf.pts if vf.pts is not None else vf.dts
+        frame = Frame(np.ascontiguousarray(rgb), pts, self._count)
+        self._count += 1
+        if pts is not None:
+            self._first_pts = pts if self._first_pts is None else min(self._first_pts, pts)
+            self._last_pts = pts if self._last_pts is None else max(self._last_pts, pts)
+        return frame
+
+    def _check_complete(self) -> None:
+        """After a clean end of a file: did it end where the container says it should?"""
+        v = self._video
+        frame_s = float(1 / v.average_rate) if v.average_rate else 0.0
+        expected = self._declared_duration_s()
+        got = None
+        if self._last_pts is not None and self._first_pts is not None:
+            got = float((self._last_pts - self._first_pts) * v.time_base) + frame_s
+        declared = self.info.frame_count if self.info else None
+        if declared and self._count < declared:
+            # An edit list may hide declared frames on purpose; the time then still reaches the end.
+            if expected is None or got is None or got < expected - 1.5 * frame_s:
+                self._stop(f"the file ends early ({declared} frames declared; truncated?)")
+            return
+        if expected is not None and got is not None and got < expected - (1.0 + 0.05 * expected):
+            self._stop(f"the file ends early, at {got:.2f} s of {expected:.2f} s (truncated?)")
+
+    def _declared_duration_s(self) -> float | None:
+        v = self._video
+        if v.duration and v.time_base:
+            return float(v.duration * v.time_base)
+        tag = v.metadata.get("DURATION")  # Matroska writes per-stream durations as tags
+        if tag and (seconds := _parse_hms(tag)) is not None:
+            return seconds
+        if not self.audio_streams and self._container.duration:
+            return self._container.duration / av.time_base  # the container's span is the video's
+        return None
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the input; iteration ends. Safe to call twice."""
+        self._items = None
+        self._pending.clear()
+        if self._container is not None:
+            container, self._container = self._container, None
+            container.close()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _matroska_can_hold(codec: str) -> bool:
+    probe = av.open(os.devnull, "w", format="matroska")  # never started: writes nothing
+    try:
+        return codec in probe.supported_codecs
+    finally:
+        probe.close()
+
+
+class VideoWriter:
+    """Encode RGB frames to H.264 (``yuv420p``) and stream-copy audio, atomically.
+
+    Use as a context manager. Output goes to a hidden temporary file beside ``path``
+    (``.<name>.<random>.partial<suffix>``, same folder so the rename is atomic) and is
+    renamed onto ``path`` when the writer closes. Closing always finalizes (flushes the
+    encoder, writes the index), also when the ``with`` block raised, e.g. on Ctrl-C or a
+    backend error mid-video: a stopped run leaves a playable file of the frames written.
+    If no frame was written, the temporary file is removed and nothing is left; so is it
+    when finishing itself fails or is interrupted (a second Ctrl-C).
+
+    Frames: ``Frame.rgb`` is ``(height, width, 3)`` ``uint8`` RGB. Odd sizes cannot be
+    stored in 4:2:0, so an odd ``width``/``height`` is padded to even by repeating the last
+    column/row: the output is then at most 1 px wider/taller than asked.
+
+    Timestamps: the output video stream has the given ``time_base`` and each frame keeps
+    its ``pts`` (in ``time_base`` units), so timing, including variable frame rate, is
+    preserved when the container can store that time base (MP4/MOV can; Matroska
+    rounds to milliseconds). A missing pts continues from the previous frame at ``fps``;
+    a pts not above the previous one is bumped by one tick (with a warning), since the
+    encoder needs strictly increasing timestamps.
+
+    Attributes:
+        path: The final output path.
+        frames_written: Frames handed to the encoder so far.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        time_base: Fraction,
+        fps: Fraction | None,
+        crf: int = 18,
+        codec: str = "libx264",
+        preset: str = "medium",
+        audio_from: VideoReader | None = None,
+    ):
+        """Check the options and the output folder; nothing is created until ``__enter__``.
+
+        Args:
+            path: Output file; the container format comes from its suffix (``.mp4``, ``.mkv``, ``.mov``).
+            width: Width in pixels of the frames to be written.
+            height: Height in pixels of the frames to be written.
+            time_base: Seconds per pts unit, normally the reader's :attr:`VideoInfo.time_base`.
+            fps: Nominal frame rate written as stream metadata and used as the encoder's
+                rate-control hint; None when unknown.
+            crf: Constant rate factor, 0 (lossless) .. 51; 18 is visually transparent.
+            codec: FFmpeg encoder name; ``crf`` and ``preset`` are passed to it as options.
+            preset: x264 speed/size trade-off, ``ultrafast`` .. ``placebo``.
+            audio_from: An entered reader whose audio streams are copied to the output;
+                feed its :data:`AudioPacket` items to :meth:`mux_audio`.
+
+        Raises:
+            InputError: Impossible options, an encoder missing from this FFmpeg build,
+                or an output folder that is missing or read-only.
+        """
+        self.path = check_writable(path)
+        if int(width) < 1 or int(height) < 1:
+            raise InputError(f"cannot write {self.path}: frame size {width}x{height} is empty")
+        if not 0 <= int(crf) <= 51:
+            raise InputError(f"crf must be between 0 and 51, got {crf}")
+        if codec in ("libx264", "libx265") and preset not in _X264_PRESETS:
+            raise InputError(f"unknown {codec} preset {preset!r}: use one of {', '.join(_X264_PRESETS)}")
+        try:
+            encoder = av.codec.Codec(codec, "w")
+        except (av.codec.codec.UnknownCodecError, ValueError) as exc:
+            raise InputError(f"video encoder {codec!r} is not available in this FFmpeg build") from exc
+        if encoder.type != "video":
+            raise InputError(f"{codec!r} is not a video encoder")
+        time_base = Fraction(time_base)
+        if time_base <= 0:
+            raise InputError(f"time base must be positive, got {time_base}")
+        if fps is not None and Fraction(fps) <= 0:
+            fps = None
+        self.width, self.height = int(width), int(height)
+        self.time_base = time_base
+        self.fps = Fraction(fps) if fps is not None else None
+        self.crf, self.codec, self.preset = int(crf), codec, preset
+        self.audio_from = audio_from
+        self.frames_written = 0
+        # Encoded size: 4:2:0 chroma needs even dimensions.
+        self._enc_w, self._enc_h = self.width + self.width % 2, self.height + self.height % 2
+        self._tmp: Path | None = None
+        self._container = None
+        self._stream = None
+        self._audio_map: dict[int, object] = {}
+        self._pending: list = []  # encoded packets not yet muxed (survive an interrupt)
+        self._last_pts: int | None = None
+        self._bumped_warned = False
+        step = round(1 / (self.fps * time_base)) if self.fps else 1
+        self._pts_step = max(1, step)
+
+    def __enter__(self) -> VideoWriter:
+        self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial{self.path.suffix}")
+        try:
+            self._container = av.open(str(self._tmp), "w")
+        except ValueError as exc:
+            raise InputError(
+                f"cannot tell the video format from the name {self.path.name}; use a suffix like .mp4 or .mkv"
+            ) from exc
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(f"cannot write {self.path}: {_reason(exc)}") from exc
+        try:
+            if self._container.format.name in _MOV_FORMATS and self.time_base.numerator == 1:
+                # The MOV muxer would otherwise raise a small timescale (e.g. 1/1000 from
+                # Matroska) to >= 10000 and rewrite every pts; keep the caller's units.
+                self._container.container_options["video_track_timescale"] = str(self.time_base.denominator)
+            self._add_video_stream()
+            self._add_audio_streams()
+            self._container.start_encoding()  # opens the encoder now: bad options fail before any work
+        except BaseException as exc:
+            self._abandon()
+            if isinstance(exc, (av.error.FFmpegError, OSError)):
+                raise InputError(f"cannot write {self.path} with {self.codec}: {_reason(exc)}") from exc
+            raise
+        return self
+
+    def _add_video_stream(self) -> None:
+        c = self._container
+        try:
+            s = c.add_stream(self.codec, rate=self.fps, options={"crf": str(self.crf), "preset": self.preset})
+        except ValueError as exc:  # the container cannot hold this codec
+            raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
+        s.width, s.height = self._enc_w, self._enc_h
+        s.pix_fmt = "yuv420p"
+        s.time_base = self.time_base
+        cc = s.codec_context
+        cc.time_base = self.time_base
+        cc.colorspace, cc.color_range = Colorspace.ITU709, ColorRange.MPEG
+        cc.color_primaries, cc.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
+        self._stream = s
+
+    def _add_audio_streams(self) -> None:
+        reader = self.audio_from
+        if reader is None:
+            return
+        if reader.info is None:
+            raise RuntimeError("audio_from must be an entered VideoReader")
+        for a in reader.audio_streams:
+            try:
+                out = self._container.add_stream_from_template(a)
+            except ValueError as exc:
+                name = a.codec_context.name
+                hint = "write to .mkv instead" if _matroska_can_hold(name) else "convert the input's audio first"
+                kind = self.path.suffix or "these"
+                raise InputError(f"{kind} files cannot hold the input's {name} audio; {hint}") from exc
+            self._audio_map[a.index] = out
+
+    # -- writing -------------------------------------------------------------------
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame.
+
+        Args:
+            frame: ``frame.rgb`` is ``(height, width, 3)`` ``uint8`` RGB; ``frame.pts`` is in
+                ``time_base`` units (None: continue at ``fps``).
+
+        Raises:
+            ValueError: The array has the wrong shape or dtype.
+            InputError: The encoder or the disk failed (e.g. disk full).
+        """
+        if self._container is None:
+            raise RuntimeError("VideoWriter is not open; use it as a context manager")
+        rgb = frame.rgb
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(
+                f"frame must be ({self.height}, {self.width}, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}"
+            )
+        if (self._enc_w, self._enc_h) != (self.width, self.height):
+            rgb = np.pad(rgb, ((0, self._enc_h - self.height), (0, self._enc_w - self.width), (0, 0)), mode="edge")
+        pts = self._next_pts(frame.pts)
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        vf = vf.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+        vf.pts = pts
+        vf.time_base = self.time_base
+        try:
+            packets = self._stream.encode(vf)
+            self.frames_written += 1
+            self._last_pts = pts
+            self._pending.extend(packets)
+            self._mux_pending(self._container)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
+
+    def _next_pts(self, pts: int | None) -> int:
+        last = self._last_pts
+        if pts is None:
+            return 0 if last is None else last + self._pts_step
+        if last is not None and pts <= last:
+            if not self._bumped_warned:
+                self._bumped_warned = True
+                log.warning("%s: frame pts %d is not after %d; shifting it (broken timestamps)", self.path, pts, last)
+            return last + 1
+        return int(pts)
+
+    def _mux_pending(self, container) -> None:
+        while self._pending:
+            container.mux(self._pending[0])
+            self._pending.pop(0)
+
+    def mux_audio(self, packet: AudioPacket) -> None:
+        """Stream-copy one audio packet from ``audio_from`` (timestamps rescaled, data unchanged).
+
+        Packets of streams that were not copied, and end-of-stream markers, are ignored.
+        The packet object is re-targeted at the output stream (it is not reusable after).
+        """
+        if self._container is None:
+            raise RuntimeError("VideoWriter is not open; use it as a context manager")
+        out = self._audio_map.get(packet.stream_index) if packet.stream is not None else None
+        if out is None or packet.dts is None or packet.size == 0:
+            return
+        packet.stream = out
+        try:
+            self._container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
+
+    # -- finishing -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finalize and rename onto ``path`` (or remove the temporary file if no frame was written).
+
+        Raises:
+            InputError: Finishing the file failed (e.g. disk full); nothing is left behind.
+        """
+        c = self._container
+        if c is None:
+            return
+        self._container = None
+        try:
+            if self.frames_written:
+                self._pending.extend(self._stream.encode(None))  # flush delayed frames
+                self._mux_pending(c)
+            c.close()  # writes the trailer (the MP4 index)
+        except BaseException as exc:
+            self._container = c
+            self._abandon()
+            if isinstance(exc, (av.error.FFmpegError, OSError)):
+                raise InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
+            raise
+        if self.frames_written:
+            os.replace(self._tmp, self.path)
+            log.info("wrote %d frames to %s", self.frames_written, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def _abandon(self) -> None:
+        c, self._container = self._container, None
+        try:
+            if c is not None:
+                c.close()
+        except Exception:  # the file is being discarded anyway
+            log.debug("closing an abandoned output failed", exc_info=True)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # The block failed: still finish what was written, but let the original error propagate.
+        try:
+            self.close()
+        except Exception as close_exc:  # noqa: BLE001 - the block's own error is the one to raise
+            log.error("could not finish %s after an error: %s", self.path, close_exc)

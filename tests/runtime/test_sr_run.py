@@ -1,0 +1,252 @@
+"""sr-run end to end on real models, real video and real images; bad input; stopping mid-video."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import onnx
+import pytest
+
+from sredge.imaging.io import read_image
+from sredge.runtime.backends.ort import OrtBackend
+from sredge.runtime.pipeline import run_pipeline
+from sredge.runtime.upscaler import Upscaler
+from sredge.runtime.video_io import Frame, VideoReader, VideoWriter
+from tests.conftest import asset
+
+
+def _probe(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = [f for f in c.decode(video=0)]
+        audio = [s.codec_context.name for s in c.streams.audio]
+        return v, frames, audio, Fraction(v.average_rate) if v.average_rate else None
+
+
+def _one_line(res, code):
+    assert res.code == code, (res.code, res.err)
+    lines = [ln for ln in res.err.strip().splitlines() if ln.startswith("sr-run: error")]
+    assert len(lines) == 1 and "Traceback" not in res.err, res.err
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_onepiece_demo_fsrcnn_x2(cli, exported, tmp_path):
+    """The issue's acceptance run: 181 frames of 1280x960 at the source fps, decodable by PyAV."""
+    out, report = tmp_path / "out.mp4", tmp_path / "run.json"
+    res = cli("run", "--video", asset("video/onepiece_demo.mp4"), "--model", exported("fsrcnn_x2"),
+              "-o", out, "--report", report, "--preset", "ultrafast")
+    assert res.code == 0, res.err
+    v, frames, _, rate = _probe(out)
+    assert len(frames) == 181
+    assert (frames[0].width, frames[0].height) == (1280, 960)
+    src_rate = _probe(asset("video/onepiece_demo.mp4"))[3]
+    assert abs(float(rate) - float(src_rate)) < 0.01
+    rep = json.loads(report.read_text())
+    assert rep["frames_in"] == rep["frames_out"] == 181
+    for stage in ("decode", "preprocess", "infer", "postprocess", "encode", "end_to_end"):
+        lat = rep["latency_ms"][stage]
+        assert lat["count"] == 181 and 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
+    assert "p50" in res.out and "end_to_end" in res.out  # summary table
+
+
+def _clip_with_audio(path, n=12, w=64, h=48):
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=12)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        aus = c.add_stream("aac", rate=22050)
+        base = read_image(asset("realworld/OST_009.png"))
+        for i in range(n):
+            img = np.ascontiguousarray(base[i * 4:i * 4 + h, :w])
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        t = np.arange(22050) / 22050.0
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        for i in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(samples[:, i:i + 1024], format="fltp", layout="mono")
+            frame.sample_rate = 22050
+            for p in aus.encode(frame):
+                c.mux(p)
+        for s in (vs, aus):
+            for p in s.encode(None):
+                c.mux(p)
+
+
+def test_audio_is_copied_through_and_timestamps_kept(cli, exported, tmp_path):
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src)
+    res = cli("run", "--video", src, "--model", exported("espcn_x3"), "-q")
+    assert res.code == 0, res.err
+    out = tmp_path / "clip_x3.mp4"  # derived name
+    _, frames, audio, _ = _probe(out)
+    _, src_frames, src_audio, _ = _probe(src)
+    assert audio == src_audio == ["aac"]
+    assert len(frames) == len(src_frames) == 12
+    assert [f.pts * f.time_base for f in frames] == [f.pts * f.time_base for f in src_frames]
+    assert (frames[0].width, frames[0].height) == (192, 144)
+
+
+def test_backend_error_mid_video_leaves_a_playable_file(exported, tmp_path):
+    out = tmp_path / "partial.mp4"
+    with OrtBackend(exported("espcn_x3")) as be, VideoReader(str(asset("video/onepiece_demo.mp4"))) as rd:
+        calls = {"n": 0}
+
+        def failing_run(x):  # the real ONNX Runtime session, with a fault injected after 5 frames
+            calls["n"] += 1
+            if calls["n"] > 5:
+                raise RuntimeError("device lost")
+            return be.run(x)
+
+        ups = Upscaler(failing_run, be.descriptor())
+        info = rd.info
+        with VideoWriter(out, info.width * 3, info.height * 3, info.time_base, info.fps, preset="ultrafast") as wr:
+            res = run_pipeline(rd, ups, wr.write, wr.mux_audio)
+    assert isinstance(res.failure, RuntimeError)
+    _, frames, _, _ = _probe(out)
+    assert len(frames) == res.frames_out == 5
+
+
+def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):
+    out = tmp_path / "stopped.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sredge.cli.run", "--video", str(asset("video/bottle-detection.mp4")),
+         "--model", str(exported("espcn_x3")), "-o", str(out), "--preset", "ultrafast", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # model load + some frames
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "playable" in err
+    _, frames, _, _ = _probe(out)
+    assert 0 < len(frames) < 1189
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_images_file_folder_glob(cli, exported, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("0014.jpg", "wolf_gray.jpg", "children-alpha.png"):
+        (src / name).write_bytes(asset(f"realworld/{name}").read_bytes())
+    res = cli("run", "--image", src / "0014.jpg", "--model", exported("espcn_x3"), "-q")
+    assert res.code == 0, res.err
+    assert read_image(src / "0014_x3.jpg").shape == (537, 537, 3)
+    out_dir = tmp_path / "out"
+    res = cli("run", "--image", src, "--model", exported("espcn_x3"), "-o", out_dir, "-q")
+    assert res.code == 0, res.err
+    assert read_image(out_dir / "wolf_gray_x3.jpg").ndim == 2
+    assert read_image(out_dir / "children-alpha_x3.png").shape[2] == 4
+    res = cli("run", "--image", str(src / "*.png"), "--model", exported("espcn_x3"), "-o", tmp_path / "g", "-q")
+    assert res.code == 0 and (tmp_path / "g" / "children-alpha_x3.png").is_file()
+
+
+def _foreign(src, dst, fixed=None):
+    """A copy of an sredge export without its metadata (and optionally with a fixed input shape)."""
+    m = onnx.load(str(src))
+    del m.metadata_props[:]
+    if fixed:
+        for d, v in zip(m.graph.input[0].type.tensor_type.shape.dim, fixed):
+            d.Clear()
+            d.dim_value = v
+        for d in m.graph.output[0].type.tensor_type.shape.dim:
+            d.Clear()
+    onnx.save(m, str(dst))
+    return dst
+
+
+def test_foreign_onnx_with_flags_matches_sredge_export(cli, exported, tmp_path):
+    src = asset("realworld/0030.jpg")
+    foreign = _foreign(exported("espcn_x3"), tmp_path / "foreign.onnx")
+    assert cli("run", "--image", src, "--model", exported("espcn_x3"), "-o", tmp_path / "ref.png", "-q").code == 0
+    res = cli("run", "--image", src, "--model", foreign, "--color", "ycbcr", "-o", tmp_path / "f.png", "-q")
+    assert res.code == 0, res.err  # scale measured by a probe run
+    assert np.array_equal(read_image(tmp_path / "f.png"), read_image(tmp_path / "ref.png"))
+
+
+def test_fixed_shape_foreign_model_is_tiled_at_its_shape(cli, exported, tmp_path):
+    src = asset("realworld/0030.jpg")  # 220 x 220
+    fixed = _foreign(exported("fsrcnn_x2"), tmp_path / "fixed.onnx", fixed=(1, 1, 64, 64))
+    ref = cli("run", "--image", src, "--model", exported("fsrcnn_x2"), "--tile", "0", "-o", tmp_path / "r.png", "-q")
+    assert ref.code == 0, ref.err
+    res = cli("run", "--image", src, "--model", fixed, "--scale", "2", "--color", "y", "-o", tmp_path / "t.png", "-q")
+    assert res.code == 0, res.err
+    a, b = read_image(tmp_path / "t.png").astype(int), read_image(tmp_path / "r.png").astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_metadata_contradiction_is_refused(cli, exported, tmp_path):
+    line = _one_line(cli("run", "--image", asset("realworld/0030.jpg"), "--model", exported("espcn_x3"),
+                         "--scale", "2", "-o", tmp_path / "x.png"), 2)
+    assert "--scale 2 contradicts" in line
+
+
+def _tiny_onnx(path, channels):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, None, None])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, None, None])
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    g = helper.make_graph([node], "g", [x], [y], initializer=[scales])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_args,expect",
+    [
+        (lambda t, e: ["--video", t / "missing.mp4", "--model", e], "no such video file"),
+        (lambda t, e: ["--video", asset("realworld/0014.jpg"), "--model", e, "-o", t / "o.mp4"], "not a video"),
+        (lambda t, e: ["--video", "7", "--model", e, "-o", t / "o.mp4"], "camera"),
+        (lambda t, e: ["--image", t / "missing.png", "--model", e], "no such file"),
+        (lambda t, e: ["--image", asset("realworld/0014.jpg"), "--model", e, "-o", t / "no" / "dir" / "o.png"],
+         "cannot write"),
+        (lambda t, e: ["--image", asset("realworld/0014.jpg"), "--model", _tiny_onnx(t / "c2.onnx", 2)],
+         "channels"),
+        (lambda t, e: ["--image", asset("realworld/0014.jpg"), "--model", t / "nomodel.onnx"], "no such model"),
+        (lambda t, e: ["--image", asset("realworld/0014.jpg"), "--model", e, "--backend", "torch"], "--backend torch"),
+    ],
+    ids=["missing-video", "image-as-video", "camera", "missing-image", "unwritable", "channels", "missing-model",
+         "backend-mismatch"],
+)
+def test_bad_input_one_line_exit_2(cli, exported, tmp_path, make_args, expect):
+    line = _one_line(cli("run", *make_args(tmp_path, exported("espcn_x3"))), 2)
+    assert expect in line
+
+
+def test_output_would_overwrite_input(cli, exported, tmp_path):
+    src = tmp_path / "a.png"
+    src.write_bytes(asset("realworld/0030.jpg").read_bytes())
+    line = _one_line(cli("run", "--image", src, "--model", exported("espcn_x3"), "-o", src), 2)
+    assert "overwrite" in line
+
+
+def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_path):
+    # An MPEG-TS copy cut in half: decodable up to the cut.
+    ts = tmp_path / "full.ts"
+    with VideoReader(str(asset("video/onepiece_demo.mp4"))) as rd:
+        info = rd.info
+        with av.open(str(ts), "w", format="mpegts") as c:
+            s = c.add_stream("libx264", rate=24)
+            s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+            for item in rd:
+                if isinstance(item, Frame):
+                    small = np.ascontiguousarray(item.rgb[::4, ::4])
+                    for p in s.encode(av.VideoFrame.from_ndarray(small, format="rgb24")):
+                        c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+    cut = tmp_path / "cut.ts"
+    data = ts.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "cut_x3.mp4"
+    res = cli("run", "--video", cut, "--model", exported("espcn_x3"), "-o", out, "-q")
+    _one_line(res, 2)
+    _, frames, _, _ = _probe(out)
+    assert 0 < len(frames) < info.frame_count

@@ -1,0 +1,100 @@
+"""Tile planning (pure, exhaustive over sizes) and tiled == whole-image on real models."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from sredge.errors import InputError
+from sredge.imaging.io import read_rgb
+from sredge.runtime.backends.ort import OrtBackend
+from sredge.runtime.tiling import TileConfig, auto_tile, pad_to, plan_tiles, run_tiles
+from sredge.runtime.upscaler import Upscaler
+from tests.conftest import asset
+
+SIZES = [1, 2, 7, 13, 31, 32, 33, 64, 100, 257]
+CONFIGS = [TileConfig(tile=t, overlap=o) for t, o in [(8, 2), (16, 4), (32, 0), (32, 8), (64, 16)]]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"t{c.tile}o{c.overlap}")
+def test_cores_partition_the_image_and_windows_hold_their_context(cfg):
+    for h, w in itertools.product(SIZES, SIZES):
+        plan = plan_tiles(h, w, cfg)
+        owner = np.zeros((h, w), np.int32)
+        for t in plan.tiles:
+            owner[t.cy0:t.cy1, t.cx0:t.cx1] += 1
+            # window: inside the image, one shape for all tiles (<= the tile), holding core + context
+            assert 0 <= t.y0 <= t.cy0 < t.cy1 <= t.y1 <= h and 0 <= t.x0 <= t.cx0 < t.cx1 <= t.x1 <= w
+            assert (t.y1 - t.y0, t.x1 - t.x0) == (min(cfg.tile, h), min(cfg.tile, w))
+            assert t.cy0 - t.y0 >= min(cfg.overlap, t.cy0) and t.y1 - t.cy1 >= min(cfg.overlap, h - t.cy1)
+            assert t.cx0 - t.x0 >= min(cfg.overlap, t.cx0) and t.x1 - t.cx1 >= min(cfg.overlap, w - t.cx1)
+        assert (owner == 1).all(), (h, w)
+        assert (plan.tile_h, plan.tile_w) == (min(cfg.tile, h), min(cfg.tile, w))
+
+
+def test_whole_image_plan_and_fixed_shape_padding():
+    plan = plan_tiles(37, 53, TileConfig())
+    assert len(plan.tiles) == 1 and (plan.tile_h, plan.tile_w) == (37, 53)
+    plan = plan_tiles(37, 53, TileConfig(multiple=8))
+    assert (plan.tile_h, plan.tile_w) == (40, 56)
+    fixed = plan_tiles(300, 100, TileConfig(fixed_hw=(224, 224), overlap=16))
+    assert (fixed.tile_h, fixed.tile_w) == (224, 224)
+    assert all(t.x1 - t.x0 == 100 for t in fixed.tiles)  # narrower image: padded up to 224
+
+
+def test_tile_must_exceed_twice_the_overlap():
+    with pytest.raises(InputError, match="larger than twice the overlap"):
+        plan_tiles(100, 100, TileConfig(tile=32, overlap=16))
+
+
+def test_pad_to_reflects_and_handles_tiny_inputs():
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
+    p = pad_to(x, 5, 6)
+    assert p.shape == (1, 5, 6)
+    np.testing.assert_array_equal(p[0, 3, :4], x[0, 1])  # reflect, not edge
+    np.testing.assert_array_equal(p[0, 0, 4:], x[0, 0, 2:0:-1])
+    assert pad_to(np.ones((1, 1, 1), np.float32), 4, 4).shape == (1, 4, 4)
+
+
+def test_auto_tile_from_budget():
+    assert auto_tile(360, 640, 3, 2, budget_bytes=2 << 30) is None
+    t = auto_tile(2160, 3840, 3, 4, budget_bytes=256 << 20)
+    assert t is not None and t % 16 == 0 and 64 <= t < 2160
+
+
+def _image(h, w):
+    img = read_rgb(asset("realworld/OST_009.png"))
+    return np.ascontiguousarray(img[:h, :w])
+
+
+@pytest.mark.parametrize(
+    "name,overlap,size",
+    [("fsrcnn_x2", 12, (150, 211)), ("espcn_x3", 6, (120, 97)), ("anime_x4", 20, (96, 130))],
+)
+def test_tiled_equals_whole_image_on_real_models(exported, name, overlap, size):
+    with OrtBackend(exported(name)) as be:
+        desc = be.descriptor()
+        img = _image(*size)
+        whole = Upscaler(be.run, desc, TileConfig()).upscale(img)
+        for cfg in (TileConfig(tile=64, overlap=overlap, batch=3), TileConfig(tile=57, overlap=overlap)):
+            up = Upscaler(be.run, desc, cfg)
+            x = up.preprocess(img).x
+            full = up.infer(x)
+            ref = run_tiles(x, be.run, plan_tiles(x.shape[1], x.shape[2], TileConfig()), desc.scale)[None]
+            assert len(plan_tiles(x.shape[1], x.shape[2], cfg).tiles) > 2
+            assert np.abs(full - ref).max() < 1e-4 * desc.value_range
+            assert np.array_equal(up.upscale(img), whole) or np.abs(
+                up.upscale(img).astype(int) - whole).max() <= 1
+
+
+def test_blend_has_no_visible_seams(exported):
+    with OrtBackend(exported("anime_x4")) as be:
+        desc = be.descriptor()
+        img = _image(96, 130)
+        whole = Upscaler(be.run, desc).upscale(img).astype(np.float64)
+        blended = Upscaler(be.run, desc, TileConfig(tile=48, overlap=8, blend=True)).upscale(img).astype(np.float64)
+        # With too little overlap for exact equality, blending still stays close everywhere.
+        assert np.abs(blended - whole).mean() < 1.0
+        assert np.abs(blended - whole).max() < 48
