@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 import sredge
 
 BLOCK = "import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n    sys.modules[m] = None\n"
@@ -41,16 +43,17 @@ def test_every_module_outside_the_model_definitions_imports_without_torch():
     assert proc.stdout.startswith("ok")
 
 
-def test_help_works_without_torch():
-    proc = _run_blocked("""
-        from sredge.cli.export import main
+@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run")])
+def test_help_works_without_torch(command, module):
+    proc = _run_blocked(f"""
+        from sredge.cli.{module} import main
         try:
             main(['--help'])
         except SystemExit as e:
             sys.exit(e.code)
     """)
     assert proc.returncode == 0, proc.stderr
-    assert "usage: sr-export" in proc.stdout
+    assert f"usage: {command}" in proc.stdout
 
 
 def test_export_without_torch_names_the_extra(tmp_path):
@@ -98,15 +101,3 @@ def test_sr_run_on_onnx_never_imports_torch(tmp_path):
     """)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()
-
-
-def test_sr_run_help_without_torch():
-    proc = _run_blocked("""
-        from sredge.cli.run import main
-        try:
-            main(['--help'])
-        except SystemExit as e:
-            sys.exit(e.code)
-    """)
-    assert proc.returncode == 0, proc.stderr
-    assert "usage: sr-run" in proc.stdout

@@ -27,11 +27,20 @@ def test_cores_partition_the_image_and_windows_hold_their_context(cfg):
             owner[t.cy0:t.cy1, t.cx0:t.cx1] += 1
             # window: inside the image, one shape for all tiles (<= the tile), holding core + context
             assert 0 <= t.y0 <= t.cy0 < t.cy1 <= t.y1 <= h and 0 <= t.x0 <= t.cx0 < t.cx1 <= t.x1 <= w
-            assert (t.y1 - t.y0, t.x1 - t.x0) == (min(cfg.tile, h), min(cfg.tile, w))
+            assert (t.y1 - t.y0, t.x1 - t.x0) == (plan.tile_h, plan.tile_w)
             assert t.cy0 - t.y0 >= min(cfg.overlap, t.cy0) and t.y1 - t.cy1 >= min(cfg.overlap, h - t.cy1)
             assert t.cx0 - t.x0 >= min(cfg.overlap, t.cx0) and t.x1 - t.cx1 >= min(cfg.overlap, w - t.cx1)
         assert (owner == 1).all(), (h, w)
-        assert (plan.tile_h, plan.tile_w) == (min(cfg.tile, h), min(cfg.tile, w))
+        assert plan.tile_h <= min(cfg.tile, h) and plan.tile_w <= min(cfg.tile, w)
+        # No wasted context: a window is at most one pixel larger than its core plus the overlaps.
+        cores = max(t.cy1 - t.cy0 for t in plan.tiles)
+        assert plan.tile_h <= min(h, cores + 2 * cfg.overlap + 1)
+
+
+def test_overlap_overhead_is_small_for_large_tiles():
+    plan = plan_tiles(360, 640, TileConfig(tile=512, overlap=16))
+    computed = len(plan.tiles) * plan.tile_h * plan.tile_w
+    assert computed / (360 * 640) < 1.1
 
 
 def test_whole_image_plan_and_fixed_shape_padding():

@@ -31,7 +31,9 @@ def build_parser() -> Parser:
                                               "(default: the bundled model for --scale)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch"),
                    help="inference backend (default: by model file type)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
+                   help="where to run: auto (CUDA if available, else CPU), cpu, cuda, or tensorrt "
+                        "(ONNX Runtime's TensorRT provider)")
     p.add_argument("--threads", type=int, default=0, help="CPU inference threads (default: all cores)")
     p.add_argument("--fp16", action="store_true", help="float16 inference (torch backend on CUDA)")
     p.add_argument("--tile", default="auto",
@@ -49,7 +51,10 @@ def build_parser() -> Parser:
     p.add_argument("--arch", help="architecture of a checkpoint run by the torch backend")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled-code checkpoints (torch backend)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better (default 18)")
-    p.add_argument("--preset", default="medium", help="x264 preset (default medium)")
+    p.add_argument("--preset", default="veryfast",
+                   help="x264 preset (default veryfast: half the CPU of medium, similar size for upscaled video)")
+    p.add_argument("--encode-threads", type=int, default=None, metavar="N",
+                   help="encoder threads (default: a quarter of the cores, at least 1; 0: the encoder's choice)")
     p.add_argument("--display", action="store_true", help="show the upscaled video in a window")
     p.add_argument("--report", type=Path, metavar="JSON", help="write a run report (frames, fps, latencies)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
         bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
         vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
-                             display=args.display)
+                             display=args.display, encoder_threads=args.encode_threads)
         bar.finish()
         if args.report is not None:
             write_report(args.report, report_dict(vrun, rt, opts))

@@ -12,6 +12,7 @@ the sentinel and exits, and the caller's writer finalizes the file with the fram
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -26,6 +27,20 @@ from sredge.runtime.video_io import Frame
 log = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "encode")
+SIDE_STAGE_NICENESS = 10
+"""Niceness added to the decode/pre/post/encode threads (and the encoder threads they start).
+
+Inference runs on a thread pool that meets at a barrier after every layer: a core taken away
+from one of its threads stalls them all. Lower-priority side stages run in the pool's idle
+gaps instead of pre-empting it. Raising niceness needs no privileges; where it is not
+supported it is skipped."""
+
+
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SIDE_STAGE_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or refused: run at normal priority
+        pass
 _END = object()  # sentinel: no more items on this queue
 
 
@@ -92,6 +107,7 @@ def run_pipeline(
     # Every stage consumes its input until the sentinel, whatever happens, so a blocking put
     # never deadlocks; after a stop or failure items are discarded instead of processed.
     def decode() -> None:
+        _lower_priority()
         try:
             it = iter(items)
             while not stop.is_set():
@@ -113,6 +129,8 @@ def run_pipeline(
     def stage(name: str, fn: Callable[[_Item], Any], q_in: queue.Queue, q_out: queue.Queue,
               finish_on_stop: bool) -> None:
         # finish_on_stop: frames already past inference are still delivered (they are done work).
+        if name != "infer":
+            _lower_priority()
         failed = False
         while (obj := q_in.get()) is not _END:
             if failed or (stop.is_set() and not finish_on_stop):
@@ -129,6 +147,7 @@ def run_pipeline(
         q_out.put(_END)
 
     def encode() -> None:
+        _lower_priority()
         failed = False
         while (obj := qs[3].get()) is not _END:
             if failed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import os
 import platform
 import threading
 from dataclasses import asdict, dataclass, field
@@ -157,9 +158,10 @@ class LoadedRuntime:
     def __exit__(self, *exc: object) -> None:
         self.backend.__exit__(*exc)
 
-    def upscaler(self, height: int, width: int) -> Upscaler:
-        """An upscaler whose tiling is planned for ``height`` x ``width`` inputs."""
-        return Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width))
+    def upscaler(self, height: int, width: int, fast_8bit: bool = False) -> Upscaler:
+        """An upscaler whose tiling is planned for ``height`` x ``width`` inputs (see :class:`Upscaler`)."""
+        return Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width),
+                        fast_8bit=fast_8bit)
 
 
 # ---------------------------------------------------------------- images
@@ -226,8 +228,15 @@ class VideoRun:
     decode_error: str | None
 
 
-def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "medium",
-                  progress=None, display: bool = False, stop: threading.Event | None = None) -> VideoRun:
+def default_encoder_threads() -> int:
+    """Encoder threads when the user does not say: a quarter of the cores (at least one), leaving
+    the rest to inference; a single x264 thread spends the least CPU per frame."""
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "veryfast",
+                  progress=None, display: bool = False, stop: threading.Event | None = None,
+                  encoder_threads: int | None = None) -> VideoRun:
     """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
 
     The output is finalized also when the run stops early (Ctrl-C, backend error): a playable
@@ -240,11 +249,12 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
         raise InputError(f"the output {output} would overwrite the input; choose another -o")
     with VideoReader(source) as reader:
         info = reader.info
-        ups = rt.upscaler(info.height, info.width)
+        ups = rt.upscaler(info.height, info.width, fast_8bit=True)
         s = rt.desc.scale
         shown = _Display() if display else None
+        threads = default_encoder_threads() if encoder_threads is None else encoder_threads
         writer = (VideoWriter(output, info.width * s, info.height * s, info.time_base, info.fps, crf=crf,
-                              preset=preset, audio_from=reader) if output is not None else None)
+                              preset=preset, audio_from=reader, threads=threads) if output is not None else None)
 
         def write_frame(frame):
             if writer is not None:

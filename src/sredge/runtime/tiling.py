@@ -81,20 +81,26 @@ def _round_up(v: int, m: int) -> int:
 
 
 def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Split one axis: (window start, window end, core start, core end) per tile (pure)."""
+    """Split one axis: (window start, window end, core start, core end) per tile (pure).
+
+    Uses the fewest windows of at most ``tile`` pixels, all of one size ``w``, spread evenly
+    from the start to the end of the axis. Border windows need context on one side only, so
+    ``n`` windows cover ``n * w - 2 * (n - 1) * overlap`` pixels. Cores split each overlap in
+    the middle, which leaves every core at least ``overlap`` pixels of context on both sides.
+    """
     if length <= tile:
         return [(0, length, 0, length)]
-    step = tile - 2 * overlap
-    if step <= 0:
+    if tile - 2 * overlap <= 0:
         raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap})")
-    n = math.ceil(length / step)
-    bounds = [round(i * length / n) for i in range(n + 1)]
-    spans = []
-    for c0, c1 in zip(bounds[:-1], bounds[1:]):
-        # Window of exactly `tile` pixels holding the core plus `overlap` context (clamped to the image).
-        start = min(max(c0 - overlap, 0), length - tile)
-        spans.append((start, start + tile, c0, c1))
-    return spans
+    n = max(2, math.ceil((length - 2 * overlap) / (tile - 2 * overlap)))
+    w = math.ceil((length + 2 * (n - 1) * overlap) / n)
+    while True:
+        starts = [round(i * (length - w) / (n - 1)) for i in range(n)]
+        if all(a + w - b >= 2 * overlap for a, b in zip(starts[:-1], starts[1:])) or w >= length:
+            break
+        w += 1  # rounding of the starts ate into an overlap
+    bounds = [0] + [(b + a + w) // 2 for a, b in zip(starts[:-1], starts[1:])] + [length]
+    return [(st, st + w, bounds[i], bounds[i + 1]) for i, st in enumerate(starts)]
 
 
 def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
@@ -126,6 +132,8 @@ def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
         th, tw = _round_up(win_h, m), _round_up(win_w, m)
     rows = _axis(height, win_h, cfg.overlap)
     cols = _axis(width, win_w, cfg.overlap)
+    if cfg.fixed_hw is None:
+        th, tw = _round_up(rows[0][1] - rows[0][0], m), _round_up(cols[0][1] - cols[0][0], m)
     tiles = tuple(
         Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
         for (y0, y1, cy0, cy1) in rows

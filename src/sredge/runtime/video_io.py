@@ -555,8 +555,9 @@ class VideoWriter:
         fps: Fraction | None,
         crf: int = 18,
         codec: str = "libx264",
-        preset: str = "medium",
+        preset: str = "veryfast",
         audio_from: VideoReader | None = None,
+        threads: int = 0,
     ):
         """Check the options and the output folder; nothing is created until ``__enter__``.
 
@@ -569,7 +570,11 @@ class VideoWriter:
                 rate-control hint; None when unknown.
             crf: Constant rate factor, 0 (lossless) .. 51; 18 is visually transparent.
             codec: FFmpeg encoder name; ``crf`` and ``preset`` are passed to it as options.
-            preset: x264 speed/size trade-off, ``ultrafast`` .. ``placebo``.
+            preset: x264 speed/size trade-off, ``ultrafast`` .. ``placebo``. The default ``veryfast``
+                costs about half the CPU of ``medium`` at a similar size for upscaled video, which
+                matters when the encoder shares the CPU with inference.
+            threads: Encoder threads; 0 lets the encoder choose (x264: 1.5 x cores). One thread
+                uses the least CPU in total, best when inference keeps the cores busy.
             audio_from: An entered reader whose audio streams are copied to the output;
                 feed its :data:`AudioPacket` items to :meth:`mux_audio`.
 
@@ -598,7 +603,9 @@ class VideoWriter:
         self.width, self.height = int(width), int(height)
         self.time_base = time_base
         self.fps = Fraction(fps) if fps is not None else None
-        self.crf, self.codec, self.preset = int(crf), codec, preset
+        if int(threads) < 0:
+            raise InputError(f"encoder threads must be >= 0, got {threads}")
+        self.crf, self.codec, self.preset, self.threads = int(crf), codec, preset, int(threads)
         self.audio_from = audio_from
         self.frames_written = 0
         # Encoded size: 4:2:0 chroma needs even dimensions.
@@ -641,7 +648,10 @@ class VideoWriter:
     def _add_video_stream(self) -> None:
         c = self._container
         try:
-            s = c.add_stream(self.codec, rate=self.fps, options={"crf": str(self.crf), "preset": self.preset})
+            options = {"crf": str(self.crf), "preset": self.preset}
+            if self.threads:
+                options["threads"] = str(self.threads)
+            s = c.add_stream(self.codec, rate=self.fps, options=options)
         except ValueError as exc:  # the container cannot hold this codec
             raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
         s.width, s.height = self._enc_w, self._enc_h

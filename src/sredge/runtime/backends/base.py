@@ -44,7 +44,8 @@ class BackendOptions:
     """How to run a model; every field is honoured or refused, never silently changed."""
 
     device: str = "auto"
-    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available and installed, else CPU)."""
+    """``"cpu"``, ``"cuda"``, ``"tensorrt"`` (ONNX Runtime's TensorRT provider) or ``"auto"``
+    (CUDA when available and installed, else CPU)."""
     threads: int = 0
     """Intra-op threads for CPU execution; 0 lets the library pick (all physical cores)."""
     fp16: bool = False

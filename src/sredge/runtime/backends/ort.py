@@ -13,14 +13,16 @@ from sredge.runtime.backends.base import BackendOptions, InputSpec
 
 log = logging.getLogger(__name__)
 
-_CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+_CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
     """Execution providers for a device request (pure).
 
     Args:
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        device: ``"cpu"``; ``"cuda"``; ``"tensorrt"`` (ONNX Runtime's TensorRT provider, CUDA
+            then CPU as fallbacks for unsupported nodes); ``"auto"`` (CUDA when this
+            onnxruntime has it, else CPU).
         available: ``onnxruntime.get_available_providers()``.
 
     Raises:
@@ -36,9 +38,16 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
                 "(onnxruntime-gpu) on a machine with an NVIDIA GPU, or use --device cpu"
             )
         return [_CUDA, _CPU]
+    if device == "tensorrt":
+        if _TRT not in available:
+            raise MissingDependencyError(
+                'this onnxruntime has no TensorRT execution provider: pip install "sredge[gpu]" and TensorRT '
+                "on a machine with an NVIDIA GPU, or use --device cuda / cpu"
+            )
+        return [_TRT, _CUDA, _CPU]
     if device == "auto":
         return [_CUDA, _CPU] if _CUDA in available else [_CPU]
-    raise InputError(f"unknown device {device!r} for ONNX Runtime (cpu, cuda, auto)")
+    raise InputError(f"unknown device {device!r} for ONNX Runtime (cpu, cuda, tensorrt, auto)")
 
 
 class OrtBackend:
@@ -69,8 +78,9 @@ class OrtBackend:
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
             raise InputError(f"{self.path} is not a model ONNX Runtime can load ({_first(exc)})") from exc
         used = self._sess.get_providers()
-        if self.options.device == "cuda" and _CUDA not in used:
-            raise InputError("ONNX Runtime could not start its CUDA provider (no GPU, or CUDA/cuDNN libraries missing)")
+        wanted = {"cuda": _CUDA, "tensorrt": _TRT}.get(self.options.device)
+        if wanted and wanted not in used:
+            raise InputError(f"ONNX Runtime could not start {wanted} (no GPU, or CUDA/cuDNN/TensorRT libraries missing)")
         inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise InputError(f"{self.path} has {len(inputs)} inputs; an SR model has exactly one image input")
