@@ -76,12 +76,12 @@ def _tile(value: str):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sredge.runtime.backends import BackendOptions
+    from sredge.runtime.bundled import default_model
     from sredge.runtime.model import ModelOverrides
     from sredge.runtime.runner import (
         LoadedRuntime,
         RunOptions,
         check_complete,
-        default_model,
         expand_images,
         image_outputs,
         report_dict,

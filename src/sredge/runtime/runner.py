@@ -9,7 +9,6 @@ import os
 import platform
 import threading
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ from sredge.runtime.upscaler import Upscaler
 
 log = logging.getLogger(__name__)
 
-BUNDLED_MODELS = "sredge.data.models"
-DEFAULT_SCALE = 2
 
 
 @dataclass(frozen=True)
@@ -51,34 +48,6 @@ class RunOptions:
     """``--scale`` / ``--color`` / ``--range`` for foreign models."""
     torch_kwargs: dict[str, Any] = field(default_factory=dict)
     """``arch`` / ``trust_pickle`` for checkpoints run by the torch backend."""
-
-
-def bundled_models() -> dict[int, Path]:
-    """The default models shipped inside the package, by scale (``sredge_x{s}.onnx``)."""
-    found = {}
-    try:
-        folder = resources.files(BUNDLED_MODELS)
-    except ModuleNotFoundError:
-        return found
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.startswith("sredge_x") and name.endswith(".onnx") and name[8:-5].isdigit():
-            found[int(name[8:-5])] = Path(str(entry))
-    return found
-
-
-def default_model(scale: int | None) -> Path:
-    """The bundled model for ``scale`` (default x2).
-
-    Raises:
-        InputError: None is bundled for that scale (or none at all).
-    """
-    models = bundled_models()
-    want = scale or DEFAULT_SCALE
-    if want in models:
-        return models[want]
-    have = ", ".join(f"x{s}" for s in sorted(models)) or "none"
-    raise InputError(f"no bundled default model for x{want} (bundled: {have}); pass --model FILE.onnx")
 
 
 def choose_backend(requested: str, model: Path) -> str:

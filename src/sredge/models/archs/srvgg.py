@@ -55,7 +55,8 @@ def detect(sd: StateDict) -> HParams | None:
 
 
 def _io(hp: HParams) -> ArchIO:
-    return ArchIO(hp.get("num_in_ch", 3), hp.get("num_out_ch", 3), "rgb")
+    c = hp.get("num_in_ch", 3)
+    return ArchIO(c, hp.get("num_out_ch", 3), "y" if c == 1 else "rgb")
 
 
 ARCH = ArchSpec(

@@ -1,0 +1,51 @@
+"""``sr-models``: the bundled default models, with their scale, size, Set5 PSNR and CPU speed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from sredge.cli._app import Parser, run
+
+PROG = "sr-models"
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="List the models bundled with sredge (used when sr-run gets no --model).")
+    p.add_argument("--measure", action="store_true",
+                   help="time each model on this machine (ONNX Runtime CPU, one 640x360 frame, median of 5)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sredge.benchmarks.latency import frame_latency_ms
+    from sredge.runtime.bundled import bundled_models, manifest
+
+    files = bundled_models()
+    figures = {m["scale"]: m for m in manifest()}
+    if not files:
+        print("no bundled models in this installation")
+        return 0
+    print(f"{'scale':<6} {'file':<18} {'arch':<26} {'params':>8} {'size':>8} {'Set5 Y-PSNR':>12} "
+          f"{'(bicubic)':>10} {'640x360 CPU':>12}")
+    for scale, path in sorted(files.items()):
+        m = figures.get(scale, {})
+        ms = frame_latency_ms(path) if args.measure else m.get("cpu_ms_640x360")
+        speed = f"{ms:.0f} ms" if ms else "?"
+        psnr = f"{m['set5_y_psnr']:.2f} dB" if "set5_y_psnr" in m else "?"
+        bic = f"{m['set5_bicubic']:.2f}" if "set5_bicubic" in m else ""
+        print(f"x{scale:<5} {path.name:<18} {m.get('variant', '?'):<26} {m.get('params', 0):>8,} "
+              f"{path.stat().st_size / 1e3:>6.0f}kB {psnr:>12} {bic:>10} {speed:>12}")
+    if not args.measure and figures:
+        print(f"(speed measured on: {next(iter(figures.values())).get('measured_on', '?')}; --measure to time here)")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run(PROG, main))
+
+
+if __name__ == "__main__":
+    entry()

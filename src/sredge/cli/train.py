@@ -1,0 +1,101 @@
+"""``sr-train``: train a small SR network on your images (L1, Adam, cosine), resumable."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sredge.cli._app import Parser, run
+from sredge.errors import InputError
+
+PROG = "sr-train"
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="Train a small super-resolution network on a folder of HR images.",
+               epilog="The checkpoint loads with sr-export like any other. Exit codes: 0 ok, 2 bad input.")
+    p.add_argument("--arch", default="srvgg", choices=("srvgg", "fsrcnn", "espcn"), help="architecture (default srvgg)")
+    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="upscaling factor (default 2)")
+    p.add_argument("--feats", type=int, default=32, help="feature channels (default 32)")
+    p.add_argument("--convs", type=int, default=8, help="body convolutions, srvgg (default 8)")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3), help="1: train on Y (default), 3: RGB")
+    p.add_argument("--data", type=Path, required=True, help="folder of HR training images")
+    p.add_argument("--val", type=Path, help="benchmark folder with HR/ and LR_bicubic/X{s}/ for validation")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--patch", type=int, default=32, help="LR patch edge (default 32)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine schedule)")
+    p.add_argument("--loss", default="l1", choices=("l1", "l2"))
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue from -o when it exists")
+    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _hparams(args) -> dict:
+    if args.arch == "srvgg":
+        return {"scale": args.scale, "num_in_ch": args.channels, "num_out_ch": args.channels,
+                "num_feat": args.feats, "num_conv": args.convs}
+    if args.arch == "fsrcnn":
+        return {"scale": args.scale, "num_channels": args.channels, "d": args.feats}
+    return {"scale": args.scale, "num_channels": args.channels, "n1": args.feats, "n2": max(args.feats // 2, 1)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sredge.atomic import check_writable
+
+    check_writable(args.output)
+    if args.steps < 1 or args.batch < 1 or args.patch < 4:
+        raise InputError("--steps and --batch must be >= 1, --patch >= 4")
+    if args.resume is False and args.output.exists():
+        raise InputError(f"{args.output} exists; pass --resume to continue it or choose another -o")
+    from sredge._lazy import require
+
+    require("torch")
+    from sredge.models.loader import describe
+    from sredge.models.registry import get_arch
+    from sredge.train.data import PatchOptions, PatchSampler
+    from sredge.train.loop import TrainOptions, set5_validator, train
+
+    spec = get_arch(args.arch)
+    hp = _hparams(args)
+    sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=args.channels == 1), seed=args.seed)
+    validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
+    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
+                        seed=args.seed, threads=args.threads)
+    tty = sys.stderr.isatty() and not args.quiet
+    last = [0.0]
+
+    def on_step(st) -> None:
+        now = time.perf_counter()
+        if args.quiet or (now - last[0] < (0.5 if tty else 30) and st.step != args.steps):
+            return
+        last[0] = now
+        eta = (args.steps - st.step) / st.steps_per_s if st.steps_per_s > 0 else 0
+        val = f", val {st.val_psnr:.2f} dB" if st.val_psnr is not None else ""
+        line = f"{PROG}: step {st.step}/{args.steps}, loss {st.loss:.4f}{val}, {st.steps_per_s:.1f} steps/s, ETA {eta:.0f} s"
+        sys.stderr.write(("\r" + line + "   ") if tty else line + "\n")
+        sys.stderr.flush()
+
+    final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step)
+    if tty:
+        sys.stderr.write("\n")
+    if not args.quiet:
+        val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
+        print(f"wrote {args.output} after {final.step} steps{val}")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run(PROG, main))
+
+
+if __name__ == "__main__":
+    entry()

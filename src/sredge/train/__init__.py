@@ -1,0 +1,1 @@
+"""Training small SR networks (``sr-train``): patch data, the training loop, checkpoints (imports torch)."""

@@ -1,0 +1,77 @@
+"""Training patches: HR images, LR made by the MATLAB-compatible bicubic, random aligned crops.
+
+Luma networks train on BT.601 Y, RGB networks on RGB, both in [0, 1] like their inputs at
+run time. LR images are made once per image (the whole image, mod-cropped to the scale), so
+sampling a batch is only slicing and flipping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sredge.errors import InputError
+from sredge.imaging.color import rgb_to_y
+from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
+from sredge.imaging.resize import imresize
+
+
+@dataclass(frozen=True)
+class PatchOptions:
+    """How training patches are cut."""
+
+    scale: int
+    lr_patch: int = 32
+    """LR patch edge; the HR patch is ``lr_patch * scale``."""
+    luma: bool = True
+    """Y channel (1-channel networks) instead of RGB."""
+    augment: bool = True
+    """Random horizontal/vertical flips and 90-degree rotations."""
+
+
+class PatchSampler:
+    """Random aligned (LR, HR) patch batches from a folder of HR images.
+
+    Batches are (N, C, p, p) LR and (N, C, p*s, p*s) HR float32 in [0, 1]; deterministic for a seed.
+    """
+
+    def __init__(self, folder: str | Path, opts: PatchOptions, seed: int = 0):
+        folder = Path(folder)
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise InputError(f"no training images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        self.opts = opts
+        self.rng = np.random.default_rng(seed)
+        s, hp = opts.scale, opts.lr_patch * opts.scale
+        self.pairs = []
+        for f in files:
+            hr = to_float(read_rgb(f))
+            h, w = (hr.shape[0] // s) * s, (hr.shape[1] // s) * s
+            if h < hp or w < hp:
+                continue
+            hr = hr[:h, :w]
+            lr = np.clip(imresize(hr, scale=1 / s), 0.0, 1.0)
+            if opts.luma:
+                hr, lr = rgb_to_y(hr)[..., None], rgb_to_y(lr)[..., None]
+            self.pairs.append((np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1))))
+        if not self.pairs:
+            raise InputError(f"no image in {folder} is at least {hp}x{hp} pixels (the HR patch size)")
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        p, s = self.opts.lr_patch, self.opts.scale
+        lrs, hrs = [], []
+        for _ in range(n):
+            lr, hr = self.pairs[self.rng.integers(len(self.pairs))]
+            y = int(self.rng.integers(lr.shape[1] - p + 1))
+            x = int(self.rng.integers(lr.shape[2] - p + 1))
+            a, b = lr[:, y:y + p, x:x + p], hr[:, y * s:(y + p) * s, x * s:(x + p) * s]
+            if self.opts.augment:
+                k = int(self.rng.integers(4))
+                a, b = np.rot90(a, k, axes=(1, 2)), np.rot90(b, k, axes=(1, 2))
+                if self.rng.integers(2):
+                    a, b = a[:, :, ::-1], b[:, :, ::-1]
+            lrs.append(a)
+            hrs.append(b)
+        return np.ascontiguousarray(np.stack(lrs)), np.ascontiguousarray(np.stack(hrs))
