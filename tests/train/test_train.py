@@ -92,3 +92,38 @@ def test_cli_refuses_overwriting_without_resume(cli, tmp_path):
     out.write_bytes(b"x")
     res = cli("train", "--data", asset("calibration/T91"), "--steps", "1", "-o", out)
     assert res.code == 2 and "--resume" in res.err
+
+
+def test_distillation_moves_the_student_towards_the_teacher(cli, tmp_path):
+    """--teacher: no ground truth; the student learns the real FSRCNN x2's outputs on real frames."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("0014.jpg", "0030.jpg", "ADE_val_00000114.jpg"):
+        (frames / name).write_bytes(asset(f"realworld/{name}").read_bytes())
+    out = tmp_path / "student_x2.pth"
+    res = cli("train", "--arch", "srvgg", "--feats", "8", "--convs", "2", "--scale", "2", "--data", frames,
+              "--teacher", asset("weights/fsrcnn/fsrcnn_x2.pth"), "--steps", "60", "--batch", "8",
+              "--patch", "24", "--val-every", "60", "--threads", "1", "-o", out, "-q")
+    assert res.code == 0, res.err
+    from sredge.train.data import InputPatchSampler
+    from sredge.train.loop import TeacherSampler
+
+    teacher = load_model(asset("weights/fsrcnn/fsrcnn_x2.pth"))
+    batches = TeacherSampler(InputPatchSampler(frames, 24, luma=True, seed=9), teacher.module,
+                             teacher.descriptor, channels=1)
+    x, target = batches.batch(8)
+    student = load_model(out).module
+    untrained = get_arch("srvgg").build(**HP)
+    with torch.no_grad():
+        err_trained = float((student(torch.from_numpy(x)) - torch.from_numpy(target)).abs().mean())
+        err_untrained = float((untrained(torch.from_numpy(x)) - torch.from_numpy(target)).abs().mean())
+    assert err_trained < err_untrained * 0.8
+
+
+def test_teacher_channels_must_match(cli, tmp_path):
+    res = cli("train", "--data", asset("realworld"), "--teacher", asset("weights/srvgg/realesr-animevideov3.pth"),
+              "--scale", "4", "--steps", "1", "-o", tmp_path / "s.pth")
+    assert res.code == 2 and "--channels 3" in res.err
+    res = cli("train", "--data", asset("realworld"), "--teacher", asset("weights/espcn/espcn_x2.pt"),
+              "--steps", "1", "-o", tmp_path / "s.pth")
+    assert res.code == 2 and "RGB or Y" in res.err

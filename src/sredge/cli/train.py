@@ -21,7 +21,12 @@ def build_parser() -> Parser:
     p.add_argument("--feats", type=int, default=32, help="feature channels (default 32)")
     p.add_argument("--convs", type=int, default=8, help="body convolutions, srvgg (default 8)")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3), help="1: train on Y (default), 3: RGB")
-    p.add_argument("--data", type=Path, required=True, help="folder of HR training images")
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder of HR training images; with --teacher, any images (e.g. frames of your footage)")
+    p.add_argument("--teacher", type=Path,
+                   help="distil from this checkpoint: the student learns the teacher's outputs on --data "
+                        "(no ground truth needed)")
+    p.add_argument("--teacher-arch", help="architecture of --teacher when detection is ambiguous")
     p.add_argument("--val", type=Path, help="benchmark folder with HR/ and LR_bicubic/X{s}/ for validation")
     p.add_argument("--steps", type=int, default=20000)
     p.add_argument("--batch", type=int, default=32)
@@ -65,7 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     spec = get_arch(args.arch)
     hp = _hparams(args)
-    sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=args.channels == 1), seed=args.seed)
+    if args.teacher is not None:
+        from sredge.models.loader import load_model
+        from sredge.train.data import InputPatchSampler
+        from sredge.train.loop import TeacherSampler
+
+        teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale)
+        td = teacher.descriptor
+        if td.scale != args.scale or td.pre_upsample:
+            raise InputError(f"the teacher is a x{td.scale}{' pre-upsampling' if td.pre_upsample else ''} model; "
+                             f"the student needs a x{args.scale} teacher that takes the LR image")
+        if td.color_space not in ("rgb", "y"):
+            raise InputError(f"teachers must work on RGB or Y, not {td.color_space}")
+        inputs = InputPatchSampler(args.data, args.patch, luma=args.channels == 1, seed=args.seed)
+        sampler = TeacherSampler(inputs, teacher.module, td, channels=args.channels)
+    else:
+        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=args.channels == 1),
+                               seed=args.seed)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads)

@@ -75,3 +75,41 @@ class PatchSampler:
             lrs.append(a)
             hrs.append(b)
         return np.ascontiguousarray(np.stack(lrs)), np.ascontiguousarray(np.stack(hrs))
+
+
+class InputPatchSampler:
+    """Random patches of images taken as they are (no ground truth): inputs for distillation.
+
+    Batches are (N, C, p, p) float32 in [0, 1] (Y when ``luma``), deterministic for a seed.
+    """
+
+    def __init__(self, folder: str | Path, patch: int, luma: bool, augment: bool = True, seed: int = 0):
+        folder = Path(folder)
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not files:
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        self.patch, self.augment = patch, augment
+        self.rng = np.random.default_rng(seed)
+        self.images = []
+        for f in files:
+            img = to_float(read_rgb(f))
+            if min(img.shape[:2]) < patch:
+                continue
+            img = rgb_to_y(img)[..., None] if luma else img
+            self.images.append(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        if not self.images:
+            raise InputError(f"no image in {folder} is at least {patch}x{patch} pixels")
+
+    def batch(self, n: int) -> np.ndarray:
+        p, out = self.patch, []
+        for _ in range(n):
+            img = self.images[self.rng.integers(len(self.images))]
+            y = int(self.rng.integers(img.shape[1] - p + 1))
+            x = int(self.rng.integers(img.shape[2] - p + 1))
+            a = img[:, y:y + p, x:x + p]
+            if self.augment:
+                a = np.rot90(a, int(self.rng.integers(4)), axes=(1, 2))
+                if self.rng.integers(2):
+                    a = a[:, :, ::-1]
+            out.append(a)
+        return np.ascontiguousarray(np.stack(out))

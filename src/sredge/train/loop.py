@@ -67,10 +67,34 @@ def _checkpoint_bytes(torch, spec: ArchSpec, hparams: HParams, model, opt, sched
     return buf.getvalue()
 
 
+class TeacherSampler:
+    """Distillation batches: patches of the user's own images as inputs, a teacher's outputs as targets.
+
+    ``batch(n)`` returns (LR, target) like :class:`PatchSampler`, so the loop needs no other change.
+    The teacher sees what the student sees (the same channels: Y or RGB) at its own value range.
+    """
+
+    def __init__(self, inputs, teacher_module, teacher_desc, channels: int):
+        if teacher_desc.in_channels != channels:
+            raise InputError(
+                f"the teacher takes {teacher_desc.in_channels} channels, the student {channels}: "
+                f"use --channels {teacher_desc.in_channels}"
+            )
+        self.inputs, self.teacher, self.desc = inputs, teacher_module.eval(), teacher_desc
+        self.rng = inputs.rng  # checkpointed with the run, for exact resume
+
+    def batch(self, n: int):
+        torch = require("torch")
+        x = self.inputs.batch(n)  # (N, C, p, p) in [0, 1]
+        with torch.no_grad():
+            t = self.teacher(torch.from_numpy(x * self.desc.value_range)).numpy() / self.desc.value_range
+        return x, np.ascontiguousarray(np.clip(t, 0.0, 1.0), dtype=np.float32)
+
+
 def train(
     spec: ArchSpec,
     hparams: HParams,
-    sampler: PatchSampler,
+    sampler: PatchSampler | TeacherSampler,
     out: str | Path,
     opts: TrainOptions = TrainOptions(),
     validate: Callable[[Any], float] | None = None,
@@ -81,7 +105,8 @@ def train(
 
     Args:
         spec, hparams: The architecture and its configuration (``scale`` included).
-        sampler: Patch source (its scale and channels must fit the network).
+        sampler: Patch source (its scale and channels must fit the network): ground-truth pairs
+            (:class:`PatchSampler`) or a teacher's outputs (:class:`TeacherSampler`).
         out: Checkpoint path (a ``{'params': state_dict, ...}`` file that ``sr-export`` reads).
         opts: Optimisation settings.
         validate: ``validate(module) -> Y-PSNR dB``, run every ``opts.val_every`` steps.
