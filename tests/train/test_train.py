@@ -122,8 +122,19 @@ def test_distillation_moves_the_student_towards_the_teacher(cli, tmp_path):
 
 def test_teacher_channels_must_match(cli, tmp_path):
     res = cli("train", "--data", asset("realworld"), "--teacher", asset("weights/srvgg/realesr-animevideov3.pth"),
-              "--scale", "4", "--steps", "1", "-o", tmp_path / "s.pth")
+              "--scale", "4", "--channels", "1", "--steps", "1", "-o", tmp_path / "s.pth")
     assert res.code == 2 and "--channels 3" in res.err
     res = cli("train", "--data", asset("realworld"), "--teacher", asset("weights/espcn/espcn_x2.pt"),
               "--steps", "1", "-o", tmp_path / "s.pth")
     assert res.code == 2 and "RGB or Y" in res.err
+
+
+def test_student_takes_the_teachers_channels_by_default(cli, tmp_path):
+    """The issue's example: an RGB x4 teacher, no --channels: an RGB student."""
+    res = cli("train", "--arch", "srvgg", "--feats", "8", "--convs", "2", "--scale", "4",
+              "--teacher", asset("weights/srvgg/realesr-animevideov3.pth"), "--data", asset("realworld"),
+              "--steps", "2", "--batch", "2", "--patch", "16", "--val-every", "2", "--threads", "1",
+              "-o", tmp_path / "student.pth", "-q")
+    assert res.code == 0, res.err
+    d = load_model(tmp_path / "student.pth").descriptor
+    assert (d.in_channels, d.color_space, d.scale) == (3, "rgb", 4)

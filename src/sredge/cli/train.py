@@ -18,9 +18,11 @@ def build_parser() -> Parser:
                epilog="The checkpoint loads with sr-export like any other. Exit codes: 0 ok, 2 bad input.")
     p.add_argument("--arch", default="srvgg", choices=("srvgg", "fsrcnn", "espcn"), help="architecture (default srvgg)")
     p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="upscaling factor (default 2)")
-    p.add_argument("--feats", type=int, default=32, help="feature channels (default 32)")
+    p.add_argument("--feats", type=int, default=None,
+                   help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64)")
     p.add_argument("--convs", type=int, default=8, help="body convolutions, srvgg (default 8)")
-    p.add_argument("--channels", type=int, default=1, choices=(1, 3), help="1: train on Y (default), 3: RGB")
+    p.add_argument("--channels", type=int, default=None, choices=(1, 3),
+                   help="1: train on Y, 3: RGB (default: the teacher's channels, else 1)")
     p.add_argument("--data", type=Path, required=True,
                    help="folder of HR training images; with --teacher, any images (e.g. frames of your footage)")
     p.add_argument("--teacher", type=Path,
@@ -42,13 +44,14 @@ def build_parser() -> Parser:
     return p
 
 
-def _hparams(args) -> dict:
+def _hparams(args, channels: int) -> dict:
     if args.arch == "srvgg":
-        return {"scale": args.scale, "num_in_ch": args.channels, "num_out_ch": args.channels,
-                "num_feat": args.feats, "num_conv": args.convs}
+        return {"scale": args.scale, "num_in_ch": channels, "num_out_ch": channels,
+                "num_feat": args.feats or 32, "num_conv": args.convs}
     if args.arch == "fsrcnn":
-        return {"scale": args.scale, "num_channels": args.channels, "d": args.feats}
-    return {"scale": args.scale, "num_channels": args.channels, "n1": args.feats, "n2": max(args.feats // 2, 1)}
+        return {"scale": args.scale, "num_channels": channels, "d": args.feats or 56}
+    n1 = args.feats or 64
+    return {"scale": args.scale, "num_channels": channels, "n1": n1, "n2": max(n1 // 2, 1)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,24 +72,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sredge.train.loop import TrainOptions, set5_validator, train
 
     spec = get_arch(args.arch)
-    hp = _hparams(args)
+    teacher = None
     if args.teacher is not None:
         from sredge.models.loader import load_model
+
+        teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale)
+    channels = args.channels or (teacher.descriptor.in_channels if teacher else 1)
+    hp = _hparams(args, channels)
+    if teacher is not None:
         from sredge.train.data import InputPatchSampler
         from sredge.train.loop import TeacherSampler
 
-        teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale)
         td = teacher.descriptor
         if td.scale != args.scale or td.pre_upsample:
             raise InputError(f"the teacher is a x{td.scale}{' pre-upsampling' if td.pre_upsample else ''} model; "
                              f"the student needs a x{args.scale} teacher that takes the LR image")
         if td.color_space not in ("rgb", "y"):
             raise InputError(f"teachers must work on RGB or Y, not {td.color_space}")
-        inputs = InputPatchSampler(args.data, args.patch, luma=args.channels == 1, seed=args.seed)
-        sampler = TeacherSampler(inputs, teacher.module, td, channels=args.channels)
+        inputs = InputPatchSampler(args.data, args.patch, luma=channels == 1, seed=args.seed)
+        sampler = TeacherSampler(inputs, teacher.module, td, channels=channels)
     else:
-        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=args.channels == 1),
-                               seed=args.seed)
+        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=channels == 1), seed=args.seed)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads)
