@@ -1,7 +1,11 @@
 """Make the bundled default models: train with sr-train, export with sr-export, measure, write models.json.
 
-    python tools/bundle_models.py                 # train x2 and x4 (about 20 min each on 2 cores), bundle
+    python tools/bundle_models.py                 # train x2 and x4 (2000 steps, ~8 min each on 2 cores), bundle
     python tools/bundle_models.py --checkpoints DIR   # bundle already-trained DIR/sredge_x{2,4}.pth
+
+The shipped models are the step-2000 checkpoints of ``--steps 6000`` runs (checkpoints are written
+every 1000 steps; the runs were stopped there for time). ``sr-train`` is deterministic for a seed with
+``--threads 1``, so ``--stop-after 2000`` reproduces them; ``--resume`` continues them to 6000.
 
 Training data: T91 (../shared/assets/calibration/T91); validation and the recorded figures:
 Set5 (../shared/assets/benchmarks/Set5), Y channel, crop = scale, through the exported ONNX.
@@ -29,7 +33,8 @@ def train_command(scale: int, out: Path) -> list[str]:
     """The documented, reproducible training command of the bundled x{scale} model."""
     return ["sr-train", "--arch", "srvgg", "--scale", str(scale), "--feats", "32", "--convs", "6",
             "--data", str(ASSETS / "calibration" / "T91"), "--val", str(ASSETS / "benchmarks" / "Set5"),
-            "--steps", "6000", "--val-every", "1000", "--threads", "1", "--seed", "0", "-o", str(out)]
+            "--steps", "6000", "--stop-after", "2000", "--val-every", "1000", "--threads", "1", "--seed", "0",
+            "-o", str(out)]
 
 
 def measure(onnx_path: Path, scale: int) -> dict:

@@ -36,6 +36,9 @@ def build_parser() -> Parser:
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine schedule)")
     p.add_argument("--loss", default="l1", choices=("l1", "l2"))
     p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--stop-after", type=int, metavar="STEP",
+                   help="stop at this step (a multiple of --val-every, so a checkpoint is written); "
+                        "--resume continues the same schedule later")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from -o when it exists")
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=channels == 1), seed=args.seed)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
-                        seed=args.seed, threads=args.threads)
+                        seed=args.seed, threads=args.threads, stop_after=args.stop_after)
     tty = sys.stderr.isatty() and not args.quiet
     last = [0.0]
 

@@ -37,6 +37,8 @@ class TrainOptions:
     seed: int = 0
     threads: int = 0
     """torch CPU threads; 0 keeps torch's default."""
+    stop_after: int | None = None
+    """Stop at this step (after its checkpoint) although the schedule runs to ``steps``."""
 
 
 @dataclass
@@ -139,7 +141,8 @@ def train(
     loss_fn = torch.nn.L1Loss() if opts.loss == "l1" else torch.nn.MSELoss()
     model.train()
     t0, done0, loss_avg = time.perf_counter(), step, math.nan
-    while step < opts.steps:
+    end = min(opts.steps, opts.stop_after or opts.steps)
+    while step < end:
         lr_np, hr_np = sampler.batch(opts.batch)
         pred = model(torch.from_numpy(lr_np))
         loss = loss_fn(pred, torch.from_numpy(hr_np))
@@ -150,7 +153,7 @@ def train(
         step += 1
         v = float(loss.detach())
         loss_avg = v if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * v
-        if step % opts.val_every == 0 or step == opts.steps:
+        if step % opts.val_every == 0 or step == end:
             if validate is not None:
                 model.eval()
                 with torch.no_grad():
