@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -80,11 +81,9 @@ def main() -> int:
         onnx_path = OUT / f"sredge_x{s}.onnx"
         subprocess.run([str(bin_dir / "sr-export"), str(ckpt), "-o", str(onnx_path), "-q"], check=True)
         m = measure(onnx_path, s)
-        m["train_command"] = " ".join(c if not c.startswith(str(ROOT.parent)) else
-                                      str(Path(c).relative_to(ROOT.parent).as_posix()).replace("shared/", "../shared/")
-                                      for c in cmd)
-        m["measured_on"] = f"{date.today().isoformat()}, {platform.machine()} x{__import__('os').cpu_count()} cores, " \
-                           "ONNX Runtime CPU"
+        # Recorded as run from the project root, the folder the README's commands start in.
+        m["train_command"] = " ".join(os.path.relpath(c, ROOT) if os.path.isabs(c) else c for c in cmd)
+        m["measured_on"] = f"{date.today().isoformat()}, {platform.machine()} x{os.cpu_count()} cores, ONNX Runtime CPU"
         entries.append(m)
         print(json.dumps(m, indent=2))
     (OUT / "models.json").write_text(json.dumps({"models": entries}, indent=2) + "\n")

@@ -79,14 +79,14 @@ def test_descriptor_metadata_round_trip():
 
 @pytest.mark.parametrize("space,channels", [("y", 1), ("rgb", 3), ("ycbcr", 3), ("bgr", 3)])
 def test_fast_8bit_output_path_agrees_with_float_path(space, channels):
-    from sredge.imaging.model_io import chroma_of, output_to_rgb, output_to_rgb8
+    from sredge.imaging.model_io import image_to_input_and_chroma, output_to_rgb, output_to_rgb8
 
     rgb = to_float(read_rgb(asset("realworld/0014.jpg")))
     desc = _desc(color_space=space, in_channels=channels, out_channels=channels, value_range=255.0)
     # a plausible network output: the input itself, upscaled x2, slightly out of range in places
     x = image_to_input(rgb, desc)
     out = np.repeat(np.repeat(x, 2, axis=2), 2, axis=3) * 1.02 - 1.0
-    chroma = chroma_of(rgb, desc)
+    chroma = image_to_input_and_chroma(rgb, desc)[1]
     ref = np.round(output_to_rgb(out, desc, chroma) * 255).astype(int)
     fast = output_to_rgb8(out, desc, chroma).astype(int)
     assert fast.shape == ref.shape and fast.dtype == int

@@ -9,25 +9,28 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sredge.imaging.color import rgb_to_y, rgb_to_ycbcr, ycbcr8_to_rgb8, ycbcr_to_rgb
+from sredge.imaging.color import rgb_to_ycbcr, ycbcr8_to_rgb8, ycbcr_to_rgb
 from sredge.imaging.resize import imresize
 from sredge.models.descriptor import ModelDescriptor
 
 
-def image_to_input(rgb: np.ndarray, desc: ModelDescriptor) -> np.ndarray:
-    """Prepare one RGB image for a network.
+def image_to_input_and_chroma(rgb: np.ndarray, desc: ModelDescriptor) -> tuple[np.ndarray, np.ndarray | None]:
+    """Prepare one RGB image for a network, and keep the chroma a luma-only network does not see.
 
     Args:
         rgb: (H, W, 3) float RGB in [0, 1] (the low-resolution image).
         desc: The network's descriptor.
 
     Returns:
-        (1, C, H', W') float32 in [0, desc.value_range]: the Y channel for luma-only
-        networks, YCbCr / BGR for ``ycbcr`` / ``bgr`` networks, RGB otherwise; H' = H * scale when the network expects a
-        bicubic-upsampled input (MATLAB kernel), else H' = H.
+        ``(x, chroma)``: x is (1, C, H', W') float32 in [0, desc.value_range]: the Y channel for
+        luma-only networks, YCbCr / BGR for ``ycbcr`` / ``bgr`` networks, RGB otherwise; H' = H * scale
+        when the network expects a bicubic-upsampled input (MATLAB kernel), else H' = H. chroma is
+        (H, W, 2) CbCr in [0, 1] for luma-only networks (one colour transform gives both), else None.
     """
+    chroma = None
     if desc.color_space == "y":
-        plane = rgb_to_y(rgb)[..., None]
+        ycc = rgb_to_ycbcr(rgb)
+        plane, chroma = ycc[..., :1], ycc[..., 1:]
     elif desc.color_space == "ycbcr":
         plane = rgb_to_ycbcr(rgb)
     elif desc.color_space == "bgr":
@@ -38,7 +41,13 @@ def image_to_input(rgb: np.ndarray, desc: ModelDescriptor) -> np.ndarray:
         plane = imresize(plane, scale=desc.scale)
         if plane.ndim == 2:
             plane = plane[..., None]
-    return (np.ascontiguousarray(plane.transpose(2, 0, 1))[None] * desc.value_range).astype(np.float32)
+    x = (np.ascontiguousarray(plane.transpose(2, 0, 1))[None] * desc.value_range).astype(np.float32)
+    return x, chroma
+
+
+def image_to_input(rgb: np.ndarray, desc: ModelDescriptor) -> np.ndarray:
+    """The network input of :func:`image_to_input_and_chroma` alone: (1, C, H', W') float32."""
+    return image_to_input_and_chroma(rgb, desc)[0]
 
 
 def output_to_image(out: np.ndarray, desc: ModelDescriptor) -> np.ndarray:
@@ -54,17 +63,10 @@ def output_to_image(out: np.ndarray, desc: ModelDescriptor) -> np.ndarray:
     return np.clip(plane, 0.0, 1.0)
 
 
-def chroma_of(rgb: np.ndarray, desc: ModelDescriptor) -> np.ndarray | None:
-    """The chroma a luma-only network does not see: (H, W, 2) CbCr in [0, 1]; None for other networks."""
-    if desc.color_space != "y":
-        return None
-    return rgb_to_ycbcr(rgb)[..., 1:]
-
-
 def output_to_rgb(out: np.ndarray, desc: ModelDescriptor, chroma: np.ndarray | None) -> np.ndarray:
     """Network output (1, C, H', W') -> (H', W', 3) float32 RGB in [0, 1].
 
-    For luma-only networks the low-resolution ``chroma`` (from :func:`chroma_of`) is upscaled
+    For luma-only networks the low-resolution ``chroma`` (from :func:`image_to_input_and_chroma`) is upscaled
     bicubically (OpenCV; chroma detail is below what the eye resolves, so the faster kernel is
     used) and recombined with the network's Y.
     """

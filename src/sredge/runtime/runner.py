@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -239,10 +240,7 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
             if progress is not None:
                 progress(res, info.frame_count)
 
-        if writer is not None:
-            with writer:
-                result = run_pipeline(reader, ups, write_frame, write_other, on_frame=on_frame, stop=stop)
-        else:
+        with writer if writer is not None else contextlib.nullcontext():
             result = run_pipeline(reader, ups, write_frame, write_other, on_frame=on_frame, stop=stop)
         if shown is not None:
             shown.close()

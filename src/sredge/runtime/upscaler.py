@@ -15,7 +15,7 @@ import numpy as np
 
 from sredge.errors import InputError
 from sredge.imaging.io import to_float
-from sredge.imaging.model_io import chroma_of, image_to_input, output_to_rgb, output_to_rgb8
+from sredge.imaging.model_io import image_to_input_and_chroma, output_to_rgb, output_to_rgb8
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.tiling import Runner, TileConfig, pad_to, plan_tiles, run_tiles
 
@@ -73,8 +73,8 @@ class Upscaler:
             raise InputError(f"unsupported image layout {img.shape} (grey, RGB or RGBA)")
         if min(rgb.shape[:2]) < 1:
             raise InputError("empty image")
-        x = image_to_input(rgb, self.desc)[0]
-        return Prepared(x, chroma_of(rgb, self.desc), alpha, grey, img.dtype)
+        x, chroma = image_to_input_and_chroma(rgb, self.desc)
+        return Prepared(x[0], chroma, alpha, grey, img.dtype)
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(C, H', W') network input -> (1, C_out, H'*s, W'*s) network output, tiled per the config.
