@@ -10,7 +10,7 @@ DEMO_OUT ?= demo-out
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,dev,openvino]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -86,11 +86,12 @@ def test_bundled_models_meet_the_set5_goal(scale, goal):
     import numpy as np
     import onnxruntime as ort
 
-    from sredge.benchmarks.quality import benchmark_pairs, evaluate_y_psnr
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.benchmarks.quality import evaluate_y_psnr
     from tests.conftest import asset
 
     path = bundled_models()[scale]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     scores = evaluate_y_psnr(lambda x: sess.run(None, {"input": x})[0], read_descriptor(path),
-                             benchmark_pairs(asset("benchmarks/Set5"), scale))
+                             load_dataset(asset("benchmarks/Set5"), scale))
     assert np.mean(list(scores.values())) >= goal

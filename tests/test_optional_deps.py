@@ -43,7 +43,7 @@ def test_every_module_outside_the_model_definitions_imports_without_torch():
     assert proc.stdout.startswith("ok")
 
 
-@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run")])
+@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run"), ("sr-build", "build")])
 def test_help_works_without_torch(command, module):
     proc = _run_blocked(f"""
         from sredge.cli.{module} import main
@@ -101,3 +101,25 @@ def test_sr_run_on_onnx_never_imports_torch(tmp_path):
     """)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file()
+
+
+def test_openvino_backend_without_openvino_names_the_extra(tmp_path):
+    """sr-run --backend openvino on an install without the openvino extra: exit 2, one line, the pip command."""
+    from sredge.runtime.bundled import default_model
+
+    img = tmp_path / "in.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(img), np.full((24, 32, 3), 128, np.uint8))
+    proc = _run_blocked(f"""
+        sys.modules['openvino'] = None
+        from sredge.cli._app import run
+        from sredge.cli.run import PROG, main
+        sys.exit(run(PROG, main, ['--image', {str(img)!r}, '--model', {str(default_model(2))!r}, '--backend',
+                                  'openvino', '-o', {str(tmp_path / 'o.png')!r}]))
+    """)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert 'pip install "sredge[openvino]"' in proc.stderr
+    assert not (tmp_path / "o.png").exists()

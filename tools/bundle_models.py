@@ -41,22 +41,16 @@ def train_command(scale: int, out: Path) -> list[str]:
 def measure(onnx_path: Path, scale: int) -> dict:
     import onnxruntime as ort
 
-    from sredge.benchmarks.metrics import y_psnr
-    from sredge.benchmarks.quality import benchmark_pairs, evaluate_y_psnr
-    from sredge.export.metadata import read_descriptor
-    from sredge.imaging.io import read_rgb, to_float
-    from sredge.imaging.resize import imresize
+    from sredge.benchmarks.datasets import load_dataset
     from sredge.benchmarks.latency import frame_latency_ms
+    from sredge.benchmarks.quality import evaluate_bicubic, evaluate_y_psnr
+    from sredge.export.metadata import read_descriptor
 
     desc = read_descriptor(onnx_path)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    pairs = benchmark_pairs(ASSETS / "benchmarks" / "Set5", scale)
-    sr = evaluate_y_psnr(lambda x: sess.run(None, {"input": x})[0], desc, pairs)
-    bic = []
-    for p in pairs:
-        lr, hr = to_float(read_rgb(p.lr)), to_float(read_rgb(p.hr))
-        hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
-        bic.append(y_psnr(np.clip(imresize(lr, scale=scale), 0, 1), hr, scale))
+    dataset = load_dataset(ASSETS / "benchmarks" / "Set5", scale)
+    sr = evaluate_y_psnr(lambda x: sess.run(None, {"input": x})[0], desc, dataset)
+    bic = [s.psnr for s in evaluate_bicubic(dataset)]
     ms = frame_latency_ms(onnx_path, 360, 640, repeats=7)
     return {"scale": scale, "file": onnx_path.name, "variant": desc.variant, "params": desc.num_params,
             "set5_y_psnr": round(float(np.mean(list(sr.values()))), 3),

@@ -20,6 +20,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "safetensors": ("export", "reading .safetensors checkpoints"),
     "tensorrt": ("trt", "the TensorRT backend"),
     "cuda": ("gpu", "CUDA device buffers"),
+    "openvino": ("openvino", "the OpenVINO backend"),
 }
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from sredge.benchmarks.metrics import psnr, y_psnr
+from tests.conftest import asset
 
 
 def test_psnr_known_value():
@@ -33,3 +35,51 @@ def test_y_psnr_accepts_y_planes_and_rgb():
     y = rgb_to_y(np.round(hr * 255) / 255)
     # Scoring the Y plane directly agrees with scoring the RGB it came from, up to 8-bit rounding.
     assert y_psnr(y, hr, crop=2) > 50
+
+
+def _ssim_direct(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM by its definition, window by window (slow; an independent check of the filtered version)."""
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    vals = []
+    for y in range(a.shape[0] - 10):
+        for x in range(a.shape[1] - 10):
+            pa, pb = a[y:y + 11, x:x + 11], b[y:y + 11, x:x + 11]
+            ma, mb = (w * pa).sum(), (w * pb).sum()
+            va, vb = (w * (pa - ma) ** 2).sum(), (w * (pb - mb) ** 2).sum()
+            cov = (w * (pa - ma) * (pb - mb)).sum()
+            vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
+    return float(np.mean(vals))
+
+
+def test_ssim_matches_its_definition_and_is_one_for_identical_images():
+    from sredge.benchmarks.metrics import ssim
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (24, 30)).astype(np.float64)
+    b = np.clip(a + rng.normal(0, 12, a.shape), 0, 255)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, b) == pytest.approx(_ssim_direct(a, b), abs=1e-9)
+    assert ssim(a, b) < 0.999
+    with pytest.raises(ValueError):
+        ssim(a[:10], b[:10])
+
+
+@pytest.mark.parametrize("scale,psnr_paper,ssim_paper", [(2, 33.66, 0.9299), (3, 30.39, 0.8682), (4, 28.42, 0.8104)])
+def test_bicubic_on_set5_reproduces_the_published_row(scale, psnr_paper, ssim_paper):
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.benchmarks.quality import evaluate_bicubic, mean
+
+    scores = evaluate_bicubic(load_dataset(asset("benchmarks/Set5"), scale))
+    assert mean(scores) == pytest.approx(psnr_paper, abs=0.02)
+    assert mean(scores, "ssim") == pytest.approx(ssim_paper, abs=0.001)
+
+
+def test_rgb_psnr_counts_every_channel():
+    from sredge.benchmarks.metrics import rgb_psnr
+
+    hr = np.full((8, 8, 3), 0.5)
+    sr = hr.copy()
+    sr[..., 2] += 10 / 255  # blue only: the Y channel barely moves, RGB PSNR sees all of it
+    assert rgb_psnr(sr, hr, crop=0) == pytest.approx(10 * math.log10(255**2 / (100 / 3)), abs=1e-6)

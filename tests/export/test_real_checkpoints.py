@@ -11,7 +11,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from sredge.benchmarks.quality import benchmark_pairs, evaluate_y_psnr
+from sredge.benchmarks.datasets import load_dataset
+from sredge.benchmarks.quality import evaluate_y_psnr
 from sredge.export.metadata import read_descriptor
 from sredge.models.loader import load_model
 from tests.conftest import asset
@@ -54,7 +55,7 @@ def test_export_parity_and_set5_psnr(cli, tmp_path, rel, flags, scale, paper_db,
     assert model.opset_import[0].version >= 17
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
 
-    pairs = benchmark_pairs(asset("benchmarks/Set5"), scale)
+    pairs = load_dataset(asset("benchmarks/Set5"), scale)
     loaded = load_model(ckpt, scale=scale, trust_pickle="--trust-pickle" in flags)
     assert dataclasses.replace(loaded.descriptor) == desc
     with torch.no_grad():

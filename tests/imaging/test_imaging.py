@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sredge.imaging.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
-from sredge.imaging.io import read_rgb, to_float
+from sredge.imaging.io import read_image, read_rgb, to_float
 from sredge.imaging.model_io import image_to_input, output_to_image
 from sredge.imaging.resize import imresize
 from sredge.models.descriptor import ModelDescriptor
@@ -29,18 +29,27 @@ def test_ycbcr_round_trip():
     np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-5)
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4, 8])
-def test_imresize_reproduces_set5_lr_bicubic(scale):
-    for name in ("baby", "bird", "butterfly", "head", "woman"):
-        hr = read_rgb(asset(f"benchmarks/Set5/HR/{name}.png"))
-        lr = read_rgb(asset(f"benchmarks/Set5/LR_bicubic/X{scale}/{name}x{scale}.png"))
+@pytest.mark.parametrize("dataset,scale", [("Set5", 2), ("Set5", 3), ("Set5", 4), ("Set5", 8),
+                                           ("Set14", 2), ("Set14", 3), ("Set14", 4)])
+def test_imresize_reproduces_the_benchmark_lr_bicubic(dataset, scale):
+    root = asset(f"benchmarks/{dataset}")
+    lr_dir = root / "LR_bicubic" / f"X{scale}"
+    if not lr_dir.is_dir():
+        pytest.skip(f"{lr_dir} not in the assets")
+    for hr_path in sorted((root / "HR").glob("*.png")):
+        hr = read_image(hr_path)
+        lr = read_image(lr_dir / f"{hr_path.stem}x{scale}.png")
         hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]
         mine = imresize(hr, scale=1 / scale)
         assert mine.shape == lr.shape
         diff = np.abs(mine.astype(int) - lr)
-        # Within 2 grey levels everywhere; the great majority identical.
-        assert diff.max() <= 2, (name, diff.max())
-        assert (diff == 0).mean() > 0.8, (name, (diff == 0).mean())
+        # x2-x4 were made by MATLAB's imresize on uint8 and are reproduced bit for bit. The X8 set
+        # was made by some other tool (no rounding scheme reproduces all of it): 92% identical,
+        # one pixel in 3.6 million two levels off, the rest within one.
+        if scale == 8:
+            assert diff.max() <= 2 and (diff > 1).sum() <= 1 and (diff == 0).mean() > 0.9, hr_path.stem
+        else:
+            assert diff.max() == 0, (hr_path.stem, diff.max())
 
 
 def test_imresize_upscale_shapes_and_constant_image():

@@ -250,3 +250,40 @@ def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_p
     _one_line(res, 2)
     _, frames, _, _ = _probe(out)
     assert 0 < len(frames) < info.frame_count
+
+
+def _perturbed(src, dst, rel=0.02):
+    """A real, slightly different model: the sredge export with noise added to its weights."""
+    from onnx import numpy_helper
+
+    m = onnx.load(str(src))
+    rng = np.random.default_rng(0)
+    for init in m.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.ndim == 4:
+            init.CopyFrom(numpy_helper.from_array((w + rng.normal(0, rel * w.std(), w.shape)).astype(w.dtype),
+                                                  init.name))
+    onnx.save(m, str(dst))
+    return dst
+
+
+def test_reference_check_every_nth_frame(cli, exported, tmp_path):
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src, n=12)
+    model = exported("fsrcnn_x2")
+    changed = _perturbed(model, tmp_path / "changed.onnx")
+    report = tmp_path / "run.json"
+    res = cli("run", "--video", src, "--model", changed, "--reference", model, "--check-every", "5",
+              "-o", tmp_path / "out.mp4", "--report", report)
+    assert res.code == 0, res.err
+    check = json.loads(report.read_text())["reference_check"]
+    assert check["every"] == 5 and [f for f, _ in check["frames"]] == [0, 5, 10]
+    assert 20 < check["min_psnr"] <= check["mean_psnr"] < 70  # different, but close to the reference
+    assert "reference check: 3 frames (every 5)" in res.out
+    same = cli("run", "--video", src, "--model", model, "--reference", model, "--check-every", "4",
+               "-o", tmp_path / "same.mp4", "--report", report)
+    assert same.code == 0, same.err
+    check = json.loads(report.read_text())["reference_check"]
+    assert check["frames_checked"] == 3 and check["mean_psnr"] is None  # identical frames: infinite PSNR
+    bad = cli("run", "--video", src, "--model", model, "--reference", tmp_path / "none.onnx")
+    assert "no such reference model" in _one_line(bad, 2)

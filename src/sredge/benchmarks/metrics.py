@@ -1,13 +1,16 @@
-"""PSNR by the published SR convention (BasicSR / MATLAB).
+"""PSNR and SSIM by the published SR convention (BasicSR / MATLAB).
 
 Quality is measured on the BT.601 Y channel (MATLAB ``rgb2ycbcr``) of 8-bit images,
-with ``crop`` pixels removed from every border (crop = scale in SR papers).
+with ``crop`` pixels removed from every border (crop = scale in SR papers). SSIM uses
+an 11x11 Gaussian window (sigma 1.5) over the valid region, as MATLAB's ``ssim`` in
+the SR papers' evaluation scripts and BasicSR's ``calculate_ssim`` do.
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from sredge.imaging.color import rgb_to_y
@@ -46,7 +49,57 @@ def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
         hr: Same layout and size as ``sr`` (RGB ground truth gives its Y).
         crop: Pixels removed from each border before comparing (the scale, by convention).
     """
-    ys, yh = y_channel(sr), y_channel(hr)
-    if crop > 0:
-        ys, yh = ys[crop:-crop, crop:-crop], yh[crop:-crop, crop:-crop]
-    return psnr(ys, yh, 255.0)
+    return psnr(_crop(y_channel(sr), crop), _crop(y_channel(hr), crop), 255.0)
+
+
+def _crop(img: np.ndarray, crop: int) -> np.ndarray:
+    return img[crop:-crop, crop:-crop] if crop > 0 else img
+
+
+def rgb_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
+    """PSNR (dB) over all three 8-bit-quantised RGB channels, ``crop`` pixels off every border.
+
+    Args:
+        sr: (H, W, 3) RGB float in [0, 1].
+        hr: Same shape.
+        crop: Border pixels removed before comparing.
+    """
+    if np.asarray(sr).ndim != 3 or np.asarray(sr).shape[2] != 3:
+        raise ValueError("RGB PSNR needs (H, W, 3) images")
+    return psnr(_crop(quantize(sr), crop), _crop(quantize(hr), crop), 255.0)
+
+
+_SSIM_C1 = (0.01 * 255) ** 2
+_SSIM_C2 = (0.03 * 255) ** 2
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two (H, W) float planes in [0, 255]: 11x11 Gaussian window, sigma 1.5.
+
+    Only windows that fit wholly inside the image count (the 5-pixel margin is dropped),
+    as in MATLAB's reference implementation. Images must be at least 11x11.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"SSIM needs two same-size planes, got {a.shape} and {b.shape}")
+    if min(a.shape) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels, got {a.shape}")
+    g = cv2.getGaussianKernel(11, 1.5)
+    window = g @ g.T
+
+    def filt(x: np.ndarray) -> np.ndarray:
+        return cv2.filter2D(x, -1, window, borderType=cv2.BORDER_REFLECT)[5:-5, 5:-5]
+
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a**2
+    var_b = filt(b * b) - mu_b**2
+    cov = filt(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)
+    den = (mu_a**2 + mu_b**2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2)
+    return float(np.mean(num / den))
+
+
+def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
+    """Y-channel SSIM of an SR result against the ground truth (same inputs as :func:`y_psnr`)."""
+    return ssim(_crop(y_channel(sr), crop), _crop(y_channel(hr), crop))

@@ -1,67 +1,114 @@
-"""Y-PSNR of a network over an SR benchmark laid out as ``HR/`` + ``LR_bicubic/X{s}/``."""
+"""Scoring a network on a benchmark dataset: Y-PSNR, Y-SSIM (and RGB PSNR) per image.
+
+The network runs through the runtime's :class:`~sredge.runtime.upscaler.Upscaler`, so a
+benchmark measures exactly what ``sr-run`` produces for the same tile settings. Luma-only
+networks are scored on their Y output directly (no RGB round trip), as papers do.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from sredge.benchmarks.metrics import y_psnr
+from sredge.benchmarks.datasets import Dataset, load_pair
+from sredge.benchmarks.metrics import rgb_psnr, y_psnr, y_ssim
 from sredge.errors import InputError
-from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
-from sredge.imaging.model_io import image_to_input, output_to_image
+from sredge.imaging.io import to_float
+from sredge.imaging.model_io import output_to_image
+from sredge.imaging.resize import imresize
 from sredge.models.descriptor import ModelDescriptor
-
-
-Runner = Callable[[np.ndarray], np.ndarray]
-"""(1, C, H, W) float32 network input -> (1, C, H', W') network output."""
+from sredge.runtime.tiling import Runner, TileConfig
+from sredge.runtime.upscaler import Upscaler
 
 
 @dataclass(frozen=True)
-class Pair:
-    """One benchmark image: its name and the HR / LR files."""
+class ImageScore:
+    """Quality of one upscaled image against its ground truth (crop = scale)."""
 
     name: str
-    hr: Path
-    lr: Path
+    psnr: float
+    """Y-channel PSNR, dB."""
+    ssim: float
+    """Y-channel SSIM in [-1, 1]."""
+    rgb_psnr: float | None = None
+    """RGB PSNR, dB, when asked for."""
 
 
-def benchmark_pairs(root: str | Path, scale: int) -> list[Pair]:
-    """Pair ``root/HR/NAME.png`` with ``root/LR_bicubic/X{scale}/NAMEx{scale}.png``.
+Keep = Callable[[str, np.ndarray, np.ndarray, np.ndarray], None]
+"""``keep(name, lr, sr, hr)`` with (H, W, 3) uint8 RGB images: sees every upscaled image."""
+
+
+def score(sr: np.ndarray, hr: np.ndarray, crop: int, sr_rgb8: np.ndarray | None = None) -> tuple[float, float, float | None]:
+    """``(y_psnr, y_ssim, rgb_psnr)`` of one result.
+
+    Args:
+        sr: (H, W, 1) Y or (H, W, 3) RGB float in [0, 1] (the network's own output).
+        hr: (H, W, 3) uint8 RGB ground truth.
+        crop: Border pixels ignored (the scale).
+        sr_rgb8: (H, W, 3) uint8 RGB result for the RGB PSNR; None skips it.
+    """
+    hr_f = to_float(hr)
+    rgb = rgb_psnr(to_float(sr_rgb8), hr_f, crop) if sr_rgb8 is not None else None
+    return y_psnr(sr, hr_f, crop), y_ssim(sr, hr_f, crop), rgb
+
+
+def evaluate(upscaler_for: Callable[[int, int], Upscaler], dataset: Dataset, rgb: bool = False,
+             keep: Keep | None = None) -> list[ImageScore]:
+    """Score a model on every image of ``dataset``.
+
+    Args:
+        upscaler_for: ``(lr_height, lr_width) -> Upscaler`` (tiling planned for that size).
+        dataset: The benchmark.
+        rgb: Also compute RGB PSNR.
+        keep: Called with each (lr, sr, hr) triple, e.g. to save crops.
 
     Raises:
-        InputError: The layout is missing or no pairs are found.
+        InputError: The model's scale differs from the dataset's, or an output has the wrong size.
     """
-    root = Path(root)
-    hr_dir, lr_dir = root / "HR", root / "LR_bicubic" / f"X{scale}"
-    if not hr_dir.is_dir() or not lr_dir.is_dir():
-        raise InputError(f"{root} does not have HR/ and LR_bicubic/X{scale}/ folders")
-    pairs = []
-    for hr in sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        lr = lr_dir / f"{hr.stem}x{scale}{hr.suffix}"
-        if lr.is_file():
-            pairs.append(Pair(hr.stem, hr, lr))
-    if not pairs:
-        raise InputError(f"no HR/LR image pairs in {root} for x{scale}")
-    return pairs
-
-
-def evaluate_y_psnr(run: Runner, desc: ModelDescriptor, pairs: list[Pair]) -> dict[str, float]:
-    """Y-PSNR (dB, crop = scale) per image of ``run`` on the pairs.
-
-    The HR image is cropped to LR size x scale (as BasicSR's ``mod_crop``). Luma-only
-    networks are scored on their Y output directly.
-    """
-    scores = {}
-    for pair in pairs:
-        lr = to_float(read_rgb(pair.lr))
-        hr = to_float(read_rgb(pair.hr))
-        s = desc.scale
-        hr = hr[: lr.shape[0] * s, : lr.shape[1] * s]
-        out = output_to_image(run(image_to_input(lr, desc)), desc)
-        if out.shape[:2] != hr.shape[:2]:
-            raise InputError(f"{pair.name}: output {out.shape[:2]} does not match HR {hr.shape[:2]}")
-        scores[pair.name] = y_psnr(out, hr, crop=s)
+    scores = []
+    for sample in dataset.samples:
+        hr, lr = load_pair(sample, dataset.scale)
+        ups = upscaler_for(*lr.shape[:2])
+        if ups.desc.scale != dataset.scale:
+            raise InputError(f"the model upscales x{ups.desc.scale}, the benchmark is x{dataset.scale}")
+        prep = ups.preprocess(lr)
+        out = ups.infer(prep.x)
+        sr = output_to_image(out, ups.desc)
+        if sr.shape[:2] != hr.shape[:2]:
+            raise InputError(f"{sample.name}: output {sr.shape[:2]} does not match HR {hr.shape[:2]}")
+        sr8 = ups.postprocess(out, prep) if (rgb or keep is not None) else None
+        scores.append(ImageScore(sample.name, *score(sr, hr, dataset.scale, sr8 if rgb else None)))
+        if keep is not None:
+            keep(sample.name, lr, sr8, hr)
     return scores
+
+
+def evaluate_bicubic(dataset: Dataset, rgb: bool = False, keep: Keep | None = None) -> list[ImageScore]:
+    """The baseline row: MATLAB bicubic (a = -0.5) upscaling of each LR image, scored like a model."""
+    scores = []
+    for sample in dataset.samples:
+        hr, lr = load_pair(sample, dataset.scale)
+        up = imresize(lr, scale=dataset.scale)
+        scores.append(ImageScore(sample.name, *score(to_float(up), hr, dataset.scale, up if rgb else None)))
+        if keep is not None:
+            keep(sample.name, lr, up, hr)
+    return scores
+
+
+def evaluate_y_psnr(run: Runner, desc: ModelDescriptor, dataset: Dataset) -> dict[str, float]:
+    """Y-PSNR (dB) per image of a bare network function on a dataset, whole images, no tiling.
+
+    Args:
+        run: (1, C, H, W) float32 network input -> its output (see :class:`Upscaler`).
+        desc: The network's descriptor.
+        dataset: The benchmark (its scale must be the network's).
+    """
+    return {s.name: s.psnr for s in evaluate(lambda h, w: Upscaler(run, desc, TileConfig(tile=None)), dataset)}
+
+
+def mean(scores: list[ImageScore], field: str = "psnr") -> float:
+    """Mean of one field over images (NaN when there are none or the field was not computed)."""
+    values = [getattr(s, field) for s in scores if getattr(s, field) is not None]
+    return float(np.mean(values)) if values else float("nan")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sredge.cli._app import EXIT_INTERRUPTED, Parser, run
@@ -29,13 +31,16 @@ def build_parser() -> Parser:
                         "default: NAME_x{scale}.EXT next to the input")
     p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a .pth checkpoint "
                                               "(default: the bundled model for --scale)")
-    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch"),
+    p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch", "openvino"),
                    help="inference backend (default: by model file type)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="where to run: auto (CUDA if available, else CPU), cpu, cuda, or tensorrt "
                         "(ONNX Runtime's TensorRT provider)")
     p.add_argument("--threads", type=int, default=0, help="CPU inference threads (default: all cores)")
     p.add_argument("--fp16", action="store_true", help="float16 inference (torch backend on CUDA)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
+                   help="compute precision, never changed silently (openvino: fp32, bf16 on CPUs with it, int8 for "
+                        "a Q/DQ ONNX; default: the model's own)")
     p.add_argument("--tile", default="auto",
                    help="tile edge in pixels, 'auto' (from --memory-budget) or 0 for whole frames (default auto)")
     p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")
@@ -57,6 +62,11 @@ def build_parser() -> Parser:
                    help="encoder threads (default: a quarter of the cores, at least 1; 0: the encoder's choice)")
     p.add_argument("--display", action="store_true", help="show the upscaled video in a window")
     p.add_argument("--report", type=Path, metavar="JSON", help="write a run report (frames, fps, latencies)")
+    p.add_argument("--reference", type=Path, metavar="MODEL",
+                   help="video: also upscale every --check-every-th frame with this model (e.g. the FP32 "
+                        "original of an INT8 model) and report the Y-PSNR against it")
+    p.add_argument("--check-every", type=int, default=30, metavar="N",
+                   help="frames between --reference checks (default 30)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return p
 
@@ -92,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.batch < 1 or args.tile_overlap < 0 or args.threads < 0:
         raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
+    if args.reference is not None:
+        if args.image is not None:
+            raise InputError("--reference checks video runs; for images compare with sr-bench")
+        if not args.reference.exists():
+            raise InputError(f"no such reference model: {args.reference}")
+    if args.check_every < 1:
+        raise InputError("--check-every must be >= 1")
     if args.report is not None:
         from sredge.atomic import check_writable
 
@@ -100,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     is_default = args.model is None
     opts = RunOptions(
         backend=args.backend,
-        backend_options=BackendOptions(device=args.device, threads=args.threads, fp16=args.fp16),
+        backend_options=BackendOptions(device=args.device, threads=args.threads, fp16=args.fp16,
+                                       precision=args.precision),
         tile=_tile(args.tile),
         tile_overlap=args.tile_overlap,
         blend=args.blend,
@@ -134,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     live = source.isdigit() or source.startswith("/dev/video") or "://" in source
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")
-    with LoadedRuntime(model, opts) as rt:
+    ref_opts = replace(opts, backend="auto", overrides=ModelOverrides(scale=opts.overrides.scale))
+    with LoadedRuntime(model, opts) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
+                                            else contextlib.nullcontext()) as ref:
         output = args.output
         if output is None and not args.display:
             if live:
@@ -143,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
         bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
         vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
-                             display=args.display, encoder_threads=args.encode_threads)
+                             display=args.display, encoder_threads=args.encode_threads, reference=ref,
+                             check_every=args.check_every)
         bar.finish()
         if args.report is not None:
             write_report(args.report, report_dict(vrun, rt, opts))
@@ -208,6 +229,15 @@ def _summary(vrun) -> None:
     rows = [(name, r.stages[name].summary()) for name in STAGES] + [("end_to_end", r.end_to_end.summary())]
     for name, s in rows:
         print(f"{name:<12} {s.p50_ms:9.1f} {s.p95_ms:9.1f} {s.p99_ms:9.1f}")
+    c = vrun.reference_check
+    if c is not None:
+        if c["frames_checked"] == 0:
+            print("reference check: no frame checked")
+        elif c["mean_psnr"] is None:
+            print(f"reference check: {c['frames_checked']} frames, identical to the reference")
+        else:
+            print(f"reference check: {c['frames_checked']} frames (every {c['every']}), Y-PSNR against the "
+                  f"reference mean {c['mean_psnr']:.2f} dB, min {c['min_psnr']:.2f} dB (frame {c['worst_frame']})")
 
 
 def entry() -> None:

@@ -46,6 +46,11 @@ class ModelDescriptor:
     """Number of trainable parameters, for reports."""
     variant: str = ""
     """Descriptive variant name, e.g. ``"edsr_baseline_x4"``; informational only."""
+    precision: str = "fp32"
+    """Arithmetic the file was made for: ``"fp32"``; ``"fp16"`` (float16 weights and activations);
+    ``"int8-cpu"`` (Q/DQ, uint8 activations, int8 per-channel weights: ONNX Runtime CPU) or
+    ``"int8-trt"`` (Q/DQ, symmetric int8 activations and weights: TensorRT). Files written before
+    this field existed read as ``"fp32"``."""
 
     def to_metadata(self) -> dict[str, str]:
         """Serialise to string key/values for ONNX ``metadata_props`` (keys prefixed ``sredge.``)."""
@@ -77,6 +82,8 @@ class ModelDescriptor:
             extras.append(f"size multiple {self.size_multiple}")
         if not self.fp16_safe:
             extras.append("not fp16-safe")
+        if self.precision != "fp32":
+            extras.append(self.precision)
         tail = f", {', '.join(extras)}" if extras else ""
         return (
             f"{self.variant or self.arch}: x{self.scale}, {self.in_channels}->{self.out_channels} channels, "

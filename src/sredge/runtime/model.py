@@ -8,7 +8,7 @@ A model sredge exported carries its ModelDescriptor; flags that contradict it ar
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,6 +65,9 @@ def resolve_descriptor(
     if overrides.color is not None and overrides.color not in COLOR_SPACES:
         raise InputError(f"--color {overrides.color}: choose one of {', '.join(COLOR_SPACES)}")
     if stored is not None:
+        if stored.pre_upsample and overrides.scale is not None and overrides.scale != stored.scale:
+            # A pre-upsampling network (SRCNN, VDSR) refines a bicubic-enlarged image: any factor works.
+            stored = replace(stored, scale=overrides.scale)
         said = {"scale": overrides.scale, "color_space": overrides.color, "value_range": overrides.value_range}
         flag = {"scale": "--scale", "color_space": "--color", "value_range": "--range"}
         for field, value in said.items():

@@ -21,6 +21,7 @@ from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kin
 from sredge.runtime.backends.base import InputSpec
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
 from sredge.runtime.pipeline import STAGES, PipelineResult, run_pipeline
+from sredge.runtime.refcheck import ReferenceCheck
 from sredge.runtime.tiling import TileConfig, auto_tile
 from sredge.runtime.upscaler import Upscaler
 
@@ -33,7 +34,7 @@ class RunOptions:
     """Everything ``sr-run`` lets a user choose about how a model runs."""
 
     backend: str = "auto"
-    """``auto`` (by model file type), ``ort``, ``trt`` or ``torch``."""
+    """``auto`` (by model file type), ``ort``, ``trt``, ``torch`` or ``openvino`` (an .onnx on the CPU)."""
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     tile: int | str | None = "auto"
     """Tile edge in input pixels, ``"auto"`` (from ``memory_budget_mb``) or None (whole frame)."""
@@ -51,6 +52,10 @@ class RunOptions:
     """``arch`` / ``trust_pickle`` for checkpoints run by the torch backend."""
 
 
+FILE_KIND = {"openvino": "ort"}
+"""Backends that run another backend's file type (OpenVINO runs .onnx files)."""
+
+
 def choose_backend(requested: str, model: Path) -> str:
     """Backend for a model file: by its type for ``auto``, else the requested one if it can run it (pure)."""
     try:
@@ -61,11 +66,12 @@ def choose_backend(requested: str, model: Path) -> str:
         return kind
     if requested not in BACKENDS:
         raise InputError(f"unknown backend {requested!r}; choose one of auto, {', '.join(BACKENDS)}")
-    if requested != kind:
+    runs = FILE_KIND.get(requested, requested)  # the model file type the backend runs
+    if runs != kind:
         need = {"ort": "an .onnx model", "trt": "a TensorRT .engine/.plan", "torch": "a .pth/.pt checkpoint"}
-        hint = " (export it with sr-export)" if requested == "ort" and kind == "torch" else ""
-        raise InputError(f"--backend {requested} needs {need[requested]}, not {model.name}{hint}")
-    return kind
+        hint = " (export it with sr-export)" if runs == "ort" and kind == "torch" else ""
+        raise InputError(f"--backend {requested} needs {need[runs]}, not {model.name}{hint}")
+    return requested
 
 
 def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height: int, width: int) -> TileConfig:
@@ -196,6 +202,8 @@ class VideoRun:
     result: PipelineResult
     input_info: dict
     decode_error: str | None
+    reference_check: dict | None = None
+    """Summary of the ``--reference`` comparison (see :meth:`ReferenceCheck.summary`), when asked for."""
 
 
 def default_encoder_threads() -> int:
@@ -206,8 +214,12 @@ def default_encoder_threads() -> int:
 
 def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "veryfast",
                   progress=None, display: bool = False, stop: threading.Event | None = None,
-                  encoder_threads: int | None = None) -> VideoRun:
+                  encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
+                  check_every: int = 30) -> VideoRun:
     """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
+
+    With ``reference``, every ``check_every``-th frame is also upscaled by that model and the
+    Y-PSNR of this run's output against it is recorded (``VideoRun.reference_check``).
 
     The output is finalized also when the run stops early (Ctrl-C, backend error): a playable
     file of the frames done. Raises nothing for those: the caller inspects the returned run.
@@ -221,6 +233,11 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
         info = reader.info
         ups = rt.upscaler(info.height, info.width, fast_8bit=True)
         s = rt.desc.scale
+        check = None
+        if reference is not None:
+            if reference.desc.scale != s:
+                raise InputError(f"the reference model upscales x{reference.desc.scale}, the model x{s}")
+            check = ReferenceCheck(reference.upscaler(info.height, info.width, fast_8bit=True), check_every, s)
         shown = _Display() if display else None
         threads = default_encoder_threads() if encoder_threads is None else encoder_threads
         writer = (VideoWriter(output, info.width * s, info.height * s, info.time_base, info.fps, crf=crf,
@@ -229,6 +246,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
         def write_frame(frame):
             if writer is not None:
                 writer.write(frame)
+            if check is not None:
+                check.check(frame)
             if shown is not None:
                 shown.show(frame.rgb)
 
@@ -241,10 +260,12 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
                 progress(res, info.frame_count)
 
         with writer if writer is not None else contextlib.nullcontext():
-            result = run_pipeline(reader, ups, write_frame, write_other, on_frame=on_frame, stop=stop)
+            result = run_pipeline(check.tap(reader) if check else reader, ups, write_frame, write_other,
+                                  on_frame=on_frame, stop=stop)
         if shown is not None:
             shown.close()
-        return VideoRun(source, str(output) if output else None, result, _info_dict(info), reader.error)
+        return VideoRun(source, str(output) if output else None, result, _info_dict(info), reader.error,
+                        check.summary() if check else None)
 
 
 class _Display:
@@ -309,6 +330,7 @@ def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
         "input": run.input_info,
         "model": {"path": str(rt.model), **asdict(rt.desc)},
         "backend": rt.backend.describe(),
+        "reference_check": run.reference_check,
         "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
         "software": {"python": platform.python_version(), "numpy": numpy.__version__,
                      "onnxruntime": onnxruntime.__version__},

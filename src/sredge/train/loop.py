@@ -169,13 +169,14 @@ def train(
 
 def set5_validator(root: str | Path, desc_for: Callable[[Any], Any]) -> Callable[[Any], float]:
     """``validate(module)``: mean Y-PSNR on an HR + LR_bicubic/X{s} benchmark (crop = scale)."""
-    from sredge.benchmarks.quality import benchmark_pairs, evaluate_y_psnr
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.benchmarks.quality import evaluate_y_psnr
 
     torch = require("torch")
 
     def validate(module) -> float:
         desc = desc_for(module)
-        pairs = benchmark_pairs(root, desc.scale)
+        pairs = load_dataset(root, desc.scale)
         scores = evaluate_y_psnr(lambda x: module(torch.from_numpy(x)).numpy(), desc, pairs)
         return float(np.mean(list(scores.values())))
 

@@ -1,7 +1,7 @@
 """Inference backends behind one protocol (see :mod:`sredge.runtime.backends.base`).
 
 Each backend lives in its own module and imports its library lazily, so choosing
-``ort`` never imports torch or TensorRT.
+``ort`` never imports torch, TensorRT or OpenVINO.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sredge.runtime.backends.base import Backend, BackendOptions, InputSpec, model_kind
 
-BACKENDS = ("ort", "trt", "torch")
+BACKENDS = ("ort", "trt", "torch", "openvino")
 
 __all__ = ["BACKENDS", "Backend", "BackendOptions", "InputSpec", "model_kind", "open_backend"]
 
@@ -19,8 +19,8 @@ def open_backend(kind: str, model: str | Path, options: BackendOptions = Backend
     """Construct (not yet activate) the backend ``kind`` for ``model``; use it as a context manager.
 
     Args:
-        kind: ``"ort"``, ``"trt"`` or ``"torch"``.
-        model: Model file for that backend (.onnx, .engine/.plan, checkpoint).
+        kind: ``"ort"``, ``"trt"``, ``"torch"`` or ``"openvino"``.
+        model: Model file for that backend (.onnx, .engine/.plan, checkpoint; .onnx for openvino).
         options: Device, threads, precision.
         **kwargs: Backend-specific arguments (e.g. ``arch``/``scale``/``trust_pickle`` for torch).
     """
@@ -36,4 +36,8 @@ def open_backend(kind: str, model: str | Path, options: BackendOptions = Backend
         from sredge.runtime.backends.torch_backend import TorchBackend
 
         return TorchBackend(model, options, **kwargs)
+    if kind == "openvino":
+        from sredge.runtime.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(model, options)
     raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

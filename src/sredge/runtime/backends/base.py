@@ -1,4 +1,4 @@
-"""The one protocol every inference backend implements (ONNX Runtime, TensorRT, PyTorch).
+"""The one protocol every inference backend implements (ONNX Runtime, TensorRT, PyTorch, OpenVINO).
 
 A backend is built cheaply from a model path and options; it acquires its session,
 engine or device buffers on ``__enter__`` (Polygraphy style) and releases them on
@@ -50,6 +50,10 @@ class BackendOptions:
     """Intra-op threads for CPU execution; 0 lets the library pick (all physical cores)."""
     fp16: bool = False
     """Run in float16 where the backend computes it natively (PyTorch on CUDA)."""
+    precision: str | None = None
+    """``"fp32"``, ``"bf16"`` or ``"int8"`` (``--precision``); None: the model's own precision. Backends that
+    cannot compute the requested precision refuse it (OpenVINO honours all three; ONNX Runtime and PyTorch
+    run fp32 only; a TensorRT engine's precision is fixed when it is built)."""
 
 
 @runtime_checkable
@@ -61,7 +65,7 @@ class Backend(Protocol):
     """
 
     name: str
-    """Registry name: ``"ort"``, ``"trt"`` or ``"torch"``."""
+    """Registry name: ``"ort"``, ``"trt"``, ``"torch"`` or ``"openvino"``."""
 
     def __enter__(self) -> Backend: ...
 

@@ -73,6 +73,9 @@ class OrtBackend:
         so.log_severity_level = 3  # errors only: provider fallbacks are reported by us
         if self.options.fp16:
             raise InputError("--fp16 is not an ONNX Runtime option: export an FP16 ONNX instead")
+        if self.options.precision not in (None, "fp32"):
+            raise InputError(f"--precision {self.options.precision}: ONNX Runtime runs the ONNX as it is typed; "
+                             "drop --precision (or use --backend openvino for bf16/int8 on the CPU)")
         try:
             self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf

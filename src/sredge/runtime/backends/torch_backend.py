@@ -73,6 +73,9 @@ class TorchBackend:
         self._module: Any = None
 
     def __enter__(self) -> TorchBackend:
+        if self.options.precision not in (None, "fp32"):
+            raise InputError(f"--precision {self.options.precision}: the PyTorch reference runs float32 "
+                             "(or --fp16 on CUDA); drop --precision")
         torch = require("torch")
         device, dtype_name = plan_device(self.options.device, self.options.fp16, torch.cuda.is_available())
         loaded = load_model(self.path, **self._load_args)

@@ -9,12 +9,15 @@ by which one imports.
 
 Every decision is a pure function (:func:`plan_io`, :func:`spec_from_profile`,
 :func:`check_shape_in_profile`, :func:`nbytes`, :func:`grown_capacity`,
-:func:`numpy_dtype`, :func:`missing_trt_api`, :func:`cuda_value`, ...) tested without
+:func:`numpy_dtype`, :func:`missing_trt_api`, :func:`cuda_value`,
+:func:`check_engine_matches`, ...) tested without
 TensorRT; :class:`TrtBackend` only applies them to a live engine.
 
 An engine carries no sredge metadata of its own, so ``sr-build`` writes a sidecar
 ``<engine path>.json`` (:func:`write_engine_sidecar`) holding the
 :class:`~sredge.models.descriptor.ModelDescriptor` keys plus what built the engine.
+An engine whose sidecar records another TensorRT version, GPU or compute capability is
+refused with a message to rebuild it (:func:`check_engine_matches`), never run.
 
 Not verified here: this module was written and tested on a machine without
 TensorRT, cuda-python or a GPU. The pure functions, the sidecar round trip and the
@@ -310,7 +313,7 @@ def check_options(options: BackendOptions) -> None:
     """Refuse options TensorRT cannot honour (never silently ignore them).
 
     Raises:
-        InputError: ``device="cpu"``, ``threads > 0`` or ``fp16=True``.
+        InputError: ``device="cpu"``, ``threads > 0``, ``fp16=True`` or a ``precision``.
     """
     if options.device not in ("auto", "cuda", "cpu"):
         raise InputError(f"unknown device {options.device!r} for TensorRT (cuda, auto)")
@@ -322,6 +325,11 @@ def check_options(options: BackendOptions) -> None:
         raise InputError(
             "a TensorRT engine's precision is fixed when it is built: drop --fp16 and build the engine from an "
             "FP16 ONNX instead"
+        )
+    if options.precision is not None:
+        raise InputError(
+            f"--precision {options.precision}: a TensorRT engine's precision is fixed when it is built "
+            "(sr-build); drop --precision"
         )
 
 
@@ -437,6 +445,32 @@ def read_engine_sidecar(engine_path: str | Path) -> ModelDescriptor | None:
         raise InputError(f"{sidecar_path(engine_path)}: {exc}; rebuild the engine") from exc
 
 
+def check_engine_matches(extra: dict, trt_version: str, gpu_name: str, compute_capability: str,
+                         engine_path: str | Path = "the engine") -> None:
+    """Refuse an engine that ``sr-build`` made for another TensorRT or GPU (pure).
+
+    A stale or foreign engine is never run: TensorRT may load it and run it wrongly or slowly.
+    Only the facts the sidecar records are compared (engines from other tools have none).
+
+    Args:
+        extra: The sidecar's build facts (:func:`read_engine_sidecar_extra`).
+        trt_version: ``tensorrt.__version__`` here.
+        gpu_name: This device's name.
+        compute_capability: This device's ``"major.minor"``.
+
+    Raises:
+        InputError: A recorded fact differs; the message says to rebuild with sr-build.
+    """
+    here = {"tensorrt_version": trt_version, "gpu_name": gpu_name, "compute_capability": compute_capability}
+    label = {"tensorrt_version": "TensorRT", "gpu_name": "GPU", "compute_capability": "compute capability"}
+    diffs = [f"{label[k]} {extra[k]} (here {v})" for k, v in here.items() if k in extra and str(extra[k]) != str(v)]
+    if diffs:
+        raise InputError(
+            f"{engine_path} was built for {', '.join(diffs)}; an engine runs only where it was built: "
+            f"rebuild it here with sr-build"
+        )
+
+
 def read_engine_sidecar_extra(engine_path: str | Path) -> dict:
     """The build facts (non-descriptor keys) of ``<engine>.json``; empty when there is no sidecar."""
     data = _load_sidecar(engine_path) or {}
@@ -539,6 +573,8 @@ class TrtBackend:
         props = cuda_value(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
         raw = getattr(props, "name", b"")
         self._gpu = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\x00 ") or "GPU"
+        check_engine_matches(read_engine_sidecar_extra(self.path), str(trt.__version__), self._gpu,
+                             f"{int(props.major)}.{int(props.minor)}", self.path)
         self._stream = cuda_value(cudart.cudaStreamCreate(), "cudaStreamCreate")
 
         self._runtime = trt.Runtime(_trt_logger(trt))

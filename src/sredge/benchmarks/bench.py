@@ -1,0 +1,252 @@
+"""``sr-bench`` as a library function: quality and latency of models on one dataset, in one run.
+
+Every model runs through the runtime (:class:`~sredge.runtime.runner.LoadedRuntime`), once per
+backend x tile setting asked for; each such configuration is a *row* of the report. The
+report is a plain dict (the ``report.json`` schema, also the baseline format of the gate).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from sredge.benchmarks.datasets import Dataset, load_dataset, load_pair
+from sredge.benchmarks.latency import REFERENCE_HW, reference_ms, sample_frame, summarize, time_calls
+from sredge.benchmarks.plots import detail_window
+from sredge.benchmarks.quality import ImageScore, evaluate, evaluate_bicubic, mean
+from sredge.errors import InputError
+from sredge.runtime.backends import BackendOptions
+from sredge.runtime.model import ModelOverrides
+from sredge.runtime.runner import LoadedRuntime, RunOptions
+
+log = logging.getLogger(__name__)
+
+REPORT_VERSION = 1
+CROP_SIDE = 96
+"""HR pixels per side of the side-by-side crops."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What ``sr-bench`` measures and how."""
+
+    dataset: Path
+    """Benchmark folder (see :mod:`sredge.benchmarks.datasets`)."""
+    scale: int | None = None
+    """Upscaling factor; None takes the first model's."""
+    backends: tuple[str, ...] = ("auto",)
+    """Backends to run every model on (``auto`` = by file type)."""
+    tiles: tuple[int | str | None, ...] = ("auto",)
+    """Tile settings to run every model with (``"auto"``, None = whole image, or an edge in pixels)."""
+    tile_overlap: int = 16
+    device: str = "cpu"
+    """Device for the ONNX Runtime / PyTorch backends."""
+    threads: int = 0
+    """Inference threads (0: the library's default)."""
+    quality: bool = True
+    """Score every image (Y-PSNR, Y-SSIM)."""
+    rgb: bool = False
+    """Also RGB PSNR."""
+    bicubic: bool = True
+    """Add the MATLAB-bicubic baseline row."""
+    latency_hw: tuple[int, int] | None = (256, 256)
+    """LR frame (height, width) timed per row; None skips latency."""
+    warmup: int = 2
+    repeats: int = 10
+    crops: bool = False
+    """Keep side-by-side crops (bicubic | models | HR) for the report folder."""
+    overrides: ModelOverrides = field(default_factory=ModelOverrides)
+    """``--color`` / ``--range`` for foreign models (the scale comes from ``scale``)."""
+
+
+@dataclass
+class BenchResult:
+    """A finished benchmark: the report dict and, when asked for, crops per image."""
+
+    report: dict
+    crops: dict[str, list[tuple[str, np.ndarray]]]
+    """image name -> [(row label, (side, side, 3) uint8 RGB crop), ...] with HR last."""
+
+
+def model_precision(path: Path) -> str:
+    """``fp32``, ``fp16`` or ``int8`` for an ONNX file, from its graph (Q/DQ nodes, float16 weights)."""
+    if path.suffix.lower() != ".onnx":
+        return "fp32"
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+def _label(path: Path, backend: str, tile, multi_backend: bool, multi_tile: bool) -> str:
+    parts = [path.stem if path.suffix.lower() != ".onnx" else path.name[: -len(".onnx")]]
+    extra = []
+    if multi_backend:
+        extra.append(backend)
+    if multi_tile:
+        extra.append(f"tile {tile if tile is not None else 'none'}")
+    return parts[0] + (f" [{', '.join(extra)}]" if extra else "")
+
+
+def _quality_dict(scores: list[ImageScore]) -> dict:
+    keys = ["psnr", "ssim"] + (["rgb_psnr"] if scores and scores[0].rgb_psnr is not None else [])
+    return {
+        "mean": {k: round(mean(scores, k), 4) for k in keys},
+        "images": {s.name: {k: round(getattr(s, k), 4) for k in keys} for s in scores},
+    }
+
+
+def _environment(threads: int) -> tuple[dict, dict]:
+    import cv2
+    import onnxruntime
+
+    software = {"sredge": _version(), "python": platform.python_version(), "numpy": np.__version__,
+                "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__}
+    for name in ("torch", "openvino", "tensorrt"):
+        mod = __import__("sys").modules.get(name)
+        if mod is not None:
+            software[name] = getattr(mod, "__version__", "?")
+    machine = {"platform": platform.platform(), "processor": _cpu_name(), "cpu_count": os.cpu_count(),
+               "threads": threads or None}
+    return software, machine
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sredge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_bench(models: list[Path], opts: BenchOptions,
+              progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Benchmark ``models`` (each on every backend x tile in ``opts``) on ``opts.dataset``.
+
+    Args:
+        models: Model files (.onnx, .engine, .pth): anything ``sr-run`` runs.
+        opts: What to measure.
+        progress: Called with a short line before each step (the CLI shows it).
+
+    Returns:
+        The report (see ``README.md`` for the schema) and the crops.
+
+    Raises:
+        InputError: No models, a missing model file, a dataset problem, a model that does not
+            upscale by ``scale``.
+    """
+    say = progress or (lambda _msg: None)
+    if not models:
+        raise InputError("give at least one model")
+    for m in models:
+        if not m.is_file():
+            raise InputError(f"model {m} does not exist")
+    multi_b, multi_t = len(opts.backends) > 1, len(opts.tiles) > 1
+    dataset: Dataset | None = None
+    if opts.scale is not None:
+        dataset = load_dataset(opts.dataset, opts.scale)
+    rows: list[dict] = []
+    crops: dict[str, list[tuple[str, np.ndarray]]] = {}
+    windows: dict[str, tuple[int, int, int]] = {}
+
+    def keeper(label: str):
+        def keep(name: str, lr: np.ndarray, sr: np.ndarray, hr: np.ndarray) -> None:
+            if name not in windows:
+                windows[name] = detail_window(hr, CROP_SIDE)
+            y, x, side = windows[name]
+            crops.setdefault(name, []).append((label, sr[y:y + side, x:x + side].copy()))
+        return keep if opts.crops else None
+
+    ref_before = reference_ms(opts.threads) if opts.latency_hw else None
+    frame = None
+    for model in models:
+        for backend in opts.backends:
+            for tile in opts.tiles:
+                label = _label(model, backend, tile, multi_b, multi_t)
+                run_opts = RunOptions(
+                    backend=backend, backend_options=BackendOptions(device=opts.device, threads=opts.threads),
+                    tile=tile, tile_overlap=opts.tile_overlap,
+                    overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
+                                             value_range=opts.overrides.value_range))
+                with LoadedRuntime(model, run_opts) as rt:
+                    if dataset is None:
+                        dataset = load_dataset(opts.dataset, rt.desc.scale)
+                        opts = replace(opts, scale=rt.desc.scale)
+                    if rt.desc.scale != dataset.scale:
+                        raise InputError(f"{model.name} upscales x{rt.desc.scale}, the benchmark is x{dataset.scale}")
+                    if opts.bicubic and not rows:
+                        say(f"bicubic baseline on {dataset.name} x{dataset.scale}")
+                        bic = evaluate_bicubic(dataset, opts.rgb, keeper("bicubic"))
+                        rows.append({"label": "bicubic", "bicubic": True, "model": None, "backend": None,
+                                     "precision": None, "tile": None, "quality": _quality_dict(bic),
+                                     "latency": None})
+                    row = {"label": label, "bicubic": False, "model": str(model), "backend": rt.kind,
+                           "backend_detail": rt.backend.describe(), "precision": model_precision(model),
+                           "tile": tile, "descriptor": asdict(rt.desc)}
+                    if opts.quality:
+                        say(f"{label}: quality on {len(dataset.samples)} images")
+                        row["quality"] = _quality_dict(evaluate(rt.upscaler, dataset, opts.rgb, keeper(label)))
+                    if opts.latency_hw:
+                        h, w = opts.latency_hw
+                        if frame is None:
+                            frame = sample_frame(h, w, load_pair(dataset.samples[0], dataset.scale)[0])
+                        say(f"{label}: latency, {opts.warmup} warm-up + {opts.repeats} runs at {w}x{h}")
+                        ups = rt.upscaler(h, w)
+                        times = time_calls(lambda: ups.upscale(frame), opts.warmup, opts.repeats)
+                        s = rt.desc.scale
+                        row["latency"] = {k: round(v, 4) for k, v in
+                                          asdict(summarize(times, h * w * s * s)).items()}
+                    else:
+                        row["latency"] = None
+                    rows.append(row)
+    ref = None
+    if opts.latency_hw:
+        ref_after = reference_ms(opts.threads)
+        ref = round((ref_before + ref_after) / 2, 4)
+        for row in rows:
+            if row.get("latency"):
+                row["latency"]["relative"] = round(row["latency"]["median_ms"] / ref, 4)
+    if opts.crops:
+        for name, (y, x, side) in windows.items():
+            hr = load_pair(next(s for s in dataset.samples if s.name == name), dataset.scale)[0]
+            crops[name].append(("HR", hr[y:y + side, x:x + side].copy()))
+    software, machine = _environment(opts.threads)
+    report = {
+        "sredge_report": REPORT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "scale": dataset.scale,
+                    "lr_source": dataset.lr_source, "images": [s.name for s in dataset.samples],
+                    "fingerprint": dataset.fingerprint()},
+        "settings": {"latency_hw": list(opts.latency_hw) if opts.latency_hw else None, "warmup": opts.warmup,
+                     "repeats": opts.repeats, "threads": opts.threads, "device": opts.device,
+                     "tile_overlap": opts.tile_overlap, "rgb": opts.rgb,
+                     "reference_workload": f"bundled x2 model, {REFERENCE_HW[1]}x{REFERENCE_HW[0]}, ORT CPU"},
+        "reference_ms": ref,
+        "rows": rows,
+        "software": software,
+        "machine": machine,
+    }
+    return BenchResult(report, crops)

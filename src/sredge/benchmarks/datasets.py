@@ -1,0 +1,124 @@
+"""SR benchmark datasets: HR images, with LR images either provided or made by MATLAB bicubic.
+
+Two layouts are accepted:
+
+* ``ROOT/HR/*.png`` with ``ROOT/LR_bicubic/X{s}/NAMEx{s}.png`` (or ``NAME.png``): the
+  LR images are used as they are (the Set5 / Set14 / B100 / Urban100 convention).
+* A folder of HR images (``ROOT/*.png`` or ``ROOT/HR/*.png`` without the LR folder for
+  this scale): each LR image is made with the MATLAB-compatible
+  :func:`~sredge.imaging.resize.imresize`, which reproduces the published x2/x3/x4 LR
+  images bit for bit.
+
+Either way the HR image is cropped to a multiple of the scale first (BasicSR ``mod_crop``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sredge.errors import InputError
+from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb
+from sredge.imaging.resize import imresize
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One benchmark image."""
+
+    name: str
+    """The HR file's stem."""
+    hr: Path
+    lr: Path | None
+    """The provided LR file, or None when the LR is made from the HR."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The images of one benchmark at one scale."""
+
+    name: str
+    """The folder's name (``Set5``)."""
+    root: Path
+    scale: int
+    samples: tuple[Sample, ...]
+    lr_source: str
+    """``"provided"`` (LR_bicubic files) or ``"imresize"`` (made here from the HR)."""
+
+    def fingerprint(self) -> str:
+        """sha256 over the scale, the LR source and every HR (and LR) file's name and bytes.
+
+        Two runs are comparable only when their fingerprints agree.
+        """
+        h = hashlib.sha256(f"x{self.scale}:{self.lr_source}".encode())
+        for s in self.samples:
+            for path in (s.hr, s.lr):
+                if path is not None:
+                    h.update(path.name.encode())
+                    h.update(hashlib.sha256(path.read_bytes()).digest())
+        return h.hexdigest()
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_dataset(root: str | Path, scale: int) -> Dataset:
+    """Find a dataset's images for ``scale`` (see the module docstring for the layouts).
+
+    Raises:
+        InputError: The folder is missing or has no images, or an HR image has no LR partner
+            in a provided LR folder.
+    """
+    root = Path(root)
+    if scale < 1:
+        raise InputError(f"--scale must be a positive integer, not {scale}")
+    if not root.is_dir():
+        raise InputError(f"dataset {root} is not a folder")
+    hr_dir = root / "HR" if (root / "HR").is_dir() else root
+    hrs = _images(hr_dir)
+    if not hrs:
+        raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {hr_dir}")
+    lr_dir = root / "LR_bicubic" / f"X{scale}"
+    if hr_dir == root or not lr_dir.is_dir():
+        return Dataset(root.name, root, scale, tuple(Sample(p.stem, p, None) for p in hrs), "imresize")
+    samples = []
+    for hr in hrs:
+        candidates = [lr_dir / f"{hr.stem}x{scale}{hr.suffix}", lr_dir / hr.name]
+        lr = next((c for c in candidates if c.is_file()), None)
+        if lr is None:
+            raise InputError(f"{hr.name} has no LR image in {lr_dir} (expected {candidates[0].name})")
+        samples.append(Sample(hr.stem, hr, lr))
+    return Dataset(root.name, root, scale, tuple(samples), "provided")
+
+
+def load_pair(sample: Sample, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read one sample as ``(hr, lr)`` RGB uint8 arrays, HR cropped to exactly LR size x scale.
+
+    Returns:
+        hr: (h * scale, w * scale, 3) uint8. lr: (h, w, 3) uint8.
+
+    Raises:
+        InputError: A 16-bit image, or a provided LR whose size does not fit the HR at this scale.
+    """
+    hr = read_rgb(sample.hr)
+    if hr.dtype != np.uint8:
+        raise InputError(f"{sample.hr}: benchmark images must be 8-bit")
+    if sample.lr is None:
+        h, w = hr.shape[0] // scale, hr.shape[1] // scale
+        if h < 1 or w < 1:
+            raise InputError(f"{sample.hr} ({hr.shape[1]}x{hr.shape[0]}) is smaller than the scale {scale}")
+        hr = hr[: h * scale, : w * scale]
+        return hr, imresize(hr, scale=1 / scale)
+    lr = read_rgb(sample.lr)
+    h, w = lr.shape[:2]
+    # The HR may exceed LR x scale by less than one LR pixel (mod crop); anything else is a mismatch.
+    if not (h * scale <= hr.shape[0] < (h + 1) * scale and w * scale <= hr.shape[1] < (w + 1) * scale):
+        raise InputError(
+            f"{sample.lr.name} is {w}x{h} but {sample.hr.name} is {hr.shape[1]}x{hr.shape[0]}: "
+            f"not an x{scale} pair (is --scale right?)"
+        )
+    return hr[: h * scale, : w * scale], lr

@@ -1,0 +1,121 @@
+"""The regression gate: compare a benchmark report with a saved baseline (pure functions).
+
+A baseline is a report saved by ``sr-bench --save-baseline``. Rows are paired by label
+(model file stem, backend, tile); when the baseline holds a single model row, every row
+of the new run is compared with it (``m.onnx`` as the baseline of ``m.int8.onnx``).
+Latency is compared as the ratio of each run's time to its own reference workload, so
+a machine that is busier today does not read as a slower model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sredge.errors import InputError
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much worse a run may be than its baseline."""
+
+    max_psnr_drop: float = 0.05
+    """dB of Y-PSNR, per image and on the mean."""
+    max_ssim_drop: float | None = None
+    """Y-SSIM, per image and on the mean; None: SSIM is not gated."""
+    max_slowdown: float | None = None
+    """Allowed ratio of new to old median latency (normalised by the reference workload); None: not gated."""
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One metric that got worse than the budget allows."""
+
+    model: str
+    """The new row's label."""
+    image: str
+    """Image name, ``"mean"``, or ``"-"`` for latency."""
+    metric: str
+    before: float
+    after: float
+    ratio: float | None = None
+    """Latency only: the slowdown after normalising both runs by their reference workload."""
+
+    def describe(self) -> str:
+        unit = " ms" if self.metric == "latency" else (" dB" if "PSNR" in self.metric else "")
+        text = f"{self.model}: {self.image}: {self.metric} {self.before:.4g}{unit} -> {self.after:.4g}{unit}"
+        return text + (f" (x{self.ratio:.2f} relative to the reference workload)" if self.ratio is not None else "")
+
+
+def check_comparable(baseline: dict, report: dict) -> None:
+    """Refuse a baseline measured on other data.
+
+    Raises:
+        InputError: The dataset (its images' bytes), the scale or the LR source differ.
+    """
+    if "dataset" not in baseline or "rows" not in baseline:
+        raise InputError("the baseline file is not an sr-bench report (no dataset/rows); save one with --save-baseline")
+    b, r = baseline["dataset"], report["dataset"]
+    if b.get("fingerprint") != r.get("fingerprint"):
+        raise InputError(
+            f"the baseline was measured on {b.get('name')} x{b.get('scale')} ({b.get('lr_source')} LR, "
+            f"{len(b.get('images', []))} images), this run on {r['name']} x{r['scale']} ({r['lr_source']} LR, "
+            f"{len(r['images'])} images): not comparable; save a new baseline for this dataset"
+        )
+
+
+def pair_rows(baseline: dict, report: dict) -> list[tuple[dict, dict]]:
+    """``(old_row, new_row)`` for every model row of ``report`` (bicubic rows are not gated).
+
+    Raises:
+        InputError: A new row has no partner in the baseline.
+    """
+    old_rows = [r for r in baseline["rows"] if not r.get("bicubic")]
+    by_label = {r["label"]: r for r in old_rows}
+    pairs = []
+    for new in report["rows"]:
+        if new.get("bicubic"):
+            continue
+        old = by_label.get(new["label"]) or (old_rows[0] if len(old_rows) == 1 else None)
+        if old is None:
+            raise InputError(f"the baseline has no row for {new['label']} (it has: "
+                             f"{', '.join(by_label) or 'none'}); save a baseline with this model")
+        pairs.append((old, new))
+    return pairs
+
+
+def _latency_ratio(old: dict, new: dict, old_ref: float | None, new_ref: float | None) -> float:
+    a, b = old["latency"]["median_ms"], new["latency"]["median_ms"]
+    if old_ref and new_ref:
+        return (b / new_ref) / (a / old_ref)
+    return b / a
+
+
+def compare(baseline: dict, report: dict, budget: Budget) -> list[Regression]:
+    """Every regression of ``report`` against ``baseline`` beyond ``budget`` (empty: within budget).
+
+    Raises:
+        InputError: The two reports are not comparable (see :func:`check_comparable`, :func:`pair_rows`).
+    """
+    check_comparable(baseline, report)
+    found: list[Regression] = []
+    for old, new in pair_rows(baseline, report):
+        for metric, key, limit in (("Y-PSNR", "psnr", budget.max_psnr_drop), ("Y-SSIM", "ssim", budget.max_ssim_drop)):
+            if limit is None or "quality" not in old or "quality" not in new:
+                continue
+            before = {"mean": old["quality"]["mean"][key], **{k: v[key] for k, v in old["quality"]["images"].items()}}
+            after = {"mean": new["quality"]["mean"][key], **{k: v[key] for k, v in new["quality"]["images"].items()}}
+            for image, b in before.items():
+                a = after.get(image)
+                if a is not None and _finite(a, b) and b - a > limit + 1e-9:
+                    found.append(Regression(new["label"], image, metric, b, a))
+        if budget.max_slowdown is not None and old.get("latency") and new.get("latency"):
+            ratio = _latency_ratio(old, new, baseline.get("reference_ms"), report.get("reference_ms"))
+            if ratio > budget.max_slowdown:
+                found.append(Regression(new["label"], "-", "latency", old["latency"]["median_ms"],
+                                        new["latency"]["median_ms"], ratio))
+    return found
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)

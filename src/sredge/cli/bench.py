@@ -1,0 +1,172 @@
+"""``sr-bench``: quality (Y-PSNR / Y-SSIM) and latency of models on a benchmark, and a regression gate."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sredge.cli._app import Parser, run
+from sredge.errors import CheckFailedError, InputError
+from sredge.models.descriptor import COLOR_SPACES
+
+PROG = "sr-bench"
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        description="Measure SR models on a benchmark dataset (Y-PSNR, Y-SSIM, latency), write a report, "
+                    "and gate on a saved baseline.",
+        epilog="Exit codes: 0 ok (within budget), 1 a regression beyond the budget, 2 bad input, "
+               "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
+    )
+    p.add_argument("models", nargs="+", type=Path, metavar="MODEL", help=".onnx, .engine/.plan or .pth files")
+    p.add_argument("--dataset", type=Path, required=True,
+                   help="benchmark folder: HR/ + LR_bicubic/X{s}/ (used as is), or HR images only "
+                        "(LR made with MATLAB-compatible bicubic)")
+    p.add_argument("--scale", type=int, metavar="N", help="upscaling factor (default: the first model's)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write report.json, report.md, latency.png, psnr.png and crops/ into DIR")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write only the report JSON to FILE")
+    p.add_argument("--save-baseline", type=Path, metavar="FILE", help="save this run as the baseline for --baseline")
+    p.add_argument("--baseline", type=Path, metavar="FILE", help="compare with a saved baseline; exit 1 on regression")
+    p.add_argument("--max-psnr-drop", type=float, default=0.05, metavar="DB",
+                   help="allowed Y-PSNR drop per image and on the mean, dB (default 0.05)")
+    p.add_argument("--max-ssim-drop", type=float, metavar="X", help="allowed Y-SSIM drop (default: not gated)")
+    p.add_argument("--max-slowdown", type=float, metavar="RATIO",
+                   help="allowed median-latency ratio new/old, each normalised by the run's reference "
+                        "workload, e.g. 1.10 (default: latency not gated)")
+    p.add_argument("--backend", default="auto",
+                   help="backend(s), comma-separated: auto, ort, trt, torch (default auto)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "tensorrt"),
+                   help="device for ONNX Runtime / PyTorch (default cpu)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (default: all cores)")
+    p.add_argument("--tile", default="auto",
+                   help="tile setting(s), comma-separated: auto, 0 (whole image) or pixels, e.g. 0,128 (default auto)")
+    p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")
+    p.add_argument("--size", default="256x256", metavar="WxH",
+                   help="LR frame size for latency (default 256x256); 0 skips latency")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default 2)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per row (default 10)")
+    p.add_argument("--no-quality", action="store_true", help="latency only")
+    p.add_argument("--no-bicubic", action="store_true", help="leave out the bicubic baseline row")
+    p.add_argument("--rgb", action="store_true", help="also report RGB PSNR")
+    p.add_argument("--color", choices=COLOR_SPACES, help="colour space of a foreign model")
+    p.add_argument("--range", dest="value_range", type=float, choices=(1.0, 255.0), metavar="1|255",
+                   help="value range of a foreign model")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def _tiles(text: str) -> tuple:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "auto":
+            out.append("auto")
+            continue
+        try:
+            n = int(part)
+        except ValueError:
+            raise InputError(f"--tile: {part!r} is not 'auto' or a number of pixels") from None
+        if n < 0:
+            raise InputError("--tile values must be >= 0")
+        out.append(None if n == 0 else n)
+    return tuple(out)
+
+
+def _size(text: str) -> tuple[int, int] | None:
+    if text.strip() == "0":
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size must be WxH (e.g. 640x360) or 0, not {text!r}") from None
+    if w < 1 or h < 1:
+        raise InputError("--size sides must be >= 1")
+    return h, w
+
+
+def _read_baseline(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"baseline {path} does not exist (save one with --save-baseline)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"baseline {path} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict) or "rows" not in data or "dataset" not in data:
+        raise InputError(f"{path} is not an sr-bench report (save a baseline with --save-baseline)")
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sredge.atomic import check_writable, write_bytes_atomic
+    from sredge.benchmarks.bench import BenchOptions, run_bench
+    from sredge.benchmarks.gate import Budget, check_comparable, compare
+    from sredge.benchmarks.report import format_table, write_report_dir
+    from sredge.runtime.model import ModelOverrides
+
+    if args.repeats < 1 or args.warmup < 0 or args.threads < 0 or args.tile_overlap < 0:
+        raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
+    if args.scale is not None and args.scale < 1:
+        raise InputError("--scale must be >= 1")
+    if args.max_psnr_drop < 0 or (args.max_slowdown is not None and args.max_slowdown <= 0):
+        raise InputError("--max-psnr-drop must be >= 0 and --max-slowdown > 0")
+    if args.no_quality and args.baseline is not None and args.max_slowdown is None:
+        raise InputError("--no-quality with --baseline gates nothing; add --max-slowdown or drop --no-quality")
+    latency_hw = _size(args.size)
+    if args.no_quality and latency_hw is None:
+        raise InputError("--no-quality with --size 0 measures nothing")
+    baseline = _read_baseline(args.baseline) if args.baseline is not None else None
+    for path in (args.json, args.save_baseline):
+        if path is not None:
+            check_writable(path)
+    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    opts = BenchOptions(
+        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), tiles=_tiles(args.tile),
+        tile_overlap=args.tile_overlap, device=args.device, threads=args.threads, quality=not args.no_quality,
+        rgb=args.rgb, bicubic=not args.no_bicubic, latency_hw=latency_hw, warmup=args.warmup,
+        repeats=args.repeats, crops=args.report is not None,
+        overrides=ModelOverrides(color=args.color, value_range=args.value_range),
+    )
+    say = (lambda _m: None) if args.quiet else (lambda m: print(f"{PROG}: {m}", file=sys.stderr, flush=True))
+    result = run_bench(list(args.models), opts, progress=say)
+    report = result.report
+    if baseline is not None:
+        check_comparable(baseline, report)  # before printing anything that looks like a pass
+    print(format_table(report))
+    data = (json.dumps(report, indent=2) + "\n").encode()
+    if args.report is not None:
+        written = write_report_dir(args.report, report, result.crops)
+        print(f"report: {args.report / 'report.md'} ({len(written)} files)")
+    if args.json is not None:
+        write_bytes_atomic(args.json, data)
+    if args.save_baseline is not None:
+        write_bytes_atomic(args.save_baseline, data)
+        print(f"baseline saved: {args.save_baseline}")
+    if baseline is None:
+        return 0
+    budget = Budget(max_psnr_drop=args.max_psnr_drop, max_ssim_drop=args.max_ssim_drop,
+                    max_slowdown=args.max_slowdown)
+    regressions = compare(baseline, report, budget)
+    limits = f"Y-PSNR drop <= {budget.max_psnr_drop} dB"
+    limits += f", Y-SSIM drop <= {budget.max_ssim_drop}" if budget.max_ssim_drop is not None else ""
+    limits += f", slowdown <= x{budget.max_slowdown}" if budget.max_slowdown is not None else ""
+    if not regressions:
+        print(f"gate: within budget against {args.baseline} ({limits})")
+        return 0
+    for r in regressions:
+        print(f"REGRESSION {r.describe()}", file=sys.stderr)
+    raise CheckFailedError(f"{len(regressions)} regression(s) beyond the budget ({limits}) against {args.baseline}")
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run(PROG, main))
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,99 @@
+"""``sr-build``: build a TensorRT engine from an ONNX on the GPU (or Jetson) that will run it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sredge.cli._app import Parser, run
+from sredge.errors import InputError
+
+PROG = "sr-build"
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        description="Build a TensorRT engine (with its .json sidecar) from an ONNX, on the machine that will run "
+                    "it. An engine already built for the same ONNX, options, TensorRT and GPU is reused.",
+        epilog="Exit codes: 0 ok, 1 TensorRT failed to build, 2 bad input or TensorRT not installed, "
+               "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
+    )
+    p.add_argument("onnx", type=Path, help="the ONNX model (float32, FP16, or a Q/DQ INT8 ONNX)")
+    p.add_argument("-o", "--output", type=Path, help="engine file (default: the ONNX's name with .engine)")
+    p.add_argument("--tile", type=int, metavar="N",
+                   help="tile edge the engine is tuned for, network-input pixels (default 256)")
+    p.add_argument("--max-tile", type=int, metavar="N", help="largest tile edge the engine accepts (default --tile)")
+    p.add_argument("--min-tile", type=int, default=16, metavar="N",
+                   help="smallest tile edge the engine accepts (default 16)")
+    p.add_argument("--batch", default="1", metavar="MIN:OPT:MAX",
+                   help="batch range of the profile, or N for 1..N tuned for N (default 1)")
+    p.add_argument("--fp16", action="store_true",
+                   help="allow FP16 kernels for a float32 ONNX (TensorRT 10; TensorRT 11 needs an FP16 ONNX)")
+    p.add_argument("--int8", action="store_true",
+                   help="INT8: from a Q/DQ ONNX's scales, or by calibrating a float32 ONNX with --calib (TensorRT 10)")
+    p.add_argument("--calib", type=Path, metavar="DIR", help="images to calibrate --int8 on (a float32 ONNX)")
+    p.add_argument("--calib-cache", type=Path, metavar="FILE",
+                   help="calibration cache: written after --calib, or read instead of calibrating")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 for float32 layers (off: float32 stays exact)")
+    p.add_argument("--dla-core", type=int, metavar="N", help="run on DLA core N (Jetson), FP16/INT8 only")
+    p.add_argument("--no-gpu-fallback", action="store_true",
+                   help="with --dla-core: fail the build instead of running unsupported layers on the GPU")
+    p.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit in MiB")
+    p.add_argument("--timing-cache", type=Path, metavar="FILE",
+                   help="persistent timing cache (default: one per TensorRT and GPU under ~/.cache/sredge)")
+    p.add_argument("--force", action="store_true", help="rebuild even when the engine is up to date")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sredge.atomic import check_writable
+    from sredge.export.engine_plan import BuildOptions, parse_batch
+
+    if args.onnx.suffix.lower() != ".onnx":
+        raise InputError(f"{args.onnx}: sr-build takes an .onnx model (export checkpoints with sr-export first)")
+    if not args.onnx.is_file():
+        raise InputError(f"no such ONNX file: {args.onnx}")
+    output = args.output or args.onnx.with_suffix(".engine")
+    check_writable(output)
+    opts = BuildOptions(
+        tile=args.tile,
+        max_tile=args.max_tile,
+        min_tile=args.min_tile,
+        batch=parse_batch(args.batch),
+        fp16=args.fp16,
+        int8=args.int8,
+        tf32=args.tf32,
+        dla_core=args.dla_core,
+        gpu_fallback=not args.no_gpu_fallback,
+        workspace_mb=args.workspace,
+    )
+    from sredge.export.engine_build import build_engine
+
+    result = build_engine(args.onnx, output, opts, calib_dir=args.calib, calib_cache=args.calib_cache,
+                          timing_cache=args.timing_cache, force=args.force)
+    if not args.quiet:
+        prof = result.plan.profile
+        print(f"precision  {result.plan.precision.summary}")
+        print(f"profile    {result.plan.input_name}: min {prof.min}, opt {prof.opt}, max {prof.max}")
+        if result.plan.dla is not None:
+            fb = "with" if result.plan.dla.gpu_fallback else "without"
+            print(f"device     DLA core {result.plan.dla.core}, {fb} GPU fallback")
+        if result.built:
+            print(f"wrote      {result.engine} (+ .json sidecar) in {result.seconds:.1f} s, key {result.key[:12]}")
+            print(f"timing     {result.timing_cache}")
+        else:
+            print(f"up to date {result.engine}, key {result.key[:12]} (--force rebuilds)")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run(PROG, main))
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,519 @@
+"""Planning a TensorRT engine build (pure): profiles, precision flags, DLA, cache keys.
+
+Everything ``sr-build`` decides is decided here, from plain data: the build options, the
+facts read from the ONNX (:class:`OnnxFacts`), the set of TensorRT API names this install
+has (feature detection, never a version string) and the device. :mod:`sredge.export.engine_build`
+only applies a :class:`BuildPlan` to a live TensorRT.
+
+TensorRT generations, told apart by feature:
+
+* **TensorRT 10 (JetPack 6)** has ``BuilderFlag.FP16`` / ``BuilderFlag.INT8`` and the legacy
+  ``IInt8EntropyCalibrator2``: a plain float32 ONNX can be built in FP16 or INT8 (with a
+  calibration set or cache), also on DLA with GPU fallback.
+* **TensorRT 11** builds only strongly typed networks (the per-precision builder flags and
+  implicit INT8 calibration are gone): the precision comes from the ONNX itself, an FP16 or
+  a Q/DQ (INT8) export.
+
+Coordinate space: tile sizes are in network-input pixels, exactly as ``sr-run --tile``
+counts them (for pre-upsampling networks such as VDSR, pixels of the bicubic-upsampled
+image). A tile is the whole window a network call sees, overlap included.
+
+Tested exhaustively without TensorRT (``tests/export/test_engine_plan.py``); what the plan
+means to a real TensorRT has not been verified here (see :mod:`sredge.export.engine_build`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sredge.errors import InputError
+from sredge.models.descriptor import ModelDescriptor
+
+KEY_VERSION = 1
+"""Bumped when the meaning of a build option changes, so older engines are rebuilt."""
+
+DEFAULT_TILE = 256
+"""Profile opt tile edge when ``--tile`` is not given."""
+
+MIN_TILE = 16
+"""Smallest tile edge an engine accepts by default: sr-run pads thinner images to 16 pixels."""
+
+# Feature names :func:`sredge.export.engine_build.trt_features` reports (attribute paths on the module).
+F_STRONGLY_TYPED = "NetworkDefinitionCreationFlag.STRONGLY_TYPED"
+F_FP16 = "BuilderFlag.FP16"
+F_INT8 = "BuilderFlag.INT8"
+F_TF32 = "BuilderFlag.TF32"
+F_GPU_FALLBACK = "BuilderFlag.GPU_FALLBACK"
+F_CALIBRATOR = "IInt8EntropyCalibrator2"
+F_DLA = "DeviceType.DLA"
+FEATURES = (F_STRONGLY_TYPED, F_FP16, F_INT8, F_TF32, F_GPU_FALLBACK, F_CALIBRATOR, F_DLA)
+"""Every TensorRT API name the planner asks about."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class BatchRange:
+    """The batch axis of an optimization profile (``--batch min:opt:max``)."""
+
+    min: int
+    """Smallest batch the engine accepts."""
+    opt: int
+    """Batch TensorRT tunes its kernels for."""
+    max: int
+    """Largest batch the engine accepts."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What ``sr-build`` lets a user choose; every field changes the engine and is in its cache key."""
+
+    tile: int | None = None
+    """Tile edge TensorRT optimizes for (the profile's opt height and width), network-input pixels;
+    None: :data:`DEFAULT_TILE` (a fixed-shape model: its own size)."""
+    max_tile: int | None = None
+    """Largest tile edge the engine accepts (profile max); None: ``tile``."""
+    min_tile: int = MIN_TILE
+    """Smallest tile edge the engine accepts (profile min); rounded up to the model's size multiple."""
+    batch: BatchRange = BatchRange(1, 1, 1)
+    """Batch axis of the profile."""
+    fp16: bool = False
+    """Allow FP16 kernels for a float32 ONNX (TensorRT 10 builder flag); an FP16 ONNX needs no flag."""
+    int8: bool = False
+    """Allow INT8 kernels: a Q/DQ ONNX carries its scales; a float32 ONNX needs calibration (TensorRT 10)."""
+    tf32: bool = False
+    """Allow TF32 for float32 layers (TensorRT enables it by default; sredge keeps float32 exact unless asked)."""
+    dla_core: int | None = None
+    """Run on this DLA core (Jetson), FP16 or INT8 only; None: the GPU."""
+    gpu_fallback: bool = True
+    """With ``dla_core``: run the layers the DLA cannot on the GPU instead of failing the build."""
+    workspace_mb: int | None = None
+    """Builder workspace memory pool limit in MiB; None: TensorRT's default (the device memory)."""
+    calibration_fingerprint: str | None = None
+    """sha256 of the calibration data (images or cache) used for implicit INT8; None without calibration."""
+
+
+@dataclass(frozen=True)
+class OnnxFacts:
+    """What the planner needs to know about the ONNX file (see :func:`onnx_facts`)."""
+
+    sha256: str
+    """Checksum of the ONNX file's bytes."""
+    input_name: str
+    """Name of the image input."""
+    input_shape: tuple[int | None, ...]
+    """(N, C, H, W) of the input; None on dynamic axes."""
+    input_dtype: str
+    """``"float32"`` or ``"float16"``."""
+    has_qdq: bool
+    """The graph has QuantizeLinear/DequantizeLinear nodes (explicit INT8)."""
+    has_fp16: bool
+    """The graph computes in float16 (float16 I/O, initializers or casts to float16)."""
+    descriptor: ModelDescriptor | None
+    """The sredge metadata, or None for a foreign ONNX."""
+
+    @property
+    def precision(self) -> str:
+        """``"int8"`` (Q/DQ), ``"fp16"`` or ``"fp32"``: what the ONNX itself asks for."""
+        return "int8" if self.has_qdq else "fp16" if self.has_fp16 else "fp32"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The GPU an engine is built for (engines run only on the GPU model and TensorRT that built them)."""
+
+    name: str
+    """Device name, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"Orin"``."""
+    compute_capability: str
+    """``"major.minor"``, e.g. ``"8.7"``."""
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Optimization profile 0 of the image input: (N, C, H, W) at min, opt and max."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How TensorRT is told the precision."""
+
+    strongly_typed: bool
+    """Create the network with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``: types come from the ONNX."""
+    fp16: bool
+    """Set ``BuilderFlag.FP16``."""
+    int8: bool
+    """Set ``BuilderFlag.INT8``."""
+    calibrate: bool
+    """Attach the legacy ``IInt8EntropyCalibrator2`` (implicit INT8 of a float ONNX)."""
+    clear_tf32: bool
+    """Clear ``BuilderFlag.TF32`` (on by default in TensorRT) so float32 layers stay float32."""
+    summary: str
+    """One line for the user: what the engine computes in and why."""
+
+
+@dataclass(frozen=True)
+class DlaPlan:
+    """Where the network runs."""
+
+    core: int
+    """DLA core index."""
+    gpu_fallback: bool
+    """Set ``BuilderFlag.GPU_FALLBACK``."""
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything needed to build one engine."""
+
+    input_name: str
+    profile: Profile
+    precision: PrecisionPlan
+    dla: DlaPlan | None
+    workspace_bytes: int | None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_batch(text: str) -> BatchRange:
+    """``--batch``: ``N`` (1..N, tuned for N) or ``min:opt:max``.
+
+    Raises:
+        InputError: Not integers, not 1 <= min <= opt <= max, or not one or three fields.
+    """
+    parts = str(text).strip().split(":")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise InputError(f"--batch {text!r}: give N or min:opt:max with whole numbers, e.g. 1:4:8") from None
+    if len(nums) == 1:
+        lo, opt, hi = 1, nums[0], nums[0]
+    elif len(nums) == 3:
+        lo, opt, hi = nums
+    else:
+        raise InputError(f"--batch {text!r}: give N or min:opt:max (three numbers), e.g. 1:4:8")
+    if not 1 <= lo <= opt <= hi:
+        raise InputError(f"--batch {text!r}: need 1 <= min <= opt <= max")
+    return BatchRange(lo, opt, hi)
+
+
+# --------------------------------------------------------------------------- ONNX facts
+
+_FLOAT, _FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16
+_QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def onnx_facts(model, sha256: str) -> OnnxFacts:
+    """Facts about a loaded ONNX model (pure: reads only the proto).
+
+    Args:
+        model: ``onnx.ModelProto`` (weights need not be loaded).
+        sha256: Checksum of the file's bytes.
+
+    Raises:
+        InputError: Not exactly one graph input (besides initializers), not 4-D, not float32/float16,
+            or damaged sredge metadata.
+    """
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise InputError(f"the ONNX has {len(inputs)} inputs; an SR network has exactly one image input")
+    tt = inputs[0].type.tensor_type
+    dims = tuple((d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None) for d in tt.shape.dim)
+    if len(dims) != 4:
+        raise InputError(f"the ONNX input {inputs[0].name!r} has {len(dims)} axes; expected (N, C, H, W)")
+    if tt.elem_type not in (_FLOAT, _FLOAT16):
+        raise InputError(f"the ONNX input {inputs[0].name!r} is not float32 or float16 (type {tt.elem_type})")
+    if dims[1] is None:
+        raise InputError(f"the ONNX input {inputs[0].name!r} has a dynamic channel axis; it must be 1 or 3")
+    ops = {n.op_type for n in graph.node}
+    casts_to_half = any(
+        n.op_type == "Cast" and any(a.name == "to" and a.i == _FLOAT16 for a in n.attribute) for n in graph.node
+    )
+    has_fp16 = (
+        tt.elem_type == _FLOAT16
+        or any(t.data_type == _FLOAT16 for t in graph.initializer)
+        or casts_to_half
+    )
+    try:
+        desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
+    except ValueError as exc:
+        raise InputError(f"the ONNX's sredge metadata is damaged: {exc}") from exc
+    return OnnxFacts(
+        sha256=sha256,
+        input_name=inputs[0].name,
+        input_shape=dims,
+        input_dtype="float16" if tt.elem_type == _FLOAT16 else "float32",
+        has_qdq=bool(ops & _QDQ_OPS),
+        has_fp16=has_fp16,
+        descriptor=desc,
+    )
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def _round_up(v: int, m: int) -> int:
+    return -(-v // m) * m
+
+
+def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
+    """Optimization profile 0 from ``--tile``/``--max-tile``/``--batch`` and the model (pure).
+
+    Tile edges are rounded up to the model's ``size_multiple`` (as sr-run's tiler pads them).
+    A model with a fixed input height/width gets exactly that shape.
+
+    Raises:
+        InputError: Non-positive sizes, min > tile > max, a fixed batch contradicting ``--batch``,
+            or ``--tile`` contradicting a fixed-shape model.
+    """
+    n, c, h, w = facts.input_shape
+    desc = facts.descriptor
+    if desc is not None and desc.in_channels != c:
+        raise InputError(f"the ONNX metadata says {desc.in_channels} input channels, its graph {c}")
+    b = opts.batch
+    if n is not None and (b.min, b.max) != (n, n):
+        raise InputError(f"the ONNX has a fixed batch of {n}: build with --batch {n}:{n}:{n} or re-export it")
+    if (h is None) != (w is None):
+        raise InputError(f"the ONNX input has shape {facts.input_shape}: height and width must both be fixed "
+                         "or both dynamic")
+    if h is not None and w is not None:
+        if opts.max_tile is not None or opts.tile is not None:
+            raise InputError(f"the ONNX takes only {h}x{w} inputs: drop --tile/--max-tile (or re-export with "
+                             "dynamic height and width)")
+        fixed = (h, w)
+        return Profile((b.min, c, *fixed), (b.opt, c, *fixed), (b.max, c, *fixed))
+
+    m = max(desc.size_multiple if desc else 1, 1)
+    tile = DEFAULT_TILE if opts.tile is None else opts.tile
+    max_tile = tile if opts.max_tile is None else opts.max_tile
+    if min(tile, max_tile, opts.min_tile) < 1:
+        raise InputError("--tile, --max-tile and the minimum tile must be positive")
+    lo, opt, hi = _round_up(opts.min_tile, m), _round_up(tile, m), _round_up(max_tile, m)
+    if not lo <= opt <= hi:
+        raise InputError(f"need minimum tile {lo} <= --tile {opt} <= --max-tile {hi}"
+                         + (f" (rounded up to the model's size multiple {m})" if m > 1 else ""))
+    return Profile((b.min, c, lo, lo), (b.opt, c, opt, opt), (b.max, c, hi, hi))
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str]) -> PrecisionPlan:
+    """How to build the precision the user asked for on this TensorRT (pure, by feature).
+
+    Rules: the ONNX's own types are never overridden silently. An FP16 or Q/DQ ONNX is built
+    strongly typed where TensorRT can; ``--fp16``/``--int8`` on a float32 ONNX need TensorRT 10's
+    builder flags, and ``--int8`` on a float32 ONNX also the legacy entropy calibrator with
+    calibration data.
+
+    Args:
+        opts: The build options.
+        facts: The ONNX facts.
+        features: TensorRT API names present (:data:`FEATURES`).
+
+    Raises:
+        InputError: A request this TensorRT or this ONNX cannot honour, with what to do instead.
+    """
+    st = F_STRONGLY_TYPED in features
+    has_fp16_flag, has_int8_flag = F_FP16 in features, F_INT8 in features
+    clear_tf32 = F_TF32 in features and not opts.tf32
+    onnx_p = facts.precision
+    calib = opts.calibration_fingerprint is not None
+
+    if calib and not (opts.int8 and onnx_p != "int8"):
+        why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"
+        raise InputError(f"calibration data was given but {why}: drop --calib/--calib-cache")
+    if opts.tf32 and F_TF32 not in features:
+        raise InputError("this TensorRT has no TF32 builder flag: drop --tf32")
+
+    def weak(fp16: bool, int8: bool, calibrate: bool, summary: str) -> PrecisionPlan:
+        missing = [f for f, need in ((F_FP16, fp16), (F_INT8, int8), (F_CALIBRATOR, calibrate)) if need
+                   and f not in features]
+        if missing:
+            raise InputError(
+                f"this TensorRT has no {', '.join(missing)} (TensorRT 11 builds only strongly typed networks): "
+                "build from an ONNX that carries the precision instead, an FP16 export or a Q/DQ INT8 ONNX "
+                "from sr-calibrate, without --fp16/--int8"
+            )
+        return PrecisionPlan(False, fp16, int8, calibrate, clear_tf32, summary)
+
+    def strong(summary: str) -> PrecisionPlan:
+        return PrecisionPlan(True, False, False, False, clear_tf32, summary)
+
+    if opts.int8 and onnx_p != "int8":
+        if not calib:
+            raise InputError(
+                "--int8 on a float ONNX needs calibration data: --calib DIR (images like the ones you will upscale) "
+                "or --calib-cache FILE; or build a Q/DQ ONNX from sr-calibrate without --int8"
+            )
+        return weak(opts.fp16 or onnx_p == "fp16", True, True,
+                    "INT8 by entropy calibration" + (" with FP16" if opts.fp16 or onnx_p == "fp16" else "")
+                    + " (builder flags)")
+    if onnx_p == "int8":
+        if opts.fp16:  # Q/DQ layers in INT8, the rest in FP16: TensorRT 10's weakly typed mode only
+            return weak(True, True, False, "INT8 from the ONNX's Q/DQ scales, other layers FP16 (builder flags)")
+        if st:
+            return strong("INT8 from the ONNX's Q/DQ scales (strongly typed)")
+        return weak(False, True, False, "INT8 from the ONNX's Q/DQ scales (builder flag)")
+    if onnx_p == "fp16":
+        if st:
+            return strong("FP16 as typed in the ONNX (strongly typed)")
+        return weak(True, False, False, "FP16 as typed in the ONNX (builder flag)")
+    if opts.fp16:
+        return weak(True, False, False, "FP16 kernels allowed for a float32 ONNX (builder flag)")
+    if st:
+        return strong("FP32" + (" (TF32 allowed)" if opts.tf32 else "") + " (strongly typed)")
+    if not (has_fp16_flag or has_int8_flag):
+        raise InputError("this TensorRT has neither strongly typed networks nor precision flags; sredge needs "
+                         'TensorRT 10 or newer: pip install "sredge[trt]"')
+    return PrecisionPlan(False, False, False, False, clear_tf32,
+                         "FP32" + (" (TF32 allowed)" if opts.tf32 else ""))
+
+
+def plan_dla(opts: BuildOptions, precision: PrecisionPlan, facts: OnnxFacts,
+             features: frozenset[str] | set[str], dla_cores: int | None = None) -> DlaPlan | None:
+    """DLA settings for ``--dla-core N`` (pure).
+
+    Args:
+        opts: The build options.
+        precision: The planned precision (DLA runs FP16 or INT8 only).
+        facts: The ONNX facts (for its own precision).
+        features: TensorRT API names present.
+        dla_cores: ``Builder.num_DLA_cores`` when known (None: not checked here).
+
+    Raises:
+        InputError: No DLA support in this TensorRT, a core this device lacks, or an FP32 build.
+    """
+    if opts.dla_core is None:
+        if not opts.gpu_fallback:
+            raise InputError("--no-gpu-fallback applies only with --dla-core N")
+        return None
+    if opts.dla_core < 0:
+        raise InputError("--dla-core must be >= 0")
+    if F_DLA not in features:
+        raise InputError("this TensorRT has no DLA support (DeviceType.DLA): drop --dla-core")
+    if opts.gpu_fallback and F_GPU_FALLBACK not in features:
+        raise InputError("this TensorRT has no GPU fallback for DLA: add --no-gpu-fallback")
+    if dla_cores is not None and opts.dla_core >= dla_cores:
+        have = f"cores 0..{dla_cores - 1}" if dla_cores else "no DLA cores"
+        raise InputError(f"--dla-core {opts.dla_core}: this device has {have}")
+    reduced = precision.fp16 or precision.int8 or facts.precision in ("fp16", "int8")
+    if not reduced:
+        raise InputError("the DLA runs FP16 or INT8 only: add --fp16 (or --int8 with calibration), or build "
+                         "from an FP16 / Q/DQ ONNX")
+    return DlaPlan(opts.dla_core, opts.gpu_fallback)
+
+
+def plan_build(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str],
+               dla_cores: int | None = None) -> BuildPlan:
+    """The whole build plan (pure): profile, precision, DLA and workspace.
+
+    Raises:
+        InputError: Any option this model or TensorRT cannot honour.
+    """
+    if opts.workspace_mb is not None and opts.workspace_mb < 1:
+        raise InputError("--workspace must be at least 1 MiB")
+    profile = plan_profile(opts, facts)
+    precision = plan_precision(opts, facts, features)
+    dla = plan_dla(opts, precision, facts, features, dla_cores)
+    ws = None if opts.workspace_mb is None else opts.workspace_mb << 20
+    return BuildPlan(facts.input_name, profile, precision, dla, ws)
+
+
+# --------------------------------------------------------------------------- cache key
+
+
+def cache_key(facts: OnnxFacts, opts: BuildOptions, plan: BuildPlan, trt_version: str, device: DeviceInfo) -> str:
+    """sha256 over everything that changes the engine (pure).
+
+    Covers the ONNX bytes (their checksum), every build option, the resolved plan, the
+    TensorRT version, the GPU name and its compute capability. Not covered: the timing cache
+    (it only speeds the build up) and the output path.
+    """
+    payload = {
+        "key_version": KEY_VERSION,
+        "onnx_sha256": facts.sha256,
+        "options": asdict(opts),
+        "plan": asdict(plan),
+        "tensorrt": trt_version,
+        "gpu": device.name,
+        "compute_capability": device.compute_capability,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sidecar_facts(key: str, facts: OnnxFacts, plan: BuildPlan, trt_version: str, device: DeviceInfo) -> dict:
+    """The build facts ``sr-build`` writes into ``<engine>.json`` next to the descriptor (pure).
+
+    ``sr-run`` compares ``tensorrt_version``, ``gpu_name`` and ``compute_capability`` with the
+    machine it runs on (:func:`sredge.runtime.backends.trt.check_engine_matches`).
+    """
+    return {
+        "build_key": key,
+        "built_by": "sr-build",
+        "tensorrt_version": trt_version,
+        "gpu_name": device.name,
+        "compute_capability": device.compute_capability,
+        "onnx_sha256": facts.sha256,
+        "onnx_precision": facts.precision,
+        "precision": plan.precision.summary,
+        "profile": {"input": plan.input_name, "min": list(plan.profile.min), "opt": list(plan.profile.opt),
+                    "max": list(plan.profile.max)},
+        "dla_core": plan.dla.core if plan.dla else None,
+    }
+
+
+def is_up_to_date(engine: Path, sidecar_extra: dict, key: str) -> bool:
+    """Whether ``engine`` exists and its sidecar was written for ``key`` (a stale engine is rebuilt)."""
+    return engine.is_file() and sidecar_extra.get("build_key") == key
+
+
+def fingerprint_files(named_digests: list[tuple[str, str]]) -> str:
+    """One sha256 over (relative name, sha256 of content) pairs, order-independent (pure)."""
+    text = "\n".join(f"{n}\t{d}" for n, d in sorted(named_digests))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def center_crop(x, tile: int):
+    """The centre ``tile`` x ``tile`` window of a (1, C, H, W) array, reflect-padded when smaller (pure).
+
+    Calibration batches must have the profile's opt shape; images are cropped, not resized,
+    so their pixel statistics stay those of real inputs.
+    """
+    import numpy as np
+
+    _, _, h, w = x.shape
+    if h < tile or w < tile:
+        ph, pw = max(tile - h, 0), max(tile - w, 0)
+        mode = "reflect" if ph < h and pw < w else "edge"
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+        h, w = x.shape[2:]
+    y0, x0 = (h - tile) // 2, (w - tile) // 2
+    return x[:, :, y0:y0 + tile, x0:x0 + tile]
+
+
+def default_timing_cache(cache_home: Path, trt_version: str, device: DeviceInfo) -> Path:
+    """Where the persistent timing cache lives for this TensorRT and GPU (pure).
+
+    Timing caches are specific to the TensorRT version and device, so each pair gets its own
+    file under ``<cache_home>/sredge/tensorrt/``.
+    """
+    def clean(s: str) -> str:
+        return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in s).strip("_") or "unknown"
+
+    name = f"timing_trt{clean(trt_version)}_sm{clean(device.compute_capability)}_{clean(device.name)}.cache"
+    return Path(cache_home) / "sredge" / "tensorrt" / name

@@ -1,0 +1,225 @@
+"""OpenVINO backend (CPU) for ONNX models, with the precision made explicit.
+
+OpenVINO picks bfloat16 by itself on CPUs that have it (``INFERENCE_PRECISION_HINT``
+defaults to bf16 there), which changes outputs without anyone asking. This backend always
+sets the hint: ``f32`` unless bf16 was requested, and refuses bf16 on a CPU whose
+``OPTIMIZATION_CAPABILITIES`` lack ``BF16`` (OpenVINO would accept the hint there and quietly
+run float32). ``int8`` means the ONNX's own Q/DQ scales (an INT8 ONNX from sr-calibrate);
+OpenVINO does not quantize a float model here.
+
+Shapes: the model is compiled for each input shape it meets (static shapes are what the
+CPU plugin optimizes best) and a few compiled shapes are kept (:data:`SHAPE_CACHE`), so a
+video, whose tiles all share one shape, compiles once and a second tile shape once more,
+never per frame.
+
+Decisions are pure functions (:func:`ov_device`, :func:`plan_precision`) tested without
+OpenVINO; the backend is tested against real OpenVINO in ``tests/runtime/test_backend_openvino.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sredge._lazy import require
+from sredge.errors import InputError
+from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.backends.base import BackendOptions, InputSpec
+
+log = logging.getLogger(__name__)
+
+OPENVINO_INSTALL_HINT = 'pip install "sredge[openvino]"'
+PRECISIONS = ("fp32", "bf16", "int8")
+SHAPE_CACHE = 4
+"""Compiled models kept, one per input shape (least recently used goes first)."""
+
+
+@dataclass(frozen=True)
+class OvPrecision:
+    """The precision a model runs in on OpenVINO."""
+
+    name: str
+    """``"fp32"``, ``"bf16"`` or ``"int8"``."""
+    hint: str
+    """``INFERENCE_PRECISION_HINT`` for the layers the ONNX does not type itself: ``"f32"`` or ``"bf16"``."""
+
+
+def ov_device(device: str) -> str:
+    """OpenVINO device for a ``--device`` request (pure).
+
+    Raises:
+        InputError: ``cuda``/``tensorrt`` or an unknown device.
+    """
+    if device in ("auto", "cpu"):
+        return "CPU"
+    if device in ("cuda", "tensorrt"):
+        raise InputError(f"--device {device}: the OpenVINO backend runs on the CPU; use --backend ort or trt for "
+                         "NVIDIA GPUs")
+    raise InputError(f"unknown device {device!r} for OpenVINO (cpu, auto)")
+
+
+def plan_precision(requested: str | None, onnx_has_qdq: bool, cpu_capabilities: list[str] | tuple[str, ...]
+                   ) -> OvPrecision:
+    """The precision to run in, never a silent change (pure).
+
+    Args:
+        requested: ``--precision`` (``fp32``/``bf16``/``int8``), or None for the ONNX's own
+            precision (``int8`` for a Q/DQ ONNX, else ``fp32``).
+        onnx_has_qdq: The ONNX has QuantizeLinear/DequantizeLinear nodes.
+        cpu_capabilities: ``Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")``.
+
+    Raises:
+        InputError: An unknown precision, bf16 on a CPU without it, int8 without Q/DQ, or
+            fp32/bf16 for a Q/DQ ONNX (OpenVINO would still run its quantized layers in INT8).
+    """
+    if requested is None:
+        requested = "int8" if onnx_has_qdq else "fp32"
+    if requested not in PRECISIONS:
+        raise InputError(f"--precision {requested}: choose one of {', '.join(PRECISIONS)}")
+    if requested == "int8":
+        if not onnx_has_qdq:
+            raise InputError("--precision int8 needs an INT8 ONNX with Q/DQ scales (from sr-calibrate); "
+                             "OpenVINO does not quantize a float model here")
+        return OvPrecision("int8", "f32")
+    if onnx_has_qdq:
+        raise InputError(f"--precision {requested}: this ONNX is quantized (Q/DQ) and runs in INT8; use "
+                         "--precision int8, or the float ONNX")
+    if requested == "bf16":
+        caps = [str(c).upper() for c in cpu_capabilities]
+        if "BF16" not in caps:
+            raise InputError(
+                f"--precision bf16: this CPU has no native bfloat16 (OpenVINO reports {', '.join(caps) or 'nothing'}); "
+                "use --precision fp32"
+            )
+        return OvPrecision("bf16", "bf16")
+    return OvPrecision("fp32", "f32")
+
+
+class OpenVinoBackend:
+    """Runs an ONNX file with OpenVINO on the CPU.
+
+    Construction only records the path; ``__enter__`` imports OpenVINO, reads the model and
+    its sredge metadata and checks the precision; compilation happens on the first ``run``
+    of each input shape.
+    """
+
+    name = "openvino"
+
+    def __init__(self, model: str | Path, options: BackendOptions = BackendOptions()):
+        if options.fp16:
+            raise InputError("--fp16 is not an OpenVINO option: use --precision bf16 (CPUs with bfloat16) or fp32")
+        self._device = ov_device(options.device)
+        self.path = Path(model)
+        self.options = options
+        self._model: Any = None
+        self.compiles = 0
+        """How many times a model was compiled (one per new input shape while it is cached)."""
+
+    def __enter__(self) -> OpenVinoBackend:
+        ov = require("openvino")
+        import onnx
+
+        from sredge.export.engine_plan import onnx_facts
+
+        if not self.path.is_file():
+            raise InputError(f"no such model file: {self.path}")
+        try:
+            proto = onnx.load(str(self.path), load_external_data=False)
+        except Exception as exc:  # DecodeError and friends
+            raise InputError(f"{self.path} is not an ONNX model ({type(exc).__name__})") from exc
+        facts = onnx_facts(proto, sha256="")
+        del proto
+        self._core = ov.Core()
+        caps = list(self._core.get_property(self._device, "OPTIMIZATION_CAPABILITIES"))
+        self.precision = plan_precision(self.options.precision, facts.has_qdq, caps)
+        try:
+            self._model = self._core.read_model(str(self.path))
+        except Exception as exc:  # OpenVINO raises RuntimeError for graphs it cannot convert
+            raise InputError(f"OpenVINO cannot read {self.path}: {_first(exc)}") from exc
+        if len(self._model.inputs) != 1:
+            raise InputError(f"{self.path} has {len(self._model.inputs)} inputs; an SR model has exactly one")
+        self._descriptor = facts.descriptor
+        self._shape = facts.input_shape
+        self._in_dtype = np.float16 if facts.input_dtype == "float16" else np.float32
+        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._ov = ov
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._model = None
+        self._compiled = OrderedDict()
+
+    def _active(self) -> Any:
+        if self._model is None:
+            raise RuntimeError("OpenVinoBackend used outside its 'with' block")
+        return self._model
+
+    def _config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.precision.hint}
+        if self.options.threads > 0:
+            cfg["INFERENCE_NUM_THREADS"] = self.options.threads
+        return cfg
+
+    def _request(self, shape: tuple[int, ...]) -> Any:
+        """An infer request compiled for ``shape``: reused from the cache, else compiled now."""
+        if shape in self._compiled:
+            self._compiled.move_to_end(shape)
+            return self._compiled[shape]
+        model = self._active().clone()
+        try:
+            model.reshape({model.input(0).get_any_name(): list(shape)})
+            compiled = self._core.compile_model(model, self._device, self._config())
+        except Exception as exc:  # RuntimeError from OpenVINO: a shape the graph cannot take
+            raise InputError(f"OpenVINO cannot run {self.path} at input shape {shape}: {_first(exc)}") from exc
+        self.compiles += 1
+        got = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        log.debug("OpenVINO compiled %s for %s (%s)", self.path.name, shape, got)
+        self._compiled[shape] = compiled.create_infer_request()
+        while len(self._compiled) > SHAPE_CACHE:
+            self._compiled.popitem(last=False)
+        return self._compiled[shape]
+
+    # -- Backend protocol --------------------------------------------------
+
+    def input_spec(self) -> InputSpec:
+        self._active()
+        n, c, h, w = self._shape
+        return InputSpec(channels=c, height=h, width=w, max_batch=n)
+
+    def descriptor(self) -> ModelDescriptor | None:
+        self._active()
+        return self._descriptor
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Upscale a batch.
+
+        Args:
+            x: (N, C, H, W) float32 in [0, value_range].
+
+        Returns:
+            (N, C_out, H_out, W_out) float32.
+
+        Raises:
+            InputError: Wrong rank or channels, or a shape the model cannot take.
+        """
+        x = np.ascontiguousarray(x, dtype=self._in_dtype)
+        if x.ndim != 4 or x.shape[1] != self._shape[1]:
+            raise InputError(f"input has shape {x.shape}; the model takes (N, {self._shape[1]}, H, W)")
+        req = self._request(tuple(int(d) for d in x.shape))
+        req.infer({0: x}, share_inputs=True)
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def describe(self) -> str:
+        self._active()
+        threads = self.options.threads or "default"
+        return f"openvino {self._ov.__version__.split('-')[0]} {self._device} {self.precision.name}, threads {threads}"
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]

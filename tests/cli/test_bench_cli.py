@@ -1,0 +1,119 @@
+"""sr-bench end to end on real exported models: reports, the baseline gate, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import asset
+
+FAST = ("--size", "64x64", "--warmup", "1", "--repeats", "2")
+
+
+def _badly_calibrated_int8(src, dst):
+    """A real INT8 copy calibrated on one flat dark patch: its activation ranges are far too narrow."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Flat(CalibrationDataReader):
+        def __init__(self):
+            self.data = iter([{"input": np.full((1, 1, 32, 32), 0.05, np.float32)}])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    quantize_static(str(src), str(dst), Flat(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def baseline(exported, tmp_path_factory):
+    """fsrcnn_x3 on Set5 x3 saved as a baseline (with a report folder)."""
+    folder = tmp_path_factory.mktemp("bench")
+    return exported("fsrcnn_x3"), folder
+
+
+def test_report_folder_and_baseline_gate(cli, baseline, tmp_path):
+    model, folder = baseline
+    set5 = asset("benchmarks/Set5")
+    res = cli("bench", model, "--dataset", set5, "--scale", "3", "--report", folder / "out",
+              "--save-baseline", folder / "base.json", "--tile", "0,48", "--rgb", *FAST)
+    assert res.code == 0, res.err
+    assert "bicubic" in res.out and "fsrcnn_x3 [tile 48]" in res.out
+    report = json.loads((folder / "out" / "report.json").read_text())
+    assert report == json.loads((folder / "base.json").read_text())
+    rows = {r["label"]: r for r in report["rows"]}
+    whole, tiled = rows["fsrcnn_x3 [tile none]"], rows["fsrcnn_x3 [tile 48]"]
+    # Tiles with enough overlap give the whole-image result; FSRCNN beats bicubic by > 2 dB.
+    assert tiled["quality"]["mean"]["psnr"] == pytest.approx(whole["quality"]["mean"]["psnr"], abs=1e-3)
+    assert whole["quality"]["mean"]["psnr"] - rows["bicubic"]["quality"]["mean"]["psnr"] > 2.0
+    assert set(whole["quality"]["images"]) == {"baby", "bird", "butterfly", "head", "woman"}
+    assert whole["latency"]["runs"] == 2 and whole["latency"]["relative"] > 0 and report["reference_ms"] > 0
+    assert {"onnxruntime", "numpy", "python"} <= set(report["software"]) and report["machine"]["cpu_count"]
+    md = (folder / "out" / "report.md").read_text()
+    for png in ("latency.png", "psnr.png", "crops/butterfly.png"):
+        assert f"]({png})" in md
+        img = cv2.imread(str(folder / "out" / png))
+        assert img is not None and img.shape[0] > 50
+    # bicubic | two tile rows | HR, each 96 px zoomed x2
+    assert cv2.imread(str(folder / "out" / "crops" / "bird.png")).shape[1] >= 4 * 192
+
+    same = cli("bench", model, "--dataset", set5, "--scale", "3", "--baseline", folder / "base.json",
+               "--tile", "0,48", "--max-psnr-drop", "0.01", *FAST)
+    assert same.code == 0, same.err
+    assert "within budget" in same.out
+
+
+def test_gate_names_a_degraded_model(cli, baseline, tmp_path):
+    model, folder = baseline
+    set5 = asset("benchmarks/Set5")
+    assert cli("bench", model, "--dataset", set5, "--save-baseline", tmp_path / "b.json", *FAST).code == 0
+    bad = _badly_calibrated_int8(model, tmp_path / "fsrcnn_x3.int8.onnx")
+    res = cli("bench", bad, "--dataset", set5, "--scale", "3", "--baseline", tmp_path / "b.json",
+              "--max-psnr-drop", "0.05", *FAST)
+    assert res.code == 1
+    assert "int8" in res.out  # the precision column
+    lines = [ln for ln in res.err.splitlines() if ln.startswith("REGRESSION")]
+    assert any("fsrcnn_x3.int8: mean: Y-PSNR" in ln and "->" in ln for ln in lines)
+    assert any("fsrcnn_x3.int8: butterfly: Y-PSNR" in ln for ln in lines)
+    assert "regression(s) beyond the budget" in res.err.splitlines()[-1]
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, baseline, tmp_path):
+    model, folder = baseline
+    set5, set14 = asset("benchmarks/Set5"), asset("benchmarks/Set14")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = {
+        "no images": ("bench", model, "--dataset", empty, *FAST),
+        "contradicts": ("bench", model, "--dataset", set5, "--scale", "2", *FAST),
+        "does not exist": ("bench", tmp_path / "nope.onnx", "--dataset", set5, *FAST),
+    }
+    (tmp_path / "mismatch" / "LR_bicubic" / "X3").mkdir(parents=True)
+    shutil.copytree(set5 / "HR", tmp_path / "mismatch" / "HR")
+    for p in (set5 / "LR_bicubic" / "X2").glob("*.png"):
+        shutil.copy(p, tmp_path / "mismatch" / "LR_bicubic" / "X3" / p.name.replace("x2", "x3"))
+    cases["not an x3 pair"] = ("bench", model, "--dataset", tmp_path / "mismatch", *FAST)
+    assert cli("bench", model, "--dataset", set14, "--size", "0", "--save-baseline", tmp_path / "s14.json").code == 0
+    cases["not comparable"] = ("bench", model, "--dataset", set5, "--baseline", tmp_path / "s14.json", "--size", "0")
+    for expected, argv in cases.items():
+        res = cli(*argv)
+        assert res.code == 2, (expected, res.err)
+        err = res.err.strip().splitlines()
+        assert expected in err[-1] and err[-1].startswith("sr-bench: error:"), (expected, err)
+
+
+def test_vdsr_reproduces_its_paper_through_the_exported_onnx(cli, exported, tmp_path):
+    """One VDSR export (pre-upsampling) serves every scale; Set5 Y-PSNR within 0.15 dB of the paper."""
+    model = exported("vdsr_x2")
+    paper = {2: 37.53, 3: 33.66, 4: 31.35}
+    for scale in (3, 4):
+        res = cli("bench", model, "--dataset", asset("benchmarks/Set5"), "--scale", scale, "--size", "0",
+                  "--json", tmp_path / f"x{scale}.json", "-q")
+        assert res.code == 0, res.err
+        rows = json.loads((tmp_path / f"x{scale}.json").read_text())["rows"]
+        assert rows[1]["quality"]["mean"]["psnr"] == pytest.approx(paper[scale], abs=0.15)

@@ -1,0 +1,196 @@
+"""sr-build: refusals and the missing-TensorRT error everywhere; a real build where TensorRT exists.
+
+The real-build tests skip with the reason on machines without TensorRT (and a GPU); they
+have never run on the machine this was written on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from sredge.errors import MissingDependencyError
+from sredge.export.engine_build import (
+    build_engine,
+    calibration_fingerprint,
+    calibration_images,
+    calibration_inputs,
+    read_onnx_facts,
+)
+from sredge.export.engine_plan import BuildOptions, parse_batch
+from sredge.runtime.bundled import default_model
+
+HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
+needs_trt = pytest.mark.skipif(
+    not HAVE_TRT, reason='TensorRT is not installed (pip install "sredge[trt]" on a machine with an NVIDIA GPU)'
+)
+no_trt = pytest.mark.skipif(HAVE_TRT, reason="TensorRT is installed here; this checks a machine without it")
+
+
+@pytest.fixture
+def onnx_model(tmp_path):
+    """The bundled x2 model (a real sredge export), copied so engines land in tmp_path."""
+    dst = tmp_path / "sredge_x2.onnx"
+    dst.write_bytes(default_model(2).read_bytes())
+    return dst
+
+
+def test_help_lists_the_build_options(cli):
+    with pytest.raises(SystemExit) as exc:
+        cli("build", "--help")
+    assert exc.value.code == 0
+
+
+def test_help_text(capsys):
+    from sredge.cli.build import build_parser
+
+    text = build_parser().format_help()
+    for flag in ("--tile", "--max-tile", "--batch", "--fp16", "--int8", "--calib", "--calib-cache", "--dla-core",
+                 "--timing-cache", "--force"):
+        assert flag in text
+
+
+@no_trt
+def test_without_tensorrt_exits_2_naming_the_extra(cli, onnx_model):
+    res = cli("build", onnx_model, "--tile", "256", "--max-tile", "512", "--batch", "1:4:8")
+    assert res.code == 2
+    assert 'pip install "sredge[trt]"' in res.err and res.err.strip().count("\n") == 0
+    assert not onnx_model.with_suffix(".engine").exists()
+
+
+def test_without_tensorrt_in_a_bare_process(onnx_model):
+    """What a core install sees: tensorrt (and torch) unimportable."""
+    code = textwrap.dedent(f"""
+        import sys
+        for m in ('tensorrt', 'torch', 'cuda'):
+            sys.modules[m] = None
+        from sredge.cli._app import run
+        from sredge.cli.build import PROG, main
+        sys.exit(run(PROG, main, [{str(onnx_model)!r}, '--batch', '1:4:8']))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("sr-build: error: tensorrt is not installed")
+    assert 'pip install "sredge[trt]"' in proc.stderr
+
+
+def test_library_call_without_tensorrt_raises_missing_dependency(monkeypatch, onnx_model):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(MissingDependencyError, match=r'pip install "sredge\[trt\]"'):
+        build_engine(onnx_model, onnx_model.with_suffix(".engine"))
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--batch", "4:2:8"], "min <= opt <= max"),
+    (["--batch", "x"], "whole numbers"),
+])
+def test_bad_batch_is_refused_before_tensorrt(cli, onnx_model, args, match):
+    res = cli("build", onnx_model, *args)
+    assert res.code == 2 and match in res.err
+
+
+def test_missing_and_wrong_inputs(cli, tmp_path, onnx_model):
+    res = cli("build", tmp_path / "nope.onnx")
+    assert res.code == 2 and "no such ONNX file" in res.err
+    res = cli("build", tmp_path / "model.pth")
+    assert res.code == 2 and "sr-export" in res.err
+    res = cli("build", onnx_model, "-o", tmp_path / "missing" / "m.engine")
+    assert res.code == 2 and "does not exist" in res.err
+
+
+# ---------------------------------------------------------------- inputs of a build (no TensorRT needed)
+
+
+def test_read_onnx_facts_of_a_real_export(onnx_model):
+    f = read_onnx_facts(onnx_model)
+    assert len(f.sha256) == 64 and f.precision == "fp32"
+    assert f.descriptor is not None and f.descriptor.scale == 2
+    assert f.input_shape[1] == f.descriptor.in_channels
+
+
+def test_read_onnx_facts_refuses_non_onnx(tmp_path):
+    from sredge.errors import InputError
+
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"\x00\x01garbage" * 10)
+    with pytest.raises(InputError):
+        read_onnx_facts(bad)
+
+
+def test_calibration_inputs_from_real_images(onnx_model):
+    from tests.conftest import asset
+
+    folder = asset("calibration/T91")
+    images = calibration_images(folder)[:5]
+    desc = read_onnx_facts(onnx_model).descriptor
+    batches = list(calibration_inputs(images, desc, tile=64, batch=2))
+    assert len(batches) == 2  # 5 images, batch 2: the short last batch is dropped
+    for b in batches:
+        assert b.shape == (2, desc.in_channels, 64, 64) and b.dtype == np.float32 and b.flags.c_contiguous
+        assert 0.0 <= b.min() and b.max() <= desc.value_range and b.std() > 0.01  # real image content
+    fp = calibration_fingerprint(images, None)
+    assert fp == calibration_fingerprint(list(reversed(images)), None)
+    assert fp != calibration_fingerprint(images[:4], None)
+
+
+def test_calibration_cache_fingerprint(tmp_path):
+    cache = tmp_path / "calib.cache"
+    assert calibration_fingerprint(None, cache) is None
+    cache.write_bytes(b"TRT-100-EntropyCalibration2\ninput: 3c010a14\n")
+    a = calibration_fingerprint(None, cache)
+    cache.write_bytes(b"TRT-100-EntropyCalibration2\ninput: 3c010a15\n")
+    assert a is not None and a != calibration_fingerprint(None, cache)
+
+
+def test_calibration_folder_refusals(tmp_path):
+    from sredge.errors import InputError
+
+    with pytest.raises(InputError, match="not a folder"):
+        calibration_images(tmp_path / "none")
+    with pytest.raises(InputError, match="no images"):
+        calibration_images(tmp_path)
+
+
+# ---------------------------------------------------------------- real TensorRT (GPU machines only)
+
+
+@needs_trt
+def test_real_build_runs_in_sr_run_and_is_cached(cli, onnx_model, tmp_path):
+    engine = tmp_path / "m.engine"
+    tc = tmp_path / "timing.cache"
+    res = cli("build", onnx_model, "-o", engine, "--tile", "64", "--max-tile", "128", "--batch", "1:2:4",
+              "--timing-cache", tc)
+    assert res.code == 0, res.err
+    assert engine.is_file() and engine.with_name("m.engine.json").is_file() and tc.is_file()
+    again = cli("build", onnx_model, "-o", engine, "--tile", "64", "--max-tile", "128", "--batch", "1:2:4",
+                "--timing-cache", tc)
+    assert again.code == 0 and "up to date" in again.out
+
+    from tests.conftest import asset
+
+    img = asset("realworld/0014.jpg")
+    out_trt, out_ort = tmp_path / "trt.png", tmp_path / "ort.png"
+    assert cli("run", "--image", img, "--model", engine, "--tile", "128", "-o", out_trt, "-q").code == 0
+    assert cli("run", "--image", img, "--model", onnx_model, "--tile", "128", "--device", "cpu", "-o", out_ort,
+               "-q").code == 0
+    from sredge.imaging.io import read_image
+
+    a, b = read_image(out_trt).astype(int), read_image(out_ort).astype(int)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 2
+
+
+@needs_trt
+def test_real_build_with_other_options_rebuilds(onnx_model, tmp_path):
+    engine = tmp_path / "m.engine"
+    first = build_engine(onnx_model, engine, BuildOptions(tile=64, batch=parse_batch("2")),
+                         timing_cache=tmp_path / "t.cache")
+    second = build_engine(onnx_model, engine, BuildOptions(tile=64, batch=parse_batch("2")),
+                          timing_cache=tmp_path / "t.cache")
+    third = build_engine(onnx_model, engine, BuildOptions(tile=64, batch=parse_batch("4")),
+                         timing_cache=tmp_path / "t.cache")
+    assert first.built and not second.built and third.built and third.key != first.key

@@ -1,0 +1,439 @@
+"""sr-build's pure planning: --batch parsing, ONNX facts, profiles, precision flags per
+TensorRT generation (feature sets given as plain data), DLA, cache keys and the sidecar
+facts; plus the engine-vs-machine check of the runtime.
+
+TensorRT API availability is described as a set of attribute names, exactly what
+``engine_build.trt_features`` reports; nothing here pretends to build an engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from sredge.errors import InputError
+from sredge.export.engine_plan import (
+    DEFAULT_TILE,
+    F_CALIBRATOR,
+    F_DLA,
+    F_FP16,
+    F_GPU_FALLBACK,
+    F_INT8,
+    F_STRONGLY_TYPED,
+    F_TF32,
+    FEATURES,
+    BatchRange,
+    BuildOptions,
+    DeviceInfo,
+    OnnxFacts,
+    Profile,
+    cache_key,
+    center_crop,
+    default_timing_cache,
+    fingerprint_files,
+    is_up_to_date,
+    onnx_facts,
+    parse_batch,
+    plan_build,
+    plan_dla,
+    plan_precision,
+    plan_profile,
+    sidecar_facts,
+)
+from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.backends.trt import check_engine_matches, read_engine_sidecar_extra, write_engine_sidecar
+
+# What each TensorRT generation exposes (by its documented Python API).
+TRT10 = frozenset(FEATURES)  # strongly typed + FP16/INT8/TF32 flags + legacy calibrator + DLA
+TRT11 = frozenset({F_STRONGLY_TYPED, F_TF32, F_GPU_FALLBACK, F_DLA})  # no per-precision flags, no calibrator
+TRT11_NO_FLAG = frozenset({F_GPU_FALLBACK, F_DLA})  # if the deprecated STRONGLY_TYPED member is dropped later
+TRT86 = frozenset({F_FP16, F_INT8, F_TF32, F_GPU_FALLBACK, F_CALIBRATOR, F_DLA})  # before strongly typed
+
+DESC = ModelDescriptor(arch="espcn", scale=2, in_channels=3, out_channels=3, color_space="rgb",
+                       value_range=1.0, pre_upsample=False, variant="espcn_x2")
+SWIN = dataclasses.replace(DESC, arch="swinir", size_multiple=8)
+DEV = DeviceInfo("Orin", "8.7")
+
+
+def facts(precision="fp32", shape=(None, 3, None, None), desc=DESC, sha="ab" * 32) -> OnnxFacts:
+    return OnnxFacts(sha256=sha, input_name="input", input_shape=shape,
+                     input_dtype="float16" if precision == "fp16" else "float32",
+                     has_qdq=precision == "int8", has_fp16=precision == "fp16", descriptor=desc)
+
+
+# ---------------------------------------------------------------- --batch
+
+
+@pytest.mark.parametrize("text,expected", [("1:4:8", (1, 4, 8)), ("8", (1, 8, 8)), ("1", (1, 1, 1)),
+                                           (" 2:2:2 ", (2, 2, 2)), ("1:1:16", (1, 1, 16))])
+def test_parse_batch(text, expected):
+    assert parse_batch(text) == BatchRange(*expected)
+
+
+@pytest.mark.parametrize("text,match", [("4:2:8", "min <= opt <= max"), ("0:1:2", "min <= opt"),
+                                        ("0", "min <= opt"), ("1:8", "three numbers"), ("a:b:c", "whole numbers"),
+                                        ("1:2:3:4", "three numbers"), ("", "whole numbers"), ("-1", "1 <= min")])
+def test_parse_batch_refuses(text, match):
+    with pytest.raises(InputError, match=match):
+        parse_batch(text)
+
+
+# ---------------------------------------------------------------- ONNX facts (real ONNX protos)
+
+
+def _model(dtype=TensorProto.FLOAT, qdq=False, cast16=False, shape=("N", 3, "H", "W"), inputs=1, meta=True):
+    w = numpy_helper.from_array(np.zeros((12, 3, 3, 3), np.float16 if dtype == TensorProto.FLOAT16 else np.float32),
+                                "w")
+    nodes, x = [], "x"
+    inits = [w]
+    if qdq:
+        inits += [numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+                  numpy_helper.from_array(np.array(0, np.int8), "z")]
+        nodes += [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+                  helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"])]
+        x = "xd"
+    if cast16:
+        nodes.append(helper.make_node("Cast", [x], ["xh"], to=TensorProto.FLOAT16))
+        nodes.append(helper.make_node("Cast", ["xh"], ["xf"], to=TensorProto.FLOAT))
+        x = "xf"
+    nodes += [helper.make_node("Conv", [x, "w"], ["c"], pads=[1, 1, 1, 1]),
+              helper.make_node("DepthToSpace", ["c"], ["y"], blocksize=2)]
+    ins = [helper.make_tensor_value_info("x", dtype, list(shape))]
+    if inputs == 2:
+        ins.append(helper.make_tensor_value_info("x2", dtype, list(shape)))
+    graph = helper.make_graph(nodes, "g", ins, [helper.make_tensor_value_info("y", dtype, ["N", 3, "H2", "W2"])],
+                              inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    if meta:
+        helper.set_model_props(m, DESC.to_metadata())
+    return m
+
+
+def test_onnx_facts_float32():
+    f = onnx_facts(_model(), "00" * 32)
+    assert (f.input_name, f.input_shape, f.input_dtype) == ("x", (None, 3, None, None), "float32")
+    assert (f.has_qdq, f.has_fp16, f.precision, f.descriptor) == (False, False, "fp32", DESC)
+
+
+def test_onnx_facts_fp16_qdq_and_casts():
+    assert onnx_facts(_model(TensorProto.FLOAT16), "").precision == "fp16"
+    assert onnx_facts(_model(TensorProto.FLOAT16), "").input_dtype == "float16"
+    assert onnx_facts(_model(qdq=True), "").precision == "int8"
+    assert onnx_facts(_model(cast16=True), "").precision == "fp16"  # float32 I/O, float16 inside
+    assert onnx_facts(_model(meta=False), "").descriptor is None
+    assert onnx_facts(_model(shape=(1, 3, 64, 48)), "").input_shape == (1, 3, 64, 48)
+
+
+def test_onnx_facts_of_a_real_sredge_export(exported_small):
+    m = onnx.load(str(exported_small), load_external_data=False)
+    f = onnx_facts(m, "x")
+    assert f.precision == "fp32" and f.descriptor is not None and f.input_shape[1] == f.descriptor.in_channels
+    assert f.input_shape[0] is None and f.input_shape[2:] == (None, None)
+
+
+@pytest.mark.parametrize("kwargs,match", [({"inputs": 2}, "2 inputs"), ({"shape": ("N", 3, "H")}, "3 axes"),
+                                          ({"shape": ("N", "C", "H", "W")}, "dynamic channel"),
+                                          ({"dtype": TensorProto.INT8}, "not float32 or float16")])
+def test_onnx_facts_refuses_non_sr_inputs(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        onnx_facts(_model(**kwargs), "")
+
+
+@pytest.fixture(scope="module")
+def exported_small(tmp_path_factory):
+    from sredge.runtime.bundled import default_model
+
+    return default_model(2)
+
+
+# ---------------------------------------------------------------- profiles
+
+
+def test_profile_from_tile_max_tile_and_batch():
+    opts = BuildOptions(tile=256, max_tile=512, batch=BatchRange(1, 4, 8))
+    assert plan_profile(opts, facts()) == Profile((1, 3, 16, 16), (4, 3, 256, 256), (8, 3, 512, 512))
+
+
+def test_profile_defaults():
+    p = plan_profile(BuildOptions(), facts())
+    assert p.opt == (1, 3, DEFAULT_TILE, DEFAULT_TILE) and p.max == p.opt and p.min == (1, 3, 16, 16)
+
+
+def test_profile_luma_model_has_one_channel():
+    y = dataclasses.replace(DESC, in_channels=1, out_channels=1, color_space="y")
+    assert plan_profile(BuildOptions(tile=64), facts(shape=(None, 1, None, None), desc=y)).opt == (1, 1, 64, 64)
+
+
+def test_profile_rounds_up_to_the_size_multiple():
+    p = plan_profile(BuildOptions(tile=250, max_tile=509, min_tile=10), facts(desc=SWIN))
+    assert (p.min[2], p.opt[2], p.max[2]) == (16, 256, 512)
+    assert all(v % 8 == 0 for shape in (p.min, p.opt, p.max) for v in shape[2:])
+
+
+def test_profile_foreign_model_uses_the_graph_channels():
+    assert plan_profile(BuildOptions(tile=32), facts(desc=None)).opt == (1, 3, 32, 32)
+
+
+def test_profile_fixed_shape_model():
+    f = facts(shape=(None, 3, 128, 96))
+    p = plan_profile(BuildOptions(batch=BatchRange(1, 2, 4)), f)
+    assert p == Profile((1, 3, 128, 96), (2, 3, 128, 96), (4, 3, 128, 96))
+    with pytest.raises(InputError, match="takes only 128x96 inputs"):
+        plan_profile(BuildOptions(tile=256), f)
+    with pytest.raises(InputError, match="takes only 128x96"):
+        plan_profile(BuildOptions(max_tile=256), f)
+
+
+def test_profile_fixed_batch():
+    assert plan_profile(BuildOptions(batch=BatchRange(2, 2, 2)), facts(shape=(2, 3, None, None))).opt[0] == 2
+    with pytest.raises(InputError, match="fixed batch of 1"):
+        plan_profile(BuildOptions(batch=BatchRange(1, 4, 8)), facts(shape=(1, 3, None, None)))
+
+
+@pytest.mark.parametrize("opts,match", [
+    (BuildOptions(tile=512, max_tile=256), "<= --max-tile"),
+    (BuildOptions(tile=8), "minimum tile 16 <= --tile 8"),
+    (BuildOptions(tile=0), "must be positive"),
+    (BuildOptions(tile=64, min_tile=0), "must be positive"),
+])
+def test_profile_refuses_impossible_ranges(opts, match):
+    with pytest.raises(InputError, match=match):
+        plan_profile(opts, facts())
+
+
+def test_profile_refuses_half_fixed_and_contradicting_metadata():
+    with pytest.raises(InputError, match="both be fixed"):
+        plan_profile(BuildOptions(), facts(shape=(None, 3, 64, None)))
+    with pytest.raises(InputError, match="metadata says 3 input channels, its graph 1"):
+        plan_profile(BuildOptions(), facts(shape=(None, 1, None, None)))
+
+
+# ---------------------------------------------------------------- precision by TensorRT generation
+
+
+def _flags(p):
+    return (p.strongly_typed, p.fp16, p.int8, p.calibrate)
+
+
+@pytest.mark.parametrize("features", [TRT10, TRT11])
+@pytest.mark.parametrize("onnx_p", ["fp16", "int8"])
+def test_typed_onnx_is_built_strongly_typed_where_available(features, onnx_p):
+    p = plan_precision(BuildOptions(), facts(onnx_p), features)
+    assert _flags(p) == (True, False, False, False)
+    assert ("Q/DQ" if onnx_p == "int8" else "FP16") in p.summary
+
+
+def test_requesting_what_the_onnx_already_is_changes_nothing():
+    assert _flags(plan_precision(BuildOptions(int8=True), facts("int8"), TRT11)) == (True, False, False, False)
+    assert _flags(plan_precision(BuildOptions(fp16=True), facts("fp16"), TRT11)) == (True, False, False, False)
+
+
+def test_plain_fp32_onnx():
+    assert _flags(plan_precision(BuildOptions(), facts(), TRT10)) == (True, False, False, False)
+    assert _flags(plan_precision(BuildOptions(), facts(), TRT11)) == (True, False, False, False)
+    p = plan_precision(BuildOptions(), facts(), TRT86)
+    assert _flags(p) == (False, False, False, False) and p.summary == "FP32"
+
+
+def test_tensorrt_10_fp16_flag_on_a_float_onnx():
+    p = plan_precision(BuildOptions(fp16=True), facts(), TRT10)
+    assert _flags(p) == (False, True, False, False) and "builder flag" in p.summary
+
+
+def test_tensorrt_10_int8_calibration_of_a_float_onnx():
+    p = plan_precision(BuildOptions(int8=True, calibration_fingerprint="c" * 64), facts(), TRT10)
+    assert _flags(p) == (False, False, True, True) and "entropy calibration" in p.summary
+    p = plan_precision(BuildOptions(int8=True, fp16=True, calibration_fingerprint="c" * 64), facts(), TRT10)
+    assert _flags(p) == (False, True, True, True) and "with FP16" in p.summary
+
+
+def test_int8_of_a_float_onnx_needs_calibration_data():
+    with pytest.raises(InputError, match="needs calibration data: --calib DIR"):
+        plan_precision(BuildOptions(int8=True), facts(), TRT10)
+
+
+def test_qdq_onnx_with_fp16_uses_weak_typing_on_tensorrt_10():
+    p = plan_precision(BuildOptions(fp16=True), facts("int8"), TRT10)
+    assert _flags(p) == (False, True, True, False) and "other layers FP16" in p.summary
+
+
+@pytest.mark.parametrize("opts", [BuildOptions(fp16=True), BuildOptions(int8=True, calibration_fingerprint="c")])
+def test_tensorrt_11_refuses_builder_precision_for_a_float_onnx(opts):
+    with pytest.raises(InputError) as err:
+        plan_precision(opts, facts(), TRT11)
+    msg = str(err.value)
+    assert "strongly typed" in msg and "FP16 export or a Q/DQ INT8 ONNX" in msg and "\n" not in msg
+
+
+def test_tensorrt_11_refuses_qdq_plus_fp16_mix():
+    with pytest.raises(InputError, match="BuilderFlag.FP16"):
+        plan_precision(BuildOptions(fp16=True), facts("int8"), TRT11)
+
+
+def test_without_strongly_typed_typed_onnx_gets_the_matching_flag():
+    assert _flags(plan_precision(BuildOptions(), facts("fp16"), TRT86)) == (False, True, False, False)
+    assert _flags(plan_precision(BuildOptions(), facts("int8"), TRT86)) == (False, False, True, False)
+
+
+def test_a_tensorrt_with_neither_api_is_refused():
+    with pytest.raises(InputError, match="TensorRT 10 or newer"):
+        plan_precision(BuildOptions(), facts(), frozenset())
+    with pytest.raises(InputError, match="strongly typed"):
+        plan_precision(BuildOptions(fp16=True), facts(), TRT11_NO_FLAG)
+
+
+def test_calibration_data_that_would_be_ignored_is_refused():
+    with pytest.raises(InputError, match="already carries its INT8 scales"):
+        plan_precision(BuildOptions(int8=True, calibration_fingerprint="c"), facts("int8"), TRT10)
+    with pytest.raises(InputError, match="it is for --int8"):
+        plan_precision(BuildOptions(calibration_fingerprint="c"), facts(), TRT10)
+
+
+def test_tf32_is_cleared_unless_asked():
+    assert plan_precision(BuildOptions(), facts(), TRT10).clear_tf32 is True
+    p = plan_precision(BuildOptions(tf32=True), facts(), TRT10)
+    assert p.clear_tf32 is False and "TF32 allowed" in p.summary
+    assert plan_precision(BuildOptions(), facts(), TRT11_NO_FLAG | {F_STRONGLY_TYPED}).clear_tf32 is False
+    with pytest.raises(InputError, match="no TF32"):
+        plan_precision(BuildOptions(tf32=True), facts(), TRT11_NO_FLAG | {F_STRONGLY_TYPED})
+
+
+# ---------------------------------------------------------------- DLA
+
+
+def test_dla_with_gpu_fallback():
+    opts = BuildOptions(fp16=True, dla_core=1)
+    d = plan_dla(opts, plan_precision(opts, facts(), TRT10), facts(), TRT10, dla_cores=2)
+    assert (d.core, d.gpu_fallback) == (1, True)
+    opts = BuildOptions(dla_core=0, gpu_fallback=False)
+    d = plan_dla(opts, plan_precision(opts, facts("fp16"), TRT11), facts("fp16"), TRT11)
+    assert (d.core, d.gpu_fallback) == (0, False)
+
+
+def test_no_dla_by_default():
+    assert plan_dla(BuildOptions(), plan_precision(BuildOptions(), facts(), TRT10), facts(), TRT10) is None
+
+
+@pytest.mark.parametrize("opts,features,cores,match", [
+    (BuildOptions(fp16=True, dla_core=2), TRT10, 2, "has cores 0..1"),
+    (BuildOptions(fp16=True, dla_core=0), TRT10, 0, "has no DLA cores"),
+    (BuildOptions(dla_core=0), TRT10, 2, "FP16 or INT8 only"),
+    (BuildOptions(fp16=True, dla_core=0), TRT10 - {F_DLA}, None, "no DLA support"),
+    (BuildOptions(fp16=True, dla_core=0), TRT10 - {F_GPU_FALLBACK}, None, "add --no-gpu-fallback"),
+    (BuildOptions(fp16=True, dla_core=-1), TRT10, None, ">= 0"),
+    (BuildOptions(gpu_fallback=False), TRT10, None, "only with --dla-core"),
+])
+def test_dla_refusals(opts, features, cores, match):
+    with pytest.raises(InputError, match=match):
+        plan_dla(opts, plan_precision(opts, facts(), TRT10), facts(), features, cores)
+
+
+def test_plan_build_combines_everything():
+    plan = plan_build(BuildOptions(tile=128, max_tile=256, batch=BatchRange(1, 2, 4), fp16=True, dla_core=0,
+                                   workspace_mb=512), facts(), TRT10, dla_cores=2)
+    assert plan.input_name == "input" and plan.workspace_bytes == 512 << 20
+    assert plan.profile.max == (4, 3, 256, 256) and plan.precision.fp16 and plan.dla.core == 0
+    with pytest.raises(InputError, match="at least 1 MiB"):
+        plan_build(BuildOptions(workspace_mb=0), facts(), TRT10)
+
+
+# ---------------------------------------------------------------- cache key
+
+
+def _key(f=None, opts=BuildOptions(), features=TRT10, version="10.3.0", dev=DEV):
+    f = f or facts()
+    return cache_key(f, opts, plan_build(opts, f, features), version, dev)
+
+
+def test_cache_key_is_stable_and_hex():
+    k = _key()
+    assert k == _key() and len(k) == 64 and int(k, 16) >= 0
+
+
+@pytest.mark.parametrize("change", [
+    {"f": facts(sha="cd" * 32)},
+    {"opts": BuildOptions(tile=128)},
+    {"opts": BuildOptions(max_tile=512)},
+    {"opts": BuildOptions(min_tile=32)},
+    {"opts": BuildOptions(batch=BatchRange(1, 2, 4))},
+    {"opts": BuildOptions(fp16=True)},
+    {"opts": BuildOptions(tf32=True)},
+    {"opts": BuildOptions(workspace_mb=256)},
+    {"opts": BuildOptions(int8=True, calibration_fingerprint="a" * 64)},
+    {"features": TRT86},  # same options, other flag selection
+    {"version": "10.3.1"},
+    {"dev": DeviceInfo("Orin", "8.6")},
+    {"dev": DeviceInfo("NVIDIA GeForce RTX 4090", "8.7")},
+])
+def test_cache_key_covers_everything_that_changes_the_engine(change):
+    assert _key(**change) != _key()
+
+
+def test_cache_key_calibration_data_changes_it():
+    a = _key(opts=BuildOptions(int8=True, calibration_fingerprint="a" * 64))
+    b = _key(opts=BuildOptions(int8=True, calibration_fingerprint="b" * 64))
+    assert a != b
+
+
+def test_fingerprint_files_is_order_independent_and_content_sensitive():
+    a = fingerprint_files([("x.png", "1"), ("y.png", "2")])
+    assert a == fingerprint_files([("y.png", "2"), ("x.png", "1")])
+    assert a != fingerprint_files([("x.png", "1"), ("y.png", "3")])
+    assert a != fingerprint_files([("x.png", "1")])
+
+
+# ---------------------------------------------------------------- sidecar, staleness, runtime check
+
+
+def test_sidecar_facts_round_trip_and_staleness(tmp_path):
+    f, opts = facts(), BuildOptions(tile=128, batch=BatchRange(1, 2, 4))
+    plan = plan_build(opts, f, TRT10)
+    key = cache_key(f, opts, plan, "10.3.0", DEV)
+    extra = sidecar_facts(key, f, plan, "10.3.0", DEV)
+    engine = tmp_path / "m.engine"
+    assert not is_up_to_date(engine, extra, key)  # no engine file yet
+    engine.write_bytes(b"engine bytes")
+    write_engine_sidecar(engine, f.descriptor, extra)
+    back = read_engine_sidecar_extra(engine)
+    assert back["build_key"] == key and back["profile"]["max"] == [4, 3, 128, 128]
+    assert (back["tensorrt_version"], back["gpu_name"], back["compute_capability"]) == ("10.3.0", "Orin", "8.7")
+    assert is_up_to_date(engine, back, key)
+    assert not is_up_to_date(engine, back, _key(version="10.4.0"))  # stale: rebuilt
+    assert not is_up_to_date(engine, {}, key)  # foreign engine without a sidecar: rebuilt
+
+
+def test_runtime_refuses_an_engine_from_another_tensorrt_or_gpu():
+    extra = {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7"}
+    check_engine_matches(extra, "10.3.0", "Orin", "8.7")
+    check_engine_matches({}, "10.3.0", "Orin", "8.7")  # no recorded facts: a foreign engine, TensorRT decides
+    with pytest.raises(InputError) as err:
+        check_engine_matches(extra, "10.4.0", "Orin", "8.7", "m.engine")
+    assert "m.engine was built for TensorRT 10.3.0 (here 10.4.0)" in str(err.value)
+    assert "rebuild it here with sr-build" in str(err.value)
+    with pytest.raises(InputError, match=r"GPU Orin \(here NVIDIA A100\).*compute capability 8.7 \(here 8.0\)"):
+        check_engine_matches(extra, "10.3.0", "NVIDIA A100", "8.0")
+
+
+def test_default_timing_cache_is_per_tensorrt_and_gpu(tmp_path):
+    a = default_timing_cache(tmp_path, "10.3.0", DEV)
+    assert a.parent == tmp_path / "sredge" / "tensorrt" and a.suffix == ".cache"
+    assert a != default_timing_cache(tmp_path, "10.4.0", DEV)
+    assert a != default_timing_cache(tmp_path, "10.3.0", DeviceInfo("Orin", "8.6"))
+    assert "/" not in default_timing_cache(tmp_path, "10.3.0", DeviceInfo("A/B C", "9.0")).name
+
+
+# ---------------------------------------------------------------- calibration crops
+
+
+def test_center_crop_and_pad():
+    x = np.arange(1 * 1 * 6 * 8, dtype=np.float32).reshape(1, 1, 6, 8)
+    c = center_crop(x, 4)
+    assert c.shape == (1, 1, 4, 4) and c[0, 0, 0, 0] == x[0, 0, 1, 2]
+    p = center_crop(x, 10)
+    assert p.shape == (1, 1, 10, 10)
+    np.testing.assert_array_equal(p[0, 0, :6, :8], x[0, 0])  # padded below/right, original kept
+    assert center_crop(np.zeros((1, 3, 2, 2), np.float32), 16).shape == (1, 3, 16, 16)  # tiny: edge padding
