@@ -43,7 +43,7 @@ def test_every_module_outside_the_model_definitions_imports_without_torch():
     assert proc.stdout.startswith("ok")
 
 
-@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run"), ("sr-build", "build")])
+@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run"), ("sr-build", "build"), ("sr-calibrate", "calibrate")])
 def test_help_works_without_torch(command, module):
     proc = _run_blocked(f"""
         from sredge.cli.{module} import main

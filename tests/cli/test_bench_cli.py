@@ -117,3 +117,17 @@ def test_vdsr_reproduces_its_paper_through_the_exported_onnx(cli, exported, tmp_
         assert res.code == 0, res.err
         rows = json.loads((tmp_path / f"x{scale}.json").read_text())["rows"]
         assert rows[1]["quality"]["mean"]["psnr"] == pytest.approx(paper[scale], abs=0.15)
+
+
+def test_rows_per_backend_and_precision(cli, baseline, tmp_path):
+    pytest.importorskip("openvino", reason='OpenVINO is not installed (pip install "sredge[openvino]")')
+    model, _ = baseline
+    res = cli("bench", model, "--dataset", asset("benchmarks/Set5"), "--backend", "ort,openvino",
+              "--precision", "fp32", "--json", tmp_path / "r.json", "-q", *FAST)
+    assert res.code == 0, res.err
+    rows = {r["label"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    ort_row, ov_row = rows["fsrcnn_x3 [ort]"], rows["fsrcnn_x3 [openvino]"]
+    assert ov_row["backend"] == "openvino" and ov_row["precision"] == "fp32"
+    assert ov_row["quality"]["mean"]["psnr"] == pytest.approx(ort_row["quality"]["mean"]["psnr"], abs=0.01)
+    bad = cli("bench", model, "--dataset", asset("benchmarks/Set5"), "--precision", "fp8", *FAST)
+    assert bad.code == 2 and "--precision fp8" in bad.err

@@ -43,6 +43,8 @@ class BenchOptions:
     """Upscaling factor; None takes the first model's."""
     backends: tuple[str, ...] = ("auto",)
     """Backends to run every model on (``auto`` = by file type)."""
+    precisions: tuple[str | None, ...] = (None,)
+    """Precisions to run every model in (``fp32``/``bf16``/``int8``: OpenVINO); None = the model's own."""
     tiles: tuple[int | str | None, ...] = ("auto",)
     """Tile settings to run every model with (``"auto"``, None = whole image, or an edge in pixels)."""
     tile_overlap: int = 16
@@ -76,12 +78,20 @@ class BenchResult:
 
 
 def model_precision(path: Path) -> str:
-    """``fp32``, ``fp16`` or ``int8`` for an ONNX file, from its graph (Q/DQ nodes, float16 weights)."""
+    """``fp32``, ``fp16``, ``int8`` (or sr-export's ``int8-cpu``/``int8-trt``) for a model file.
+
+    Read from the sredge metadata when it says so, else from the graph (Q/DQ nodes, float16 weights).
+    """
     if path.suffix.lower() != ".onnx":
         return "fp32"
     import onnx
 
+    from sredge.models.descriptor import ModelDescriptor
+
     model = onnx.load(str(path), load_external_data=False)
+    desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
+    if desc is not None and desc.precision != "fp32":
+        return desc.precision  # int8-cpu / int8-trt / fp16, as sr-export wrote it
     ops = {n.op_type for n in model.graph.node}
     if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
         return "int8"
@@ -90,11 +100,14 @@ def model_precision(path: Path) -> str:
     return "fp32"
 
 
-def _label(path: Path, backend: str, tile, multi_backend: bool, multi_tile: bool) -> str:
+def _label(path: Path, backend: str, precision: str | None, tile, multi_backend: bool, multi_precision: bool,
+           multi_tile: bool) -> str:
     parts = [path.stem if path.suffix.lower() != ".onnx" else path.name[: -len(".onnx")]]
     extra = []
     if multi_backend:
         extra.append(backend)
+    if multi_precision:
+        extra.append(precision or "own precision")
     if multi_tile:
         extra.append(f"tile {tile if tile is not None else 'none'}")
     return parts[0] + (f" [{', '.join(extra)}]" if extra else "")
@@ -164,7 +177,8 @@ def run_bench(models: list[Path], opts: BenchOptions,
     for m in models:
         if not m.is_file():
             raise InputError(f"model {m} does not exist")
-    multi_b, multi_t = len(opts.backends) > 1, len(opts.tiles) > 1
+    multi_b, multi_p, multi_t = len(opts.backends) > 1, len(opts.precisions) > 1, len(opts.tiles) > 1
+    combos = [(b, p, t) for b in opts.backends for p in opts.precisions for t in opts.tiles]
     dataset: Dataset | None = None
     if opts.scale is not None:
         dataset = load_dataset(opts.dataset, opts.scale)
@@ -183,45 +197,45 @@ def run_bench(models: list[Path], opts: BenchOptions,
     ref_before = reference_ms(opts.threads) if opts.latency_hw else None
     frame = None
     for model in models:
-        for backend in opts.backends:
-            for tile in opts.tiles:
-                label = _label(model, backend, tile, multi_b, multi_t)
-                run_opts = RunOptions(
-                    backend=backend, backend_options=BackendOptions(device=opts.device, threads=opts.threads),
-                    tile=tile, tile_overlap=opts.tile_overlap,
-                    overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
-                                             value_range=opts.overrides.value_range))
-                with LoadedRuntime(model, run_opts) as rt:
-                    if dataset is None:
-                        dataset = load_dataset(opts.dataset, rt.desc.scale)
-                        opts = replace(opts, scale=rt.desc.scale)
-                    if rt.desc.scale != dataset.scale:
-                        raise InputError(f"{model.name} upscales x{rt.desc.scale}, the benchmark is x{dataset.scale}")
-                    if opts.bicubic and not rows:
-                        say(f"bicubic baseline on {dataset.name} x{dataset.scale}")
-                        bic = evaluate_bicubic(dataset, opts.rgb, keeper("bicubic"))
-                        rows.append({"label": "bicubic", "bicubic": True, "model": None, "backend": None,
-                                     "precision": None, "tile": None, "quality": _quality_dict(bic),
-                                     "latency": None})
-                    row = {"label": label, "bicubic": False, "model": str(model), "backend": rt.kind,
-                           "backend_detail": rt.backend.describe(), "precision": model_precision(model),
-                           "tile": tile, "descriptor": asdict(rt.desc)}
-                    if opts.quality:
-                        say(f"{label}: quality on {len(dataset.samples)} images")
-                        row["quality"] = _quality_dict(evaluate(rt.upscaler, dataset, opts.rgb, keeper(label)))
-                    if opts.latency_hw:
-                        h, w = opts.latency_hw
-                        if frame is None:
-                            frame = sample_frame(h, w, load_pair(dataset.samples[0], dataset.scale)[0])
-                        say(f"{label}: latency, {opts.warmup} warm-up + {opts.repeats} runs at {w}x{h}")
-                        ups = rt.upscaler(h, w)
-                        times = time_calls(lambda: ups.upscale(frame), opts.warmup, opts.repeats)
-                        s = rt.desc.scale
-                        row["latency"] = {k: round(v, 4) for k, v in
-                                          asdict(summarize(times, h * w * s * s)).items()}
-                    else:
-                        row["latency"] = None
-                    rows.append(row)
+        for backend, precision, tile in combos:  # one row per model x backend x precision x tile
+            label = _label(model, backend, precision, tile, multi_b, multi_p, multi_t)
+            run_opts = RunOptions(
+                backend=backend, backend_options=BackendOptions(device=opts.device, threads=opts.threads,
+                                                                precision=precision),
+                tile=tile, tile_overlap=opts.tile_overlap,
+                overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
+                                         value_range=opts.overrides.value_range))
+            with LoadedRuntime(model, run_opts) as rt:
+                if dataset is None:
+                    dataset = load_dataset(opts.dataset, rt.desc.scale)
+                    opts = replace(opts, scale=rt.desc.scale)
+                if rt.desc.scale != dataset.scale:
+                    raise InputError(f"{model.name} upscales x{rt.desc.scale}, the benchmark is x{dataset.scale}")
+                if opts.bicubic and not rows:
+                    say(f"bicubic baseline on {dataset.name} x{dataset.scale}")
+                    bic = evaluate_bicubic(dataset, opts.rgb, keeper("bicubic"))
+                    rows.append({"label": "bicubic", "bicubic": True, "model": None, "backend": None,
+                                 "precision": None, "tile": None, "quality": _quality_dict(bic),
+                                 "latency": None})
+                row = {"label": label, "bicubic": False, "model": str(model), "backend": rt.kind,
+                       "backend_detail": rt.backend.describe(), "precision": precision or model_precision(model),
+                       "tile": tile, "descriptor": asdict(rt.desc)}
+                if opts.quality:
+                    say(f"{label}: quality on {len(dataset.samples)} images")
+                    row["quality"] = _quality_dict(evaluate(rt.upscaler, dataset, opts.rgb, keeper(label)))
+                if opts.latency_hw:
+                    h, w = opts.latency_hw
+                    if frame is None:
+                        frame = sample_frame(h, w, load_pair(dataset.samples[0], dataset.scale)[0])
+                    say(f"{label}: latency, {opts.warmup} warm-up + {opts.repeats} runs at {w}x{h}")
+                    ups = rt.upscaler(h, w)
+                    times = time_calls(lambda: ups.upscale(frame), opts.warmup, opts.repeats)
+                    s = rt.desc.scale
+                    row["latency"] = {k: round(v, 4) for k, v in
+                                      asdict(summarize(times, h * w * s * s)).items()}
+                else:
+                    row["latency"] = None
+                rows.append(row)
     ref = None
     if opts.latency_hw:
         ref_after = reference_ms(opts.threads)

@@ -1,1 +1,1 @@
-"""Calibration sets and INT8 Q/DQ quantization (not implemented yet; see README)."""
+"""Calibration sets, INT8 Q/DQ quantization with a PSNR budget, FP16 conversion (sr-calibrate, sr-export --precision)."""

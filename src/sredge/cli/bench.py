@@ -40,6 +40,9 @@ def build_parser() -> Parser:
                         "workload, e.g. 1.10 (default: latency not gated)")
     p.add_argument("--backend", default="auto",
                    help="backend(s), comma-separated: auto, ort, trt, torch (default auto)")
+    p.add_argument("--precision", default=None,
+                   help="precision(s) to run in, comma-separated: fp32, bf16, int8 (OpenVINO; other backends "
+                        "refuse what they cannot honour); default: each model's own")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="device for ONNX Runtime / PyTorch (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="inference threads (default: all cores)")
@@ -125,8 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if path is not None:
             check_writable(path)
     backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
+    precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip()) if args.precision else (None,)
+    bad = [p for p in precisions if p not in (None, "fp32", "bf16", "int8")]
+    if bad:
+        raise InputError(f"--precision {bad[0]}: choose fp32, bf16 or int8")
     opts = BenchOptions(
-        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), tiles=_tiles(args.tile),
+        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), precisions=precisions or (None,), tiles=_tiles(args.tile),
         tile_overlap=args.tile_overlap, device=args.device, threads=args.threads, quality=not args.no_quality,
         rgb=args.rgb, bicubic=not args.no_bicubic, latency_hw=latency_hw, warmup=args.warmup,
         repeats=args.repeats, crops=args.report is not None,

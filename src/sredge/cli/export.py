@@ -41,8 +41,68 @@ def build_parser() -> Parser:
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
     p.add_argument("--min-psnr", type=float, default=60.0,
                    help="parity threshold: minimum PSNR (dB) of ONNX Runtime vs PyTorch (default 60)")
+    g = p.add_argument_group("reduced precision (FP16, INT8)")
+    g.add_argument("--precision", default="fp32", metavar="LIST",
+                   help="comma-separated: fp32, fp16, int8 (default fp32); NAME.fp16.onnx / NAME.int8.onnx "
+                        "are written beside NAME.onnx, then a table of PSNR drop and CPU latency")
+    g.add_argument("--calib", action="append", type=Path, metavar="SRC",
+                   help="calibration source: a folder of images, a video, or a .npz from sr-calibrate build "
+                        "(repeatable; needed for int8; fp16 checks its range on it, else on the bundled photo)")
+    g.add_argument("--calib-tile", type=int, default=64, metavar="PX",
+                   help="LR crop size when --calib is a folder or video (default 64)")
+    g.add_argument("--calib-crops", type=int, default=64, metavar="N",
+                   help="crops used for calibration, spread over the set (default 64)")
+    g.add_argument("--int8-flavour", choices=("cpu", "trt"),
+                   help="cpu: ONNX Runtime (uint8 activations, int8 per-channel weights; default); "
+                        "trt: TensorRT (symmetric int8)")
+    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"),
+                   help="activation range estimate (default minmax)")
+    g.add_argument("--max-psnr-drop", type=float, metavar="DB",
+                   help="INT8 budget: largest validation Y-PSNR drop vs FP32; beyond it the most sensitive "
+                        "layers stay in float (and are named)")
+    g.add_argument("--fp16-io", action="store_true", help="FP16 file takes and returns float16 (default float32)")
+    g.add_argument("--val", type=Path, metavar="DIR",
+                   help="validation set for the PSNR figures: HR/ + LR_bicubic/X{s}/ (Set5) or a folder of HR "
+                        "images (default: the bundled photo)")
+    g.add_argument("--bench-size", default="640x360", metavar="WxH",
+                   help="frame size of the CPU latency column (default 640x360); 'off' skips timing")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
+
+
+def _check_precision_flags(args) -> tuple[str, ...]:
+    """Reject flags that would silently do nothing; returns the precisions."""
+    from sredge.calibration.derive import parse_precisions
+
+    precisions = parse_precisions(args.precision)
+    wants_int8, wants_fp16 = "int8" in precisions, "fp16" in precisions
+    for flag, value, needs in (("--int8-flavour", args.int8_flavour, wants_int8),
+                               ("--calib-method", args.calib_method, wants_int8),
+                               ("--max-psnr-drop", args.max_psnr_drop, wants_int8),
+                               ("--fp16-io", args.fp16_io or None, wants_fp16),
+                               ("--calib", args.calib, wants_int8 or wants_fp16),
+                               ("--val", args.val, wants_int8 or wants_fp16)):
+        if value is not None and not needs:
+            raise InputError(f"{flag} has no effect without --precision {'int8' if flag != '--fp16-io' else 'fp16'}"
+                             + ("" if flag not in ("--calib", "--val") else " or fp16"))
+    if wants_int8 and not args.calib:
+        raise InputError("--precision int8 needs calibration data: --calib FOLDER|VIDEO|SET.npz "
+                         "(e.g. ../shared/assets/calibration/T91)")
+    if args.max_psnr_drop is not None and args.max_psnr_drop < 0:
+        raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop}")
+    return precisions
+
+
+def _bench_size(text: str) -> tuple[int, int] | None:
+    if text.lower() == "off":
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--bench-size {text!r}: give WIDTHxHEIGHT such as 640x360, or off") from None
+    if w < 1 or h < 1:
+        raise InputError(f"--bench-size {text!r}: sizes must be positive")
+    return w, h
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out.resolve() == ckpt.resolve():
         raise InputError(f"the output {out} would overwrite the checkpoint; choose another -o")
     check_writable(out)
+    precisions = _check_precision_flags(args)
+    bench = _bench_size(args.bench_size)
 
     # Heavy imports only now: --help and input errors above stay fast and torch-free.
     from sredge._lazy import require
@@ -96,7 +158,65 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     size_mb = out.stat().st_size / 1e6
     say(f"wrote      {out} ({size_mb:.2f} MB, opset {args.opset}, dynamic batch/height/width)")
+    if precisions != ("fp32",):
+        _derive(args, out, desc, precisions, bench, say)
     return 0
+
+
+def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say) -> None:
+    """Write NAME.fp16.onnx / NAME.int8.onnx and print the table (see sredge.calibration.derive)."""
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.calibration.derive import DeriveOptions, default_validation, make_fp16, make_int8
+    from sredge.calibration.fp16 import Fp16Options
+    from sredge.calibration.quantize import Int8Options
+    from sredge.calibration.sensitivity import Validator
+    from sredge.calibration.sets import CalibrationOptions, calibration_set_from, model_inputs
+    from sredge.export.parity import parity_inputs
+
+    if args.calib:
+        cset = calibration_set_from(args.calib, CalibrationOptions(tile=args.calib_tile))
+        calib = model_inputs(cset, desc, limit=args.calib_crops)
+        say(f"calibrate  {cset.describe()}; using {len(calib)}")
+    else:
+        calib = parity_inputs(desc)[0]
+        say("calibrate  FP16 range check on the bundled photo (no --calib)")
+    dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
+    validator = Validator(dataset, desc)
+    ref_db = validator.mean_db(out)
+    rows = [("fp32", out, ref_db, "")]
+    if "fp16" in precisions:
+        f16 = make_fp16(out, desc, calib, validator, Fp16Options(fp16_io=args.fp16_io))
+        name, peak = f16.ranges.peak
+        rows.append(("fp16", f16.path, f16.psnr_db, f"largest activation {peak:.3g} ({name}), fp16 max 65504"))
+    if "int8" in precisions:
+        options = DeriveOptions(
+            int8=Int8Options(flavour=args.int8_flavour or "cpu", method=args.calib_method or "minmax"),
+            max_psnr_drop=args.max_psnr_drop,
+        )
+        path, res = make_int8(out, desc, calib, validator, ref_db, options)
+        note = f"int8-{options.int8.flavour}, {options.int8.method}"
+        if res.kept_float:
+            note += (f"; plain INT8 dropped {res.plain_drop_db:.3f} dB, kept in float: "
+                     + ", ".join(res.kept_float))
+        rows.append(("int8", path, res.int8_db, note))
+
+    base_ms = None
+    say(f"quality    validation Y-PSNR on {dataset.name} ({len(dataset.samples)} images, x{desc.scale}); "
+        + (f"CPU latency of a {bench[0]}x{bench[1]} frame (ONNX Runtime, median of 3)" if bench else "latency off"))
+    say(f"           {'precision':<9} {'file':<28} {'Y-PSNR':>9} {'drop':>7} {'CPU ms':>8} {'speedup':>7}  notes")
+    for precision, path, db, note in rows:
+        ms = _latency(path, bench) if bench else None
+        base_ms = ms if precision == "fp32" else base_ms
+        speed = f"{base_ms / ms:.2f}x" if ms and base_ms else "-"
+        drop = "-" if precision == "fp32" else f"{max(ref_db - db, 0.0) if abs(ref_db - db) < 5e-4 else ref_db - db:.3f}"
+        say(f"           {precision:<9} {path.name:<28} {db:>6.2f} dB {drop:>7} "
+            f"{(f'{ms:.1f}' if ms else '-'):>8} {speed:>7}  {note}")
+
+
+def _latency(path: Path, bench: tuple[int, int]) -> float:
+    from sredge.benchmarks.latency import frame_latency_ms
+
+    return frame_latency_ms(path, height=bench[1], width=bench[0], repeats=3)
 
 
 def _db(v: float) -> str:

@@ -1,0 +1,111 @@
+"""Derive the FP16 and INT8 files of an exported FP32 model: what ``sr-export --precision`` runs.
+
+``NAME.onnx`` (FP32) gives ``NAME.fp16.onnx`` and ``NAME.int8.onnx`` beside it. Each derived
+file is checked before it takes its name: FP16 against the float16 range on the calibration
+set, INT8 against the PSNR budget on the validation set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from sredge.calibration.fp16 import Fp16Options, RangeReport, activation_ranges, convert_to_fp16
+from sredge.calibration.quantize import Int8Options, calibrate, save_model
+from sredge.calibration.sensitivity import Int8Result, Validator, quantize_within_budget
+from sredge.errors import CheckFailedError, InputError
+from sredge.models.descriptor import ModelDescriptor
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def parse_precisions(text: str) -> tuple[str, ...]:
+    """``"fp32,int8"`` -> ``("fp32", "int8")`` in canonical order; fp32 is always included (pure).
+
+    Raises:
+        InputError: An unknown name.
+    """
+    names = {p.strip().lower() for p in text.split(",") if p.strip()}
+    unknown = names - set(PRECISIONS)
+    if unknown:
+        raise InputError(f"unknown precision {', '.join(sorted(unknown))}: choose from {', '.join(PRECISIONS)}")
+    return tuple(p for p in PRECISIONS if p in names or p == "fp32")
+
+
+def derived_path(fp32_path: str | Path, precision: str) -> Path:
+    """``m.onnx`` -> ``m.onnx`` (fp32), ``m.fp16.onnx``, ``m.int8.onnx`` (pure)."""
+    p = Path(fp32_path)
+    return p if precision == "fp32" else p.with_name(f"{p.stem}.{precision}{p.suffix or '.onnx'}")
+
+
+def default_validation(scale: int):
+    """The bundled photo (NASA, public domain) as a one-image dataset, its LR made by MATLAB bicubic.
+
+    A stand-in when no ``--val`` benchmark is given; Set5 / Set14 measure what papers report.
+    """
+    from sredge.benchmarks.datasets import Dataset, Sample
+
+    path = Path(str(resources.files("sredge.data") / "astronaut.jpg"))
+    return Dataset("astronaut", path.parent, scale, (Sample("astronaut", path, None),), "imresize")
+
+
+@dataclass(frozen=True)
+class DeriveOptions:
+    """What to derive from an FP32 model."""
+
+    int8: Int8Options = field(default_factory=Int8Options)
+    """Flavour and calibration method of the INT8 file."""
+    fp16: Fp16Options = field(default_factory=Fp16Options)
+    """FP16 input/output types."""
+    max_psnr_drop: float | None = None
+    """INT8 PSNR budget (dB of validation Y-PSNR below FP32); None: plain INT8, no sensitivity pass."""
+
+
+@dataclass(frozen=True)
+class Fp16Outcome:
+    path: Path
+    ranges: RangeReport
+    psnr_db: float
+
+
+def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator,
+              options: Fp16Options = Fp16Options()) -> Fp16Outcome:
+    """Check the activations fit float16 on the calibration inputs, then write ``NAME.fp16.onnx``.
+
+    Raises:
+        CheckFailedError: Some activation exceeds the float16 range (named in the message); no file is written.
+    """
+    ranges = activation_ranges(fp32_path, calib)
+    if ranges.overflows:
+        raise CheckFailedError(
+            "FP16 would overflow (activations beyond +-65504 on the calibration set, i.e. inf/black frames): "
+            f"{ranges.describe_overflows()}; no FP16 file was written: use FP32 or INT8 for this model"
+        )
+    model = convert_to_fp16(onnx.load(str(fp32_path)), options, desc)
+    db = validator.mean_db(model)
+    out = save_model(model, derived_path(fp32_path, "fp16"))
+    return Fp16Outcome(out, ranges, db)
+
+
+def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator, reference_db: float,
+              options: DeriveOptions = DeriveOptions()) -> tuple[Path, Int8Result]:
+    """Calibrate, quantize within the budget and write ``NAME.int8.onnx``.
+
+    Raises:
+        CheckFailedError: The budget could not be met; no file is written.
+    """
+    ranges = calibrate(fp32_path, calib, options.int8)
+    result = quantize_within_budget(fp32_path, ranges, validator.mean_db, reference_db, options.max_psnr_drop, desc)
+    if not result.within_budget:
+        raise CheckFailedError(
+            f"INT8 drops {result.drop_db:.3f} dB > --max-psnr-drop {options.max_psnr_drop:g} even with "
+            f"{len(result.kept_float)} layers in float; no INT8 file was written"
+        )
+    return save_model(result.model, derived_path(fp32_path, "int8")), result

@@ -1,0 +1,282 @@
+"""Calibration sets: low-resolution crops at the deployment tile size, built once and reused.
+
+A calibration set is what the quantizer feeds a network to learn its activation ranges, so it
+must look like the network's *input*: low-resolution frames. Crops are taken from
+
+* image folders: every image (sorted by name), ``crops_per_image`` crops each at seeded random
+  positions; ``downscale`` first shrinks each image with the MATLAB bicubic kernel, for folders
+  of high-resolution photos (T91 is one) that should look like LR frames, as the benchmark LR
+  images are made;
+* videos: ``frames`` frames spaced evenly over the whole clip (not the first seconds), one crop
+  each; frames are taken as they are, since a clip is what the model will be run on.
+
+Crops are kept as (N, 3, tile, tile) float32 RGB in [0, 1] and stored as 8-bit in a ``.npz``
+with their provenance, so a set built on a workstation can be carried to a Jetson that has no
+copy of the images. :func:`model_inputs` turns a set into one network's input (its colour space,
+value range and pre-upsampling) with the same helper the runtime uses.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sredge.atomic import check_writable, write_bytes_atomic
+from sredge.errors import InputError
+from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
+from sredge.imaging.model_io import image_to_input
+from sredge.imaging.resize import imresize
+from sredge.models.descriptor import ModelDescriptor
+
+log = logging.getLogger(__name__)
+
+FORMAT = "sredge-calibration"
+FORMAT_VERSION = 1
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts")
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """How to cut a calibration set from its sources."""
+
+    tile: int = 128
+    """Side of the square LR crops, in LR pixels: the tile the model will be deployed with."""
+    frames: int = 64
+    """Frames sampled per video, spaced evenly over the whole clip; one crop per frame."""
+    crops_per_image: int = 1
+    """Crops taken from each image of a folder, at seeded random positions."""
+    downscale: int = 1
+    """Shrink still images by this factor (MATLAB bicubic) before cropping, so that
+    high-resolution photos look like LR frames; 1 takes them as they are. Videos are never shrunk."""
+    min_crops: int = 16
+    """Fewer crops than this from all sources together is an error: ranges from a handful
+    of crops do not hold on real footage."""
+    seed: int = 0
+    """Seed of the crop positions: the same sources, options and seed give the same set."""
+
+    def __post_init__(self) -> None:
+        for name in ("tile", "frames", "crops_per_image", "downscale", "min_crops"):
+            if getattr(self, name) < 1:
+                raise InputError(f"calibration {name} must be at least 1, not {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """LR crops and where they came from.
+
+    Attributes:
+        crops: (N, 3, tile, tile) float32 RGB in [0, 1] (multiples of 1/255: stored as 8-bit).
+        sources: The folders / videos they were cut from, as given.
+        counts: Crops contributed by each source, in the order of ``sources``.
+        options: The options that cut them.
+    """
+
+    crops: np.ndarray
+    sources: tuple[str, ...]
+    counts: tuple[int, ...]
+    options: CalibrationOptions
+
+    def __len__(self) -> int:
+        return int(self.crops.shape[0])
+
+    def describe(self) -> str:
+        """One line: how many crops of what size from which sources."""
+        parts = ", ".join(f"{n} from {Path(s).name or s}" for s, n in zip(self.sources, self.counts))
+        return f"{len(self)} crops of {self.options.tile}x{self.options.tile} ({parts}), seed {self.options.seed}"
+
+
+# -- planning (pure) -----------------------------------------------------------------------
+
+
+def frame_indices(frame_count: int, n: int) -> list[int]:
+    """``n`` frame indices spread evenly over a clip of ``frame_count`` frames (pure).
+
+    Each index is the middle of one of ``n`` equal segments of the clip, so the first and last
+    seconds weigh no more than the rest; with fewer frames than ``n`` every frame is taken once.
+    """
+    if frame_count <= 0 or n <= 0:
+        return []
+    if n >= frame_count:
+        return list(range(frame_count))
+    return sorted({min(frame_count - 1, int((i + 0.5) * frame_count / n)) for i in range(n)})
+
+
+def crop_positions(height: int, width: int, tile: int, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``count`` top-left corners (y, x) of ``tile`` x ``tile`` crops inside an image; [] when it is too small."""
+    if height < tile or width < tile:
+        return []
+    ys = rng.integers(0, height - tile + 1, count)
+    xs = rng.integers(0, width - tile + 1, count)
+    return [(int(y), int(x)) for y, x in zip(ys, xs)]
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def _to_u8(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8/uint16/float RGB -> uint8 (what an 8-bit frame would hold)."""
+    if rgb.dtype == np.uint8:
+        return rgb
+    f = to_float(rgb) if rgb.dtype.kind in "ui" else rgb
+    return np.clip(np.round(f * 255.0), 0, 255).astype(np.uint8)
+
+
+def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Generator) -> list[np.ndarray]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"calibration folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
+    crops, small = [], 0
+    for path in files:
+        img = read_rgb(path)
+        if options.downscale > 1:
+            img = imresize(_to_u8(img), scale=1 / options.downscale)
+        img = _to_u8(img)
+        where = crop_positions(img.shape[0], img.shape[1], options.tile, options.crops_per_image, rng)
+        small += not where
+        crops += [img[y:y + options.tile, x:x + options.tile] for y, x in where]
+    if small:
+        log.info("%s: %d of %d images are smaller than the %d-pixel tile and were skipped",
+                 folder, small, len(files), options.tile)
+    return crops
+
+
+def _video_crops(path: Path, options: CalibrationOptions, rng: np.random.Generator) -> list[np.ndarray]:
+    from sredge.runtime.video_io import Frame, VideoReader
+
+    def frames():
+        with VideoReader(str(path)) as reader:
+            for item in reader:
+                if isinstance(item, Frame):
+                    yield item
+
+    with VideoReader(str(path)) as reader:
+        count = reader.info.frame_count
+    if not count:  # the container does not say: count them (one extra decoding pass)
+        count = sum(1 for _ in frames())
+    wanted = set(frame_indices(count, options.frames))
+    crops = []
+    for frame in frames():
+        if frame.index in wanted:
+            h, w = frame.rgb.shape[:2]
+            crops += [frame.rgb[y:y + options.tile, x:x + options.tile]
+                      for y, x in crop_positions(h, w, options.tile, 1, rng)]
+    return crops
+
+
+def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:
+    """Cut a calibration set from image folders and videos (see the module docstring).
+
+    Args:
+        sources: Folders of images and/or video files, used in the order given.
+        options: Tile size, frames per video, crops per image, seed, ...
+
+    Raises:
+        InputError: A source is missing or unreadable, or all sources together give fewer than
+            ``options.min_crops`` crops (the message says how many each gave and what to change).
+    """
+    if not sources:
+        raise InputError("no calibration source: give image folders or videos (--from)")
+    rng = np.random.default_rng(options.seed)
+    crops: list[np.ndarray] = []
+    counts = []
+    for src in sources:
+        path = Path(src)
+        if path.is_dir():
+            got = _image_crops(path, options, rng)
+        elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            got = _video_crops(path, options, rng)
+        elif path.is_file():
+            raise InputError(f"calibration source {path} is neither a folder of images nor a video "
+                             f"({', '.join(VIDEO_SUFFIXES)})")
+        else:
+            raise InputError(f"no such calibration source: {path}")
+        crops += got
+        counts.append(len(got))
+    if len(crops) < options.min_crops:
+        per = ", ".join(f"{Path(s).name}: {n}" for s, n in zip(sources, counts))
+        raise InputError(
+            f"the calibration sources give only {len(crops)} crops of {options.tile}x{options.tile} ({per}); "
+            f"at least {options.min_crops} are needed: add images or videos, take more frames or crops per image, "
+            f"or use a smaller tile (images smaller than the tile are skipped)"
+        )
+    stacked = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return CalibrationSet(np.ascontiguousarray(stacked), tuple(str(s) for s in sources), tuple(counts), options)
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def save_calibration_set(cset: CalibrationSet, path: str | Path) -> Path:
+    """Write a set to ``path`` (``.npz``, atomically): 8-bit crops and a JSON provenance record.
+
+    Raises:
+        InputError: The location is not writable.
+    """
+    path = check_writable(path)
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "sources": list(cset.sources),
+            "counts": list(cset.counts), "options": asdict(cset.options)}
+    u8 = np.clip(np.round(cset.crops * 255.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, crops=u8, meta=np.array(json.dumps(meta)))
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_calibration_set(path: str | Path) -> CalibrationSet:
+    """Read a set written by :func:`save_calibration_set`.
+
+    Raises:
+        InputError: Missing file, not an ``.npz``, or not a sredge calibration set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such calibration set: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            crops, meta = z["crops"], json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path} is not a sredge calibration set (.npz from sr-calibrate build)") from exc
+    if meta.get("format") != FORMAT or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1] != 3:
+        raise InputError(f"{path} is not a sredge calibration set (.npz from sr-calibrate build)")
+    if meta.get("version", 0) > FORMAT_VERSION:
+        raise InputError(f"{path} was written by a newer sredge (format {meta['version']}); upgrade sredge")
+    known = set(CalibrationOptions.__dataclass_fields__)
+    options = CalibrationOptions(**{k: v for k, v in meta.get("options", {}).items() if k in known})
+    return CalibrationSet(crops.astype(np.float32) / 255.0, tuple(meta.get("sources", ())),
+                          tuple(meta.get("counts", ())), options)
+
+
+def calibration_set_from(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:
+    """A single ``.npz`` is loaded as it is; anything else is built with :func:`build_calibration_set`."""
+    if len(sources) == 1 and Path(sources[0]).suffix.lower() == ".npz":
+        return load_calibration_set(sources[0])
+    return build_calibration_set(sources, options)
+
+
+def model_inputs(cset: CalibrationSet, desc: ModelDescriptor, limit: int | None = None) -> np.ndarray:
+    """The crops as one network's input.
+
+    Args:
+        cset: The calibration set.
+        desc: The network's descriptor (colour space, value range, pre-upsampling, size multiple).
+        limit: Use at most this many crops, spread evenly over the set (so every source contributes).
+
+    Returns:
+        (N, C, T', T') float32 in [0, desc.value_range], as :func:`~sredge.imaging.model_io.image_to_input`
+        prepares it: C = 1 (Y) for luma networks; T' = tile * scale for pre-upsampling networks. Crops
+        are first cut down to a multiple of ``desc.size_multiple``.
+    """
+    m = max(desc.size_multiple, 1)
+    t = cset.options.tile // m * m
+    if t < 1:
+        raise InputError(f"the calibration tile {cset.options.tile} is smaller than the model's size multiple {m}")
+    crops = cset.crops
+    if limit and limit < len(crops):
+        crops = crops[np.unique(np.linspace(0, len(crops) - 1, limit).round().astype(int))]
+    return np.concatenate([image_to_input(np.ascontiguousarray(c[:, :t, :t].transpose(1, 2, 0)), desc) for c in crops])
+

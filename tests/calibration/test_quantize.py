@@ -1,0 +1,72 @@
+"""INT8 Q/DQ on the real checkpoints: PSNR budget on Set5 and Set14, flavours, calibration methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from sredge.calibration.quantize import Int8Options, activation_scales, calibrate, quantize_int8, quantized_nodes
+from sredge.calibration.sensitivity import Validator, quantize_within_budget
+from sredge.calibration.sets import model_inputs
+from sredge.models.descriptor import ModelDescriptor
+from tests.conftest import asset
+
+
+def _dataset(name, scale):
+    from sredge.benchmarks.datasets import load_dataset
+
+    return load_dataset(asset(f"benchmarks/{name}"), scale)
+
+
+@pytest.mark.assets
+@pytest.mark.parametrize("name", ["fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "espcn_x3"])
+def test_int8_cpu_within_0_1_db_on_set5_and_set14(real_model, t91_set, name):
+    path, loaded = real_model(name)
+    desc = loaded.descriptor
+    ranges = calibrate(path, model_inputs(t91_set, desc, limit=32), Int8Options(flavour="cpu"))
+    set5 = Validator(_dataset("Set5", desc.scale), desc)
+    ref5 = set5.mean_db(path)
+    res = quantize_within_budget(path, ranges, set5.mean_db, ref5, 0.1, desc)
+    set14 = Validator(_dataset("Set14", desc.scale), desc)
+    drop14 = set14.mean_db(path) - set14.mean_db(res.model)
+    print(f"{name}: Set5 drop {res.drop_db:.3f} dB (plain {res.plain_drop_db}), Set14 drop {drop14:.3f} dB, "
+          f"float: {res.kept_float}")
+    assert res.drop_db <= 0.1 and drop14 <= 0.1
+    assert ModelDescriptor.from_metadata({p.key: p.value for p in res.model.metadata_props}).precision == "int8-cpu"
+    # the layers it names are float, the others really are INT8
+    int8 = set(quantized_nodes(res.model))
+    assert not int8 & set(res.kept_float)
+    assert len(int8) + len(res.kept_float) == sum(n.op_type in ("Conv", "ConvTranspose") for n in onnx.load(str(path)).graph.node)
+    if res.kept_float:  # the pass ran because plain INT8 missed the budget
+        assert res.plain_drop_db > 0.1 and len(res.sensitivities) == len(int8) + len(res.kept_float)
+
+
+@pytest.mark.assets
+def test_calibration_methods_change_the_scales(real_model, t91_set):
+    path, loaded = real_model("fsrcnn_x3")
+    x = model_inputs(t91_set, loaded.descriptor, limit=32)
+    scales = {m: activation_scales(quantize_int8(path, calibrate(path, x, Int8Options(method=m))))
+              for m in ("minmax", "entropy", "percentile")}
+    assert scales["minmax"].keys() == scales["entropy"].keys() == scales["percentile"].keys()
+    for m in ("entropy", "percentile"):
+        changed = [t for t in scales[m] if not np.isclose(scales[m][t], scales["minmax"][t], rtol=1e-3)]
+        assert len(changed) >= len(scales[m]) // 2, (m, changed)
+        # both clip outliers: never a wider range than the observed extremes
+        assert all(scales[m][t] <= scales["minmax"][t] * 1.001 for t in scales[m])
+
+
+@pytest.mark.assets
+def test_trt_flavour_is_symmetric_int8_around_convolutions(real_model, t91_set):
+    path, loaded = real_model("fsrcnn_x3")
+    ranges = calibrate(path, model_inputs(t91_set, loaded.descriptor, limit=16), Int8Options(flavour="trt"))
+    model = quantize_int8(path, ranges)
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert q
+    for n in q:
+        zp = inits[n.input[2]]
+        assert zp.dtype == np.int8 and not zp.any()
+    convs = [n.name for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert sorted(quantized_nodes(model)) == sorted(convs) and len(convs) == 8
+    assert ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props}).precision == "int8-trt"

@@ -1,0 +1,95 @@
+"""Calibration sets: planning, real image folders and videos, determinism, .npz round trip, clear failures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sredge.calibration.sets import (
+    CalibrationOptions, build_calibration_set, crop_positions, frame_indices, load_calibration_set,
+    model_inputs, save_calibration_set,
+)
+from sredge.errors import InputError
+from sredge.models.descriptor import ModelDescriptor
+from tests.conftest import asset
+
+
+def test_frame_indices_cover_the_whole_clip_evenly():
+    idx = frame_indices(1000, 10)
+    assert idx == [50, 150, 250, 350, 450, 550, 650, 750, 850, 950]
+    assert frame_indices(5, 10) == [0, 1, 2, 3, 4]
+    assert frame_indices(0, 4) == []
+    gaps = np.diff(frame_indices(1189, 64))
+    assert gaps.min() >= 18 and gaps.max() <= 19 and frame_indices(1189, 64)[-1] > 1150
+
+
+def test_crop_positions_inside_and_seeded():
+    a = crop_positions(100, 80, 32, 50, np.random.default_rng(3))
+    assert a == crop_positions(100, 80, 32, 50, np.random.default_rng(3))
+    assert all(0 <= y <= 68 and 0 <= x <= 48 for y, x in a)
+    assert len(set(a)) > 40
+    assert crop_positions(31, 80, 32, 5, np.random.default_rng(0)) == []
+
+
+def test_image_folder_set_is_deterministic_for_a_seed(t91_set):
+    assert t91_set.crops.shape == (91, 3, 48, 48) and t91_set.crops.dtype == np.float32
+    assert 0.0 <= t91_set.crops.min() and t91_set.crops.max() <= 1.0 and t91_set.crops.std() > 0.1
+    again = build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=48, seed=0))
+    np.testing.assert_array_equal(again.crops, t91_set.crops)
+    other = build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=48, seed=1))
+    assert not np.array_equal(other.crops, t91_set.crops)
+
+
+def test_video_frames_are_spread_over_the_clip():
+    video = asset("video/onepiece_demo.mp4")  # 181 frames
+    cset = build_calibration_set([video], CalibrationOptions(tile=64, frames=20, min_crops=20))
+    assert cset.counts == (20,) and cset.crops.shape == (20, 3, 64, 64)
+    from sredge.runtime.video_io import Frame, VideoReader
+
+    wanted = frame_indices(181, 20)
+    with VideoReader(str(video)) as r:
+        frames = {f.index: f.rgb for f in r if isinstance(f, Frame) and f.index in wanted}
+    # every crop is a crop of the planned frame (the last one lies in the clip's final second)
+    rng = np.random.default_rng(0)
+    for crop, i in zip(cset.crops, wanted):
+        (y, x), = crop_positions(*frames[i].shape[:2], 64, 1, rng)
+        np.testing.assert_array_equal(np.round(crop.transpose(1, 2, 0) * 255), frames[i][y:y + 64, x:x + 64])
+    assert wanted[-1] >= 181 - 181 // 20
+
+
+def test_mixed_sources_and_npz_round_trip(tmp_path):
+    cset = build_calibration_set([asset("calibration/T91"), asset("video/onepiece_demo.mp4")],
+                                 CalibrationOptions(tile=64, frames=8, seed=5))
+    assert cset.counts[1] == 8 and len(cset) == sum(cset.counts)
+    path = save_calibration_set(cset, tmp_path / "c.npz")
+    back = load_calibration_set(path)
+    np.testing.assert_array_equal(back.crops, cset.crops)
+    assert back.options == cset.options and back.counts == cset.counts and back.sources == cset.sources
+
+
+def test_too_few_crops_fail_clearly():
+    with pytest.raises(InputError, match=r"only 13 crops of 300x300 \(T91: 13\); at least 16"):
+        build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=300))
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(InputError, match="no such calibration source"):
+        build_calibration_set([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="has no images"):
+        build_calibration_set([tmp_path / "empty"])
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(InputError, match="not a sredge calibration set"):
+        load_calibration_set(tmp_path / "other.npz")
+
+
+def test_model_inputs_follow_the_descriptor(t91_set):
+    y = ModelDescriptor("vdsr", 3, 1, 1, "y", 1.0, True)
+    x = model_inputs(t91_set, y, limit=4)
+    assert x.shape == (4, 1, 144, 144) and x.dtype == np.float32
+    assert 16 / 255 - 1e-3 <= x.min() and x.max() <= 235 / 255 + 0.05  # BT.601 luma range, bicubic overshoot
+    rgb255 = ModelDescriptor("edsr", 2, 3, 3, "rgb", 255.0, False, size_multiple=8)
+    x = model_inputs(t91_set, rgb255, limit=3)
+    assert x.shape == (3, 3, 48, 48) and x.max() > 200
+    crops = t91_set.crops[[0, 45, 90]]
+    np.testing.assert_allclose(x / 255.0, crops, atol=1e-6)  # evenly spread subset: first, middle, last
