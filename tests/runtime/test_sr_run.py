@@ -287,3 +287,38 @@ def test_reference_check_every_nth_frame(cli, exported, tmp_path):
     assert check["frames_checked"] == 3 and check["mean_psnr"] is None  # identical frames: infinite PSNR
     bad = cli("run", "--video", src, "--model", model, "--reference", tmp_path / "none.onnx")
     assert "no such reference model" in _one_line(bad, 2)
+
+
+def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):
+    """FSRCNN (Y only) on real video: the YUV 4:2:0 path gives the RGB path's frames (within 8-bit rounding)."""
+    from sredge.benchmarks.metrics import psnr
+    from sredge.export.metadata import read_descriptor
+    from sredge.runtime.upscaler import takes_i420
+
+    model = exported("fsrcnn_x2")
+    desc = read_descriptor(model)
+    assert takes_i420(desc)
+    outputs = {}
+    with OrtBackend(model) as be:
+        for want in (True, False):
+            frames = []
+            with VideoReader(str(asset("video/bottle-detection.mp4")), want_i420=want) as rd:
+                assert rd.i420 is want
+
+                def first_six(items):
+                    n = 0
+                    for it in items:
+                        if isinstance(it, Frame):
+                            if n == 6:
+                                return
+                            n += 1
+                        yield it
+
+                res = run_pipeline(first_six(rd), Upscaler(be.run, desc, fast_8bit=True), frames.append,
+                                   lambda _p: None)
+            assert res.failure is None and res.frames_out == 6
+            assert all((f.i420 is not None) is want for f in frames)
+            outputs[want] = [f.to_rgb() for f in frames]
+    for a, b in zip(outputs[True], outputs[False]):
+        assert a.shape == b.shape == (720, 1280, 3)
+        assert psnr(a.astype(float), b.astype(float), 255.0) > 38

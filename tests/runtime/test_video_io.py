@@ -505,3 +505,35 @@ def test_stalled_network_stream_stops_with_error(tmp_path, monkeypatch):
         hold.set()
     assert info.is_live and 0 < len(frames) < 60
     assert error is not None and "stream lost" in error
+
+
+def test_i420_passthrough_decision():
+    from sredge.runtime.video_io import i420_passthrough_ok
+
+    assert i420_passthrough_ok(640, 360, 0, 2, 0)  # unspecified matrix and range: BT.601 limited assumed
+    assert i420_passthrough_ok(640, 360, 0, 5, 1) and i420_passthrough_ok(640, 360, 0, 6, 1)
+    assert not i420_passthrough_ok(640, 360, 0, 1, 1)  # BT.709: its Y is not the BT.601 Y
+    assert not i420_passthrough_ok(640, 360, 0, 2, 2)  # full range
+    assert not i420_passthrough_ok(640, 360, 1, 2, 0)  # rotated
+    assert not i420_passthrough_ok(641, 360, 0, 2, 0) and not i420_passthrough_ok(640, 361, 0, 2, 0)
+
+
+def test_i420_frames_are_the_source_samples_and_convert_like_the_rgb_path():
+    import cv2
+
+    src = str(asset("video/bottle-detection.mp4"))
+    with VideoReader(src, want_i420=True) as yuv, VideoReader(src) as rgb:
+        f_yuv = next(f for f in yuv if isinstance(f, Frame))
+        f_rgb = next(f for f in rgb if isinstance(f, Frame))
+    assert yuv.i420 and not rgb.i420
+    assert f_yuv.rgb is None and f_yuv.i420.shape == (360 * 3 // 2, 640)
+    # The RGB path's frame is the BT.601 conversion of the same samples (within rounding).
+    diff = np.abs(f_yuv.to_rgb().astype(int) - f_rgb.rgb)
+    assert diff.mean() < 2.0 and diff.max() <= 4, (diff.mean(), diff.max())  # chroma interpolation differs
+    # Y is the source's own: the RGB round trip changes it by rounding, and clips the samples (and colours)
+    # outside 16..235 that real video has (this clip's Y spans 13..251).
+    y_src = f_yuv.i420[:360].astype(int)
+    y_from_rgb = cv2.cvtColor(f_rgb.rgb, cv2.COLOR_RGB2YUV_I420)[:360].astype(int)
+    nominal = (y_src >= 16) & (y_src <= 235)
+    assert np.percentile(np.abs(y_from_rgb - y_src)[nominal], 99) <= 2  # RGB clipping of saturated colours aside
+    assert y_src.min() < 16 or y_src.max() > 235

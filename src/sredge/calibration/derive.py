@@ -75,9 +75,27 @@ class Fp16Outcome:
     psnr_db: float
 
 
+def record_quality(model: onnx.ModelProto, drop_db: float, quality_ref: str) -> None:
+    """Store a derived model's measured PSNR drop (and the validation set's name) in its sredge metadata.
+
+    ``sr-run --backend auto`` reads it back to keep variants within its ``--max-psnr-drop`` budget.
+    A model without sredge metadata is left as it is.
+    """
+    from dataclasses import replace
+
+    from sredge.export.metadata import write_descriptor
+
+    desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
+    if desc is not None:
+        write_descriptor(model, replace(desc, psnr_drop_db=round(float(drop_db), 4), quality_ref=quality_ref))
+
+
 def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator,
-              options: Fp16Options = Fp16Options()) -> Fp16Outcome:
+              options: Fp16Options = Fp16Options(), reference_db: float | None = None) -> Fp16Outcome:
     """Check the activations fit float16 on the calibration inputs, then write ``NAME.fp16.onnx``.
+
+    With ``reference_db`` (the FP32 file's validation Y-PSNR), the drop is recorded in the file's
+    metadata (:func:`record_quality`).
 
     Raises:
         CheckFailedError: Some activation exceeds the float16 range (named in the message); no file is written.
@@ -90,13 +108,16 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
         )
     model = convert_to_fp16(onnx.load(str(fp32_path)), options, desc)
     db = validator.mean_db(model)
+    if reference_db is not None:
+        record_quality(model, reference_db - db, validator.dataset.name)
     out = save_model(model, derived_path(fp32_path, "fp16"))
     return Fp16Outcome(out, ranges, db)
 
 
 def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator, reference_db: float,
               options: DeriveOptions = DeriveOptions()) -> tuple[Path, Int8Result]:
-    """Calibrate, quantize within the budget and write ``NAME.int8.onnx``.
+    """Calibrate, quantize within the budget and write ``NAME.int8.onnx`` with its drop recorded
+    (:func:`record_quality`).
 
     Raises:
         CheckFailedError: The budget could not be met; no file is written.
@@ -108,4 +129,5 @@ def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
             f"INT8 drops {result.drop_db:.3f} dB > --max-psnr-drop {options.max_psnr_drop:g} even with "
             f"{len(result.kept_float)} layers in float; no INT8 file was written"
         )
+    record_quality(result.model, result.drop_db, validator.dataset.name)
     return save_model(result.model, derived_path(fp32_path, "int8")), result

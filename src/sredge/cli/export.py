@@ -185,7 +185,7 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say) -> N
     ref_db = validator.mean_db(out)
     rows = [("fp32", out, ref_db, "")]
     if "fp16" in precisions:
-        f16 = make_fp16(out, desc, calib, validator, Fp16Options(fp16_io=args.fp16_io))
+        f16 = make_fp16(out, desc, calib, validator, Fp16Options(fp16_io=args.fp16_io), reference_db=ref_db)
         name, peak = f16.ranges.peak
         rows.append(("fp16", f16.path, f16.psnr_db, f"largest activation {peak:.3g} ({name}), fp16 max 65504"))
     if "int8" in precisions:

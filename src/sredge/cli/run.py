@@ -32,7 +32,8 @@ def build_parser() -> Parser:
     p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a .pth checkpoint "
                                               "(default: the bundled model for --scale)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch", "openvino"),
-                   help="inference backend (default: by model file type)")
+                   help="inference backend (default auto: by model file type; with --max-psnr-drop, on the CPU, the "
+                        "fastest installed backend and precision variant of an .onnx within that budget, announced)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="where to run: auto (CUDA if available, else CPU), cpu, cuda, or tensorrt "
                         "(ONNX Runtime's TensorRT provider)")
@@ -41,6 +42,10 @@ def build_parser() -> Parser:
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
                    help="compute precision, never changed silently (openvino: fp32, bf16 on CPUs with it, int8 for "
                         "a Q/DQ ONNX; default: the model's own)")
+    p.add_argument("--max-psnr-drop", type=float, default=None, metavar="DB",
+                   help="let --backend auto choose among backends and precision variants (e.g. NAME.int8.onnx from "
+                        "sr-export --precision int8) whose recorded validation PSNR drop is at most DB, by a timing "
+                        "probe (default: off, auto goes by file type)")
     p.add_argument("--tile", default="auto",
                    help="tile edge in pixels, 'auto' (from --memory-budget) or 0 for whole frames (default auto)")
     p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")
@@ -102,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.batch < 1 or args.tile_overlap < 0 or args.threads < 0:
         raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
+    if args.max_psnr_drop is not None and args.max_psnr_drop < 0:
+        raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop:g}")
     if args.reference is not None:
         if args.image is not None:
             raise InputError("--reference checks video runs; for images compare with sr-bench")
@@ -117,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     is_default = args.model is None
     opts = RunOptions(
         backend=args.backend,
+        max_psnr_drop=args.max_psnr_drop,
         backend_options=BackendOptions(device=args.device, threads=args.threads, fp16=args.fp16,
                                        precision=args.precision),
         tile=_tile(args.tile),
@@ -137,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = expand_images(args.image)
         single = Path(args.image).is_file()  # a folder or a glob writes into a folder, whatever it matched
         with LoadedRuntime(model, opts) as rt:
+            _announce(rt, model, args.quiet)
             outputs = image_outputs(inputs, args.output, rt.desc.scale, single_input=single)
             if not single and args.output is not None and not args.output.is_dir():
                 if not args.output.parent.is_dir():
@@ -152,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     live = source.isdigit() or source.startswith("/dev/video") or "://" in source
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")
-    ref_opts = replace(opts, backend="auto", overrides=ModelOverrides(scale=opts.overrides.scale))
+    # The reference runs as it is (by file type), never through the auto choice.
+    ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale))
     with LoadedRuntime(model, opts) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
                                             else contextlib.nullcontext()) as ref:
         output = args.output
@@ -160,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if live:
                 raise InputError("a camera or stream needs -o OUT.mp4 (or --display)")
             output = Path(source).with_name(f"{Path(source).stem}_x{rt.desc.scale}.mp4")
+        _announce(rt, model, args.quiet)
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
         bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
         vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
@@ -186,6 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_complete(vrun)
     say(f"wrote {vrun.output}" if vrun.output else "done")
     return 0
+
+
+def _announce(rt, model: Path, quiet: bool) -> None:
+    """The auto choice, on stderr. Precision never changes without a line saying so: a run on another
+    file than ``--model`` is announced even with ``-q``."""
+    if rt.auto is not None and (not quiet or rt.model != model):
+        print(f"{PROG}: {rt.auto.summary}", file=sys.stderr)
 
 
 class _Progress:

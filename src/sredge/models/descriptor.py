@@ -51,6 +51,12 @@ class ModelDescriptor:
     ``"int8-cpu"`` (Q/DQ, uint8 activations, int8 per-channel weights: ONNX Runtime CPU) or
     ``"int8-trt"`` (Q/DQ, symmetric int8 activations and weights: TensorRT). Files written before
     this field existed read as ``"fp32"``."""
+    psnr_drop_db: float | None = None
+    """For a derived file (FP16, INT8): its mean validation Y-PSNR drop in dB against the FP32 file it was
+    made from, as ``sr-export --precision`` measured it; None when not measured (FP32 files, and files
+    written before this field existed). ``sr-run --backend auto`` admits a variant only within its budget."""
+    quality_ref: str = ""
+    """Name of the validation set ``psnr_drop_db`` was measured on (e.g. ``"Set5"``); empty when not measured."""
 
     def to_metadata(self) -> dict[str, str]:
         """Serialise to string key/values for ONNX ``metadata_props`` (keys prefixed ``sredge.``)."""

@@ -80,7 +80,8 @@ def run_pipeline(
     """Run decode -> preprocess -> infer -> postprocess -> encode over ``items``.
 
     Args:
-        items: Decoded stream in order: :class:`Frame` objects (RGB uint8 HWC) and any other
+        items: Decoded stream in order: :class:`Frame` objects (RGB uint8 HWC, or I420 for a
+            network where :func:`~sredge.runtime.upscaler.takes_i420` holds) and any other
             items (audio packets), which pass through untouched to ``write_other``.
         upscaler: Its three stages run in their own threads.
         write_frame: Encoder for upscaled frames (called from the encode thread, in order).
@@ -155,7 +156,11 @@ def run_pipeline(
             try:
                 if isinstance(obj, _Item):
                     t0 = time.perf_counter()
-                    write_frame(Frame(rgb=obj.data, pts=obj.frame.pts, index=obj.frame.index))
+                    data = obj.data  # (H, W, 3) RGB, or a 2-D I420 frame when the input was I420
+                    if obj.frame.i420 is not None:
+                        write_frame(Frame(None, obj.frame.pts, obj.frame.index, i420=data))
+                    else:
+                        write_frame(Frame(rgb=data, pts=obj.frame.pts, index=obj.frame.index))
                     t1 = time.perf_counter()
                     res.stages["encode"].add(t1 - t0)
                     res.end_to_end.add(t1 - obj.t_start)
@@ -169,6 +174,8 @@ def run_pipeline(
                 failed = True
 
     def pre(item: _Item):
+        if item.frame.i420 is not None:
+            return upscaler.preprocess_i420(item.frame.i420)
         return upscaler.preprocess(item.frame.rgb)
 
     def infer(item: _Item):

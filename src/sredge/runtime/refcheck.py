@@ -18,7 +18,7 @@ import numpy as np
 
 from sredge.benchmarks.metrics import y_psnr
 from sredge.imaging.io import to_float
-from sredge.runtime.upscaler import Upscaler
+from sredge.runtime.upscaler import Upscaler, takes_i420
 from sredge.runtime.video_io import Frame
 
 
@@ -33,7 +33,7 @@ class ReferenceCheck:
     scale: int
     results: list[tuple[int, float]] = field(default_factory=list)
     """(frame index, Y-PSNR dB of the run's output against the reference's), in frame order."""
-    _pending: dict[int, np.ndarray] = field(default_factory=dict)
+    _pending: dict[int, Frame] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -45,7 +45,8 @@ class ReferenceCheck:
         for obj in items:
             if isinstance(obj, Frame) and obj.index % self.every == 0:
                 with self._lock:
-                    self._pending[obj.index] = obj.rgb.copy()
+                    self._pending[obj.index] = Frame(None if obj.rgb is None else obj.rgb.copy(), obj.pts, obj.index,
+                                                     None if obj.i420 is None else obj.i420.copy())
             yield obj
 
     def check(self, out: Frame) -> None:
@@ -54,8 +55,16 @@ class ReferenceCheck:
             src = self._pending.pop(out.index, None)
         if src is None:
             return
-        ref = self.reference.upscale(src)
-        self.results.append((out.index, y_psnr(to_float(out.rgb), to_float(ref), crop=self.scale)))
+        ref = self._reference_rgb(src)
+        self.results.append((out.index, y_psnr(to_float(out.to_rgb()), to_float(ref), crop=self.scale)))
+
+    def _reference_rgb(self, src: Frame) -> np.ndarray:
+        # The reference takes the same path as the run (I420 stays I420), so equal models compare equal.
+        ups = self.reference
+        if src.i420 is not None and takes_i420(ups.desc):
+            prep = ups.preprocess_i420(src.i420)
+            return Frame(None, src.pts, src.index, ups.postprocess(ups.infer(prep.x), prep)).to_rgb()
+        return ups.upscale(src.to_rgb())
 
     def summary(self) -> dict:
         """``{"every", "frames_checked", "mean_psnr", "min_psnr", "worst_frame", "frames": [[index, psnr], ...]}``."""

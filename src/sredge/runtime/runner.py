@@ -11,7 +11,7 @@ import platform
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import CheckFailedError, InputError
@@ -19,11 +19,14 @@ from sredge.imaging.io import IMAGE_SUFFIXES, read_image, write_image
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kind, open_backend
 from sredge.runtime.backends.base import InputSpec
+
+if TYPE_CHECKING:
+    from sredge.runtime.auto import AutoDecision
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
 from sredge.runtime.pipeline import STAGES, PipelineResult, run_pipeline
 from sredge.runtime.refcheck import ReferenceCheck
 from sredge.runtime.tiling import TileConfig, auto_tile
-from sredge.runtime.upscaler import Upscaler
+from sredge.runtime.upscaler import Upscaler, takes_i420
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,12 @@ class RunOptions:
     """Everything ``sr-run`` lets a user choose about how a model runs."""
 
     backend: str = "auto"
-    """``auto`` (by model file type), ``ort``, ``trt``, ``torch`` or ``openvino`` (an .onnx on the CPU)."""
+    """``auto`` (by model file type; with ``max_psnr_drop``, an .onnx on the CPU runs the fastest variant within
+    it, see :mod:`sredge.runtime.auto`), ``ort``, ``trt``, ``torch`` or ``openvino`` (an .onnx on the CPU)."""
+    max_psnr_drop: float | None = None
+    """Quality budget (dB) for ``backend="auto"`` on the CPU: the backends installed and the model's precision
+    variants (``NAME.int8.onnx`` ...) whose recorded PSNR drop is within it are timed and the fastest runs.
+    None (the library default): ``auto`` goes by file type only. ``sr-run`` passes ``--max-psnr-drop`` (0.1)."""
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     tile: int | str | None = "auto"
     """Tile edge in input pixels, ``"auto"`` (from ``memory_budget_mb``) or None (whole frame)."""
@@ -72,6 +80,14 @@ def choose_backend(requested: str, model: Path) -> str:
         hint = " (export it with sr-export)" if runs == "ort" and kind == "torch" else ""
         raise InputError(f"--backend {requested} needs {need[runs]}, not {model.name}{hint}")
     return requested
+
+
+def _ort_on_cpu(options: BackendOptions) -> bool:
+    import onnxruntime
+
+    from sredge.runtime.auto import auto_on_cpu
+
+    return auto_on_cpu(options.device, onnxruntime.get_available_providers())
 
 
 def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height: int, width: int) -> TileConfig:
@@ -114,7 +130,22 @@ class LoadedRuntime:
         self.model = model
         self.opts = opts
         self.kind = choose_backend(opts.backend, model)
-        self.backend: Backend = open_backend(self.kind, model, opts.backend_options, **(
+        self.auto: AutoDecision | None = None
+        """What ``--backend auto`` chose and why, when it chose among variants (else None)."""
+        options = opts.backend_options
+        if (opts.backend == "auto" and opts.max_psnr_drop is not None and self.kind == "ort"
+                and not options.fp16 and options.precision is None and _ort_on_cpu(options)):
+            # An explicit --precision/--fp16 keeps today's by-file-type behaviour: the user chose the arithmetic.
+            from sredge.runtime.auto import candidate_options, decide
+
+            if opts.max_psnr_drop < 0:
+                raise InputError(f"--max-psnr-drop must be >= 0, not {opts.max_psnr_drop:g}")
+            if not model.is_file():
+                raise InputError(f"no such model file: {model}")
+            self.auto = decide(model, options, opts.max_psnr_drop)
+            chosen = self.auto.chosen
+            self.model, self.kind, options = chosen.file, chosen.backend, candidate_options(chosen, options)
+        self.backend: Backend = open_backend(self.kind, self.model, options, **(
             opts.torch_kwargs if self.kind == "torch" else {}))
         self.desc: ModelDescriptor | None = None
         self.spec: InputSpec | None = None
@@ -229,7 +260,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
 
     if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
         raise InputError(f"the output {output} would overwrite the input; choose another -o")
-    with VideoReader(source) as reader:
+    # Luma-only networks keep video in YUV 4:2:0 from decoder to encoder (no RGB round trip).
+    with VideoReader(source, want_i420=takes_i420(rt.desc) and not display) as reader:
         info = reader.info
         ups = rt.upscaler(info.height, info.width, fast_8bit=True)
         s = rt.desc.scale
@@ -249,7 +281,7 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
             if check is not None:
                 check.check(frame)
             if shown is not None:
-                shown.show(frame.rgb)
+                shown.show(frame.to_rgb())
 
         def write_other(packet):
             if writer is not None:
@@ -330,6 +362,7 @@ def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
         "input": run.input_info,
         "model": {"path": str(rt.model), **asdict(rt.desc)},
         "backend": rt.backend.describe(),
+        "auto": rt.auto.as_dict() if rt.auto is not None else None,
         "reference_check": run.reference_check,
         "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
         "software": {"python": platform.python_version(), "numpy": numpy.__version__,

@@ -37,6 +37,18 @@ class Prepared:
     """The input had one channel; the output will too."""
     dtype: np.dtype
     """uint8 or uint16: the output's sample type."""
+    i420_chroma: tuple[np.ndarray, np.ndarray] | None = None
+    """(U, V) planes, (H/2, W/2) uint8, of a frame that stays YUV 4:2:0 (see :meth:`Upscaler.preprocess_i420`)."""
+
+
+def takes_i420(desc: ModelDescriptor) -> bool:
+    """Whether video frames can stay YUV 4:2:0 through this network (pure).
+
+    A luma-only network sees exactly the Y plane of limited-range BT.601 video (the MATLAB
+    ``rgb2ycbcr`` Y that SR networks are trained on is that Y), and the input's 4:2:0 chroma
+    upscaled by the scale is the output's 4:2:0 chroma: no RGB conversion is needed at all.
+    """
+    return desc.color_space == "y" and not desc.pre_upsample and desc.in_channels == 1
 
 
 class Upscaler:
@@ -76,6 +88,19 @@ class Upscaler:
         x, chroma = image_to_input_and_chroma(rgb, self.desc)
         return Prepared(x[0], chroma, alpha, grey, img.dtype)
 
+    def preprocess_i420(self, i420: np.ndarray) -> Prepared:
+        """A YUV 4:2:0 frame ``(H * 3 // 2, W)`` uint8 (even H, W) -> network input of its Y plane.
+
+        Only for networks where :func:`takes_i420` holds; the chroma planes are kept for
+        :meth:`postprocess`, which then returns an I420 frame ``scale`` times larger.
+        """
+        h, w = i420.shape[0] * 2 // 3, i420.shape[1]
+        q = (h // 2) * (w // 2)
+        chroma = i420[h:].reshape(-1)
+        u, v = chroma[:q].reshape(h // 2, w // 2), chroma[q:].reshape(h // 2, w // 2)
+        x = cv2.multiply(i420[:h], 1.0, dtype=cv2.CV_32F, scale=self.desc.value_range / 255.0)
+        return Prepared(x[None], None, None, False, np.dtype(np.uint8), (u, v))
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(C, H', W') network input -> (1, C_out, H'*s, W'*s) network output, tiled per the config.
 
@@ -91,7 +116,15 @@ class Upscaler:
         return out[None, :, : h * s, : w * s]
 
     def postprocess(self, out: np.ndarray, prep: Prepared) -> np.ndarray:
-        """Network output -> image in the input's layout and sample type, ``scale`` times larger."""
+        """Network output -> image in the input's layout and sample type, ``scale`` times larger.
+
+        A frame prepared by :meth:`preprocess_i420` comes back as an I420 array ``(H' * 3 // 2, W')``.
+        """
+        if prep.i420_chroma is not None:
+            y = cv2.convertScaleAbs(cv2.max(out[0, 0], 0.0), alpha=255.0 / self.desc.value_range)
+            h, w = y.shape
+            u, v = (cv2.resize(c, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC) for c in prep.i420_chroma)
+            return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, w)
         if self.fast_8bit and prep.dtype == np.uint8 and not prep.grey and prep.alpha is None:
             return output_to_rgb8(out, self.desc, prep.chroma)
         rgb = output_to_rgb(out, self.desc, prep.chroma)

@@ -103,16 +103,27 @@ class Frame:
     """One decoded video frame.
 
     Attributes:
-        rgb: ``(H, W, 3)`` ``uint8`` RGB, C-contiguous, upright (display orientation).
+        rgb: ``(H, W, 3)`` ``uint8`` RGB, C-contiguous, upright (display orientation); None
+            when the frame travels as :attr:`i420` instead.
         pts: Presentation timestamp in :attr:`VideoInfo.time_base` units, or None when
             the stream carries none (raw elementary streams).
         index: 0-based position in the order the decoder produced the frames
             (presentation order for well-formed streams).
+        i420: ``(H * 3 // 2, W)`` ``uint8`` planar YUV 4:2:0 (Y, then U, then V), limited range,
+            the source's own samples, when the reader was asked for them (see
+            :class:`VideoReader`); None for RGB frames.
     """
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     pts: int | None
     index: int
+    i420: np.ndarray | None = None
+
+    def to_rgb(self) -> np.ndarray:
+        """The frame as ``(H, W, 3)`` uint8 RGB (BT.601 conversion of an I420 frame)."""
+        if self.rgb is not None:
+            return self.rgb
+        return cv2.cvtColor(self.i420, cv2.COLOR_YUV2RGB_I420)
 
 
 @dataclass(frozen=True)
@@ -231,14 +242,20 @@ class VideoReader:
         error: None, or one line saying why decoding stopped early.
     """
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, want_i420: bool = False):
         """Record the source; nothing is opened until ``__enter__``.
 
         Args:
             source: A file path, a stream URL (rtsp/rtmp/http(s)/udp/rtp/srt/tcp), a camera
                 index ``"0"``, ``"1"``, ... (``/dev/videoN``) or a ``/dev/videoN`` path.
+            want_i420: Yield frames as the source's own YUV 4:2:0 samples (``Frame.i420``)
+                instead of RGB, when that is exact: limited range, BT.601 or unspecified
+                matrix, no rotation, even width and height (:attr:`i420` says whether it is).
         """
         self.source = str(source)
+        self.want_i420 = want_i420
+        self.i420: bool = False
+        """Frames are yielded as ``Frame.i420`` (decided on the first frame)."""
         self.info: VideoInfo | None = None
         self.audio_streams: tuple = ()
         self.error: str | None = None
@@ -445,6 +462,11 @@ class VideoReader:
             if abs(rot - round(rot / 90) * 90) > 1:
                 label, used = self._src.label, 90 * self._rot_k
                 log.warning("%s: rotation %s° is not a multiple of 90; using %d°", label, rot, used)
+            self.i420 = self.want_i420 and i420_passthrough_ok(
+                vf.width, vf.height, self._rot_k, int(vf.colorspace), int(vf.color_range))
+        if self.i420:
+            return self._next(Frame(None, vf.pts if vf.pts is not None else vf.dts, self._count,
+                                    i420=self._i420_of(vf)))
         kwargs: dict = {"format": "rgb24"}
         if (vf.width, vf.height) != self._coded_size:
             # Mid-stream size changes (adaptive streams) are scaled back so every frame matches info.
@@ -462,8 +484,17 @@ class VideoReader:
         if self._rot_k:
             rgb = np.rot90(rgb, self._rot_k)
         pts = vf.pts if vf.pts is not None else vf.dts
-        frame = Frame(np.ascontiguousarray(rgb), pts, self._count)
+        return self._next(Frame(np.ascontiguousarray(rgb), pts, self._count))
+
+    def _i420_of(self, vf) -> np.ndarray:
+        w, h = self._coded_size
+        if (vf.width, vf.height) != (w, h):
+            return vf.to_ndarray(format="yuv420p", width=w, height=h)  # adaptive stream: scaled back
+        return vf.to_ndarray(format="yuv420p")  # the decoder's own planes for yuv420p sources
+
+    def _next(self, frame: Frame) -> Frame:
         self._count += 1
+        pts = frame.pts
         if pts is not None:
             self._first_pts = pts if self._first_pts is None else min(self._first_pts, pts)
             self._last_pts = pts if self._last_pts is None else max(self._last_pts, pts)
@@ -511,6 +542,22 @@ class VideoReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_AVCOL_SPC_601_OR_UNSET = (2, 5, 6)
+"""FFmpeg AVColorSpace values: UNSPECIFIED, BT470BG and SMPTE170M (both BT.601)."""
+
+
+def i420_passthrough_ok(width: int, height: int, rot_k: int, colorspace: int, color_range: int) -> bool:
+    """Whether a source's YUV 4:2:0 samples can be used as they are (pure).
+
+    They can when converting through RGB would give the same samples back: BT.601 (or
+    unspecified: FFmpeg and sredge then assume BT.601) limited-range video, upright, with even
+    sides so the chroma planes are exactly half size.
+    """
+    bt601_or_unset = colorspace in _AVCOL_SPC_601_OR_UNSET
+    limited = color_range in (int(ColorRange.MPEG), int(ColorRange.UNSPECIFIED))
+    return bt601_or_unset and limited and rot_k == 0 and width % 2 == 0 and height % 2 == 0
 
 
 def _matroska_can_hold(codec: str) -> bool:
@@ -697,6 +744,9 @@ class VideoWriter:
         """
         if self._container is None:
             raise RuntimeError("VideoWriter is not open; use it as a context manager")
+        if frame.i420 is not None:
+            self._encode(self._i420_frame(frame.i420), frame.pts)
+            return
         rgb = frame.rgb
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(
@@ -704,10 +754,19 @@ class VideoWriter:
             )
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             rgb = np.pad(rgb, ((0, self._enc_h - self.height), (0, self._enc_w - self.width), (0, 0)), mode="edge")
-        pts = self._next_pts(frame.pts)
         # RGB -> limited-range BT.601 I420 in one OpenCV pass (the stream is tagged to match).
-        vf = av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420),
-                                        format="yuv420p")
+        self._encode(av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420),
+                                                format="yuv420p"), frame.pts)
+
+    def _i420_frame(self, i420: np.ndarray):
+        if i420.shape != (self.height * 3 // 2, self.width) or i420.dtype != np.uint8 or (
+                (self._enc_w, self._enc_h) != (self.width, self.height)):
+            raise ValueError(f"an I420 frame must be ({self.height * 3 // 2}, {self.width}) uint8 "
+                             f"for an even-sized output, got {i420.shape} {i420.dtype}")
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(i420), format="yuv420p")
+
+    def _encode(self, vf, pts_in: int | None) -> None:
+        pts = self._next_pts(pts_in)
         vf.colorspace, vf.color_range = Colorspace.ITU601, ColorRange.MPEG
         vf.pts = pts
         vf.time_base = self.time_base

@@ -1,0 +1,370 @@
+"""``--backend auto`` on the CPU: the fastest installed backend x precision variant within a quality budget.
+
+A model exported by ``sr-export --precision fp32,fp16,int8`` is a family of files beside each
+other (``NAME.onnx``, ``NAME.fp16.onnx``, ``NAME.int8.onnx``, see
+:func:`sredge.calibration.derive.derived_path`); each derived file records the validation PSNR drop
+``sr-export`` measured (``sredge.psnr_drop_db``). ``auto`` considers every (file, backend, precision)
+the machine can run:
+
+- FP32 file: ONNX Runtime; OpenVINO fp32 (when installed); OpenVINO bf16 only where the CPU
+  reports ``BF16`` *and* ``--precision bf16`` was asked for (its drop was never measured).
+- INT8 file: OpenVINO int8 and ONNX Runtime (the file's Q/DQ scales).
+- FP16 file: skipped on the CPU (it is for GPUs: ONNX Runtime on x86 casts float16 back to float32
+  around its kernels, so it is slower and no better than FP32).
+
+A candidate is admissible when its recorded drop is known and within the budget (FP32 is the
+reference: drop 0). Among admissible candidates the fastest measured one wins; when there is
+nothing to measure (one candidate) or times are within :data:`TIE` of each other, :data:`PREFERENCE`
+decides. The choice is never silent: every candidate gets a reason and ``sr-run`` prints a line.
+
+Planning (:func:`family`, :func:`enumerate_candidates`, :func:`choose`, :func:`summary_line`) is
+pure; :func:`probe_ms` and :func:`decide` run the real backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from sredge.errors import InputError, MissingDependencyError, SredgeError
+from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.backends.base import BackendOptions
+
+log = logging.getLogger(__name__)
+
+VARIANT_SUFFIXES = ("fp16", "int8")
+"""Infixes ``sr-export`` gives derived files: ``NAME.fp16.onnx``, ``NAME.int8.onnx``."""
+PREFERENCE = (("openvino", "int8"), ("openvino", "fp32"), ("ort", "fp32"), ("ort", "int8"),
+              ("openvino", "bf16"), ("ort", "fp16"))
+"""Order among candidates that were not measured or are tied: OpenVINO before ONNX Runtime on the CPU
+(it was 1.23x faster on EDSR here), INT8 first on OpenVINO (its CPU kernels are built for it), ONNX
+Runtime's INT8 last among the CPU ones (0.92-0.95x of FP32 for FSRCNN on a CPU without VNNI)."""
+TIE = 0.03
+"""Measured times within this fraction of the fastest count as tied."""
+BACKEND_NAMES = {"ort": "onnxruntime", "openvino": "openvino"}
+OPENVINO_HINT = 'pip install "sredge[openvino]"'
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One file of a model family and what its metadata says."""
+
+    file: Path
+    precision: str
+    """``"fp32"``, ``"fp16"`` or ``"int8"`` (from the metadata, else the file name)."""
+    psnr_drop_db: float | None
+    """Recorded validation drop against FP32 (0 for FP32 itself); None: unknown."""
+    quality_ref: str = ""
+    """Validation set of ``psnr_drop_db``."""
+    flavour: str = ""
+    """The metadata's precision verbatim (``"int8-trt"`` ...), empty for a foreign file."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the model: a file on a backend at a precision."""
+
+    file: Path
+    backend: str
+    """``"ort"`` or ``"openvino"``."""
+    precision: str
+    """``"fp32"``, ``"int8"``, ``"bf16"`` or ``"fp16"``."""
+    psnr_drop_db: float | None
+    """Recorded validation drop against FP32 (0 for FP32); None: unknown (excluded by a budget)."""
+    quality_ref: str = ""
+    """Validation set the drop was measured on."""
+    measured_ms: float | None = None
+    """Median probe time; None: not measured."""
+    excluded: str = ""
+    """Why it cannot be chosen (empty: it can)."""
+
+    @property
+    def label(self) -> str:
+        """``"int8 on openvino (m.int8.onnx)"``."""
+        return f"{self.precision} on {BACKEND_NAMES.get(self.backend, self.backend)} ({self.file.name})"
+
+    def as_dict(self) -> dict:
+        return {"file": str(self.file), "backend": self.backend, "precision": self.precision,
+                "psnr_drop_db": self.psnr_drop_db, "quality_ref": self.quality_ref,
+                "measured_ms": None if self.measured_ms is None else round(self.measured_ms, 3),
+                "excluded": self.excluded or None}
+
+
+@dataclass(frozen=True)
+class AutoDecision:
+    """What ``auto`` chose, among which candidates, and why (for logs, stderr and ``--report``)."""
+
+    chosen: Candidate
+    candidates: tuple[Candidate, ...]
+    """Every candidate considered, with its time and exclusion reason."""
+    reasons: tuple[str, ...]
+    """One line per candidate, then the deciding line."""
+    budget_db: float
+    summary: str
+    """The one line ``sr-run`` prints."""
+    notes: tuple[str, ...] = field(default=())
+    """Machine-level notes (a backend not installed, bf16 not on this CPU)."""
+
+    def as_dict(self) -> dict:
+        return {"chosen": self.chosen.as_dict(), "budget_db": self.budget_db, "summary": self.summary,
+                "candidates": [c.as_dict() for c in self.candidates], "reasons": list(self.reasons),
+                "notes": list(self.notes)}
+
+
+# ---------------------------------------------------------------- pure planning
+
+def family_root(model: Path) -> Path:
+    """The FP32 path of a family, given any of its files (pure): ``m.int8.onnx`` -> ``m.onnx``."""
+    stem = model.stem
+    for infix in VARIANT_SUFFIXES:
+        if stem.endswith(f".{infix}"):
+            return model.with_name(stem[: -len(infix) - 1] + model.suffix)
+    return model
+
+
+def family(model: Path, exists=Path.is_file) -> list[Path]:
+    """The files of ``model``'s family that exist, FP32 first (pure but for ``exists``).
+
+    Args:
+        model: Any file of the family (``m.onnx``, ``m.int8.onnx``, ``m.fp16.onnx``).
+        exists: Predicate for a path (tests pass a set's ``__contains__``).
+    """
+    root = family_root(model)
+    paths = [root] + [root.with_name(f"{root.stem}.{infix}{root.suffix}") for infix in VARIANT_SUFFIXES]
+    found = [p for p in paths if exists(p)]
+    return found if model in found or model == root else [model] + found
+
+
+def variant_of(path: Path, desc: ModelDescriptor | None) -> Variant:
+    """What a family file is, from its metadata (or, for a foreign file, its name) (pure)."""
+    named = next((infix for infix in VARIANT_SUFFIXES if path.stem.endswith(f".{infix}")), "fp32")
+    if desc is None:
+        return Variant(path, named, 0.0 if named == "fp32" else None)
+    precision = desc.precision.split("-")[0]
+    drop = 0.0 if precision == "fp32" else desc.psnr_drop_db
+    return Variant(path, precision, drop, desc.quality_ref, desc.precision)
+
+
+def enumerate_candidates(variants: Sequence[Variant], installed: Sequence[str], cpu_caps: Sequence[str],
+                         device: str = "cpu", precision: str | None = None) -> tuple[list[Candidate], list[str]]:
+    """Every (file, backend, precision) to consider on the CPU, excluded ones with their reason (pure).
+
+    Args:
+        variants: The family's files (:func:`variant_of`).
+        installed: Backends that import here (``"ort"`` always; ``"openvino"`` with the extra).
+        cpu_caps: OpenVINO's ``OPTIMIZATION_CAPABILITIES`` for the CPU (empty without OpenVINO).
+        device: ``"cpu"``; other devices keep FP16 files (auto is wired for the CPU only).
+        precision: A precision the caller insists on: only that one is a candidate (``sr-run`` does not
+            pass it: an explicit ``--precision`` bypasses ``auto``'s choice and runs the file as named).
+
+    Returns:
+        (candidates, notes): the candidates in :data:`PREFERENCE` order; notes about the machine.
+    """
+    caps = {str(c).upper() for c in cpu_caps}
+    notes = []
+    if "openvino" not in installed:
+        notes.append(f"OpenVINO is not installed ({OPENVINO_HINT} would add it)")
+    out = []
+    for v in variants:
+        runs: list[tuple[str, str, str]] = []  # backend, precision, exclusion
+        if v.precision == "fp32":
+            runs.append(("ort", "fp32", ""))
+            if "openvino" in installed:
+                runs.append(("openvino", "fp32", ""))
+                if "BF16" not in caps:
+                    runs.append(("openvino", "bf16", "this CPU has no native bfloat16"))
+                elif precision != "bf16":
+                    runs.append(("openvino", "bf16", "its PSNR drop was never measured; ask with --backend openvino --precision bf16"))
+                else:
+                    runs.append(("openvino", "bf16", ""))
+        elif v.precision == "int8":
+            why = "made for TensorRT (int8-trt); export --int8-flavour cpu for the CPU" if v.flavour == "int8-trt" else ""
+            if "openvino" in installed:
+                runs.append(("openvino", "int8", why))
+            runs.append(("ort", "int8", why))
+        elif v.precision == "fp16":
+            why = ("" if device not in ("cpu", "auto") else
+                   "FP16 files are for GPUs: ONNX Runtime on the CPU upcasts float16 to float32 around its kernels")
+            runs.append(("ort", "fp16", why))
+        else:
+            continue
+        for backend, prec, why in runs:
+            if not why and precision is not None and prec != precision:
+                why = f"--precision {precision} asked for"
+            out.append(Candidate(v.file, backend, prec, v.psnr_drop_db if prec != "bf16" else None,
+                                 v.quality_ref, excluded=why))
+    out.sort(key=_rank)
+    return out, notes
+
+
+def admissible(candidates: Sequence[Candidate], budget_db: float, precision: str | None = None
+               ) -> list[Candidate]:
+    """Candidates with a recorded drop within ``budget_db`` and nothing else against them (pure).
+
+    An explicit ``precision`` (``--precision``) is the user's own quality decision: the budget is not applied.
+    """
+    return [c for c in _budgeted(candidates, budget_db, precision) if not c.excluded]
+
+
+def _budgeted(candidates: Sequence[Candidate], budget_db: float, precision: str | None) -> list[Candidate]:
+    out = []
+    for c in candidates:
+        if not c.excluded and precision is None:
+            if c.psnr_drop_db is None:
+                c = replace(c, excluded="no recorded PSNR drop (re-export with sr-export --precision ... to record it)")
+            elif c.psnr_drop_db > budget_db + 1e-9:
+                c = replace(c, excluded=f"recorded {c.quality_ref or 'validation'} drop {c.psnr_drop_db:.3f} dB "
+                                        f"> budget {budget_db:g} dB")
+        out.append(c)
+    return out
+
+
+def choose(candidates: Sequence[Candidate], budget_db: float, precision: str | None = None
+           ) -> tuple[Candidate, list[str]]:
+    """The candidate to run and one reason per candidate plus the decision (pure).
+
+    Admissible candidates (:func:`admissible`) that were all measured: the fastest, with times within
+    :data:`TIE` broken by :data:`PREFERENCE`. Otherwise (nothing measured): the first by :data:`PREFERENCE`.
+
+    Raises:
+        InputError: Nothing is admissible (e.g. only an INT8 file whose drop is over the budget).
+    """
+    judged = _budgeted(candidates, budget_db, precision)
+    ok = [c for c in judged if not c.excluded]
+    reasons = [f"{c.label}: " + (f"excluded, {c.excluded}" if c.excluded else _facts(c)) for c in judged]
+    if not ok:
+        raise InputError("--backend auto: no variant of the model can run within --max-psnr-drop "
+                         f"{budget_db:g} dB ({'; '.join(reasons)}); raise the budget or name --backend/--precision")
+    if all(c.measured_ms is not None for c in ok) and len(ok) > 1:
+        fastest = min(c.measured_ms for c in ok)
+        tied = [c for c in ok if c.measured_ms <= fastest * (1 + TIE)]
+        chosen = min(tied, key=_rank)
+        why = "fastest measured" + (f" (tied within {TIE:.0%}, by preference)" if len(tied) > 1 else "")
+    else:
+        chosen = min(ok, key=_rank)
+        why = "the only admissible candidate" if len(ok) == 1 else "first by preference (not measured)"
+    reasons.append(f"chose {chosen.label}: {why}")
+    return chosen, reasons
+
+
+def summary_line(chosen: Candidate, candidates: Sequence[Candidate], budget_db: float, notes: Sequence[str],
+                 precision: str | None = None) -> str:
+    """The one line ``sr-run`` prints about the choice (pure)."""
+    parts = []
+    base = next((c for c in candidates if c.backend == "ort" and c.precision == "fp32"), None)
+    if base is not None and base != chosen and base.measured_ms and chosen.measured_ms:
+        parts.append(f"{base.measured_ms / chosen.measured_ms:.1f}x faster than fp32 on onnxruntime")
+    elif chosen.measured_ms is not None:
+        parts.append(f"{chosen.measured_ms:.1f} ms per 128x128 probe")
+    if precision is not None:
+        parts.append(f"--precision {precision} asked for")
+    elif chosen.precision == "fp32":
+        parts.append("full precision")
+    else:
+        parts.append(f"recorded {chosen.quality_ref or 'validation'} drop {chosen.psnr_drop_db:.2f} dB <= budget "
+                     f"{budget_db:g} dB")
+    line = f"auto: chose {chosen.label}: {', '.join(parts)}"
+    if any(n.startswith("OpenVINO is not installed") for n in notes):
+        line += f"; using ONNX Runtime, OpenVINO is not installed ({OPENVINO_HINT} would add it)"
+    return line
+
+
+def auto_on_cpu(device: str, ort_providers: Sequence[str]) -> bool:
+    """Whether ``--device`` puts ONNX Runtime on the CPU, where ``auto`` chooses variants (pure)."""
+    return device == "cpu" or (device == "auto" and "CUDAExecutionProvider" not in ort_providers)
+
+
+def _rank(c: Candidate) -> int:
+    key = (c.backend, c.precision)
+    return PREFERENCE.index(key) if key in PREFERENCE else len(PREFERENCE)
+
+
+def _facts(c: Candidate) -> str:
+    t = f"{c.measured_ms:.2f} ms" if c.measured_ms is not None else "not measured"
+    drop = "reference" if c.precision == "fp32" else (
+        f"{c.quality_ref or 'validation'} drop {c.psnr_drop_db:.3f} dB" if c.psnr_drop_db is not None
+        else "drop unknown")
+    return f"{t}, {drop}"
+
+
+# ---------------------------------------------------------------- side effects
+
+def installed_backends() -> tuple[list[str], list[str]]:
+    """(backends that import here, OpenVINO's CPU capabilities or [])."""
+    from sredge._lazy import require
+
+    try:
+        ov = require("openvino")
+    except MissingDependencyError:
+        return ["ort"], []
+    caps = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return ["ort", "openvino"], [str(c) for c in caps]
+
+
+def read_variants(paths: Sequence[Path]) -> list[Variant]:
+    """:func:`variant_of` for each file (reads the ONNX headers)."""
+    from sredge.export.metadata import read_descriptor
+
+    return [variant_of(p, read_descriptor(p)) for p in paths]
+
+
+def candidate_options(c: Candidate, options: BackendOptions) -> BackendOptions:
+    """The backend options that run candidate ``c`` (OpenVINO gets its precision explicitly)."""
+    return replace(options, device="cpu", precision=c.precision if c.backend == "openvino" else None)
+
+
+def probe_ms(c: Candidate, options: BackendOptions, size: int = 128, repeats: int = 3) -> float:
+    """Median wall time (ms) of ``repeats`` runs of a ``size`` x ``size`` tile after one warm-up."""
+    from sredge.runtime.backends import open_backend
+
+    with open_backend(c.backend, c.file, candidate_options(c, options)) as be:
+        spec = be.input_spec()
+        desc = be.descriptor()
+        h, w = spec.fixed_hw or (size, size)
+        top = desc.value_range if desc is not None else 1.0
+        x = np.random.default_rng(0).uniform(0, top, (1, spec.channels, h, w)).astype(np.float32)
+        be.run(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            be.run(x)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def decide(model: Path, options: BackendOptions, budget_db: float,
+           installed: tuple[list[str], list[str]] | None = None,
+           probe: Mapping[str, object] | None = None) -> AutoDecision:
+    """Plan, probe (only when more than one candidate is admissible) and choose; logs the table at INFO.
+
+    Args:
+        model: The ``--model`` file (any of the family).
+        options: The user's backend options (threads; ``precision`` restricts the candidates).
+        budget_db: ``--max-psnr-drop``.
+        installed: (backends, CPU capabilities); None: detect.
+        probe: Keyword arguments for :func:`probe_ms` (``size``, ``repeats``).
+    """
+    backends, caps = installed if installed is not None else installed_backends()
+    cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision)
+    ok = admissible(cands, budget_db, options.precision)
+    if len(ok) > 1:
+        timed = []
+        for c in cands:
+            if c in ok:
+                try:
+                    c = replace(c, measured_ms=probe_ms(c, options, **(probe or {})))
+                except (SredgeError, RuntimeError) as exc:  # a backend that cannot run this file here
+                    c = replace(c, excluded=f"probe failed: {' '.join(str(exc).split())[:160]}")
+            timed.append(c)
+        cands = timed
+    chosen, reasons = choose(cands, budget_db, options.precision)
+    line = summary_line(chosen, cands, budget_db, notes, options.precision)
+    log.info("auto backend for %s (budget %g dB):\n  %s", model.name, budget_db,
+             "\n  ".join(reasons + list(notes)))
+    return AutoDecision(chosen, tuple(cands), tuple(reasons), budget_db, line, tuple(notes))
