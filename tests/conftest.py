@@ -47,15 +47,17 @@ def cli(capsys):
 REAL = {
     "fsrcnn_x2": ("weights/fsrcnn/fsrcnn_x2.pth", {}),
     "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", {}),
+    "fsrcnn_x4": ("weights/fsrcnn/fsrcnn_x4.pth", {}),
     "espcn_x3": ("weights/espcn/espcn_x3.pt", {}),
     "anime_x4": ("weights/srvgg/realesr-animevideov3.pth", {}),
     "vdsr_x2": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 2}),
+    "vdsr_x3": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 3}),
 }
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """``exported(name) -> Path`` of the real checkpoint exported to ONNX by sredge (cached)."""
+def real_model(tmp_path_factory):
+    """``real_model(name) -> (onnx_path, loaded)``: a real checkpoint loaded and exported by sredge (cached)."""
     cache = {}
     folder = tmp_path_factory.mktemp("onnx")
 
@@ -67,7 +69,13 @@ def exported(tmp_path_factory):
             from sredge.models.loader import load_model
 
             loaded = load_model(ckpt, **kwargs)
-            cache[name] = export_onnx(loaded.module, loaded.descriptor, folder / f"{name}.onnx")
+            cache[name] = (export_onnx(loaded.module, loaded.descriptor, folder / f"{name}.onnx"), loaded)
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def exported(real_model):
+    """``exported(name) -> Path`` of the real checkpoint exported to ONNX by sredge (the same cache)."""
+    return lambda name: real_model(name)[0]

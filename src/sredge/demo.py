@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import sys
 from fractions import Fraction
-from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sredge.imaging.io import read_rgb
+from sredge.imaging.io import read_bundled_rgb
 from sredge.runtime.video_io import Frame, VideoWriter
 
 CLIP_SIZE = (320, 180)
@@ -24,8 +23,7 @@ FPS = Fraction(24)
 
 def make_clip(path: str | Path, frames: int = FRAMES) -> Path:
     """Write a pan-and-zoom clip over the bundled photo: (180, 320) RGB frames, H.264."""
-    with resources.as_file(resources.files("sredge.data") / "astronaut.jpg") as p:
-        photo = read_rgb(p)
+    photo = read_bundled_rgb("astronaut.jpg")
     w, h = CLIP_SIZE
     tb = 1 / FPS
     with VideoWriter(path, w, h, tb, FPS, crf=16) as writer:

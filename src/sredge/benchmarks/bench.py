@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from sredge.benchmarks.datasets import Dataset, load_dataset, load_pair
 from sredge.benchmarks.latency import REFERENCE_HW, reference_ms, sample_frame, summarize, time_calls
 from sredge.benchmarks.plots import detail_window
 from sredge.benchmarks.quality import ImageScore, evaluate, evaluate_bicubic, mean
+from sredge.environment import software_and_machine
 from sredge.errors import InputError
 from sredge.runtime.backends import BackendOptions
 from sredge.runtime.model import ModelOverrides
@@ -80,29 +79,27 @@ class BenchResult:
 def model_precision(path: Path) -> str:
     """``fp32``, ``fp16``, ``int8`` (or sr-export's ``int8-cpu``/``int8-trt``) for a model file.
 
-    Read from the sredge metadata when it says so, else from the graph (Q/DQ nodes, float16 weights).
+    Read from the sredge metadata when it says so, else from the graph as the engine planner reads
+    it (:func:`~sredge.export.engine_plan.onnx_facts`: Q/DQ nodes, float16 weights or casts), plus
+    ONNX Runtime's QOperator INT8 ops.
     """
     if path.suffix.lower() != ".onnx":
         return "fp32"
     import onnx
 
-    from sredge.models.descriptor import ModelDescriptor
+    from sredge.export.engine_plan import onnx_facts
 
     model = onnx.load(str(path), load_external_data=False)
-    desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
-    if desc is not None and desc.precision != "fp32":
-        return desc.precision  # int8-cpu / int8-trt / fp16, as sr-export wrote it
-    ops = {n.op_type for n in model.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
+    facts = onnx_facts(model, sha256="")
+    if facts.descriptor is not None and facts.descriptor.precision != "fp32":
+        return facts.descriptor.precision  # int8-cpu / int8-trt / fp16, as sr-export wrote it
+    if {n.op_type for n in model.graph.node} & {"QLinearConv", "ConvInteger"}:
         return "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
-        return "fp16"
-    return "fp32"
+    return facts.precision
 
 
 def _label(path: Path, backend: str, precision: str | None, tile, multi_backend: bool, multi_precision: bool,
            multi_tile: bool) -> str:
-    parts = [path.stem if path.suffix.lower() != ".onnx" else path.name[: -len(".onnx")]]
     extra = []
     if multi_backend:
         extra.append(backend)
@@ -110,7 +107,7 @@ def _label(path: Path, backend: str, precision: str | None, tile, multi_backend:
         extra.append(precision or "own precision")
     if multi_tile:
         extra.append(f"tile {tile if tile is not None else 'none'}")
-    return parts[0] + (f" [{', '.join(extra)}]" if extra else "")
+    return path.stem + (f" [{', '.join(extra)}]" if extra else "")
 
 
 def _quality_dict(scores: list[ImageScore]) -> dict:
@@ -119,40 +116,6 @@ def _quality_dict(scores: list[ImageScore]) -> dict:
         "mean": {k: round(mean(scores, k), 4) for k in keys},
         "images": {s.name: {k: round(getattr(s, k), 4) for k in keys} for s in scores},
     }
-
-
-def _environment(threads: int) -> tuple[dict, dict]:
-    import cv2
-    import onnxruntime
-
-    software = {"sredge": _version(), "python": platform.python_version(), "numpy": np.__version__,
-                "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__}
-    for name in ("torch", "openvino", "tensorrt"):
-        mod = __import__("sys").modules.get(name)
-        if mod is not None:
-            software[name] = getattr(mod, "__version__", "?")
-    machine = {"platform": platform.platform(), "processor": _cpu_name(), "cpu_count": os.cpu_count(),
-               "threads": threads or None}
-    return software, machine
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sredge")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_bench(models: list[Path], opts: BenchOptions,
@@ -185,11 +148,13 @@ def run_bench(models: list[Path], opts: BenchOptions,
     rows: list[dict] = []
     crops: dict[str, list[tuple[str, np.ndarray]]] = {}
     windows: dict[str, tuple[int, int, int]] = {}
+    hr_crops: dict[str, np.ndarray] = {}
 
     def keeper(label: str):
         def keep(name: str, lr: np.ndarray, sr: np.ndarray, hr: np.ndarray) -> None:
-            if name not in windows:
-                windows[name] = detail_window(hr, CROP_SIDE)
+            if name not in windows:  # the first row to see an image picks its window and keeps the HR crop
+                y, x, side = windows[name] = detail_window(hr, CROP_SIDE)
+                hr_crops[name] = hr[y:y + side, x:x + side].copy()
             y, x, side = windows[name]
             crops.setdefault(name, []).append((label, sr[y:y + side, x:x + side].copy()))
         return keep if opts.crops else None
@@ -243,11 +208,9 @@ def run_bench(models: list[Path], opts: BenchOptions,
         for row in rows:
             if row.get("latency"):
                 row["latency"]["relative"] = round(row["latency"]["median_ms"] / ref, 4)
-    if opts.crops:
-        for name, (y, x, side) in windows.items():
-            hr = load_pair(next(s for s in dataset.samples if s.name == name), dataset.scale)[0]
-            crops[name].append(("HR", hr[y:y + side, x:x + side].copy()))
-    software, machine = _environment(opts.threads)
+    for name, hr_crop in hr_crops.items():
+        crops[name].append(("HR", hr_crop))
+    software, machine = software_and_machine(opts.threads)
     report = {
         "sredge_report": REPORT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -74,12 +74,9 @@ def sample_frame(height: int, width: int, source: np.ndarray | None = None) -> n
     import cv2
 
     if source is None:
-        from importlib import resources
+        from sredge.imaging.io import read_bundled_rgb
 
-        from sredge.imaging.io import read_rgb
-
-        with resources.as_file(resources.files("sredge.data") / "astronaut.jpg") as path:
-            source = read_rgb(path)
+        source = read_bundled_rgb("astronaut.jpg")
     return cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
 
 

@@ -106,6 +106,13 @@ def convert_to_fp16(model: onnx.ModelProto, options: Fp16Options = Fp16Options()
     return m
 
 
+def _rename(names, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a repeated string field (a node's inputs or outputs), in place."""
+    for i, name in enumerate(names):
+        if name == old:
+            names[i] = new
+
+
 def _cast_io(g: onnx.GraphProto) -> None:
     """Keep float32 graph inputs/outputs: Cast to float16 after each input, to float32 before each output."""
     casts_in = []
@@ -114,9 +121,7 @@ def _cast_io(g: onnx.GraphProto) -> None:
             continue
         half = inp.name + "_fp16"
         for node in g.node:
-            for i, name in enumerate(node.input):
-                if name == inp.name:
-                    node.input[i] = half
+            _rename(node.input, inp.name, half)
         casts_in.append(helper.make_node("Cast", [inp.name], [half], to=TensorProto.FLOAT16, name=f"{inp.name}_to_fp16"))
     casts_out = []
     for out in g.output:
@@ -124,12 +129,8 @@ def _cast_io(g: onnx.GraphProto) -> None:
             continue
         half = out.name + "_fp16"
         for node in g.node:
-            for i, name in enumerate(node.output):
-                if name == out.name:
-                    node.output[i] = half
-            for i, name in enumerate(node.input):  # later consumers of the output tensor
-                if name == out.name:
-                    node.input[i] = half
+            _rename(node.output, out.name, half)
+            _rename(node.input, out.name, half)  # later consumers of the output tensor
         casts_out.append(helper.make_node("Cast", [half], [out.name], to=TensorProto.FLOAT, name=f"{out.name}_to_fp32"))
     nodes = casts_in + list(g.node) + casts_out
     del g.node[:]

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from sredge.errors import SredgeError
+from sredge.errors import InputError, SredgeError
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
@@ -24,6 +24,42 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_tile(value: str) -> int | str | None:
+    """A ``--tile`` value: ``"auto"``, None for ``0`` (whole frames), or a tile edge in pixels.
+
+    Raises:
+        InputError: Not ``auto`` or a non-negative integer.
+    """
+    value = value.strip()
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"--tile must be 'auto' or a number of pixels, not {value!r}") from None
+    if n < 0:
+        raise InputError("--tile must be >= 0")
+    return None if n == 0 else n
+
+
+def parse_frame_size(text: str, flag: str, off: str) -> tuple[int, int] | None:
+    """A ``WIDTHxHEIGHT`` option value -> ``(width, height)``, or None for the word ``off`` that turns it off.
+
+    Raises:
+        InputError: Not ``WxH`` with positive sides, nor ``off``.
+    """
+    text = text.strip().lower()
+    if text == off:
+        return None
+    try:
+        w, h = (int(v) for v in text.split("x"))
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: give WIDTHxHEIGHT such as 640x360, or {off}") from None
+    if w < 1 or h < 1:
+        raise InputError(f"{flag} {text!r}: sizes must be positive")
+    return w, h
 
 
 def debug_enabled() -> bool:

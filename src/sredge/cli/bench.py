@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sredge.cli._app import Parser, run
+from sredge.cli._app import Parser, parse_frame_size, parse_tile, run
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import COLOR_SPACES
 
@@ -63,35 +63,6 @@ def build_parser() -> Parser:
     return p
 
 
-def _tiles(text: str) -> tuple:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if part == "auto":
-            out.append("auto")
-            continue
-        try:
-            n = int(part)
-        except ValueError:
-            raise InputError(f"--tile: {part!r} is not 'auto' or a number of pixels") from None
-        if n < 0:
-            raise InputError("--tile values must be >= 0")
-        out.append(None if n == 0 else n)
-    return tuple(out)
-
-
-def _size(text: str) -> tuple[int, int] | None:
-    if text.strip() == "0":
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size must be WxH (e.g. 640x360) or 0, not {text!r}") from None
-    if w < 1 or h < 1:
-        raise InputError("--size sides must be >= 1")
-    return h, w
-
-
 def _read_baseline(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
@@ -120,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--max-psnr-drop must be >= 0 and --max-slowdown > 0")
     if args.no_quality and args.baseline is not None and args.max_slowdown is None:
         raise InputError("--no-quality with --baseline gates nothing; add --max-slowdown or drop --no-quality")
-    latency_hw = _size(args.size)
+    size = parse_frame_size(args.size, "--size", off="0")
+    latency_hw = (size[1], size[0]) if size else None
     if args.no_quality and latency_hw is None:
         raise InputError("--no-quality with --size 0 measures nothing")
     baseline = _read_baseline(args.baseline) if args.baseline is not None else None
@@ -133,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         raise InputError(f"--precision {bad[0]}: choose fp32, bf16 or int8")
     opts = BenchOptions(
-        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), precisions=precisions or (None,), tiles=_tiles(args.tile),
+        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), precisions=precisions or (None,), tiles=tuple(parse_tile(t) for t in args.tile.split(",")),
         tile_overlap=args.tile_overlap, device=args.device, threads=args.threads, quality=not args.no_quality,
         rgb=args.rgb, bicubic=not args.no_bicubic, latency_hw=latency_hw, warmup=args.warmup,
         repeats=args.repeats, crops=args.report is not None,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sredge.cli._app import Parser, run
+from sredge.cli._app import Parser, parse_frame_size, run
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import COLOR_SPACES
 from sredge.models.registry import ARCH_NAMES
@@ -93,18 +93,6 @@ def _check_precision_flags(args) -> tuple[str, ...]:
     return precisions
 
 
-def _bench_size(text: str) -> tuple[int, int] | None:
-    if text.lower() == "off":
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--bench-size {text!r}: give WIDTHxHEIGHT such as 640x360, or off") from None
-    if w < 1 or h < 1:
-        raise InputError(f"--bench-size {text!r}: sizes must be positive")
-    return w, h
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     say = (lambda *a: None) if args.quiet else print
@@ -119,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"the output {out} would overwrite the checkpoint; choose another -o")
     check_writable(out)
     precisions = _check_precision_flags(args)
-    bench = _bench_size(args.bench_size)
+    bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
 
     # Heavy imports only now: --help and input errors above stay fast and torch-free.
     from sredge._lazy import require

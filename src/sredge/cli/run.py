@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sredge.cli._app import EXIT_INTERRUPTED, Parser, run
+from sredge.cli._app import EXIT_INTERRUPTED, Parser, parse_tile, run
 from sredge.errors import InputError, SredgeError
 from sredge.models.descriptor import COLOR_SPACES
 
@@ -76,18 +76,6 @@ def build_parser() -> Parser:
     return p
 
 
-def _tile(value: str):
-    if value == "auto":
-        return "auto"
-    try:
-        n = int(value)
-    except ValueError:
-        raise InputError(f"--tile must be 'auto' or a number of pixels, not {value!r}") from None
-    if n < 0:
-        raise InputError("--tile must be >= 0")
-    return None if n == 0 else n
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sredge.runtime.backends import BackendOptions
@@ -127,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_psnr_drop=args.max_psnr_drop,
         backend_options=BackendOptions(device=args.device, threads=args.threads, fp16=args.fp16,
                                        precision=args.precision),
-        tile=_tile(args.tile),
+        tile=parse_tile(args.tile),
         tile_overlap=args.tile_overlap,
         blend=args.blend,
         batch=args.batch,

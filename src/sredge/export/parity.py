@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from sredge._lazy import require
 from sredge.benchmarks.metrics import psnr
-from sredge.imaging.io import read_rgb, to_float
+from sredge.imaging.io import read_bundled_rgb, to_float
 from sredge.imaging.model_io import image_to_input
 from sredge.models.descriptor import ModelDescriptor
 
@@ -26,8 +25,7 @@ def reference_image() -> np.ndarray:
     A crop of NASA's portrait of astronaut Eileen Collins (public domain), as shipped
     with scikit-image.
     """
-    with resources.as_file(resources.files("sredge.data") / "astronaut_crop.png") as p:
-        return to_float(read_rgb(p))
+    return to_float(read_bundled_rgb("astronaut_crop.png"))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -70,6 +71,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
     return img[..., :3]
+
+
+def read_bundled_rgb(name: str) -> np.ndarray:
+    """A photo shipped in ``sredge.data`` (e.g. ``"astronaut.jpg"``) as (H, W, 3) uint8 RGB (see :func:`read_rgb`)."""
+    with resources.as_file(resources.files("sredge.data") / name) as path:
+        return read_rgb(path)
 
 
 def to_float(img: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -321,6 +320,7 @@ def candidate_options(c: Candidate, options: BackendOptions) -> BackendOptions:
 
 def probe_ms(c: Candidate, options: BackendOptions, size: int = 128, repeats: int = 3) -> float:
     """Median wall time (ms) of ``repeats`` runs of a ``size`` x ``size`` tile after one warm-up."""
+    from sredge.benchmarks.latency import time_calls
     from sredge.runtime.backends import open_backend
 
     with open_backend(c.backend, c.file, candidate_options(c, options)) as be:
@@ -329,12 +329,7 @@ def probe_ms(c: Candidate, options: BackendOptions, size: int = 128, repeats: in
         h, w = spec.fixed_hw or (size, size)
         top = desc.value_range if desc is not None else 1.0
         x = np.random.default_rng(0).uniform(0, top, (1, spec.channels, h, w)).astype(np.float32)
-        be.run(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            be.run(x)
-            times.append(time.perf_counter() - t0)
+        times = time_calls(lambda: be.run(x), warmup=1, repeats=repeats)
     return statistics.median(times) * 1e3
 
 

@@ -156,11 +156,7 @@ def run_pipeline(
             try:
                 if isinstance(obj, _Item):
                     t0 = time.perf_counter()
-                    data = obj.data  # (H, W, 3) RGB, or a 2-D I420 frame when the input was I420
-                    if obj.frame.i420 is not None:
-                        write_frame(Frame(None, obj.frame.pts, obj.frame.index, i420=data))
-                    else:
-                        write_frame(Frame(rgb=data, pts=obj.frame.pts, index=obj.frame.index))
+                    write_frame(obj.data)
                     t1 = time.perf_counter()
                     res.stages["encode"].add(t1 - t0)
                     res.end_to_end.add(t1 - obj.t_start)
@@ -174,16 +170,14 @@ def run_pipeline(
                 failed = True
 
     def pre(item: _Item):
-        if item.frame.i420 is not None:
-            return upscaler.preprocess_i420(item.frame.i420)
-        return upscaler.preprocess(item.frame.rgb)
+        return upscaler.preprocess_frame(item.frame)
 
     def infer(item: _Item):
         return (upscaler.infer(item.data.x), item.data)
 
     def post(item: _Item):
         out, prep = item.data
-        return upscaler.postprocess(out, prep)
+        return upscaler.postprocess_frame(out, prep, item.frame)
 
     threads = [
         threading.Thread(target=decode, name="sr-decode", daemon=True),

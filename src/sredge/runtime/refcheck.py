@@ -18,7 +18,7 @@ import numpy as np
 
 from sredge.benchmarks.metrics import y_psnr
 from sredge.imaging.io import to_float
-from sredge.runtime.upscaler import Upscaler, takes_i420
+from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame
 
 
@@ -55,16 +55,9 @@ class ReferenceCheck:
             src = self._pending.pop(out.index, None)
         if src is None:
             return
-        ref = self._reference_rgb(src)
-        self.results.append((out.index, y_psnr(to_float(out.to_rgb()), to_float(ref), crop=self.scale)))
-
-    def _reference_rgb(self, src: Frame) -> np.ndarray:
         # The reference takes the same path as the run (I420 stays I420), so equal models compare equal.
-        ups = self.reference
-        if src.i420 is not None and takes_i420(ups.desc):
-            prep = ups.preprocess_i420(src.i420)
-            return Frame(None, src.pts, src.index, ups.postprocess(ups.infer(prep.x), prep)).to_rgb()
-        return ups.upscale(src.to_rgb())
+        ref = self.reference.upscale_frame(src).to_rgb()
+        self.results.append((out.index, y_psnr(to_float(out.to_rgb()), to_float(ref), crop=self.scale)))
 
     def summary(self) -> dict:
         """``{"every", "frames_checked", "mean_psnr", "min_psnr", "worst_frame", "frames": [[index, psnr], ...]}``."""

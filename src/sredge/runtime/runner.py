@@ -7,7 +7,6 @@ import glob
 import json
 import logging
 import os
-import platform
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -344,9 +343,9 @@ def check_complete(run: VideoRun) -> None:
 
 def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
     """The machine-readable run report (``--report run.json``)."""
-    import numpy
-    import onnxruntime
+    from sredge.environment import software_and_machine
 
+    software, machine = software_and_machine(opts.backend_options.threads)
     r = run.result
     return {
         "source": run.source,
@@ -365,9 +364,8 @@ def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
         "auto": rt.auto.as_dict() if rt.auto is not None else None,
         "reference_check": run.reference_check,
         "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
-        "software": {"python": platform.python_version(), "numpy": numpy.__version__,
-                     "onnxruntime": onnxruntime.__version__},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},
+        "software": software,
+        "machine": machine,
     }
 
 

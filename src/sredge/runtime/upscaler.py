@@ -18,6 +18,7 @@ from sredge.imaging.io import to_float
 from sredge.imaging.model_io import image_to_input_and_chroma, output_to_rgb, output_to_rgb8
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.tiling import Runner, TileConfig, pad_to, plan_tiles, run_tiles
+from sredge.runtime.video_io import Frame
 
 MIN_SIDE = 16
 """Images thinner than this (network-input pixels) are padded for inference, then cropped."""
@@ -101,6 +102,13 @@ class Upscaler:
         x = cv2.multiply(i420[:h], 1.0, dtype=cv2.CV_32F, scale=self.desc.value_range / 255.0)
         return Prepared(x[None], None, None, False, np.dtype(np.uint8), (u, v))
 
+    def preprocess_frame(self, frame: Frame) -> Prepared:
+        """A video frame -> network input: its Y plane when the frame is I420 and :func:`takes_i420`
+        holds for this network, else its RGB (an I420 frame converted)."""
+        if frame.i420 is not None and takes_i420(self.desc):
+            return self.preprocess_i420(frame.i420)
+        return self.preprocess(frame.to_rgb())
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """(C, H', W') network input -> (1, C_out, H'*s, W'*s) network output, tiled per the config.
 
@@ -138,6 +146,19 @@ class Upscaler:
             result = rgb
         peak = 65535.0 if prep.dtype == np.uint16 else 255.0
         return np.round(np.clip(result, 0.0, 1.0) * peak).astype(prep.dtype)
+
+    def postprocess_frame(self, out: np.ndarray, prep: Prepared, src: Frame) -> Frame:
+        """Network output -> the upscaled video frame, I420 when ``prep`` came from an I420 frame, with ``src``'s
+        timestamp and index."""
+        data = self.postprocess(out, prep)
+        if prep.i420_chroma is not None:
+            return Frame(None, src.pts, src.index, i420=data)
+        return Frame(data, src.pts, src.index)
+
+    def upscale_frame(self, frame: Frame) -> Frame:
+        """All three stages for one video frame (see :meth:`preprocess_frame`)."""
+        prep = self.preprocess_frame(frame)
+        return self.postprocess_frame(self.infer(prep.x), prep, frame)
 
     def upscale(self, img: np.ndarray) -> np.ndarray:
         """All three stages: an image in, the upscaled image out (same layout and sample type)."""
