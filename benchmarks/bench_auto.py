@@ -1,11 +1,12 @@
-"""What ``sr-run --backend auto`` chooses for FSRCNN x3 (FP32 + INT8 siblings), and its video fps vs ``--backend ort``.
+"""What ``sr-run --backend auto`` chooses for a real model (FP32 + INT8 siblings), and its video fps vs ``--backend ort``.
 
-    .venv/bin/python benchmarks/bench_auto.py [--frames 60] [--repeats 3] [--budget 0.1]
+    .venv/bin/python benchmarks/bench_auto.py [--model fsrcnn_x3|vdsr_x2] [--frames 60] [--repeats 3] [--budget 0.1]
 
-Exports FSRCNN x3 with ``sr-export --precision fp32,int8`` (32 T91 crops, Set5 budget), cuts the first
-``--frames`` frames of bottle-detection.mp4 into a clip (PyAV, stream copy), then runs ``sr-run --video``
+Exports the model with ``sr-export --precision fp32,int8`` (32 T91 crops, Set5 budget), cuts the first
+``--frames`` frames of bottle-detection.mp4 into a clip (PyAV, CRF 10), then runs ``sr-run --video``
 on it with ``auto`` and with ``--backend ort`` (FP32 file), alternating, ``--repeats`` times each, and
 prints the median end-to-end fps of each (from ``--report``) and their ratio. Needs ../shared/assets.
+VDSR x2 runs at the pre-upsampled 1280x720 (several seconds a frame on 2 cores): use few frames.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 BIN = Path(sys.executable).parent
+MODELS = {
+    "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", []),
+    "vdsr_x2": ("weights/vdsr/vdsr_model_epoch_50.pth", ["--trust-pickle", "--scale", "2"]),
+}
 
 
 def cut_clip(src: Path, dst: Path, frames: int) -> int:
@@ -54,21 +59,23 @@ def sr_run(model: Path, clip: Path, out: Path, extra: list[str]) -> tuple[dict, 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=sorted(MODELS), default="fsrcnn_x3")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--budget", type=float, default=0.1)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-auto-"))
-    ckpt = tmp / "fsrcnn_x3.pth"
-    ckpt.write_bytes((ASSETS / "weights/fsrcnn/fsrcnn_x3.pth").read_bytes())
-    subprocess.run([str(BIN / "sr-export"), str(ckpt), "--precision", "fp32,int8", "--calib",
+    weights, extra = MODELS[args.model]
+    ckpt = tmp / f"{args.model}{Path(weights).suffix}"
+    ckpt.write_bytes((ASSETS / weights).read_bytes())
+    subprocess.run([str(BIN / "sr-export"), str(ckpt), *extra, "--precision", "fp32,int8", "--calib",
                     str(ASSETS / "calibration/T91"), "--calib-crops", "32", "--calib-tile", "48", "--val",
                     str(ASSETS / "benchmarks/Set5"), "--max-psnr-drop", str(args.budget), "--bench-size", "off",
                     "-q"], check=True)
-    model = tmp / "fsrcnn_x3.onnx"
+    model = tmp / f"{args.model}.onnx"
     clip = tmp / "clip.mp4"
     n = cut_clip(ASSETS / "video/bottle-detection.mp4", clip, args.frames)
-    print(f"FSRCNN x3 (fsrcnn_x3.onnx + fsrcnn_x3.int8.onnx, budget {args.budget:g} dB on Set5), "
+    print(f"{args.model} ({model.name} + {model.stem}.int8.onnx, budget {args.budget:g} dB on Set5), "
           f"{n} frames of bottle-detection.mp4, {args.repeats} alternating repeats")
     fps: dict[str, list[float]] = {"auto": [], "ort": []}
     decision = None

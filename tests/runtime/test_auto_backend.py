@@ -167,6 +167,21 @@ def test_auto_chooses_variants_only_for_the_cpu():
     assert not auto_on_cpu("cuda", ["CUDAExecutionProvider"])
 
 
+def test_probe_shape_is_the_shape_the_run_will_use():
+    from sredge.runtime.runner import RunOptions, probe_hw
+
+    fsrcnn = ModelDescriptor("fsrcnn", 3, 1, 1, "y", 1.0, False)
+    vdsr = ModelDescriptor("vdsr", 2, 1, 1, "y", 1.0, True)
+    assert probe_hw(RunOptions(tile=None), fsrcnn, 360, 640) == (360, 640)  # whole frames
+    assert probe_hw(RunOptions(tile=None), vdsr, 360, 640) == (720, 1280)  # pre-upsampled frames
+    th, tw = probe_hw(RunOptions(tile=128), fsrcnn, 360, 640)  # one tile: the tiler evens tiles out, <= 128
+    assert 64 < th <= 128 and 64 < tw <= 128
+    assert probe_hw(RunOptions(tile=512), fsrcnn, 100, 200) == (100, 200)  # frame smaller than a tile
+    line = summary_line(cand("openvino", "int8", 0.03, ms=10.0), [cand("ort", "fp32", 0.0, ms=20.0)], 0.1, [],
+                        probe_hw=(360, 640))
+    assert "2.0x faster than fp32 on onnxruntime at 640x360" in line
+
+
 # ---------------------------------------------------------------- end to end on real files
 
 @pytest.fixture(scope="module")
@@ -214,6 +229,11 @@ def test_sr_run_auto_announces_a_choice_within_budget(fsrcnn_family, cli, tmp_pa
     assert report["chosen"]["psnr_drop_db"] <= 0.1
     timed = [c for c in report["candidates"] if not c["excluded"]]
     assert len(timed) == 4 and all(c["measured_ms"] > 0 for c in timed)  # fp32 and int8 on both backends
+    assert report["probe_hw"] == [128, 128]  # frame size unknown: a 128x128 probe
+
+    opts = RunOptions(max_psnr_drop=0.1, tile=None, backend_options=BackendOptions(threads=1))
+    with LoadedRuntime(fsrcnn_family, opts, frame_hw=(90, 160)) as rt:  # sr-run passes the frames' size
+        assert rt.auto.probe_hw == (90, 160) and "at 160x90" in rt.auto.summary
 
 
 def test_budget_below_the_int8_drop_keeps_fp32(fsrcnn_family):

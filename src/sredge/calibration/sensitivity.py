@@ -2,12 +2,15 @@
 
 Super-resolution networks pass fine detail through every layer, and some layers (typically
 the first convolution, the upsampler and the last convolution) lose visible quality in
-INT8. The pass:
+INT8, and so does the reconstruction tail: VDSR's global residual ``Add`` rounds the image
+itself to 8 bits. The pass:
 
 1. quantizes everything and measures the Y-PSNR drop against the FP32 model on a validation
    set; within the budget, done;
-2. otherwise measures each convolution's *sensitivity*: the drop when only that layer is
-   INT8 and every other convolution stays float;
+2. otherwise measures each candidate layer's *sensitivity*: the drop when only that layer is
+   INT8 and every other candidate stays float. Candidates are the convolutions and the nodes
+   that write the graph's outputs (:func:`candidate_layers`); a layer kept float also reads
+   float inputs (:func:`sredge.calibration.quantize.read_float_inputs`);
 3. keeps the most sensitive layers in float, one more at a time, until the drop of the
    whole model is within the budget, and says which layers it kept.
 
@@ -40,7 +43,7 @@ class LayerSensitivity:
     node: str
     """ONNX node name."""
     op_type: str
-    """``Conv`` or ``ConvTranspose``."""
+    """``Conv``, ``ConvTranspose``, or the op of an output node (``Add``, ``DepthToSpace`` ...)."""
     drop_db: float
     """Y-PSNR drop (dB) with only this layer in INT8."""
 
@@ -155,9 +158,15 @@ class Validator:
         return float(np.mean(list(self.scores(model).values())))
 
 
-def conv_layers(model: onnx.ModelProto) -> list[tuple[str, str]]:
-    """(name, op_type) of the convolutions, in graph order."""
-    return [(n.name, n.op_type) for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+def candidate_layers(model: onnx.ModelProto) -> list[tuple[str, str]]:
+    """(name, op_type) of the layers the pass may keep float, in graph order (pure).
+
+    The convolutions, and every other node that writes a graph output (the reconstruction
+    tail: VDSR's residual ``Add``, a final ``DepthToSpace`` or ``Clip``).
+    """
+    outputs = {o.name for o in model.graph.output}
+    return [(n.name, n.op_type) for n in model.graph.node
+            if n.op_type in QUANTIZED_OPS or (outputs & set(n.output) and n.name)]
 
 
 def quantize_within_budget(
@@ -191,7 +200,7 @@ def quantize_within_budget(
     if budget_db is None or plain_drop <= budget_db:
         return Int8Result(plain, reference_db, plain_db, budget_db)
 
-    layers = conv_layers(onnx.load(str(fp32_model), load_external_data=False))
+    layers = candidate_layers(onnx.load(str(fp32_model), load_external_data=False))
     names = [n for n, _ in layers]
     sens = []
     for name, op in layers:

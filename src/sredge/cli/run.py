@@ -128,11 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not model.exists():
         raise InputError(f"no such model file: {model}")
     say = (lambda *a, **k: None) if args.quiet else print
+    choosing = opts.backend == "auto" and opts.max_psnr_drop is not None  # auto probes at the frames' size
 
     if args.image is not None:
         inputs = expand_images(args.image)
         single = Path(args.image).is_file()  # a folder or a glob writes into a folder, whatever it matched
-        with LoadedRuntime(model, opts) as rt:
+        with LoadedRuntime(model, opts, frame_hw=_image_hw(inputs[0]) if choosing else None) as rt:
             _announce(rt, model, args.quiet)
             outputs = image_outputs(inputs, args.output, rt.desc.scale, single_input=single)
             if not single and args.output is not None and not args.output.is_dir():
@@ -151,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"no such video file: {source}")
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale))
-    with LoadedRuntime(model, opts) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
+    frame_hw = _video_hw(source) if choosing and not live else None
+    with LoadedRuntime(model, opts, frame_hw=frame_hw) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
                                             else contextlib.nullcontext()) as ref:
         output = args.output
         if output is None and not args.display:
@@ -246,6 +248,19 @@ def _summary(vrun) -> None:
                   f"reference mean {c['mean_psnr']:.2f} dB, min {c['min_psnr']:.2f} dB (frame {c['worst_frame']})")
 
 
+def _image_hw(path: Path) -> tuple[int, int]:
+    from sredge.imaging.io import read_image
+
+    return read_image(path).shape[:2]
+
+
+def _video_hw(source: str) -> tuple[int, int]:
+    from sredge.runtime.video_io import VideoReader
+
+    with VideoReader(source) as reader:
+        return reader.info.height, reader.info.width
+
+
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(run(PROG, main))
@@ -253,3 +268,4 @@ def entry() -> None:
 
 if __name__ == "__main__":
     entry()
+

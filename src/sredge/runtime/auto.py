@@ -109,9 +109,12 @@ class AutoDecision:
     """The one line ``sr-run`` prints."""
     notes: tuple[str, ...] = field(default=())
     """Machine-level notes (a backend not installed, bf16 not on this CPU)."""
+    probe_hw: tuple[int, int] | None = None
+    """(height, width) of the network input the candidates were timed at; None: nothing was timed."""
 
     def as_dict(self) -> dict:
         return {"chosen": self.chosen.as_dict(), "budget_db": self.budget_db, "summary": self.summary,
+                "probe_hw": list(self.probe_hw) if self.probe_hw else None,
                 "candidates": [c.as_dict() for c in self.candidates], "reasons": list(self.reasons),
                 "notes": list(self.notes)}
 
@@ -253,14 +256,15 @@ def choose(candidates: Sequence[Candidate], budget_db: float, precision: str | N
 
 
 def summary_line(chosen: Candidate, candidates: Sequence[Candidate], budget_db: float, notes: Sequence[str],
-                 precision: str | None = None) -> str:
+                 precision: str | None = None, probe_hw: tuple[int, int] | None = None) -> str:
     """The one line ``sr-run`` prints about the choice (pure)."""
     parts = []
+    at = f" at {probe_hw[1]}x{probe_hw[0]}" if probe_hw else ""
     base = next((c for c in candidates if c.backend == "ort" and c.precision == "fp32"), None)
     if base is not None and base != chosen and base.measured_ms and chosen.measured_ms:
-        parts.append(f"{base.measured_ms / chosen.measured_ms:.1f}x faster than fp32 on onnxruntime")
+        parts.append(f"{base.measured_ms / chosen.measured_ms:.1f}x faster than fp32 on onnxruntime{at}")
     elif chosen.measured_ms is not None:
-        parts.append(f"{chosen.measured_ms:.1f} ms per 128x128 probe")
+        parts.append(f"{chosen.measured_ms:.1f} ms per input{at}")
     if precision is not None:
         parts.append(f"--precision {precision} asked for")
     elif chosen.precision == "fp32":
@@ -318,15 +322,25 @@ def candidate_options(c: Candidate, options: BackendOptions) -> BackendOptions:
     return replace(options, device="cpu", precision=c.precision if c.backend == "openvino" else None)
 
 
-def probe_ms(c: Candidate, options: BackendOptions, size: int = 128, repeats: int = 3) -> float:
-    """Median wall time (ms) of ``repeats`` runs of a ``size`` x ``size`` tile after one warm-up."""
+def probe_ms(c: Candidate, options: BackendOptions, size: int = 128, repeats: int = 3,
+             hw: tuple[int, int] | None = None) -> float:
+    """Median wall time (ms) of ``repeats`` runs of one network input after one warm-up.
+
+    Args:
+        c: The candidate to time.
+        options: The user's backend options (threads).
+        size: Edge of a square probe when ``hw`` is not given.
+        repeats: Timed runs.
+        hw: (height, width) of the network input the run will use (its tile shape, see
+            :func:`sredge.runtime.runner.probe_hw`); a fixed-shape model is always probed at its shape.
+    """
     from sredge.benchmarks.latency import time_calls
     from sredge.runtime.backends import open_backend
 
     with open_backend(c.backend, c.file, candidate_options(c, options)) as be:
         spec = be.input_spec()
         desc = be.descriptor()
-        h, w = spec.fixed_hw or (size, size)
+        h, w = spec.fixed_hw or hw or (size, size)
         top = desc.value_range if desc is not None else 1.0
         x = np.random.default_rng(0).uniform(0, top, (1, spec.channels, h, w)).astype(np.float32)
         times = time_calls(lambda: be.run(x), warmup=1, repeats=repeats)
@@ -343,12 +357,15 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
         options: The user's backend options (threads; ``precision`` restricts the candidates).
         budget_db: ``--max-psnr-drop``.
         installed: (backends, CPU capabilities); None: detect.
-        probe: Keyword arguments for :func:`probe_ms` (``size``, ``repeats``).
+        probe: Keyword arguments for :func:`probe_ms` (``hw``, ``size``, ``repeats``).
     """
     backends, caps = installed if installed is not None else installed_backends()
     cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision)
     ok = admissible(cands, budget_db, options.precision)
+    hw = None
     if len(ok) > 1:
+        hw = (probe or {}).get("hw") or (probe or {}).get("size", 128)
+        hw = tuple(hw) if isinstance(hw, (tuple, list)) else (int(hw), int(hw))
         timed = []
         for c in cands:
             if c in ok:
@@ -359,7 +376,7 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
             timed.append(c)
         cands = timed
     chosen, reasons = choose(cands, budget_db, options.precision)
-    line = summary_line(chosen, cands, budget_db, notes, options.precision)
+    line = summary_line(chosen, cands, budget_db, notes, options.precision, hw)
     log.info("auto backend for %s (budget %g dB):\n  %s", model.name, budget_db,
              "\n  ".join(reasons + list(notes)))
-    return AutoDecision(chosen, tuple(cands), tuple(reasons), budget_db, line, tuple(notes))
+    return AutoDecision(chosen, tuple(cands), tuple(reasons), budget_db, line, tuple(notes), hw)

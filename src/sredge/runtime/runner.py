@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
 from sredge.runtime.pipeline import STAGES, PipelineResult, run_pipeline
 from sredge.runtime.refcheck import ReferenceCheck
-from sredge.runtime.tiling import TileConfig, auto_tile
+from sredge.runtime.tiling import TileConfig, auto_tile, plan_tiles
 from sredge.runtime.upscaler import Upscaler, takes_i420
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,29 @@ def _batch(batch: int, spec: InputSpec) -> int:
     return batch
 
 
+def probe_hw(opts: RunOptions, desc: ModelDescriptor, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the network input a dynamic-shape model runs at for ``height`` x ``width``
+    LR frames under these options: the tile shape, or the whole (pre-upsampled) frame (pure).
+
+    ``auto`` times its candidates at this shape, so the choice is made for the work the run will do.
+    """
+    spec = InputSpec(channels=desc.in_channels, height=None, width=None)
+    cfg = tile_config(opts, spec, desc, height, width)
+    in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
+    plan = plan_tiles(in_h, in_w, cfg)
+    return plan.tile_h, plan.tile_w
+
+
 class LoadedRuntime:
     """An activated backend with its resolved descriptor (use as a context manager)."""
 
-    def __init__(self, model: Path, opts: RunOptions):
+    def __init__(self, model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None = None):
+        """Args:
+            model: The model file.
+            opts: Run options.
+            frame_hw: (height, width) of the LR frames to come, when known: ``--backend auto`` probes its
+                candidates at the shape the run will use (:func:`probe_hw`); None: a 128x128 probe.
+        """
         self.model = model
         self.opts = opts
         self.kind = choose_backend(opts.backend, model)
@@ -141,7 +160,7 @@ class LoadedRuntime:
                 raise InputError(f"--max-psnr-drop must be >= 0, not {opts.max_psnr_drop:g}")
             if not model.is_file():
                 raise InputError(f"no such model file: {model}")
-            self.auto = decide(model, options, opts.max_psnr_drop)
+            self.auto = decide(model, options, opts.max_psnr_drop, probe=_probe_at(model, opts, frame_hw))
             chosen = self.auto.chosen
             self.model, self.kind, options = chosen.file, chosen.backend, candidate_options(chosen, options)
         self.backend: Backend = open_backend(self.kind, self.model, options, **(
@@ -168,6 +187,15 @@ class LoadedRuntime:
         """An upscaler whose tiling is planned for ``height`` x ``width`` inputs (see :class:`Upscaler`)."""
         return Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width),
                         fast_8bit=fast_8bit)
+
+
+def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -> dict | None:
+    from sredge.export.metadata import read_descriptor
+
+    desc = read_descriptor(model) if frame_hw is not None else None
+    if desc is None:
+        return None
+    return {"hw": probe_hw(opts, desc, *frame_hw)}
 
 
 # ---------------------------------------------------------------- images
