@@ -322,3 +322,29 @@ def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):
     for a, b in zip(outputs[True], outputs[False]):
         assert a.shape == b.shape == (720, 1280, 3)
         assert psnr(a.astype(float), b.astype(float), 255.0) > 38
+
+
+def _pict_types(path):
+    """Each decoded frame's picture type as FFmpeg numbers it: 1 I, 2 P, 3 B."""
+    with av.open(str(path)) as c:
+        return [int(f.pict_type) for f in c.decode(video=0)]
+
+
+def test_latency_mode_has_no_b_frames_and_says_so(cli, exported, tmp_path):
+    """--latency-mode: one-frame queues and x264 zerolatency. The default (throughput) x264 stream
+    holds frames back for B-frames; the latency-mode stream has none, with the same frames and audio."""
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src, n=24)
+    model = exported("fsrcnn_x2")
+    runs = {}
+    for mode, extra in (("throughput", []), ("latency", ["--latency-mode"])):
+        report = tmp_path / f"{mode}.json"
+        res = cli("run", "--video", src, "--model", model, "-o", tmp_path / f"{mode}.mp4", "--report", report,
+                  "-q", *extra)
+        assert res.code == 0, res.err
+        runs[mode] = json.loads(report.read_text())
+        assert runs[mode]["mode"] == mode and runs[mode]["frames_out"] == 24
+    assert 3 in _pict_types(tmp_path / "throughput.mp4")
+    assert 3 not in _pict_types(tmp_path / "latency.mp4") and 2 in _pict_types(tmp_path / "latency.mp4")
+    _, frames, audio, _ = _probe(tmp_path / "latency.mp4")
+    assert len(frames) == 24 and audio == ["aac"]

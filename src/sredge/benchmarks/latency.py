@@ -9,7 +9,7 @@ on a 128x128 frame, ONNX Runtime CPU), and regressions are judged on the ratio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,34 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[floa
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
+    return times
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int, rounds: int,
+                     budget_s: float | None = None) -> dict[str, list[float]]:
+    """Time several calls against each other: each warmed up ``warmup`` times, then ``rounds`` rounds
+    that call every one once in turn, so machine load hits them alike. Wall times in seconds.
+
+    Args:
+        fns: Name -> call.
+        warmup: Untimed calls of each before timing (ONNX Runtime needs two to grow its arena).
+        rounds: Timed rounds at most.
+        budget_s: Stop after the round in which the timed rounds' total passed this (at least one
+            round is always timed); None: all ``rounds``.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    spent = 0.0
+    for _ in range(max(rounds, 1)):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+            spent += times[name][-1]
+        if budget_s is not None and spent > budget_s:
+            break
     return times
 
 

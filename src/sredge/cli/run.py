@@ -66,6 +66,9 @@ def build_parser() -> Parser:
     p.add_argument("--encode-threads", type=int, default=None, metavar="N",
                    help="encoder threads (default: a quarter of the cores, at least 1; 0: the encoder's choice)")
     p.add_argument("--display", action="store_true", help="show the upscaled video in a window")
+    p.add_argument("--latency-mode", action="store_true",
+                   help="video: fewest frames in flight (one-frame queues, x264 zerolatency) for live sources; "
+                        "default: throughput (decode and encode run a few frames ahead and behind)")
     p.add_argument("--report", type=Path, metavar="JSON", help="write a run report (frames, fps, latencies)")
     p.add_argument("--reference", type=Path, metavar="MODEL",
                    help="video: also upscale every --check-every-th frame with this model (e.g. the FP32 "
@@ -165,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
         vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
                              display=args.display, encoder_threads=args.encode_threads, reference=ref,
-                             check_every=args.check_every)
+                             check_every=args.check_every, latency_mode=args.latency_mode)
         bar.finish()
         if args.report is not None:
             write_report(args.report, report_dict(vrun, rt, opts))

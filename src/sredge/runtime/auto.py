@@ -18,11 +18,13 @@ nothing to measure (one candidate) or times are within :data:`TIE` of each other
 decides. The choice is never silent: every candidate gets a reason and ``sr-run`` prints a line.
 
 Planning (:func:`family`, :func:`enumerate_candidates`, :func:`choose`, :func:`summary_line`) is
-pure; :func:`probe_ms` and :func:`decide` run the real backends.
+pure; :func:`probe_all` and :func:`decide` run the real backends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import statistics
 from collections.abc import Mapping, Sequence
@@ -322,29 +324,69 @@ def candidate_options(c: Candidate, options: BackendOptions) -> BackendOptions:
     return replace(options, device="cpu", precision=c.precision if c.backend == "openvino" else None)
 
 
-def probe_ms(c: Candidate, options: BackendOptions, size: int = 128, repeats: int = 3,
-             hw: tuple[int, int] | None = None) -> float:
-    """Median wall time (ms) of ``repeats`` runs of one network input after one warm-up.
+PROBE_WARMUP = 2
+"""Untimed runs of each candidate first: ONNX Runtime's first two runs grow its memory arena (on FSRCNN x3
+at 640x360 they took 231 and 207 ms against a steady 151 ms, which once made it lose to OpenVINO's 172 ms)."""
+PROBE_ROUNDS = 5
+PROBE_BUDGET_S = 20.0
+"""Timed rounds stop once they have taken this long in all (at least one round): a heavy model at a
+whole-frame shape takes seconds a run."""
+
+
+def probe_input(desc: ModelDescriptor | None, channels: int, height: int, width: int) -> np.ndarray:
+    """A real photo (the bundled one, resized) as a (1, C, height, width) float32 network input.
+
+    Real content, not noise: ONNX Runtime ran FSRCNN x3 on a 640x360 video frame in 113 ms and on
+    uniform noise of the same shape in 165 ms (OpenVINO: 160 ms on both), so a noise probe ranked them
+    the wrong way round.
+    """
+    from sredge.benchmarks.latency import sample_frame
+    from sredge.imaging.model_io import image_to_input
+
+    if desc is None:  # a foreign file: RGB or grey in [0, 1]
+        desc = ModelDescriptor("unknown", 1, channels, channels, "y" if channels == 1 else "rgb", 1.0, False)
+    rgb = sample_frame(height, width).astype(np.float32) / 255.0
+    return image_to_input(rgb, replace(desc, pre_upsample=False))  # (height, width) is the network's input
+
+
+def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int, int] = (128, 128),
+              warmup: int = PROBE_WARMUP, rounds: int = PROBE_ROUNDS, budget_s: float = PROBE_BUDGET_S
+              ) -> dict[Candidate, float | str]:
+    """Median wall time (ms) of each candidate on one network input, timed against each other.
+
+    Every candidate is opened at once, warmed up, then timed in interleaved rounds
+    (:func:`sredge.benchmarks.latency.time_interleaved`), so machine load hits them alike.
 
     Args:
-        c: The candidate to time.
+        cands: The admissible candidates.
         options: The user's backend options (threads).
-        size: Edge of a square probe when ``hw`` is not given.
-        repeats: Timed runs.
         hw: (height, width) of the network input the run will use (its tile shape, see
-            :func:`sredge.runtime.runner.probe_hw`); a fixed-shape model is always probed at its shape.
+            :func:`sredge.runtime.runner.probe_hw`); a fixed-shape model is probed at its own shape.
+        warmup, rounds, budget_s: See :data:`PROBE_WARMUP`, :data:`PROBE_ROUNDS`, :data:`PROBE_BUDGET_S`.
+
+    Returns:
+        Candidate -> median ms, or the reason it could not run here (a failed open or first run).
     """
-    from sredge.benchmarks.latency import time_calls
+    from sredge.benchmarks.latency import time_interleaved
     from sredge.runtime.backends import open_backend
 
-    with open_backend(c.backend, c.file, candidate_options(c, options)) as be:
-        spec = be.input_spec()
-        desc = be.descriptor()
-        h, w = spec.fixed_hw or hw or (size, size)
-        top = desc.value_range if desc is not None else 1.0
-        x = np.random.default_rng(0).uniform(0, top, (1, spec.channels, h, w)).astype(np.float32)
-        times = time_calls(lambda: be.run(x), warmup=1, repeats=repeats)
-    return statistics.median(times) * 1e3
+    out: dict[Candidate, float | str] = {}
+    calls = {}
+    with contextlib.ExitStack() as stack:
+        for c in cands:
+            try:
+                be = stack.enter_context(open_backend(c.backend, c.file, candidate_options(c, options)))
+                spec = be.input_spec()
+                x = probe_input(be.descriptor(), spec.channels, *(spec.fixed_hw or hw))
+                be.run(x)  # a backend that cannot run this file here fails now, not while timed
+            except (SredgeError, RuntimeError) as exc:
+                out[c] = f"probe failed: {' '.join(str(exc).split())[:160]}"
+                continue
+            calls[c] = functools.partial(be.run, x)
+        if calls:
+            times = time_interleaved(calls, max(warmup - 1, 0), rounds, budget_s)
+            out.update({c: statistics.median(t) * 1e3 for c, t in times.items()})
+    return out
 
 
 def decide(model: Path, options: BackendOptions, budget_db: float,
@@ -357,24 +399,19 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
         options: The user's backend options (threads; ``precision`` restricts the candidates).
         budget_db: ``--max-psnr-drop``.
         installed: (backends, CPU capabilities); None: detect.
-        probe: Keyword arguments for :func:`probe_ms` (``hw``, ``size``, ``repeats``).
+        probe: Keyword arguments for :func:`probe_all` (``hw``, ``warmup``, ``rounds``, ``budget_s``).
     """
     backends, caps = installed if installed is not None else installed_backends()
     cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision)
     ok = admissible(cands, budget_db, options.precision)
     hw = None
     if len(ok) > 1:
-        hw = (probe or {}).get("hw") or (probe or {}).get("size", 128)
-        hw = tuple(hw) if isinstance(hw, (tuple, list)) else (int(hw), int(hw))
-        timed = []
-        for c in cands:
-            if c in ok:
-                try:
-                    c = replace(c, measured_ms=probe_ms(c, options, **(probe or {})))
-                except (SredgeError, RuntimeError) as exc:  # a backend that cannot run this file here
-                    c = replace(c, excluded=f"probe failed: {' '.join(str(exc).split())[:160]}")
-            timed.append(c)
-        cands = timed
+        probe = dict(probe or {})
+        hw = tuple(probe.pop("hw", None) or (128, 128))
+        got = probe_all(ok, options, hw, **probe)
+        cands = [c if c not in got else
+                 replace(c, excluded=got[c]) if isinstance(got[c], str) else replace(c, measured_ms=got[c])
+                 for c in cands]
     chosen, reasons = choose(cands, budget_db, options.precision)
     line = summary_line(chosen, cands, budget_db, notes, options.precision, hw)
     log.info("auto backend for %s (budget %g dB):\n  %s", model.name, budget_db,

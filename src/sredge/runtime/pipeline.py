@@ -42,6 +42,11 @@ def _lower_priority() -> None:
     except (AttributeError, OSError):  # not Linux, or refused: run at normal priority
         pass
 _END = object()  # sentinel: no more items on this queue
+THROUGHPUT_QUEUE = 4
+"""Frames each inter-stage queue holds by default: decoding and encoding run ahead of and behind
+inference, which keeps the inference thread busy through their jitter."""
+LATENCY_QUEUE = 1
+"""``--latency-mode``: one frame per queue, the fewest frames in flight between camera and output."""
 
 
 @dataclass
@@ -74,7 +79,7 @@ def run_pipeline(
     write_frame: Callable[[Frame], None],
     write_other: Callable[[Any], None],
     on_frame: Callable[[PipelineResult], None] | None = None,
-    queue_size: int = 4,
+    queue_size: int = THROUGHPUT_QUEUE,
     stop: threading.Event | None = None,
 ) -> PipelineResult:
     """Run decode -> preprocess -> infer -> postprocess -> encode over ``items``.

@@ -22,7 +22,7 @@ from sredge.runtime.backends.base import InputSpec
 if TYPE_CHECKING:
     from sredge.runtime.auto import AutoDecision
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
-from sredge.runtime.pipeline import STAGES, PipelineResult, run_pipeline
+from sredge.runtime.pipeline import LATENCY_QUEUE, STAGES, THROUGHPUT_QUEUE, PipelineResult, run_pipeline
 from sredge.runtime.refcheck import ReferenceCheck
 from sredge.runtime.tiling import TileConfig, auto_tile, plan_tiles
 from sredge.runtime.upscaler import Upscaler, takes_i420
@@ -262,6 +262,8 @@ class VideoRun:
     decode_error: str | None
     reference_check: dict | None = None
     """Summary of the ``--reference`` comparison (see :meth:`ReferenceCheck.summary`), when asked for."""
+    mode: str = "throughput"
+    """``"throughput"`` or ``"latency"`` (``--latency-mode``)."""
 
 
 def default_encoder_threads() -> int:
@@ -273,7 +275,7 @@ def default_encoder_threads() -> int:
 def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "veryfast",
                   progress=None, display: bool = False, stop: threading.Event | None = None,
                   encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
-                  check_every: int = 30) -> VideoRun:
+                  check_every: int = 30, latency_mode: bool = False) -> VideoRun:
     """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
 
     With ``reference``, every ``check_every``-th frame is also upscaled by that model and the
@@ -282,6 +284,11 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     The output is finalized also when the run stops early (Ctrl-C, backend error): a playable
     file of the frames done. Raises nothing for those: the caller inspects the returned run.
     ``progress(result, total_frames_or_None)`` is called after each encoded frame.
+
+    ``latency_mode`` keeps the fewest frames in flight: one-frame queues between the stages
+    (:data:`~sredge.runtime.pipeline.LATENCY_QUEUE`) and x264 ``zerolatency`` (no B-frames or
+    lookahead holding frames back). The default, throughput mode, lets decoding and encoding run
+    a few frames ahead of and behind inference.
     """
     from sredge.runtime.video_io import VideoReader, VideoWriter
 
@@ -300,7 +307,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
         shown = _Display() if display else None
         threads = default_encoder_threads() if encoder_threads is None else encoder_threads
         writer = (VideoWriter(output, info.width * s, info.height * s, info.time_base, info.fps, crf=crf,
-                              preset=preset, audio_from=reader, threads=threads) if output is not None else None)
+                              preset=preset, audio_from=reader, threads=threads,
+                              tune="zerolatency" if latency_mode else None) if output is not None else None)
 
         def write_frame(frame):
             if writer is not None:
@@ -320,11 +328,12 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
 
         with writer if writer is not None else contextlib.nullcontext():
             result = run_pipeline(check.tap(reader) if check else reader, ups, write_frame, write_other,
-                                  on_frame=on_frame, stop=stop)
+                                  on_frame=on_frame, stop=stop,
+                                  queue_size=LATENCY_QUEUE if latency_mode else THROUGHPUT_QUEUE)
         if shown is not None:
             shown.close()
         return VideoRun(source, str(output) if output else None, result, _info_dict(info), reader.error,
-                        check.summary() if check else None)
+                        check.summary() if check else None, "latency" if latency_mode else "throughput")
 
 
 class _Display:
@@ -383,6 +392,7 @@ def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
         "wall_s": round(r.wall_s, 4),
         "fps": round(r.fps, 3),
         "interrupted": r.interrupted,
+        "mode": run.mode,
         "error": _error_text(r.failure) if r.failure else run.decode_error,
         "latency_ms": {name: asdict(r.stages[name].summary()) for name in STAGES}
         | {"end_to_end": asdict(r.end_to_end.summary())},

@@ -607,6 +607,7 @@ class VideoWriter:
         preset: str = "veryfast",
         audio_from: VideoReader | None = None,
         threads: int = 0,
+        tune: str | None = None,
     ):
         """Check the options and the output folder; nothing is created until ``__enter__``.
 
@@ -626,6 +627,8 @@ class VideoWriter:
                 uses the least CPU in total, best when inference keeps the cores busy.
             audio_from: An entered reader whose audio streams are copied to the output;
                 feed its :data:`AudioPacket` items to :meth:`mux_audio`.
+            tune: Encoder tuning passed as its ``tune`` option, e.g. ``"zerolatency"`` (x264: no
+                B-frames, no lookahead, so each frame's packet leaves the encoder at once); None: none.
 
         Raises:
             InputError: Impossible options, an encoder missing from this FFmpeg build,
@@ -655,6 +658,7 @@ class VideoWriter:
         if int(threads) < 0:
             raise InputError(f"encoder threads must be >= 0, got {threads}")
         self.crf, self.codec, self.preset, self.threads = int(crf), codec, preset, int(threads)
+        self.tune = tune
         self.audio_from = audio_from
         self.frames_written = 0
         # Encoded size: 4:2:0 chroma needs even dimensions.
@@ -700,6 +704,8 @@ class VideoWriter:
             options = {"crf": str(self.crf), "preset": self.preset}
             if self.threads:
                 options["threads"] = str(self.threads)
+            if self.tune:
+                options["tune"] = self.tune
             s = c.add_stream(self.codec, rate=self.fps, options=options)
         except ValueError as exc:  # the container cannot hold this codec
             raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
