@@ -9,7 +9,8 @@ flavours, because the fastest encoding differs by target:
   pair sums saturate with full-range weights; on the real FSRCNN x3 that saturation alone cost
   2.06 dB of Set5 PSNR against 0.50 dB with 7-bit weights (ONNX Runtime's own advice).
 * ``trt`` (TensorRT): symmetric int8 activations and weights (zero points 0), per-channel
-  weights, Q/DQ only around convolutions, as TensorRT's explicit-precision parser expects.
+  weights, Q/DQ only on the inputs of convolutions (activation and weight), as TensorRT's
+  explicit-quantization guide places them.
 
 Calibration runs once (:func:`calibrate`) and the resulting ranges are reused for every
 quantization of the same model (:func:`quantize_int8`), so a sensitivity search that tries many
@@ -175,9 +176,13 @@ def _quant_args(options: Int8Options) -> dict:
     if options.flavour == "cpu":
         return dict(activation_type=qt.QUInt8, weight_type=qt.QInt8, per_channel=True, reduce_range=True,
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+    # Q/DQ on the inputs of convolutions only, not on their outputs (TensorRT's recommended placement:
+    # it fuses the output scale into the next layer's input). ONNX Runtime's default also rounded each
+    # conv output to int8 before its activation: on FSRCNN x3 that cost 8.16 dB of Set5 PSNR, 0.43 dB without.
     return dict(activation_type=qt.QInt8, weight_type=qt.QInt8, per_channel=True, reduce_range=False,
                 op_types_to_quantize=list(QUANTIZED_OPS),
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                               "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS)})
 
 
 def quantize_int8(
