@@ -19,9 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
-BIN = Path(sys.executable).parent
+from _family import ASSETS, BIN, export_family
+
 MODELS = {
     "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", []),
     "vdsr_x2": ("weights/vdsr/vdsr_model_epoch_50.pth", ["--trust-pickle", "--scale", "2"]),
@@ -68,11 +67,7 @@ def main() -> int:
     weights, extra = MODELS[args.model]
     ckpt = tmp / f"{args.model}{Path(weights).suffix}"
     ckpt.write_bytes((ASSETS / weights).read_bytes())
-    subprocess.run([str(BIN / "sr-export"), str(ckpt), *extra, "--precision", "fp32,int8", "--calib",
-                    str(ASSETS / "calibration/T91"), "--calib-crops", "32", "--calib-tile", "48", "--val",
-                    str(ASSETS / "benchmarks/Set5"), "--max-psnr-drop", str(args.budget), "--bench-size", "off",
-                    "-q"], check=True)
-    model = tmp / f"{args.model}.onnx"
+    model = export_family(ckpt, extra, args.budget)
     clip = tmp / "clip.mp4"
     n = cut_clip(ASSETS / "video/bottle-detection.mp4", clip, args.frames)
     print(f"{args.model} ({model.name} + {model.stem}.int8.onnx, budget {args.budget:g} dB on Set5), "

@@ -19,9 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
-BIN = Path(sys.executable).parent
+from _family import ASSETS, BIN, export_family
+
 MODELS = {
     "vdsr_x2": ("weights/vdsr/vdsr_model_epoch_50.pth", ["--trust-pickle", "--scale", "2"]),
     "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", []),
@@ -54,11 +53,8 @@ def main() -> int:
             _edsr_checkpoint(ckpt)
         else:
             ckpt.write_bytes((ASSETS / weights).read_bytes())
-        subprocess.run([str(BIN / "sr-export"), str(ckpt), *extra, "--precision", "fp32,int8", "--calib",
-                        str(ASSETS / "calibration/T91"), "--calib-crops", "32", "--calib-tile", "48", "--val",
-                        str(ASSETS / "benchmarks/Set5"), "--max-psnr-drop", str(args.budget), "--bench-size", "off",
-                        "-q"], check=False)  # an INT8 over budget is not written: FP32 rows only
-        files = [str(f) for f in (tmp / f"{name}.onnx", tmp / f"{name}.int8.onnx") if f.is_file()]
+        fp32 = export_family(ckpt, extra, args.budget, check=False)  # INT8 over budget is not written: FP32 only
+        files = [str(f) for f in (fp32, fp32.with_name(f"{name}.int8.onnx")) if f.is_file()]
         print(f"\n== {name}", flush=True)
         subprocess.run([str(BIN / "sr-bench"), *files, "--dataset", str(ASSETS / "benchmarks/Set5"),
                         "--backend", "ort,openvino", "--size", args.size, "--repeats", str(args.repeats),

@@ -53,14 +53,7 @@ def summarize(seconds: list[float], out_pixels: int) -> LatencyStats:
 
 def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; the wall times in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
+    return time_interleaved({"fn": fn}, warmup, repeats)["fn"]
 
 
 def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int, rounds: int,
@@ -72,15 +65,15 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int, round
         fns: Name -> call.
         warmup: Untimed calls of each before timing (ONNX Runtime needs two to grow its arena).
         rounds: Timed rounds at most.
-        budget_s: Stop after the round in which the timed rounds' total passed this (at least one
-            round is always timed); None: all ``rounds``.
+        budget_s: Stop after the round in which the timed rounds' total passed this (so at least one
+            round is timed when ``rounds`` >= 1); None: all ``rounds``.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     spent = 0.0
-    for _ in range(max(rounds, 1)):
+    for _ in range(rounds):
         for name, fn in fns.items():
             t = time.perf_counter()
             fn()

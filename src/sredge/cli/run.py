@@ -271,4 +271,3 @@ def entry() -> None:
 
 if __name__ == "__main__":
     entry()
-

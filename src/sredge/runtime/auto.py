@@ -324,6 +324,8 @@ def candidate_options(c: Candidate, options: BackendOptions) -> BackendOptions:
     return replace(options, device="cpu", precision=c.precision if c.backend == "openvino" else None)
 
 
+PROBE_HW = (128, 128)
+"""Probe shape when the run's frame size is unknown (``decide`` without ``hw``)."""
 PROBE_WARMUP = 2
 """Untimed runs of each candidate first: ONNX Runtime's first two runs grow its memory arena (on FSRCNN x3
 at 640x360 they took 231 and 207 ms against a steady 151 ms, which once made it lose to OpenVINO's 172 ms)."""
@@ -349,7 +351,7 @@ def probe_input(desc: ModelDescriptor | None, channels: int, height: int, width:
     return image_to_input(rgb, replace(desc, pre_upsample=False))  # (height, width) is the network's input
 
 
-def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int, int] = (128, 128),
+def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int, int] = PROBE_HW,
               warmup: int = PROBE_WARMUP, rounds: int = PROBE_ROUNDS, budget_s: float = PROBE_BUDGET_S
               ) -> dict[Candidate, float | str]:
     """Median wall time (ms) of each candidate on one network input, timed against each other.
@@ -407,7 +409,7 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
     hw = None
     if len(ok) > 1:
         probe = dict(probe or {})
-        hw = tuple(probe.pop("hw", None) or (128, 128))
+        hw = tuple(probe.pop("hw", None) or PROBE_HW)
         got = probe_all(ok, options, hw, **probe)
         cands = [c if c not in got else
                  replace(c, excluded=got[c]) if isinstance(got[c], str) else replace(c, measured_ms=got[c])
