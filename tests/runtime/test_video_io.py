@@ -453,6 +453,23 @@ def test_truncated_file_yields_frames_before_the_cut_then_stops(tmp_path, contai
     assert [f.pts for f in frames] == [f.pts for f in original[: len(frames)]]
 
 
+def test_ts_cut_mid_packet_stops_before_its_last_picture(tmp_path):
+    # MPEG-TS video packets declare no length: the file's size (not whole 188-byte packets) is the
+    # sign, independent of whether the decoder flags the cut-short picture.
+    whole = remux(asset(ONEPIECE), tmp_path / "video.ts")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: len(data) // 2 + 100])
+    assert cut.stat().st_size % 188 != 0
+    _, frames, _, error = read_all(cut)
+    assert 0 < len(frames) < 181
+    assert error == f"stopped at frame {len(frames)}: " + error.split(": ", 1)[1]
+    assert "ends in the middle of a packet" in error
+    _, original, _, _ = read_all(whole)
+    assert [f.pts for f in frames] == [f.pts for f in original[: len(frames)]]
+    assert np.array_equal(frames[-1].rgb, original[len(frames) - 1].rgb)
+
+
 def test_corrupt_bytes_mid_file_stop_decoding_with_error(tmp_path):
     whole = remux(asset(ONEPIECE), tmp_path / "fs.mp4", {"movflags": "faststart"})
     data = bytearray(whole.read_bytes())

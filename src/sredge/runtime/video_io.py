@@ -332,7 +332,10 @@ class VideoReader:
         self._video = (default or videos)[0]
         if self._video.codec_context is None:
             raise InputError(f"{src.label}: this FFmpeg build cannot decode its video codec")
-        self._video.codec_context.thread_type = "AUTO"  # frame + slice threads
+        # Frame + slice threads; but frame threads sometimes lose the "concealed errors" flag of the
+        # last, cut-short picture, and in MPEG-TS that flag is the only sign of it (see _ends_mid_ts_packet).
+        mpegts = src.kind == "file" and "mpegts" in fmt.name.split(",")
+        self._video.codec_context.thread_type = "SLICE" if mpegts else "AUTO"
         # Subtitles, data and extra video streams are not demuxed at all.
         keep = {self._video.index, *(s.index for s in self.audio_streams)}
         for s in c.streams:
@@ -384,24 +387,26 @@ class VideoReader:
     def _decode_until_damage(self) -> Iterator[Frame | AudioPacket]:
         """Demux video + audio; decode video; stop cleanly (with ``error``) on damage."""
         video = self._video
-        packets = self._container.demux(video, *self.audio_streams)
+        packets = self._demux(video, cut_short=self._ends_mid_ts_packet())
         drain = True  # flush the decoder at the end: the frames it holds are intact
         while True:
             try:
-                packet = next(packets)
+                packet, cut = next(packets)
             except StopIteration:
                 break
             except (av.error.FFmpegError, OSError) as exc:
                 self._stop(("stream lost: " if self._live else "read error: ") + _reason(exc))
                 break
-            if packet.size == 0:  # end-of-stream markers; the decoder is flushed below
-                continue
             if packet.stream_index != video.index:
                 if packet.is_corrupt:
                     log.warning("%s: dropped a damaged audio packet at byte %s", self._src.label, packet.pos)
                     continue
                 yield packet
                 continue
+            if cut:  # the last video packet of an MPEG-TS file that ends mid-packet
+                self._stop(f"the file ends in the middle of a packet (cut short?); its last picture at byte "
+                           f"{packet.pos} is incomplete")
+                break
             if packet.is_corrupt:  # FFmpeg marks packets it could not read whole
                 if self._drop(f"a damaged or cut-short packet at byte {packet.pos}"):
                     continue
@@ -426,6 +431,37 @@ class VideoReader:
             yield from self._emit(decoded)
         if self._why is None and not self._live:
             self._check_complete()
+
+    def _demux(self, video, cut_short: bool) -> Iterator[tuple[object, bool]]:
+        """``(packet, cut)`` in demux order, end-of-stream markers left out. With ``cut_short``
+        the video packets are held back one, so the last one can come with ``cut=True``."""
+        held = None
+        for packet in self._container.demux(video, *self.audio_streams):
+            if packet.size == 0:  # end-of-stream markers; the decoder is flushed by the caller
+                continue
+            if not cut_short or packet.stream_index != video.index:
+                yield packet, False
+                continue
+            if held is not None:
+                yield held, False
+            held = packet
+        if held is not None:
+            yield held, True
+
+    def _ends_mid_ts_packet(self) -> bool:
+        """A local MPEG-TS file whose size is not a whole number of 188- (or 192-) byte packets was cut short.
+
+        Video PES packets in MPEG-TS usually declare no length, so FFmpeg cannot flag the last
+        one as incomplete, and H.264's frame-threaded decoder does not always flag the picture
+        it conceals. The size is a signal that does not depend on either.
+        """
+        if self._live or self._src.kind != "file" or "mpegts" not in self._container.format.name.split(","):
+            return False
+        try:
+            size = Path(self._src.target).stat().st_size
+        except (OSError, TypeError):
+            return False
+        return size % 188 != 0 and size % 192 != 0
 
     def _emit(self, decoded: list) -> Iterator[Frame]:
         for vf in decoded:
