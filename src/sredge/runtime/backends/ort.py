@@ -59,9 +59,6 @@ class OrtBackend:
         self.path = Path(model)
         self.options = options
         self._sess = None
-        self.rewrites: list[str] = []
-        """What was changed for the CPU, for describe(): rewrites give identical results; the layout
-        choice runs other convolution kernels (differences in the last bits, about 1e-7)."""
 
     def __enter__(self) -> OrtBackend:
         import onnxruntime as ort
@@ -79,11 +76,8 @@ class OrtBackend:
         if self.options.precision not in (None, "fp32"):
             raise InputError(f"--precision {self.options.precision}: ONNX Runtime runs the ONNX as it is typed; "
                              "drop --precision (or use --backend openvino for bf16/int8 on the CPU)")
-        model: str | bytes = str(self.path)
-        if providers == [_CPU]:
-            model = self._cpu_graph(so, ort)
         try:
-            self._sess = ort.InferenceSession(model, so, providers=providers)
+            self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
             raise InputError(f"{self.path} is not a model ONNX Runtime can load ({_first(exc)})") from exc
         used = self._sess.get_providers()
@@ -99,31 +93,6 @@ class OrtBackend:
             raise InputError(f"{self.path} input {self._in.name} has shape {shape}; expected (N, C, H, W)")
         self._in_dtype = np.float16 if self._in.type == "tensor(float16)" else np.float32
         return self
-
-    def _cpu_graph(self, so, ort) -> str | bytes:
-        """The model for the CPU provider: PReLU rewritten as Max and the layout pass chosen
-        (:mod:`sredge.runtime.backends.ort_graph`); the file itself when neither applies or it
-        cannot be parsed here (ONNX Runtime then reports what is wrong with it)."""
-        import onnx
-
-        from sredge.runtime.backends.ort_graph import fast_prelu, wants_nchwc
-
-        try:
-            proto = onnx.load(str(self.path))
-        except Exception:  # not an ONNX file: the session below says so in its own words
-            return str(self.path)
-        if not wants_nchwc(proto):
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-            self.rewrites.append("no NCHWc layout (ConvTranspose)")
-        if not any(n.op_type == "PRelu" for n in proto.graph.node):
-            return str(self.path)
-        fast, report = fast_prelu(proto)
-        if not report.rewritten:
-            return str(self.path)
-        flipped = f", {report.flipped_channels} channels sign-flipped" if report.flipped_channels else ""
-        self.rewrites.append(f"{report.rewritten} PReLU as Max{flipped}")
-        log.debug("%s: %s", self.path, "; ".join(self.rewrites))
-        return fast.SerializeToString()
 
     def __exit__(self, *exc: object) -> None:
         self._sess = None
@@ -154,8 +123,7 @@ class OrtBackend:
         import onnxruntime as ort
 
         threads = self.options.threads or "default"
-        graph = f", graph: {', '.join(self.rewrites)}" if self.rewrites else ""
-        return f"onnxruntime {ort.__version__} {self._session().get_providers()[0]}, threads {threads}{graph}"
+        return f"onnxruntime {ort.__version__} {self._session().get_providers()[0]}, threads {threads}"
 
 
 def _first(exc: BaseException) -> str:
