@@ -51,4 +51,8 @@ def test_export_fp16_and_int8_with_table(cli, tmp_path):
     rows = {line.split()[0]: line.split() for line in res.out.splitlines()[-3:]}
     assert set(rows) == {"fp32", "fp16", "int8"}
     assert float(rows["fp16"][4]) <= 0.02 and float(rows["int8"][4]) <= 0.1  # drop column
+    # The FP16 figure is computed in float16 (ONNX Runtime on x86 would compute the file in float32).
+    fp16_line = res.out.splitlines()[-2]
+    assert "PSNR computed in float16 by PyTorch" in fp16_line
+    assert read_descriptor(tmp_path / "fsrcnn_x2.fp16.onnx").precision == "fp16"
     assert rows["int8"][6].endswith("x")  # speedup column
