@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: the assets folder and ``sr-export`` of an FP32 + INT8 family."""
+"""Shared by the benchmark scripts: the assets folder, its real checkpoints and ``sr-export`` of an FP32 + INT8 family."""
 
 from __future__ import annotations
 
@@ -9,6 +9,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 BIN = Path(sys.executable).parent
+CHECKPOINTS = {
+    "fsrcnn_x2": ("weights/fsrcnn/fsrcnn_x2.pth", {}),
+    "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", {}),
+    "fsrcnn_x4": ("weights/fsrcnn/fsrcnn_x4.pth", {}),
+    "espcn_x3": ("weights/espcn/espcn_x3.pt", {}),
+    "vdsr_x2": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 2}),
+    "vdsr_x3": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 3}),
+    "vdsr_x4": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 4}),
+}
+"""The real checkpoints under ASSETS: name -> (path, ``sredge.models.loader.load_model`` keyword arguments)."""
 
 
 def export_family(ckpt: Path, extra: list[str], budget: float, check: bool = True) -> Path:

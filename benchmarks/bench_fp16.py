@@ -16,22 +16,15 @@ import sys
 import time
 
 import numpy as np
-from _family import ASSETS
+from _family import ASSETS, CHECKPOINTS
 
-MODELS = {
-    "fsrcnn_x2": ("weights/fsrcnn/fsrcnn_x2.pth", {}),
-    "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", {}),
-    "fsrcnn_x4": ("weights/fsrcnn/fsrcnn_x4.pth", {}),
-    "espcn_x3": ("weights/espcn/espcn_x3.pt", {}),
-    "vdsr_x2": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 2}),
-    "vdsr_x3": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 3}),
-    "vdsr_x4": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 4}),
-}
+MODELS = CHECKPOINTS
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
+    p.add_argument("--models", default="fsrcnn_x2,fsrcnn_x3,fsrcnn_x4,espcn_x3,vdsr_x2,vdsr_x3,vdsr_x4",
+                   help="comma-separated, from: " + ", ".join(MODELS))
     p.add_argument("--datasets", default="Set5,Set14")
     args = p.parse_args(argv)
     from sredge.benchmarks.datasets import load_dataset

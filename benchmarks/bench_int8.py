@@ -18,16 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _family import ASSETS, CHECKPOINTS
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
-MODELS = {
-    "fsrcnn_x2": ("weights/fsrcnn/fsrcnn_x2.pth", {}),
-    "fsrcnn_x3": ("weights/fsrcnn/fsrcnn_x3.pth", {}),
-    "fsrcnn_x4": ("weights/fsrcnn/fsrcnn_x4.pth", {}),
-    "espcn_x3": ("weights/espcn/espcn_x3.pt", {}),
-    "vdsr_x3": ("weights/vdsr/vdsr_model_epoch_50.pth", {"trust_pickle": True, "scale": 3}),
-}
+MODELS = {k: CHECKPOINTS[k] for k in ("fsrcnn_x2", "fsrcnn_x3", "fsrcnn_x4", "espcn_x3", "vdsr_x3")}
 
 
 def main() -> int:
