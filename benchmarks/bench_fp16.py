@@ -18,13 +18,10 @@ import time
 import numpy as np
 from _family import ASSETS, CHECKPOINTS
 
-MODELS = CHECKPOINTS
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="fsrcnn_x2,fsrcnn_x3,fsrcnn_x4,espcn_x3,vdsr_x2,vdsr_x3,vdsr_x4",
-                   help="comma-separated, from: " + ", ".join(MODELS))
+    p.add_argument("--models", default=",".join(CHECKPOINTS), help="comma-separated, from: " + ", ".join(CHECKPOINTS))
     p.add_argument("--datasets", default="Set5,Set14")
     args = p.parse_args(argv)
     from sredge.benchmarks.datasets import load_dataset
@@ -35,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':10s} {'dataset':7s} {'fp32 dB':>9s} {'fp16 dB':>9s} {'drop':>7s} {'seconds':>8s}")
     worst = 0.0
     for name in args.models.split(","):
-        rel, kwargs = MODELS[name]
+        rel, kwargs = CHECKPOINTS[name]
         loaded = load_model(ASSETS / rel, **kwargs)
         desc = loaded.descriptor
         run32 = torch_runner(loaded.module)

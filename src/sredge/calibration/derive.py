@@ -73,8 +73,6 @@ class Fp16Outcome:
     path: Path
     ranges: RangeReport
     psnr_db: float
-    computed_in_half: bool = False
-    """``psnr_db`` came from a float16 computation (PyTorch), not from ONNX Runtime on the CPU."""
 
 
 def record_quality(model: onnx.ModelProto, drop_db: float, quality_ref: str) -> None:
@@ -117,7 +115,7 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
     if reference_db is not None:
         record_quality(model, reference_db - db, validator.dataset.name)
     out = save_model(model, derived_path(fp32_path, "fp16"))
-    return Fp16Outcome(out, ranges, db, computed_in_half=half_db is not None)
+    return Fp16Outcome(out, ranges, db)
 
 
 def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator, reference_db: float,

@@ -334,8 +334,7 @@ class VideoReader:
             raise InputError(f"{src.label}: this FFmpeg build cannot decode its video codec")
         # Frame + slice threads; but frame threads sometimes lose the "concealed errors" flag of the
         # last, cut-short picture, and in MPEG-TS that flag is the only sign of it (see _ends_mid_ts_packet).
-        mpegts = src.kind == "file" and "mpegts" in fmt.name.split(",")
-        self._video.codec_context.thread_type = "SLICE" if mpegts else "AUTO"
+        self._video.codec_context.thread_type = "SLICE" if self._is_local_ts() else "AUTO"
         # Subtitles, data and extra video streams are not demuxed at all.
         keep = {self._video.index, *(s.index for s in self.audio_streams)}
         for s in c.streams:
@@ -448,6 +447,10 @@ class VideoReader:
         if held is not None:
             yield held, True
 
+    def _is_local_ts(self) -> bool:
+        """The input is an MPEG-TS file (not a stream or a camera)."""
+        return self._src.kind == "file" and "mpegts" in self._container.format.name.split(",")
+
     def _ends_mid_ts_packet(self) -> bool:
         """A local MPEG-TS file whose size is not a whole number of 188- (or 192-) byte packets was cut short.
 
@@ -455,7 +458,7 @@ class VideoReader:
         one as incomplete, and H.264's frame-threaded decoder does not always flag the picture
         it conceals. The size is a signal that does not depend on either.
         """
-        if self._live or self._src.kind != "file" or "mpegts" not in self._container.format.name.split(","):
+        if not self._is_local_ts():
             return False
         try:
             size = Path(self._src.target).stat().st_size
