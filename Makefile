@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test clean
+.PHONY: demo test gpu-check clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --durations=15
+
+# On a machine with an NVIDIA GPU (and a CUDA build of torch): PyTorch on CUDA vs the CPU golden outputs,
+# and the TensorRT backend's pinned/double-buffered copies through cuda-python. See tools/gpu_check.py.
+gpu-check: $(VENV)/.installed
+	$(PY) tools/gpu_check.py --report gpu_check.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

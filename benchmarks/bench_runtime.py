@@ -88,7 +88,7 @@ def main() -> int:
             return n / (time.perf_counter() - t)
 
         ups = rt.upscaler(info.height, info.width, fast_8bit=True)  # what sr-run uses for video
-        from sredge.runtime.runner import default_encoder_threads
+        from sredge.runtime.video_run import default_encoder_threads
 
         extra = {"threads": default_encoder_threads()} | ({"preset": args.preset} if args.preset else {})
 

@@ -1,17 +1,50 @@
 """Atomic file output: write to a temporary file in the target folder, then rename.
 
-A crash or error mid-write leaves the previous file (or nothing), never half a file.
+A crash, an error or a signal mid-write leaves the previous file (or nothing), never half a file,
+and no temporary file. A write that fails for a reason the user can fix (disk full, read-only
+target, no permission) raises :class:`WriteError` naming the final file, not the temporary one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sredge.errors import InputError
+from sredge.errors import InputError, SredgeError
+from sredge.interrupts import check, uninterruptible
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
+NO_SPACE = "no space left on device"
+
+
+class WriteError(InputError):
+    """An output could not be written: disk full, read-only or forbidden target (exit code 2).
+
+    Attributes:
+        path: The final output (never the temporary file).
+        reason: Why, e.g. ``"no space left on device"``.
+    """
+
+    def __init__(self, path: str | Path, reason: str, flag: str = "-o"):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{NO_SPACE} writing {path}" if reason == NO_SPACE
+                         else f"cannot write {path}: {reason} (choose {flag} elsewhere)")
+
+
+def writable_folder(folder: str | Path) -> bool:
+    """Whether files can be created in ``folder``.
+
+    Root passes every permission check, but a folder nobody may write to (``chmod a-w``) is read-only
+    by its owner's intent: it counts as not writable for root too.
+    """
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return os.geteuid() != 0 or bool(os.stat(folder).st_mode & 0o222)
 
 
 def check_writable(path: str | Path) -> Path:
@@ -24,29 +57,69 @@ def check_writable(path: str | Path) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"cannot write {path}: folder {parent} does not exist (create it or choose -o elsewhere)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write {path}: folder {parent} is not writable (choose -o elsewhere)")
+    if not writable_folder(parent):
+        raise WriteError(path, f"folder {parent} is read-only")
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a directory (give a file name)")
     return path
+
+
+def write_error(path: str | Path, exc: BaseException) -> WriteError | None:
+    """The :class:`WriteError` that a failure writing ``path`` amounts to, or None when it is something else.
+
+    An OSError with errno ENOSPC/EDQUOT (disk full) or EROFS/EACCES/EPERM (refused); any other unexpected
+    failure while the file system holding ``path`` has no space left counts as disk full (encoders and
+    serializers often report it as an error of their own).
+    """
+    if isinstance(exc, WriteError):
+        return exc if exc.path == Path(path) else WriteError(path, exc.reason)
+    code = getattr(exc, "errno", None)
+    if code in _NO_SPACE:
+        return WriteError(path, NO_SPACE)
+    if code in _REFUSED:
+        return WriteError(path, "read-only file system" if code == errno.EROFS else "permission denied")
+    if isinstance(exc, Exception) and not isinstance(exc, (OSError, SredgeError)) and _disk_full(Path(path)):
+        return WriteError(path, NO_SPACE)
+    return None
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent if str(path.parent) else ".")
+    except OSError:
+        return False
+    return st.f_bavail == 0
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    The temporary file is removed when the block raises, so nothing is left behind.
+    The temporary file is removed when the block raises (signals included: they arrive as exceptions),
+    so nothing is left behind.
+
+    Raises:
+        WriteError: The write failed for lack of space or permission (see :func:`write_error`).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        with uninterruptible():  # a signal between making the file and naming it here would leave it behind
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+            tmp_path = Path(tmp)
+            os.close(fd)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        with uninterruptible():
+            check()  # never commit an output after a stop signal, even one whose exception was lost
+            os.replace(tmp_path, path)
+    except BaseException as exc:
+        if tmp_path is not None:
+            with uninterruptible():
+                tmp_path.unlink(missing_ok=True)
+        err = write_error(path, exc)
+        if err is not None and err is not exc:
+            raise err from exc
         raise
 
 
@@ -57,7 +130,11 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (fsynced before the rename)."""
+    """Write ``data`` to ``path`` atomically (fsynced before the rename).
+
+    Raises:
+        WriteError: Disk full, read-only or forbidden target.
+    """
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)

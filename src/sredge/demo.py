@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     clip = make_clip(folder / "demo_clip.mp4")
     out = folder / "demo_clip_x2.mp4"
-    code = run(PROG, run_main, ["--video", str(clip), "-o", str(out)])
+    code = run(PROG, run_main, ["--video", str(clip), "-o", str(out), "--overwrite"])  # the demo's own output
     if code == 0:
         print(f"demo: input {clip} ({CLIP_SIZE[0]}x{CLIP_SIZE[1]}), output {out}")
     return code

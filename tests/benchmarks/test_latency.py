@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sredge.benchmarks.latency import time_interleaved
+from sredge.runtime.timing import time_interleaved
 
 
 def test_interleaved_rounds_warm_up_then_alternate():

@@ -279,6 +279,28 @@ def test_without_strongly_typed_typed_onnx_gets_the_matching_flag():
     assert _flags(plan_precision(BuildOptions(), facts("int8"), TRT86)) == (False, False, True, False)
 
 
+def test_strongly_typed_only_is_told_by_the_missing_weak_typing_api():
+    from sredge.export.engine_plan import strongly_typed_only
+
+    assert strongly_typed_only(TRT11) and strongly_typed_only(TRT11_NO_FLAG)
+    assert not strongly_typed_only(TRT10) and not strongly_typed_only(TRT86)
+    assert not strongly_typed_only(frozenset())  # no builder flags at all: not taken for TensorRT 11
+
+
+@pytest.mark.parametrize("onnx_p", ["fp32", "fp16", "int8"])
+def test_tensorrt_11_builds_typed_onnx_even_without_the_deprecated_flag(onnx_p):
+    # TensorRT 11 marks NetworkDefinitionCreationFlag.STRONGLY_TYPED deprecated and ignored; if it
+    # disappears, builds must still plan (today's main refused every FP32 build there).
+    for features in (TRT11, TRT11_NO_FLAG):
+        p = plan_precision(BuildOptions(), facts(onnx_p), features)
+        assert p.strongly_typed and not p.typed_flag and not (p.fp16 or p.int8 or p.calibrate)
+
+
+def test_tensorrt_10_passes_the_strongly_typed_flag():
+    p = plan_precision(BuildOptions(), facts("fp16"), TRT10)
+    assert p.strongly_typed and p.typed_flag
+
+
 def test_a_tensorrt_with_neither_api_is_refused():
     with pytest.raises(InputError, match="TensorRT 10 or newer"):
         plan_precision(BuildOptions(), facts(), frozenset())
@@ -314,6 +336,31 @@ def test_dla_with_gpu_fallback():
     assert (d.core, d.gpu_fallback) == (0, False)
 
 
+@pytest.mark.parametrize("tile,expected", [(None, 256), (200, 200), (100, 104)])
+def test_dla_gets_a_static_profile_at_the_tile_named(tile, expected):
+    # Defect 2 of issue 13: DLA builds got the dynamic 16/256/256 profile; the DLA runs static shapes only.
+    desc = SWIN if expected == 104 else DESC  # size multiple 8 rounds 100 up to 104
+    opts = BuildOptions(tile=tile, fp16=True, dla_core=0)
+    prof = plan_build(opts, facts(desc=desc), TRT10, dla_cores=1).profile
+    assert prof.min == prof.opt == prof.max == (1, 3, expected, expected)
+
+
+@pytest.mark.parametrize("opts", [BuildOptions(tile=128, max_tile=256, fp16=True, dla_core=0),
+                                  BuildOptions(tile=128, batch=BatchRange(1, 2, 4), fp16=True, dla_core=0),
+                                  BuildOptions(batch=BatchRange(1, 4, 4), fp16=True, dla_core=0)])
+def test_dla_refuses_a_range_of_shapes(opts):
+    with pytest.raises(InputError, match="the DLA runs one input shape"):
+        plan_build(opts, facts(), TRT10, dla_cores=1)
+
+
+def test_dla_on_a_fixed_shape_model_keeps_its_shape_and_needs_a_fixed_batch():
+    f = facts(shape=(None, 3, 128, 96))
+    prof = plan_build(BuildOptions(fp16=True, dla_core=0), f, TRT10, dla_cores=1).profile
+    assert prof.min == prof.max == (1, 3, 128, 96)
+    with pytest.raises(InputError, match="the DLA runs one input shape"):
+        plan_build(BuildOptions(batch=BatchRange(1, 2, 4), fp16=True, dla_core=0), f, TRT10, dla_cores=1)
+
+
 def test_no_dla_by_default():
     assert plan_dla(BuildOptions(), plan_precision(BuildOptions(), facts(), TRT10), facts(), TRT10) is None
 
@@ -333,10 +380,13 @@ def test_dla_refusals(opts, features, cores, match):
 
 
 def test_plan_build_combines_everything():
-    plan = plan_build(BuildOptions(tile=128, max_tile=256, batch=BatchRange(1, 2, 4), fp16=True, dla_core=0,
+    plan = plan_build(BuildOptions(tile=128, max_tile=256, batch=BatchRange(1, 2, 4), fp16=True,
                                    workspace_mb=512), facts(), TRT10, dla_cores=2)
     assert plan.input_name == "input" and plan.workspace_bytes == 512 << 20
-    assert plan.profile.max == (4, 3, 256, 256) and plan.precision.fp16 and plan.dla.core == 0
+    assert plan.profile.max == (4, 3, 256, 256) and plan.precision.fp16 and plan.dla is None
+    plan = plan_build(BuildOptions(tile=128, batch=BatchRange(2, 2, 2), fp16=True, dla_core=0), facts(), TRT10,
+                      dla_cores=2)
+    assert plan.dla.core == 0 and plan.profile.min == plan.profile.opt == plan.profile.max == (2, 3, 128, 128)
     with pytest.raises(InputError, match="at least 1 MiB"):
         plan_build(BuildOptions(workspace_mb=0), facts(), TRT10)
 
@@ -437,3 +487,11 @@ def test_center_crop_and_pad():
     assert p.shape == (1, 1, 10, 10)
     np.testing.assert_array_equal(p[0, 0, :6, :8], x[0, 0])  # padded below/right, original kept
     assert center_crop(np.zeros((1, 3, 2, 2), np.float32), 16).shape == (1, 3, 16, 16)  # tiny: edge padding
+
+
+def test_center_crop_to_a_non_square_opt_shape():
+    # Defect 3 of issue 13: a fixed 128x96 input got square 128x128 calibration crops.
+    x = np.arange(1 * 1 * 200 * 300, dtype=np.float32).reshape(1, 1, 200, 300)
+    c = center_crop(x, 128, 96)
+    assert c.shape == (1, 1, 128, 96) and c[0, 0, 0, 0] == x[0, 0, 36, 102]
+    assert center_crop(np.zeros((1, 3, 50, 40), np.float32), 64, 80).shape == (1, 3, 64, 80)

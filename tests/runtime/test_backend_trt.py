@@ -316,8 +316,8 @@ def test_cuda_runtime_module_is_picked_by_feature():
 
         return imp
 
-    assert import_cuda_runtime(importer({"cuda.bindings.runtime", "cuda.cudart"})) is new
-    assert import_cuda_runtime(importer({"cuda.cudart"})) is old  # cuda-python < 12.6
+    assert import_cuda_runtime(importer({"cuda.bindings.runtime", "cuda.cudart"})).module is new
+    assert import_cuda_runtime(importer({"cuda.cudart"})).module is old  # cuda-python < 12.6
     tried.clear()
     with pytest.raises(MissingDependencyError, match=r'cuda-python is not installed.*pip install "sredge\[trt\]"'):
         import_cuda_runtime(importer(set()))

@@ -281,7 +281,7 @@ def test_reference_check_every_nth_frame(cli, exported, tmp_path):
     assert 20 < check["min_psnr"] <= check["mean_psnr"] < 70  # different, but close to the reference
     assert "reference check: 3 frames (every 5)" in res.out
     same = cli("run", "--video", src, "--model", model, "--reference", model, "--check-every", "4",
-               "-o", tmp_path / "same.mp4", "--report", report)
+               "-o", tmp_path / "same.mp4", "--report", report, "--overwrite")  # the report of the run before
     assert same.code == 0, same.err
     check = json.loads(report.read_text())["reference_check"]
     assert check["frames_checked"] == 3 and check["mean_psnr"] is None  # identical frames: infinite PSNR
@@ -291,8 +291,8 @@ def test_reference_check_every_nth_frame(cli, exported, tmp_path):
 
 def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):
     """FSRCNN (Y only) on real video: the YUV 4:2:0 path gives the RGB path's frames (within 8-bit rounding)."""
-    from sredge.benchmarks.metrics import psnr
     from sredge.export.metadata import read_descriptor
+    from sredge.imaging.metrics import psnr
     from sredge.runtime.upscaler import takes_i420
 
     model = exported("fsrcnn_x2")

@@ -107,3 +107,24 @@ def test_blend_has_no_visible_seams(exported):
         # With too little overlap for exact equality, blending still stays close everywhere.
         assert np.abs(blended - whole).mean() < 1.0
         assert np.abs(blended - whole).max() < 48
+
+
+def test_pipelined_runner_gets_every_batch_lazily_and_gives_the_same_image(exported):
+    # The TensorRT backend's run_many overlaps one batch's copies with another's compute; the tiler
+    # must hand it the batches as a lazy sequence, in order, and place the results as run() would.
+    with OrtBackend(exported("fsrcnn_x2")) as be:
+        desc = be.descriptor()
+        cfg = TileConfig(tile=48, overlap=12, batch=2)
+        seen = []
+
+        def run_many(batches):
+            for b in batches:  # a generator: batch k+1 is made only after k's result is taken
+                seen.append(b.shape)
+                yield be.run(b)
+
+        img = _image(120, 150)
+        plain = Upscaler(be.run, desc, cfg).upscale(img)
+        piped = Upscaler(be.run, desc, cfg, run_many=run_many).upscale(img)
+        plan = plan_tiles(*Upscaler(be.run, desc, cfg).preprocess(img).x.shape[1:], cfg)
+        assert np.array_equal(plain, piped)
+        assert len(seen) == -(-len(plan.tiles) // 2) and all(s[0] in (1, 2) for s in seen)

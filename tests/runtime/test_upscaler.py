@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sredge.benchmarks.metrics import psnr
+from sredge.imaging.metrics import psnr
 from sredge.imaging.resize import imresize
 from sredge.runtime.backends.ort import OrtBackend
 from sredge.runtime.tiling import TileConfig
@@ -76,7 +76,7 @@ def test_sr_beats_bicubic_on_set5(exported):
     """The whole colour path (Y, chroma, quantisation) at work: FSRCNN x2 beats bicubic on a Set5 image."""
     hr = _read("benchmarks/Set5/HR/butterfly.png")
     lr = _read("benchmarks/Set5/LR_bicubic/X2/butterflyx2.png")
-    from sredge.benchmarks.metrics import y_psnr
+    from sredge.imaging.metrics import y_psnr
 
     with OrtBackend(exported("fsrcnn_x2")) as be:
         sr = Upscaler(be.run, be.descriptor(), TileConfig(tile=64, overlap=12)).upscale(lr)

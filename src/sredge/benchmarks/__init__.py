@@ -1,1 +1,1 @@
-"""Quality metrics and (later) latency and regression reports."""
+"""``sr-bench``: quality (Y-PSNR / Y-SSIM) and latency of models on a dataset, reports, and the regression gate."""

@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from sredge.benchmarks.datasets import Dataset, load_dataset, load_pair
-from sredge.benchmarks.latency import REFERENCE_HW, reference_ms, sample_frame, summarize, time_calls
+from sredge.benchmarks.latency import REFERENCE_HW, reference_ms, summarize
 from sredge.benchmarks.plots import detail_window
 from sredge.benchmarks.quality import ImageScore, evaluate, evaluate_bicubic, mean
 from sredge.environment import software_and_machine
 from sredge.errors import InputError
+from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.runtime.backends import BackendOptions
 from sredge.runtime.model import ModelOverrides
 from sredge.runtime.runner import LoadedRuntime, RunOptions
+from sredge.runtime.timing import sample_frame, time_calls
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class BenchOptions:
     """Keep side-by-side crops (bicubic | models | HR) for the report folder."""
     overrides: ModelOverrides = field(default_factory=ModelOverrides)
     """``--color`` / ``--range`` for foreign models (the scale comes from ``scale``)."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest dataset image decoded (``--max-pixels``), checked from each file's header."""
 
 
 @dataclass
@@ -144,7 +148,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
     combos = [(b, p, t) for b in opts.backends for p in opts.precisions for t in opts.tiles]
     dataset: Dataset | None = None
     if opts.scale is not None:
-        dataset = load_dataset(opts.dataset, opts.scale)
+        dataset = load_dataset(opts.dataset, opts.scale, opts.max_pixels)
     rows: list[dict] = []
     crops: dict[str, list[tuple[str, np.ndarray]]] = {}
     windows: dict[str, tuple[int, int, int]] = {}
@@ -169,10 +173,11 @@ def run_bench(models: list[Path], opts: BenchOptions,
                                                                 precision=precision),
                 tile=tile, tile_overlap=opts.tile_overlap,
                 overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
-                                         value_range=opts.overrides.value_range))
+                                         value_range=opts.overrides.value_range),
+                max_pixels=opts.max_pixels)
             with LoadedRuntime(model, run_opts) as rt:
                 if dataset is None:
-                    dataset = load_dataset(opts.dataset, rt.desc.scale)
+                    dataset = load_dataset(opts.dataset, rt.desc.scale, opts.max_pixels)
                     opts = replace(opts, scale=rt.desc.scale)
                 if rt.desc.scale != dataset.scale:
                     raise InputError(f"{model.name} upscales x{rt.desc.scale}, the benchmark is x{dataset.scale}")

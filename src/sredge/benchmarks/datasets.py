@@ -23,6 +23,7 @@ import numpy as np
 from sredge.errors import InputError
 from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb
 from sredge.imaging.resize import imresize
+from sredge.limits import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Sample:
     hr: Path
     lr: Path | None
     """The provided LR file, or None when the LR is made from the HR."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest image its files are decoded at (``--max-pixels``), checked from their headers."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,9 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_dataset(root: str | Path, scale: int) -> Dataset:
-    """Find a dataset's images for ``scale`` (see the module docstring for the layouts).
+def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
+    """Find a dataset's images for ``scale`` (see the module docstring for the layouts); ``max_pixels``
+    is the decoding limit its images are read under (see :attr:`Sample.max_pixels`).
 
     Raises:
         InputError: The folder is missing or has no images, or an HR image has no LR partner
@@ -84,14 +88,14 @@ def load_dataset(root: str | Path, scale: int) -> Dataset:
         raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {hr_dir}")
     lr_dir = root / "LR_bicubic" / f"X{scale}"
     if hr_dir == root or not lr_dir.is_dir():
-        return Dataset(root.name, root, scale, tuple(Sample(p.stem, p, None) for p in hrs), "imresize")
+        return Dataset(root.name, root, scale, tuple(Sample(p.stem, p, None, max_pixels) for p in hrs), "imresize")
     samples = []
     for hr in hrs:
         candidates = [lr_dir / f"{hr.stem}x{scale}{hr.suffix}", lr_dir / hr.name]
         lr = next((c for c in candidates if c.is_file()), None)
         if lr is None:
             raise InputError(f"{hr.name} has no LR image in {lr_dir} (expected {candidates[0].name})")
-        samples.append(Sample(hr.stem, hr, lr))
+        samples.append(Sample(hr.stem, hr, lr, max_pixels))
     return Dataset(root.name, root, scale, tuple(samples), "provided")
 
 
@@ -104,7 +108,7 @@ def load_pair(sample: Sample, scale: int) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         InputError: A 16-bit image, or a provided LR whose size does not fit the HR at this scale.
     """
-    hr = read_rgb(sample.hr)
+    hr = read_rgb(sample.hr, sample.max_pixels)
     if hr.dtype != np.uint8:
         raise InputError(f"{sample.hr}: benchmark images must be 8-bit")
     if sample.lr is None:
@@ -113,7 +117,7 @@ def load_pair(sample: Sample, scale: int) -> tuple[np.ndarray, np.ndarray]:
             raise InputError(f"{sample.hr} ({hr.shape[1]}x{hr.shape[0]}) is smaller than the scale {scale}")
         hr = hr[: h * scale, : w * scale]
         return hr, imresize(hr, scale=1 / scale)
-    lr = read_rgb(sample.lr)
+    lr = read_rgb(sample.lr, sample.max_pixels)
     h, w = lr.shape[:2]
     # The HR may exceed LR x scale by less than one LR pixel (mod crop); anything else is a mismatch.
     if not (h * scale <= hr.shape[0] < (h + 1) * scale and w * scale <= hr.shape[1] < (w + 1) * scale):

@@ -47,6 +47,59 @@ class Regression:
         return text + (f" (x{self.ratio:.2f} relative to the reference workload)" if self.ratio is not None else "")
 
 
+def check_baseline(baseline: object) -> None:
+    """Refuse a baseline that is not an sr-bench report in the shape the gate reads (pure).
+
+    Every key :func:`compare` uses is checked for presence and type, so a hand-edited or damaged file
+    is named as such instead of failing half-way through the comparison.
+
+    Raises:
+        InputError: Naming the first bad key, e.g. ``rows[1].quality.mean.psnr``.
+    """
+    _typed(baseline, "the file", dict)
+    dataset = _typed(_get(baseline, "dataset"), "dataset", dict)
+    _typed(_get(dataset, "fingerprint", "dataset."), "dataset.fingerprint", str)
+    if "images" in dataset:
+        _typed(dataset["images"], "dataset.images", list)
+    if baseline.get("reference_ms") is not None:
+        _typed(baseline["reference_ms"], "reference_ms", float)
+    for i, row in enumerate(_typed(_get(baseline, "rows"), "rows", list)):
+        at = f"rows[{i}]"
+        _typed(row, at, dict)
+        _typed(_get(row, "label", f"{at}."), f"{at}.label", str)
+        if row.get("quality") is not None:
+            quality = _typed(row["quality"], f"{at}.quality", dict)
+            mean = _get(quality, "mean", f"{at}.quality.")
+            images = _typed(_get(quality, "images", f"{at}.quality."), f"{at}.quality.images", dict)
+            for where, scores in [(f"{at}.quality.mean", mean)] + [
+                    (f"{at}.quality.images.{k}", v) for k, v in images.items()]:
+                _typed(scores, where, dict)
+                for metric in ("psnr", "ssim"):
+                    _typed(_get(scores, metric, f"{where}."), f"{where}.{metric}", float)
+        if row.get("latency") is not None:
+            latency = _typed(row["latency"], f"{at}.latency", dict)
+            if _typed(_get(latency, "median_ms", f"{at}.latency."), f"{at}.latency.median_ms", float) <= 0:
+                raise _bad(f"{at}.latency.median_ms must be positive")
+
+
+def _bad(problem: str) -> InputError:
+    return InputError(f"is not a valid sr-bench report: {problem} (save a new baseline with --save-baseline)")
+
+
+def _get(obj: dict, key: str, prefix: str = ""):
+    if key not in obj:
+        raise _bad(f"{prefix}{key} is missing")
+    return obj[key]
+
+
+def _typed(value: object, where: str, kind: type):
+    """``value``, checked to be a ``kind`` (float: any number but a bool)."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if kind is float else isinstance(value, kind)
+    if not ok:
+        raise _bad(f"{where} must be {({dict: 'an object', list: 'a list', str: 'a string'}).get(kind, 'a number')}")
+    return value
+
+
 def check_comparable(baseline: dict, report: dict) -> None:
     """Refuse a baseline measured on other data.
 

@@ -8,12 +8,12 @@ on a 128x128 frame, ONNX Runtime CPU), and regressions are judged on the ratio
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from sredge.runtime.timing import sample_frame, time_calls
 
 REFERENCE_HW = (128, 128)
 """LR size of the reference workload's frame."""
@@ -49,56 +49,6 @@ def summarize(seconds: list[float], out_pixels: int) -> LatencyStats:
         fps=1e3 / med,
         mpix_per_s=out_pixels / 1e6 / (med / 1e3),
     )
-
-
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; the wall times in seconds."""
-    return time_interleaved({"fn": fn}, warmup, repeats)["fn"]
-
-
-def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int, rounds: int,
-                     budget_s: float | None = None) -> dict[str, list[float]]:
-    """Time several calls against each other: each warmed up ``warmup`` times, then ``rounds`` rounds
-    that call every one once in turn, so machine load hits them alike. Wall times in seconds.
-
-    Args:
-        fns: Name -> call.
-        warmup: Untimed calls of each before timing (ONNX Runtime needs two to grow its arena).
-        rounds: Timed rounds at most.
-        budget_s: Stop after the round in which the timed rounds' total passed this (so at least one
-            round is timed when ``rounds`` >= 1); None: all ``rounds``.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    spent = 0.0
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-            spent += times[name][-1]
-        if budget_s is not None and spent > budget_s:
-            break
-    return times
-
-
-def sample_frame(height: int, width: int, source: np.ndarray | None = None) -> np.ndarray:
-    """A (height, width, 3) uint8 RGB frame with real image content.
-
-    Args:
-        source: An RGB uint8 image to resize from (e.g. a benchmark image); None uses the
-            bundled photo. Content matters little for dense networks but keeps the
-            comparison honest for anything data-dependent.
-    """
-    import cv2
-
-    if source is None:
-        from sredge.imaging.io import read_bundled_rgb
-
-        source = read_bundled_rgb("astronaut.jpg")
-    return cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def frame_latency_ms(model: str | Path, height: int = 360, width: int = 640, repeats: int = 5,

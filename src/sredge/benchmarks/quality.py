@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from sredge.benchmarks.datasets import Dataset, load_pair
-from sredge.benchmarks.metrics import rgb_psnr, y_psnr, y_ssim
 from sredge.errors import InputError
 from sredge.imaging.io import to_float
+from sredge.imaging.metrics import rgb_psnr, y_psnr, y_ssim
 from sredge.imaging.model_io import output_to_image
 from sredge.imaging.resize import imresize
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.tiling import Runner, TileConfig
-from sredge.runtime.upscaler import Upscaler
+from sredge.runtime.upscaler import Upscaler, check_finite
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ def evaluate(upscaler_for: Callable[[int, int], Upscaler], dataset: Dataset, rgb
 
     Raises:
         InputError: The model's scale differs from the dataset's, or an output has the wrong size.
+        CheckFailedError: An output holds NaN or Inf (see :func:`~sredge.runtime.upscaler.check_finite`).
     """
     scores = []
     for sample in dataset.samples:
@@ -75,6 +76,7 @@ def evaluate(upscaler_for: Callable[[int, int], Upscaler], dataset: Dataset, rgb
             raise InputError(f"the model upscales x{ups.desc.scale}, the benchmark is x{dataset.scale}")
         prep = ups.preprocess(lr)
         out = ups.infer(prep.x)
+        check_finite(out, ups.desc, sample.hr.name, ups.name)  # a NaN output is a failure, not a low score
         sr = output_to_image(out, ups.desc)
         if sr.shape[:2] != hr.shape[:2]:
             raise InputError(f"{sample.name}: output {sr.shape[:2]} does not match HR {hr.shape[:2]}")

@@ -95,9 +95,21 @@ class Ranges:
         return out
 
 
+MIN_ORT_FOR_INT8 = "1.27"
+"""The first ONNX Runtime whose quantization package has ``save_tensors_data`` (checked on 1.26.0 and 1.27.0)."""
+
+
 def _quantization():
+    import onnxruntime
     import onnxruntime.quantization as q
 
+    if not hasattr(q, "save_tensors_data"):
+        from sredge.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"INT8 quantization needs ONNX Runtime >= {MIN_ORT_FOR_INT8} (this is {onnxruntime.__version__}): "
+            f'pip install -U "onnxruntime>={MIN_ORT_FOR_INT8}"'
+        )
     return q
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ import numpy as np
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
 from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
+from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.imaging.model_io import image_to_input
 from sredge.imaging.resize import imresize
 from sredge.models.descriptor import ModelDescriptor
@@ -127,13 +130,14 @@ def _to_u8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(f * 255.0), 0, 255).astype(np.uint8)
 
 
-def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Generator) -> list[np.ndarray]:
+def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Generator,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"calibration folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
     crops, small = [], 0
     for path in files:
-        img = read_rgb(path)
+        img = read_rgb(path, max_pixels)
         if options.downscale > 1:
             img = imresize(_to_u8(img), scale=1 / options.downscale)
         img = _to_u8(img)
@@ -146,16 +150,17 @@ def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Gener
     return crops
 
 
-def _video_crops(path: Path, options: CalibrationOptions, rng: np.random.Generator) -> list[np.ndarray]:
+def _video_crops(path: Path, options: CalibrationOptions, rng: np.random.Generator,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
     from sredge.runtime.video_io import Frame, VideoReader
 
     def frames():
-        with VideoReader(str(path)) as reader:
+        with VideoReader(str(path), max_pixels=max_pixels) as reader:
             for item in reader:
                 if isinstance(item, Frame):
                     yield item
 
-    with VideoReader(str(path)) as reader:
+    with VideoReader(str(path), max_pixels=max_pixels) as reader:
         count = reader.info.frame_count
     if not count:  # the container does not say: count them (one extra decoding pass)
         count = sum(1 for _ in frames())
@@ -169,12 +174,14 @@ def _video_crops(path: Path, options: CalibrationOptions, rng: np.random.Generat
     return crops
 
 
-def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:
+def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),
+                          max_pixels: int = DEFAULT_MAX_PIXELS) -> CalibrationSet:
     """Cut a calibration set from image folders and videos (see the module docstring).
 
     Args:
         sources: Folders of images and/or video files, used in the order given.
         options: Tile size, frames per video, crops per image, seed, ...
+        max_pixels: Largest image or video frame decoded (``--max-pixels``), checked from the headers.
 
     Raises:
         InputError: A source is missing or unreadable, or all sources together give fewer than
@@ -188,9 +195,9 @@ def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOpt
     for src in sources:
         path = Path(src)
         if path.is_dir():
-            got = _image_crops(path, options, rng)
+            got = _image_crops(path, options, rng, max_pixels)
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            got = _video_crops(path, options, rng)
+            got = _video_crops(path, options, rng, max_pixels)
         elif path.is_file():
             raise InputError(f"calibration source {path} is neither a folder of images nor a video "
                              f"({', '.join(VIDEO_SUFFIXES)})")
@@ -236,19 +243,31 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such calibration set: {path}")
+    not_a_set = f"{path} is not a sredge calibration set (.npz from sr-calibrate build)"
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any error
             crops, meta = z["crops"], json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"{path} is not a sredge calibration set (.npz from sr-calibrate build)") from exc
-    if meta.get("format") != FORMAT or crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1] != 3:
-        raise InputError(f"{path} is not a sredge calibration set (.npz from sr-calibrate build)")
-    if meta.get("version", 0) > FORMAT_VERSION:
-        raise InputError(f"{path} was written by a newer sredge (format {meta['version']}); upgrade sredge")
+    # A damaged archive fails in the zip reader, the decompressor or the array header, each its own way.
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputError(f"{not_a_set}: it is damaged or of another kind") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(not_a_set)
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[0] < 1:
+        raise InputError(f"{not_a_set}: its crops are {crops.dtype} {crops.shape}, not (N, 3, H, W) uint8")
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(f"{path} was written by a newer sredge (format {version}); upgrade sredge")
     known = set(CalibrationOptions.__dataclass_fields__)
-    options = CalibrationOptions(**{k: v for k, v in meta.get("options", {}).items() if k in known})
-    return CalibrationSet(crops.astype(np.float32) / 255.0, tuple(meta.get("sources", ())),
-                          tuple(meta.get("counts", ())), options)
+    stored = meta.get("options", {})
+    try:
+        if not isinstance(stored, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                   for k, v in stored.items() if k in known):
+            raise TypeError("options must be integers")
+        options = CalibrationOptions(**{k: v for k, v in stored.items() if k in known})
+        sources, counts = tuple(str(s) for s in meta.get("sources", ())), tuple(int(c) for c in meta.get("counts", ()))
+    except (TypeError, ValueError, InputError) as exc:
+        raise InputError(f"{not_a_set}: its record is damaged ({exc})") from None
+    return CalibrationSet(crops.astype(np.float32) / 255.0, sources, counts, options)
 
 
 def calibration_set_from(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:

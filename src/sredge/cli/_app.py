@@ -1,18 +1,22 @@
-"""What every sredge command shares: one-line errors, exit codes, debug tracebacks.
+"""What every sredge command shares: one-line errors, exit codes, signals, debug tracebacks.
 
-Exit codes: 0 success; 1 a check ran and failed; 2 bad input or usage (including a
-missing optional extra); 3 an unexpected internal error; 130 interrupted.
+Exit codes: 0 success; 1 a check ran and failed; 2 bad input or usage (including a missing
+optional extra, a refused output, a full disk or a read-only target); 3 an unexpected internal
+error; 128 + n stopped by signal n: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
 ``SREDGE_DEBUG=1`` prints the traceback of any error.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
+from sredge.cli._signals import Interrupted, exit_code, raise_on_signals, signal_name
+from sredge.interrupts import check, seen
 from sredge.errors import InputError, SredgeError
 
 EXIT_INTERNAL = 3
@@ -72,25 +76,51 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
         level=logging.DEBUG if debug_enabled() else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
     )
-    try:
-        return main(argv)
-    except SredgeError as exc:
-        if debug_enabled():
-            raise
-        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug: say so in one line, keep the traceback behind SREDGE_DEBUG
-        if debug_enabled():
-            raise
-        print(
-            f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
-            "(run again with SREDGE_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+    with raise_on_signals():  # the first stop signal unwinds (cleaning up), later ones are ignored
+        try:
+            code = main(argv)
+            check()  # a stop signal whose exception a library swallowed still ends the run as stopped
+            return code
+        except SredgeError as exc:
+            if debug_enabled():
+                raise
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            seen()
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Interrupted as exc:
+            seen()
+            print(f"{prog}: interrupted by {signal_name(exc.signum)}", file=sys.stderr)
+            return exit_code(exc.signum)
+        except Exception as exc:  # a bug: say so in one line, keep the traceback behind SREDGE_DEBUG
+            if debug_enabled():
+                raise
+            known = _os_error_line(exc)
+            if known is not None:  # a safety net: the library names these precisely where it can
+                print(f"{prog}: error: {known}", file=sys.stderr)
+                return 2
+            print(
+                f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                "(run again with SREDGE_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
+            return EXIT_INTERNAL
+
+
+def _os_error_line(exc: BaseException) -> str | None:
+    """One line for an OSError the user can act on (disk full, read-only, no permission), else None."""
+    if not isinstance(exc, OSError):
+        return None
+    name = exc.filename or "a file"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device writing {name} (free some space or choose -o elsewhere)"
+    if exc.errno == errno.EROFS:
+        return f"cannot write {name}: read-only file system (choose -o elsewhere)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied: {name}"
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, parse_frame_size, parse_tile, run
+from sredge.cli._limits import add_max_pixels
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import COLOR_SPACES
 
@@ -32,6 +33,8 @@ def build_parser() -> Parser:
     p.add_argument("--json", type=Path, metavar="FILE", help="write only the report JSON to FILE")
     p.add_argument("--save-baseline", type=Path, metavar="FILE", help="save this run as the baseline for --baseline")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="compare with a saved baseline; exit 1 on regression")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --json/--save-baseline files and a --report folder's report that exist (default: refuse)")
     p.add_argument("--max-psnr-drop", type=float, default=0.05, metavar="DB",
                    help="allowed Y-PSNR drop per image and on the mean, dB (default 0.05)")
     p.add_argument("--max-ssim-drop", type=float, metavar="X", help="allowed Y-SSIM drop (default: not gated)")
@@ -59,6 +62,7 @@ def build_parser() -> Parser:
     p.add_argument("--color", choices=COLOR_SPACES, help="colour space of a foreign model")
     p.add_argument("--range", dest="value_range", type=float, choices=(1.0, 255.0), metavar="1|255",
                    help="value range of a foreign model")
+    add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return p
 
@@ -72,16 +76,32 @@ def _read_baseline(path: Path) -> dict:
         raise InputError(f"baseline {path} is not readable JSON: {exc}") from None
     if not isinstance(data, dict) or "rows" not in data or "dataset" not in data:
         raise InputError(f"{path} is not an sr-bench report (save a baseline with --save-baseline)")
+    from sredge.benchmarks.gate import check_baseline
+
+    try:
+        check_baseline(data)
+    except InputError as exc:
+        raise InputError(f"baseline {path} {exc}") from None
     return data
+
+
+def _paths(args) -> tuple[list, list]:
+    """(every file and folder the run writes, every file and folder it reads), for the output policy."""
+    from sredge.outputs import Input, Output
+
+    outputs = [Output(path, flag) for path, flag in ((args.json, "--json"), (args.save_baseline, "--save-baseline"))
+               if path is not None]
+    if args.report is not None:
+        outputs.append(Output(args.report, "--report", folder=True,
+                              files=("report.json", "report.md", "latency.png", "psnr.png")))
+    inputs = [Input(m, "MODEL") for m in args.models] + [Input(args.dataset, "--dataset")]
+    inputs += [Input(args.baseline, "--baseline")] if args.baseline is not None else []
+    return outputs, inputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sredge.atomic import check_writable, write_bytes_atomic
-    from sredge.benchmarks.bench import BenchOptions, run_bench
-    from sredge.benchmarks.gate import Budget, check_comparable, compare
-    from sredge.benchmarks.report import format_table, write_report_dir
-    from sredge.runtime.model import ModelOverrides
+    from sredge.outputs import claim_outputs
 
     if args.repeats < 1 or args.warmup < 0 or args.threads < 0 or args.tile_overlap < 0:
         raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
@@ -96,9 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_quality and latency_hw is None:
         raise InputError("--no-quality with --size 0 measures nothing")
     baseline = _read_baseline(args.baseline) if args.baseline is not None else None
-    for path in (args.json, args.save_baseline):
-        if path is not None:
-            check_writable(path)
+    with claim_outputs(*_paths(args), overwrite=args.overwrite):
+        return _bench(args, baseline, latency_hw)
+
+
+def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> int:
+    """Measure, print, write the claimed outputs, and gate."""
+    from sredge.atomic import write_bytes_atomic
+    from sredge.benchmarks.bench import BenchOptions, run_bench
+    from sredge.benchmarks.gate import Budget, check_comparable, compare
+    from sredge.benchmarks.report import format_table, write_report_dir
+    from sredge.runtime.model import ModelOverrides
+
     backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
     precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip()) if args.precision else (None,)
     bad = [p for p in precisions if p not in (None, "fp32", "bf16", "int8")]
@@ -109,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tile_overlap=args.tile_overlap, device=args.device, threads=args.threads, quality=not args.no_quality,
         rgb=args.rgb, bicubic=not args.no_bicubic, latency_hw=latency_hw, warmup=args.warmup,
         repeats=args.repeats, crops=args.report is not None,
-        overrides=ModelOverrides(color=args.color, value_range=args.value_range),
+        overrides=ModelOverrides(color=args.color, value_range=args.value_range), max_pixels=args.max_pixels,
     )
     say = (lambda _m: None) if args.quiet else (lambda m: print(f"{PROG}: {m}", file=sys.stderr, flush=True))
     result = run_bench(list(args.models), opts, progress=say)

@@ -44,21 +44,22 @@ def build_parser() -> Parser:
     p.add_argument("--timing-cache", type=Path, metavar="FILE",
                    help="persistent timing cache (default: one per TensorRT and GPU under ~/.cache/sredge)")
     p.add_argument("--force", action="store_true", help="rebuild even when the engine is up to date")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a file at the engine's name that sr-build did not make (default: refuse)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sredge.atomic import check_writable
     from sredge.export.engine_plan import BuildOptions, parse_batch
+    from sredge.outputs import claim_outputs
 
     if args.onnx.suffix.lower() != ".onnx":
         raise InputError(f"{args.onnx}: sr-build takes an .onnx model (export checkpoints with sr-export first)")
     if not args.onnx.is_file():
         raise InputError(f"no such ONNX file: {args.onnx}")
     output = args.output or args.onnx.with_suffix(".engine")
-    check_writable(output)
     opts = BuildOptions(
         tile=args.tile,
         max_tile=args.max_tile,
@@ -73,21 +74,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from sredge.export.engine_build import build_engine
 
-    result = build_engine(args.onnx, output, opts, calib_dir=args.calib, calib_cache=args.calib_cache,
-                          timing_cache=args.timing_cache, force=args.force)
+    with claim_outputs(*_paths(args, output), overwrite=args.overwrite):
+        result = build_engine(args.onnx, output, opts, calib_dir=args.calib, calib_cache=args.calib_cache,
+                              timing_cache=args.timing_cache, force=args.force)
     if not args.quiet:
         prof = result.plan.profile
         print(f"precision  {result.plan.precision.summary}")
         print(f"profile    {result.plan.input_name}: min {prof.min}, opt {prof.opt}, max {prof.max}")
         if result.plan.dla is not None:
             fb = "with" if result.plan.dla.gpu_fallback else "without"
-            print(f"device     DLA core {result.plan.dla.core}, {fb} GPU fallback")
+            placed = ""
+            if result.dla_layers is not None:
+                on_dla, total = result.dla_layers
+                placed = f": {on_dla} of {total} layers on the DLA, {total - on_dla} on the GPU"
+            print(f"device     DLA core {result.plan.dla.core}, {fb} GPU fallback{placed}")
         if result.built:
             print(f"wrote      {result.engine} (+ .json sidecar) in {result.seconds:.1f} s, key {result.key[:12]}")
             print(f"timing     {result.timing_cache}")
         else:
             print(f"up to date {result.engine}, key {result.key[:12]} (--force rebuilds)")
     return 0
+
+
+def _paths(args, engine: Path) -> tuple[list, list]:
+    """(every file the build writes, every file and folder it reads), for the output policy.
+
+    An engine that sr-build made (its ``.json`` sidecar beside it) is the cache this command reuses or
+    rebuilds by design; any other file at that name needs ``--overwrite``. The calibration cache is
+    read when there is no ``--calib``, else written; the timing cache is updated in place.
+    """
+    from sredge.outputs import Input, Output
+
+    sidecar = engine.with_name(engine.name + ".json")
+    ours = engine.is_file() and sidecar.is_file()
+    outputs = [Output(engine, "-o", updated=ours), Output(sidecar, "the engine's sidecar", updated=ours)]
+    inputs = [Input(args.onnx, "the ONNX")]
+    if args.calib is not None:
+        inputs.append(Input(args.calib, "--calib"))
+        if args.calib_cache is not None:
+            outputs.append(Output(args.calib_cache, "--calib-cache", updated=True))
+    elif args.calib_cache is not None:
+        inputs.append(Input(args.calib_cache, "--calib-cache"))
+    if args.timing_cache is not None:
+        outputs.append(Output(args.timing_cache, "--timing-cache", updated=True))
+    return outputs, inputs
 
 
 def entry() -> None:

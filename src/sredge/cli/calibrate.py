@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, run
+from sredge.cli._limits import add_max_pixels
 from sredge.errors import InputError
 
 PROG = "sr-calibrate"
@@ -27,6 +28,7 @@ def build_parser() -> Parser:
     b.add_argument("--from", dest="sources", action="append", required=True, type=Path, metavar="SRC",
                    help="a folder of images or a video (repeatable)")
     b.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
+    b.add_argument("--overwrite", action="store_true", help="replace -o when it exists (default: refuse)")
     b.add_argument("--tile", type=int, default=128, help="LR crop size in pixels (default 128)")
     b.add_argument("--frames", type=int, default=64, help="frames per video, spread over the clip (default 64)")
     b.add_argument("--crops-per-image", type=int, default=1, help="crops per image of a folder (default 1)")
@@ -34,6 +36,7 @@ def build_parser() -> Parser:
                    help="shrink images by this factor first (MATLAB bicubic), for HR photos (default 1)")
     b.add_argument("--min-crops", type=int, default=16, help="fewer crops than this is an error (default 16)")
     b.add_argument("--seed", type=int, default=0, help="seed of the crop positions (default 0)")
+    add_max_pixels(b)
     s = sub.add_parser("show", help="print what a calibration set holds")
     s.add_argument("set", type=Path, help=".npz from sr-calibrate build")
     return p
@@ -54,13 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.output.suffix.lower() != ".npz":
         raise InputError(f"-o {args.output}: a calibration set is saved as .npz")
-    from sredge.atomic import check_writable
+    from sredge.outputs import Input, Output, claim_outputs
 
-    check_writable(args.output)
     options = CalibrationOptions(tile=args.tile, frames=args.frames, crops_per_image=args.crops_per_image,
                                  downscale=args.downscale, min_crops=args.min_crops, seed=args.seed)
-    cset = build_calibration_set(args.sources, options)
-    save_calibration_set(cset, args.output)
+    with claim_outputs([Output(args.output, "-o")], [Input(s, "--from") for s in args.sources], args.overwrite):
+        cset = build_calibration_set(args.sources, options, max_pixels=args.max_pixels)
+        save_calibration_set(cset, args.output)
     print(f"wrote {args.output}: {cset.describe()} ({args.output.stat().st_size / 1e6:.2f} MB)")
     return 0
 

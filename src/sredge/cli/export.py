@@ -28,6 +28,8 @@ def build_parser() -> Parser:
     )
     p.add_argument("checkpoint", type=Path, help=".pth / .pt / .ckpt / .safetensors file")
     p.add_argument("-o", "--output", type=Path, help="output .onnx path (default: next to the checkpoint)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that exist (default: refuse)")
     p.add_argument("--arch", choices=ARCH_NAMES, metavar="NAME",
                    help=f"architecture, when detection is ambiguous: {', '.join(ARCH_NAMES)}")
     p.add_argument("--scale", type=int, choices=(1, 2, 3, 4, 8), metavar="N",
@@ -37,7 +39,7 @@ def build_parser() -> Parser:
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow checkpoints that store pickled code (whole models); this can run arbitrary "
                         "code: only for files you trust")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 up to the installed onnx's newest (default 18)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
     p.add_argument("--min-psnr", type=float, default=60.0,
                    help="parity threshold: minimum PSNR (dB) of ONNX Runtime vs PyTorch (default 60)")
@@ -97,18 +99,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     say = (lambda *a: None) if args.quiet else print
 
-    from sredge.atomic import atomic_path, check_writable
+    from sredge.outputs import claim_outputs
 
     ckpt: Path = args.checkpoint
     out: Path = args.output or ckpt.with_suffix(".onnx")
     if not ckpt.exists():
         raise InputError(f"no such file: {ckpt}")
-    if out.resolve() == ckpt.resolve():
-        raise InputError(f"the output {out} would overwrite the checkpoint; choose another -o")
-    check_writable(out)
     precisions = _check_precision_flags(args)
-    bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
+    from sredge.export.onnx_export import check_opset  # torch-free: only onnx is imported
 
+    check_opset(args.opset)
+    bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
+    _check_sources(args)
+    with claim_outputs(*_paths(args, out, precisions), overwrite=args.overwrite):
+        return _export(args, out, precisions, bench, say)
+
+
+def _check_sources(args) -> None:
+    """Calibration and validation inputs that cannot work fail now, before the FP32 file is written."""
+    from sredge.calibration.sets import load_calibration_set
+
+    for src in args.calib or ():
+        if not src.exists():
+            raise InputError(f"no such calibration source: {src}")
+        if src.suffix.lower() == ".npz":
+            load_calibration_set(src)  # a damaged set is named here
+    if args.val is not None and not args.val.is_dir():
+        raise InputError(f"--val {args.val} is not a folder (give a benchmark folder such as Set5)")
+
+
+def _paths(args, out: Path, precisions: tuple[str, ...]) -> tuple[list, list]:
+    """(every file the export writes, every file and folder it reads), for the output policy."""
+    from sredge.calibration.derive import derived_path
+    from sredge.outputs import Input, Output
+
+    outputs = [Output(out, "-o")] + [Output(derived_path(out, p), f"--precision {p}") for p in precisions
+                                     if p != "fp32"]
+    inputs = [Input(args.checkpoint, "the checkpoint")] + [Input(c, "--calib") for c in args.calib or ()]
+    inputs += [Input(args.val, "--val")] if args.val is not None else []
+    return outputs, inputs
+
+
+def _export(args, out: Path, precisions: tuple[str, ...], bench, say) -> int:
+    """Load, export, check parity, derive FP16/INT8 files: the claimed outputs are written atomically."""
+    from sredge.atomic import atomic_path
+
+    ckpt: Path = args.checkpoint
     # Heavy imports only now: --help and input errors above stay fast and torch-free.
     from sredge._lazy import require
 

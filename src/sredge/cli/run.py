@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sredge.cli._app import EXIT_INTERRUPTED, Parser, parse_tile, run
+from sredge.cli._app import Parser, parse_tile, run
+from sredge.cli._limits import add_max_pixels
 from sredge.errors import InputError, SredgeError
 from sredge.models.descriptor import COLOR_SPACES
+from sredge.runtime.encoders import ENCODER_CHOICES
+from sredge.outputs import Input, Output, check_outputs, claim_outputs
 
 PROG = "sr-run"
 
@@ -20,15 +24,18 @@ def build_parser() -> Parser:
     p = Parser(
         prog=PROG,
         description="Upscale a video (file, camera or stream) or images with a super-resolution model.",
-        epilog="Exit codes: 0 ok, 1 a check failed, 2 bad input, 3 internal error, 130 interrupted. "
+        epilog="Exit codes: 0 ok, 1 a check failed, 2 bad input (or a refused output), 3 internal error, "
+               "130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (a video keeps the frames done). "
                "SREDGE_DEBUG=1 shows tracebacks.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="SRC", help="video file, camera index (0) or /dev/videoN, or rtsp/http URL")
     src.add_argument("--image", metavar="PATH", help="an image, a folder of images, or a glob pattern (quote it)")
     p.add_argument("-o", "--output", type=Path,
-                   help="output file (video, single image) or folder (several images); "
-                        "default: NAME_x{scale}.EXT next to the input")
+                   help="output file (video, single image) or folder (a folder or pattern of images); "
+                        "default: NAME_x{scale}.EXT next to a single input, a new folder NAME_x{scale}/ beside an "
+                        "input folder")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
     p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a .pth checkpoint "
                                               "(default: the bundled model for --scale)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch", "openvino"),
@@ -53,6 +60,7 @@ def build_parser() -> Parser:
     p.add_argument("--batch", type=int, default=1, help="tiles per inference call (default 1)")
     p.add_argument("--memory-budget", type=int, default=1024, metavar="MB",
                    help="activation memory --tile auto plans for (default 1024)")
+    add_max_pixels(p)
     p.add_argument("--scale", type=int, choices=(1, 2, 3, 4, 8), metavar="N",
                    help="scale of a foreign model, or which bundled model to use")
     p.add_argument("--color", choices=COLOR_SPACES, help="colour space of a foreign model (default rgb / y)")
@@ -60,9 +68,14 @@ def build_parser() -> Parser:
                    help="value range of a foreign model (default 1)")
     p.add_argument("--arch", help="architecture of a checkpoint run by the torch backend")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled-code checkpoints (torch backend)")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0-51, lower is better (default 18)")
+    p.add_argument("--crf", type=int, default=18,
+                   help="video quality, 0-51, lower is better (default 18; x264/x265 CRF, NVENC constant quality cq)")
     p.add_argument("--preset", default="veryfast",
-                   help="x264 preset (default veryfast: half the CPU of medium, similar size for upscaled video)")
+                   help="x264 preset (default veryfast: half the CPU of medium, similar size for upscaled video); "
+                        "NVENC maps it to p1-p7 or takes p1-p7")
+    p.add_argument("--encoder", default="auto", choices=ENCODER_CHOICES,
+                   help="video encoder (default auto: NVENC when it opens here, else libx264; libx264 on Jetson); "
+                        "the one used is said on stderr and in --report")
     p.add_argument("--encode-threads", type=int, default=None, metavar="N",
                    help="encoder threads (default: a quarter of the cores, at least 1; 0: the encoder's choice)")
     p.add_argument("--display", action="store_true", help="show the upscaled video in a window")
@@ -84,17 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sredge.runtime.backends import BackendOptions
     from sredge.runtime.bundled import default_model
     from sredge.runtime.model import ModelOverrides
-    from sredge.runtime.runner import (
-        LoadedRuntime,
-        RunOptions,
-        check_complete,
-        expand_images,
-        image_outputs,
-        report_dict,
-        upscale_images,
-        upscale_video,
-        write_report,
-    )
+    from sredge.runtime.runner import RunOptions
 
     if args.batch < 1 or args.tile_overlap < 0 or args.threads < 0:
         raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
@@ -107,10 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"no such reference model: {args.reference}")
     if args.check_every < 1:
         raise InputError("--check-every must be >= 1")
-    if args.report is not None:
-        from sredge.atomic import check_writable
-
-        check_writable(args.report)
+    if args.report is not None and args.image is not None:
+        raise InputError("--report describes a video run; drop it for images (or time them with sr-bench)")
     model = args.model or default_model(args.scale)
     is_default = args.model is None
     opts = RunOptions(
@@ -127,35 +128,76 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  value_range=args.value_range),
         torch_kwargs={k: v for k, v in (("arch", args.arch), ("trust_pickle", args.trust_pickle),
                                         ("scale", args.scale)) if v},
+        max_pixels=args.max_pixels,
     )
     if not model.exists():
         raise InputError(f"no such model file: {model}")
+    reads = [Input(model, "--model")] + ([Input(args.reference, "--reference")] if args.reference else [])
+    if args.image is not None:
+        return _run_images(args, model, opts, reads)
+    return _run_video(args, model, opts, reads)
+
+
+def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
+    """Every image is tried; each bad one is one line on stderr, and then the exit code is 2."""
+    from sredge.runtime.images import expand_images, image_outputs, output_folder, upscale_images
+    from sredge.runtime.runner import LoadedRuntime
+
     say = (lambda *a, **k: None) if args.quiet else print
     choosing = opts.backend == "auto" and opts.max_psnr_drop is not None  # auto probes at the frames' size
-
-    if args.image is not None:
-        inputs = expand_images(args.image)
-        single = Path(args.image).is_file()  # a folder or a glob writes into a folder, whatever it matched
-        with LoadedRuntime(model, opts, frame_hw=_image_hw(inputs[0]) if choosing else None) as rt:
-            _announce(rt, model, args.quiet)
-            outputs = image_outputs(inputs, args.output, rt.desc.scale, single_input=single)
-            if not single and args.output is not None and not args.output.is_dir():
-                if not args.output.parent.is_dir():
-                    raise InputError(f"cannot write to {args.output}: folder {args.output.parent} does not exist")
-                args.output.mkdir()
+    images = expand_images(args.image)
+    reads = reads + [Input(f, "--image") for f in images.files] + [Input(d, "--image") for d in images.folders]
+    if args.output is not None:  # before loading the model: a -o that cannot work fails at once
+        if images.single:
+            check_outputs([Output(args.output, "-o")] if not args.output.is_dir() else [], reads, args.overwrite)
+        else:
+            check_outputs([Output(output_folder(images, args.output, 1), "-o", folder=True)], reads, True)
+    with LoadedRuntime(model, opts, frame_hw=_image_hw(images.files[0]) if choosing else None) as rt:
+        _announce(rt, model, args.quiet)
+        outputs = image_outputs(images, args.output, rt.desc.scale)
+        targets = ([Output(outputs[0], "-o")] if images.single else
+                   [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in outputs))])
+        with claim_outputs(targets, reads, args.overwrite):
             t0 = time.perf_counter()
-            written = upscale_images(rt, inputs, outputs)
+            result = upscale_images(rt, images.files, outputs)
+    for src, exc in result.failed:
+        msg = " ".join(str(exc).split())
+        print(f"{PROG}: error: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
+    written = result.written
+    if written:
         say(f"wrote {len(written)} image(s) in {time.perf_counter() - t0:.2f} s"
-            + (f": {written[0]}" if len(written) == 1 else f" to {written[0].parent}"))
-        return 0
+            + (f": {written[0]}" if len(written) == 1 else f" to {written[0].parent}")
+            + (f"; {len(result.failed)} failed" if result.failed else ""))
+    if result.failed:
+        codes = {exc.exit_code for _, exc in result.failed}
+        return 2 if 2 in codes else min(codes)
+    return 0
 
+
+def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) finalizes the frames done; the exit code is 128 + its number."""
+    from sredge.atomic import WriteError
+    from sredge.cli._signals import exit_code, signal_name, stop_on_signals
+    from sredge.runtime.model import ModelOverrides
+    from sredge.runtime.report import report_dict, write_report
+    from sredge.runtime.runner import LoadedRuntime
+    from sredge.runtime.video_run import check_complete, upscale_video
+
+    say = (lambda *a, **k: None) if args.quiet else print
+    choosing = opts.backend == "auto" and opts.max_psnr_drop is not None  # auto probes at the frames' size
     source = args.video
-    live = source.isdigit() or source.startswith("/dev/video") or "://" in source
+    live = source.isdigit() or source.startswith("/dev/video") or "://" in source  # incl. csi:// and v4l2://
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")
+    _check_camera(source)
+    encoder = _choose_encoder(args) if args.output is not None or not args.display else None
+    if not live:
+        reads = reads + [Input(Path(source), "--video")]
+    report = [Output(args.report, "--report")] if args.report is not None else []
+    check_outputs(([Output(args.output, "-o")] if args.output else []) + report, reads, args.overwrite)
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale))
-    frame_hw = _video_hw(source) if choosing and not live else None
+    frame_hw = _video_hw(source, args.max_pixels) if choosing and not live else None
     with LoadedRuntime(model, opts, frame_hw=frame_hw) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
                                             else contextlib.nullcontext()) as ref:
         output = args.output
@@ -165,31 +207,69 @@ def main(argv: Sequence[str] | None = None) -> int:
             output = Path(source).with_name(f"{Path(source).stem}_x{rt.desc.scale}.mp4")
         _announce(rt, model, args.quiet)
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
-        bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
-        vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
-                             display=args.display, encoder_threads=args.encode_threads, reference=ref,
-                             check_every=args.check_every, latency_mode=args.latency_mode)
-        bar.finish()
-        if args.report is not None:
-            write_report(args.report, report_dict(vrun, rt, opts))
+        with claim_outputs(([Output(output, "-o")] if output else []) + report, reads, args.overwrite), \
+                stop_on_signals() as stopper:
+            bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+            if encoder is not None:
+                say(f"{PROG}: {encoder.summary()}", file=sys.stderr)
+            vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
+                                 encoder=encoder.name if encoder is not None else "libx264",
+                                 display=args.display, encoder_threads=args.encode_threads, reference=ref,
+                                 check_every=args.check_every, latency_mode=args.latency_mode, stop=stopper.event)
+            bar.finish()
+            report_failed = None
+            if args.report is not None:
+                try:
+                    write_report(args.report, report_dict(vrun, rt, opts)
+                                 | {"encoder": encoder.as_dict() if encoder is not None else None})
+                except WriteError as exc:  # the video is done: keep it, and say so on the same line
+                    report_failed = exc
     res = vrun.result
     if not args.quiet:
         _summary(vrun)
-    done = f"{res.frames_out} frames written to {vrun.output}" if vrun.output else f"{res.frames_out} frames shown"
-    if res.interrupted and res.failure is None:
-        print(f"{PROG}: interrupted; {done} (playable)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    if vrun.output is None:
+        done = f"{res.frames_out} frames shown"
+    elif res.frames_out:
+        done = f"{res.frames_out} frames written to {vrun.output} (playable)"
+    else:
+        done = "no frame was written"
+    if report_failed is not None:
+        raise InputError(f"{report_failed}; {done}")
+    if stopper.signum is not None or (res.interrupted and res.failure is None):
+        signum = stopper.signum if stopper.signum is not None else signal.SIGINT
+        print(f"{PROG}: interrupted by {signal_name(signum)}; {done}", file=sys.stderr)
+        return exit_code(signum)
     if res.failure is not None:
         exc = res.failure
         msg = " ".join(str(exc).split()) or type(exc).__name__
         code = exc.exit_code if isinstance(exc, SredgeError) else 1
-        print(f"{PROG}: error: {msg}; {done} (playable)", file=sys.stderr)
+        print(f"{PROG}: error: {msg}; {done}", file=sys.stderr)
         return code
     if vrun.decode_error:
         raise InputError(f"the input is truncated or corrupt ({vrun.decode_error}); {done}")
     check_complete(vrun)
     say(f"wrote {vrun.output}" if vrun.output else "done")
     return 0
+
+
+def _check_camera(source: str) -> None:
+    """A csi:// or v4l2:// URI: parse it and check OpenCV has GStreamer, before any model loads."""
+    from sredge.runtime.camera import is_camera_uri, parse_camera_uri
+
+    if is_camera_uri(source):
+        from sredge.runtime.camera_capture import check_gstreamer
+
+        check_gstreamer(parse_camera_uri(source))
+
+
+def _choose_encoder(args):
+    """``--encoder`` resolved on this machine (probes; see :mod:`sredge.runtime.encoders`), before any model loads."""
+    from sredge.runtime.encoders import resolve_encoder
+    from sredge.runtime.video_run import default_encoder_threads
+
+    threads = default_encoder_threads() if args.encode_threads is None else args.encode_threads
+    return resolve_encoder(args.encoder, crf=args.crf, preset=args.preset, threads=threads,
+                           tune="zerolatency" if args.latency_mode else None)
 
 
 def _announce(rt, model: Path, quiet: bool) -> None:
@@ -252,15 +332,15 @@ def _summary(vrun) -> None:
 
 
 def _image_hw(path: Path) -> tuple[int, int]:
-    from sredge.imaging.io import read_image
+    from sredge.imaging.io import image_size
 
-    return read_image(path).shape[:2]
+    return image_size(path)  # from the header: nothing is decoded before the limits are checked
 
 
-def _video_hw(source: str) -> tuple[int, int]:
+def _video_hw(source: str, max_pixels: int) -> tuple[int, int]:
     from sredge.runtime.video_io import VideoReader
 
-    with VideoReader(source) as reader:
+    with VideoReader(source, max_pixels=max_pixels) as reader:
         return reader.info.height, reader.info.width
 
 

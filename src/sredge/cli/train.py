@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, run
+from sredge.cli._limits import add_max_pixels
 from sredge.errors import InputError
 
 PROG = "sr-train"
@@ -42,7 +43,9 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from -o when it exists")
+    p.add_argument("--overwrite", action="store_true", help="start over, replacing -o when it exists")
     p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth)")
+    add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true")
     return p
 
@@ -59,13 +62,24 @@ def _hparams(args, channels: int) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sredge.atomic import check_writable
+    from sredge.outputs import Input, Output, claim_outputs
 
-    check_writable(args.output)
     if args.steps < 1 or args.batch < 1 or args.patch < 4:
         raise InputError("--steps and --batch must be >= 1, --patch >= 4")
-    if args.resume is False and args.output.exists():
-        raise InputError(f"{args.output} exists; pass --resume to continue it or choose another -o")
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues -o, --overwrite starts it over: give one of them")
+    if not args.resume and not args.overwrite and args.output.exists():
+        raise InputError(f"{args.output} exists; pass --resume to continue it, --overwrite to start over, "
+                         "or choose another -o")
+    inputs = [Input(args.data, "--data")] + [Input(p, flag) for p, flag in ((args.teacher, "--teacher"),
+                                                                           (args.val, "--val")) if p is not None]
+    outputs = [Output(args.output, "-o", updated=args.resume)]
+    with claim_outputs(outputs, inputs, args.overwrite):
+        return _train(args)
+
+
+def _train(args) -> int:
+    """Build the sampler and validator, train, and checkpoint to the claimed -o."""
     from sredge._lazy import require
 
     require("torch")
@@ -92,10 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"the student needs a x{args.scale} teacher that takes the LR image")
         if td.color_space not in ("rgb", "y"):
             raise InputError(f"teachers must work on RGB or Y, not {td.color_space}")
-        inputs = InputPatchSampler(args.data, args.patch, luma=channels == 1, seed=args.seed)
+        inputs = InputPatchSampler(args.data, args.patch, luma=channels == 1, seed=args.seed,
+                                   max_pixels=args.max_pixels)
         sampler = TeacherSampler(inputs, teacher.module, td, channels=channels)
     else:
-        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=channels == 1), seed=args.seed)
+        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=channels == 1,
+                                                       max_pixels=args.max_pixels), seed=args.seed)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads, stop_after=args.stop_after)

@@ -1,1 +1,1 @@
-"""PyTorch -> ONNX export, parity checks against PyTorch, and (later) engine building."""
+"""PyTorch -> ONNX export, parity checks against PyTorch, and TensorRT engine building."""

@@ -4,21 +4,23 @@ Side effects only; every decision comes from :mod:`sredge.export.engine_plan`. U
 documented TensorRT Python API shared by TensorRT 10 and 11: ``Builder``, ``OnnxParser``,
 ``IBuilderConfig`` (``set_memory_pool_limit``, ``set_flag``/``clear_flag``,
 ``create_timing_cache``/``set_timing_cache``/``get_timing_cache``, ``add_optimization_profile``,
-``default_device_type``/``DLA_core``, ``int8_calibrator``/``set_calibration_profile``),
-``IOptimizationProfile.set_shape`` and ``Builder.build_serialized_network``; the legacy
-``IInt8EntropyCalibrator2`` is subclassed lazily, only when a build needs it. The GPU name
-and compute capability come from cuda-python (``cudaGetDeviceProperties``).
+``default_device_type``/``DLA_core``/``can_run_on_DLA``, ``int8_calibrator``/``set_calibration_profile``),
+``INetworkDefinition.num_layers``/``get_layer``, ``IOptimizationProfile.set_shape`` and
+``Builder.build_serialized_network``; the legacy ``IInt8EntropyCalibrator2`` (TensorRT 10 only) is
+subclassed lazily, only when a build needs it. The GPU name and compute capability come from
+cuda-python (``cudaGetDeviceProperties``), checked before TensorRT is touched.
 
 The engine is written atomically with its ``<engine>.json`` sidecar
 (:func:`sredge.runtime.backends.trt.write_engine_sidecar`), which carries the model
 descriptor and the cache key, so ``sr-run --backend trt`` can run it and refuses it on
-another TensorRT or GPU.
+another TensorRT or GPU. The timing cache is optional: one from another TensorRT or GPU, or a
+corrupt one, is reported and replaced, and it is written only after the engine.
 
-**Never run on real TensorRT**: this module was written on machines without TensorRT,
-cuda-python or a GPU. :func:`read_onnx_facts`, :func:`file_sha256`,
-:func:`calibration_inputs` and the missing-TensorRT error are tested here; :func:`trt_features`,
-:func:`device_info`, the calibrator and :func:`build_engine` past the TensorRT import have
-not run, and their tests skip where TensorRT is not importable.
+**Never run on real TensorRT.** Every TensorRT and cuda-python call here is checked against the
+real Python bindings of TensorRT 10.3, 10.13, 11.0 and 11.4 and of cuda-python 12.4 and 13.0
+(``tests/trt_conformance``: the real compiled modules, loaded over stub libraries, with
+simulated behaviour); that proves names, signatures, property access and enum members, not
+what a real build does.
 """
 
 from __future__ import annotations
@@ -55,11 +57,10 @@ from sredge.export.engine_plan import (
 )
 from sredge.imaging.io import IMAGE_SUFFIXES
 from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.backends.cuda_rt import DeviceBuffer, cuda_value, current_gpu, import_cuda_runtime
 from sredge.runtime.backends.trt import (
-    _DeviceBuffer,
     _trt_logger,
-    cuda_value,
-    import_cuda_runtime,
+    create_trt_object,
     read_engine_sidecar_extra,
     sidecar_path,
     write_engine_sidecar,
@@ -88,7 +89,10 @@ class BuildResult:
     seconds: float
     """Wall time of the build (0 when nothing was built)."""
     timing_cache: Path | None
-    """The timing cache read and updated."""
+    """The timing cache read and updated (None when it could not be written)."""
+    dla_layers: tuple[int, int] | None = None
+    """For a DLA build: (layers TensorRT can place on the DLA, all layers of the network); the rest
+    run on the GPU (fallback). None for a GPU build."""
 
 
 # --------------------------------------------------------------------------- inputs (no TensorRT needed)
@@ -149,27 +153,31 @@ def calibration_fingerprint(images: list[Path] | None, cache: Path | None) -> st
     return None
 
 
-def calibration_inputs(images: list[Path], desc: ModelDescriptor, tile: int, batch: int) -> Iterator[np.ndarray]:
-    """Calibration batches: each image prepared as the network sees it, centre-cropped to ``tile``.
+def calibration_inputs(images: list[Path], desc: ModelDescriptor, tile: int | tuple[int, int], batch: int,
+                       dtype: str | np.dtype = "float32") -> Iterator[np.ndarray]:
+    """Calibration batches: each image prepared as the network sees it, centre-cropped to the opt shape.
 
     Args:
         images: Image files (any size; smaller ones are reflect-padded).
         desc: The network's descriptor (colour space, value range, pre-upsampling).
-        tile: Edge of the profile's opt shape, network-input pixels.
+        tile: (height, width) of the profile's opt shape, network-input pixels; an int: a square.
         batch: Images per batch (the profile's opt batch); a short last batch is dropped.
+        dtype: The network input's type (``"float32"``, or ``"float16"`` for an FP16-input ONNX):
+            TensorRT reads calibration batches in the input tensor's own type.
 
     Yields:
-        (batch, C, tile, tile) float32 C-contiguous arrays in [0, desc.value_range].
+        (batch, C, height, width) C-contiguous arrays of ``dtype`` in [0, desc.value_range].
     """
     from sredge.imaging.io import read_rgb, to_float
     from sredge.imaging.model_io import image_to_input
 
+    th, tw = (tile, tile) if isinstance(tile, int) else tile
     pending: list[np.ndarray] = []
     for path in images:
         x = image_to_input(to_float(read_rgb(path)), desc)
-        pending.append(center_crop(x, tile))
+        pending.append(center_crop(x, th, tw))
         if len(pending) == batch:
-            yield np.ascontiguousarray(np.concatenate(pending, axis=0), dtype=np.float32)
+            yield np.ascontiguousarray(np.concatenate(pending, axis=0), dtype=np.dtype(dtype))
             pending = []
 
 
@@ -190,24 +198,17 @@ def trt_features(trt: ModuleType) -> frozenset[str]:
     return frozenset(present)
 
 
-def device_info(cudart: ModuleType) -> DeviceInfo:
+def device_info(cudart: Any) -> DeviceInfo:
     """Name and compute capability of the current CUDA device.
 
     Raises:
-        CudaError: No device, or a failed CUDA call.
+        CudaError: No device or driver, or a failed CUDA call.
     """
-    from sredge.runtime.backends.trt import CudaError
-
-    if not cuda_value(cudart.cudaGetDeviceCount(), "cudaGetDeviceCount"):
-        raise CudaError("no CUDA device is visible; sr-build must run on the GPU (or Jetson) that will run the engine")
-    device = cuda_value(cudart.cudaGetDevice(), "cudaGetDevice")
-    props = cuda_value(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
-    raw = getattr(props, "name", b"")
-    name = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\x00 ") or "GPU"
-    return DeviceInfo(name=name, compute_capability=f"{int(props.major)}.{int(props.minor)}")
+    gpu = current_gpu(cudart, "sr-build must run on the GPU (or Jetson) that will run the engine")
+    return DeviceInfo(name=gpu.name, compute_capability=gpu.compute_capability)
 
 
-def make_calibrator(trt: ModuleType, cudart: ModuleType, batches: Iterator[np.ndarray] | None,
+def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] | None,
                     batch_size: int, cache: Path | None) -> Any:
     """An ``IInt8EntropyCalibrator2`` over ``batches`` (class built here: its base needs TensorRT).
 
@@ -218,7 +219,7 @@ def make_calibrator(trt: ModuleType, cudart: ModuleType, batches: Iterator[np.nd
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
-            self._buf = _DeviceBuffer(cudart, "calibration batch")
+            self._buf = DeviceBuffer(cudart, "calibration batch")
             self.batches_served = 0
 
         def get_batch_size(self) -> int:
@@ -279,6 +280,7 @@ def build_engine(
     Raises:
         MissingDependencyError: TensorRT or cuda-python is not installed (``sredge[trt]``).
         InputError: Bad input or options this TensorRT/ONNX cannot honour.
+        CudaError: No usable GPU, driver or CUDA (checked before TensorRT is touched).
         BuildFailedError: TensorRT could not parse or build.
     """
     trt = require("tensorrt")
@@ -292,12 +294,13 @@ def build_engine(
     opts = replace(opts, calibration_fingerprint=calibration_fingerprint(images, calib_cache))
 
     features = trt_features(trt)
+    version = str(trt.__version__)
+    # The device first: without a GPU TensorRT's Builder fails with an opaque nullptr error.
+    device = device_info(cudart)
     logger = _trt_logger(trt)
-    builder = trt.Builder(logger)
+    builder = create_trt_object(trt.Builder, logger, "Builder", version)
     dla_cores = int(builder.num_DLA_cores) if opts.dla_core is not None else None
     plan = plan_build(opts, facts, features, dla_cores)
-    device = device_info(cudart)
-    version = str(trt.__version__)
     key = cache_key(facts, opts, plan, version, device)
     if not force and is_up_to_date(engine_path, read_engine_sidecar_extra(engine_path), key):
         log.info("%s is up to date (key %s)", engine_path, key[:12])
@@ -307,7 +310,8 @@ def build_engine(
     tc_path = Path(timing_cache) if timing_cache is not None else default_timing_cache(cache_home, version, device)
 
     t0 = time.perf_counter()
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if plan.precision.strongly_typed else 0
+    p = plan.precision
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if p.typed_flag else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -317,7 +321,6 @@ def build_engine(
     config = builder.create_builder_config()
     if plan.workspace_bytes is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_bytes)
-    p = plan.precision
     if p.clear_tf32:
         config.clear_flag(trt.BuilderFlag.TF32)
     if p.fp16:
@@ -335,21 +338,27 @@ def build_engine(
         if images is not None and desc is None:
             raise InputError(f"{onnx_path} has no sredge metadata, so its images cannot be prepared for "
                              "calibration: export it with sr-export, or give an existing --calib-cache")
-        opt_n, _, opt_h, _ = plan.profile.opt
-        batches = calibration_inputs(images, desc, opt_h, opt_n) if images is not None else None
+        opt_n, _, opt_h, opt_w = plan.profile.opt
+        batches = (calibration_inputs(images, desc, (opt_h, opt_w), opt_n, facts.input_dtype)
+                   if images is not None else None)
         calibrator = make_calibrator(trt, cudart, batches, opt_n, calib_cache)
         config.int8_calibrator = calibrator
         if hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
 
+    dla_layers = None
     if plan.dla is not None:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla.core
         if plan.dla.gpu_fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        dla_layers = dla_placement(network, config)
+        on_dla, total = dla_layers
+        if on_dla == 0:
+            log.warning("no layer of %s can run on DLA core %d: the engine will run on the GPU", onnx_path,
+                        plan.dla.core)
 
-    cache = config.create_timing_cache(tc_path.read_bytes() if tc_path.is_file() else b"")
-    config.set_timing_cache(cache, False)  # ignore_mismatch=False: a foreign cache is not used
+    attach_timing_cache(config, tc_path)
 
     try:
         serialized = builder.build_serialized_network(network, config)
@@ -362,13 +371,83 @@ def build_engine(
         raise BuildFailedError(f"no calibration batch was made from --calib: it needs at least "
                                f"{plan.profile.opt[0]} images (the opt batch)")
 
-    tc_path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(tc_path, bytes(config.get_timing_cache().serialize()))
+    # The engine first: what follows is optional and must never lose it.
     # Old sidecar first: a crash between the two writes leaves an engine without a key, which the
     # next sr-build rebuilds, never a new engine described by an old sidecar.
     sidecar_path(engine_path).unlink(missing_ok=True)
     write_bytes_atomic(engine_path, bytes(serialized))
-    write_engine_sidecar(engine_path, facts.descriptor, sidecar_facts(key, facts, plan, version, device))
+    extra = sidecar_facts(key, facts, plan, version, device)
+    if dla_layers is not None:
+        extra["dla_layers"] = {"on_dla": dla_layers[0], "total": dla_layers[1]}
+    write_engine_sidecar(engine_path, facts.descriptor, extra)
     seconds = time.perf_counter() - t0
     log.info("built %s in %.1f s (key %s)", engine_path, seconds, key[:12])
-    return BuildResult(engine_path, key, True, plan, seconds, tc_path)
+    saved = save_timing_cache(config, tc_path)
+    return BuildResult(engine_path, key, True, plan, seconds, tc_path if saved else None, dla_layers)
+
+
+def dla_placement(network: Any, config: Any) -> tuple[int, int]:
+    """(layers TensorRT can run on the configured DLA core, all layers), by ``can_run_on_DLA``.
+
+    Asked after ``default_device_type``/``DLA_core`` are set, before the build. The engine inspector
+    is no help here: a DLA subgraph and a GPU Myelin subgraph both appear in it as ``{ForeignNode[...]}``.
+    """
+    total = int(network.num_layers)
+    on_dla = sum(1 for i in range(total) if config.can_run_on_DLA(network.get_layer(i)))
+    return on_dla, total
+
+
+def attach_timing_cache(config: Any, path: Path) -> bool:
+    """Attach the persistent timing cache at ``path`` to ``config``, or a new one.
+
+    A cache TensorRT refuses (another TensorRT version or GPU, e.g. a ``--timing-cache`` file from
+    elsewhere) or cannot read (corrupt) is reported in one warning and replaced by an empty one;
+    it never fails the build.
+
+    Returns:
+        Whether a timing cache is attached.
+    """
+    data, problem = b"", None
+    if path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problem = f"cannot read it ({exc.strerror})"
+    if data:
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception as exc:  # the bindings raise on some malformed caches; others return None
+            log.debug("create_timing_cache: %s", exc)
+            cache = None
+        if cache is None:
+            problem = "it is corrupt"
+        elif config.set_timing_cache(cache, False):  # ignore_mismatch=False: a foreign cache is refused
+            return True
+        else:
+            problem = "it was made by another TensorRT version or GPU"
+    if problem:
+        log.warning("timing cache %s not used: %s; starting a new one, which will replace it", path, problem)
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        log.warning("TensorRT refused a new timing cache; building without one")
+        return False
+    return True
+
+
+def save_timing_cache(config: Any, path: Path) -> bool:
+    """Write the build's timing cache to ``path`` (atomically); a failure is a warning, not an error.
+
+    Returns:
+        Whether the cache was written.
+    """
+    cache = config.get_timing_cache()
+    if cache is None:
+        return False
+    try:
+        data = bytes(cache.serialize())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+    except OSError as exc:
+        log.warning("could not write the timing cache %s (%s); the engine is written", path, exc.strerror or exc)
+        return False
+    return True

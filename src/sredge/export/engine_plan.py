@@ -12,14 +12,18 @@ TensorRT generations, told apart by feature:
   calibration set or cache), also on DLA with GPU fallback.
 * **TensorRT 11** builds only strongly typed networks (the per-precision builder flags and
   implicit INT8 calibration are gone): the precision comes from the ONNX itself, an FP16 or
-  a Q/DQ (INT8) export.
+  a Q/DQ (INT8) export. Its ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` is deprecated and
+  ignored, so sredge tells TensorRT 11 by the missing weak-typing flags
+  (:func:`strongly_typed_only`) and does not pass the flag there.
 
 Coordinate space: tile sizes are in network-input pixels, exactly as ``sr-run --tile``
 counts them (for pre-upsampling networks such as VDSR, pixels of the bicubic-upsampled
 image). A tile is the whole window a network call sees, overlap included.
 
-Tested exhaustively without TensorRT (``tests/export/test_engine_plan.py``); what the plan
-means to a real TensorRT has not been verified here (see :mod:`sredge.export.engine_build`).
+Tested exhaustively without TensorRT (``tests/export/test_engine_plan.py``); the feature sets
+those tests assume are checked against the real Python bindings of TensorRT 10.3, 10.13, 11.0
+and 11.4 (``tests/trt_conformance``). What the plan means to a real TensorRT build has not been
+verified here (see :mod:`sredge.export.engine_build`).
 """
 
 from __future__ import annotations
@@ -149,7 +153,7 @@ class PrecisionPlan:
     """How TensorRT is told the precision."""
 
     strongly_typed: bool
-    """Create the network with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``: types come from the ONNX."""
+    """Types come from the ONNX (a strongly typed network)."""
     fp16: bool
     """Set ``BuilderFlag.FP16``."""
     int8: bool
@@ -160,6 +164,9 @@ class PrecisionPlan:
     """Clear ``BuilderFlag.TF32`` (on by default in TensorRT) so float32 layers stay float32."""
     summary: str
     """One line for the user: what the engine computes in and why."""
+    typed_flag: bool = False
+    """Create the network with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (TensorRT 10, where weak
+    typing is the default); False where every network is strongly typed (TensorRT 11) or weakly typed."""
 
 
 @dataclass(frozen=True)
@@ -273,11 +280,14 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
     """Optimization profile 0 from ``--tile``/``--max-tile``/``--batch`` and the model (pure).
 
     Tile edges are rounded up to the model's ``size_multiple`` (as sr-run's tiler pads them).
-    A model with a fixed input height/width gets exactly that shape.
+    A model with a fixed input height/width gets exactly that shape. A DLA build
+    (``opts.dla_core``) gets a static profile, min = opt = max at ``--tile``: the DLA runs static
+    shapes only, and a dynamic profile would put the whole network on the GPU (with fallback) or
+    fail the build (without).
 
     Raises:
         InputError: Non-positive sizes, min > tile > max, a fixed batch contradicting ``--batch``,
-            or ``--tile`` contradicting a fixed-shape model.
+            ``--tile`` contradicting a fixed-shape model, or a range of shapes for the DLA.
     """
     n, c, h, w = facts.input_shape
     desc = facts.descriptor
@@ -294,6 +304,8 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
             raise InputError(f"the ONNX takes only {h}x{w} inputs: drop --tile/--max-tile (or re-export with "
                              "dynamic height and width)")
         fixed = (h, w)
+        if opts.dla_core is not None and b.min != b.max:
+            raise InputError(f"the DLA runs one input shape: give --batch {b.opt}:{b.opt}:{b.opt}")
         return Profile((b.min, c, *fixed), (b.opt, c, *fixed), (b.max, c, *fixed))
 
     m = max(desc.size_multiple if desc else 1, 1)
@@ -301,6 +313,15 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
     max_tile = tile if opts.max_tile is None else opts.max_tile
     if min(tile, max_tile, opts.min_tile) < 1:
         raise InputError("--tile, --max-tile and the minimum tile must be positive")
+    if opts.dla_core is not None:
+        if max_tile != tile or b.min != b.max:
+            raise InputError(
+                f"the DLA runs one input shape (min = opt = max): drop --max-tile and give --batch "
+                f"{b.opt}:{b.opt}:{b.opt}; sr-run then tiles at --tile {tile}"
+            )
+        edge = _round_up(tile, m)
+        shape = (b.opt, c, edge, edge)
+        return Profile(shape, shape, shape)
     lo, opt, hi = _round_up(opts.min_tile, m), _round_up(tile, m), _round_up(max_tile, m)
     if not lo <= opt <= hi:
         raise InputError(f"need minimum tile {lo} <= --tile {opt} <= --max-tile {hi}"
@@ -309,6 +330,19 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
 
 
 # --------------------------------------------------------------------------- precision
+
+
+def strongly_typed_only(features: frozenset[str] | set[str]) -> bool:
+    """Whether every network this TensorRT builds is strongly typed (TensorRT 11 and later), by feature.
+
+    TensorRT 11 removed the weak-typing precision flags (``BuilderFlag.FP16``/``INT8``) and the legacy
+    calibrator, and keeps ``STRONGLY_TYPED`` only as a deprecated, ignored member; this test does not
+    rely on that member, so it holds when NVIDIA removes it. A module with no builder flags at all is
+    not taken for TensorRT 11.
+    """
+    weak_api = {F_FP16, F_INT8, F_CALIBRATOR} & set(features)
+    builder_flags = {F_TF32, F_GPU_FALLBACK} & set(features)
+    return not weak_api and bool(builder_flags)
 
 
 def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str]) -> PrecisionPlan:
@@ -327,7 +361,8 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
     Raises:
         InputError: A request this TensorRT or this ONNX cannot honour, with what to do instead.
     """
-    st = F_STRONGLY_TYPED in features
+    always_typed = strongly_typed_only(features)
+    st = always_typed or F_STRONGLY_TYPED in features
     has_fp16_flag, has_int8_flag = F_FP16 in features, F_INT8 in features
     clear_tf32 = F_TF32 in features and not opts.tf32
     onnx_p = facts.precision
@@ -351,7 +386,7 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
         return PrecisionPlan(False, fp16, int8, calibrate, clear_tf32, summary)
 
     def strong(summary: str) -> PrecisionPlan:
-        return PrecisionPlan(True, False, False, False, clear_tf32, summary)
+        return PrecisionPlan(True, False, False, False, clear_tf32, summary, typed_flag=not always_typed)
 
     if opts.int8 and onnx_p != "int8":
         if not calib:
@@ -488,22 +523,29 @@ def fingerprint_files(named_digests: list[tuple[str, str]]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def center_crop(x, tile: int):
-    """The centre ``tile`` x ``tile`` window of a (1, C, H, W) array, reflect-padded when smaller (pure).
+def center_crop(x, tile: int, tile_w: int | None = None):
+    """The centre ``tile`` x ``tile_w`` window of a (1, C, H, W) array, reflect-padded when smaller (pure).
 
-    Calibration batches must have the profile's opt shape; images are cropped, not resized,
-    so their pixel statistics stay those of real inputs.
+    Calibration batches must have the profile's opt shape, which is not square for a fixed-shape
+    model (e.g. 128x96); images are cropped, not resized, so their pixel statistics stay those of
+    real inputs.
+
+    Args:
+        x: (1, C, H, W) array.
+        tile: Window height.
+        tile_w: Window width; None: ``tile`` (a square window).
     """
     import numpy as np
 
+    th, tw = tile, tile if tile_w is None else tile_w
     _, _, h, w = x.shape
-    if h < tile or w < tile:
-        ph, pw = max(tile - h, 0), max(tile - w, 0)
+    if h < th or w < tw:
+        ph, pw = max(th - h, 0), max(tw - w, 0)
         mode = "reflect" if ph < h and pw < w else "edge"
         x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
         h, w = x.shape[2:]
-    y0, x0 = (h - tile) // 2, (w - tile) // 2
-    return x[:, :, y0:y0 + tile, x0:x0 + tile]
+    y0, x0 = (h - th) // 2, (w - tw) // 2
+    return x[:, :, y0:y0 + th, x0:x0 + tw]
 
 
 def default_timing_cache(cache_home: Path, trt_version: str, device: DeviceInfo) -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
-from sredge.errors import SredgeError
+from sredge.errors import InputError, SredgeError
 from sredge.export.metadata import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
 
@@ -22,6 +22,26 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 18
+MIN_OPSET = 17
+
+
+def max_opset() -> int:
+    """The newest opset the installed exporter writes: the installed onnx's own (torch converts its opset-18
+    graph to it with onnx's version converter, and silently writes opset 18 for anything newer)."""
+    onnx = require("onnx")
+    return int(onnx.defs.onnx_opset_version())
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the exporter cannot write (never write another one than asked for).
+
+    Raises:
+        InputError: Below :data:`MIN_OPSET` or above :func:`max_opset`.
+    """
+    top = max_opset()
+    if not MIN_OPSET <= opset <= top:
+        raise InputError(f"--opset {opset}: this exporter writes opset {MIN_OPSET} to {top} "
+                         f"(default {DEFAULT_OPSET})")
 
 
 @dataclass(frozen=True)
@@ -52,8 +72,7 @@ def export_onnx_proto(module: Any, desc: ModelDescriptor, options: ExportOptions
     torch = require("torch")
     require("onnxscript")
     onnx = require("onnx")
-    if options.opset < 17:
-        raise SredgeError(f"opset {options.opset} is too old; use 17 or newer")
+    check_opset(options.opset)
     m = max(desc.size_multiple, 1)
     h, w = (-(-v // m) * m for v in options.sample_hw)
     in_h, in_w = (h * desc.scale, w * desc.scale) if desc.pre_upsample else (h, w)
@@ -77,6 +96,10 @@ def export_onnx_proto(module: Any, desc: ModelDescriptor, options: ExportOptions
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise SredgeError(f"ONNX export of {desc.arch} failed: {first[:300]}") from exc
     proto = program.model_proto
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != options.opset:
+        raise SredgeError(f"the exporter wrote opset {written}, not the {options.opset} asked for; "
+                          f"use --opset {written}")
     if options.simplify:
         onnxslim = require("onnxslim")
         with _quiet_exporter():

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from sredge._lazy import require
-from sredge.benchmarks.metrics import psnr
 from sredge.imaging.io import read_bundled_rgb, to_float
+from sredge.imaging.metrics import psnr
 from sredge.imaging.model_io import image_to_input
 from sredge.models.descriptor import ModelDescriptor
 

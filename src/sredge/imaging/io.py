@@ -1,7 +1,20 @@
-"""Reading and writing image files with OpenCV, in RGB order."""
+"""Reading and writing image files with OpenCV, in RGB order.
+
+Reading is checked before and after decoding: the header's pixel size against a limit (nothing
+is decoded over it), the file's structure for truncation and corruption (see
+:mod:`sredge.imaging.headers`; a decoder that fills a cut-short JPEG with grey is not trusted),
+and the decoder's own complaints, which are kept off the terminal and turned into one error.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -10,25 +23,51 @@ import numpy as np
 
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
+from sredge.imaging.headers import NeedMoreData, damage, read_header
+from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+_PREFIX = 1 << 20
+"""Bytes read first for the header; the rest only once the size is known to be within the limit."""
+_BYTES_PER_PIXEL = 8
+"""Most a stored pixel can take (16-bit RGBA, uncompressed); a file far larger than its pixels is not an image."""
+_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "libpng error", "TIFF_Error", "Unexpected end")
+"""Decoder messages that mean the picture is damaged even when a decoder returns one."""
 
-def read_image(path: str | Path) -> np.ndarray:
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image keeping its layout and sample type.
+
+    Args:
+        path: A PNG, JPEG, WebP, BMP or TIFF file (the first image of a multi-page TIFF).
+        max_pixels: Largest width x height admitted, checked from the header before decoding.
 
     Returns:
         (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as stored.
 
     Raises:
-        InputError: The file is missing or is not an image OpenCV can decode.
+        InputError: The file is missing, over ``max_pixels``, truncated or corrupt, or not an image
+            OpenCV can decode.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such image file: {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InputError(f"{path} is not an image OpenCV can read")
+    data = _read_checked(path, max_pixels)
+    buf = np.frombuffer(data, np.uint8)
+    said: list[str] = []
+    with _decoder_messages(said):
+        try:
+            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:
+            raise InputError(f"{path} could not be decoded ({_last_line(str(exc))})") from None
+    text = "".join(said)
+    if text:
+        log.debug("decoder messages for %s: %s", path, text.strip())
+    bad = [line for line in text.splitlines() if any(k in line for k in _CORRUPT)]
+    if img is None or bad:
+        why = _decoder_line(bad[0] if bad else text) or "OpenCV cannot decode it"
+        raise InputError(f"{path} is corrupt or not an image OpenCV can read ({why})")
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     if img.ndim == 3 and img.shape[2] == 3:
@@ -57,17 +96,17 @@ def write_image(path: str | Path, img: np.ndarray) -> Path:
     return write_bytes_atomic(path, buf.tobytes())
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB.
+def read_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as RGB (checked as :func:`read_image` checks it).
 
     Returns:
         (H, W, 3) uint8 (or uint16 for 16-bit files) in R, G, B order; greyscale files
         are replicated to three channels and alpha is dropped.
 
     Raises:
-        InputError: The file is missing or is not an image OpenCV can decode.
+        InputError: See :func:`read_image`.
     """
-    img = read_image(path)
+    img = read_image(path, max_pixels)
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
     return img[..., :3]
@@ -86,3 +125,117 @@ def to_float(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint16:
         return img.astype(np.float32) / 65535.0
     return img.astype(np.float32)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image from its header alone, without decoding it.
+
+    Raises:
+        InputError: Missing, or not a PNG, JPEG, WebP, BMP or TIFF file with a readable header.
+    """
+    path = Path(path)
+    header, _data, _size = _header(path)
+    return header.height, header.width
+
+
+def opencv_pixel_limit() -> int:
+    """Pixels OpenCV itself decodes at most: ``OPENCV_IO_MAX_IMAGE_PIXELS`` or its default, 2**30."""
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+    except ValueError:
+        return 1 << 30
+
+
+def _header(path: Path):
+    """(header, bytes read so far, file size): the header from a prefix, or the whole file when it lies further."""
+    if not path.is_file():
+        raise InputError(f"no such image file: {path}")
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(_PREFIX)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise InputError(f"{path} is empty (0 bytes): not an image")
+    try:
+        return read_header(data), data, size
+    except NeedMoreData:
+        if len(data) >= size:
+            raise InputError(f"{path} is truncated or corrupt (the file ends inside its header)") from None
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return None, data, size  # the header lies beyond the prefix (TIFF directories are often at the end)
+
+
+def _read_checked(path: Path, max_pixels: int) -> bytes:
+    """The whole file, once its header is within the limits and its structure complete."""
+    header, data, size = _header(path)
+    if header is None:
+        if size > max_pixels * _BYTES_PER_PIXEL + _PREFIX:
+            raise InputError(f"{path} is {size / 1e6:.0f} MB and its header is not in the first MB: "
+                             "not an image within --max-pixels")
+        data = _read_all(path)
+        try:
+            header = read_header(data)
+        except NeedMoreData:
+            raise InputError(f"{path} is truncated or corrupt (the file ends inside its header)") from None
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}") from None
+    check_pixels(str(path), header.width, header.height, max_pixels)
+    cv_limit = opencv_pixel_limit()
+    if header.pixels > cv_limit or max(header.width, header.height) > 1 << 20:
+        raise InputError(f"{path} is {header.width}x{header.height} pixels, more than OpenCV decodes "
+                         f"({cv_limit} pixels, 1048576 per side): set OPENCV_IO_MAX_IMAGE_PIXELS "
+                         "(and OPENCV_IO_MAX_IMAGE_WIDTH / _HEIGHT) in the environment")
+    if size > header.pixels * _BYTES_PER_PIXEL + (64 << 20):
+        raise InputError(f"{path} is {size / 1e6:.0f} MB for a {header.width}x{header.height} image: "
+                         "not a plain image file")
+    if len(data) < size:
+        data = _read_all(path)
+    why = damage(data, header)
+    if why is not None:
+        raise InputError(f"{path} is truncated or corrupt: {why}")
+    return data
+
+
+def _read_all(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoder_messages(said: list[str]) -> Iterator[None]:
+    """Append to ``said`` what C libraries (libjpeg, libpng, libtiff, OpenCV's log) write to file descriptor 2
+    meanwhile.
+
+    Decoders report damage there as stray lines; the caller decides what they mean and the terminal
+    gets at most one error line. The descriptor is process-wide, so captures are serialised.
+    """
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said.append(sink.read().decode("utf-8", "replace"))
+
+
+def _decoder_line(text: str) -> str:
+    """The gist of a decoder message: its last non-empty line without OpenCV's log prefix."""
+    return _last_line(text).split(") ")[-1] if "global " in text else _last_line(text)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:160] if lines else ""

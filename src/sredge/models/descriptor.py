@@ -7,11 +7,16 @@ back, so a model sredge exported needs no extra flags to run.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
-from typing import Literal
+import math
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Literal
 
 ColorSpace = Literal["rgb", "bgr", "y", "ycbcr"]
 COLOR_SPACES: tuple[str, ...] = ("rgb", "bgr", "y", "ycbcr")
+VALUE_RANGES: tuple[float, ...] = (1.0, 255.0)
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8-cpu", "int8-trt")
+MAX_SCALE = 16
+MAX_SIZE_MULTIPLE = 64
 METADATA_PREFIX = "sredge."
 
 
@@ -73,11 +78,21 @@ class ModelDescriptor:
         if not ours:
             return None
         known = {f.name for f in fields(cls)}
-        values = {k: json.loads(v) for k, v in ours.items() if k in known}
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ValueError(f"incomplete sredge metadata: {exc}") from exc
+        values = {}
+        for key, text in ours.items():
+            if key not in known:
+                continue  # written by a newer sredge: ignored
+            try:
+                values[key] = json.loads(text)
+            except (TypeError, ValueError):
+                raise ValueError(f"{METADATA_PREFIX}{key} = {_clip(repr(text))} is not a JSON value") from None
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.name not in values]
+        if required:
+            raise ValueError(f"incomplete sredge metadata: {', '.join(METADATA_PREFIX + k for k in required)} missing")
+        problem = metadata_problem(values)
+        if problem is not None:
+            raise ValueError(problem)
+        return cls(**values)
 
     def summary(self) -> str:
         """One human-readable line: architecture, scale, channels, colour space, parameters."""
@@ -96,3 +111,70 @@ class ModelDescriptor:
             f"{self.color_space.upper()} in [0, {self.value_range:g}], "
             f"{self.num_params:,} parameters{tail}"
         )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _shown(value: Any) -> str:
+    """A decoded value as the metadata spells it (JSON), clipped for a one-line message."""
+    try:
+        return _clip(json.dumps(value))
+    except (TypeError, ValueError):
+        return _clip(repr(value))
+
+
+def _field_problem(key: str, v: Any) -> str | None:
+    """What is wrong with one descriptor value, or None (pure). Booleans are not numbers here."""
+    def is_int(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    def is_num(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    if key in ("arch", "variant", "quality_ref"):
+        ok = isinstance(v, str) and (key != "arch" or v != "")
+        return None if ok else ("a non-empty string" if key == "arch" else "a string")
+    if key == "scale":
+        return None if is_int(v) and 1 <= v <= MAX_SCALE else f"an integer from 1 to {MAX_SCALE}"
+    if key in ("in_channels", "out_channels"):
+        return None if is_int(v) and v in (1, 3) else "1 or 3"
+    if key == "color_space":
+        return None if v in COLOR_SPACES and isinstance(v, str) else f"one of {', '.join(COLOR_SPACES)}"
+    if key == "value_range":
+        return None if is_num(v) and float(v) in VALUE_RANGES else "1.0 or 255.0"
+    if key in ("pre_upsample", "fp16_safe"):
+        return None if isinstance(v, bool) else "true or false"
+    if key == "size_multiple":
+        return None if is_int(v) and 1 <= v <= MAX_SIZE_MULTIPLE else f"an integer from 1 to {MAX_SIZE_MULTIPLE}"
+    if key == "num_params":
+        return None if is_int(v) and v >= 0 else "a non-negative integer"
+    if key == "precision":
+        return None if isinstance(v, str) and v in PRECISIONS else f"one of {', '.join(PRECISIONS)}"
+    if key == "psnr_drop_db":
+        return None if v is None or is_num(v) else "a finite number or null"
+    return None
+
+
+def metadata_problem(values: dict[str, Any]) -> str | None:
+    """The first thing wrong with decoded descriptor values, as one line naming the ``sredge.*`` key and the
+    bad value, or None when they fit the schema (pure).
+
+    The schema: scale 1..16, channels 1 or 3, a known colour space and value range (1 or 255), size multiple
+    1..64, booleans that are JSON booleans, a non-negative integer parameter count, a known precision, a
+    colour space that fits the channel count (``y`` is the one single-channel space) and as many output
+    channels as input channels.
+    """
+    for key, value in values.items():
+        want = _field_problem(key, value)
+        if want is not None:
+            return f"{METADATA_PREFIX}{key} = {_shown(value)} is invalid: expected {want}"
+    channels, color = values.get("in_channels"), values.get("color_space")
+    if channels is not None and color is not None and (channels == 1) != (color == "y"):
+        return (f"{METADATA_PREFIX}color_space = {_shown(color)} does not fit {METADATA_PREFIX}in_channels = {channels} "
+                "(y is the one single-channel colour space)")
+    out = values.get("out_channels")
+    if channels is not None and out is not None and out != channels:
+        return f"{METADATA_PREFIX}out_channels = {out} differs from {METADATA_PREFIX}in_channels = {channels}"
+    return None

@@ -342,7 +342,7 @@ def probe_input(desc: ModelDescriptor | None, channels: int, height: int, width:
     uniform noise of the same shape in 165 ms (OpenVINO: 160 ms on both), so a noise probe ranked them
     the wrong way round.
     """
-    from sredge.benchmarks.latency import sample_frame
+    from sredge.runtime.timing import sample_frame
     from sredge.imaging.model_io import image_to_input
 
     if desc is None:  # a foreign file: RGB or grey in [0, 1]
@@ -357,7 +357,7 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
     """Median wall time (ms) of each candidate on one network input, timed against each other.
 
     Every candidate is opened at once, warmed up, then timed in interleaved rounds
-    (:func:`sredge.benchmarks.latency.time_interleaved`), so machine load hits them alike.
+    (:func:`sredge.runtime.timing.time_interleaved`), so machine load hits them alike.
 
     Args:
         cands: The admissible candidates.
@@ -369,7 +369,7 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
     Returns:
         Candidate -> median ms, or the reason it could not run here (a failed open or first run).
     """
-    from sredge.benchmarks.latency import time_interleaved
+    from sredge.runtime.timing import time_interleaved
     from sredge.runtime.backends import open_backend
 
     out: dict[Candidate, float | str] = {}

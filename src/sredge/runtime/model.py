@@ -15,6 +15,8 @@ import numpy as np
 from sredge.errors import InputError
 from sredge.models.descriptor import COLOR_SPACES, ModelDescriptor
 from sredge.runtime.backends.base import InputSpec
+from sredge.runtime.memory import HEADROOM, available_bytes, format_bytes
+from sredge.runtime.tiling import activation_bytes_per_px
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,34 @@ class ModelOverrides:
     """Input/output value range (``--range 1|255``)."""
 
 
+PROBE_SCALE = 4
+"""The upscale a probe run's memory is planned for (the scale is what the probe measures)."""
+
+
+def probe_bytes(spec: InputSpec) -> int:
+    """Memory one probe run of :func:`probe_scale` needs, planned for a x4 network (pure)."""
+    h, w = spec.fixed_hw or (16, 16)
+    n = spec.max_batch if spec.batch_fixed and spec.max_batch else 1
+    return n * h * w * (activation_bytes_per_px(spec.channels, PROBE_SCALE) + spec.channels * 4)
+
+
 def probe_scale(run: Callable[[np.ndarray], np.ndarray], spec: InputSpec) -> int:
     """Measure a model's scale by running one small input (zeros) and comparing sizes.
 
+    A fixed input shape is probed at that shape, so an absurd one (``1x3x100000x100000``) is refused
+    from its size before anything is allocated.
+
     Raises:
-        InputError: The output is not an integer multiple of the input.
+        InputError: The output is not an integer multiple of the input, or one run at the model's
+            fixed input shape would not fit in memory.
     """
     h, w = spec.fixed_hw or (16, 16)
+    need, available = probe_bytes(spec), available_bytes()
+    if available is not None and need + HEADROOM > available:
+        n = spec.max_batch if spec.batch_fixed and spec.max_batch else 1
+        raise InputError(f"the model's fixed input {n}x{spec.channels}x{h}x{w} needs about {format_bytes(need)} "
+                         f"per run but {format_bytes(available)} is available: export it with a smaller "
+                         "or dynamic input size")
     out = run(np.zeros((1, spec.channels, h, w), np.float32))
     if out.ndim != 4:
         raise InputError(f"the model's output has shape {out.shape}; expected (N, C, H, W)")

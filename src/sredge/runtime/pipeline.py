@@ -4,7 +4,8 @@ Stages are joined by bounded queues, so decoding and encoding overlap inference 
 stays flat over any video length. Audio packets travel down the same queues as the frames,
 which keeps them interleaved in decode order for the muxer. A sentinel closes each queue.
 
-Stopping: a failure in any stage (or Ctrl-C) sets a stop event: decoding and inference stop,
+Stopping: a failure in any stage, Ctrl-C, or the caller's ``stop`` event (which ``sr-run`` sets on
+SIGINT, SIGTERM and SIGHUP) sets a stop event: decoding and inference stop,
 frames already inferred are still post-processed and encoded, every stage drains its queue to
 the sentinel and exits, and the caller's writer finalizes the file with the frames done.
 """
@@ -195,15 +196,30 @@ def run_pipeline(
     for t in threads:
         t.start()
     try:
-        for t in threads:
-            while t.is_alive():
-                t.join(timeout=0.2)  # short joins keep the main thread responsive to Ctrl-C
+        _join(threads)
     except KeyboardInterrupt:
         res.interrupted = True
         stop.set()  # stop decoding and inference; frames already inferred are still written
-        for t in threads:
-            t.join()
+        _join(threads, ignore_interrupts=True)
+    except BaseException:  # another way out of the main thread (a signal turned exception): drain first
+        stop.set()
+        _join(threads, ignore_interrupts=True)
+        raise
     res.wall_s = time.perf_counter() - t_start
     if stop.is_set() and res.failure is None and not res.interrupted:
         res.interrupted = True  # stopped from outside through `stop`
     return res
+
+
+def _join(threads: list[threading.Thread], ignore_interrupts: bool = False) -> None:
+    """Wait for every stage thread. Short joins keep the main thread responsive to Ctrl-C; while
+    draining after a stop, a further Ctrl-C is ignored: returning with stages still inside native
+    code would abort the process at exit."""
+    for t in threads:
+        while t.is_alive():
+            try:
+                t.join(timeout=0.2)
+            except KeyboardInterrupt:
+                if not ignore_interrupts:
+                    raise
+                log.debug("already stopping; waiting for the %s thread", t.name)

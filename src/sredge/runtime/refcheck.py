@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from sredge.benchmarks.metrics import y_psnr
 from sredge.imaging.io import to_float
+from sredge.imaging.metrics import y_psnr
 from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame
 

@@ -1,34 +1,29 @@
-"""``sr-run`` as library functions: choose the model and backend, plan tiles, upscale images or video."""
+"""A model ready to run: the backend chosen for it, activated, with its resolved descriptor and tiling.
+
+``sr-run``'s work on top of it lives beside: :mod:`sredge.runtime.images` (image files),
+:mod:`sredge.runtime.video_run` (video) and :mod:`sredge.runtime.report` (the run report).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import json
 import logging
-import os
-import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sredge.atomic import check_writable, write_bytes_atomic
-from sredge.errors import CheckFailedError, InputError
-from sredge.imaging.io import IMAGE_SUFFIXES, read_image, write_image
+from sredge.errors import InputError
+from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kind, open_backend
 from sredge.runtime.backends.base import InputSpec
+from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
+from sredge.runtime.tiling import TileConfig, auto_tile, plan_tiles
+from sredge.runtime.upscaler import Upscaler
 
 if TYPE_CHECKING:
     from sredge.runtime.auto import AutoDecision
-from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
-from sredge.runtime.pipeline import LATENCY_QUEUE, STAGES, THROUGHPUT_QUEUE, PipelineResult, run_pipeline
-from sredge.runtime.refcheck import ReferenceCheck
-from sredge.runtime.tiling import TileConfig, auto_tile, plan_tiles
-from sredge.runtime.upscaler import Upscaler, takes_i420
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -57,6 +52,8 @@ class RunOptions:
     """``--scale`` / ``--color`` / ``--range`` for foreign models."""
     torch_kwargs: dict[str, Any] = field(default_factory=dict)
     """``arch`` / ``trust_pickle`` for checkpoints run by the torch backend."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest image or video frame decoded (``--max-pixels``), checked from the file's header (issue 14)."""
 
 
 FILE_KIND = {"openvino": "ort"}
@@ -184,9 +181,16 @@ class LoadedRuntime:
         self.backend.__exit__(*exc)
 
     def upscaler(self, height: int, width: int, fast_8bit: bool = False) -> Upscaler:
-        """An upscaler whose tiling is planned for ``height`` x ``width`` inputs (see :class:`Upscaler`)."""
-        return Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width),
-                        fast_8bit=fast_8bit)
+        """An upscaler whose tiling is planned for ``height`` x ``width`` inputs (see :class:`Upscaler`).
+
+        Raises:
+            InputError: Upscaling such an input would not fit in memory (checked here, before a run starts).
+        """
+        ups = Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width),
+                       fast_8bit=fast_8bit, name=self.model.name,
+                       run_many=getattr(self.backend, "run_many", None))  # TensorRT: copies overlap compute
+        ups.check_memory(height, width)  # issue 14: refuse before the first allocation, naming the --tile that fits
+        return ups
 
 
 def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -> dict | None:
@@ -196,221 +200,3 @@ def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -
     if desc is None:
         return None
     return {"hw": probe_hw(opts, desc, *frame_hw)}
-
-
-# ---------------------------------------------------------------- images
-
-def expand_images(spec: str) -> list[Path]:
-    """A file, a folder (its images, sorted) or a glob pattern -> image paths.
-
-    Raises:
-        InputError: Nothing matches, or a named file is not an image type.
-    """
-    p = Path(spec)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
-        return files
-    if p.exists():
-        return [p]
-    if any(ch in spec for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"no images match {spec}")
-        return files
-    raise InputError(f"no such file: {spec}")
-
-
-def image_outputs(inputs: list[Path], output: Path | None, scale: int, single_input: bool) -> list[Path]:
-    """Where each upscaled image goes (pure). A single file input: ``-o`` is the file (or an existing
-    folder to write into); a folder or glob input: ``-o`` is a folder.
-
-    Default: ``NAME_x{scale}.EXT`` next to each input.
-    """
-    if output is None:
-        return [p.with_name(f"{p.stem}_x{scale}{p.suffix}") for p in inputs]
-    if single_input and not output.is_dir():
-        return [output]
-    return [output / f"{p.stem}_x{scale}{p.suffix}" for p in inputs]
-
-
-def upscale_images(rt: LoadedRuntime, inputs: list[Path], outputs: list[Path]) -> list[Path]:
-    """Upscale each image and write it atomically; returns the written paths."""
-    written = []
-    for src, dst in zip(inputs, outputs):
-        if dst.resolve() == src.resolve():
-            raise InputError(f"the output {dst} would overwrite the input; choose another -o")
-        check_writable(dst)
-        img = read_image(src)
-        out = rt.upscaler(img.shape[0], img.shape[1]).upscale(img)
-        written.append(write_image(dst, out))
-        log.info("wrote %s", dst)
-    return written
-
-
-# ---------------------------------------------------------------- video
-
-@dataclass
-class VideoRun:
-    """The outcome of one video run, for the report and the exit code."""
-
-    source: str
-    output: str | None
-    result: PipelineResult
-    input_info: dict
-    decode_error: str | None
-    reference_check: dict | None = None
-    """Summary of the ``--reference`` comparison (see :meth:`ReferenceCheck.summary`), when asked for."""
-    mode: str = "throughput"
-    """``"throughput"`` or ``"latency"`` (``--latency-mode``)."""
-
-
-def default_encoder_threads() -> int:
-    """Encoder threads when the user does not say: a quarter of the cores (at least one), leaving
-    the rest to inference; a single x264 thread spends the least CPU per frame."""
-    return max(1, (os.cpu_count() or 1) // 4)
-
-
-def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "veryfast",
-                  progress=None, display: bool = False, stop: threading.Event | None = None,
-                  encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
-                  check_every: int = 30, latency_mode: bool = False) -> VideoRun:
-    """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
-
-    With ``reference``, every ``check_every``-th frame is also upscaled by that model and the
-    Y-PSNR of this run's output against it is recorded (``VideoRun.reference_check``).
-
-    The output is finalized also when the run stops early (Ctrl-C, backend error): a playable
-    file of the frames done. Raises nothing for those: the caller inspects the returned run.
-    ``progress(result, total_frames_or_None)`` is called after each encoded frame.
-
-    ``latency_mode`` keeps the fewest frames in flight: one-frame queues between the stages
-    (:data:`~sredge.runtime.pipeline.LATENCY_QUEUE`) and x264 ``zerolatency`` (no B-frames or
-    lookahead holding frames back). The default, throughput mode, lets decoding and encoding run
-    a few frames ahead of and behind inference.
-    """
-    from sredge.runtime.video_io import VideoReader, VideoWriter
-
-    if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
-        raise InputError(f"the output {output} would overwrite the input; choose another -o")
-    # Luma-only networks keep video in YUV 4:2:0 from decoder to encoder (no RGB round trip).
-    with VideoReader(source, want_i420=takes_i420(rt.desc) and not display) as reader:
-        info = reader.info
-        ups = rt.upscaler(info.height, info.width, fast_8bit=True)
-        s = rt.desc.scale
-        check = None
-        if reference is not None:
-            if reference.desc.scale != s:
-                raise InputError(f"the reference model upscales x{reference.desc.scale}, the model x{s}")
-            check = ReferenceCheck(reference.upscaler(info.height, info.width, fast_8bit=True), check_every, s)
-        shown = _Display() if display else None
-        threads = default_encoder_threads() if encoder_threads is None else encoder_threads
-        writer = (VideoWriter(output, info.width * s, info.height * s, info.time_base, info.fps, crf=crf,
-                              preset=preset, audio_from=reader, threads=threads,
-                              tune="zerolatency" if latency_mode else None) if output is not None else None)
-
-        def write_frame(frame):
-            if writer is not None:
-                writer.write(frame)
-            if check is not None:
-                check.check(frame)
-            if shown is not None:
-                shown.show(frame.to_rgb())
-
-        def write_other(packet):
-            if writer is not None:
-                writer.mux_audio(packet)
-
-        def on_frame(res):
-            if progress is not None:
-                progress(res, info.frame_count)
-
-        with writer if writer is not None else contextlib.nullcontext():
-            result = run_pipeline(check.tap(reader) if check else reader, ups, write_frame, write_other,
-                                  on_frame=on_frame, stop=stop,
-                                  queue_size=LATENCY_QUEUE if latency_mode else THROUGHPUT_QUEUE)
-        if shown is not None:
-            shown.close()
-        return VideoRun(source, str(output) if output else None, result, _info_dict(info), reader.error,
-                        check.summary() if check else None, "latency" if latency_mode else "throughput")
-
-
-class _Display:
-    """A live OpenCV window (needs an OpenCV build with GUI support)."""
-
-    def __init__(self) -> None:
-        import cv2
-
-        try:
-            cv2.namedWindow("sr-run", cv2.WINDOW_NORMAL)
-        except cv2.error as exc:
-            raise InputError("--display needs OpenCV with GUI support: pip install opencv-python "
-                             "(this environment has the headless build)") from exc
-
-    def show(self, rgb) -> None:
-        import cv2
-
-        cv2.imshow("sr-run", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        cv2.waitKey(1)
-
-    def close(self) -> None:
-        import cv2
-
-        cv2.destroyAllWindows()
-
-
-def _info_dict(info) -> dict:
-    d = asdict(info)
-    for k in ("fps", "time_base"):
-        d[k] = float(d[k]) if d[k] is not None else None
-    return d
-
-
-def check_complete(run: VideoRun) -> None:
-    """Frames in == frames out for a run that was not stopped.
-
-    Raises:
-        CheckFailedError: Frames were lost between decode and encode.
-    """
-    r = run.result
-    if not r.interrupted and r.failure is None and r.frames_in != r.frames_out:
-        raise CheckFailedError(f"decoded {r.frames_in} frames but wrote {r.frames_out}")
-
-
-def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
-    """The machine-readable run report (``--report run.json``)."""
-    from sredge.environment import software_and_machine
-
-    software, machine = software_and_machine(opts.backend_options.threads)
-    r = run.result
-    return {
-        "source": run.source,
-        "output": run.output,
-        "frames_in": r.frames_in,
-        "frames_out": r.frames_out,
-        "wall_s": round(r.wall_s, 4),
-        "fps": round(r.fps, 3),
-        "interrupted": r.interrupted,
-        "mode": run.mode,
-        "error": _error_text(r.failure) if r.failure else run.decode_error,
-        "latency_ms": {name: asdict(r.stages[name].summary()) for name in STAGES}
-        | {"end_to_end": asdict(r.end_to_end.summary())},
-        "input": run.input_info,
-        "model": {"path": str(rt.model), **asdict(rt.desc)},
-        "backend": rt.backend.describe(),
-        "auto": rt.auto.as_dict() if rt.auto is not None else None,
-        "reference_check": run.reference_check,
-        "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
-        "software": software,
-        "machine": machine,
-    }
-
-
-def write_report(path: Path, report: dict) -> None:
-    """Write the report JSON atomically."""
-    write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
-
-
-def _error_text(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -17,7 +17,7 @@ In blend mode tiles are feather-blended over their overlap.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,10 @@ from sredge.errors import InputError
 
 Runner = Callable[[np.ndarray], np.ndarray]
 """(N, C, tile_h, tile_w) float32 -> (N, C_out, tile_h * s, tile_w * s) float32."""
+
+PipelinedRunner = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
+"""A sequence of :data:`Runner` batches in, their outputs out in order; the backend may overlap the
+copies of one batch with the compute of another (the TensorRT backend's ``run_many``)."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ def _feather(n: int, start: int, length: int, overlap: int, total: int) -> np.nd
 
 
 def run_tiles(x: np.ndarray, run: Runner, plan: TilePlan, net_scale: int, batch: int = 1,
-              blend: bool = False) -> np.ndarray:
+              blend: bool = False, run_many: PipelinedRunner | None = None) -> np.ndarray:
     """Run a tile plan through a model.
 
     Args:
@@ -175,17 +179,24 @@ def run_tiles(x: np.ndarray, run: Runner, plan: TilePlan, net_scale: int, batch:
         net_scale: Output pixels per input pixel of the network itself (1 for pre-upsampling networks).
         batch: Tiles per call.
         blend: Feather-blend overlaps (else crop them away).
+        run_many: The same model taking the whole sequence of batches (used instead of ``run`` when
+            given), so a backend can overlap one batch's copies with another's compute.
 
     Returns:
         (C_out, H * net_scale, W * net_scale) float32.
     """
     s = net_scale
     out = acc = None
-    for i in range(0, len(plan.tiles), batch):
-        group = plan.tiles[i:i + batch]
-        # tile space: window + reflect padding to the plan's shape
-        stack = np.stack([pad_to(x[:, t.y0:t.y1, t.x0:t.x1], plan.tile_h, plan.tile_w) for t in group])
-        res = run(np.ascontiguousarray(stack))
+    groups = [plan.tiles[i:i + batch] for i in range(0, len(plan.tiles), batch)]
+
+    def stacks() -> Iterator[np.ndarray]:
+        for group in groups:
+            # tile space: window + reflect padding to the plan's shape
+            yield np.ascontiguousarray(
+                np.stack([pad_to(x[:, t.y0:t.y1, t.x0:t.x1], plan.tile_h, plan.tile_w) for t in group]))
+
+    results = run_many(stacks()) if run_many is not None else (run(stack) for stack in stacks())
+    for group, res in zip(groups, results):
         if res.shape[0] != len(group) or res.shape[2] != plan.tile_h * s or res.shape[3] != plan.tile_w * s:
             raise InputError(
                 f"the model turned a {plan.tile_h}x{plan.tile_w} tile into {res.shape[2]}x{res.shape[3]}, "
@@ -214,15 +225,40 @@ def run_tiles(x: np.ndarray, run: Runner, plan: TilePlan, net_scale: int, batch:
     return out
 
 
+def tile_shape(height: int, width: int, cfg: TileConfig) -> tuple[int, int]:
+    """(tile_h, tile_w): the shape every tile of ``plan_tiles(height, width, cfg)`` runs at, without
+    listing the tiles (pure; same errors as :func:`plan_tiles`)."""
+    if cfg.fixed_hw is not None:
+        return cfg.fixed_hw
+    if height < 1 or width < 1:
+        raise InputError(f"cannot tile an image of {height}x{width}")
+    m = max(cfg.multiple, 1)
+    if cfg.tile is None:
+        return _round_up(height, m), _round_up(width, m)
+    if cfg.tile < 1:
+        raise InputError(f"tile size must be positive, got {cfg.tile}")
+    t = _round_up(cfg.tile, m)
+    rows, cols = _axis(height, min(t, height), cfg.overlap), _axis(width, min(t, width), cfg.overlap)
+    return _round_up(rows[0][1] - rows[0][0], m), _round_up(cols[0][1] - cols[0][0], m)
+
+
+def activation_bytes_per_px(channels_out: int, net_scale: int, feature_channels: int = 64) -> int:
+    """Working memory of one network-input pixel of a tile (pure): float32 activations of
+    ``feature_channels`` channels, times four live buffers, plus the output pixels it becomes.
+
+    A deliberately rough upper bound for the convolutional SR networks in the zoo (transformers
+    use more: give them a lower budget).
+    """
+    return 4 * (4 * feature_channels + channels_out * net_scale * net_scale)
+
+
 def auto_tile(height: int, width: int, channels_out: int, net_scale: int, budget_bytes: int,
               feature_channels: int = 64) -> int | None:
     """Pick a tile edge from a memory budget (pure); None when the whole image fits.
 
-    The estimate per input pixel is float32 activations of ``feature_channels`` channels,
-    times four live buffers, plus the output pixels: a deliberately rough upper bound for
-    the convolutional SR networks in the zoo (transformers use more: give them a lower budget).
+    The estimate is :func:`activation_bytes_per_px` per input pixel of the tile.
     """
-    per_px = 4 * (4 * feature_channels + channels_out * net_scale * net_scale)
+    per_px = activation_bytes_per_px(channels_out, net_scale, feature_channels)
     max_px = max(budget_bytes // per_px, 64 * 64)
     if height * width <= max_px:
         return None

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,8 +41,11 @@ import numpy as np
 from av.stream import Discard, Disposition
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-from sredge.atomic import check_writable
+from sredge.atomic import check_writable, write_error
 from sredge.errors import InputError
+from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
+from sredge.runtime.camera import is_camera_uri
+from sredge.runtime.encoders import encoder_options
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +64,6 @@ NETWORK_READ_TIMEOUT_S = 10.0
 _NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "rtp", "srt", "tcp"})
 # Demuxers that open still images or text as a one-picture "video".
 _NOT_VIDEO_FORMATS = frozenset({"image2", "image2pipe", "tty", "bin", "xbin", "adf", "idf"})
-_X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
-)  # fmt: skip
 _MOV_FORMATS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
 # Damaged packets/frames skipped in a row (live streams, or before the first frame) before giving up.
 _MAX_DROPS_IN_A_ROW = 300
@@ -242,16 +243,21 @@ class VideoReader:
         error: None, or one line saying why decoding stopped early.
     """
 
-    def __init__(self, source: str, want_i420: bool = False):
+    def __init__(self, source: str, want_i420: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS):
         """Record the source; nothing is opened until ``__enter__``.
 
         Args:
             source: A file path, a stream URL (rtsp/rtmp/http(s)/udp/rtp/srt/tcp), a camera
-                index ``"0"``, ``"1"``, ... (``/dev/videoN``) or a ``/dev/videoN`` path.
+                index ``"0"``, ``"1"``, ... (``/dev/videoN``) or a ``/dev/videoN`` path (these
+                through FFmpeg), or a ``csi://N`` / ``v4l2:///dev/videoN`` camera URI, opened
+                through OpenCV's GStreamer backend (see :mod:`sredge.runtime.camera`).
             want_i420: Yield frames as the source's own YUV 4:2:0 samples (``Frame.i420``)
                 instead of RGB, when that is exact: limited range, BT.601 or unspecified
                 matrix, no rotation, even width and height (:attr:`i420` says whether it is).
+            max_pixels: Largest frame (width x height) admitted, checked from the stream's header
+                before a frame is decoded (``--max-pixels``).
         """
+        self.max_pixels = max_pixels
         self.source = str(source)
         self.want_i420 = want_i420
         self.i420: bool = False
@@ -279,6 +285,8 @@ class VideoReader:
     # -- opening ------------------------------------------------------------------
 
     def __enter__(self) -> VideoReader:
+        if is_camera_uri(self.source):  # csi:// and v4l2:// open through GStreamer, not FFmpeg
+            return self._enter_gstreamer()
         src = self._src = parse_source(self.source)
         self._container = self._open(src)
         try:
@@ -318,6 +326,66 @@ class VideoReader:
                 ) from exc
             raise InputError(f"cannot open {src.label}: {why}") from exc
 
+    # -- GStreamer cameras (csi://, v4l2://) ------------------------------------------
+
+    def _enter_gstreamer(self) -> VideoReader:
+        """Open a jetson-utils style camera URI through OpenCV's GStreamer backend.
+
+        Frames come out as the FFmpeg path's do: upright RGB ``Frame.rgb`` (never I420), pts in
+        milliseconds since the first frame (arrival times, so the output keeps the camera's real
+        timing), no audio, live. The capture is kept in ``_container``: ``close()`` closes it alike.
+        """
+        from sredge.runtime.camera import parse_camera_uri
+        from sredge.runtime.camera_capture import GstCapture
+
+        spec = parse_camera_uri(self.source)
+        if spec.width is not None:  # the size asked for: refused before the camera starts
+            check_pixels(spec.label, spec.width, spec.height, self.max_pixels)
+        capture = GstCapture(spec)
+        capture.open()
+        self._src = Source("camera", capture.pipeline, "gstreamer", {}, spec.label)
+        self._container, self._live = capture, True
+        try:
+            self._items = self._gstreamer_frames(capture)
+            first = next(self._items, None)
+            if first is None:
+                raise InputError(f"{spec.label} opened but sent no frame")
+            self._pending.append(first)
+            h, w = first.rgb.shape[:2]
+            check_pixels(spec.label, w, h, self.max_pixels)  # the size the camera chose
+            fps = spec.framerate or capture.fps
+            self.info = VideoInfo(width=w, height=h, fps=Fraction(fps).limit_denominator(1001) if fps else None,
+                                  time_base=Fraction(1, 1000), frame_count=None, rotation=0, codec="rawvideo",
+                                  has_audio=False, is_live=True)
+        except BaseException:
+            self.close()
+            raise
+        log.debug("opened %s: %s", spec.label, self.info)
+        return self
+
+    def _gstreamer_frames(self, capture) -> Iterator[Frame]:
+        start = None
+        size = None  # (width, height) of the first frame: every frame is scaled to it
+        while True:
+            bgr = capture.read()
+            if bgr is None:
+                if self._count:
+                    self.error = f"stopped at frame {self._count}: the camera stopped sending frames"
+                    log.warning("%s: %s", self._src.label, self.error)
+                return
+            now = time.monotonic()
+            start = now if start is None else start
+            pts = round((now - start) * 1000)
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1
+            h, w = bgr.shape[:2]
+            size = size or (w, h)
+            if (w, h) != size:
+                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+            yield self._next(Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), pts, self._count))
+
+    # -- FFmpeg streams -------------------------------------------------------------
+
     def _select_streams(self, src: Source) -> None:
         c = self._container
         fmt = c.format
@@ -330,6 +398,9 @@ class VideoReader:
             raise InputError(f"{src.label} has no video stream ({what})")
         default = [s for s in videos if s.disposition & Disposition.default]
         self._video = (default or videos)[0]
+        cc = self._video.codec_context
+        if cc is not None and cc.width > 0 and cc.height > 0:  # issue 14: frame size limit before decoding
+            check_pixels(src.label, cc.width, cc.height, self.max_pixels)
         if self._video.codec_context is None:
             raise InputError(f"{src.label}: this FFmpeg build cannot decode its video codec")
         # Frame + slice threads; but frame threads sometimes lose the "concealed errors" flag of the
@@ -495,6 +566,7 @@ class VideoReader:
 
     def _to_frame(self, vf) -> Frame:
         if self._coded_size is None:
+            check_pixels(self._src.label, vf.width, vf.height, self.max_pixels)  # the header did not say
             self._coded_size = (vf.width, vf.height)
             rot = vf.rotation  # counter-clockwise degrees from the display matrix, [-180, 180]
             self._rot_k = round(rot / 90) % 4
@@ -658,7 +730,10 @@ class VideoWriter:
             fps: Nominal frame rate written as stream metadata and used as the encoder's
                 rate-control hint; None when unknown.
             crf: Constant rate factor, 0 (lossless) .. 51; 18 is visually transparent.
-            codec: FFmpeg encoder name; ``crf`` and ``preset`` are passed to it as options.
+            codec: FFmpeg encoder name, e.g. ``libx264``, ``h264_nvenc``, ``libx265``, ``hevc_nvenc``
+                (``--encoder auto`` is resolved before: :func:`sredge.runtime.encoders.resolve_encoder`);
+                ``crf``, ``preset``, ``threads`` and ``tune`` reach it as its own options
+                (:func:`sredge.runtime.encoders.encoder_options`: NVENC gets ``cq`` and ``p1``..``p7``).
             preset: x264 speed/size trade-off, ``ultrafast`` .. ``placebo``. The default ``veryfast``
                 costs about half the CPU of ``medium`` at a similar size for upscaled video, which
                 matters when the encoder shares the CPU with inference.
@@ -678,8 +753,6 @@ class VideoWriter:
             raise InputError(f"cannot write {self.path}: frame size {width}x{height} is empty")
         if not 0 <= int(crf) <= 51:
             raise InputError(f"crf must be between 0 and 51, got {crf}")
-        if codec in ("libx264", "libx265") and preset not in _X264_PRESETS:
-            raise InputError(f"unknown {codec} preset {preset!r}: use one of {', '.join(_X264_PRESETS)}")
         try:
             encoder = av.codec.Codec(codec, "w")
         except (av.codec.codec.UnknownCodecError, ValueError) as exc:
@@ -698,6 +771,8 @@ class VideoWriter:
             raise InputError(f"encoder threads must be >= 0, got {threads}")
         self.crf, self.codec, self.preset, self.threads = int(crf), codec, preset, int(threads)
         self.tune = tune
+        # The encoder's own option names for crf/preset/threads/tune (see sredge.runtime.encoders).
+        self._options = encoder_options(codec, crf=self.crf, preset=preset, threads=self.threads, tune=tune)
         self.audio_from = audio_from
         self.frames_written = 0
         # Encoded size: 4:2:0 chroma needs even dimensions.
@@ -721,7 +796,7 @@ class VideoWriter:
                 f"cannot tell the video format from the name {self.path.name}; use a suffix like .mp4 or .mkv"
             ) from exc
         except (av.error.FFmpegError, OSError) as exc:
-            raise InputError(f"cannot write {self.path}: {_reason(exc)}") from exc
+            raise write_error(self.path, exc) or InputError(f"cannot write {self.path}: {_reason(exc)}") from exc
         try:
             if self._container.format.name in _MOV_FORMATS and self.time_base.numerator == 1:
                 # The MOV muxer would otherwise raise a small timescale (e.g. 1/1000 from
@@ -733,19 +808,18 @@ class VideoWriter:
         except BaseException as exc:
             self._abandon()
             if isinstance(exc, (av.error.FFmpegError, OSError)):
-                raise InputError(f"cannot write {self.path} with {self.codec}: {_reason(exc)}") from exc
+                if "avcodec_open2" in str(exc):  # the encoder did not open (NVENC without a GPU: EPERM), not the file
+                    raise InputError(f"cannot write {self.path} with {self.codec}: the encoder did not open "
+                                     f"({_reason(exc)}); try --encoder libx264") from exc
+                raise write_error(self.path, exc) or InputError(
+                    f"cannot write {self.path} with {self.codec}: {_reason(exc)}") from exc
             raise
         return self
 
     def _add_video_stream(self) -> None:
         c = self._container
         try:
-            options = {"crf": str(self.crf), "preset": self.preset}
-            if self.threads:
-                options["threads"] = str(self.threads)
-            if self.tune:
-                options["tune"] = self.tune
-            s = c.add_stream(self.codec, rate=self.fps, options=options)
+            s = c.add_stream(self.codec, rate=self.fps, options=dict(self._options))
         except ValueError as exc:  # the container cannot hold this codec
             raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
         s.width, s.height = self._enc_w, self._enc_h
@@ -822,7 +896,7 @@ class VideoWriter:
             self._pending.extend(packets)
             self._mux_pending(self._container)
         except (av.error.FFmpegError, OSError) as exc:
-            raise InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
+            raise write_error(self.path, exc) or InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
 
     def _next_pts(self, pts: int | None) -> int:
         last = self._last_pts
@@ -855,7 +929,7 @@ class VideoWriter:
         try:
             self._container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
-            raise InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
+            raise write_error(self.path, exc) or InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
 
     # -- finishing -----------------------------------------------------------------
 
@@ -878,7 +952,7 @@ class VideoWriter:
             self._container = c
             self._abandon()
             if isinstance(exc, (av.error.FFmpegError, OSError)):
-                raise InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
+                raise write_error(self.path, exc) or InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
             raise
         if self.frames_written:
             os.replace(self._tmp, self.path)

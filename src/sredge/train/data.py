@@ -16,6 +16,7 @@ from sredge.errors import InputError
 from sredge.imaging.color import rgb_to_y
 from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
 from sredge.imaging.resize import imresize
+from sredge.limits import DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class PatchOptions:
     """Y channel (1-channel networks) instead of RGB."""
     augment: bool = True
     """Random horizontal/vertical flips and 90-degree rotations."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest training image decoded (``--max-pixels``), checked from each file's header."""
 
 
 class PatchSampler:
@@ -47,7 +50,7 @@ class PatchSampler:
         s, hp = opts.scale, opts.lr_patch * opts.scale
         self.pairs = []
         for f in files:
-            hr = to_float(read_rgb(f))
+            hr = to_float(read_rgb(f, opts.max_pixels))
             h, w = (hr.shape[0] // s) * s, (hr.shape[1] // s) * s
             if h < hp or w < hp:
                 continue
@@ -83,7 +86,8 @@ class InputPatchSampler:
     Batches are (N, C, p, p) float32 in [0, 1] (Y when ``luma``), deterministic for a seed.
     """
 
-    def __init__(self, folder: str | Path, patch: int, luma: bool, augment: bool = True, seed: int = 0):
+    def __init__(self, folder: str | Path, patch: int, luma: bool, augment: bool = True, seed: int = 0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         folder = Path(folder)
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         if not files:
@@ -92,7 +96,7 @@ class InputPatchSampler:
         self.rng = np.random.default_rng(seed)
         self.images = []
         for f in files:
-            img = to_float(read_rgb(f))
+            img = to_float(read_rgb(f, max_pixels))
             if min(img.shape[:2]) < patch:
                 continue
             img = rgb_to_y(img)[..., None] if luma else img

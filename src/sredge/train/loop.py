@@ -128,15 +128,7 @@ def train(
     step, val_psnr = 0, None
     out = Path(out)
     if resume and out.exists():
-        ck = torch.load(out, map_location="cpu", weights_only=True)
-        if ck.get("arch") != spec.name or ck.get("hparams") != dict(hparams):
-            raise InputError(f"{out} was trained as {ck.get('arch')} {ck.get('hparams')}; it cannot resume this run")
-        model.load_state_dict(ck["params"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        sampler.rng.bit_generator.state = ck["sampler_rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        step, val_psnr = int(ck["step"]), ck.get("val_psnr")
+        step, val_psnr = _resume(torch, out, spec, hparams, model, opt, sched, sampler)
         log.info("resumed %s at step %d", out, step)
     loss_fn = torch.nn.L1Loss() if opts.loss == "l1" else torch.nn.MSELoss()
     model.train()
@@ -165,6 +157,33 @@ def train(
             on_step(TrainState(step, loss_avg, val_psnr, (step - done0) / max(time.perf_counter() - t0, 1e-9)))
     model.eval()
     return TrainState(step, loss_avg, val_psnr, (step - done0) / max(time.perf_counter() - t0, 1e-9))
+
+
+def _resume(torch, out: Path, spec: ArchSpec, hparams: HParams, model, opt, sched, sampler) -> tuple[int, float | None]:
+    """Restore a run from its checkpoint: (step, last validation PSNR).
+
+    Raises:
+        InputError: The file is not an sr-train checkpoint (damaged, truncated, another kind) or was
+            trained with another configuration.
+    """
+    damaged = f"{out} is not a checkpoint sr-train can resume (damaged or of another kind); choose another -o"
+    try:
+        ck = torch.load(out, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch reports a damaged file in many ways (zip, pickle, EOF)
+        raise InputError(damaged) from exc
+    if not isinstance(ck, dict):
+        raise InputError(damaged)
+    if ck.get("arch") != spec.name or ck.get("hparams") != dict(hparams):
+        raise InputError(f"{out} was trained as {ck.get('arch')} {ck.get('hparams')}; it cannot resume this run")
+    try:
+        model.load_state_dict(ck["params"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        sampler.rng.bit_generator.state = ck["sampler_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        return int(ck["step"]), ck.get("val_psnr")
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(damaged) from exc
 
 
 def set5_validator(root: str | Path, desc_for: Callable[[Any], Any]) -> Callable[[Any], float]:

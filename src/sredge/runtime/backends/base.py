@@ -28,6 +28,8 @@ class InputSpec:
     """Fixed input width, or None when dynamic."""
     max_batch: int | None = None
     """Largest batch the model accepts (a fixed batch axis or an engine profile); None: any."""
+    batch_fixed: bool = False
+    """The batch axis is fixed at ``max_batch``: every call runs that many (the backend pads smaller batches)."""
     min_hw: tuple[int, int] | None = None
     """Smallest (height, width) an engine profile accepts; None: no lower bound beyond 1."""
     max_hw: tuple[int, int] | None = None

@@ -14,6 +14,7 @@ from sredge.runtime.backends.base import BackendOptions, InputSpec
 log = logging.getLogger(__name__)
 
 _CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+_FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
@@ -59,6 +60,7 @@ class OrtBackend:
         self.path = Path(model)
         self.options = options
         self._sess = None
+        self._fixed_batch: int | None = None
 
     def __enter__(self) -> OrtBackend:
         import onnxruntime as ort
@@ -91,7 +93,17 @@ class OrtBackend:
         shape = self._in.shape
         if len(shape) != 4:
             raise InputError(f"{self.path} input {self._in.name} has shape {shape}; expected (N, C, H, W)")
+        empty = [d for d in shape if isinstance(d, int) and d < 1]
+        if empty:
+            raise InputError(f"{self.path} input {self._in.name} has shape {shape}, with an empty axis; "
+                             "an SR model's input axes are fixed sizes >= 1 or dynamic")
+        for role, value in (("input", self._in), ("output", outputs[0])):
+            if value.type not in _FLOAT_TYPES:
+                raise InputError(f"{self.path}: its {role} {value.name} is {value.type}; sredge feeds and reads "
+                                 "float32 or float16 images: export the model with a float input and output")
         self._in_dtype = np.float16 if self._in.type == "tensor(float16)" else np.float32
+        n = shape[0]
+        self._fixed_batch = n if isinstance(n, int) and n > 1 else None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,20 +115,53 @@ class OrtBackend:
         return self._sess
 
     def input_spec(self) -> InputSpec:
+        """The input geometry. A fixed batch axis of N > 1 is the largest batch per call: :meth:`run` pads
+        smaller batches to N (and splits larger ones), so tiles run one at a time still work; ``--batch N``
+        fills every call."""
         n, c, h, w = (d if isinstance(d, int) and d > 0 else None for d in self._in.shape)
         if c is None:
             raise InputError(f"{self.path}: the channel axis of the input must be fixed")
-        return InputSpec(channels=c, height=h, width=w, max_batch=n)
+        return InputSpec(channels=c, height=h, width=w, max_batch=n, batch_fixed=self._fixed_batch is not None)
 
     def descriptor(self) -> ModelDescriptor | None:
         meta = self._session().get_modelmeta().custom_metadata_map
         try:
             return ModelDescriptor.from_metadata(dict(meta))
         except ValueError as exc:
-            raise InputError(f"{self.path}: {exc}") from exc
+            raise InputError(f"{self.path}: {exc} (re-export it with sr-export)") from exc
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        out = self._session().run(None, {self._in.name: np.ascontiguousarray(x, dtype=self._in_dtype)})[0]
+        """(N, C, H, W) float32 -> the model's output as float32; a fixed batch axis is padded to (see :meth:`input_spec`).
+
+        Raises:
+            InputError: ONNX Runtime refused the input or failed running it (the model's own fault, or out of memory).
+        """
+        n = self._fixed_batch
+        if n is None or x.shape[0] == n:
+            return self._run(x)
+        parts = []
+        for i in range(0, x.shape[0], n):
+            part = x[i:i + n]
+            k = part.shape[0]
+            if k < n:  # repeat the last item: zeros could trip a model's normalisation, copies cannot
+                part = np.concatenate([part, np.repeat(part[-1:], n - k, axis=0)])
+            parts.append(self._run(part)[:k])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        feed = {self._in.name: np.ascontiguousarray(x, dtype=self._in_dtype)}
+        try:
+            out = self._session().run(None, feed)[0]
+        except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException
+            if type(exc).__module__.split(".")[0] != "onnxruntime":
+                raise
+            why = _first(exc)
+            if "bad_alloc" in why or "allocate" in why.lower():
+                raise InputError(f"{self.path} ran out of memory on a {'x'.join(map(str, x.shape))} input: "
+                                 "use a smaller --tile (or --batch)") from None
+            raise InputError(f"{self.path} failed on a {'x'.join(map(str, x.shape))} input ({why})") from None
+        if not np.issubdtype(out.dtype, np.floating):
+            raise InputError(f"{self.path}: its output is {out.dtype}; sredge reads float images")
         return out.astype(np.float32, copy=False)
 
     def describe(self) -> str:

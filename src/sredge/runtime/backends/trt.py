@@ -2,10 +2,9 @@
 
 Runs on the name-based I/O tensor API that TensorRT 10 (JetPack 6) and TensorRT 11
 share: ``num_io_tensors`` / ``get_tensor_*`` on the engine, ``set_input_shape``,
-``set_tensor_address`` and ``execute_async_v3`` on the execution context. Device
-memory and the stream come from cuda-python's runtime bindings
-(``cuda.bindings.runtime``, or ``cuda.cudart`` in cuda-python before 12.6), picked
-by which one imports.
+``set_tensor_address`` and ``execute_async_v3`` on the execution context. Page-locked
+host memory, device memory, streams and events come from cuda-python's runtime bindings
+(:mod:`sredge.runtime.backends.cuda_rt`).
 
 Every decision is a pure function (:func:`plan_io`, :func:`spec_from_profile`,
 :func:`check_shape_in_profile`, :func:`nbytes`, :func:`grown_capacity`,
@@ -19,12 +18,12 @@ An engine carries no sredge metadata of its own, so ``sr-build`` writes a sideca
 An engine whose sidecar records another TensorRT version, GPU or compute capability is
 refused with a message to rebuild it (:func:`check_engine_matches`), never run.
 
-Not verified here: this module was written and tested on a machine without
-TensorRT, cuda-python or a GPU. The pure functions, the sidecar round trip and the
-missing-dependency error are tested; everything that touches a live engine or CUDA
-(``TrtBackend.__enter__``, ``run``, ``describe``, the ``_DeviceBuffer`` helper and
-the TensorRT build in ``tests/runtime/test_backend_trt.py``) has never run against
-a real TensorRT and is skipped in that environment.
+**Never run on real TensorRT or a GPU.** ``tests/trt_conformance`` drives ``__enter__``,
+``run``, ``run_many`` and ``__exit__`` through the real Python bindings of TensorRT 10.3,
+10.13, 11.0 and 11.4 and the real cuda-python 12.4 and 13.0 modules: every attribute, property
+write, enum member and call signature is checked against them, and a simulated device (stream
+ordering, events, pinned and pageable copies) checks the data and the ordering. That proves the
+code matches those APIs, not how a real engine behaves.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -42,13 +41,23 @@ import numpy as np
 
 from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
-from sredge.errors import InputError, MissingDependencyError, SredgeError
+from sredge.errors import InputError, MissingDependencyError
 from sredge.models.descriptor import METADATA_PREFIX, ModelDescriptor
 from sredge.runtime.backends.base import BackendOptions, InputSpec
+from sredge.runtime.backends.cuda_rt import (  # noqa: F401  (re-exported: the TensorRT API of this module)
+    BUFFER_GRANULARITY,
+    CUDA_RUNTIME_MODULES,
+    TRT_INSTALL_HINT,
+    CudaError,
+    DeviceBuffer,
+    PinnedBuffer,
+    cuda_value,
+    current_gpu,
+    grown_capacity,
+    import_cuda_runtime,
+)
 
 log = logging.getLogger(__name__)
-
-TRT_INSTALL_HINT = 'pip install "sredge[trt]"'
 
 # TensorRT DataType names -> numpy. BF16, FP8, INT4 and FP4 have no numpy type.
 TRT_TO_NUMPY: dict[str, np.dtype] = {
@@ -63,9 +72,6 @@ TRT_TO_NUMPY: dict[str, np.dtype] = {
 IMAGE_DTYPES = ("FLOAT", "HALF")
 """I/O types an image network may have: float32, or float16 for engines built from an FP16-IO ONNX."""
 
-# Newest first: cuda-python >= 12.6 exposes cuda.bindings.runtime; 13 removed cuda.cudart.
-CUDA_RUNTIME_MODULES = ("cuda.bindings.runtime", "cuda.cudart")
-
 ENGINE_API = (
     "num_io_tensors",
     "get_tensor_name",
@@ -76,14 +82,6 @@ ENGINE_API = (
     "create_execution_context",
 )
 CONTEXT_API = ("set_input_shape", "get_tensor_shape", "set_tensor_address", "execute_async_v3")
-
-BUFFER_GRANULARITY = 1 << 20
-"""Device buffers grow in whole MiB so that slightly larger edge tiles do not each reallocate."""
-
-
-class CudaError(SredgeError):
-    """A CUDA runtime call failed (no device, out of memory, a failed kernel)."""
-
 
 # --------------------------------------------------------------------------- pure planning
 
@@ -278,20 +276,6 @@ def _as_numpy(dtype: Any) -> np.dtype:
     return numpy_dtype(dtype)
 
 
-def grown_capacity(current: int, needed: int, granularity: int = BUFFER_GRANULARITY) -> int:
-    """Growth policy of a reused device buffer: its new size in bytes.
-
-    A buffer keeps its size while requests fit (no reallocation per frame or per
-    smaller edge tile); otherwise it grows to ``needed`` rounded up to ``granularity``.
-    It never shrinks: the largest shape seen so far stays allocated.
-    """
-    if needed < 0 or current < 0 or granularity <= 0:
-        raise ValueError(f"invalid buffer sizes: current={current}, needed={needed}, granularity={granularity}")
-    if needed <= current:
-        return current
-    return -(-needed // granularity) * granularity
-
-
 def missing_attrs(obj: object, names: Sequence[str]) -> list[str]:
     """Which of ``names`` ``obj`` lacks (feature detection, not version parsing)."""
     return [n for n in names if not hasattr(obj, n)]
@@ -331,51 +315,6 @@ def check_options(options: BackendOptions) -> None:
             f"--precision {options.precision}: a TensorRT engine's precision is fixed when it is built "
             "(sr-build); drop --precision"
         )
-
-
-def import_cuda_runtime(importer: Callable[[str], ModuleType] = require) -> ModuleType:
-    """The cuda-python runtime bindings, trying each module path this install may have.
-
-    Args:
-        importer: Imports a module by name, raising ImportError or MissingDependencyError.
-
-    Raises:
-        MissingDependencyError: cuda-python is not installed (names the ``trt`` extra).
-    """
-    for name in CUDA_RUNTIME_MODULES:
-        try:
-            return importer(name)
-        except (ImportError, MissingDependencyError):
-            continue
-    raise MissingDependencyError(
-        f"cuda-python is not installed; the TensorRT backend needs it for device buffers: {TRT_INSTALL_HINT}"
-    )
-
-
-def cuda_value(result: Any, what: str) -> Any:
-    """Unpack a cuda-python call's ``(error, *values)`` tuple, raising on a non-success code.
-
-    Returns:
-        None for calls that return only the error, the single value, or a tuple of values.
-
-    Raises:
-        CudaError: The error code is not ``cudaSuccess`` (0); the message names the call.
-    """
-    if not isinstance(result, tuple):
-        result = (result,)
-    err, values = result[0], result[1:]
-    code = int(err)
-    if code != 0:
-        name = getattr(err, "name", None) or f"error {code}"
-        hint = ""
-        if "MemoryAllocation" in name:
-            hint = ": out of GPU memory, use a smaller --tile or --batch"
-        elif "NoDevice" in name or "InsufficientDriver" in name:
-            hint = ": no usable NVIDIA GPU/driver is visible to this process"
-        raise CudaError(f"CUDA {what} failed with {name} ({code}){hint}")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
 
 
 # --------------------------------------------------------------------------- sidecar
@@ -480,32 +419,7 @@ def read_engine_sidecar_extra(engine_path: str | Path) -> dict:
 # --------------------------------------------------------------------------- runtime
 
 
-class _DeviceBuffer:
-    """One cudaMalloc'd buffer that grows by :func:`grown_capacity` and is reused otherwise."""
-
-    def __init__(self, cudart: ModuleType, what: str):
-        self._cudart = cudart
-        self._what = what
-        self.ptr = 0
-        self.capacity = 0
-        self.allocations = 0
-        """How many times memory was (re)allocated; tests check that frames reuse it."""
-
-    def ensure(self, needed: int) -> None:
-        """Make room for ``needed`` bytes; the address changes only when the buffer grows."""
-        size = grown_capacity(self.capacity, max(needed, 1))
-        if size == self.capacity and self.ptr:
-            return
-        self.free()
-        self.ptr = int(cuda_value(self._cudart.cudaMalloc(size), f"cudaMalloc({size} bytes for the {self._what})"))
-        self.capacity = size
-        self.allocations += 1
-
-    def free(self) -> None:
-        if self.ptr:
-            ptr, self.ptr, self.capacity = self.ptr, 0, 0
-            cuda_value(self._cudart.cudaFree(ptr), f"cudaFree({self._what})")
-
+_DeviceBuffer = DeviceBuffer  # the name engine_build and older tests use
 
 _LOGGERS: dict[int, Any] = {}
 
@@ -518,6 +432,27 @@ def _trt_logger(trt: ModuleType) -> Any:
     return _LOGGERS[key]
 
 
+def create_trt_object(factory: Callable[[Any], Any], logger: Any, what: str, version: str) -> Any:
+    """``trt.Builder(logger)`` / ``trt.Runtime(logger)``, with TensorRT's failure as one clear error.
+
+    TensorRT's factories return nullptr when CUDA cannot be initialised (no GPU, no driver, a
+    mismatched CUDA); its Python bindings then raise ``TypeError("... returned nullptr")``.
+
+    Raises:
+        CudaError: The factory returned nothing.
+    """
+    try:
+        obj = factory(logger)
+    except TypeError as exc:
+        if "nullptr" not in str(exc):
+            raise
+        obj = None
+    if obj is None:
+        raise CudaError(f"TensorRT {version} could not create its {what}: no usable GPU, driver or CUDA for it "
+                        "(see its log above)")
+    return obj
+
+
 def _tensor_info(trt: ModuleType, engine: Any, name: str) -> TensorInfo:
     return TensorInfo(
         name=name,
@@ -527,13 +462,36 @@ def _tensor_info(trt: ModuleType, engine: Any, name: str) -> TensorInfo:
     )
 
 
+class _Slot:
+    """One of the two buffer sets of the copy/compute pipeline: page-locked host and device memory
+    for the input and the output, and the events that order their reuse."""
+
+    def __init__(self, cudart: Any, index: int):
+        self.host_in = PinnedBuffer(cudart, f"pinned input {index}")
+        self.host_out = PinnedBuffer(cudart, f"pinned output {index}")
+        self.dev_in = DeviceBuffer(cudart, f"engine input {index}")
+        self.dev_out = DeviceBuffer(cudart, f"engine output {index}")
+        self.events: dict[str, Any] = {}
+        """``uploaded`` (input copied), ``computed`` (engine done), ``downloaded`` (output copied)."""
+        self.busy: tuple[tuple[int, ...], np.dtype] | None = None
+        """(output shape, output dtype) of the batch in flight; None when free."""
+
+    def buffers(self) -> tuple[DeviceBuffer | PinnedBuffer, ...]:
+        return self.host_in, self.host_out, self.dev_in, self.dev_out
+
+
 class TrtBackend:
     """Runs a serialized TensorRT engine on the GPU (TensorRT 10 or 11, cuda-python).
 
     Construction only records the path; ``__enter__`` imports TensorRT, deserializes
-    the engine, creates the execution context and a CUDA stream. Device buffers are
-    allocated on the first ``run`` and grow only when a larger batch or tile arrives.
-    Not thread-safe: one backend per thread.
+    the engine, creates the execution context and three CUDA streams (upload, compute,
+    download). Buffers are allocated on the first batch and grow only when a larger batch
+    or tile arrives.
+
+    Copies overlap compute: host buffers are page-locked (``cudaMallocHost``) and there are
+    two buffer sets, so in :meth:`run_many` batch k+1 is uploaded while batch k computes and
+    batch k's output is downloaded while k+1 computes; events order every reuse. :meth:`run`
+    is one batch through the same pipeline. Not thread-safe: one backend per thread.
     """
 
     name = "trt"
@@ -552,10 +510,9 @@ class TrtBackend:
         if not self.path.is_file():
             raise InputError(f"no such engine file: {self.path}")
         self._trt, self._cudart = trt, cudart
-        self._stream = None
+        self._streams: dict[str, Any] = {}
         self._engine = self._context = self._runtime = None
-        self._in_buf = _DeviceBuffer(cudart, "engine input")
-        self._out_buf = _DeviceBuffer(cudart, "engine output")
+        self._slots = [_Slot(cudart, 0), _Slot(cudart, 1)]
         try:
             self._acquire()
         except BaseException:
@@ -566,27 +523,28 @@ class TrtBackend:
 
     def _acquire(self) -> None:
         trt, cudart = self._trt, self._cudart
-        count = cuda_value(cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
-        if not count:
-            raise CudaError("no CUDA device is visible; TensorRT needs an NVIDIA GPU")
-        device = cuda_value(cudart.cudaGetDevice(), "cudaGetDevice")
-        props = cuda_value(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
-        raw = getattr(props, "name", b"")
-        self._gpu = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\x00 ") or "GPU"
-        check_engine_matches(read_engine_sidecar_extra(self.path), str(trt.__version__), self._gpu,
-                             f"{int(props.major)}.{int(props.minor)}", self.path)
-        self._stream = cuda_value(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        version = str(trt.__version__)
+        gpu = current_gpu(cudart, "TensorRT needs an NVIDIA GPU")
+        self._gpu = gpu.name
+        check_engine_matches(read_engine_sidecar_extra(self.path), version, gpu.name, gpu.compute_capability,
+                             self.path)
+        for role in ("upload", "compute", "download"):
+            self._streams[role] = cuda_value(cudart.cudaStreamCreate(), f"cudaStreamCreate ({role})")
+        flags = cudart.cudaEventDisableTiming
+        for slot in self._slots:
+            for event in ("uploaded", "computed", "downloaded"):
+                slot.events[event] = cuda_value(cudart.cudaEventCreateWithFlags(flags), "cudaEventCreateWithFlags")
 
-        self._runtime = trt.Runtime(_trt_logger(trt))
+        self._runtime = create_trt_object(trt.Runtime, _trt_logger(trt), "Runtime", version)
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise InputError(
-                f"TensorRT {trt.__version__} could not load {self.path}: an engine only runs on the TensorRT "
+                f"TensorRT {version} could not load {self.path}: an engine only runs on the TensorRT "
                 "version and GPU model that built it; rebuild it here with sr-build (details in the log above)"
             )
         if missing := missing_trt_api(self._engine):
             raise MissingDependencyError(
-                f"TensorRT {trt.__version__} lacks the name-based tensor API ({', '.join(missing)}); sredge needs "
+                f"TensorRT {version} lacks the name-based tensor API ({', '.join(missing)}); sredge needs "
                 f"TensorRT 10 or newer: {TRT_INSTALL_HINT}"
             )
         self._context = self._engine.create_execution_context()
@@ -594,7 +552,7 @@ class TrtBackend:
             raise CudaError(f"TensorRT could not create an execution context for {self.path} (out of GPU memory?)")
         if missing := missing_trt_api(self._engine, self._context):
             raise MissingDependencyError(
-                f"TensorRT {trt.__version__} lacks {', '.join(missing)}; sredge needs TensorRT 10 or newer: "
+                f"TensorRT {version} lacks {', '.join(missing)}; sredge needs TensorRT 10 or newer: "
                 f"{TRT_INSTALL_HINT}"
             )
 
@@ -616,21 +574,31 @@ class TrtBackend:
         self._release()
 
     def _release(self) -> None:
-        # Buffers and stream first (they belong to the CUDA context the engine uses), then
-        # TensorRT objects in reverse creation order: context, engine, runtime.
+        # Work in flight first (its memory is about to go), then buffers, events and streams (they
+        # belong to the CUDA context the engine uses), then TensorRT objects in reverse creation
+        # order: context, engine, runtime.
         errors: list[BaseException] = []
-        for buf in (getattr(self, "_in_buf", None), getattr(self, "_out_buf", None)):
-            if buf is not None:
-                try:
-                    buf.free()
-                except CudaError as exc:
-                    errors.append(exc)
-        if getattr(self, "_stream", None) is not None:
-            stream, self._stream = self._stream, None
+        cudart = self._cudart
+
+        def attempt(fn: Callable[[], Any]) -> None:
             try:
-                cuda_value(self._cudart.cudaStreamDestroy(stream), "cudaStreamDestroy")
+                fn()
             except CudaError as exc:
                 errors.append(exc)
+
+        streams = getattr(self, "_streams", {})
+        for stream in streams.values():
+            attempt(lambda s=stream: cuda_value(cudart.cudaStreamSynchronize(s), "cudaStreamSynchronize"))
+        for slot in getattr(self, "_slots", []):
+            for buf in slot.buffers():
+                attempt(buf.free)
+            for event in slot.events.values():
+                attempt(lambda e=event: cuda_value(cudart.cudaEventDestroy(e), "cudaEventDestroy"))
+            slot.events.clear()
+            slot.busy = None
+        for stream in streams.values():
+            attempt(lambda s=stream: cuda_value(cudart.cudaStreamDestroy(s), "cudaStreamDestroy"))
+        streams.clear()
         self._context = self._engine = self._runtime = None
         if errors:
             log.warning("releasing TensorRT resources: %s", "; ".join(map(str, errors)))
@@ -661,48 +629,110 @@ class TrtBackend:
             InputError: The batch or tile is outside the engine's profile.
             CudaError: A CUDA call or the engine execution failed.
         """
+        return next(self.run_many([x]))
+
+    def run_many(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Upscale a sequence of batches with copies overlapping compute (see the class docstring).
+
+        Args:
+            batches: (N, C, H, W) float32 arrays, each inside the engine's profile.
+
+        Yields:
+            (N, C_out, H_out, W_out) float32 for each batch, in order; a batch's result is yielded
+            once the next batch has been queued behind it.
+
+        Raises:
+            InputError: A batch or tile outside the engine's profile.
+            CudaError: A CUDA call or the engine execution failed.
+        """
         self._require_active()
-        cudart, ctx, plan = self._cudart, self._context, self._plan
+        in_flight: list[_Slot] = []
+        k = 0
+        try:
+            for x in batches:
+                slot = self._slots[k % 2]
+                k += 1
+                if slot.busy is not None:  # its previous batch is the oldest in flight: hand it out first
+                    yield self._collect(in_flight.pop(0))
+                self._submit(slot, x)
+                in_flight.append(slot)
+            while in_flight:
+                yield self._collect(in_flight.pop(0))
+        finally:
+            if in_flight:  # the caller stopped early or a batch failed: let the device finish with the memory
+                for stream in self._streams.values():
+                    cuda_value(self._cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+                for slot in in_flight:
+                    slot.busy = None
+
+    def _submit(self, slot: _Slot, x: np.ndarray) -> None:
+        """Queue one batch on ``slot``: upload, then the engine, then download, ordered by events."""
+        cudart, ctx, plan, streams, ev = self._cudart, self._context, self._plan, self._streams, slot.events
         x = np.asarray(x)
         check_shape_in_profile(x.shape, self._min, self._max)
-        host_in = np.ascontiguousarray(x, dtype=plan.input_dtype)
+        in_dtype, out_dtype = plan.input_dtype, plan.output_dtype
+        in_bytes = nbytes(x.shape, in_dtype)
 
-        if host_in.shape != self._shape:
-            if not ctx.set_input_shape(plan.input.name, host_in.shape):
-                raise InputError(f"TensorRT refused input shape {host_in.shape} for {plan.input.name!r}")
+        # The slot's pinned input may still be read by its previous upload (finished before its engine
+        # ran, which was collected already, so this returns at once; kept for the ordering's sake).
+        if "uploaded" in ev:
+            cuda_value(cudart.cudaEventSynchronize(ev["uploaded"]), "cudaEventSynchronize (upload)")
+        slot.host_in.ensure(in_bytes)
+        host_in = slot.host_in.view(x.shape, in_dtype)
+        np.copyto(host_in, x, casting="unsafe")
+        slot.dev_in.ensure(in_bytes)
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        # The device input of this slot was last read by its engine run two batches ago.
+        cuda_value(cudart.cudaStreamWaitEvent(streams["upload"], ev["computed"], 0), "cudaStreamWaitEvent")
+        cuda_value(cudart.cudaMemcpyAsync(slot.dev_in.ptr, slot.host_in.ptr, in_bytes, h2d, streams["upload"]),
+                   "cudaMemcpyAsync (input to device)")
+        cuda_value(cudart.cudaEventRecord(ev["uploaded"], streams["upload"]), "cudaEventRecord")
+
+        if x.shape != self._shape:
+            # A new shape changes the context's state: let the batch in flight finish with the old one.
+            cuda_value(cudart.cudaStreamSynchronize(streams["compute"]), "cudaStreamSynchronize")
+            if not ctx.set_input_shape(plan.input.name, tuple(int(d) for d in x.shape)):
+                raise InputError(f"TensorRT refused input shape {x.shape} for {plan.input.name!r}")
             self._shape = None  # until the output shape is known, the context state is not trusted
             self._out_shape = check_resolved_shape(plan.output.name, ctx.get_tensor_shape(plan.output.name))
-            self._shape = host_in.shape
-        host_out = np.empty(self._out_shape, dtype=plan.output_dtype)
-
-        for name, buf, size in ((plan.input.name, self._in_buf, host_in.nbytes),
-                                (plan.output.name, self._out_buf, host_out.nbytes)):
-            buf.ensure(size)
-            if self._bound.get(name) != buf.ptr:  # bind again only when the buffer moved
+            self._shape = tuple(x.shape)
+        out_shape = self._out_shape
+        out_bytes = nbytes(out_shape, out_dtype)
+        slot.dev_out.ensure(out_bytes)
+        slot.host_out.ensure(out_bytes)
+        for name, buf in ((plan.input.name, slot.dev_in), (plan.output.name, slot.dev_out)):
+            if self._bound.get(name) != buf.ptr:  # bind again only when the address changes
                 if not ctx.set_tensor_address(name, buf.ptr):
                     raise CudaError(f"TensorRT refused the device address for {name!r}")
                 self._bound[name] = buf.ptr
 
-        stream = self._stream
-        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        cuda_value(
-            cudart.cudaMemcpyAsync(self._in_buf.ptr, host_in.ctypes.data, host_in.nbytes, h2d, stream),
-            "cudaMemcpyAsync (input to device)",
-        )
-        if not ctx.execute_async_v3(int(stream)):
-            raise CudaError(f"TensorRT failed to enqueue {self.path} for input {host_in.shape} (see the log above)")
-        cuda_value(
-            cudart.cudaMemcpyAsync(host_out.ctypes.data, self._out_buf.ptr, host_out.nbytes, d2h, stream),
-            "cudaMemcpyAsync (output to host)",
-        )
-        # host_in and host_out must outlive the copies: synchronize before they can go.
-        cuda_value(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize (engine execution)")
-        return host_out.astype(np.float32, copy=False)
+        compute = streams["compute"]
+        cuda_value(cudart.cudaStreamWaitEvent(compute, ev["uploaded"], 0), "cudaStreamWaitEvent")
+        # The device output of this slot was last read by its download two batches ago.
+        cuda_value(cudart.cudaStreamWaitEvent(compute, ev["downloaded"], 0), "cudaStreamWaitEvent")
+        if not ctx.execute_async_v3(int(compute)):
+            raise CudaError(f"TensorRT failed to enqueue {self.path} for input {x.shape} (see the log above)")
+        cuda_value(cudart.cudaEventRecord(ev["computed"], compute), "cudaEventRecord")
+
+        download = streams["download"]
+        cuda_value(cudart.cudaStreamWaitEvent(download, ev["computed"], 0), "cudaStreamWaitEvent")
+        cuda_value(cudart.cudaMemcpyAsync(slot.host_out.ptr, slot.dev_out.ptr, out_bytes, d2h, download),
+                   "cudaMemcpyAsync (output to host)")
+        cuda_value(cudart.cudaEventRecord(ev["downloaded"], download), "cudaEventRecord")
+        slot.busy = (out_shape, out_dtype)
+
+    def _collect(self, slot: _Slot) -> np.ndarray:
+        """Wait for ``slot``'s download and copy its output out of pinned memory (float32)."""
+        shape, dtype = slot.busy
+        cuda_value(self._cudart.cudaEventSynchronize(slot.events["downloaded"]),
+                   "cudaEventSynchronize (engine execution and download)")
+        slot.busy = None
+        return slot.host_out.view(shape, dtype).astype(np.float32, copy=True)
 
     def describe(self) -> str:
         self._require_active()
         p = self._plan
         return (
             f"tensorrt {self._trt.__version__} on {self._gpu}, engine I/O "
-            f"{p.input_dtype.name}->{p.output_dtype.name}"
+            f"{p.input_dtype.name}->{p.output_dtype.name}, pinned double-buffered copies"
         )

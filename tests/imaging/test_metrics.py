@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sredge.benchmarks.metrics import psnr, y_psnr
+from sredge.imaging.metrics import psnr, y_psnr
 from tests.conftest import asset
 
 
@@ -54,7 +54,7 @@ def _ssim_direct(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_ssim_matches_its_definition_and_is_one_for_identical_images():
-    from sredge.benchmarks.metrics import ssim
+    from sredge.imaging.metrics import ssim
 
     rng = np.random.default_rng(3)
     a = rng.integers(0, 256, (24, 30)).astype(np.float64)
@@ -77,7 +77,7 @@ def test_bicubic_on_set5_reproduces_the_published_row(scale, psnr_paper, ssim_pa
 
 
 def test_rgb_psnr_counts_every_channel():
-    from sredge.benchmarks.metrics import rgb_psnr
+    from sredge.imaging.metrics import rgb_psnr
 
     hr = np.full((8, 8, 3), 0.5)
     sr = hr.copy()

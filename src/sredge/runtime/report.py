@@ -1,0 +1,53 @@
+"""The machine-readable report of a video run (``sr-run --report run.json``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sredge.atomic import write_bytes_atomic
+from sredge.runtime.pipeline import STAGES
+
+if TYPE_CHECKING:
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_run import VideoRun
+
+
+def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
+    """The machine-readable run report (``--report run.json``)."""
+    from sredge.environment import software_and_machine
+
+    software, machine = software_and_machine(opts.backend_options.threads)
+    r = run.result
+    return {
+        "source": run.source,
+        "output": run.output,
+        "frames_in": r.frames_in,
+        "frames_out": r.frames_out,
+        "wall_s": round(r.wall_s, 4),
+        "fps": round(r.fps, 3),
+        "interrupted": r.interrupted,
+        "mode": run.mode,
+        "error": _error_text(r.failure) if r.failure else run.decode_error,
+        "latency_ms": {name: asdict(r.stages[name].summary()) for name in STAGES}
+        | {"end_to_end": asdict(r.end_to_end.summary())},
+        "input": run.input_info,
+        "model": {"path": str(rt.model), **asdict(rt.desc)},
+        "backend": rt.backend.describe(),
+        "auto": rt.auto.as_dict() if rt.auto is not None else None,
+        "reference_check": run.reference_check,
+        "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
+        "software": software,
+        "machine": machine,
+    }
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write the report JSON atomically."""
+    write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
+
+
+def _error_text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

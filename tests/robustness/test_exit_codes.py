@@ -1,0 +1,290 @@
+"""Exit 2 with one line, never 3 "internal error": full disks, read-only targets, damaged files, bad folders.
+
+Real commands in child processes, real files: a tmpfs filled to the last byte for ENOSPC, a read-only
+tmpfs for EROFS, damaged copies of real baselines, calibration sets and checkpoints.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.robustness.conftest import PROGS, assert_clean_error, fill, hashes, hostile, leftovers, sr, tmpfs
+
+# -- disk full, read-only file system ------------------------------------------------------
+
+FULL: dict[str, tuple[str, Callable[[Path, Path], list]]] = {
+    "run-image": ("run", lambda w, d: ["--image", w / "photos" / "0030.jpg", "--model", w / "m.onnx",
+                                        "-o", d / "x.png"]),
+    "run-folder": ("run", lambda w, d: ["--image", w / "photos", "--model", w / "m.onnx", "-o", d / "out"]),
+    "run-video": ("run", lambda w, d: ["--video", w / "in.mp4", "--model", w / "m.onnx", "-o", d / "x.mp4", "-q"]),
+    # The video is done when the report fails: it is kept (outside the work folder here), and the line says so.
+    "run-video-report": ("run", lambda w, d: ["--video", w / "in.mp4", "--model", w / "m.onnx", "-o",
+                                              d.parent / "x.mp4", "--report", d / "r.json", "-q"]),
+    "export": ("export", lambda w, d: [w / "fsrcnn_x2.pth", "-o", d / "x.onnx", "-q"]),
+    "bench-json": ("bench", lambda w, d: [w / "m.onnx", "--dataset", w / "dataset", "--size", "0", "--no-bicubic",
+                                          "--json", d / "r.json", "-q"]),
+    "bench-save-baseline": ("bench", lambda w, d: [w / "m.onnx", "--dataset", w / "dataset", "--size", "0",
+                                                   "--no-bicubic", "--save-baseline", d / "b.json", "-q"]),
+    "bench-report-folder": ("bench", lambda w, d: [w / "m.onnx", "--dataset", w / "dataset", "--size", "0",
+                                                   "--no-bicubic", "--report", d / "rep", "-q"]),
+    "calibrate": ("calibrate", lambda w, d: ["build", "--from", w / "photos", "-o", d / "set.npz", "--tile", "32",
+                                             "--min-crops", "1"]),
+    "train": ("train", lambda w, d: ["--data", w / "photos", "-o", d / "x.pth", "--steps", "2", "--val-every", "2",
+                                     "--batch", "2", "--patch", "8", "-q"]),
+}
+
+
+@pytest.mark.parametrize("name", FULL)
+def test_disk_full_is_exit_2_naming_the_file(work, tmp_path, name):
+    cmd, make = FULL[name]
+    with tmpfs(tmp_path / "full", size="64k") as disk:
+        fill(disk)
+        args = make(work, disk)
+        filled = hashes([disk])
+        res = hostile(cmd, args, inputs=[work], outputs=[a for a in args if isinstance(a, Path)
+                                                          and a.parent == disk], watch=work, match="no space left")
+        assert hashes([disk]) == filled, "something was left on the full disk"
+        assert leftovers(disk) == []
+        assert str(disk) in res.err  # names the file, not a temporary one
+        assert ".tmp" not in res.err and ".partial" not in res.err
+        if name == "run-video-report":
+            assert "6 frames written to" in res.err and (disk.parent / "x.mp4").stat().st_size > 1000
+
+
+READ_ONLY_FS = {
+    "run-image": ("run", lambda w, d: ["--image", w / "photos" / "0030.jpg", "--model", w / "m.onnx",
+                                        "-o", d / "x.png"]),
+    "calibrate": ("calibrate", lambda w, d: ["build", "--from", w / "photos", "-o", d / "set.npz"]),
+    "bench-json": ("bench", lambda w, d: [w / "m.onnx", "--dataset", w / "dataset", "--json", d / "r.json"]),
+    "sr-train": ("train", lambda w, d: ["--data", w / "photos", "-o", d / "x.pth"]),
+}
+
+
+@pytest.mark.parametrize("name", READ_ONLY_FS)
+def test_read_only_file_system_is_exit_2(work, tmp_path, name):
+    cmd, make = READ_ONLY_FS[name]
+    with tmpfs(tmp_path / "ro", size="64k", options="ro") as disk:
+        hostile(cmd, make(work, disk), inputs=[work], watch=work, match="read-only")
+
+
+@pytest.mark.parametrize("code,expect", [(errno.ENOSPC, "no space left on device writing"),
+                                         (errno.EDQUOT, "no space left on device writing"),
+                                         (errno.EROFS, "read-only file system"),
+                                         (errno.EACCES, "permission denied")])
+def test_the_safety_net_turns_os_errors_into_one_line_exit_2(capsys, code, expect):
+    from sredge.cli._app import run
+
+    def main(argv):
+        raise OSError(code, "refused", "/data/out.bin")
+
+    assert run("sr-x", main, []) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0] and "/data/out.bin" in err[0]
+
+
+# -- damaged baselines (sr-bench --baseline) -----------------------------------------------
+
+GOOD_ROW = {"label": "m", "quality": {"mean": {"psnr": 30.0, "ssim": 0.9}, "images": {"a": {"psnr": 30.0,
+                                                                                          "ssim": 0.9}}},
+            "latency": {"median_ms": 5.0}}
+BASELINES: dict[str, bytes] = {
+    "empty-file": b"",
+    "binary": bytes(range(256)),
+    "not-json": b"{rows: [",
+    "a-list": b"[1, 2, 3]",
+    "no-rows": json.dumps({"dataset": {"fingerprint": "x"}}).encode(),
+    "no-dataset": json.dumps({"rows": [GOOD_ROW]}).encode(),
+    "rows-not-a-list": json.dumps({"dataset": {"fingerprint": "x"}, "rows": {"a": 1}}).encode(),
+    "row-not-an-object": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [7]}).encode(),
+    "label-a-number": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [dict(GOOD_ROW, label=3)]}).encode(),
+    "no-fingerprint": json.dumps({"dataset": {"name": "Set5"}, "rows": [GOOD_ROW]}).encode(),
+    "psnr-a-string": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [dict(
+        GOOD_ROW, quality={"mean": {"psnr": "high", "ssim": 0.9}, "images": {}})]}).encode(),
+    "no-mean": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [dict(
+        GOOD_ROW, quality={"images": {}})]}).encode(),
+    "image-scores-a-list": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [dict(
+        GOOD_ROW, quality={"mean": {"psnr": 1.0, "ssim": 0.9}, "images": {"a": [30, 0.9]}})]}).encode(),
+    "latency-a-string": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [dict(
+        GOOD_ROW, latency={"median_ms": "5 ms"})]}).encode(),
+    "latency-negative": json.dumps({"dataset": {"fingerprint": "x"}, "rows": [dict(
+        GOOD_ROW, latency={"median_ms": -5})]}).encode(),
+    "reference-a-string": json.dumps({"dataset": {"fingerprint": "x"}, "reference_ms": "fast",
+                                      "rows": [GOOD_ROW]}).encode(),
+    "a-folder": b"",
+}
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_damaged_baseline_is_exit_2(work, name):
+    path = work / "base.json"
+    if name == "a-folder":
+        path.mkdir()
+    else:
+        path.write_bytes(BASELINES[name])
+    hostile("bench", [work / "m.onnx", "--dataset", work / "dataset", "--baseline", path, "--json", work / "r.json"],
+            inputs=[work], match="base.json", watch=work)
+
+
+# -- damaged calibration sets (.npz) --------------------------------------------------------
+
+
+def _real_set(crops: np.ndarray | None = None, meta: object = None, **extra) -> bytes:
+    from sredge.calibration.sets import FORMAT, FORMAT_VERSION
+
+    if crops is None:
+        crops = np.random.default_rng(0).integers(0, 255, (4, 3, 8, 8), dtype=np.uint8)
+    if meta is None:
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "sources": ["x"], "counts": [4],
+                "options": {"tile": 8}}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, crops=crops, meta=np.array(meta if isinstance(meta, str) else json.dumps(meta)), **extra)
+    return buf.getvalue()
+
+
+def _npz_cases() -> dict[str, Callable[[], bytes]]:
+    from sredge.calibration.sets import FORMAT
+
+    good = {"format": FORMAT, "version": 1, "sources": ["x"], "counts": [4], "options": {"tile": 8}}
+    return {
+        "random-bytes": lambda: bytes(np.random.default_rng(1).integers(0, 255, 5000, dtype=np.uint8)),
+        "empty-file": lambda: b"",
+        "truncated": lambda: _real_set()[:300],
+        "corrupt-middle": lambda: (lambda b: b[:200] + bytes(300) + b[500:])(_real_set()),
+        "no-meta": lambda: (lambda buf: (np.savez(buf, crops=np.zeros((1, 3, 8, 8), np.uint8)), buf.getvalue())[1])(
+            io.BytesIO()),
+        "meta-not-json": lambda: _real_set(meta="not json {"),
+        "meta-a-list": lambda: _real_set(meta=[1, 2]),
+        "crops-float": lambda: _real_set(crops=np.zeros((2, 3, 8, 8), np.float32)),
+        "crops-wrong-shape": lambda: _real_set(crops=np.zeros((8, 8), np.uint8)),
+        "no-crops": lambda: _real_set(crops=np.zeros((0, 3, 8, 8), np.uint8)),
+        "options-a-string": lambda: _real_set(meta=dict(good, options={"tile": "big"})),
+        "options-negative": lambda: _real_set(meta=dict(good, options={"tile": -3})),
+        "version-a-string": lambda: _real_set(meta=dict(good, version="2")),
+        "counts-not-numbers": lambda: _real_set(meta=dict(good, counts=["many"])),
+    }
+
+
+@pytest.mark.parametrize("name", list(_npz_cases()))
+def test_damaged_calibration_set_is_exit_2(work, name):
+    path = work / "set.npz"
+    path.write_bytes(_npz_cases()[name]())
+    hostile("calibrate", ["show", path], inputs=[work], match="set.npz", watch=work)
+
+
+def test_damaged_calibration_set_in_sr_export_fails_before_writing_anything(work):
+    bad = work / "set.npz"
+    bad.write_bytes(_real_set()[:300])
+    hostile("export", [work / "fsrcnn_x2.pth", "-o", work / "x.onnx", "--precision", "fp32,int8", "--calib", bad],
+            inputs=[work], outputs=[work / "x.onnx", work / "x.int8.onnx"], match="set.npz", watch=work)
+
+
+# -- damaged checkpoints to resume (sr-train --resume) ---------------------------------------
+
+
+def _torch_bytes(obj) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+RESUME: dict[str, Callable[[Path], bytes]] = {
+    "random-bytes": lambda w: bytes(np.random.default_rng(2).integers(0, 255, 4000, dtype=np.uint8)),
+    "empty-file": lambda w: b"",
+    "truncated": lambda w: (w / "fsrcnn_x2.pth").read_bytes()[:2000],
+    "another-kind-of-checkpoint": lambda w: (w / "fsrcnn_x2.pth").read_bytes(),
+    "a-list": lambda w: _torch_bytes([1, 2, 3]),
+    "right-arch-missing-optimizer": lambda w: _torch_bytes({
+        "arch": "srvgg", "hparams": {"scale": 2, "num_in_ch": 1, "num_out_ch": 1, "num_feat": 32, "num_conv": 8},
+        "params": {}, "step": 3}),
+}
+
+
+@pytest.mark.parametrize("name", RESUME)
+def test_damaged_checkpoint_to_resume_is_exit_2(work, name):
+    ckpt = work / "run.pth"
+    ckpt.write_bytes(RESUME[name](work))
+    hostile("train", ["--data", work / "photos", "-o", ckpt, "--resume", "--steps", "4", "--batch", "2",
+                      "--patch", "8", "-q"], inputs=[work], match="run.pth", watch=work)
+
+
+# -- folder runs: every good file done, every bad one named, exit 2 at the end -----------------
+
+
+def _bad_images(folder: Path, names: list[str]) -> None:
+    for name in names:
+        if name.startswith("empty"):
+            (folder / name).write_bytes(b"")
+        elif name.startswith("text"):
+            (folder / name).write_text("not an image\n")
+        else:
+            (folder / name).write_bytes(bytes(np.random.default_rng(3).integers(0, 255, 3000, dtype=np.uint8)))
+
+
+@pytest.mark.parametrize("bad", [["noise.png"], ["empty.jpg", "text.png"], ["b_noise.webp"]],
+                         ids=["one-bad", "two-bad", "bad-in-the-middle"])
+def test_folder_run_does_every_good_image_and_names_every_bad_one(work, bad):
+    folder = work / "photos"
+    _bad_images(folder, bad)
+    before = hashes([folder])
+    res = sr("run", "--image", folder, "--model", work / "m.onnx", "-q")
+    assert_clean_error(res, "run", 2, lines=len(bad))
+    for name in bad:
+        assert name in res.err
+    out = work / "photos_x2"
+    assert sorted(p.name for p in out.iterdir()) == ["0014_x2.jpg", "0030_x2.jpg"]
+    assert hashes([folder]) == before and leftovers(work) == []
+
+
+def test_glob_with_a_bad_image(work):
+    _bad_images(work / "photos", ["empty.jpg"])
+    res = sr("run", "--image", f"{work}/photos/*.jpg", "--model", work / "m.onnx", "-o", work / "out", "-q")
+    assert_clean_error(res, "run", 2, match="empty.jpg")
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["0014_x2.jpg", "0030_x2.jpg"]
+
+
+def test_folder_of_only_bad_images_leaves_no_output_folder(work):
+    folder = work / "bad"
+    folder.mkdir()
+    _bad_images(folder, ["empty.png", "text.jpg"])
+    hostile("run", ["--image", folder, "--model", work / "m.onnx", "-q"], inputs=[work], outputs=[work / "bad_x2"],
+            lines=2, watch=work)
+
+
+def test_single_bad_image_is_one_line_and_no_output(work):
+    _bad_images(work, ["noise.png"])
+    hostile("run", ["--image", work / "noise.png", "--model", work / "m.onnx"], inputs=[work],
+            outputs=[work / "noise_x2.png"], match="noise.png", watch=work)
+
+
+# -- usage errors: one line, exit 2, for every command -----------------------------------------
+
+
+REQUIRED = {"run": ["--image", "x.png"], "bench": ["m.onnx", "--dataset", "d"], "build": ["m.onnx"],
+            "export": ["c.pth"], "train": ["--data", "d", "-o", "x.pth"], "calibrate": ["show", "s.npz"], "models": []}
+
+
+@pytest.mark.parametrize("cmd", sorted(PROGS))
+def test_unknown_option_is_one_line_exit_2(tmp_path, cmd):
+    res = sr(cmd, *REQUIRED[cmd], "--no-such-option", cwd=tmp_path)
+    assert_clean_error(res, cmd, 2, match="--no-such-option")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_naming_an_existing_file_is_exit_2_and_overwrite_replaces_it(work):
+    report = work / "run.json"
+    report.write_text("mine\n")
+    hostile("run", ["--video", work / "in.mp4", "--model", work / "m.onnx", "-o", work / "o.mp4", "--report", report],
+            inputs=[work], outputs=[work / "o.mp4"], match="exists; pass --overwrite", watch=work)
+    res = sr("run", "--video", work / "in.mp4", "--model", work / "m.onnx", "-o", work / "o.mp4", "--report", report,
+             "--overwrite", "-q")
+    assert res.code == 0, res.err
+    assert json.loads(report.read_text())["frames_out"] == 6

@@ -1,0 +1,265 @@
+"""Stop signals on real runs: SIGINT, SIGTERM and SIGHUP at several points, and signals in quick succession.
+
+A video run keeps a playable file of the frames it reports; every other command leaves no temporary,
+lock or half-written file. The exit code is 128 + the signal number (130, 143, 129), never an abort.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from tests.conftest import asset
+from tests.robustness.conftest import SIGNAL_CODES, hashes, leftovers, send, start, wait_for
+
+LINE = re.compile(r"^(sr-[a-z]+): interrupted by (SIG[A-Z]+)"
+                  r"(?:; (?:(\d+) frames written to (.+) \(playable\)|no frame was written))?$")
+CLIP_FRAMES = 120
+
+
+def _partial(folder: Path) -> Path | None:
+    found = [p for p in folder.iterdir() if ".partial" in p.name]
+    return found[0] if found else None
+
+
+def _partial_size(folder: Path) -> int:
+    p = _partial(folder)
+    try:
+        return p.stat().st_size if p is not None else 0
+    except FileNotFoundError:
+        return 0
+
+
+POINTS = {
+    # The output is claimed (its lock exists): the model is loaded, no frame is written yet.
+    "at-claim": lambda folder: (folder / ".out.mp4.lock").exists(),
+    # The first encoded frames reached the file.
+    "early": lambda folder: _partial_size(folder) > 4_000,
+    # A good part of the clip is done.
+    "mid": lambda folder: _partial_size(folder) > 250_000,
+}
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def _video_run(tmp_path: Path, clip_factory, report: bool = True):
+    work = tmp_path / "w"
+    work.mkdir()
+    clip = shutil.copy(clip_factory(CLIP_FRAMES), work / "in.mp4")
+    model = shutil.copy(Path(__file__).parents[2] / "src/sredge/data/models/sredge_x2.onnx", work / "m.onnx")
+    args = ["--video", clip, "--model", model, "-o", work / "out.mp4", "-q", "--preset", "ultrafast"]
+    if report:
+        args += ["--report", work / "run.json"]
+    return work, start("run", *args)
+
+
+def _check_stopped(work: Path, proc, sig: int, err: str) -> int:
+    """The run's one line, its exit code, and its output: frames reported == frames decodable."""
+    assert proc.returncode == SIGNAL_CODES[sig], f"exit {proc.returncode}; stderr:\n{err}"
+    assert "terminate called" not in err and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    m = LINE.match(lines[0])
+    assert m and m.group(1) == "sr-run" and m.group(2) == signal.Signals(sig).name, lines[0]
+    out = work / "out.mp4"
+    reported = int(m.group(3)) if m.group(3) else 0
+    if reported:
+        assert m.group(4) == str(out)
+        assert _frames(out) == reported  # playable, and exactly what was reported
+        assert reported <= CLIP_FRAMES
+    else:
+        assert not out.exists()
+    assert leftovers(work) == []
+    return reported
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_stop_signal_keeps_a_playable_file_of_the_frames_reported(tmp_path, clip_factory, sig, point):
+    work, proc = _video_run(tmp_path, clip_factory)
+    inputs = hashes([work / "in.mp4", work / "m.onnx"])
+    try:
+        reached = wait_for(lambda: POINTS[point](work), proc=proc)
+        assert reached, f"the run ended before {point}: {proc.communicate()}"
+        send(proc, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reported = _check_stopped(work, proc, sig, err)
+    if point != "at-claim":
+        assert 0 < reported < CLIP_FRAMES
+        rep = json.loads((work / "run.json").read_text())
+        assert rep["interrupted"] is True and rep["frames_out"] == reported
+    assert hashes([work / "in.mp4", work / "m.onnx"]) == inputs
+
+
+@pytest.mark.parametrize("first,second,gap", [
+    (signal.SIGINT, signal.SIGINT, 0.1),
+    (signal.SIGINT, signal.SIGINT, 0.0),
+    (signal.SIGTERM, signal.SIGINT, 0.1),
+    (signal.SIGHUP, signal.SIGTERM, 0.02),
+], ids=["INT-INT-0.1s", "INT-INT-at-once", "TERM-INT-0.1s", "HUP-TERM-0.02s"])
+def test_a_second_signal_while_stopping_never_aborts(tmp_path, clip_factory, first, second, gap):
+    work, proc = _video_run(tmp_path, clip_factory, report=False)
+    try:
+        assert wait_for(lambda: POINTS["early"](work), proc=proc), proc.communicate()
+        send(proc, first)
+        time.sleep(gap)
+        send(proc, second)
+        send(proc, second)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != -signal.SIGABRT and proc.returncode != 134, err
+    assert _check_stopped(work, proc, first, err) > 0
+
+
+# -- the other commands: no temporary, lock or half-written file -----------------------------
+
+
+def _stop_when(proc, ready, sig: int) -> str:
+    try:
+        assert wait_for(ready, proc=proc, timeout=120), proc.communicate()
+        send(proc, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err
+
+
+def _one_interrupted_line(proc, err: str, prog: str, sig: int) -> None:
+    assert proc.returncode == SIGNAL_CODES[sig], f"exit {proc.returncode}; stderr:\n{err}"
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: interrupted"), err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
+def test_export_stopped_mid_write_leaves_no_temporary_file(tmp_path, sig):
+    ckpt = shutil.copy(asset("weights/fsrcnn/fsrcnn_x2.pth"), tmp_path / "fsrcnn_x2.pth")
+    out = tmp_path / "out"
+    out.mkdir()
+    # The export imports torch lazily, so the signal can land inside an import: the interpreter then
+    # reports the .pyc it was reading as unclosed, a ResourceWarning Python hides from users by default.
+    proc = start("export", ckpt, "-o", out / "m.onnx", "-q", warnings="default,ignore::ResourceWarning")
+    err = _stop_when(proc, lambda: any(p.name.endswith(".tmp") for p in out.iterdir()), sig)
+    _one_interrupted_line(proc, err, "sr-export", sig)
+    assert list(out.iterdir()) == [] and leftovers(tmp_path) == []
+
+
+def test_bench_stopped_writes_no_report(tmp_path):
+    model = shutil.copy(Path(__file__).parents[2] / "src/sredge/data/models/sredge_x2.onnx", tmp_path / "m.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(asset("realworld/0030.jpg"), data / "a.jpg")
+    proc = start("bench", model, "--dataset", data, "--json", tmp_path / "r.json", "--size", "320x240",
+                 "--repeats", "1000", "-q")
+    err = _stop_when(proc, lambda: (tmp_path / ".r.json.lock").exists(), signal.SIGTERM)
+    _one_interrupted_line(proc, err, "sr-bench", signal.SIGTERM)
+    assert not (tmp_path / "r.json").exists() and leftovers(tmp_path) == []
+
+
+def test_train_stopped_keeps_only_whole_checkpoints(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("0030.jpg", "0014.jpg"):
+        shutil.copy(asset(f"realworld/{name}"), data / name)
+    out = tmp_path / "run.pth"
+    proc = start("train", "--data", data, "-o", out, "--steps", "100000", "--val-every", "5", "--batch", "2",
+                 "--patch", "8", "--feats", "4", "--convs", "1", "-q")
+    err = _stop_when(proc, lambda: out.exists(), signal.SIGTERM)
+    _one_interrupted_line(proc, err, "sr-train", signal.SIGTERM)
+    import torch
+
+    ck = torch.load(out, map_location="cpu", weights_only=True)  # whole: it loads
+    assert ck["step"] % 5 == 0 and leftovers(tmp_path) == []
+
+
+def test_calibrate_stopped_writes_no_set(tmp_path):
+    proc = start("calibrate", "build", "--from", asset("calibration/T91"), "-o", tmp_path / "set.npz",
+                 "--downscale", "2", "--crops-per-image", "4", "--tile", "16")
+    err = _stop_when(proc, lambda: (tmp_path / ".set.npz.lock").exists(), signal.SIGTERM)
+    _one_interrupted_line(proc, err, "sr-calibrate", signal.SIGTERM)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_folder_run_stopped_keeps_only_whole_images(tmp_path):
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(40):
+        shutil.copy(asset("realworld/0030.jpg"), src / f"{i:02d}.jpg")
+    model = Path(__file__).parents[2] / "src/sredge/data/models/sredge_x2.onnx"
+    proc = start("run", "--image", src, "--model", model, "-q")
+    out = tmp_path / "in_x2"
+    err = _stop_when(proc, lambda: out.is_dir() and any(p.suffix == ".jpg" for p in out.iterdir()), signal.SIGTERM)
+    _one_interrupted_line(proc, err, "sr-run", signal.SIGTERM)
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 40 and all(cv2.imread(str(p)) is not None for p in written)
+    assert leftovers(tmp_path) == []
+
+
+# -- the mechanism, in process: a signal's exception held through a section, or lost and raised again --
+
+
+@pytest.fixture
+def handlers():
+    """A stopped command leaves its handlers in place (the process is ending): put pytest's back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def test_a_signal_whose_exception_a_library_swallows_still_stops_before_the_output_is_committed(tmp_path, capsys,
+                                                                                                 handlers):
+    import os
+
+    from sredge.atomic import write_bytes_atomic
+    from sredge.cli._app import run
+
+    def main(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler raises in here ...
+        except BaseException:  # noqa: BLE001 - ... and C code that calls back into Python may clear it
+            pass
+        write_bytes_atomic(tmp_path / "out.json", b"{}")
+        return 0
+
+    assert run("sr-x", main, []) == 143
+    assert capsys.readouterr().err.strip() == "sr-x: interrupted by SIGTERM"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_inside_an_uninterruptible_section_is_raised_at_its_end(capsys, handlers):
+    import os
+
+    from sredge.cli._app import run
+    from sredge.interrupts import uninterruptible
+
+    steps = []
+
+    def main(argv):
+        with uninterruptible():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)
+            steps.append("section finished")
+        steps.append("after the section")
+        return 0
+
+    assert run("sr-x", main, []) == 129
+    assert steps == ["section finished"]

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The GPU check as run on a lent GPU machine that has PyTorch, cuda-bindings and OpenCV but no network:
+# copy the few real files it needs into .gpu-assets/ (ignored by git) here, carry that folder, and run
+#   bash tools/device_gpu_check.sh run     (there; writes $OUT/gpu_check.json)
+# after
+#   bash tools/device_gpu_check.sh stage   (here, beside ../shared/assets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+  stage)
+    src=${SREDGE_ASSETS:-../shared/assets}
+    for f in weights/fsrcnn/fsrcnn_x3.pth weights/espcn/espcn_x3.pt weights/vdsr/vdsr_model_epoch_50.pth \
+             weights/srvgg/realesr-animevideov3.pth; do
+      mkdir -p ".gpu-assets/$(dirname "$f")" && cp "$src/$f" ".gpu-assets/$f"
+    done
+    for s in 3 4; do
+      mkdir -p .gpu-assets/benchmarks/Set5/LR_bicubic/X$s
+      cp "$src"/benchmarks/Set5/LR_bicubic/X$s/*.png .gpu-assets/benchmarks/Set5/LR_bicubic/X$s/
+    done
+    du -sh .gpu-assets ;;
+  run)
+    PYTHONPATH=src python3 tools/gpu_check.py --assets .gpu-assets --report "${OUT:-.}/gpu_check.json" ;;
+  *) echo "usage: $0 stage|run" >&2; exit 2 ;;
+esac
