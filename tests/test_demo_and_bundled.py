@@ -10,7 +10,7 @@ import av
 import pytest
 
 from sredge.demo import CLIP_SIZE, FRAMES, make_clip
-from sredge.export.metadata import read_descriptor
+from sredge.models.onnx_file import read_descriptor
 from sredge.runtime.bundled import bundled_models, default_model, manifest
 
 BLOCK = "import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n    sys.modules[m] = None\n"

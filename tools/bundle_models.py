@@ -44,7 +44,7 @@ def measure(onnx_path: Path, scale: int) -> dict:
     from sredge.benchmarks.datasets import load_dataset
     from sredge.benchmarks.latency import frame_latency_ms
     from sredge.benchmarks.quality import evaluate_bicubic, evaluate_y_psnr
-    from sredge.export.metadata import read_descriptor
+    from sredge.models.onnx_file import read_descriptor
 
     desc = read_descriptor(onnx_path)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

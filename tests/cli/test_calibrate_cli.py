@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sredge.export.metadata import read_descriptor
+from sredge.models.onnx_file import read_descriptor
 from tests.conftest import asset
 
 

@@ -13,7 +13,7 @@ import torch
 
 from sredge.benchmarks.datasets import load_dataset
 from sredge.benchmarks.quality import evaluate_y_psnr
-from sredge.export.metadata import read_descriptor
+from sredge.models.onnx_file import read_descriptor
 from sredge.models.loader import load_model
 from tests.conftest import asset
 

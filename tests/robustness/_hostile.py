@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sredge.export.metadata import write_descriptor
+from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
 from tests.robustness.conftest import Result, assert_clean_error, child_env, command, hashes, leftovers
 

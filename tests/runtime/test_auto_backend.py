@@ -200,7 +200,7 @@ def fsrcnn_family(tmp_path_factory):
 
 
 def test_sr_export_records_the_drop(fsrcnn_family):
-    from sredge.export.metadata import read_descriptor
+    from sredge.models.onnx_file import read_descriptor
 
     d = read_descriptor(fsrcnn_family.with_name("fsrcnn_x3.int8.onnx"))
     assert d.precision == "int8-cpu" and d.quality_ref == "Set5"

@@ -84,14 +84,14 @@ def model_precision(path: Path) -> str:
     """``fp32``, ``fp16``, ``int8`` (or sr-export's ``int8-cpu``/``int8-trt``) for a model file.
 
     Read from the sredge metadata when it says so, else from the graph as the engine planner reads
-    it (:func:`~sredge.export.engine_plan.onnx_facts`: Q/DQ nodes, float16 weights or casts), plus
+    it (:func:`~sredge.models.onnx_file.onnx_facts`: Q/DQ nodes, float16 weights or casts), plus
     ONNX Runtime's QOperator INT8 ops.
     """
     if path.suffix.lower() != ".onnx":
         return "fp32"
     import onnx
 
-    from sredge.export.engine_plan import onnx_facts
+    from sredge.models.onnx_file import onnx_facts
 
     model = onnx.load(str(path), load_external_data=False)
     facts = onnx_facts(model, sha256="")

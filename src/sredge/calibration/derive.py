@@ -83,7 +83,7 @@ def record_quality(model: onnx.ModelProto, drop_db: float, quality_ref: str) -> 
     """
     from dataclasses import replace
 
-    from sredge.export.metadata import write_descriptor
+    from sredge.models.onnx_file import write_descriptor
 
     desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
     if desc is not None:

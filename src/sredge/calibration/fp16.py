@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sredge.export.metadata import write_descriptor
+from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)

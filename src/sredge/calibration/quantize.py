@@ -33,7 +33,7 @@ import onnx
 
 from sredge.atomic import write_bytes_atomic
 from sredge.errors import InputError
-from sredge.export.metadata import write_descriptor
+from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def quantize_int8(
     if keep_float:
         read_float_inputs(model, keep_float, onnx.load(str(fp32_model), load_external_data=False))
     if desc is None:
-        from sredge.export.metadata import read_descriptor
+        from sredge.models.onnx_file import read_descriptor
 
         desc = read_descriptor(fp32_model)
     if desc is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
 from sredge.errors import InputError, SredgeError
-from sredge.export.metadata import write_descriptor
+from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)

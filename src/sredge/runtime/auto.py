@@ -314,7 +314,7 @@ def installed_backends() -> tuple[list[str], list[str]]:
 
 def read_variants(paths: Sequence[Path]) -> list[Variant]:
     """:func:`variant_of` for each file (reads the ONNX headers)."""
-    from sredge.export.metadata import read_descriptor
+    from sredge.models.onnx_file import read_descriptor
 
     return [variant_of(p, read_descriptor(p)) for p in paths]
 

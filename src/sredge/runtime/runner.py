@@ -194,7 +194,7 @@ class LoadedRuntime:
 
 
 def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -> dict | None:
-    from sredge.export.metadata import read_descriptor
+    from sredge.models.onnx_file import read_descriptor
 
     desc = read_descriptor(model) if frame_hw is not None else None
     if desc is None:

@@ -124,7 +124,7 @@ class OpenVinoBackend:
         ov = require("openvino")
         import onnx
 
-        from sredge.export.engine_plan import onnx_facts
+        from sredge.models.onnx_file import onnx_facts
 
         if not self.path.is_file():
             raise InputError(f"no such model file: {self.path}")
