@@ -46,6 +46,19 @@ def test_not_a_checkpoint(cli, tmp_path, content):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_git_lfs_pointer_says_git_lfs_pull(cli, tmp_path):
+    ptr = tmp_path / "RealESRGAN_x4plus.pth"
+    ptr.write_text(
+        "version https://git-lfs.github.com/spec/v1\n"
+        "oid sha256:4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1\n"
+        "size 67040989\n"
+    )
+    line = _one_line_error(cli("export", ptr, "-o", tmp_path / "m.onnx"))
+    assert str(ptr) in line and "Git LFS pointer" in line and "git lfs pull" in line
+    assert "not a PyTorch" not in line
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_unknown_architecture_lists_known_and_names_arch_flag(cli, tmp_path):
     ckpt = tmp_path / "mystery.pth"
     torch.save({"encoder.weight": torch.zeros(8, 3, 3, 3), "decoder.weight": torch.zeros(3, 8, 3, 3)}, ckpt)
@@ -58,6 +71,28 @@ def test_arch_that_does_not_fit(cli, tmp_path):
     line = _one_line_error(cli("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "--arch", "edsr",
                                "-o", tmp_path / "m.onnx"))
     assert "do not have the layout of edsr" in line
+    assert "edsr expects keys sub_mean.*, head.*, body.*, tail.*" in line
+
+
+def test_arch_accepts_a_known_foreign_layout(cli, tmp_path):
+    from sredge.models.checkpoint import load_state_dict
+
+    theirs = {"conv_1.": "first_part.0.", "conv_2.": "first_part.2.", "conv_3.": "last_part.0."}
+    sd = load_state_dict(asset("weights/espcn/espcn_x3.pt"))
+    renamed = {theirs[k[:7]] + k[7:]: v for k, v in sd.items()}
+    ckpt = tmp_path / "espcn_pytorch.pth"
+    torch.save({"net": renamed, "optimizer": {}, "epoch": 7}, ckpt)
+    res = cli("export", ckpt, "--arch", "espcn", "-o", tmp_path / "m.onnx", "-q")
+    assert res.code == 0, res.err
+    assert (tmp_path / "m.onnx").exists()
+
+
+def test_arch_with_an_unknown_renaming_lists_the_expected_keys(cli, tmp_path):
+    ckpt = tmp_path / "espcn_renamed.pth"
+    torch.save({f"layer{i}.weight": torch.zeros(4, 4, 3, 3) for i in range(3)}, ckpt)
+    line = _one_line_error(cli("export", ckpt, "--arch", "espcn", "-o", tmp_path / "m.onnx"))
+    assert "layer0.weight" in line
+    assert "conv_1.*, conv_2.*, conv_3.* or first_part.0.*, first_part.2.*, last_part.0.*" in line
 
 
 def test_unknown_arch_name_is_a_usage_error(cli, tmp_path):

@@ -112,3 +112,34 @@ def test_checkpoint_without_tensors(tmp_path):
     torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "m.pth")
     with pytest.raises(InputError, match="no model weights"):
         load_state_dict(tmp_path / "m.pth")
+
+
+def _initializers(onnx_path):
+    import onnx
+    from onnx import numpy_helper
+
+    return {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
+
+
+@pytest.mark.parametrize("key", ["net", "net_g", "generator", "model_state_dict", "g_ema", "model"])
+def test_training_wrappers_export_like_the_plain_file(cli, tmp_path, key):
+    """A real checkpoint saved inside a training wrapper (with optimizer/epoch/scheduler entries
+    that must be ignored) loads to the same tensors and exports to the same ONNX weights."""
+    plain = asset("weights/fsrcnn/fsrcnn_x3.pth")
+    real = load_state_dict(plain)
+    opt = {"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"lr": 1e-4, "params": [0]}]}
+    wrapped = tmp_path / f"fsrcnn_x3_{key}.pth"
+    torch.save({key: real, "optimizer": opt, "epoch": 40, "scheduler": {"last_epoch": 40}}, wrapped)
+    assert _same(load_state_dict(wrapped), real)
+
+    res_plain = cli("export", plain, "-o", tmp_path / "plain.onnx", "-q")
+    res_wrapped = cli("export", wrapped, "-o", tmp_path / "wrapped.onnx", "-q")
+    assert res_plain.code == 0 and res_wrapped.code == 0, (res_plain.err, res_wrapped.err)
+    a, b = _initializers(tmp_path / "plain.onnx"), _initializers(tmp_path / "wrapped.onnx")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_g_ema_preferred_over_raw_generator(tmp_path, sd):
+    other = {k: v + 1 for k, v in sd.items()}
+    torch.save({"g": other, "d": other, "g_ema": sd}, tmp_path / "m.pth")
+    assert _same(load_state_dict(tmp_path / "m.pth"), sd)

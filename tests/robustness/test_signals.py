@@ -215,51 +215,63 @@ def test_folder_run_stopped_keeps_only_whole_images(tmp_path):
 # -- the mechanism, in process: a signal's exception held through a section, or lost and raised again --
 
 
-@pytest.fixture
-def handlers():
-    """A stopped command leaves its handlers in place (the process is ending): put pytest's back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
+# The two tests below signal their own process. They run in a fresh interpreter so that nothing a test
+# worker holds (its own handlers, threads of native libraries) can turn the signal into a dead worker.
+
+_SWALLOWED = """
+import os, signal, sys, time
+from pathlib import Path
+from sredge.atomic import write_bytes_atomic
+from sredge.cli._app import run
+out = Path(sys.argv[1])
+
+def main(argv):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)  # the handler raises in here ...
+    except BaseException:  # ... and C code that calls back into Python may clear it
+        pass
+    write_bytes_atomic(out / "out.json", b"{}")
+    return 0
+
+sys.exit(run("sr-x", main, []))
+"""
+
+_SECTION = """
+import os, signal, sys, time
+from sredge.cli._app import run
+from sredge.interrupts import uninterruptible
+steps = []
+
+def main(argv):
+    with uninterruptible():
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
+        steps.append("section finished")
+    steps.append("after the section")
+    return 0
+
+code = run("sr-x", main, [])
+print(",".join(steps))
+sys.exit(code)
+"""
 
 
-def test_a_signal_whose_exception_a_library_swallows_still_stops_before_the_output_is_committed(tmp_path, capsys,
-                                                                                                 handlers):
-    import os
+def _python(code: str, *args: str):
+    import subprocess
+    import sys
 
-    from sredge.atomic import write_bytes_atomic
-    from sredge.cli._app import run
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
 
-    def main(argv):
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.5)  # the handler raises in here ...
-        except BaseException:  # noqa: BLE001 - ... and C code that calls back into Python may clear it
-            pass
-        write_bytes_atomic(tmp_path / "out.json", b"{}")
-        return 0
 
-    assert run("sr-x", main, []) == 143
-    assert capsys.readouterr().err.strip() == "sr-x: interrupted by SIGTERM"
+def test_a_signal_whose_exception_a_library_swallows_still_stops_before_the_output_is_committed(tmp_path):
+    proc = _python(_SWALLOWED, str(tmp_path))
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.strip() == "sr-x: interrupted by SIGTERM"
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_signal_inside_an_uninterruptible_section_is_raised_at_its_end(capsys, handlers):
-    import os
-
-    from sredge.cli._app import run
-    from sredge.interrupts import uninterruptible
-
-    steps = []
-
-    def main(argv):
-        with uninterruptible():
-            os.kill(os.getpid(), signal.SIGHUP)
-            time.sleep(0.2)
-            steps.append("section finished")
-        steps.append("after the section")
-        return 0
-
-    assert run("sr-x", main, []) == 129
-    assert steps == ["section finished"]
+def test_a_signal_inside_an_uninterruptible_section_is_raised_at_its_end():
+    proc = _python(_SECTION)
+    assert proc.returncode == 129, proc.stderr
+    assert proc.stdout.strip() == "section finished"

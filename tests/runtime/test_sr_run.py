@@ -348,3 +348,64 @@ def test_latency_mode_has_no_b_frames_and_says_so(cli, exported, tmp_path):
     assert 3 not in _pict_types(tmp_path / "latency.mp4") and 2 in _pict_types(tmp_path / "latency.mp4")
     _, frames, audio, _ = _probe(tmp_path / "latency.mp4")
     assert len(frames) == 24 and audio == ["aac"]
+
+
+def _decoded(path):
+    """(RGB frames, pts in seconds, audio seconds by packet durations, first audio packet's start in seconds)."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = [(f.to_ndarray(format="rgb24"), float(f.pts * v.time_base)) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        packets = [p for p in c.demux(a) if p.size]
+        audio_s = float(sum(p.duration for p in packets) * a.time_base)
+        first_audio = float(packets[0].pts * a.time_base)
+    return [f for f, _ in frames], [t for _, t in frames], audio_s, first_audio
+
+
+@pytest.mark.parametrize("cut, first, count", [
+    (["--start", "0.52", "--duration", "00:00.4"], 13, 10),  # mid-GOP start (key frames every 8)
+    (["--start", "0:00.5", "--frames", "5"], 13, 5),        # between two frames: the first at or after
+    (["--frames", "7"], 0, 7),
+])
+def test_part_of_a_video_matches_the_source_frames_and_audio(cli, exported, tmp_path, cut, first, count):
+    """--start/--duration/--frames: the source frames of the window, timestamps from 0, audio cut alike."""
+    import cv2
+
+    from sredge.imaging.metrics import psnr
+    from tests.runtime.test_video_io import make_clip
+
+    src = make_clip(tmp_path / "clip.mp4", n=36, fps=25, audio_s=1.5, gop=8)
+    out = tmp_path / "cut.mp4"
+    res = cli("run", "--video", src, "--model", exported("espcn_x3"), "-o", out, "--preset", "ultrafast",
+              "--encoder", "libx264", "-q", *cut)
+    assert res.code == 0, res.err
+    src_frames, src_t, _, _ = _decoded(src)
+    frames, t, audio_s, first_audio = _decoded(out)
+    assert len(frames) == count
+    assert t == pytest.approx([x - src_t[first] for x in src_t[first:first + count]], abs=1e-4)
+    for k, f in enumerate(frames):  # each output frame, scaled back down, is its own source frame
+        small = cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA).astype(float)
+        scores = [psnr(small, s.astype(float), 255.0) for s in src_frames]
+        assert int(np.argmax(scores)) == first + k and scores[first + k] > 30, (k, scores)
+    one = 1024 / 44100  # one AAC frame
+    assert 0 <= first_audio < one and abs(audio_s - count / 25) <= one
+
+
+def test_part_of_a_video_refuses_impossible_values(cli, exported, tmp_path):
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src)  # 12 frames, 1 s
+    model = exported("espcn_x3")
+    for cut, what in [(["--start=-1"], "--start -1 must be a time of 0 or more"),
+                      (["--start", "5"], "--start 5 s is at or past the end"),
+                      (["--start", "1:75"], "below 60"),
+                      (["--duration", "0"], "--duration 0 keeps no frame"),
+                      (["--frames", "0"], "--frames 0 keeps no frame")]:
+        res = cli("run", "--video", src, "--model", model, "-o", tmp_path / "o.mp4", *cut)
+        assert what in _one_line(res, 2), res.err
+    assert not (tmp_path / "o.mp4").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    res = cli("run", "--video", "rtsp://127.0.0.1:9/cam", "--model", model, "-o", tmp_path / "o.mp4",
+              "--start", "3")
+    assert "--start needs a video file" in _one_line(res, 2)
+    res = cli("run", "--image", asset("realworld/0014.jpg"), "--model", model, "--frames", "3")
+    assert "cut a video" in _one_line(res, 2)

@@ -47,11 +47,14 @@ def make_clip(
     time_base: Fraction | None = None,
     rotation: int = 0,
     audio_s: float = 0.0,
+    gop: int | None = None,
 ) -> Path:
-    """Write a small H.264 clip (optionally with explicit pts, a display rotation and AAC audio)."""
+    """Write a small H.264 clip (optionally with explicit pts, a display rotation, AAC audio and a key
+    frame every ``gop`` frames)."""
     w, h = size
     with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast"})
+        options = {"preset": "ultrafast"} | ({"g": str(gop), "keyint_min": str(gop)} if gop else {})
+        v = c.add_stream("libx264", rate=fps, options=options)
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         if time_base is not None:
             v.time_base = time_base

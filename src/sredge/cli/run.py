@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sredge.cli._app import Parser, parse_tile, run
 from sredge.cli._limits import add_max_pixels
+from sredge.cli._progress import DEFAULT_EVERY_S, Progress
 from sredge.errors import InputError, SredgeError
 from sredge.models.descriptor import COLOR_SPACES
 from sredge.runtime.encoders import ENCODER_CHOICES
@@ -88,6 +89,15 @@ def build_parser() -> Parser:
                         "original of an INT8 model) and report the Y-PSNR against it")
     p.add_argument("--check-every", type=int, default=30, metavar="N",
                    help="frames between --reference checks (default 30)")
+    p.add_argument("--start", metavar="TIME",
+                   help="video file: begin at TIME (seconds, 12.5, or [HH:]MM:SS(.ms)), frame-accurate; "
+                        "the output starts at 0")
+    p.add_argument("--duration", metavar="TIME", help="video: keep TIME of video from --start (or the beginning)")
+    p.add_argument("--frames", type=int, metavar="N",
+                   help="video: keep at most N frames (with --duration: whichever ends first)")
+    p.add_argument("--progress-every", type=float, default=DEFAULT_EVERY_S, metavar="SECONDS",
+                   help="when stderr is not a terminal (logs, nohup), a progress line every SECONDS "
+                        f"(default {DEFAULT_EVERY_S:g}; 0: none); a terminal gets the bar")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     return p
 
@@ -110,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"no such reference model: {args.reference}")
     if args.check_every < 1:
         raise InputError("--check-every must be >= 1")
+    if not args.progress_every >= 0:  # also NaN
+        raise InputError(f"--progress-every must be >= 0 seconds (0: no progress lines), not {args.progress_every:g}")
+    if args.image is not None and (args.start, args.duration, args.frames) != (None, None, None):
+        raise InputError("--start, --duration and --frames cut a video; drop them for images")
     if args.report is not None and args.image is not None:
         raise InputError("--report describes a video run; drop it for images (or time them with sr-bench)")
     model = args.model or default_model(args.scale)
@@ -159,7 +173,11 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
                    [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in outputs))])
         with claim_outputs(targets, reads, args.overwrite):
             t0 = time.perf_counter()
-            result = upscale_images(rt, images.files, outputs)
+            bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every, unit="images")
+            try:
+                result = upscale_images(rt, images.files, outputs, on_image=bar.update)
+            finally:
+                bar.finish()
     for src, exc in result.failed:
         msg = " ".join(str(exc).split())
         print(f"{PROG}: error: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
@@ -182,6 +200,7 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     from sredge.runtime.report import report_dict, write_report
     from sredge.runtime.runner import LoadedRuntime
     from sredge.runtime.video_run import check_complete, upscale_video
+    from sredge.runtime.window import plan_window
 
     say = (lambda *a, **k: None) if args.quiet else print
     choosing = opts.backend == "auto" and opts.max_psnr_drop is not None  # auto probes at the frames' size
@@ -190,6 +209,7 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")
     _check_camera(source)
+    window = plan_window(args.start, args.duration, args.frames, live)
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     if not live:
         reads = reads + [Input(Path(source), "--video")]
@@ -209,13 +229,14 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
         with claim_outputs(([Output(output, "-o")] if output else []) + report, reads, args.overwrite), \
                 stop_on_signals() as stopper:
-            bar = _Progress(enabled=not args.quiet and sys.stderr.isatty())
+            bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every)
             if encoder is not None:
                 say(f"{PROG}: {encoder.summary()}", file=sys.stderr)
-            vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update,
+            vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update_run,
                                  encoder=encoder.name if encoder is not None else "libx264",
                                  display=args.display, encoder_threads=args.encode_threads, reference=ref,
-                                 check_every=args.check_every, latency_mode=args.latency_mode, stop=stopper.event)
+                                 check_every=args.check_every, latency_mode=args.latency_mode, stop=stopper.event,
+                                 window=window)
             bar.finish()
             report_failed = None
             if args.report is not None:
@@ -277,38 +298,6 @@ def _announce(rt, model: Path, quiet: bool) -> None:
     file than ``--model`` is announced even with ``-q``."""
     if rt.auto is not None and (not quiet or rt.model != model):
         print(f"{PROG}: {rt.auto.summary}", file=sys.stderr)
-
-
-class _Progress:
-    """A one-line progress display on stderr: frames (of total), fps, ETA. Silent when disabled."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._start = time.perf_counter()
-        self._last = 0.0
-        self._shown = False
-
-    def update(self, res, total: int | None) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < 0.25:
-            return
-        self._last = now
-        done = res.frames_out
-        fps = done / max(now - self._start, 1e-9)
-        if total:
-            eta = (total - done) / fps if fps > 0 else 0.0
-            line = f"{done}/{total} frames ({100 * done / total:.0f}%), {fps:.1f} fps, ETA {eta:.0f} s"
-        else:
-            line = f"{done} frames, {fps:.1f} fps"
-        sys.stderr.write(f"\r{PROG}: {line}   ")
-        sys.stderr.flush()
-        self._shown = True
-
-    def finish(self) -> None:
-        if self._shown:
-            sys.stderr.write("\n")
 
 
 def _summary(vrun) -> None:

@@ -2,7 +2,8 @@
 
 Formats: PyTorch zip and legacy ``.pth``/``.pt`` files read with
 ``torch.load(weights_only=True)``, and ``.safetensors``. Common wrappers are
-unwrapped (BasicSR ``params_ema``/``params``, ``state_dict``, ``model``, ...) and
+unwrapped (BasicSR ``params_ema``/``params``, ``state_dict``, ``model_state_dict``,
+``model``, ``net``, ``net_g``, ``generator``, ``g_ema``) and
 ``module.`` / ``_orig_mod.`` prefixes removed.
 
 A checkpoint that stores pickled code (a whole ``nn.Module``) is refused unless
@@ -27,8 +28,13 @@ log = logging.getLogger(__name__)
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-# Wrapper keys tried in order; BasicSR saves the EMA weights (the ones to use) as params_ema.
-_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net_g", "generator")
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+# Wrapper keys tried in order; BasicSR saves the EMA weights (the ones to use) as params_ema, and
+# StyleGAN-style GAN checkpoints keep the generator's EMA as g_ema beside g/d. Other entries
+# (optimizer, scheduler, epoch, ...) are ignored.
+_WRAPPER_KEYS = (
+    "params_ema", "params", "g_ema", "state_dict", "model_state_dict", "model", "net_g", "net", "generator",
+)
 _PREFIXES = ("module.", "_orig_mod.")
 
 
@@ -36,7 +42,7 @@ def sniff_format(path: Path) -> str:
     """Classify a checkpoint file by its first bytes: ``"zip"``, ``"pickle"`` or ``"safetensors"``.
 
     Raises:
-        InputError: The file is missing, unreadable, empty, or not a checkpoint at all.
+        InputError: The file is missing, unreadable, empty, a Git LFS pointer, or not a checkpoint at all.
     """
     if not path.exists():
         raise InputError(f"no such file: {path}")
@@ -44,7 +50,7 @@ def sniff_format(path: Path) -> str:
         raise InputError(f"{path} is a directory, not a checkpoint file")
     try:
         with path.open("rb") as fh:
-            head = fh.read(16)
+            head = fh.read(len(_LFS_POINTER))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     if head.startswith(_ZIP_MAGIC):
@@ -54,6 +60,11 @@ def sniff_format(path: Path) -> str:
     # safetensors: u64 little-endian header length, then a JSON header that fits in the file.
     if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
         return "safetensors"
+    if head.startswith(_LFS_POINTER):
+        raise InputError(
+            f"{path} is a Git LFS pointer, not the weights: run `git lfs pull` in its repository "
+            "(or download the file itself)"
+        )
     kind = "an empty file" if not head else "not a PyTorch or safetensors checkpoint"
     raise InputError(f"{path} is {kind} (expected a .pth/.pt/.ckpt state dict or .safetensors)")
 

@@ -82,19 +82,28 @@ def detect(state_dict: StateDict, arch: str | None = None) -> Detection:
         if hp is None:
             raise InputError(
                 f"the weights do not have the layout of {spec.name} ({_key_sample(state_dict)}); "
-                f"check --arch (known: {', '.join(ARCH_NAMES)})"
+                f"{spec.name} expects {expected_keys(spec)}; check --arch (known: {', '.join(ARCH_NAMES)})"
             )
         return Detection(spec, hp)
     found = [Detection(s, hp) for s in all_archs() if (hp := s.detect(state_dict)) is not None]
     if not found:
         raise InputError(
             f"unknown architecture ({_key_sample(state_dict)}); known: {', '.join(ARCH_NAMES)}; "
-            "if it is one of these with renamed keys, pass --arch NAME"
+            "if it is one of these with renamed keys, --arch NAME lists the keys that architecture expects"
         )
     if len(found) > 1:
         names = ", ".join(d.spec.name for d in found)
         raise InputError(f"the weights fit several architectures ({names}); pass --arch NAME to choose")
     return found[0]
+
+
+def expected_keys(spec: ArchSpec, n: int = 6) -> str:
+    """The key prefixes ``spec`` accepts, for messages: its own (from a small built module), then
+    each foreign layout it renames, e.g. ``keys conv_1.*, conv_2.*, conv_3.* or first_part.0.*, ...``."""
+    own = list(dict.fromkeys(k.split(".")[0] for k in spec.build(**spec.test_config).state_dict()))
+    layouts = [[p.rstrip(".") for p in own], *([p.rstrip(".") for p in lay] for lay in spec.key_layouts)]
+    text = [", ".join(f"{p}.*" for p in lay[:n]) + (", ..." if len(lay) > n else "") for lay in layouts]
+    return "keys " + " or ".join(text)
 
 
 def _key_sample(state_dict: StateDict, n: int = 4) -> str:

@@ -53,5 +53,8 @@ class ArchSpec:
     """A small configuration for round-trip tests (fast to build and export)."""
     adapt_state_dict: Callable[[StateDict], dict[str, Any]] = field(default=dict)
     """Map a checkpoint's keys onto this implementation (drop derived buffers, rename)."""
+    key_layouts: tuple[Mapping[str, str], ...] = ()
+    """Foreign key layouts (their prefix -> ours) that ``detect`` and ``adapt_state_dict``
+    accept besides this implementation's own keys; listed in error messages."""
     export_sizes: tuple[tuple[int, int], tuple[int, int]] = ((48, 64), (37, 53))
     """Two (height, width) input sizes for parity checks; the second is not a multiple of 8."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,8 +120,11 @@ class ImagesResult:
     """Inputs that could not be upscaled (unreadable, corrupt, ...), with why; the others were written."""
 
 
-def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], outputs: list[Path]) -> ImagesResult:
+def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], outputs: list[Path],
+                   on_image: Callable[[int, int], None] | None = None) -> ImagesResult:
     """Upscale each image and write it atomically.
+
+    ``on_image(done, total)`` is called after each image, written or failed (progress display).
 
     Every image is tried: a bad one is recorded in :attr:`ImagesResult.failed` and the run goes on.
     Failing to write (disk full, read-only target) stops the run, since every later write would fail too.
@@ -129,16 +133,17 @@ def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], out
         WriteError: An output could not be written.
     """
     result = ImagesResult()
-    for src, dst in zip(inputs, outputs):
+    for done, (src, dst) in enumerate(zip(inputs, outputs), 1):
         try:
             img = read_image(src, rt.opts.max_pixels)
             out = rt.upscaler(img.shape[0], img.shape[1]).upscale(img)
             result.written.append(write_image(dst, out))
+            log.info("wrote %s", dst)
         except WriteError:
             raise
         except SredgeError as exc:
             log.debug("%s failed: %s", src, exc)
             result.failed.append((src, exc))
-            continue
-        log.info("wrote %s", dst)
+        if on_image is not None:
+            on_image(done, len(inputs))
     return result

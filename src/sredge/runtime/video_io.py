@@ -46,6 +46,7 @@ from sredge.errors import InputError
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 from sredge.runtime.camera import is_camera_uri
 from sredge.runtime.encoders import encoder_options
+from sredge.runtime.window import Window, cut, expected_frames
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class VideoInfo:
         height: Display height in pixels, after rotation (= ``Frame.rgb.shape[0]``).
         fps: Average frame rate in frames per second, or None when the stream does not say.
         time_base: Seconds per unit of ``Frame.pts`` (the video stream's time base).
-        frame_count: Number of frames the container declares (MP4/MOV), else None.
+        frame_count: Number of frames the container declares (MP4/MOV), else None; with a
+            :class:`~sredge.runtime.window.Window`, about how many it holds (for progress).
             Not a promise: a damaged file yields fewer (see :attr:`VideoReader.error`).
         rotation: Counter-clockwise rotation in degrees (0, 90, 180 or 270) that the
             reader applied to the decoded pixels to make them upright, from the
@@ -243,7 +245,8 @@ class VideoReader:
         error: None, or one line saying why decoding stopped early.
     """
 
-    def __init__(self, source: str, want_i420: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, source: str, want_i420: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 window: Window | None = None):
         """Record the source; nothing is opened until ``__enter__``.
 
         Args:
@@ -256,10 +259,15 @@ class VideoReader:
                 matrix, no rotation, even width and height (:attr:`i420` says whether it is).
             max_pixels: Largest frame (width x height) admitted, checked from the stream's header
                 before a frame is decoded (``--max-pixels``).
+            window: Yield only this part of the video (``--start/--duration/--frames``; see
+                :mod:`sredge.runtime.window`): files seek to the key frame before its start and drop
+                the frames before it; frames and audio come retimed to start at 0. None: all of it.
         """
         self.max_pixels = max_pixels
         self.source = str(source)
         self.want_i420 = want_i420
+        self.window = window if window is not None and not window.is_whole else None
+        self._seeked = False  # decoding began at a key frame found by seeking, not at the start
         self.i420: bool = False
         """Frames are yielded as ``Frame.i420`` (decided on the first frame)."""
         self.info: VideoInfo | None = None
@@ -292,13 +300,23 @@ class VideoReader:
         try:
             self._select_streams(src)
             self._live = src.kind == "camera" or (src.kind == "url" and self._container.duration is None)
-            self._items = self._decode_all()
+            self._seek_to_window()
+            self._items = self._cut(self._decode_all(), self._video_origin_s())
             for item in self._items:  # up to the first frame: its size and rotation define info
                 self._pending.append(item)
                 if isinstance(item, Frame):
                     break
             else:
                 why = self._why or self._last_drop
+                w = self.window
+                if w is not None and why is None:
+                    total = self._declared_duration_s()
+                    if w.duration_s is None or (total is not None and w.start_s >= total):
+                        length = f" ({total:.3f} s long)" if total is not None else ""
+                        raise InputError(f"--start {w.start_s:g} s is at or past the end of {src.label}"
+                                         f"{length}; give an earlier --start")
+                    raise InputError(f"{src.label} has no frame from {w.start_s:g} s to "
+                                     f"{w.start_s + w.duration_s:g} s; give a longer --duration")
                 cause = f" ({why})" if why else ""
                 raise InputError(f"{src.label}: no video frame could be decoded{cause}")
             self.info = self._make_info()
@@ -307,6 +325,54 @@ class VideoReader:
             raise
         log.debug("opened %s: %s", src.label, self.info)
         return self
+
+    def _video_origin_s(self) -> Fraction:
+        v = self._video
+        return Fraction(v.start_time or 0) * Fraction(v.time_base)
+
+    def _seek_to_window(self) -> None:
+        """Seek to the key frame at or before the window's start; the frames before it are dropped later."""
+        if self.window is None or self.window.start_s <= 0 or self._live:
+            return
+        v = self._video
+        tb = Fraction(v.time_base)
+        origin = int(v.start_time or 0)
+        target = int((self._video_origin_s() + Fraction(self.window.start_s)) / tb)
+        # Formats without an index (MPEG-TS) may land on a key frame after the target: step back
+        # (1 s, 2 s, 4 s, ...) until the first key frame is at or before it, or the stream's start.
+        back = 0
+        try:
+            while True:
+                at = max(origin, target - int(back / tb))
+                self._container.seek(at, stream=v, backward=True, any_frame=False)
+                key = self._first_key_pts()
+                if key is None or key <= target or at == origin:
+                    break
+                back = max(1, 2 * back)
+            self._container.seek(at, stream=v, backward=True, any_frame=False)  # _first_key_pts read on
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(f"{self._src.label}: cannot seek to --start {self.window.start_s:g} s "
+                             f"({_reason(exc)}); cut the file first or drop --start") from exc
+        self._seeked = True
+
+    def _first_key_pts(self) -> int | None:
+        """Pts of the first video key frame packet from the current read position (None: none soon)."""
+        for i, packet in enumerate(self._container.demux(self._video)):
+            if packet.size and packet.is_keyframe and packet.pts is not None:
+                return packet.pts
+            if i > 1000:
+                return None
+        return None
+
+    def _cut(self, items: Iterator, origin_s: Fraction) -> Iterator:
+        """``items`` limited to :attr:`window` (see :func:`sredge.runtime.window.cut`), or unchanged."""
+        if self.window is None:
+            return items
+        v = self._video
+        fps = Fraction(v.average_rate) if v is not None and v.average_rate else None
+        time_base = Fraction(v.time_base) if v is not None else Fraction(1, 1000)  # GStreamer: milliseconds
+        return cut(items, self.window, time_base, origin_s, fps, lambda o: isinstance(o, Frame),
+                   has_audio=bool(self.audio_streams))
 
     def _open(self, src: Source):
         kwargs: dict = {"format": src.format, "options": src.options}
@@ -346,7 +412,7 @@ class VideoReader:
         self._src = Source("camera", capture.pipeline, "gstreamer", {}, spec.label)
         self._container, self._live = capture, True
         try:
-            self._items = self._gstreamer_frames(capture)
+            self._items = self._cut(self._gstreamer_frames(capture), Fraction(0))
             first = next(self._items, None)
             if first is None:
                 raise InputError(f"{spec.label} opened but sent no frame")
@@ -419,6 +485,8 @@ class VideoReader:
             w, h = h, w
         fps = v.average_rate if v.average_rate else None
         frames = v.frames if (v.frames and not self._live) else None
+        if self.window is not None:
+            frames = expected_frames(self.window, frames, Fraction(fps) if fps else None)
         return VideoInfo(
             width=w,
             height=h,
@@ -617,9 +685,11 @@ class VideoReader:
         frame_s = float(1 / v.average_rate) if v.average_rate else 0.0
         expected = self._declared_duration_s()
         got = None
-        if self._last_pts is not None and self._first_pts is not None:
-            got = float((self._last_pts - self._first_pts) * v.time_base) + frame_s
-        declared = self.info.frame_count if self.info else None
+        # After a seek the frames before the key frame were never decoded: time from the stream's start.
+        first = int(v.start_time or 0) if self._seeked else self._first_pts
+        if self._last_pts is not None and first is not None:
+            got = float((self._last_pts - first) * v.time_base) + frame_s
+        declared = v.frames if (v.frames and not self._seeked) else None
         if declared and self._count < declared:
             # An edit list may hide declared frames on purpose; the time then still reaches the end.
             if expected is None or got is None or got < expected - 1.5 * frame_s:

@@ -20,6 +20,7 @@ from sredge.runtime.upscaler import takes_i420
 
 if TYPE_CHECKING:
     from sredge.runtime.runner import LoadedRuntime
+    from sredge.runtime.window import Window
 
 
 @dataclass
@@ -46,8 +47,12 @@ def default_encoder_threads() -> int:
 def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "veryfast",
                   progress=None, display: bool = False, stop: threading.Event | None = None,
                   encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
-                  check_every: int = 30, latency_mode: bool = False, encoder: str = "libx264") -> VideoRun:
+                  check_every: int = 30, latency_mode: bool = False, encoder: str = "libx264",
+                  window: Window | None = None) -> VideoRun:
     """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
+
+    ``window`` runs only part of the video (``--start/--duration/--frames``, see
+    :mod:`sredge.runtime.window`); the output then starts at time 0, audio cut alike.
 
     ``encoder`` is an FFmpeg encoder name (``--encoder auto`` is resolved before, by
     :func:`sredge.runtime.encoders.resolve_encoder`).
@@ -69,7 +74,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
         raise InputError(f"the output {output} would overwrite the input; choose another -o")
     # Luma-only networks keep video in YUV 4:2:0 from decoder to encoder (no RGB round trip).
-    with VideoReader(source, want_i420=takes_i420(rt.desc) and not display, max_pixels=rt.opts.max_pixels) as reader:
+    with VideoReader(source, want_i420=takes_i420(rt.desc) and not display, max_pixels=rt.opts.max_pixels,
+                     window=window) as reader:
         info = reader.info
         ups = rt.upscaler(info.height, info.width, fast_8bit=True)
         s = rt.desc.scale

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sredge.models.spec import StateDict
 
@@ -32,3 +33,29 @@ def shuffle_scale(out_ch: int, in_ch: int) -> int | None:
         return None
     r = round((out_ch // in_ch) ** 0.5)
     return r if r * r * in_ch == out_ch else None
+
+
+def rename_layout(sd: StateDict, layout: Mapping[str, str]) -> dict[str, Any] | None:
+    """Rename a foreign key layout onto ours by key prefix (``{"first_part.0.": "conv_1."}``).
+
+    Returns:
+        The renamed dict, or None unless every key starts with one of the layout's
+        prefixes and every prefix occurs (so a layout never claims another's checkpoint).
+    """
+    out: dict[str, Any] = {}
+    seen: set[str] = set()
+    for k, v in sd.items():
+        src = next((p for p in layout if k.startswith(p)), None)
+        if src is None:
+            return None
+        seen.add(src)
+        out[layout[src] + k[len(src):]] = v
+    return out if seen == set(layout) else None
+
+
+def adapt_layouts(sd: StateDict, layouts: Iterable[Mapping[str, str]]) -> dict[str, Any]:
+    """The state dict renamed by the first layout that fits it exactly; unchanged if none does."""
+    for layout in layouts:
+        if (renamed := rename_layout(sd, layout)) is not None:
+            return renamed
+    return dict(sd)

@@ -5,6 +5,11 @@ activations, PixelShuffle(s), output clipped to [0, 1]. The scale follows from
 ``conv_3``'s output channels. The 3-channel checkpoints of this layout (Nhat-Thanh's
 ESPCN-Pytorch) were trained on BT.601 YCbCr, not RGB: fed YCbCr they score about 2 dB
 higher on Set5 x2 than fed RGB, so the descriptor says ``ycbcr`` (``--color`` overrides).
+
+Also read: the layout of the most-used PyTorch release (yjn870/ESPCN-pytorch ``models.py``):
+``first_part.0`` (conv 5x5), ``first_part.2`` (conv 3x3), ``last_part.0`` (conv 3x3) then
+PixelShuffle, tanh between, usually 1 channel (Y). Same network; :func:`adapt_state_dict`
+renames its keys. Its code clips the output only when saving, which the clamp here matches.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sredge.models.archs._util import has_keys, shuffle_scale
+from sredge.models.archs._util import adapt_layouts, has_keys, shuffle_scale
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 
 
@@ -32,7 +37,17 @@ class ESPCN(nn.Module):
         return torch.clamp(self.shuffle(self.conv_3(x)), 0.0, 1.0)
 
 
+LAYOUTS = ({"first_part.0.": "conv_1.", "first_part.2.": "conv_2.", "last_part.0.": "conv_3."},)
+"""Foreign key layouts (prefix -> ours) that :func:`adapt_state_dict` renames."""
+
+
+def adapt_state_dict(sd: StateDict) -> dict[str, torch.Tensor]:
+    """Rename a known foreign layout onto ``conv_1``/``conv_2``/``conv_3``; ours passes through."""
+    return adapt_layouts(sd, LAYOUTS)
+
+
 def detect(sd: StateDict) -> HParams | None:
+    sd = adapt_state_dict(sd)
     keys = ("conv_1.weight", "conv_2.weight", "conv_3.weight")
     if not has_keys(sd, keys) or any(not k.startswith(("conv_1.", "conv_2.", "conv_3.")) for k in sd):
         return None
@@ -58,4 +73,6 @@ ARCH = ArchSpec(
     scales=(2, 3, 4, 8),
     variants={f"espcn_x{s}": {"scale": s} for s in (2, 3, 4, 8)},
     test_config={"scale": 3, "n1": 16, "n2": 8},
+    adapt_state_dict=adapt_state_dict,
+    key_layouts=LAYOUTS,
 )

@@ -3,12 +3,17 @@
 Key layout of the common PyTorch port: ``conv1`` (9x9, 64), ``conv2`` (5x5, 32),
 ``conv3`` (5x5, C), ReLU between. Pre-upsampling network: the input is the Y channel
 already bicubic-upsampled to the output size, so the weights do not tell the scale.
+
+Also read: ``features.0`` / ``map.0`` / ``reconstruction`` (each conv wrapped in a
+Sequential with its ReLU, as in Lornatang/SRCNN-PyTorch ``model.py``), renamed by
+:func:`adapt_state_dict`; kernel sizes (9-5-5, 9-1-5, ...) come from the shapes.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from sredge.models.archs._util import adapt_layouts
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 
 _KEYS = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight", "conv3.bias")
@@ -32,7 +37,17 @@ class SRCNN(nn.Module):
         return self.conv3(self.relu(self.conv2(self.relu(self.conv1(x)))))
 
 
+LAYOUTS = ({"features.0.": "conv1.", "map.0.": "conv2.", "reconstruction.": "conv3."},)
+"""Foreign key layouts (prefix -> ours) that :func:`adapt_state_dict` renames."""
+
+
+def adapt_state_dict(sd: StateDict) -> dict:
+    """Rename a known foreign layout onto ``conv1``/``conv2``/``conv3``; ours passes through."""
+    return adapt_layouts(sd, LAYOUTS)
+
+
 def detect(sd: StateDict) -> HParams | None:
+    sd = adapt_state_dict(sd)
     if set(sd) != set(_KEYS):
         return None
     w1, w2, w3 = sd["conv1.weight"], sd["conv2.weight"], sd["conv3.weight"]
@@ -56,4 +71,6 @@ ARCH = ArchSpec(
     scales=(2, 3, 4, 8),
     variants={"srcnn_915": {"scale": 3, "f2": 1}, "srcnn_955": {"scale": 3}},
     test_config={"scale": 2, "n1": 16, "n2": 8},
+    adapt_state_dict=adapt_state_dict,
+    key_layouts=LAYOUTS,
 )
