@@ -274,6 +274,11 @@ def runtime_runs_engines_with_pinned_overlapped_copies(ctx: Ctx) -> None:
                 np.testing.assert_allclose(y, want, atol=tol)
             copies = [c for c in ctx.dev.copies if c.asynchronous]
             assert copies and all(c.host_pinned for c in copies), copies
+            # buffers are reused: the same or a smaller batch allocates nothing new
+            allocated = [buf.allocations for slot in be._slots for buf in slot.buffers()]
+            be.run(batches[3])
+            be.run(batches[4])
+            assert [buf.allocations for slot in be._slots for buf in slot.buffers()] == allocated
             # stopping early leaves nothing in flight
             gen = be.run_many(iter(batches))
             next(gen)

@@ -399,6 +399,3 @@ class EnumProxy:
 
     def __call__(self, *args: Any) -> Any:
         return self._real(*args)
-
-    def __instancecheck__(self, obj: Any) -> bool:
-        return isinstance(obj, self._real)

@@ -66,7 +66,6 @@ class SimDevice:
     """event -> (stream, seq of its record op) of its last record, None if never recorded."""
     done_records: set[tuple[int, int]] = field(default_factory=set)
     copies: list[CopyRecord] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     writes: dict[int, int] = field(default_factory=dict)
     """device allocation base -> bytes written by the last copy into it."""

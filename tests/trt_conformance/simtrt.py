@@ -14,7 +14,6 @@ None of it is TensorRT: it is a fixture that obeys the same contracts.
 
 from __future__ import annotations
 
-import ctypes
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -367,10 +366,6 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
     b["IExecutionContext.set_tensor_address"] = set_address
     b["IExecutionContext.execute_async_v3"] = execute
     return log
-
-
-def host_bytes(ptr: int, n: int) -> bytes:
-    return ctypes.string_at(ptr, n)
 
 
 def new_world(real_trt: Any) -> tuple[World, Checker]:

@@ -46,7 +46,7 @@ from sredge.errors import InputError
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 from sredge.runtime.camera import is_camera_uri
 from sredge.runtime.encoders import encoder_options
-from sredge.runtime.window import Window, cut, expected_frames
+from sredge.runtime.window import Window, cut, expected_frames, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +215,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _parse_hms(text: str) -> float | None:
-    """Seconds from a Matroska ``DURATION`` tag such as ``00:01:02.500000000``."""
-    m = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", text.strip())
-    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+    """Seconds from a Matroska ``DURATION`` tag such as ``00:01:02.500000000``; None if it is not a time."""
+    try:
+        return parse_time(text, "DURATION")
+    except InputError:
+        return None
 
 
 class VideoReader:

@@ -419,8 +419,6 @@ def read_engine_sidecar_extra(engine_path: str | Path) -> dict:
 # --------------------------------------------------------------------------- runtime
 
 
-_DeviceBuffer = DeviceBuffer  # the name engine_build and older tests use
-
 _LOGGERS: dict[int, Any] = {}
 
 
@@ -673,10 +671,8 @@ class TrtBackend:
         in_dtype, out_dtype = plan.input_dtype, plan.output_dtype
         in_bytes = nbytes(x.shape, in_dtype)
 
-        # The slot's pinned input may still be read by its previous upload (finished before its engine
-        # ran, which was collected already, so this returns at once; kept for the ordering's sake).
-        if "uploaded" in ev:
-            cuda_value(cudart.cudaEventSynchronize(ev["uploaded"]), "cudaEventSynchronize (upload)")
+        # The slot's pinned buffers are free to write: run_many hands a slot a new batch only after
+        # collecting its previous one, whose download came after its engine, which came after its upload.
         slot.host_in.ensure(in_bytes)
         host_in = slot.host_in.view(x.shape, in_dtype)
         np.copyto(host_in, x, casting="unsafe")
