@@ -1,9 +1,12 @@
 # Two commands set everything up on a fresh machine (see README.md):
-#   make demo   - create .venv, install sredge, upscale a demo clip with the bundled default model (CPU)
+#   make demo   - create .venv-demo with the core install only (no torch), upscale a demo clip and a still with
+#                 the bundled default model on the CPU, and print where the comparison image and the video are
 #   make test   - create .venv, install sredge with the test tools, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+DEMO_VENV ?= .venv-demo
+DEMO_PY := $(DEMO_VENV)/bin/python
 DEMO_OUT ?= demo-out
 
 .PHONY: demo test gpu-check clean
@@ -13,8 +16,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,dev,openvino]"
 	touch $@
 
-demo: $(VENV)/.installed
-	$(PY) -m sredge.demo $(DEMO_OUT)
+# The demo runs on the core runtime (numpy, OpenCV, ONNX, ONNX Runtime, PyAV: about 470 MB installed), not the test
+# environment (torch, OpenVINO, pytest).
+$(DEMO_VENV)/.installed: pyproject.toml constraints.txt
+	@echo "demo: creating $(DEMO_VENV) with the core install (numpy, OpenCV, ONNX, ONNX Runtime, PyAV; no torch)"
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_PY) -m pip install --quiet --progress-bar off -c constraints.txt -e .
+	touch $@
+
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_PY) -m sredge.demo $(DEMO_OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --durations=15
@@ -25,4 +36,4 @@ gpu-check: $(VENV)/.installed
 	$(PY) tools/gpu_check.py --report gpu_check.json
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) $(DEMO_OUT) .pytest_cache

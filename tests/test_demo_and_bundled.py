@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import av
 import pytest
@@ -24,6 +25,74 @@ def test_demo_clip_is_a_real_video(tmp_path):
     a, b = frames[0].to_ndarray(format="rgb24"), frames[-1].to_ndarray(format="rgb24")
     assert abs(a.astype(int) - b.astype(int)).mean() > 5  # the camera moves
     assert FRAMES >= 24
+
+
+HEAVY = ("torch", "openvino", "onnxscript", "onnxslim", "safetensors", "tensorrt", "matplotlib")
+
+# Runs `python -m sredge.demo` as a core-only install would: every import of a heavy optional package
+# is recorded and fails, as it would where the package is not installed.
+DEMO_IN_CORE_ONLY = """
+import runpy, sys
+HEAVY = {heavy!r}
+tried = []
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in HEAVY:
+            tried.append(name)
+            raise ModuleNotFoundError(f'{{name}} is blocked: not in the core install')
+        return None
+
+sys.meta_path.insert(0, Block())
+sys.argv = ['sredge.demo', {folder!r}, '--frames', '6']
+try:
+    runpy.run_module('sredge.demo', run_name='__main__')
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print('TRIED', sorted(set(tried)))
+sys.exit(code)
+"""
+
+
+def test_demo_runs_on_the_core_install_and_writes_its_results(tmp_path):
+    """`python -m sredge.demo` with torch, OpenVINO ... unimportable: the upscaled video and bicubic | sredge."""
+    from sredge.demo import OUTPUTS, SCALE
+    from sredge.imaging.io import read_rgb
+
+    out = tmp_path / "demo out"
+    code = DEMO_IN_CORE_ONLY.format(heavy=HEAVY, folder=str(out))
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "TRIED []" in proc.stdout, proc.stdout  # not even an optional attempt at a heavy package
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    video = out / "demo_clip_x2.mp4"
+    compare = out / "demo_compare.png"
+    assert str(video) in proc.stdout and str(compare) in proc.stdout  # the paths are printed
+    with av.open(str(video)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 6 and (frames[0].width, frames[0].height) == (CLIP_SIZE[0] * SCALE, CLIP_SIZE[1] * SCALE)
+    img = read_rgb(compare)
+    w, h = CLIP_SIZE[0] * SCALE, CLIP_SIZE[1] * SCALE
+    assert img.shape[1] > 2 * w and img.shape[0] > h  # bicubic | sredge, under a label bar
+    left, right = (img[-h:, :w].astype(int), img[-h:, -w:].astype(int))
+    # The right-hand panel is a frame of the upscaled video (up to x264's loss), the left-hand one is not.
+    shown = min(frames, key=lambda f: abs(f.to_ndarray(format="rgb24").astype(int) - right).mean())
+    shown = shown.to_ndarray(format="rgb24").astype(int)
+    assert abs(shown - right).mean() < abs(shown - left).mean()
+
+
+def test_demo_runs_again_over_its_own_results(tmp_path):
+    """A second `make demo` replaces the demo's own files and touches nothing else in the folder."""
+    from sredge.demo import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main([str(tmp_path), "--frames", "2"]) == 0
+    first = (tmp_path / "demo_clip_x2.mp4").stat().st_mtime_ns
+    assert main([str(tmp_path), "--frames", "2"]) == 0
+    assert (tmp_path / "demo_clip_x2.mp4").stat().st_mtime_ns >= first
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_bundled_models_are_self_describing():
@@ -50,7 +119,7 @@ def test_sr_run_video_without_model_on_the_core_install(tmp_path):
         assert sys.modules.get('torch') is None
         sys.exit(code)
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     with av.open(str(tmp_path / "clip_x2.mp4")) as c:
         frames = list(c.decode(video=0))
@@ -94,3 +163,78 @@ def test_bundled_models_meet_the_set5_goal_measured_by_sr_bench(cli, tmp_path, s
     bicubic, model = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert model["quality"]["mean"]["psnr"] >= goal
     assert model["quality"]["mean"]["psnr"] - bicubic["quality"]["mean"]["psnr"] > 2.0
+
+
+# ----------------------------------------------------------------------------- the bundled sample set
+
+
+def test_sample_set_is_small_licensed_and_usable():
+    """Every sample photo is listed with its licence, is 8-bit RGB and big enough for every command's defaults."""
+    from importlib import resources
+
+    from sredge.data.samples import sample_folder
+    from sredge.imaging.io import read_image
+
+    folder = sample_folder()
+    files = sorted(folder.iterdir())
+    assert len(files) >= 3
+    assert sum(f.stat().st_size for f in files) < 400_000  # the package stays small
+    notes = (resources.files("sredge.data") / "README.md").read_text()
+    for f in files:
+        assert f"`sample/{f.name}`" in notes, f"{f.name} has no source and licence in sredge/data/README.md"
+        img = read_image(f)
+        assert img.dtype.name == "uint8" and img.ndim == 3 and img.shape[2] == 3
+        assert min(img.shape[:2]) >= 128  # sr-train's x4 HR patch, sr-calibrate's default tile
+    rows = [line for line in notes.splitlines() if line.startswith("  | `sample/")]
+    assert len(rows) == len(files) and all("CC0" in r or "public domain" in r for r in rows)
+
+
+def test_the_word_sample_names_the_bundled_set_and_dot_slash_a_folder(cli, tmp_path, monkeypatch):
+    """`--dataset sample` is the bundled photos; `./sample` is the user's own folder of that name."""
+    import json
+
+    import numpy as np
+
+    from sredge.data.samples import folder_arg, sample_folder
+    from sredge.imaging.io import write_image
+
+    assert folder_arg("sample") == sample_folder()
+    assert folder_arg("./sample") == Path("sample") and folder_arg("samples") == Path("samples")
+    mine = tmp_path / "sample"
+    mine.mkdir()
+    rng = np.random.default_rng(0)
+    write_image(mine / "mine.png", (rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    monkeypatch.chdir(tmp_path)
+    model = bundled_models()[2]
+    for arg, names in (("sample", sorted(p.stem for p in sample_folder().iterdir())), ("./sample", ["mine"])):
+        out = tmp_path / f"{len(names)}.json"
+        res = cli("bench", model, "--dataset", arg, "--size", "0", "--json", out, "-q")
+        assert res.code == 0, res.err
+        assert json.loads(out.read_text())["dataset"]["images"] == names
+
+
+def test_sr_bench_on_the_sample_set_beats_bicubic(cli, tmp_path):
+    """The bundled x2 model on the sample photos (LR by MATLAB bicubic), measured here."""
+    import json
+
+    res = cli("bench", bundled_models()[2], "--dataset", "sample", "--size", "0", "--json", tmp_path / "r.json", "-q")
+    assert res.code == 0, res.err
+    bicubic, model = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert model["quality"]["mean"]["psnr"] > bicubic["quality"]["mean"]["psnr"] + 1.0
+
+
+def test_sr_calibrate_from_the_sample_set(cli, tmp_path):
+    from sredge.calibration.sets import load_calibration_set
+
+    res = cli("calibrate", "build", "--from", "sample", "--crops-per-image", "6", "--tile", "64", "-o", tmp_path / "c.npz")
+    assert res.code == 0, res.err
+    cset = load_calibration_set(tmp_path / "c.npz")
+    assert "18 crops" in cset.describe()  # 3 photos x 6 crops
+
+
+def test_sr_train_on_the_sample_set(cli, tmp_path):
+    pytest.importorskip("torch", reason='sr-train needs torch (pip install "sredge[export]")')
+    res = cli("train", "--data", "sample", "--val", "sample", "--steps", "2", "--batch", "2", "--val-every", "2",
+              "--threads", "1", "-o", tmp_path / "t.pth", "-q")
+    assert res.code == 0, res.err
+    assert (tmp_path / "t.pth").stat().st_size > 0

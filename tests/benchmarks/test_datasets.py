@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -60,3 +61,93 @@ def test_missing_lr_partner_is_named(tmp_path):
     (tmp_path / "LR_bicubic" / "X2" / "birdx2.png").unlink()
     with pytest.raises(InputError, match="bird.png has no LR image"):
         load_dataset(tmp_path, 2)
+
+
+# --- SelfExSR layout (NAME_SRF_{s}_HR.png beside NAME_SRF_{s}_LR.png) and refused HR/LR mixes ---
+
+
+def _selfexsr_from_set5(folder, scales=(2, 4), extra_tags=("bicubic", "SRCNN")):
+    """Set5's real HR and LR files renamed the SelfExSR way, with other methods' results beside them."""
+    src = asset("benchmarks/Set5")
+    folder.mkdir(parents=True, exist_ok=True)
+    for hr in sorted((src / "HR").glob("*.png")):
+        for s in scales:
+            shutil.copy(hr, folder / f"{hr.stem}_SRF_{s}_HR.png")
+            shutil.copy(src / "LR_bicubic" / f"X{s}" / f"{hr.stem}x{s}.png", folder / f"{hr.stem}_SRF_{s}_LR.png")
+            for tag in extra_tags:  # not HR, not LR: left out
+                shutil.copy(hr, folder / f"{hr.stem}_SRF_{s}_{tag}.png")
+    return folder
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_selfexsr_pairs_per_scale_read_like_the_standard_layout(tmp_path, scale):
+    ds = load_dataset(_selfexsr_from_set5(tmp_path / "Set5"), scale)
+    std = load_dataset(asset("benchmarks/Set5"), scale)
+    assert ds.lr_source == "provided" and [s.name for s in ds.samples] == [s.name for s in std.samples]
+    assert all(s.lr.name == f"{s.name}_SRF_{scale}_LR.png" for s in ds.samples)
+    for a, b in zip(ds.samples, std.samples):
+        for x, y in zip(load_pair(a, scale), load_pair(b, scale)):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_selfexsr_scale_absent_or_partner_missing_is_named(tmp_path):
+    folder = _selfexsr_from_set5(tmp_path / "Urban", scales=(2,), extra_tags=())
+    with pytest.raises(InputError, match="pairs for x2, none for x3"):
+        load_dataset(folder, 3)
+    (folder / "bird_SRF_2_LR.png").unlink()
+    with pytest.raises(InputError, match="bird_SRF_2_HR.png has no LR partner"):
+        load_dataset(folder, 2)
+
+
+def test_selfexsr_folders_per_scale(tmp_path):
+    root = tmp_path / "BSD100"
+    _selfexsr_from_set5(root / "image_SRF_2", scales=(2,), extra_tags=())
+    assert len(load_dataset(root, 2).samples) == 5
+    with pytest.raises(InputError, match="has image_SRF_2, no image_SRF_4"):
+        load_dataset(root, 4)
+
+
+def _write(path, hw):
+    from sredge.imaging.io import write_image
+
+    write_image(path, np.full((*hw, 3), 128, np.uint8))
+
+
+@pytest.mark.parametrize(
+    "files,match",
+    [
+        ({"baby.png": (16, 16), "babyx2.png": (8, 8)}, "babyx2.png looks like the LR image of baby.png"),
+        ({"a_HR.png": (16, 16), "a_LR.png": (8, 8)}, "a_LR.png is named as an LR image"),
+        ({"img-lr-x4.png": (4, 4), "img.png": (16, 16)}, "img-lr-x4.png is named as an LR image"),
+        ({"a_SRF_2_HR.png": (16, 16), "a_SRF_2_LR.png": (8, 8), "b.png": (16, 16)}, "mixes SelfExSR pairs"),
+    ],
+    ids=["NAMEx2", "HR-LR", "lr-word", "selfexsr+plain"],
+)
+def test_unrecognised_hr_lr_mix_is_one_line_exit_2(cli, tmp_path, files, match):
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    for name, hw in files.items():
+        _write(folder / name, hw)
+    with pytest.raises(InputError, match=match):
+        load_dataset(folder, 2)
+    res = cli("bench", asset("weights/espcn/espcn_x2.pt"), "--dataset", folder, "--size", "0", "-q")
+    assert res.code == 2 and match.split(" ")[0] in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_hr_only_names_are_still_hr_only(tmp_path):
+    for name in ("baby_GT.png", "bird_HR.png", "lrs.png", "box2.png"):
+        _write(tmp_path / name, (16, 16))
+    ds = load_dataset(tmp_path, 2)
+    assert ds.lr_source == "imresize" and len(ds.samples) == 4
+
+
+def test_sr_bench_on_a_selfexsr_folder(cli, tmp_path):
+    folder = _selfexsr_from_set5(tmp_path / "Set5", scales=(2,))
+    res = cli("bench", asset("weights/espcn/espcn_x2.pt"), "--dataset", folder, "--size", "0", "-q",
+              "--json", tmp_path / "r.json")
+    assert res.code == 0, res.err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["dataset"]["lr_source"] == "provided"
+    assert report["dataset"]["images"] == ["baby", "bird", "butterfly", "head", "woman"]  # no bicubic/SRCNN files
+    bicubic, espcn = (row["quality"]["mean"] for row in report["rows"])
+    assert espcn["psnr"] > bicubic["psnr"] + 1  # real x2 LR/HR pairs: the network beats bicubic

@@ -27,3 +27,19 @@ def test_search_stops_at_the_first_prefix_within_budget():
 def test_search_gives_up_at_the_limit():
     kept, drop, steps = search_float_layers(["x", "y", "z"], lambda kept: 1.0 - 0.1 * len(kept), 0.1, max_float=2)
     assert kept == ("x", "y") and abs(drop - 0.8) < 1e-9 and len(steps) == 2
+
+
+def test_layer_labels_name_layers_as_a_user_knows_them():
+    import onnx
+
+    from sredge.calibration.sensitivity import candidate_layers, layer_labels
+    from sredge.runtime.bundled import default_model
+
+    model = onnx.load(str(default_model(2)))
+    labels = layer_labels(model)
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert labels[convs[0].name] == f"conv 1 of {len(convs)} (first conv, body.0)"
+    assert labels[convs[-1].name].startswith(f"conv {len(convs)} of {len(convs)} (upsampler, body.")
+    assert set(labels) == {name for name, _ in candidate_layers(model)}
+    assert "residual add" in labels.values()
+    assert not any(label.startswith("node_") for label in labels.values())

@@ -153,7 +153,7 @@ def test_debug_env_shows_traceback(tmp_path):
 
 
 def test_usage_error_is_one_line_exit_2():
-    proc = subprocess.run([sys.executable, "-m", "sredge.cli.export", "a.pth", "--scale", "5"],
+    proc = subprocess.run([sys.executable, "-m", "sredge.cli.export", "a.pth", "--scale", "x5"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "--scale" in proc.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -143,3 +142,114 @@ def test_g_ema_preferred_over_raw_generator(tmp_path, sd):
     other = {k: v + 1 for k, v in sd.items()}
     torch.save({"g": other, "d": other, "g_ema": sd}, tmp_path / "m.pth")
     assert _same(load_state_dict(tmp_path / "m.pth"), sd)
+
+
+# --- A whole nn.Module written with plain pickle.dump (not torch.save) ---
+
+_TINY_VDSR_SOURCE = '''
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.input = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.residual_layer = nn.Sequential(Block(), Block())
+        self.output = nn.Conv2d(8, 1, 3, padding=1, bias=False)
+'''
+
+
+@pytest.fixture
+def raw_pickle(tmp_path, monkeypatch):
+    """(path of a pickle.dump'ed module, its state dict, its module name, its folder); the module is
+    importable only while its folder is on sys.path (it is removed again here)."""
+    import pickle
+    import sys
+    import uuid
+
+    name = f"tinyvdsr_{uuid.uuid4().hex[:8]}"
+    src = tmp_path / "code"
+    src.mkdir()
+    (src / f"{name}.py").write_text(_TINY_VDSR_SOURCE)
+    with monkeypatch.context() as m:
+        m.syspath_prepend(str(src))
+        mod = __import__(name)
+        torch.manual_seed(5)
+        net = mod.Net()
+        path = tmp_path / "model.pkl"
+        with path.open("wb") as fh:
+            pickle.dump(net, fh)
+        torch.save(net, tmp_path / "model_torch_save.pth")  # the same module through torch.save (zip format)
+        sd = net.state_dict()
+    sys.modules.pop(name, None)
+    return path, sd, name, src
+
+
+def test_raw_pickle_found_by_its_opcodes(raw_pickle):
+    from sredge.models.checkpoint import pickle_globals, sniff_format
+
+    path, _, name, _ = raw_pickle
+    assert sniff_format(path) == "raw-pickle"
+    assert (name, "Net") in pickle_globals(path) and (name, "Block") in pickle_globals(path)
+    assert sniff_format(asset("weights/fsrcnn/fsrcnn_x2.pth")) == "pickle"  # torch.save's legacy format
+
+
+def test_raw_pickle_refused_without_trust_naming_its_class(cli, raw_pickle, tmp_path):
+    path, _, name, _ = raw_pickle
+    with pytest.raises(InputError) as exc:
+        load_state_dict(path)
+    msg = str(exc.value)
+    assert f"class {name}.Net" in msg and "pickled Python object" in msg and "--trust-pickle" in msg
+    assert "PYTHONPATH" in msg
+    res = cli("export", path, "-o", tmp_path / "m.onnx", "--scale", "2")
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and f"{name}.Net" in res.err
+
+
+def test_raw_pickle_with_trust_names_the_missing_module(cli, raw_pickle, tmp_path):
+    path, _, name, _ = raw_pickle
+    with pytest.raises(InputError, match=f"the pickle needs module '{name}' \\(class Net\\); put its .py on PYTHONPATH"):
+        load_state_dict(path, trust_pickle=True)
+    res = cli("export", path, "-o", tmp_path / "m.onnx", "--scale", "2", "--trust-pickle")
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and f"module '{name}'" in res.err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_raw_pickle_with_trust_and_its_module_loads_and_exports(cli, raw_pickle, tmp_path, monkeypatch):
+    import sys
+
+    path, sd, name, src = raw_pickle
+    monkeypatch.syspath_prepend(str(src))
+    try:
+        assert _same(load_state_dict(path, trust_pickle=True), sd)
+        res = cli("export", path, "-o", tmp_path / "m.onnx", "--scale", "2", "--trust-pickle", "-q")
+        assert res.code == 0, res.err
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_raw_pickle_of_a_plain_state_dict(tmp_path, sd):
+    import pickle
+
+    path = tmp_path / "weights.pkl"
+    with path.open("wb") as fh:
+        pickle.dump(sd, fh)
+    with pytest.raises(InputError, match="plain pickle \\(pickle.dump\\).*--trust-pickle"):
+        load_state_dict(path)
+    assert _same(load_state_dict(path, trust_pickle=True), sd)
+
+
+def test_torch_save_of_the_same_module_is_told_apart_and_read_without_its_code(raw_pickle):
+    from sredge.models.checkpoint import sniff_format
+
+    path, sd, name, _ = raw_pickle
+    saved = path.with_name("model_torch_save.pth")
+    assert sniff_format(saved) == "zip"
+    with pytest.raises(InputError, match=f"contains pickled code \\({name}.Net: a whole model"):
+        load_state_dict(saved)
+    assert _same(load_state_dict(saved, trust_pickle=True), sd)  # class not importable: a stand-in reads it

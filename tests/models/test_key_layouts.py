@@ -11,8 +11,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from sredge.export.onnx_export import export_onnx
 from sredge.errors import InputError
+from sredge.export.onnx_export import export_onnx
 from sredge.imaging.color import rgb_to_y
 from sredge.imaging.io import read_image
 from sredge.imaging.metrics import psnr
@@ -110,3 +110,185 @@ def test_foreign_layouts_do_not_claim_each_other_or_the_real_fsrcnn():
     sd["first_part.4.weight"] = torch.zeros(32, 32, 3, 3)
     with pytest.raises(InputError, match="unknown architecture"):
         detect(sd)
+
+
+# --- Layouts renamed by index (FSRCNN Conv1..DeConv, VDSR features) or by prefix (VDSR trunk, BasicSR EDSR) ---
+# Each stand-in is one of our modules with perturbed weights, its keys written in the foreign layout here
+# (the inverse of the renaming under test, spelled out independently).
+
+
+def _perturbed(module):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    return module.eval()
+
+
+def _fsrcnn_conv_deconv(sd, m):
+    """Ours -> NicoCeresa/FSRCNN-2016: Conv1 = first_part, Conv2 = mid_part 0-1, Conv3 = the 2m mapping
+    modules, Conv4 = the expand conv and its PReLU, DeConv = last_part."""
+    out = {}
+    for k, v in sd.items():
+        part, _, rest = k.partition(".")
+        if part == "first_part":
+            out[f"Conv1.{rest}"] = v
+        elif part == "last_part":
+            out[f"DeConv.{rest}"] = v
+        else:
+            i, _, leaf = rest.partition(".")
+            i = int(i)
+            name, j = ("Conv2", i) if i < 2 else ("Conv3", i - 2) if i < 2 + 2 * m else ("Conv4", i - 2 - 2 * m)
+            out[f"{name}.{j}.{leaf}"] = v
+    return out
+
+
+def _vdsr_trunk(sd, _):
+    return _rename(sd, {"input.": "conv1.0.", "residual_layer.": "trunk.", "output.": "conv2."})
+
+
+def _vdsr_features(sd, layers):
+    out = {"features.0.weight": sd["input.weight"], f"features.{2 * layers + 2}.weight": sd["output.weight"]}
+    out.update({f"features.{2 * i + 2}.weight": sd[f"residual_layer.{i}.conv.weight"] for i in range(layers)})
+    return out
+
+
+def _edsr_basicsr(sd, n_resblocks):
+    out = {}
+    for k, v in sd.items():
+        if k.startswith(("sub_mean.", "add_mean.")):
+            continue  # BasicSR keeps the mean in code, not in the file
+        if k.startswith("head.0."):
+            out["conv_first." + k[len("head.0."):]] = v
+        elif k.startswith(f"body.{n_resblocks}."):
+            out["conv_after_body." + k.split(".", 2)[2]] = v
+        elif k.startswith("body."):
+            _, n, _, j, leaf = k.split(".")
+            out[f"body.{n}.conv{1 if j == '0' else 2}.{leaf}"] = v
+        elif k.startswith("tail.0."):
+            out["upsample." + k[len("tail.0."):]] = v
+        else:
+            out["conv_last." + k[len("tail.1."):]] = v
+    return out
+
+
+def _edsr_lornatang(sd, n_resblocks, std=(1.0, 1.0, 1.0)):
+    """Ours -> Lornatang/EDSR-PyTorch: conv1, trunk.N.conv1/conv2, conv2, upsampling.K, conv3, and the
+    mean/std buffers its forward pass uses instead of mean-shift convs."""
+    basicsr = _edsr_basicsr(sd, n_resblocks)
+    names = {"conv_first.": "conv1.", "body.": "trunk.", "conv_after_body.": "conv2.", "upsample.": "upsampling.",
+             "conv_last.": "conv3."}
+    out = _rename(basicsr, names)
+    out["mean"] = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
+    out["std"] = torch.tensor(std).view(1, 3, 1, 1)
+    return out
+
+
+LAYOUT_CASES = {
+    # id: (arch, hparams of the stand-in, ours -> theirs, extra argument, input channels)
+    "fsrcnn-Conv1-DeConv-rgb": ("fsrcnn", {"scale": 3, "num_channels": 3, "d": 16, "s": 8, "m": 3},
+                                _fsrcnn_conv_deconv, 3, 3),
+    "vdsr-conv1-trunk-conv2": ("vdsr", {"scale": 2, "num_feat": 8, "num_layers": 4}, _vdsr_trunk, 4, 1),
+    "vdsr-features": ("vdsr", {"scale": 2, "num_feat": 8, "num_layers": 4}, _vdsr_features, 4, 1),
+    "edsr-basicsr-x2": ("edsr", {"scale": 2, "n_resblocks": 3, "n_feats": 16}, _edsr_basicsr, 3, 3),
+    "edsr-basicsr-x4": ("edsr", {"scale": 4, "n_resblocks": 2, "n_feats": 16}, _edsr_basicsr, 2, 3),
+    # Lornatang's EDSR is always 256 wide with residual scaling 0.1, on [0, 1].
+    "edsr-lornatang-x2": ("edsr", {"scale": 2, "n_resblocks": 1, "n_feats": 256, "res_scale": 0.1, "rgb_range": 1.0},
+                          _edsr_lornatang, 1, 3),
+}
+
+
+@pytest.mark.parametrize("case", list(LAYOUT_CASES))
+def test_foreign_layout_detected_loaded_exactly_and_same_output(tmp_path, case):
+    from sredge.models.registry import get_arch
+
+    arch, hp, to_theirs, extra, channels = LAYOUT_CASES[case]
+    spec = get_arch(arch)
+    ours = _perturbed(spec.build(**hp))
+    theirs = tmp_path / f"{case}.pth"
+    torch.save(to_theirs(ours.state_dict(), extra), theirs)
+    assert not set(load_state_dict(theirs)) & set(ours.state_dict())  # every key is renamed
+
+    found = detect(load_state_dict(theirs))  # no --arch; fits exactly one architecture
+    assert found.spec.name == arch
+    expected = {k: v for k, v in hp.items() if not (k == "scale" and found.hparams["scale"] is None)}
+    assert {k: found.hparams[k] for k in expected} == expected
+
+    renamed = spec.adapt_state_dict(load_state_dict(theirs))
+    assert renamed.keys() == ours.state_dict().keys()
+    assert all(torch.equal(renamed[k], v) for k, v in ours.state_dict().items())
+
+    loaded = load_model(theirs, scale=hp["scale"])
+    assert loaded.descriptor.in_channels == channels
+    assert loaded.descriptor.color_space == ("y" if channels == 1 else "rgb")
+    x = torch.rand(1, channels, 12, 10) * loaded.descriptor.value_range
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), ours(x))
+
+
+def test_edsr_basicsr_layout_computes_what_basicsr_computes(tmp_path):
+    """BasicSR's EDSR: f(255 * (x - mean)) / 255 + mean on [0, 1]; ours takes [0, 255]. The forward pass
+    below is BasicSR's, written with functional ops on the foreign tensors themselves."""
+    import torch.nn.functional as F
+
+    from sredge.models.archs.edsr import EDSR
+
+    n = 2
+    sd = _edsr_basicsr(_perturbed(EDSR(2, n_resblocks=n, n_feats=16)).state_dict(), n)
+    torch.save(sd, tmp_path / "edsr_basicsr.pth")
+    loaded = load_model(tmp_path / "edsr_basicsr.pth")
+    assert loaded.descriptor.value_range == 255 and loaded.descriptor.scale == 2
+
+    def conv(x, name):
+        return F.conv2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1)
+
+    x = torch.rand(1, 3, 11, 9)
+    mean = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        h = conv((x - mean) * 255, "conv_first")
+        r = h
+        for i in range(n):
+            r = r + conv(F.relu(conv(r, f"body.{i}.conv1")), f"body.{i}.conv2")
+        r = conv(r, "conv_after_body") + h
+        y = conv(F.pixel_shuffle(conv(r, "upsample.0"), 2), "conv_last") / 255 + mean
+        ours = loaded.module(x * 255) / 255
+    assert torch.allclose(ours, y, atol=1e-5)
+
+
+def test_fsrcnn_conv_deconv_layout_with_a_key_outside_it_is_unknown():
+    from sredge.models.archs.fsrcnn import FSRCNN
+
+    sd = _fsrcnn_conv_deconv(FSRCNN(3, num_channels=3, d=16, s=8, m=2).state_dict(), 2)
+    sd["Conv5.0.weight"] = torch.zeros(1)
+    with pytest.raises(InputError, match="unknown architecture"):
+        detect(sd)
+
+
+def test_edsr_lornatang_layout_computes_what_its_code_computes(tmp_path):
+    """Lornatang's forward pass, (x - mean) / std in and y * std + mean out, written with functional ops on the
+    foreign tensors themselves; a std other than 1 checks that the buffers, not constants, are used."""
+    import torch.nn.functional as F
+
+    from sredge.models.archs.edsr import EDSR
+
+    n = 1
+    sd = _edsr_lornatang(_perturbed(EDSR(3, n_resblocks=n, n_feats=256, res_scale=0.1, rgb_range=1.0)).state_dict(),
+                         n, std=(0.5, 0.8, 1.25))
+    torch.save({"state_dict": sd}, tmp_path / "edsr_lornatang_x3.pth")
+    loaded = load_model(tmp_path / "edsr_lornatang_x3.pth")
+    assert loaded.descriptor.value_range == 1 and loaded.descriptor.scale == 3
+    assert loaded.hparams["res_scale"] == 0.1
+
+    def conv(x, name):
+        return F.conv2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1)
+
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        h = conv((x - sd["mean"]) / sd["std"], "conv1")
+        r = h
+        for i in range(n):
+            r = r + conv(F.relu(conv(r, f"trunk.{i}.conv1")), f"trunk.{i}.conv2") * 0.1
+        r = conv(r, "conv2") + h
+        y = conv(F.pixel_shuffle(conv(r, "upsampling.0"), 3), "conv3") * sd["std"] + sd["mean"]
+        assert torch.allclose(loaded.module(x), y, atol=1e-4)

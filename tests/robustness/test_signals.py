@@ -25,7 +25,7 @@ CLIP_FRAMES = 120
 
 
 def _partial(folder: Path) -> Path | None:
-    found = [p for p in folder.iterdir() if ".partial" in p.name]
+    found = [p for p in folder.rglob("*") if ".partial" in p.name and p.is_file()]
     return found[0] if found else None
 
 

@@ -8,6 +8,7 @@ so on a machine without one ``auto`` must fall back to libx264 and say so.
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 
 import av
@@ -16,16 +17,21 @@ import pytest
 
 from sredge.errors import InputError
 from sredge.runtime.encoders import (
+    CODECS,
     ENCODER_CHOICES,
     ENCODERS,
     NVENC_PRESETS,
     X264_PRESETS,
     EncoderChoice,
     auto_candidates,
+    check_container,
     choose_encoder,
+    container_problem,
     encoder_options,
+    encoder_pix_fmt,
     is_jetson,
     probe_encoder,
+    requested_encoder,
     resolve_encoder,
 )
 from sredge.runtime.video_io import Frame, VideoWriter
@@ -47,10 +53,88 @@ def test_auto_candidates_per_platform():
 
 
 def test_choices_and_table():
-    assert ENCODER_CHOICES == ("auto", "libx264", "h264_nvenc", "libx265", "hevc_nvenc")
+    assert ENCODER_CHOICES == ("auto", "libx264", "h264_nvenc", "libx265", "hevc_nvenc", "libsvtav1", "av1_nvenc",
+                               "ffv1")
     assert {n: (e.codec, e.hardware) for n, e in ENCODERS.items()} == {
         "libx264": ("h264", False), "h264_nvenc": ("h264", True),
-        "libx265": ("hevc", False), "hevc_nvenc": ("hevc", True)}
+        "libx265": ("hevc", False), "hevc_nvenc": ("hevc", True),
+        "libsvtav1": ("av1", False), "av1_nvenc": ("av1", True), "ffv1": ("ffv1", False)}
+    assert CODECS == ("h264", "hevc", "av1", "ffv1")
+
+
+def test_auto_candidates_per_codec():
+    assert auto_candidates(False, None, "hevc") == ("hevc_nvenc", "libx265")
+    assert auto_candidates(False, None, "av1") == ("av1_nvenc", "libsvtav1")
+    assert auto_candidates(False, None, "ffv1") == ("ffv1",)  # no hardware FFV1
+    assert auto_candidates(True, None, "hevc") == ("libx265",)
+    assert auto_candidates(False, 0, "hevc") == ("libx265",)
+
+
+@pytest.mark.parametrize(("codec", "encoder", "expect"), [
+    (None, "auto", ("h264", "auto")), ("hevc", "auto", ("hevc", "auto")), (None, "libx265", ("hevc", "libx265")),
+    ("av1", "libsvtav1", ("av1", "libsvtav1")), ("ffv1", "ffv1", ("ffv1", "ffv1")),
+])
+def test_codec_picks_the_family_encoder_the_implementation(codec, encoder, expect):
+    assert requested_encoder(codec, encoder) == expect
+
+
+def test_a_codec_and_an_encoder_that_disagree_are_refused():
+    with pytest.raises(InputError) as err:
+        requested_encoder("hevc", "libx264")
+    assert str(err.value) == ("--encoder libx264 writes h264, not --codec hevc: drop one, or use --encoder auto or "
+                              "libx265 or hevc_nvenc with --codec hevc")
+    with pytest.raises(InputError, match="unknown codec 'vp9'"):
+        requested_encoder("vp9", "auto")
+
+
+def test_container_problem():
+    mp4 = {"h264", "hevc", "av1", "ffv1", "aac"}
+    webm = {"av1", "vp9", "opus"}
+    assert all(container_problem("mp4", ".mp4", c, mp4) is None for c in CODECS)
+    assert container_problem("webm", ".webm", "h264", webm) == (
+        ".webm files cannot hold h264 video: use --codec av1, or -o NAME.mp4 or NAME.mkv")
+    assert container_problem("mov", ".mov", "ffv1", {"h264", "hevc"}) == (
+        ".mov files cannot hold ffv1 video: use --codec h264 or hevc, or -o NAME.mkv")
+    assert container_problem("mpegts", "", "av1", set()) == "the mpegts format cannot hold av1 video: use -o NAME.mp4 or NAME.mkv"
+
+
+def test_check_container_against_this_ffmpeg(tmp_path):
+    check_container(tmp_path / "x.webm", "av1")
+    check_container(tmp_path / "x.mkv", "ffv1")
+    with pytest.raises(InputError, match=r"cannot write x\.webm: \.webm files cannot hold hevc video"):
+        check_container(tmp_path / "x.webm", "hevc")
+    assert list(tmp_path.iterdir()) == []  # nothing written by the check
+
+
+def test_svtav1_and_ffv1_options():
+    assert encoder_options("libsvtav1") == {"crf": "25", "preset": "10"}
+    assert encoder_options("libsvtav1", crf=40, preset="slow") == {"crf": "40", "preset": "5"}
+    assert encoder_options("libsvtav1", crf=63, preset="13") == {"crf": "63", "preset": "13"}
+    assert encoder_options("libsvtav1", tune="zerolatency")["svtav1-params"] == "pred-struct=1"
+    assert encoder_options("ffv1") == {"level": "3", "slicecrc": "1"}
+    assert encoder_options("ffv1", threads=2, tune="zerolatency") == {"level": "3", "slicecrc": "1", "threads": "2"}
+    assert encoder_options("libx264") == {"crf": "18", "preset": "veryfast"}  # defaults when not given
+
+
+@pytest.mark.parametrize(("name", "kwargs", "words"), [
+    ("ffv1", {"crf": 18}, "ffv1 is lossless: it takes no --crf or --preset"),
+    ("ffv1", {"preset": "fast"}, "ffv1 is lossless"),
+    ("libsvtav1", {"crf": 0}, "--crf 0 (lossless) is not available with libsvtav1"),
+    ("libsvtav1", {"crf": 64}, "crf must be between 1 and 63"),
+    ("libsvtav1", {"preset": "p4"}, "unknown libsvtav1 preset 'p4'"),
+    ("libsvtav1", {"tune": "film"}, "unknown libsvtav1 tune 'film'"),
+])
+def test_bad_av1_and_ffv1_options(name, kwargs, words):
+    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        encoder_options(name, **kwargs)
+
+
+def test_ten_bit_pixel_formats():
+    assert encoder_pix_fmt("libx264", 8) == "yuv420p"
+    assert {encoder_pix_fmt(n, 10) for n in ("libx264", "libx265", "libsvtav1", "ffv1")} == {"yuv420p10le"}
+    assert {encoder_pix_fmt(n, 10) for n in ("h264_nvenc", "hevc_nvenc", "av1_nvenc")} == {"p010le"}
+    with pytest.raises(InputError, match="mpeg4 cannot write 10-bit video"):
+        encoder_pix_fmt("mpeg4", 10)
 
 
 def test_x264_options():
@@ -147,7 +231,8 @@ def test_named_encoder_must_open_and_the_error_names_what_works():
     assert choose_encoder("libx265", (), probe) == EncoderChoice("libx265", "libx265", False)
     with pytest.raises(InputError) as err:
         choose_encoder("h264_nvenc", ("libx264",), probe)
-    assert str(err.value) == "--encoder h264_nvenc did not open: no GPU; encoders that work here: libx264, libx265"
+    # Only encoders of the same codec are offered instead.
+    assert str(err.value) == "--encoder h264_nvenc did not open: no GPU; encoders that work here: libx264"
 
 
 def test_named_unknown_encoder():
@@ -182,6 +267,23 @@ def test_libx264_opens_here():
 def test_probe_reasons():
     assert probe_encoder("no_such_encoder", {}) == "is not in this FFmpeg build"
     assert probe_encoder("aac", {}) == "is not a video encoder"
+
+
+@pytest.mark.parametrize("name", ["libsvtav1", "ffv1"])
+def test_av1_and_ffv1_open_where_pyav_has_them(name):
+    if name not in av.codecs_available:
+        pytest.skip(f"this PyAV's FFmpeg has no {name}")
+    assert probe_encoder(name, encoder_options(name)) is None
+    assert probe_encoder(name, encoder_options(name), bit_depth=10) is None
+
+
+def test_resolve_per_codec_and_depth():
+    assert resolve_encoder("auto", codec="ffv1").name == "ffv1"
+    if NVENC_WHY is not None:
+        assert resolve_encoder("auto", codec="hevc", bit_depth=10).name == "libx265"
+        assert resolve_encoder("auto", codec="av1").name == "libsvtav1"
+    with pytest.raises(InputError, match="writes hevc, not --codec h264"):
+        resolve_encoder("libx265", codec="h264")
 
 
 def test_libx265_opens_where_pyav_has_it():
@@ -309,3 +411,46 @@ def test_sr_run_unknown_encoder_is_a_usage_error(cli, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli("run", "--video", _clip(tmp_path / "in.mp4"), "-o", tmp_path / "o.mp4", "--encoder", "mpeg4")
     assert exc.value.code == 2 and "invalid choice: 'mpeg4'" in capsys.readouterr().err
+
+
+# -- sr-run --codec and the container checked up front ---------------------------------
+
+
+def test_sr_run_refuses_a_container_that_cannot_hold_the_codec_before_decoding(cli, tmp_path):
+    # The input is not even a video: the refusal must come first, before anything is opened or decoded.
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"not a video at all")
+    res = cli("run", "--video", src, "-o", tmp_path / "out.webm")
+    assert res.code == 2
+    assert res.err.strip().splitlines() == [(
+        "sr-run: error: cannot write out.webm: .webm files cannot hold h264 video: use --codec av1, or -o NAME.mp4 "
+        "or NAME.mkv")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--codec", "hevc", "--encoder", "libx264"], "--encoder libx264 writes h264, not --codec hevc"),
+    (["--codec", "ffv1", "--crf", "10"], "ffv1 is lossless: it takes no --crf or --preset"),
+    (["--codec", "ffv1", "-o", "{tmp}/x.mov"], ".mov files cannot hold ffv1 video"),
+    (["--codec", "av1", "--crf", "0"], "--crf 0 (lossless) is not available with libsvtav1"),
+])
+def test_sr_run_bad_codec_choices_exit_2_with_one_line(cli, tmp_path, args, words):
+    src = _clip(tmp_path / "in.mp4", n=2)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = [] if "-o" in args else ["-o", tmp_path / "out.mkv"]
+    res = cli("run", "--video", src, *out, *args)
+    assert res.code == 2 and res.err.count("\n") == 1 and words in res.err, res.err
+
+
+@pytest.mark.parametrize(("codec", "suffix", "name"), [("av1", ".webm", "av1"), ("ffv1", ".mkv", "ffv1")])
+def test_sr_run_codec_end_to_end(cli, tmp_path, codec, suffix, name):
+    if {"av1": "libsvtav1", "ffv1": "ffv1"}[codec] not in av.codecs_available:
+        pytest.skip(f"this PyAV's FFmpeg has no {codec} encoder")
+    src, out = _clip(tmp_path / "in.mp4"), tmp_path / f"out{suffix}"
+    res = cli("run", "--video", src, "-o", out, "--codec", codec, "--no-resume", "-q")
+    assert res.code == 0, res.err
+    if codec == "av1":  # SVT-AV1 prints its banner straight to fd 2 unless SVT_LOG says errors only
+        assert os.environ.get("SVT_LOG") == "1"
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name in (name, "libdav1d")
+        assert len(list(c.decode(video=0))) == 6

@@ -3,10 +3,16 @@
 Every model runs through the runtime (:class:`~sredge.runtime.runner.LoadedRuntime`), once per
 backend x tile setting asked for; each such configuration is a *row* of the report. The
 report is a plain dict (the ``report.json`` schema, also the baseline format of the gate).
+
+Latency is timed last, with every row's runtime open at once and the reference workload among
+them, in interleaved rounds (:func:`sredge.runtime.timing.time_ratios`): each row's ``speedup``
+over the first model row and its ``relative`` time to the reference workload are medians of
+per-round ratios, reported with their interquartile range.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from collections.abc import Callable
@@ -16,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sredge.benchmarks.datasets import Dataset, load_dataset, load_pair
-from sredge.benchmarks.latency import REFERENCE_HW, reference_ms, summarize
+from sredge.benchmarks.latency import REFERENCE_HW, summarize
 from sredge.benchmarks.plots import detail_window
 from sredge.benchmarks.quality import ImageScore, evaluate, evaluate_bicubic, mean
 from sredge.environment import software_and_machine
@@ -25,11 +31,13 @@ from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.runtime.backends import BackendOptions
 from sredge.runtime.model import ModelOverrides
 from sredge.runtime.runner import LoadedRuntime, RunOptions
-from sredge.runtime.timing import sample_frame, time_calls
+from sredge.runtime.timing import sample_frame, speed_ratio, time_ratios
 
 log = logging.getLogger(__name__)
 
 REPORT_VERSION = 1
+_REFERENCE = "\0reference"
+"""Key of the reference workload among the timed calls (no row label can be it)."""
 CROP_SIDE = 96
 """HR pixels per side of the side-by-side crops."""
 
@@ -114,6 +122,17 @@ def _label(path: Path, backend: str, precision: str | None, tile, multi_backend:
     return path.stem + (f" [{', '.join(extra)}]" if extra else "")
 
 
+def _reference_call(stack: contextlib.ExitStack, threads: int) -> Callable[[], object]:
+    """The reference workload (bundled x2 model, 128x128 frame, ONNX Runtime CPU), opened on ``stack``."""
+    from sredge.runtime.bundled import default_model
+
+    h, w = REFERENCE_HW
+    rt = stack.enter_context(LoadedRuntime(default_model(2), RunOptions(
+        backend_options=BackendOptions(device="cpu", threads=threads), tile=None)))
+    ups, frame = rt.upscaler(h, w), sample_frame(h, w)
+    return lambda: ups.upscale(frame)
+
+
 def _quality_dict(scores: list[ImageScore]) -> dict:
     keys = ["psnr", "ssim"] + (["rgb_psnr"] if scores and scores[0].rgb_psnr is not None else [])
     return {
@@ -163,19 +182,23 @@ def run_bench(models: list[Path], opts: BenchOptions,
             crops.setdefault(name, []).append((label, sr[y:y + side, x:x + side].copy()))
         return keep if opts.crops else None
 
-    ref_before = reference_ms(opts.threads) if opts.latency_hw else None
     frame = None
-    for model in models:
-        for backend, precision, tile in combos:  # one row per model x backend x precision x tile
-            label = _label(model, backend, precision, tile, multi_b, multi_p, multi_t)
-            run_opts = RunOptions(
-                backend=backend, backend_options=BackendOptions(device=opts.device, threads=opts.threads,
-                                                                precision=precision),
-                tile=tile, tile_overlap=opts.tile_overlap,
-                overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
-                                         value_range=opts.overrides.value_range),
-                max_pixels=opts.max_pixels)
-            with LoadedRuntime(model, run_opts) as rt:
+    calls: dict[str, Callable[[], object]] = {}  # str(row index) -> one timed upscale (labels may repeat)
+    out_pixels: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        if opts.latency_hw:
+            calls[_REFERENCE] = _reference_call(stack, opts.threads)
+        for model in models:
+            for backend, precision, tile in combos:  # one row per model x backend x precision x tile
+                label = _label(model, backend, precision, tile, multi_b, multi_p, multi_t)
+                run_opts = RunOptions(
+                    backend=backend, backend_options=BackendOptions(device=opts.device, threads=opts.threads,
+                                                                    precision=precision),
+                    tile=tile, tile_overlap=opts.tile_overlap,
+                    overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
+                                             value_range=opts.overrides.value_range),
+                    max_pixels=opts.max_pixels)
+                rt = stack.enter_context(LoadedRuntime(model, run_opts))  # open until latency is timed
                 if dataset is None:
                     dataset = load_dataset(opts.dataset, rt.desc.scale, opts.max_pixels)
                     opts = replace(opts, scale=rt.desc.scale)
@@ -189,7 +212,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
                                  "latency": None})
                 row = {"label": label, "bicubic": False, "model": str(model), "backend": rt.kind,
                        "backend_detail": rt.backend.describe(), "precision": precision or model_precision(model),
-                       "tile": tile, "descriptor": asdict(rt.desc)}
+                       "tile": tile, "descriptor": asdict(rt.desc), "latency": None}
                 if opts.quality:
                     say(f"{label}: quality on {len(dataset.samples)} images")
                     row["quality"] = _quality_dict(evaluate(rt.upscaler, dataset, opts.rgb, keeper(label)))
@@ -197,22 +220,27 @@ def run_bench(models: list[Path], opts: BenchOptions,
                     h, w = opts.latency_hw
                     if frame is None:
                         frame = sample_frame(h, w, load_pair(dataset.samples[0], dataset.scale)[0])
-                    say(f"{label}: latency, {opts.warmup} warm-up + {opts.repeats} runs at {w}x{h}")
                     ups = rt.upscaler(h, w)
-                    times = time_calls(lambda: ups.upscale(frame), opts.warmup, opts.repeats)
-                    s = rt.desc.scale
-                    row["latency"] = {k: round(v, 4) for k, v in
-                                      asdict(summarize(times, h * w * s * s)).items()}
-                else:
-                    row["latency"] = None
+                    calls[str(len(rows))] = lambda ups=ups, frame=frame: ups.upscale(frame)
+                    out_pixels[str(len(rows))] = h * w * rt.desc.scale ** 2
                 rows.append(row)
-    ref = None
-    if opts.latency_hw:
-        ref_after = reference_ms(opts.threads)
-        ref = round((ref_before + ref_after) / 2, 4)
-        for row in rows:
-            if row.get("latency"):
-                row["latency"]["relative"] = round(row["latency"]["median_ms"] / ref, 4)
+        ref = None
+        if len(calls) > 1:
+            h, w = opts.latency_hw
+            first = next(key for key in calls if key != _REFERENCE)
+            say(f"latency: {len(calls) - 1} row(s) and the reference workload, {opts.warmup} warm-up + "
+                f"{opts.repeats} interleaved rounds at {w}x{h}")
+            times, speedups = time_ratios(calls, first, opts.warmup, opts.repeats)
+            ref_times = times[_REFERENCE]
+            ref = round(float(np.median(ref_times)) * 1e3, 4)
+            for key, row in ((str(i), row) for i, row in enumerate(rows)):
+                if key not in times or key == _REFERENCE:
+                    continue
+                lat = {k: round(v, 4) for k, v in asdict(summarize(times[key], out_pixels[key])).items()}
+                rel = speed_ratio(times[key], ref_times)  # this row's time / the reference's, per round
+                lat |= {"relative": round(rel.median, 4), "relative_iqr": [round(rel.low, 4), round(rel.high, 4)],
+                        "speedup": speedups[key].as_dict() | {"over": rows[int(first)]["label"]}}
+                row["latency"] = lat
     for name, hr_crop in hr_crops.items():
         crops[name].append(("HR", hr_crop))
     software, machine = software_and_machine(opts.threads)

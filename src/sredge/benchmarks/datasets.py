@@ -1,20 +1,28 @@
 """SR benchmark datasets: HR images, with LR images either provided or made by MATLAB bicubic.
 
-Two layouts are accepted:
+Three layouts are accepted:
 
 * ``ROOT/HR/*.png`` with ``ROOT/LR_bicubic/X{s}/NAMEx{s}.png`` (or ``NAME.png``): the
   LR images are used as they are (the Set5 / Set14 / B100 / Urban100 convention).
+* SelfExSR (BSD100 / Urban100 as distributed with Huang et al. 2015): ``NAME_SRF_{s}_HR.png``
+  next to ``NAME_SRF_{s}_LR.png`` in one folder, often for several scales (the pairs of the
+  requested scale are used), or in ``ROOT/image_SRF_{s}/``. Other methods' results filed
+  beside them (``NAME_SRF_{s}_bicubic.png``, ``..._SRCNN.png``, ...) are not HR or LR and are left out.
 * A folder of HR images (``ROOT/*.png`` or ``ROOT/HR/*.png`` without the LR folder for
   this scale): each LR image is made with the MATLAB-compatible
   :func:`~sredge.imaging.resize.imresize`, which reproduces the published x2/x3/x4 LR
   images bit for bit.
 
-Either way the HR image is cropped to a multiple of the scale first (BasicSR ``mod_crop``).
+A folder that mixes HR and LR images any other way (``baby.png`` beside ``babyx2.png``,
+``a_HR.png`` beside ``a_LR.png``, SelfExSR pairs beside plain images) is refused with one
+line rather than read wrongly (LR images scored as HR). Either way the HR image is cropped
+to a multiple of the scale first (BasicSR ``mod_crop``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +57,7 @@ class Dataset:
     scale: int
     samples: tuple[Sample, ...]
     lr_source: str
-    """``"provided"`` (LR_bicubic files) or ``"imresize"`` (made here from the HR)."""
+    """``"provided"`` (LR_bicubic or SelfExSR LR files) or ``"imresize"`` (made here from the HR)."""
 
     def fingerprint(self) -> str:
         """sha256 over the scale, the LR source and every HR (and LR) file's name and bytes.
@@ -69,6 +77,59 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+_SELFEXSR = re.compile(r"^(?P<name>.+)_SRF_(?P<scale>\d+)_(?P<tag>[^_]+)$", re.IGNORECASE)
+# Names that say "this is an LR image" in the usual ways (a_LR, a-lr, a_LR_x4, img.LR, a_lrbicx4, ...).
+_LR_WORD = re.compile(r"(?:^|[_\-. ])(?:lr|lrbicx\d+)(?:[_\-. ]|x?\d*$)", re.IGNORECASE)
+
+
+def _selfexsr_pairs(files: list[Path]) -> dict[int, dict[str, dict[str, Path]]]:
+    """SelfExSR files by scale, then image name, then ``"HR"``/``"LR"`` (other tags: left out)."""
+    out: dict[int, dict[str, dict[str, Path]]] = {}
+    for f in files:
+        if (m := _SELFEXSR.match(f.stem)) and m["tag"].upper() in ("HR", "LR"):
+            out.setdefault(int(m["scale"]), {}).setdefault(m["name"], {})[m["tag"].upper()] = f
+    return out
+
+
+def _selfexsr_dataset(root: Path, folder: Path, files: list[Path], scale: int, max_pixels: int) -> Dataset:
+    pairs = _selfexsr_pairs(files)
+    others = [f.name for f in files if not _SELFEXSR.match(f.stem)]
+    if others:
+        raise InputError(f"{folder} mixes SelfExSR pairs (NAME_SRF_{{s}}_HR/LR) with other images ({others[0]}, ...): "
+                         "keep one layout per folder")
+    if scale not in pairs:
+        have = ", ".join(f"x{s}" for s in sorted(pairs))
+        raise InputError(f"{folder} has SelfExSR pairs for {have}, none for x{scale} (is --scale right?)")
+    samples = []
+    for name, tags in sorted(pairs[scale].items()):
+        missing = {"HR", "LR"} - set(tags)
+        if missing:
+            have_tag = next(iter(tags.values())).name
+            raise InputError(f"{have_tag} has no {missing.pop()} partner ({name}_SRF_{scale}_"
+                             f"{'LR' if 'HR' in tags else 'HR'}{next(iter(tags.values())).suffix}) in {folder}")
+        samples.append(Sample(name, tags["HR"], tags["LR"], max_pixels))
+    return Dataset(root.name, root, scale, tuple(samples), "provided")
+
+
+def _check_hr_only(folder: Path, files: list[Path]) -> None:
+    """Refuse a folder of 'HR' images that holds LR images too (they would be scored as HR).
+    HR-only names (``a_HR.png``, ``baby_GT.bmp``) are fine.
+
+    Raises:
+        InputError: A file named as an LR image (``a_LR.png``), or ``NAMEx{s}`` beside ``NAME``.
+    """
+    stems = {f.stem.lower() for f in files}
+    for f in files:
+        if _LR_WORD.search(f.stem):
+            raise InputError(f"{folder}: {f.name} is named as an LR image, so this folder mixes HR and LR images "
+                             "in a layout sredge does not know; use HR/ + LR_bicubic/X{s}/ (NAMEx{s}.png), "
+                             "SelfExSR's NAME_SRF_{s}_HR.png + NAME_SRF_{s}_LR.png, or HR images alone")
+        base = re.sub(r"x\d+$", "", f.stem.lower())
+        if base != f.stem.lower() and base in stems:
+            raise InputError(f"{folder}: {f.name} looks like the LR image of {base}{f.suffix} (NAMEx{{s}}), so this "
+                             "folder mixes HR and LR images; put the LR images in LR_bicubic/X{s}/ beside HR/")
+
+
 def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
     """Find a dataset's images for ``scale`` (see the module docstring for the layouts); ``max_pixels``
     is the decoding limit its images are read under (see :attr:`Sample.max_pixels`).
@@ -83,11 +144,20 @@ def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIX
     if not root.is_dir():
         raise InputError(f"dataset {root} is not a folder")
     hr_dir = root / "HR" if (root / "HR").is_dir() else root
+    if hr_dir == root and not _images(root):
+        srf = sorted(d.name for d in root.glob("image_SRF_*") if d.is_dir())  # SelfExSR's folders, one per scale
+        if f"image_SRF_{scale}" in srf:
+            hr_dir = root / f"image_SRF_{scale}"
+        elif srf:
+            raise InputError(f"{root} has {', '.join(srf)}, no image_SRF_{scale} (is --scale right?)")
     hrs = _images(hr_dir)
     if not hrs:
         raise InputError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {hr_dir}")
+    if _selfexsr_pairs(hrs):
+        return _selfexsr_dataset(root, hr_dir, hrs, scale, max_pixels)
+    _check_hr_only(hr_dir, hrs)
     lr_dir = root / "LR_bicubic" / f"X{scale}"
-    if hr_dir == root or not lr_dir.is_dir():
+    if hr_dir != root / "HR" or not lr_dir.is_dir():
         return Dataset(root.name, root, scale, tuple(Sample(p.stem, p, None, max_pixels) for p in hrs), "imresize")
     samples = []
     for hr in hrs:

@@ -4,16 +4,21 @@ These machines are noisy, so a latency is only compared with a latency measured 
 same run: every benchmark also times a fixed *reference workload* (the bundled x2 model
 on a 128x128 frame, ONNX Runtime CPU), and regressions are judged on the ratio
 ``model / reference``, which a busier or slower machine changes far less than the raw time.
+
+Speeds are only compared between calls timed against each other in interleaved rounds
+(:func:`sredge.runtime.timing.time_ratios`), and every ratio comes with its spread over the rounds.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sredge.runtime.timing import sample_frame, time_calls
+from sredge.runtime.timing import Ratio, sample_frame, time_ratios
 
 REFERENCE_HW = (128, 128)
 """LR size of the reference workload's frame."""
@@ -51,18 +56,53 @@ def summarize(seconds: list[float], out_pixels: int) -> LatencyStats:
     )
 
 
-def frame_latency_ms(model: str | Path, height: int = 360, width: int = 640, repeats: int = 5,
-                     threads: int = 0) -> float:
-    """Median wall time (ms) to upscale one ``height`` x ``width`` frame, whole frame, ORT CPU."""
+@dataclass(frozen=True)
+class Compared:
+    """One model's latency, timed against the others in interleaved rounds."""
+
+    stats: LatencyStats
+    speedup: Ratio
+    """Baseline time / this model's time, per round (the baseline's own is 1.0)."""
+
+
+def compare_latency(models: Mapping[str, str | Path], baseline: str, height: int = 360, width: int = 640,
+                    warmup: int = 2, rounds: int = 10, threads: int = 0) -> dict[str, Compared]:
+    """Time whole-frame upscales of several model files on ONNX Runtime's CPU against each other.
+
+    All models are opened at once, warmed up, then timed in interleaved rounds on one real
+    ``height`` x ``width`` frame (:func:`sredge.runtime.timing.time_ratios`).
+
+    Args:
+        models: Name -> model file (e.g. ``{"fp32": "m.onnx", "int8": "m.int8.onnx"}``).
+        baseline: The name the speed-ups are relative to.
+        rounds: Timed rounds; fewer than 3 leave every speed-up inconclusive.
+
+    Returns:
+        Name -> latency statistics and speed-up over ``baseline``.
+    """
     from sredge.runtime.backends import BackendOptions
     from sredge.runtime.runner import LoadedRuntime, RunOptions
 
     frame = sample_frame(height, width)
-    with LoadedRuntime(Path(model), RunOptions(backend_options=BackendOptions(device="cpu", threads=threads),
-                                               tile=None)) as rt:
-        ups = rt.upscaler(height, width)
-        times = time_calls(lambda: ups.upscale(frame), warmup=1, repeats=repeats)
-    return float(np.median(times) * 1e3)
+    opts = RunOptions(backend_options=BackendOptions(device="cpu", threads=threads), tile=None)
+    with contextlib.ExitStack() as stack:
+        calls = {}
+        scales = {}
+        for name, path in models.items():
+            rt = stack.enter_context(LoadedRuntime(Path(path), opts))
+            ups = rt.upscaler(height, width)
+            calls[name] = lambda ups=ups: ups.upscale(frame)
+            scales[name] = rt.desc.scale
+        times, ratios = time_ratios(calls, baseline, warmup, rounds)
+    return {name: Compared(summarize(times[name], height * width * scales[name] ** 2), ratios[name])
+            for name in models}
+
+
+def frame_latency_ms(model: str | Path, height: int = 360, width: int = 640, repeats: int = 5,
+                     threads: int = 0) -> float:
+    """Median wall time (ms) to upscale one ``height`` x ``width`` frame, whole frame, ORT CPU."""
+    got = compare_latency({"model": model}, "model", height, width, warmup=1, rounds=repeats, threads=threads)
+    return got["model"].stats.median_ms
 
 
 def reference_ms(threads: int = 0, repeats: int = 7) -> float:

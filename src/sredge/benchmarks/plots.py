@@ -44,42 +44,47 @@ def bar_chart(labels: list[str], values: list[float], title: str, unit: str, wid
 
 def grouped_bars(groups: list[str], series: dict[str, list[float]], title: str, unit: str,
                  height: int = 320) -> np.ndarray:
-    """Vertical bars grouped per x label (e.g. PSNR per image), one colour per series, with a legend.
+    """Vertical bars grouped per x label (e.g. PSNR gain per image), one colour per series, with a legend.
 
-    The y axis starts a little below the smallest value so that differences of tenths of a dB show.
+    The y axis always includes zero and every bar starts there, so bar lengths are proportional to the
+    values (an axis starting just below the smallest value would turn 0.1 dB into a bar several times
+    longer than its neighbour). To show small differences, plot differences (e.g. the gain over bicubic).
     """
     names = list(series)
     group_w = max(18 * len(names) + 24, max([_text_width(g) for g in groups] + [0]) + 12)
     left, right, top, bottom = 56, 20, 40, 60
     width = left + right + group_w * len(groups)
     legend_w = sum(_text_width(n) + 34 for n in names)
-    width = max(width, legend_w + left + right)
+    width = max(width, legend_w + left + right, _text_width(f"{title} [{unit}]", 0.55) + 20)
     img = np.full((height, width, 3), 255, np.uint8)
     _text(img, f"{title} [{unit}]", (10, 22), 0.55)
     allv = [v for vals in series.values() for v in vals if np.isfinite(v)]
     if not allv:
         return img
-    lo, hi = min(allv), max(allv)
+    lo, hi = min(min(allv), 0.0), max(max(allv), 0.0)
     span = max(hi - lo, 1e-6)
-    lo, hi = lo - 0.25 * span, hi + 0.05 * span
+    lo, hi = (lo - 0.05 * span if lo < 0 else 0.0), (hi + 0.05 * span if hi > 0 else 0.0)
     plot_h = height - top - bottom
 
     def ypix(v: float) -> int:
-        return int(top + plot_h * (1 - (v - lo) / (hi - lo)))
+        return round(top + plot_h * (1 - (v - lo) / (hi - lo)))
 
     cv2.line(img, (left, top), (left, top + plot_h), (0, 0, 0), 1)
-    for frac in (0.0, 0.5, 1.0):
-        v = lo + frac * (hi - lo)
+    ticks = sorted({0.0, lo, hi} | ({lo / 2} if lo < 0 else set()) | ({hi / 2} if hi > 0 else set()))
+    for v in ticks:
         _text(img, f"{v:.2f}", (4, ypix(v) + 4), 0.38)
     bar_w = max(6, (group_w - 24) // max(len(names), 1))
+    zero = ypix(0.0)
     for g, group in enumerate(groups):
         x0 = left + g * group_w + 12
         for k, name in enumerate(names):
             v = series[name][g]
-            if np.isfinite(v):
-                cv2.rectangle(img, (x0 + k * bar_w, ypix(v)), (x0 + (k + 1) * bar_w - 2, top + plot_h),
+            if np.isfinite(v) and ypix(v) != zero:
+                y0, y1 = sorted((ypix(v), zero))
+                cv2.rectangle(img, (x0 + k * bar_w, y0), (x0 + (k + 1) * bar_w - 2, y1 - 1),
                               _PALETTE[k % len(_PALETTE)], -1)
         _text(img, group, (x0, top + plot_h + 16), 0.4)
+    cv2.line(img, (left, zero), (width - right, zero), (0, 0, 0), 1)
     x = left
     for k, name in enumerate(names):
         cv2.rectangle(img, (x, height - 24), (x + 14, height - 12), _PALETTE[k % len(_PALETTE)], -1)
@@ -104,12 +109,8 @@ def detail_window(hr: np.ndarray, size: int) -> tuple[int, int, int]:
 
 
 def side_by_side(panels: list[tuple[str, np.ndarray]], zoom: int = 2) -> np.ndarray:
-    """Label and join same-size RGB crops left to right, enlarged ``zoom`` times (nearest neighbour)."""
-    out = []
-    for label, crop in panels:
-        big = cv2.resize(crop, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-        header = np.full((24, big.shape[1], 3), 255, np.uint8)
-        _text(header, label[: max(4, big.shape[1] // 8)], (4, 17))
-        out.append(np.concatenate([header, big], axis=0))
-        out.append(np.full((out[-1].shape[0], 4, 3), 255, np.uint8))
-    return np.concatenate(out[:-1], axis=1)
+    """Label and join same-size RGB crops left to right, enlarged ``zoom`` times (nearest neighbour)
+    (:func:`sredge.runtime.compare.labelled_row`, which ``sr-run --compare`` draws with too)."""
+    from sredge.runtime.compare import labelled_row
+
+    return labelled_row(panels, zoom)

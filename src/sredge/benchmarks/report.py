@@ -11,12 +11,26 @@ import numpy as np
 
 from sredge.atomic import write_bytes_atomic
 from sredge.benchmarks.plots import bar_chart, grouped_bars, side_by_side
+from sredge.runtime.timing import INCONCLUSIVE_SPREAD, Ratio
 
 
 def _fmt(v, spec: str) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return format(v, spec)
+
+
+def _speed(row: dict, first: dict | None) -> str:
+    """The speed cell: the interleaved speed-up over the first model row with its interquartile range
+    (``1.52x (1.40-1.61)``, ``inconclusive`` when the range straddles 1 or is wide), ``-`` for the first row.
+    A report from before interleaved timing has only medians: their plain ratio, marked ``(no spread)``."""
+    lat = row.get("latency") or {}
+    if not lat or first is None or row is first or not first.get("latency"):
+        return "-"
+    sp = lat.get("speedup")
+    if sp is not None:
+        return Ratio(sp["median"], sp["low"], sp["high"], sp["rounds"]).describe()
+    return f"{first['latency']['median_ms'] / lat['median_ms']:.2f}x (no spread)"
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
@@ -36,15 +50,12 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         lat = r.get("latency") or {}
         fq = (first.get("quality") or {}).get("mean", {}) if first else {}
         dpsnr = (q["psnr"] - fq["psnr"]) if ("psnr" in q and "psnr" in fq and r is not first) else None
-        speed = (first["latency"]["median_ms"] / lat["median_ms"]
-                 if lat and first and first.get("latency") and r is not first else None)
         tile = "-" if r.get("bicubic") else ("none" if r.get("tile") is None else str(r.get("tile")))
         line = [r["label"], r.get("backend") or "-", r.get("precision") or "-", tile]
         line += [_fmt(q.get("psnr"), ".3f"), _fmt(dpsnr, "+.3f"), _fmt(q.get("ssim"), ".4f")] if has_q else []
         line += [_fmt(q.get("rgb_psnr"), ".3f")] if has_rgb else []
         line += [_fmt(lat.get("median_ms"), ".1f"), _fmt(lat.get("p95_ms"), ".1f"), _fmt(lat.get("p99_ms"), ".1f"),
-                 _fmt(lat.get("fps"), ".2f"), _fmt(lat.get("mpix_per_s"), ".2f"),
-                 (_fmt(speed, ".2f") + "x") if speed is not None else "-"] if has_lat else []
+                 _fmt(lat.get("fps"), ".2f"), _fmt(lat.get("mpix_per_s"), ".2f"), _speed(r, first)] if has_lat else []
         cells.append(line)
     return header, cells
 
@@ -65,6 +76,9 @@ def format_table(report: dict) -> str:
         h, w = report["settings"]["latency_hw"]
         title += f"; latency on a {w}x{h} frame, reference workload {ref:.1f} ms"
     out = [title, line(header), line(["-" * w for w in widths])] + [line(c) for c in cells]
+    if ref:
+        out.append(f"speed: the first model row's time / this row's, median of {report['settings']['repeats']} "
+                   "interleaved rounds (interquartile range); fps = 1000 / median ms, one frame at a time")
     return "\n".join(out)
 
 
@@ -73,6 +87,36 @@ def _markdown_table(report: dict) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     return "\n".join(lines)
+
+
+def psnr_series(report: dict) -> tuple[dict[str, list[float]], str]:
+    """What the PSNR chart plots, and its title (pure): with a bicubic row, every model's Y-PSNR gain
+    over bicubic per image (bars start at 0 = bicubic); without one, the Y-PSNR itself (bars from 0 dB).
+    Either way a bar's length is proportional to what it shows."""
+    d = report["dataset"]
+    scored = [r for r in report["rows"] if r.get("quality")]
+    bic = next((r for r in scored if r.get("bicubic")), None)
+    if bic is None:
+        return ({r["label"]: [r["quality"]["images"][n]["psnr"] for n in d["images"]] for r in scored},
+                "Y-PSNR per image (higher is better)")
+    base = [bic["quality"]["images"][n]["psnr"] for n in d["images"]]
+    return ({r["label"]: [r["quality"]["images"][n]["psnr"] - b for n, b in zip(d["images"], base)]
+             for r in scored if r is not bic},
+            "Y-PSNR gain over bicubic per image (0 = bicubic, higher is better)")
+
+
+def latency_notes(report: dict) -> str:
+    """The paragraph under the latency chart: how it was timed, what the speed column means, and why
+    these figures are not sr-run's video fps (pure)."""
+    st = report["settings"]
+    return (f"Latency: every row and the reference workload ({st['reference_workload']}, "
+            f"{report['reference_ms']:.1f} ms median here) were timed against each other: {st['warmup']} warm-up "
+            f"runs each, then {st['repeats']} interleaved rounds. The speed column is the median over rounds of "
+            "the first model row's time divided by this row's, with the interquartile range in brackets; it says "
+            f"inconclusive when that range contains 1.0 or is wider than {INCONCLUSIVE_SPREAD:.0%} of the median. "
+            "Each figure is one frame at a time, so fps = 1000 / median ms. sr-run --video overlaps decoding, "
+            "inference and encoding: its fps can be higher, and its end_to_end latency is several frames long "
+            "(frames in flight x time per frame), which is pipeline depth, not slowness.")
 
 
 def _png(img_rgb: np.ndarray) -> bytes:
@@ -114,13 +158,11 @@ def write_report_dir(folder: Path, report: dict, crops: dict[str, list[tuple[str
         img = bar_chart([r["label"] for r in timed], [r["latency"]["median_ms"] for r in timed],
                         f"median latency, {w}x{h} frame (lower is better)", "ms")
         md += [f"![latency]({put('latency.png', _png(img))})", ""]
-        md += [f"Latency: {report['settings']['warmup']} warm-up and {report['settings']['repeats']} timed runs "
-               f"per row; the reference workload ({report['settings']['reference_workload']}) took "
-               f"{report['reference_ms']:.1f} ms in this run.", ""]
+        md += [latency_notes(report), ""]
     scored = [r for r in rows if r.get("quality")]
     if scored:
-        series = {r["label"]: [r["quality"]["images"][n]["psnr"] for n in d["images"]] for r in scored}
-        img = grouped_bars(d["images"], series, "Y-PSNR per image (higher is better)", "dB")
+        series, title = psnr_series(report)
+        img = grouped_bars(d["images"], series, title, "dB")
         md += [f"![psnr per image]({put('psnr.png', _png(img))})", ""]
         md += ["| image | " + " | ".join(r["label"] for r in scored) + " |", "|---|" + "---|" * len(scored)]
         for n in d["images"]:

@@ -169,6 +169,41 @@ def candidate_layers(model: onnx.ModelProto) -> list[tuple[str, str]]:
             if n.op_type in QUANTIZED_OPS or (outputs & set(n.output) and n.name)]
 
 
+def layer_labels(model: onnx.ModelProto) -> dict[str, str]:
+    """Readable names of the candidate layers, for messages (pure): node name -> label.
+
+    Convolutions are counted in graph order and carry the module path of their weight
+    (``conv 1 of 8 (first conv, body.0)``, ``conv 8 of 8 (upsampler, body.14)``); a transposed
+    convolution is a ``deconvolution (upsampler, last_part)``; output nodes are named by their role
+    (``residual add``, ``pixel shuffle``, ``output clip``).
+    """
+    convs = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    readers: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n.op_type)
+    produced = {o: n for n in model.graph.node for o in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    roles = {"Add": "residual add", "Sum": "residual add", "DepthToSpace": "pixel shuffle", "Clip": "output clip",
+             "Resize": "output resize"}
+    labels = {}
+    for i, n in enumerate(convs, 1):
+        weight = n.input[1] if len(n.input) > 1 else ""
+        while weight not in inits and weight in produced and produced[weight].input:  # through a DequantizeLinear
+            weight = produced[weight].input[0]
+        module = weight.removesuffix("_quantized").rsplit(".", 1)[0] if weight in inits else ""
+        if n.op_type == "ConvTranspose":
+            head, role = "deconvolution", "upsampler"
+        else:
+            head = f"conv {i} of {len(convs)}"
+            role = "first conv" if i == 1 else "upsampler" if "DepthToSpace" in readers.get(n.output[0], []) else ""
+        extra = ", ".join(p for p in (role, module) if p)
+        labels[n.name] = head + (f" ({extra})" if extra else "")
+    for name, op in candidate_layers(model):
+        labels.setdefault(name, roles.get(op, op.lower()))
+    return labels
+
+
 def quantize_within_budget(
     fp32_model,
     ranges: Ranges,

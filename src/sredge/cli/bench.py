@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sredge.cli._app import Parser, parse_frame_size, parse_tile, run
 from sredge.cli._limits import add_max_pixels
+from sredge.data.samples import folder_arg
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import COLOR_SPACES
 
@@ -24,9 +25,9 @@ def build_parser() -> Parser:
                "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("models", nargs="+", type=Path, metavar="MODEL", help=".onnx, .engine/.plan or .pth files")
-    p.add_argument("--dataset", type=Path, required=True,
+    p.add_argument("--dataset", type=folder_arg, required=True,
                    help="benchmark folder: HR/ + LR_bicubic/X{s}/ (used as is), or HR images only "
-                        "(LR made with MATLAB-compatible bicubic)")
+                        "(LR made with MATLAB-compatible bicubic); 'sample': the bundled photos")
     p.add_argument("--scale", type=int, metavar="N", help="upscaling factor (default: the first model's)")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="write report.json, report.md, latency.png, psnr.png and crops/ into DIR")

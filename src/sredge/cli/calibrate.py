@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sredge.cli._app import Parser, run
 from sredge.cli._limits import add_max_pixels
+from sredge.data.samples import folder_arg
 from sredge.errors import InputError
 
 PROG = "sr-calibrate"
@@ -25,8 +26,8 @@ def build_parser() -> Parser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="{build,show}")
     b = sub.add_parser("build", help="cut a calibration set and save it as .npz")
-    b.add_argument("--from", dest="sources", action="append", required=True, type=Path, metavar="SRC",
-                   help="a folder of images or a video (repeatable)")
+    b.add_argument("--from", dest="sources", action="append", required=True, type=folder_arg, metavar="SRC",
+                   help="a folder of images or a video (repeatable); 'sample': the bundled photos")
     b.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
     b.add_argument("--overwrite", action="store_true", help="replace -o when it exists (default: refuse)")
     b.add_argument("--tile", type=int, default=128, help="LR crop size in pixels (default 128)")

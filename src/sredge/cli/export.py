@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, parse_frame_size, run
+from sredge.data.samples import folder_arg
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import COLOR_SPACES
 from sredge.models.registry import ARCH_NAMES
@@ -32,13 +33,17 @@ def build_parser() -> Parser:
                    help="replace output files that exist (default: refuse)")
     p.add_argument("--arch", choices=ARCH_NAMES, metavar="NAME",
                    help=f"architecture, when detection is ambiguous: {', '.join(ARCH_NAMES)}")
-    p.add_argument("--scale", type=int, choices=(1, 2, 3, 4, 8), metavar="N",
-                   help="upscaling factor; must agree with the weights when they determine it")
+    p.add_argument("--scale", type=int, metavar="N",
+                   help="upscaling factor; must agree with the weights when they determine it; the architecture's "
+                        "scales (most: 2, 3, 4, 8), any from 2 to 16 for pre-upsampling networks (SRCNN, VDSR)")
     p.add_argument("--color", choices=COLOR_SPACES,
                    help="override the colour space the network was trained on (default: the architecture's)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow checkpoints that store pickled code (whole models); this can run arbitrary "
                         "code: only for files you trust")
+    p.add_argument("--key-map", metavar="JSON|FILE",
+                   help="rename checkpoint keys before detection: a JSON object of regex -> replacement, "
+                        "inline or in a file, applied in order, e.g. '{\"^Conv(\\\\d)\\\\.\": \"conv_\\\\1.\"}'")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 up to the installed onnx's newest (default 18)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
     p.add_argument("--min-psnr", type=float, default=60.0,
@@ -47,8 +52,9 @@ def build_parser() -> Parser:
     g.add_argument("--precision", default="fp32", metavar="LIST",
                    help="comma-separated: fp32, fp16, int8 (default fp32); NAME.fp16.onnx / NAME.int8.onnx "
                         "are written beside NAME.onnx, then a table of PSNR drop and CPU latency")
-    g.add_argument("--calib", action="append", type=Path, metavar="SRC",
-                   help="calibration source: a folder of images, a video, or a .npz from sr-calibrate build "
+    g.add_argument("--calib", action="append", type=folder_arg, metavar="SRC",
+                   help="calibration source: a folder of images ('sample': the bundled photos), a video, or a "
+                        ".npz from sr-calibrate build "
                         "(repeatable; needed for int8; fp16 checks its range on it, else on the bundled photo)")
     g.add_argument("--calib-tile", type=int, default=64, metavar="PX",
                    help="LR crop size when --calib is a folder or video (default 64)")
@@ -63,9 +69,9 @@ def build_parser() -> Parser:
                    help="INT8 budget: largest validation Y-PSNR drop vs FP32; beyond it the most sensitive "
                         "layers stay in float (and are named)")
     g.add_argument("--fp16-io", action="store_true", help="FP16 file takes and returns float16 (default float32)")
-    g.add_argument("--val", type=Path, metavar="DIR",
+    g.add_argument("--val", type=folder_arg, metavar="DIR",
                    help="validation set for the PSNR figures: HR/ + LR_bicubic/X{s}/ (Set5) or a folder of HR "
-                        "images (default: the bundled photo)")
+                        "images ('sample': the bundled photos; default: the bundled photo)")
     g.add_argument("--bench-size", default="640x360", metavar="WxH",
                    help="frame size of the CPU latency column (default 640x360); 'off' skips timing")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -105,10 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.output or ckpt.with_suffix(".onnx")
     if not ckpt.exists():
         raise InputError(f"no such file: {ckpt}")
+    if args.scale is not None and not 1 <= args.scale <= 16:
+        raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
     precisions = _check_precision_flags(args)
     from sredge.export.onnx_export import check_opset  # torch-free: only onnx is imported
 
     check_opset(args.opset)
+    if args.key_map is not None:
+        from sredge.models.key_map import parse_key_map
+
+        args.key_map = parse_key_map(args.key_map)  # a bad map fails before anything loads
     bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
     _check_sources(args)
     with claim_outputs(*_paths(args, out, precisions), overwrite=args.overwrite):
@@ -137,6 +149,8 @@ def _paths(args, out: Path, precisions: tuple[str, ...]) -> tuple[list, list]:
                                      if p != "fp32"]
     inputs = [Input(args.checkpoint, "the checkpoint")] + [Input(c, "--calib") for c in args.calib or ()]
     inputs += [Input(args.val, "--val")] if args.val is not None else []
+    if args.key_map is not None and args.key_map.source != "inline":
+        inputs.append(Input(Path(args.key_map.source), "--key-map"))
     return outputs, inputs
 
 
@@ -153,7 +167,8 @@ def _export(args, out: Path, precisions: tuple[str, ...], bench, say) -> int:
     from sredge.export.parity import check_parity
     from sredge.models.loader import load_model
 
-    loaded = load_model(ckpt, arch=args.arch, scale=args.scale, trust_pickle=args.trust_pickle)
+    loaded = load_model(ckpt, arch=args.arch, scale=args.scale, trust_pickle=args.trust_pickle,
+                        key_map=args.key_map)
     desc = loaded.descriptor
     if args.color:
         if (args.color == "y") != (desc.in_channels == 1):
@@ -243,27 +258,38 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, modu
         path, res = make_int8(out, desc, calib, validator, ref_db, options)
         note = f"int8-{options.int8.flavour}, {options.int8.method}"
         if res.kept_float:
+            import onnx
+
+            from sredge.calibration.sensitivity import layer_labels
+
+            labels = layer_labels(onnx.load(str(out), load_external_data=False))
             note += (f"; plain INT8 dropped {res.plain_drop_db:.3f} dB, kept in float: "
-                     + ", ".join(res.kept_float))
+                     + ", ".join(labels.get(n, n) for n in res.kept_float))
         rows.append(("int8", path, res.int8_db, note))
 
-    base_ms = None
+    timed = _latency({precision: path for precision, path, _, _ in rows}, bench) if bench else {}
     say(f"quality    validation Y-PSNR on {dataset.name} ({len(dataset.samples)} images, x{desc.scale}); "
-        + (f"CPU latency of a {bench[0]}x{bench[1]} frame (ONNX Runtime, median of 3)" if bench else "latency off"))
-    say(f"           {'precision':<9} {'file':<28} {'Y-PSNR':>9} {'drop':>7} {'CPU ms':>8} {'speedup':>7}  notes")
+        + (f"CPU latency of a {bench[0]}x{bench[1]} frame (ONNX Runtime, median of {LATENCY_ROUNDS} interleaved "
+           "rounds; speedup: median per-round ratio to fp32 (interquartile range))" if bench else "latency off"))
+    say(f"           {'precision':<9} {'file':<28} {'Y-PSNR':>9} {'drop':>7} {'CPU ms':>8} "
+        f"{'speedup (IQR)':<31}  notes")
     for precision, path, db, note in rows:
-        ms = _latency(path, bench) if bench else None
-        base_ms = ms if precision == "fp32" else base_ms
-        speed = f"{base_ms / ms:.2f}x" if ms and base_ms else "-"
+        got = timed.get(precision)
+        ms = got.stats.median_ms if got else None
+        speed = got.speedup.describe() if got and precision != "fp32" else "-"
         drop = "-" if precision == "fp32" else f"{max(ref_db - db, 0.0) if abs(ref_db - db) < 5e-4 else ref_db - db:.3f}"
         say(f"           {precision:<9} {path.name:<28} {db:>6.2f} dB {drop:>7} "
-            f"{(f'{ms:.1f}' if ms else '-'):>8} {speed:>7}  {note}")
+            f"{(f'{ms:.1f}' if ms else '-'):>8} {speed:<31}  {note}")
 
 
-def _latency(path: Path, bench: tuple[int, int]) -> float:
-    from sredge.benchmarks.latency import frame_latency_ms
+LATENCY_ROUNDS = 10
+"""Interleaved timing rounds of the precision table (all precisions timed against each other)."""
 
-    return frame_latency_ms(path, height=bench[1], width=bench[0], repeats=3)
+
+def _latency(paths: dict[str, Path], bench: tuple[int, int]) -> dict:
+    from sredge.benchmarks.latency import compare_latency
+
+    return compare_latency(paths, "fp32", height=bench[1], width=bench[0], rounds=LATENCY_ROUNDS)
 
 
 def _db(v: float) -> str:

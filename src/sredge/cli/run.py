@@ -15,8 +15,8 @@ from sredge.cli._limits import add_max_pixels
 from sredge.cli._progress import DEFAULT_EVERY_S, Progress
 from sredge.errors import InputError, SredgeError
 from sredge.models.descriptor import COLOR_SPACES
-from sredge.runtime.encoders import ENCODER_CHOICES
 from sredge.outputs import Input, Output, check_outputs, claim_outputs
+from sredge.runtime.encoders import CODECS, ENCODER_CHOICES
 
 PROG = "sr-run"
 
@@ -37,6 +37,27 @@ def build_parser() -> Parser:
                         "default: NAME_x{scale}.EXT next to a single input, a new folder NAME_x{scale}/ beside an "
                         "input folder")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--outscale", type=float, metavar="F",
+                      help="output size = input x F, any factor (e.g. 3 from a x4 model, 1.5, 6): the model runs at "
+                           "its own scale, then one resize: INTER_AREA to shrink, Lanczos to enlarge past the model "
+                           "(adds no detail); sides round to the nearest pixel (video: odd up to even); default "
+                           "names carry it (NAME_x1.5.png); default: the model's scale")
+    size.add_argument("--target", metavar="WxH",
+                      help="exact output size, e.g. 3840x2160, as video2x -w/-h: the picture is stretched when the "
+                           "aspect ratio differs; 0 for one side keeps the aspect ratio (3840x0); resized as "
+                           "--outscale says; default names carry it (NAME_3840x2160.mp4)")
+    p.add_argument("--ext", choices=("png", "jpg", "webp"),
+                   help="images: output format (default: each input's own); sets the default names' suffix, and "
+                        "-o must agree; jpg/webp store 8 bits (16-bit inputs are reduced), jpg has no alpha "
+                        "(an image with transparent pixels is refused; an opaque alpha is dropped)")
+    p.add_argument("--quality", type=int, metavar="Q",
+                   help="images: JPEG/WebP quality 1-100 (default OpenCV's: 95 JPEG, 100 WebP); refused for a PNG "
+                        "output (a folder without --ext: applied to its JPEG/WebP files only)")
+    p.add_argument("--compare", type=Path, metavar="PATH",
+                   help="also write a before/after picture to PATH (.png/.jpg/.webp): bicubic | sredge, labelled, "
+                        "same size; one image: that image; a video: one frame from the middle of the run (the "
+                        "first of a live source; a side-by-side video would double the encoding work)")
     p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a .pth checkpoint "
                                               "(default: the bundled model for --scale)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch", "openvino"),
@@ -62,21 +83,29 @@ def build_parser() -> Parser:
     p.add_argument("--memory-budget", type=int, default=1024, metavar="MB",
                    help="activation memory --tile auto plans for (default 1024)")
     add_max_pixels(p)
-    p.add_argument("--scale", type=int, choices=(1, 2, 3, 4, 8), metavar="N",
-                   help="scale of a foreign model, or which bundled model to use")
+    p.add_argument("--scale", type=int, metavar="N",
+                   help="scale of a foreign model (any from 2 to 16 for a pre-upsampling one), or which bundled "
+                        "model to use")
     p.add_argument("--color", choices=COLOR_SPACES, help="colour space of a foreign model (default rgb / y)")
     p.add_argument("--range", dest="value_range", type=float, choices=(1.0, 255.0), metavar="1|255",
                    help="value range of a foreign model (default 1)")
     p.add_argument("--arch", help="architecture of a checkpoint run by the torch backend")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickled-code checkpoints (torch backend)")
-    p.add_argument("--crf", type=int, default=18,
-                   help="video quality, 0-51, lower is better (default 18; x264/x265 CRF, NVENC constant quality cq)")
-    p.add_argument("--preset", default="veryfast",
+    p.add_argument("--key-map", metavar="JSON|FILE",
+                   help="rename a checkpoint's keys before detection (torch backend), as sr-export --key-map")
+    p.add_argument("--crf", type=int, default=None,
+                   help="video quality, lower is better: 0-51 for h264/hevc (default 18; x264/x265 CRF, NVENC "
+                        "constant quality cq), 1-63 for av1 (default 25); ffv1 is lossless and takes none")
+    p.add_argument("--preset", default=None,
                    help="x264 preset (default veryfast: half the CPU of medium, similar size for upscaled video); "
-                        "NVENC maps it to p1-p7 or takes p1-p7")
+                        "NVENC maps it to p1-p7 or takes p1-p7, SVT-AV1 to 0-13 or takes 0-13")
+    p.add_argument("--codec", choices=CODECS, default=None,
+                   help="video codec: h264 (default), hevc, av1 or ffv1 (lossless); --encoder picks the "
+                        "implementation. A 10-bit input is written at 10 bits (x264 High 10, x265 Main 10)")
     p.add_argument("--encoder", default="auto", choices=ENCODER_CHOICES,
-                   help="video encoder (default auto: NVENC when it opens here, else libx264; libx264 on Jetson); "
-                        "the one used is said on stderr and in --report")
+                   help="video encoder (default auto: the codec's NVENC encoder when it opens here, else software: "
+                        "libx264, libx265, libsvtav1, ffv1; software on Jetson); the one used is said on stderr "
+                        "and in --report")
     p.add_argument("--encode-threads", type=int, default=None, metavar="N",
                    help="encoder threads (default: a quarter of the cores, at least 1; 0: the encoder's choice)")
     p.add_argument("--display", action="store_true", help="show the upscaled video in a window")
@@ -95,6 +124,17 @@ def build_parser() -> Parser:
     p.add_argument("--duration", metavar="TIME", help="video: keep TIME of video from --start (or the beginning)")
     p.add_argument("--frames", type=int, metavar="N",
                    help="video: keep at most N frames (with --duration: whichever ends first)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=None,
+                        help="video file to a file: continue the unfinished run of -o (refused if there is none); "
+                             "by default a run commits its progress to OUT.sredge-partial/ and the same command "
+                             "continues after any stop (kill, crash, power loss) instead of starting over")
+    resume.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="start over: discard an unfinished run of -o and write one plain file (nothing to "
+                             "continue after a crash)")
+    p.add_argument("--commit-every", type=float, default=None, metavar="SECONDS",
+                   help="resumable runs: commit the progress every SECONDS of video (default 4): at most that much "
+                        "work is redone after a crash")
     p.add_argument("--progress-every", type=float, default=DEFAULT_EVERY_S, metavar="SECONDS",
                    help="when stderr is not a terminal (logs, nohup), a progress line every SECONDS "
                         f"(default {DEFAULT_EVERY_S:g}; 0: none); a terminal gets the bar")
@@ -111,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.batch < 1 or args.tile_overlap < 0 or args.threads < 0:
         raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
+    if args.scale is not None and not 1 <= args.scale <= 16:
+        raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
     if args.max_psnr_drop is not None and args.max_psnr_drop < 0:
         raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop:g}")
     if args.reference is not None:
@@ -126,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--start, --duration and --frames cut a video; drop them for images")
     if args.report is not None and args.image is not None:
         raise InputError("--report describes a video run; drop it for images (or time them with sr-bench)")
+    if args.image is None and (args.ext is not None or args.quality is not None):
+        raise InputError("--ext and --quality set image outputs; a video's format comes from -o's suffix (.mp4, .mkv)")
+    if args.compare is not None and args.compare.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise InputError(f"--compare {args.compare}: name a .png, .jpg or .webp picture")
+    _output_size(args)  # a bad --outscale/--target fails before anything is probed or loaded
     model = args.model or default_model(args.scale)
     is_default = args.model is None
     opts = RunOptions(
@@ -141,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides=ModelOverrides(scale=None if is_default else args.scale, color=args.color,
                                  value_range=args.value_range),
         torch_kwargs={k: v for k, v in (("arch", args.arch), ("trust_pickle", args.trust_pickle),
-                                        ("scale", args.scale)) if v},
+                                        ("scale", args.scale), ("key_map", _key_map(args))) if v},
         max_pixels=args.max_pixels,
     )
     if not model.exists():
@@ -154,28 +201,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
     """Every image is tried; each bad one is one line on stderr, and then the exit code is 2."""
-    from sredge.runtime.images import expand_images, image_outputs, output_folder, upscale_images
+    from sredge.runtime.images import ImageFormat, expand_images, image_outputs, output_folder, upscale_images
     from sredge.runtime.runner import LoadedRuntime
 
     say = (lambda *a, **k: None) if args.quiet else print
     choosing = opts.backend == "auto" and opts.max_psnr_drop is not None  # auto probes at the frames' size
+    fmt = ImageFormat(_output_size(args), args.ext, args.quality)
     images = expand_images(args.image)
+    if args.compare is not None and not images.single:
+        raise InputError("--compare shows one image: give --image FILE (or a --video)")
     reads = reads + [Input(f, "--image") for f in images.files] + [Input(d, "--image") for d in images.folders]
+    compare = [Output(args.compare, "--compare")] if args.compare is not None else []
+    image_outputs(images, args.output, 1, fmt)  # -o, --ext and --quality agree, before the model loads
     if args.output is not None:  # before loading the model: a -o that cannot work fails at once
         if images.single:
-            check_outputs([Output(args.output, "-o")] if not args.output.is_dir() else [], reads, args.overwrite)
+            check_outputs(([Output(args.output, "-o")] if not args.output.is_dir() else []) + compare, reads,
+                          args.overwrite)
         else:
             check_outputs([Output(output_folder(images, args.output, 1), "-o", folder=True)], reads, True)
+    elif compare:
+        check_outputs(compare, reads, args.overwrite)
     with LoadedRuntime(model, opts, frame_hw=_image_hw(images.files[0]) if choosing else None) as rt:
         _announce(rt, model, args.quiet)
-        outputs = image_outputs(images, args.output, rt.desc.scale)
+        outputs = image_outputs(images, args.output, rt.desc.scale, fmt)
         targets = ([Output(outputs[0], "-o")] if images.single else
-                   [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in outputs))])
+                   [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in outputs))]) + compare
         with claim_outputs(targets, reads, args.overwrite):
             t0 = time.perf_counter()
             bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every, unit="images")
             try:
-                result = upscale_images(rt, images.files, outputs, on_image=bar.update)
+                result = upscale_images(rt, images.files, outputs, on_image=bar.update, fmt=fmt, compare=args.compare)
             finally:
                 bar.finish()
     for src, exc in result.failed:
@@ -186,6 +241,8 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
         say(f"wrote {len(written)} image(s) in {time.perf_counter() - t0:.2f} s"
             + (f": {written[0]}" if len(written) == 1 else f" to {written[0].parent}")
             + (f"; {len(result.failed)} failed" if result.failed else ""))
+    if result.compare is not None:
+        say(f"before/after: {result.compare}")
     if result.failed:
         codes = {exc.exit_code for _, exc in result.failed}
         return 2 if 2 in codes else min(codes)
@@ -210,11 +267,14 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         raise InputError(f"no such video file: {source}")
     _check_camera(source)
     window = plan_window(args.start, args.duration, args.frames, live)
-    encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     if not live:
         reads = reads + [Input(Path(source), "--video")]
+    size = _output_size(args)
+    resume = _resume_options(args, live)
     report = [Output(args.report, "--report")] if args.report is not None else []
-    check_outputs(([Output(args.output, "-o")] if args.output else []) + report, reads, args.overwrite)
+    report += [Output(args.compare, "--compare")] if args.compare is not None else []
+    check_outputs(([_video_output(args.output, resume)] if args.output else []) + report, reads, args.overwrite)
+    encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale))
     frame_hw = _video_hw(source, args.max_pixels) if choosing and not live else None
@@ -224,11 +284,16 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         if output is None and not args.display:
             if live:
                 raise InputError("a camera or stream needs -o OUT.mp4 (or --display)")
-            output = Path(source).with_name(f"{Path(source).stem}_x{rt.desc.scale}.mp4")
+            tag = f"x{rt.desc.scale}" if size.is_model_scale else size.describe()
+            output = Path(source).with_name(f"{Path(source).stem}_{tag}.mp4")
         _announce(rt, model, args.quiet)
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
-        with claim_outputs(([Output(output, "-o")] if output else []) + report, reads, args.overwrite), \
+        with claim_outputs(([_video_output(output, resume)] if output else []) + report, reads, args.overwrite), \
                 stop_on_signals() as stopper:
+            if output is not None and args.resume is False:
+                from sredge.runtime.segments import WorkFolder
+
+                WorkFolder(output).remove()  # --no-resume: an unfinished run of this output is discarded
             bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every)
             if encoder is not None:
                 say(f"{PROG}: {encoder.summary()}", file=sys.stderr)
@@ -236,13 +301,25 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
                                  encoder=encoder.name if encoder is not None else "libx264",
                                  display=args.display, encoder_threads=args.encode_threads, reference=ref,
                                  check_every=args.check_every, latency_mode=args.latency_mode, stop=stopper.event,
-                                 window=window)
+                                 window=window, size=size, compare=args.compare is not None,
+                                 notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
+                                 resume=resume if output is not None else None)
             bar.finish()
+            if vrun.compare is not None:
+                from sredge.imaging.io import write_image
+
+                say(f"before/after: {write_image(args.compare, vrun.compare)}")
+            elif args.compare is not None:
+                print(f"{PROG}: no before/after picture: the run ended before its middle frame", file=sys.stderr)
             report_failed = None
             if args.report is not None:
                 try:
                     write_report(args.report, report_dict(vrun, rt, opts)
-                                 | {"encoder": encoder.as_dict() if encoder is not None else None})
+                                 | {"encoder": encoder.as_dict() if encoder is not None else None,
+                                    "latency_note": vrun.result.latency_note(),
+                                    "resumed_from_frame": vrun.resumed_from, "frames_in_output": vrun.frames_in_output,
+                                    "work_folder_kept": vrun.work_folder,
+                                    "output_size": list(vrun.output_hw[::-1]) if vrun.output_hw else None})
                 except WriteError as exc:  # the video is done: keep it, and say so on the same line
                     report_failed = exc
     res = vrun.result
@@ -250,8 +327,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         _summary(vrun)
     if vrun.output is None:
         done = f"{res.frames_out} frames shown"
-    elif res.frames_out:
-        done = f"{res.frames_out} frames written to {vrun.output} (playable)"
+    elif (written := vrun.frames_in_output if vrun.frames_in_output is not None else res.frames_out):
+        done = f"{written} frames written to {vrun.output} (playable)"
     else:
         done = "no frame was written"
     if report_failed is not None:
@@ -273,6 +350,50 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     return 0
 
 
+def _key_map(args):
+    """``--key-map`` parsed before anything loads (a bad map is exit 2, one line); None when not given."""
+    if args.key_map is None:
+        return None
+    from sredge.models.key_map import parse_key_map
+
+    return parse_key_map(args.key_map)
+
+
+def _resume_options(args, live: bool):
+    """``--resume/--no-resume/--commit-every`` as :class:`~sredge.runtime.video_resume.ResumeOptions`, or None
+    (not resumable: ``--no-resume``, or a live source)."""
+    from sredge.runtime.video_resume import DEFAULT_COMMIT_EVERY_S, ResumeOptions
+
+    every = args.commit_every if args.commit_every is not None else DEFAULT_COMMIT_EVERY_S
+    if not every > 0:  # also NaN
+        raise InputError(f"--commit-every must be more than 0 seconds, not {every:g}")
+    if live:
+        if args.resume:
+            raise InputError("--resume needs a video file: a camera or stream cannot be continued")
+        return None
+    if args.resume and args.output is None and args.display:
+        raise InputError("--resume continues a video file output: give -o")
+    if args.resume is False:
+        if args.commit_every is not None:
+            raise InputError("--commit-every applies to resumable runs; drop it with --no-resume")
+        return None
+    return ResumeOptions(require=bool(args.resume), restart=args.overwrite, commit_every_s=every)
+
+
+def _video_output(path: Path, resume) -> Output:
+    """``-o`` of a video run: the playable file a stopped resumable run left is this run's to replace."""
+    from sredge.runtime.video_resume import partial_output_of
+
+    return Output(path, "-o", updated=resume is not None and partial_output_of(path))
+
+
+def _output_size(args):
+    """``--outscale`` / ``--target`` as an :class:`~sredge.runtime.resize_plan.OutputSize` (checked)."""
+    from sredge.runtime.resize_plan import OutputSize, parse_target
+
+    return OutputSize(args.outscale, parse_target(args.target) if args.target is not None else None)
+
+
 def _check_camera(source: str) -> None:
     """A csi:// or v4l2:// URI: parse it and check OpenCV has GStreamer, before any model loads."""
     from sredge.runtime.camera import is_camera_uri, parse_camera_uri
@@ -284,13 +405,22 @@ def _check_camera(source: str) -> None:
 
 
 def _choose_encoder(args):
-    """``--encoder`` resolved on this machine (probes; see :mod:`sredge.runtime.encoders`), before any model loads."""
-    from sredge.runtime.encoders import resolve_encoder
+    """``--codec``/``--encoder`` resolved on this machine (probes; see :mod:`sredge.runtime.encoders`), before any
+    model loads or frame is decoded; an output container that cannot hold the codec is refused first."""
+    from sredge.runtime.encoders import check_container, requested_encoder, resolve_encoder
+    from sredge.runtime.video_io import source_bit_depth
     from sredge.runtime.video_run import default_encoder_threads
+
+    codec, _ = requested_encoder(args.codec, args.encoder)
+    if args.output is not None:
+        check_container(args.output, codec)
+    else:
+        check_container(Path("default.mp4"), codec)  # the default output NAME_xS.mp4
 
     threads = default_encoder_threads() if args.encode_threads is None else args.encode_threads
     return resolve_encoder(args.encoder, crf=args.crf, preset=args.preset, threads=threads,
-                           tune="zerolatency" if args.latency_mode else None)
+                           tune="zerolatency" if args.latency_mode else None, codec=args.codec,
+                           bit_depth=source_bit_depth(args.video))
 
 
 def _announce(rt, model: Path, quiet: bool) -> None:
@@ -309,6 +439,7 @@ def _summary(vrun) -> None:
     rows = [(name, r.stages[name].summary()) for name in STAGES] + [("end_to_end", r.end_to_end.summary())]
     for name, s in rows:
         print(f"{name:<12} {s.p50_ms:9.1f} {s.p95_ms:9.1f} {s.p99_ms:9.1f}")
+    print(r.latency_note())
     c = vrun.reference_check
     if c is not None:
         if c["frames_checked"] == 0:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sredge.cli._app import Parser, run
 from sredge.cli._limits import add_max_pixels
+from sredge.data.samples import folder_arg
 from sredge.errors import InputError
 
 PROG = "sr-train"
@@ -17,34 +18,44 @@ PROG = "sr-train"
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="Train a small super-resolution network on a folder of HR images.",
                epilog="The checkpoint loads with sr-export like any other. Exit codes: 0 ok, 2 bad input.")
-    p.add_argument("--arch", default="srvgg", choices=("srvgg", "fsrcnn", "espcn"), help="architecture (default srvgg)")
-    p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="upscaling factor (default 2)")
+    p.add_argument("--arch", default=None, choices=("srvgg", "fsrcnn", "espcn"), help="architecture (default srvgg)")
+    p.add_argument("--scale", type=int, default=None, choices=(2, 3, 4), help="upscaling factor (default 2)")
+    p.add_argument("--qat", type=Path, metavar="MODEL",
+                   help="quantization-aware training: fine-tune this FP32 model (an sredge .onnx or a checkpoint) "
+                        "into an INT8 Q/DQ ONNX (-o NAME.int8.onnx) with trained scales and no layer in float")
+    p.add_argument("--flavour", choices=("cpu", "trt"), default=None,
+                   help="--qat: INT8 encoding, cpu (ONNX Runtime: u8 activations, 7-bit s8 weights) or trt "
+                        "(TensorRT: symmetric s8) (default cpu)")
     p.add_argument("--feats", type=int, default=None,
                    help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64)")
     p.add_argument("--convs", type=int, default=8, help="body convolutions, srvgg (default 8)")
     p.add_argument("--channels", type=int, default=None, choices=(1, 3),
                    help="1: train on Y, 3: RGB (default: the teacher's channels, else 1)")
-    p.add_argument("--data", type=Path, required=True,
-                   help="folder of HR training images; with --teacher, any images (e.g. frames of your footage)")
+    p.add_argument("--data", type=folder_arg, required=True,
+                   help="folder of HR training images ('sample': the bundled photos); with --teacher, any images "
+                        "(e.g. frames of your footage)")
     p.add_argument("--teacher", type=Path,
                    help="distil from this checkpoint: the student learns the teacher's outputs on --data "
                         "(no ground truth needed)")
     p.add_argument("--teacher-arch", help="architecture of --teacher when detection is ambiguous")
-    p.add_argument("--val", type=Path, help="benchmark folder with HR/ and LR_bicubic/X{s}/ for validation")
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--val", type=folder_arg,
+                   help="validation folder: HR/ + LR_bicubic/X{s}/, or HR images only; 'sample': the bundled photos")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 20000; --qat 2000)")
+    p.add_argument("--batch", type=int, default=None, help="patches per step (default 32; --qat 16)")
     p.add_argument("--patch", type=int, default=32, help="LR patch edge (default 32)")
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine schedule)")
-    p.add_argument("--loss", default="l1", choices=("l1", "l2"))
-    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine schedule (default 2e-3; --qat 1e-4)")
+    p.add_argument("--loss", default="l1", choices=("l1", "l2"), help="training loss (default l1)")
+    p.add_argument("--val-every", type=int, default=None, help="steps between validations and checkpoints "
+                   "(default 1000; --qat 250)")
     p.add_argument("--stop-after", type=int, metavar="STEP",
                    help="stop at this step (a multiple of --val-every, so a checkpoint is written); "
                         "--resume continues the same schedule later")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from -o when it exists")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing -o when it exists")
-    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth); with --qat the "
+                   "INT8 ONNX to write")
     add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true")
     return p
@@ -64,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sredge.outputs import Input, Output, claim_outputs
 
+    _resolve_defaults(args)
+
     if args.steps < 1 or args.batch < 1 or args.patch < 4:
         raise InputError("--steps and --batch must be >= 1, --patch >= 4")
     if args.resume and args.overwrite:
@@ -74,8 +87,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = [Input(args.data, "--data")] + [Input(p, flag) for p, flag in ((args.teacher, "--teacher"),
                                                                            (args.val, "--val")) if p is not None]
     outputs = [Output(args.output, "-o", updated=args.resume)]
+    if args.qat is not None:
+        from sredge.cli._train_qat import run_qat
+
+        inputs.append(Input(args.qat, "--qat"))
+        with claim_outputs(outputs, inputs, args.overwrite):
+            return run_qat(args)
     with claim_outputs(outputs, inputs, args.overwrite):
         return _train(args)
+
+
+def _resolve_defaults(args) -> None:
+    """Fill the defaults that depend on --qat, and reject options that do not apply to it."""
+    args.arch_given, args.scale_given = args.arch is not None, args.scale is not None
+    if args.qat is not None:
+        from sredge.cli._train_qat import QAT_DEFAULTS, check_qat_args
+
+        check_qat_args(args)
+        defaults = QAT_DEFAULTS
+    else:
+        if args.flavour is not None:
+            raise InputError("--flavour applies to --qat only")
+        defaults = {"steps": 20000, "batch": 32, "lr": 2e-3, "val_every": 1000}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.arch = args.arch or "srvgg"
+    args.scale = args.scale or 2
 
 
 def _train(args) -> int:
@@ -135,6 +173,14 @@ def _train(args) -> int:
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
         print(f"wrote {args.output} after {final.step} steps{val}")
+        if final.val_psnr is not None:
+            from sredge.benchmarks.datasets import load_dataset
+            from sredge.benchmarks.quality import evaluate_bicubic, mean
+
+            bicubic = mean(evaluate_bicubic(load_dataset(args.val, args.scale)))
+            if final.val_psnr <= bicubic:
+                print(f"{PROG}: warning: the network ({final.val_psnr:.2f} dB) is no better than bicubic upscaling "
+                      f"({bicubic:.2f} dB) on {args.val}; train longer (--steps, --resume) or check --data")
     return 0
 
 

@@ -16,6 +16,7 @@ from sredge.atomic import write_bytes_atomic
 from sredge.errors import InputError, SredgeError
 from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
+from sredge.models.reparam import collapsed
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ def export_onnx_proto(module: Any, desc: ModelDescriptor, options: ExportOptions
     in_h, in_w = (h * desc.scale, w * desc.scale) if desc.pre_upsample else (h, w)
     sample = torch.rand(options.sample_batch, desc.in_channels, in_h, in_w) * desc.value_range
     dyn = torch.export.Dim.DYNAMIC
-    module = module.eval()
+    # Re-parameterizable networks (SPAN's training form) are written in their collapsed form.
+    module = collapsed(module).eval()
     with _quiet_exporter(), torch.no_grad():
         try:
             program = torch.onnx.export(

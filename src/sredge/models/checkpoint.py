@@ -7,13 +7,18 @@ unwrapped (BasicSR ``params_ema``/``params``, ``state_dict``, ``model_state_dict
 ``module.`` / ``_orig_mod.`` prefixes removed.
 
 A checkpoint that stores pickled code (a whole ``nn.Module``) is refused unless
-the caller passes ``trust_pickle=True``: unpickling can run arbitrary code.
+the caller passes ``trust_pickle=True``: unpickling can run arbitrary code. A plain
+``pickle.dump`` file (not ``torch.save``) is told apart by its first bytes; the classes it
+needs are named from its opcodes (read with :mod:`pickletools`, nothing executed).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import logging
 import pickle
+import pickletools
 import re
 import types
 import warnings
@@ -29,6 +34,10 @@ log = logging.getLogger(__name__)
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+# torch.save's legacy (non-zip) format first pickles this number; a plain pickle.dump does not.
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# Modules whose globals are data plumbing, not the model's own class.
+_DATA_MODULES = ("builtins", "__builtin__", "copyreg", "copy_reg", "collections", "_codecs", "torch", "numpy")
 # Wrapper keys tried in order; BasicSR saves the EMA weights (the ones to use) as params_ema, and
 # StyleGAN-style GAN checkpoints keep the generator's EMA as g_ema beside g/d. Other entries
 # (optimizer, scheduler, epoch, ...) are ignored.
@@ -39,7 +48,8 @@ _PREFIXES = ("module.", "_orig_mod.")
 
 
 def sniff_format(path: Path) -> str:
-    """Classify a checkpoint file by its first bytes: ``"zip"``, ``"pickle"`` or ``"safetensors"``.
+    """Classify a checkpoint file by its first bytes: ``"zip"``, ``"pickle"`` (torch.save's legacy format),
+    ``"raw-pickle"`` (a plain ``pickle.dump``) or ``"safetensors"``.
 
     Raises:
         InputError: The file is missing, unreadable, empty, a Git LFS pointer, or not a checkpoint at all.
@@ -56,7 +66,7 @@ def sniff_format(path: Path) -> str:
     if head.startswith(_ZIP_MAGIC):
         return "zip"
     if head[:2] in _PICKLE_PROTOCOL:
-        return "pickle"
+        return "raw-pickle" if _is_plain_pickle(path) else "pickle"
     # safetensors: u64 little-endian header length, then a JSON header that fits in the file.
     if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
         return "safetensors"
@@ -91,9 +101,109 @@ def load_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, A
             obj: Any = st.load_file(str(path), device="cpu")
         except Exception as exc:  # safetensors raises its own SafetensorError on bad headers
             raise InputError(f"{path} is not a valid safetensors file ({_first_line(exc)})") from exc
+    elif fmt == "raw-pickle":
+        obj = _raw_pickle_load(path, trust_pickle)
     else:
         obj = _torch_load(path, trust_pickle)
     return _unwrap(obj, path)
+
+
+def _is_plain_pickle(path: Path) -> bool:
+    """True for a complete pickle that is not torch.save's legacy format (opcodes only; nothing runs).
+
+    Anything else (torch's magic number first, or a pickle that does not parse) is left to torch.load,
+    which names legacy files' own problems."""
+    try:
+        with path.open("rb") as fh:
+            for op, arg, _ in pickletools.genops(fh):
+                if op.name in ("PROTO", "FRAME"):
+                    continue
+                if op.name == "LONG1" and arg == _TORCH_LEGACY_MAGIC:
+                    return False
+                break
+            for _ in pickletools.genops(fh):  # the rest must parse too
+                pass
+    except (ValueError, EOFError, OSError):  # what pickletools raises on anything that is not a pickle
+        return False
+    return True
+
+
+def pickle_globals(path: Path) -> list[tuple[str, str]]:
+    """The ``(module, name)`` globals a plain pickle imports, in order, read from its opcodes.
+
+    Nothing is executed: ``GLOBAL``/``INST`` carry the names, ``STACK_GLOBAL`` takes the two strings
+    pushed before it (directly or through the memo).
+    """
+    found: list[tuple[str, str]] = []
+    recent: list[object] = []  # the last values pushed (None for anything that is not a string)
+    memo: dict[int, object] = {}
+    with path.open("rb") as fh:
+        for op, arg, _ in pickletools.genops(fh):
+            name = op.name
+            if name in ("GLOBAL", "INST"):
+                mod, _, cls = str(arg).partition(" ")
+                found.append((mod, cls))
+                recent.append(None)
+            elif name == "STACK_GLOBAL":
+                if len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
+                    found.append((recent[-2], recent[-1]))
+                recent.append(None)
+            elif "UNICODE" in name or "STRING" in name:
+                recent.append(arg if isinstance(arg, str) else None)
+            elif name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[int(arg)] = recent[-1] if recent else None
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                recent.append(memo.get(int(arg)))
+            elif name not in ("PROTO", "FRAME", "STOP"):
+                recent.append(None)
+            del recent[:-2]
+    return list(dict.fromkeys(found))
+
+
+def _model_classes(found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(m, n) for m, n in found if m.split(".")[0] not in _DATA_MODULES]
+
+
+def _raw_pickle_load(path: Path, trust_pickle: bool) -> Any:
+    """A plain ``pickle.dump`` file: refused without trust (naming its classes), else unpickled with
+    every module it needs importable (a missing one is named, never replaced by a stand-in)."""
+    classes = _model_classes(pickle_globals(path))
+    if not trust_pickle and not classes:
+        raise InputError(f"{path} is a plain pickle (pickle.dump), not a torch.save file: reading it runs code "
+                         "(its tensors are stored as calls); if you trust its source, pass --trust-pickle")
+    if not trust_pickle:
+        what = ", ".join(f"{m}.{n}" for m, n in classes[:3])
+        raise InputError(
+            f"{path} is a pickled Python object (class {what}; pickle.dump of a whole model), not a weights "
+            "file; --trust-pickle loads it by running its code (arbitrary code: only for files you trust), and "
+            f"its module must be importable ('{classes[0][0]}' on PYTHONPATH)"
+        )
+    for mod, cls in classes:
+        top = mod.split(".")[0]
+        if importlib.util.find_spec(top) is None:
+            raise InputError(f"{path}: the pickle needs module '{mod}' (class {cls}); put its .py on PYTHONPATH "
+                             "(or re-save it with torch.save(model.state_dict(), ...))")
+    log.warning("unpickling %s with code execution allowed (--trust-pickle)", path)
+    try:
+        with path.open("rb") as fh:
+            return _CpuUnpickler(fh).load()
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"{path}: the pickle needs code this Python cannot find ({_first_line(exc)}); "
+                         "put the module that defines it on PYTHONPATH") from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
+
+
+class _CpuUnpickler(pickle.Unpickler):
+    """Plain unpickler whose tensor storages (pickled as torch.save bytes) load onto the CPU."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            torch = require("torch")
+            return lambda b: torch.load(io.BytesIO(b), map_location="cpu", weights_only=False)
+        return super().find_class(module, name)
 
 
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
@@ -109,9 +219,17 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
         msg = str(exc)
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg)
         if m:
+            glob = m.group(1)
+            if glob.split(".")[0] in _DATA_MODULES:  # e.g. a numpy scalar saved beside the weights
+                raise InputError(
+                    f"{path} contains pickled code ({glob}), not just weights; loading it can run arbitrary "
+                    "code. If you trust its source, pass --trust-pickle"
+                ) from exc
             raise InputError(
-                f"{path} contains pickled code ({m.group(1)}), not just weights; loading it can run "
-                "arbitrary code. If you trust its source, pass --trust-pickle"
+                f"{path} contains pickled code ({glob}: a whole model saved with torch.save(model), or objects "
+                "saved beside the weights), not just weights; --trust-pickle loads it by running that code "
+                "(arbitrary code: only for files you trust) and reads the weights even where the class is not "
+                "importable"
             ) from exc
         raise InputError(f"{path} is not a valid PyTorch checkpoint ({_first_line(exc)})") from exc
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, TypeError) as exc:
@@ -168,7 +286,7 @@ def _has_tensors(obj: Any, torch: Any) -> bool:
     if isinstance(obj, torch.nn.Module):
         return True
     return isinstance(obj, Mapping) and any(
-        isinstance(v, torch.Tensor) or isinstance(v, (Mapping, torch.nn.Module)) for v in obj.values()
+        isinstance(v, (torch.Tensor, Mapping, torch.nn.Module)) for v in obj.values()
     )
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from sredge.errors import InputError
 from sredge.models.checkpoint import load_state_dict
-from sredge.models.descriptor import ModelDescriptor
+from sredge.models.descriptor import MAX_SCALE, ModelDescriptor
+from sredge.models.key_map import KeyMap, apply_key_map, parse_key_map
 from sredge.models.registry import detect
 from sredge.models.spec import ArchSpec, HParams
 
@@ -30,12 +31,18 @@ def scale_from_name(name: str) -> int | None:
 
 
 def resolve_scale(
-    arch: ArchSpec, from_weights: int | None, requested: int | None, from_name: int | None
+    arch: ArchSpec,
+    from_weights: int | None,
+    requested: int | None,
+    from_name: int | None,
+    any_scale: bool = False,
 ) -> tuple[int, str]:
     """Decide the scale and say where it came from (pure).
 
     Weights win when they determine the scale; a contradicting ``--scale`` is an error.
-    Otherwise ``--scale`` is used, then the file-name hint.
+    Otherwise ``--scale`` is used, then the file-name hint. ``any_scale`` (a pre-upsampling
+    network such as SRCNN or VDSR, which refines a bicubic-enlarged image) accepts every
+    integer scale from 2 to ``MAX_SCALE``, not only the architecture's listed ones.
 
     Returns:
         (scale, source) with source ``"weights"``, ``"--scale"`` or ``"file name"``.
@@ -58,6 +65,10 @@ def resolve_scale(
         raise InputError(
             f"{arch.name} weights do not tell the scale; pass --scale N ({'/'.join(map(str, arch.scales))})"
         )
+    if any_scale and 2 <= scale <= MAX_SCALE:
+        return scale, source
+    if any_scale and scale > MAX_SCALE:
+        raise InputError(f"{arch.name} takes any scale, but sredge model files record at most x{MAX_SCALE}")
     if scale not in arch.scales:
         raise InputError(f"{arch.name} does not support x{scale} (supported: {', '.join(map(str, arch.scales))})")
     return scale, source
@@ -128,7 +139,11 @@ def build_from_state_dict(spec: ArchSpec, hparams: HParams, state_dict: dict[str
 
 
 def load_model(
-    path: str | Path, arch: str | None = None, scale: int | None = None, trust_pickle: bool = False
+    path: str | Path,
+    arch: str | None = None,
+    scale: int | None = None,
+    trust_pickle: bool = False,
+    key_map: KeyMap | str | None = None,
 ) -> LoadedModel:
     """Load a checkpoint, detect its architecture and build the network.
 
@@ -137,14 +152,21 @@ def load_model(
         arch: Architecture name when detection is ambiguous or keys are renamed.
         scale: Requested scale; must agree with the weights when they determine it.
         trust_pickle: Allow checkpoints that unpickle code.
+        key_map: Rename rules applied to every key before detection (``--key-map``: a parsed
+            :class:`KeyMap`, or its inline JSON / file path).
 
     Raises:
-        InputError: Unreadable checkpoint, unknown architecture or contradicting scale.
+        InputError: Unreadable checkpoint or key map, unknown architecture or contradicting scale.
     """
+    if isinstance(key_map, str):
+        key_map = parse_key_map(key_map)
     state_dict = load_state_dict(path, trust_pickle=trust_pickle)
+    if key_map is not None:
+        state_dict = apply_key_map(state_dict, key_map)
     found = detect(state_dict, arch)
     spec, hparams = found.spec, dict(found.hparams)
-    resolved, source = resolve_scale(spec, hparams.get("scale"), scale, scale_from_name(str(path)))
+    any_scale = spec.io(hparams).pre_upsample
+    resolved, source = resolve_scale(spec, hparams.get("scale"), scale, scale_from_name(str(path)), any_scale)
     hparams["scale"] = resolved
     module = build_from_state_dict(spec, hparams, state_dict)
     num_params = sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -24,6 +24,18 @@ ARCH_NAMES: tuple[str, ...] = (
     "srvgg",
     "rdn",
     "swinir",
+    "pan",
+    "efdn",
+    "bsrn",
+    "span",
+    "srgan",
+    "imdn",
+    "imdn_rtc",
+    "imdn_rte",
+    "rfdn",
+    "rlfn",
+    "csnln",
+    "han",
 )
 
 
@@ -82,14 +94,16 @@ def detect(state_dict: StateDict, arch: str | None = None) -> Detection:
         if hp is None:
             raise InputError(
                 f"the weights do not have the layout of {spec.name} ({_key_sample(state_dict)}); "
-                f"{spec.name} expects {expected_keys(spec)}; check --arch (known: {', '.join(ARCH_NAMES)})"
+                f"{spec.name} expects {expected_keys(spec)}; check --arch (known: {', '.join(ARCH_NAMES)}) "
+                "or rename the keys with --key-map"
             )
         return Detection(spec, hp)
     found = [Detection(s, hp) for s in all_archs() if (hp := s.detect(state_dict)) is not None]
     if not found:
         raise InputError(
             f"unknown architecture ({_key_sample(state_dict)}); known: {', '.join(ARCH_NAMES)}; "
-            "if it is one of these with renamed keys, --arch NAME lists the keys that architecture expects"
+            "if it is one of these with renamed keys, rename them with --key-map '{\"^old\\\\.\": \"new.\"}' "
+            "(--arch NAME lists the keys that architecture expects)"
         )
     if len(found) > 1:
         names = ", ".join(d.spec.name for d in found)

@@ -285,5 +285,5 @@ def missing_gstreamer_message(spec: CameraSpec, opencv_version: str) -> str:
     usb = ("; a USB camera also opens without it as --video /dev/videoN (through FFmpeg)"
            if spec.scheme == "v4l2" else "")
     return (f"{spec.uri or spec.label} needs OpenCV built with GStreamer (this OpenCV {opencv_version} has none: "
-            "pip's opencv-python wheels never do); on Jetson use JetPack's OpenCV as the README's "
+            "pip's opencv-python wheels never do); on Jetson use JetPack's OpenCV as docs/jetson.md's "
             f"'Cameras on Jetson' says{usb}")

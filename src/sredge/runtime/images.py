@@ -4,6 +4,10 @@ A single file is written beside itself (``NAME_x{scale}.EXT``) or to ``-o``. A f
 pattern always writes into a folder, never among its inputs: ``-o DIR`` or, by default, a new
 sibling folder (``photos/`` -> ``photos_x2/``), so a later run of the same folder never picks up
 its own results.
+
+The output format and size are :class:`ImageFormat`: ``--ext png|jpg|webp`` with ``--quality``, and
+``--outscale`` / ``--target`` (see :mod:`sredge.runtime.resize_plan`); the default name says the size
+(``NAME_x3.jpg``, ``NAME_3840x2160.png``).
 """
 
 from __future__ import annotations
@@ -16,14 +20,68 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sredge.atomic import WriteError
 from sredge.errors import InputError, SredgeError
 from sredge.imaging.io import IMAGE_SUFFIXES, read_image, write_image
+from sredge.runtime.resize_plan import OutputSize, plan_output_size, resize_image
 
 if TYPE_CHECKING:
     from sredge.runtime.runner import LoadedRuntime
 
 log = logging.getLogger(__name__)
+
+
+EXT_CHOICES = ("png", "jpg", "webp")
+"""``--ext`` values."""
+_LOSSY = (".jpg", ".jpeg", ".webp")
+"""Suffixes whose files store 8-bit samples and take ``--quality``."""
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """How ``sr-run --image`` writes its results: size, file format and quality."""
+
+    size: OutputSize = field(default_factory=OutputSize)
+    """``--outscale`` / ``--target``; default the model's own scale."""
+    ext: str | None = None
+    """``--ext``: ``png``, ``jpg`` or ``webp`` for every output; None: each input's own format (or ``-o``'s)."""
+    quality: int | None = None
+    """``--quality``: 1..100 for JPEG and WebP (None: OpenCV's default, 95 for JPEG, 100 for WebP)."""
+
+    def __post_init__(self) -> None:
+        if self.ext is not None and self.ext not in EXT_CHOICES:
+            raise InputError(f"--ext {self.ext}: choose {', '.join(EXT_CHOICES)}")
+        if self.quality is not None:
+            if not 1 <= self.quality <= 100:
+                raise InputError(f"--quality must be 1..100, not {self.quality}")
+            if self.ext == "png":
+                raise InputError("--quality sets JPEG/WebP quality; PNG is lossless: drop --quality or use --ext jpg")
+
+    def suffix(self, src: Path) -> str:
+        """The output suffix for input ``src``: ``.EXT`` from ``--ext``, else the input's own."""
+        return f".{self.ext}" if self.ext is not None else src.suffix
+
+    def tag(self, scale: int) -> str:
+        """What the default name says about the size: ``x2`` (the model's), ``x2.5``, ``3840x2160``, ``3840x0``."""
+        return f"x{scale}" if self.size.is_model_scale else self.size.describe()
+
+
+def check_output_suffix(output: Path, fmt: ImageFormat) -> None:
+    """A single image's output (``-o`` or the default name) must agree with ``--ext`` and ``--quality`` (pure).
+    (A folder's outputs follow ``--ext``; without it, ``--quality`` applies to its JPEG and WebP files.)
+
+    Raises:
+        InputError: ``-o x.png --ext jpg``, or ``--quality`` for a PNG.
+    """
+    suffix = output.suffix.lower()
+    if fmt.ext is not None and suffix != f".{fmt.ext}" and not (fmt.ext == "jpg" and suffix == ".jpeg"):
+        raise InputError(f"-o {output} is a {suffix or 'suffix-less'} file but --ext {fmt.ext}: "
+                         f"name it {output.with_suffix('.' + fmt.ext).name} or drop --ext")
+    if fmt.quality is not None and suffix not in _LOSSY:
+        raise InputError(f"--quality sets JPEG/WebP quality, and the output {output.name} is "
+                         f"{suffix or 'not an image'}: drop --quality, or write .jpg/.webp (--ext jpg)")
 
 
 @dataclass(frozen=True)
@@ -60,12 +118,13 @@ def expand_images(spec: str) -> ImageInputs:
     raise InputError(f"no such file: {spec}")
 
 
-def output_name(src: Path, scale: int) -> str:
-    """``photo.jpg`` -> ``photo_x2.jpg`` (pure)."""
-    return f"{src.stem}_x{scale}{src.suffix}"
+def output_name(src: Path, scale: int, fmt: ImageFormat | None = None) -> str:
+    """``photo.jpg`` -> ``photo_x2.jpg``; with ``fmt``, its size tag and suffix (``photo_x3.webp``) (pure)."""
+    fmt = fmt or ImageFormat()
+    return f"{src.stem}_{fmt.tag(scale)}{fmt.suffix(src)}"
 
 
-def default_folder(images: ImageInputs, scale: int) -> Path:
+def default_folder(images: ImageInputs, scale: int, fmt: ImageFormat | None = None) -> Path:
     """The new sibling folder a folder or pattern input writes into: ``photos/`` -> ``photos_x2/``.
 
     Raises:
@@ -75,17 +134,17 @@ def default_folder(images: ImageInputs, scale: int) -> Path:
     if not base.name:
         raise InputError(f"give -o FOLDER for images in {base}")
     named = images.folders[0] if len(images.folders) == 1 and images.folders[0].name else base
-    return named.with_name(f"{named.name}_x{scale}")
+    return named.with_name(f"{named.name}_{(fmt or ImageFormat()).tag(scale)}")
 
 
-def output_folder(images: ImageInputs, output: Path | None, scale: int) -> Path:
+def output_folder(images: ImageInputs, output: Path | None, scale: int, fmt: ImageFormat | None = None) -> Path:
     """The folder a folder or pattern input writes into: ``-o`` or :func:`default_folder` (pure but for stat).
 
     Raises:
         InputError: ``-o`` names an existing file, or a name with an image suffix.
     """
     if output is None:
-        return default_folder(images, scale)
+        return default_folder(images, scale, fmt)
     if output.exists() and not output.is_dir():
         raise InputError(f"-o {output} is a file; {len(images.files)} image(s) from a folder or pattern "
                          "are written into a folder: give -o FOLDER")
@@ -95,20 +154,36 @@ def output_folder(images: ImageInputs, output: Path | None, scale: int) -> Path:
     return output
 
 
-def image_outputs(images: ImageInputs, output: Path | None, scale: int) -> list[Path]:
+def image_outputs(images: ImageInputs, output: Path | None, scale: int, fmt: ImageFormat | None = None) -> list[Path]:
     """Where each upscaled image goes. A single file: ``-o`` is the file (or an existing folder to write
     into), default ``NAME_x{scale}.EXT`` beside it; a folder or pattern: files in :func:`output_folder`.
+    ``fmt`` (``--ext``, ``--outscale``/``--target``) sets the default names' suffix and size tag.
 
     Raises:
-        InputError: See :func:`output_folder`.
+        InputError: See :func:`output_folder` and :func:`check_output_suffix`; two inputs of a folder that
+            would be written to one file (``a.png`` and ``a.jpg`` with ``--ext jpg``).
     """
     if images.single:
         src = images.files[0]
         if output is None:
-            return [src.with_name(output_name(src, scale))]
-        return [output / output_name(src, scale)] if output.is_dir() else [output]
-    folder = output_folder(images, output, scale)
-    return [folder / output_name(src, scale) for src in images.files]
+            dst = src.with_name(output_name(src, scale, fmt))
+        elif output.is_dir():
+            dst = output / output_name(src, scale, fmt)
+        else:
+            dst = output
+        check_output_suffix(dst, fmt or ImageFormat())
+        return [dst]
+    folder = output_folder(images, output, scale, fmt)
+    outputs = [folder / output_name(src, scale, fmt) for src in images.files]
+    first: dict[Path, Path] = {}
+    for src, dst in zip(images.files, outputs):
+        if dst in first:  # photo.png and photo.jpg with --ext jpg
+            ext = fmt is not None and fmt.ext
+            raise InputError(f"{first[dst]} and {src} would be written to the same file {dst.name}"
+                             + (f" (--ext {fmt.ext}): rename one, or drop --ext to keep each input's format"
+                                if ext else ": rename one, or run them separately"))
+        first[dst] = src
+    return outputs
 
 
 @dataclass
@@ -118,27 +193,40 @@ class ImagesResult:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, SredgeError]] = field(default_factory=list)
     """Inputs that could not be upscaled (unreadable, corrupt, ...), with why; the others were written."""
+    compare: Path | None = None
+    """The ``--compare`` picture, when written."""
 
 
 def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], outputs: list[Path],
-                   on_image: Callable[[int, int], None] | None = None) -> ImagesResult:
-    """Upscale each image and write it atomically.
+                   on_image: Callable[[int, int], None] | None = None, fmt: ImageFormat | None = None,
+                   compare: Path | None = None) -> ImagesResult:
+    """Upscale each image, resize it as ``fmt`` says, and write it atomically.
 
     ``on_image(done, total)`` is called after each image, written or failed (progress display).
+    ``compare``: also write the before/after picture of the (single) image there
+    (:func:`sredge.runtime.compare.before_after`).
 
     Every image is tried: a bad one is recorded in :attr:`ImagesResult.failed` and the run goes on.
+    An image the output format cannot hold (transparency into JPEG) fails before its inference.
     Failing to write (disk full, read-only target) stops the run, since every later write would fail too.
 
     Raises:
         WriteError: An output could not be written.
     """
+    fmt = fmt or ImageFormat()
     result = ImagesResult()
     for done, (src, dst) in enumerate(zip(inputs, outputs), 1):
         try:
             img = read_image(src, rt.opts.max_pixels)
+            check_storable(img, src, dst)
             out = rt.upscaler(img.shape[0], img.shape[1]).upscale(img)
-            result.written.append(write_image(dst, out))
+            out = resize_image(out, plan_output_size(img.shape[:2], rt.desc.scale, fmt.size))
+            result.written.append(write_as(dst, out, fmt.quality))
             log.info("wrote %s", dst)
+            if compare is not None:
+                from sredge.runtime.compare import before_after, compare_label
+
+                result.compare = write_image(compare, before_after(img, out, compare_label(rt.desc, fmt.size)))
         except WriteError:
             raise
         except SredgeError as exc:
@@ -147,3 +235,55 @@ def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], out
         if on_image is not None:
             on_image(done, len(inputs))
     return result
+
+
+def check_storable(img: np.ndarray, src: Path, dst: Path) -> None:
+    """Refuse, before inference, an image that ``dst``'s format would lose: transparency into JPEG.
+
+    An alpha channel that is opaque everywhere is not transparency: it is dropped without loss.
+
+    Raises:
+        InputError: ``src`` has transparent pixels and ``dst`` is a JPEG.
+    """
+    if dst.suffix.lower() in (".jpg", ".jpeg") and img.ndim == 3 and img.shape[2] == 4:
+        opaque = np.iinfo(img.dtype).max
+        if int(img[..., 3].min()) < opaque:
+            raise InputError(f"{src} has transparent pixels and JPEG has no alpha channel: "
+                             "write .png or .webp (--ext png) instead")
+
+
+def write_as(dst: Path, img: np.ndarray, quality: int | None = None) -> Path:
+    """Write an upscaled image in ``dst``'s format, atomically.
+
+    JPEG and WebP store 8-bit samples: a 16-bit image is reduced to 8 bits for them (PNG and TIFF
+    keep 16). An opaque alpha channel is dropped for JPEG (see :func:`check_storable`).
+
+    Args:
+        dst: Output path; the format comes from its suffix.
+        img: (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16.
+        quality: 1..100 for JPEG/WebP (None: OpenCV's default).
+
+    Raises:
+        InputError: Unwritable location, or a format OpenCV cannot encode.
+    """
+    suffix = dst.suffix.lower()
+    if suffix in _LOSSY:
+        from sredge.runtime.compare import to_8bit
+
+        img = to_8bit(img)
+        if suffix != ".webp" and img.ndim == 3 and img.shape[2] == 4:
+            img = np.ascontiguousarray(img[..., :3])
+    if quality is None or suffix not in _LOSSY:
+        return write_image(dst, img)
+    import cv2
+
+    from sredge.atomic import check_writable, write_bytes_atomic
+
+    dst = check_writable(dst)
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    flag = cv2.IMWRITE_WEBP_QUALITY if suffix == ".webp" else cv2.IMWRITE_JPEG_QUALITY
+    ok, buf = cv2.imencode(suffix, img, [flag, int(quality)])
+    if not ok:
+        raise InputError(f"OpenCV cannot encode {suffix!r} images")
+    return write_bytes_atomic(dst, buf.tobytes())

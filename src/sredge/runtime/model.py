@@ -3,10 +3,13 @@
 A model sredge exported carries its ModelDescriptor; flags that contradict it are refused
 (never silently applied). A foreign model (no sredge metadata) is described by the flags
 ``--scale``, ``--color`` and ``--range``; a missing ``--scale`` is measured by a probe run.
+Whatever had to be guessed for a foreign model is said in one ``assumed: ...`` warning line
+(:func:`foreign_assumptions`), which the commands show on stderr.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -17,6 +20,8 @@ from sredge.models.descriptor import COLOR_SPACES, ModelDescriptor
 from sredge.runtime.backends.base import InputSpec
 from sredge.runtime.memory import HEADROOM, available_bytes, format_bytes
 from sredge.runtime.tiling import activation_bytes_per_px
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,19 +73,49 @@ def probe_scale(run: Callable[[np.ndarray], np.ndarray], spec: InputSpec) -> int
     return int(sh)
 
 
+def foreign_assumptions(desc: ModelDescriptor, overrides: ModelOverrides, spec: InputSpec) -> str | None:
+    """The one-line notice of what was guessed about a foreign model (pure); None when nothing was.
+
+    Every property the user did not give is named with where it came from, e.g.
+    ``assumed: scale x4 (probed), colour rgb (3 channels), range 0-1, ...``.
+    """
+    if desc.arch != "foreign":
+        return None
+    said: list[str] = []
+    if overrides.scale is None:
+        said.append(f"scale x{desc.scale} (probed)")
+    elif desc.pre_upsample:
+        said.append(f"a bicubic-upsampled input (the network keeps the size; --scale {desc.scale})")
+    if overrides.color is None:
+        said.append(f"colour {desc.color_space} ({spec.channels} channel{'s' if spec.channels > 1 else ''})")
+    if overrides.value_range is None:
+        said.append(f"range 0-{desc.value_range:g}")
+    if spec.batch_fixed and spec.max_batch:
+        said.append(f"its fixed batch of {spec.max_batch} is filled (padded, the padding dropped)")
+    if not said:
+        return None
+    flags = [f for f, v in (("--scale", overrides.scale), ("--color", overrides.color),
+                            ("--range", overrides.value_range)) if v is None]
+    hint = f"; no sredge metadata: set them with {'/'.join(flags)} or re-export with sr-export" if flags else ""
+    return "assumed: " + ", ".join(said) + hint
+
+
 def resolve_descriptor(
     stored: ModelDescriptor | None,
     spec: InputSpec,
     overrides: ModelOverrides,
     probe: Callable[[], int],
+    name: str | None = None,
 ) -> ModelDescriptor:
-    """The descriptor to run with.
+    """The descriptor to run with. For a foreign model, what was assumed is logged as one warning
+    line (see :func:`foreign_assumptions`).
 
     Args:
         stored: The model file's own descriptor, or None for a foreign model.
         spec: The model's input geometry (channels, fixed size).
         overrides: The user's flags.
         probe: Called (only when needed) to measure the network's own scale.
+        name: The model's file name, for the notice.
 
     Raises:
         InputError: A flag contradicts the stored descriptor, or the flags do not fit the model.
@@ -118,7 +153,7 @@ def resolve_descriptor(
         raise InputError(f"--scale {scale} contradicts the model, which upscales x{net_scale}")
     else:
         pre_upsample = False
-    return ModelDescriptor(
+    desc = ModelDescriptor(
         arch="foreign",
         scale=scale,
         in_channels=spec.channels,
@@ -127,3 +162,6 @@ def resolve_descriptor(
         value_range=float(overrides.value_range or 1.0),
         pre_upsample=pre_upsample,
     )
+    if note := foreign_assumptions(desc, overrides, spec):
+        log.warning("%s%s", f"{name}: " if name else "", note)
+    return desc

@@ -73,6 +73,19 @@ class PipelineResult:
     def fps(self) -> float:
         return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
 
+    def latency_note(self) -> str:
+        """One sentence on why ``end_to_end`` is far longer than ``1 / fps`` (a pipeline, not a bug).
+
+        Little's law: frames in flight = end-to-end latency x throughput; the stages and the queues
+        between them hold that many frames at once, so each frame waits behind the others.
+        """
+        e2e = self.end_to_end.summary().mean_ms / 1e3
+        if not self.frames_out or e2e <= 0 or self.fps <= 0:
+            return "no frame went through the pipeline"
+        return (f"end_to_end is one frame's time from decode to encode ({e2e * 1e3:.0f} ms mean); the five stages "
+                f"and their queues hold about {e2e * self.fps:.1f} frames in flight, so it is about that many "
+                f"frame times (1 / {self.fps:.2f} fps = {1e3 / self.fps:.0f} ms each): latency, not throughput")
+
 
 def run_pipeline(
     items: Iterable[Any],

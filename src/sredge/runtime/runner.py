@@ -170,7 +170,8 @@ class LoadedRuntime:
         try:
             self.spec = self.backend.input_spec()
             self.desc = resolve_descriptor(self.backend.descriptor(), self.spec, self.opts.overrides,
-                                           lambda: probe_scale(self.backend.run, self.spec))
+                                           lambda: probe_scale(self.backend.run, self.spec),
+                                           name=Path(self.model).name)
         except BaseException:
             self.backend.__exit__(None, None, None)
             raise

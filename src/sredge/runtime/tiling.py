@@ -95,7 +95,8 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int
     if length <= tile:
         return [(0, length, 0, length)]
     if tile - 2 * overlap <= 0:
-        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap})")
+        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap}): pass "
+                         f"--tile-overlap {max((tile - 1) // 4, 0)} or a larger --tile")
     n = max(2, math.ceil((length - 2 * overlap) / (tile - 2 * overlap)))
     w = math.ceil((length + 2 * (n - 1) * overlap) / n)
     while True:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
+
+INCONCLUSIVE_SPREAD = 0.25
+"""A speed ratio whose interquartile range over the rounds is wider than this fraction of its median
+says nothing firm (see :attr:`Ratio.conclusive`)."""
+MIN_ROUNDS = 3
+"""Fewer timed rounds than this give no spread to judge: the ratio is inconclusive."""
 
 
 def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
@@ -44,6 +51,73 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int, round
         if budget_s is not None and spent > budget_s:
             break
     return times
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """How many times faster one call ran than a baseline, over interleaved rounds.
+
+    Each round times the baseline and the candidate back to back (:func:`time_interleaved`), so
+    the per-round ratio ``baseline / candidate`` cancels whatever load the machine had in that round;
+    the median of those ratios is the figure, their interquartile range its spread.
+    """
+
+    median: float
+    """Median over rounds of baseline time / candidate time (> 1: the candidate is faster)."""
+    low: float
+    """25th percentile of the per-round ratios."""
+    high: float
+    """75th percentile of the per-round ratios."""
+    rounds: int
+
+    @property
+    def conclusive(self) -> bool:
+        """The spread is narrow (:data:`INCONCLUSIVE_SPREAD`) and on one side of 1.0, over enough rounds."""
+        return (self.rounds >= MIN_ROUNDS and not self.low <= 1.0 <= self.high
+                and self.high - self.low <= INCONCLUSIVE_SPREAD * self.median)
+
+    def describe(self) -> str:
+        """``"1.56x (1.48-1.63)"``, with ``", inconclusive"`` inside the brackets when it is not conclusive."""
+        return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f}{'' if self.conclusive else ', inconclusive'})"
+
+    def as_dict(self) -> dict:
+        """For reports: ``{"median", "low", "high", "rounds", "conclusive"}`` (ratios rounded to 4 places)."""
+        return {"median": round(self.median, 4), "low": round(self.low, 4), "high": round(self.high, 4),
+                "rounds": self.rounds, "conclusive": self.conclusive}
+
+
+def speed_ratio(baseline_s: list[float], candidate_s: list[float]) -> Ratio:
+    """The :class:`Ratio` of two lists of per-round wall times from one :func:`time_interleaved` run (pure).
+
+    Raises:
+        ValueError: The lists are empty or of different lengths (not from the same rounds).
+    """
+    if not baseline_s or len(baseline_s) != len(candidate_s):
+        raise ValueError("need the same non-zero number of rounds for both")
+    per_round = np.asarray(baseline_s, np.float64) / np.maximum(np.asarray(candidate_s, np.float64), 1e-12)
+    lo, med, hi = np.percentile(per_round, [25, 50, 75])
+    return Ratio(float(med), float(lo), float(hi), len(per_round))
+
+
+def time_ratios(fns: Mapping[str, Callable[[], object]], baseline: str, warmup: int, rounds: int,
+                budget_s: float | None = None) -> tuple[dict[str, list[float]], dict[str, Ratio]]:
+    """Time calls against each other (:func:`time_interleaved`) and each one's speed ratio to ``baseline``.
+
+    This is the one way sredge compares speeds: sr-export's precision table, sr-bench's speed column
+    and relative latency all come from it.
+
+    Args:
+        fns: Name -> call; ``baseline`` must be one of them.
+        baseline: The name the others are compared with (its own ratio is against itself: 1.0).
+        warmup, rounds, budget_s: See :func:`time_interleaved`.
+
+    Returns:
+        (name -> wall times in seconds per round, name -> :class:`Ratio` of baseline time over its time).
+    """
+    if baseline not in fns:
+        raise ValueError(f"baseline {baseline!r} is not among the calls")
+    times = time_interleaved(fns, warmup, rounds, budget_s)
+    return times, {name: speed_ratio(times[baseline], t) for name, t in times.items()}
 
 
 def sample_frame(height: int, width: int, source: np.ndarray | None = None) -> np.ndarray:

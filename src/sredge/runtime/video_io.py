@@ -45,16 +45,35 @@ from sredge.atomic import check_writable, write_error
 from sredge.errors import InputError
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 from sredge.runtime.camera import is_camera_uri
-from sredge.runtime.encoders import encoder_options
+from sredge.runtime.colour import (
+    UNSPECIFIED,
+    Colour,
+    ContentLight,
+    MasteringDisplay,
+    conversion_matrix,
+    hdr_encoder_params,
+    hdr_notice,
+    parse_content_light,
+    parse_mastering_display,
+)
+from sredge.runtime.encoders import ENCODERS, encoder_options, encoder_pix_fmt, quiet_encoder_logs
+from sredge.runtime.streams import (
+    SourceStreams,
+    carried_video_tags,
+    carry_streams,
+    mux_carried,
+    source_streams,
+    stream_notices,
+)
 from sredge.runtime.window import Window, cut, expected_frames, parse_time
 
 log = logging.getLogger(__name__)
 
 AudioPacket = av.Packet
-"""An undecoded, demuxed audio packet, exactly as PyAV returns it (``av.Packet``).
+"""An undecoded, demuxed audio (or subtitle) packet, exactly as PyAV returns it (``av.Packet``).
 
-Its ``stream`` is one of :attr:`VideoReader.audio_streams`; its ``pts``/``dts`` are in
-that audio stream's ``time_base``. Hand it to :meth:`VideoWriter.mux_audio` unchanged.
+Its ``stream`` is one of :attr:`VideoReader.carried_streams`; its ``pts``/``dts`` are in
+that stream's ``time_base``. Hand it to :meth:`VideoWriter.mux_audio` unchanged.
 """
 
 NETWORK_OPEN_TIMEOUT_S = 5.0
@@ -88,6 +107,12 @@ class VideoInfo:
         codec: FFmpeg name of the video codec, e.g. ``"h264"``.
         has_audio: The input has at least one audio stream (see :attr:`VideoReader.audio_streams`).
         is_live: A camera or a network stream of unknown length; read until it stops.
+        bit_depth: Bits per sample of the decoded video: 8, or 10 (12, ...) for deep video, whose
+            frames then come as 16-bit RGB so no precision is lost before the network.
+        colour: The stream's colour description (primaries, transfer, matrix, range, HDR10
+            metadata), which the writer keeps (see :mod:`sredge.runtime.colour`); None for cameras
+            read through GStreamer.
+        pixel_format: FFmpeg's name for the decoded samples, e.g. ``"yuv420p10le"`` (``""``: not known).
     """
 
     width: int
@@ -99,6 +124,9 @@ class VideoInfo:
     codec: str
     has_audio: bool
     is_live: bool
+    bit_depth: int = 8
+    colour: Colour | None = None
+    pixel_format: str = ""
 
 
 @dataclass
@@ -106,8 +134,9 @@ class Frame:
     """One decoded video frame.
 
     Attributes:
-        rgb: ``(H, W, 3)`` ``uint8`` RGB, C-contiguous, upright (display orientation); None
-            when the frame travels as :attr:`i420` instead.
+        rgb: ``(H, W, 3)`` ``uint8`` RGB, C-contiguous, upright (display orientation); ``uint16``
+            (0..65535) for deep video (:attr:`VideoInfo.bit_depth` > 8); None when the frame
+            travels as :attr:`i420` instead.
         pts: Presentation timestamp in :attr:`VideoInfo.time_base` units, or None when
             the stream carries none (raw elementary streams).
         index: 0-based position in the order the decoder produced the frames
@@ -270,10 +299,17 @@ class VideoReader:
         self.want_i420 = want_i420
         self.window = window if window is not None and not window.is_whole else None
         self._seeked = False  # decoding began at a key frame found by seeking, not at the start
+        self.zero_pts: int | None = None
+        """With a window: the source pts of its first frame, which is yielded with pts 0 (set on entry)."""
+        self._source_pts: int | None = None  # pts of the last frame handed to the window cut
         self.i420: bool = False
         """Frames are yielded as ``Frame.i420`` (decided on the first frame)."""
         self.info: VideoInfo | None = None
         self.audio_streams: tuple = ()
+        self.carried_streams: tuple = ()
+        """Audio and subtitle streams whose packets are yielded (for :meth:`VideoWriter.mux_audio`)."""
+        self.source_streams: SourceStreams | None = None
+        """The source's streams, tags and chapters for :func:`~sredge.runtime.streams.carry_streams` (None: a camera)."""
         self.error: str | None = None
         self._why: str | None = None  # cause of an early stop, set while decoding
         self._src: Source | None = None
@@ -287,6 +323,9 @@ class VideoReader:
         self._first_pts: int | None = None
         self._coded_size: tuple[int, int] | None = None  # (width, height) before rotation
         self._rot_k = 0  # quarter turns counter-clockwise
+        self._bit_depth = 8  # of the decoded samples, from the first frame
+        self._pixel_format = ""
+        self._colour: Colour | None = None  # from the first frame
         self._resized_warned = False
         self._dropped = 0  # damaged packets/frames skipped (see _drop)
         self._drops_in_a_row = 0
@@ -332,6 +371,11 @@ class VideoReader:
         v = self._video
         return Fraction(v.start_time or 0) * Fraction(v.time_base)
 
+    @property
+    def origin_s(self) -> Fraction:
+        """Seconds of the video stream's start, where :class:`~sredge.runtime.window.Window` times count from."""
+        return self._video_origin_s() if self._video is not None else Fraction(0)
+
     def _seek_to_window(self) -> None:
         """Seek to the key frame at or before the window's start; the frames before it are dropped later."""
         if self.window is None or self.window.start_s <= 0 or self._live:
@@ -373,8 +417,23 @@ class VideoReader:
         v = self._video
         fps = Fraction(v.average_rate) if v is not None and v.average_rate else None
         time_base = Fraction(v.time_base) if v is not None else Fraction(1, 1000)  # GStreamer: milliseconds
-        return cut(items, self.window, time_base, origin_s, fps, lambda o: isinstance(o, Frame),
+        kept = cut(self._remember_pts(items), self.window, time_base, origin_s, fps, lambda o: isinstance(o, Frame),
                    has_audio=bool(self.audio_streams))
+        return self._note_zero(kept)
+
+    def _remember_pts(self, items: Iterator) -> Iterator:
+        for obj in items:
+            if isinstance(obj, Frame):
+                self._source_pts = obj.pts
+            yield obj
+
+    def _note_zero(self, kept: Iterator) -> Iterator:
+        """Records :attr:`zero_pts`: ``cut`` yields each kept frame right after reading it, so the last
+        source pts seen is the first kept frame's."""
+        for obj in kept:
+            if self.zero_pts is None and isinstance(obj, Frame):
+                self.zero_pts = self._source_pts
+            yield obj
 
     def _open(self, src: Source):
         kwargs: dict = {"format": src.format, "options": src.options}
@@ -461,6 +520,7 @@ class VideoReader:
             raise InputError(f"{src.label} is not a video (FFmpeg reads it as {fmt.long_name or fmt.name})")
         videos = [s for s in c.streams.video if not s.disposition & Disposition.attached_pic]
         self.audio_streams = tuple(c.streams.audio)
+        self.carried_streams = (*self.audio_streams, *c.streams.subtitles)
         if not videos:
             what = "audio only" if self.audio_streams else f"{len(c.streams)} non-video streams"
             raise InputError(f"{src.label} has no video stream ({what})")
@@ -474,8 +534,12 @@ class VideoReader:
         # Frame + slice threads; but frame threads sometimes lose the "concealed errors" flag of the
         # last, cut-short picture, and in MPEG-TS that flag is the only sign of it (see _ends_mid_ts_packet).
         self._video.codec_context.thread_type = "SLICE" if self._is_local_ts() else "AUTO"
-        # Subtitles, data and extra video streams are not demuxed at all.
-        keep = {self._video.index, *(s.index for s in self.audio_streams)}
+        w = self.window  # before the discards below: a stream the demuxer discards itself is an MP4 chapter track
+        start = Fraction(w.start_s).limit_denominator(10**6) if w is not None else Fraction(0)
+        end = start + Fraction(w.duration_s).limit_denominator(10**6) if w is not None and w.duration_s else None
+        self.source_streams = source_streams(c, self._video, start, end)
+        # Data and extra video streams are not demuxed at all (the writer says it drops them).
+        keep = {self._video.index, *(s.index for s in self.carried_streams)}
         for s in c.streams:
             if s.index not in keep:
                 s.discard = Discard.all
@@ -499,6 +563,9 @@ class VideoReader:
             codec=v.codec_context.name,
             has_audio=bool(self.audio_streams),
             is_live=self._live,
+            bit_depth=self._bit_depth,
+            colour=self._colour,
+            pixel_format=self._pixel_format,
         )
 
     # -- iteration -----------------------------------------------------------------
@@ -576,7 +643,7 @@ class VideoReader:
         """``(packet, cut)`` in demux order, end-of-stream markers left out. With ``cut_short``
         the video packets are held back one, so the last one can come with ``cut=True``."""
         held = None
-        for packet in self._container.demux(video, *self.audio_streams):
+        for packet in self._container.demux(video, *self.carried_streams):
             if packet.size == 0:  # end-of-stream markers; the decoder is flushed by the caller
                 continue
             if not cut_short or packet.stream_index != video.index:
@@ -643,12 +710,17 @@ class VideoReader:
             if abs(rot - round(rot / 90) * 90) > 1:
                 label, used = self._src.label, 90 * self._rot_k
                 log.warning("%s: rotation %s° is not a multiple of 90; using %d°", label, rot, used)
-            self.i420 = self.want_i420 and i420_passthrough_ok(
+            self._bit_depth = max((c.bits for c in vf.format.components), default=8)
+            self._pixel_format = vf.format.name
+            self._colour = _colour_of(vf, self._video.codec_context)
+            # Deep video is never I420 (8-bit planes); the network sees it through 16-bit RGB.
+            self.i420 = self.want_i420 and self._bit_depth <= 8 and i420_passthrough_ok(
                 vf.width, vf.height, self._rot_k, int(vf.colorspace), int(vf.color_range))
         if self.i420:
             return self._next(Frame(None, vf.pts if vf.pts is not None else vf.dts, self._count,
                                     i420=self._i420_of(vf)))
-        kwargs: dict = {"format": "rgb24"}
+        # Deep video: 16-bit RGB straight from the decoder's 10-bit samples, never through 8 bits.
+        kwargs: dict = {"format": "rgb48le" if self._bit_depth > 8 else "rgb24"}
         if (vf.width, vf.height) != self._coded_size:
             # Mid-stream size changes (adaptive streams) are scaled back so every frame matches info.
             kwargs["width"], kwargs["height"] = self._coded_size
@@ -727,8 +799,87 @@ class VideoReader:
         self.close()
 
 
+def source_bit_depth(source: str) -> int:
+    """Bits per sample of a video file's main video stream, from its header (nothing decoded): 8, 10, ...
+
+    Cameras, stream URLs and files FFmpeg cannot open count as 8 (the reader then reports the
+    problem, or the writer falls back from the first frame). Used to pick an encoder that can
+    write that depth before any work starts.
+    """
+    try:
+        src = parse_source(source) if not is_camera_uri(source) else None
+    except InputError:
+        return 8
+    if src is None or src.kind != "file":
+        return 8
+    try:
+        with av.open(src.target) as c:
+            videos = [s for s in c.streams.video if not s.disposition & Disposition.attached_pic]
+            cc = videos[0].codec_context if videos else None
+            fmt = cc.format if cc is not None else None
+            return max((x.bits for x in fmt.components), default=8) if fmt is not None else 8
+    except (av.error.FFmpegError, OSError, ValueError):
+        return 8
+
+
+def _colour_of(vf, cc) -> Colour:
+    """The colour description of a decoded frame (its stream's, where the frame says nothing), with
+    the HDR10 metadata it carries as side data."""
+    def pick(frame_value, stream_value) -> int:
+        v = int(frame_value)
+        return v if v != 2 or stream_value is None else int(stream_value)
+
+    mastering: MasteringDisplay | None = None
+    light: ContentLight | None = None
+    for sd in vf.side_data:
+        name = getattr(sd.type, "name", "")
+        if name == "MASTERING_DISPLAY_METADATA":
+            mastering = parse_mastering_display(bytes(sd))
+        elif name == "CONTENT_LIGHT_LEVEL":
+            light = parse_content_light(bytes(sd))
+    full = int(vf.color_range) == int(ColorRange.JPEG) or (
+        int(vf.color_range) == 0 and cc is not None and int(cc.color_range) == int(ColorRange.JPEG))
+    return Colour(
+        primaries=pick(vf.color_primaries, getattr(cc, "color_primaries", None)),
+        transfer=pick(vf.color_trc, getattr(cc, "color_trc", None)),
+        matrix=pick(vf.colorspace, getattr(cc, "colorspace", None)),
+        full_range=full, mastering=mastering, light=light)
+
+
 _AVCOL_SPC_601_OR_UNSET = (2, 5, 6)
 """FFmpeg AVColorSpace values: UNSPECIFIED, BT470BG and SMPTE170M (both BT.601)."""
+
+
+def parameter_sets(codec: str, extradata: bytes | None) -> tuple[bytes, ...]:
+    """The NAL units in an H.264/HEVC ``extradata``, whether Annex B (an encoder's) or avcC/hvcC (an MP4's);
+    other codecs: the bytes as they are. Two streams with equal parameter sets can be joined."""
+    data = bytes(extradata or b"")
+    if codec not in ("h264", "hevc", "libx264", "libx265") and not codec.startswith(("h264_", "hevc_")):
+        return (data,)
+    if data[:3] == b"\0\0\1" or data[:4] == b"\0\0\0\1":
+        return tuple(n.strip(b"\0") for n in re.split(b"\0\0\1", data) if n.strip(b"\0"))
+    units = []
+    try:
+        if codec.startswith(("h264", "libx264")):  # avcC
+            pos, count = 6, data[5] & 0x1F
+            for group in range(2):
+                for _ in range(count):
+                    size = int.from_bytes(data[pos:pos + 2], "big")
+                    units.append(data[pos + 2:pos + 2 + size])
+                    pos += 2 + size
+                if group == 0:
+                    count, pos = data[pos], pos + 1
+        else:  # hvcC
+            pos, arrays = 23, data[22]
+            for _ in range(arrays):
+                count, pos = int.from_bytes(data[pos + 1:pos + 3], "big"), pos + 3
+                for _ in range(count):
+                    size = int.from_bytes(data[pos:pos + 2], "big")
+                    units.append(data[pos + 2:pos + 2 + size])
+                    pos += 2 + size
+    except IndexError:
+        return (data,)
+    return tuple(units)
 
 
 def i420_passthrough_ok(width: int, height: int, rot_k: int, colorspace: int, color_range: int) -> bool:
@@ -743,16 +894,38 @@ def i420_passthrough_ok(width: int, height: int, rot_k: int, colorspace: int, co
     return bt601_or_unset and limited and rot_k == 0 and width % 2 == 0 and height % 2 == 0
 
 
-def _matroska_can_hold(codec: str) -> bool:
-    probe = av.open(os.devnull, "w", format="matroska")  # never started: writes nothing
-    try:
-        return codec in probe.supported_codecs
-    finally:
-        probe.close()
+def output_notices(reader: VideoReader, path: str | Path, codec: str) -> list[str]:
+    """What a :class:`VideoWriter` at ``path`` with encoder ``codec``, fed from ``reader``, will not carry (or
+    carry changed), one line each, known before anything is written: the same lines as its ``notices``.
+
+    Raises:
+        InputError: Audio the output container cannot hold (the writer would refuse it too).
+    """
+    lines = stream_notices(reader.source_streams, path) if reader.source_streams is not None else []
+    info = reader.info
+    enc = ENCODERS.get(codec)
+    hdr = hdr_notice(codec, enc.family if enc is not None else "", info.colour if info else None)
+    depth = sampling_notice(info.pixel_format, info.bit_depth) if info else None
+    return [x for x in (depth, hdr) if x] + lines
+
+
+def sampling_notice(pixel_format: str, bit_depth: int) -> str | None:
+    """The line saying the output's 4:2:0 samples hold less than the source's, or None (pure).
+
+    The output is 4:2:0 at 8 or 10 bits: a 12-bit source loses its two lowest bits, a 4:2:2 or 4:4:4
+    source half or three quarters of its chroma resolution.
+    """
+    what = []
+    if bit_depth > 10:
+        what.append(f"{bit_depth}-bit samples are written at 10 bits")
+    name = pixel_format or ""
+    if name and not name.startswith("gray") and not any(k in name for k in ("420", "nv12", "nv21", "p010", "p016")):
+        what.append("its chroma is written as 4:2:0")
+    return f"the source is {name}: {' and '.join(what)}" if what else None
 
 
 class VideoWriter:
-    """Encode RGB frames to H.264 (``yuv420p``) and stream-copy audio, atomically.
+    """Encode RGB frames (H.264 ``yuv420p`` by default) and carry the source's other streams, atomically.
 
     Use as a context manager. Output goes to a hidden temporary file beside ``path``
     (``.<name>.<random>.partial<suffix>``, same folder so the rename is atomic) and is
@@ -762,9 +935,16 @@ class VideoWriter:
     If no frame was written, the temporary file is removed and nothing is left; so is it
     when finishing itself fails or is interrupted (a second Ctrl-C).
 
-    Frames: ``Frame.rgb`` is ``(height, width, 3)`` ``uint8`` RGB. Odd sizes cannot be
-    stored in 4:2:0, so an odd ``width``/``height`` is padded to even by repeating the last
-    column/row: the output is then at most 1 px wider/taller than asked.
+    Frames: ``Frame.rgb`` is ``(height, width, 3)`` ``uint8`` RGB, or ``uint16`` for a deep
+    (``bit_depth=10``) output. Odd sizes cannot be stored in 4:2:0, so an odd ``width``/``height``
+    is padded to even by repeating the last column/row: the output is then at most 1 px
+    wider/taller than asked.
+
+    Colour: 8-bit output is limited-range BT.601 4:2:0 converted by OpenCV (the fast path, tagged
+    so players match); 10-bit output (``yuv420p10le``: x264 High 10, x265 Main 10, SVT-AV1, FFV1;
+    NVENC ``p010le``) is converted by swscale with the source's own matrix and range. Primaries
+    and transfer (BT.2020, PQ, HLG) are tagged as the source's, and its HDR10 mastering display and
+    content light level are written into the bitstream by x265 and SVT-AV1 (other encoders: a notice).
 
     Timestamps: the output video stream has the given ``time_base`` and each frame keeps
     its ``pts`` (in ``time_base`` units), so timing, including variable frame rate, is
@@ -785,12 +965,14 @@ class VideoWriter:
         height: int,
         time_base: Fraction,
         fps: Fraction | None,
-        crf: int = 18,
+        crf: int | None = None,
         codec: str = "libx264",
-        preset: str = "veryfast",
+        preset: str | None = None,
         audio_from: VideoReader | None = None,
         threads: int = 0,
         tune: str | None = None,
+        bit_depth: int | None = None,
+        colour: Colour | None = None,
     ):
         """Check the options and the output folder; nothing is created until ``__enter__``.
 
@@ -801,20 +983,27 @@ class VideoWriter:
             time_base: Seconds per pts unit, normally the reader's :attr:`VideoInfo.time_base`.
             fps: Nominal frame rate written as stream metadata and used as the encoder's
                 rate-control hint; None when unknown.
-            crf: Constant rate factor, 0 (lossless) .. 51; 18 is visually transparent.
+            crf: Constant rate factor, 0 (lossless) .. 51 (SVT-AV1: 1 .. 63); None: the encoder's default
+                (:data:`sredge.runtime.encoders.DEFAULT_CRF`; 18 for x264, visually transparent).
             codec: FFmpeg encoder name, e.g. ``libx264``, ``h264_nvenc``, ``libx265``, ``hevc_nvenc``
                 (``--encoder auto`` is resolved before: :func:`sredge.runtime.encoders.resolve_encoder`);
                 ``crf``, ``preset``, ``threads`` and ``tune`` reach it as its own options
                 (:func:`sredge.runtime.encoders.encoder_options`: NVENC gets ``cq`` and ``p1``..``p7``).
-            preset: x264 speed/size trade-off, ``ultrafast`` .. ``placebo``. The default ``veryfast``
+            preset: x264 speed/size trade-off, ``ultrafast`` .. ``placebo`` (mapped for NVENC and SVT-AV1;
+                FFV1 takes none); None: ``veryfast``. The default ``veryfast``
                 costs about half the CPU of ``medium`` at a similar size for upscaled video, which
                 matters when the encoder shares the CPU with inference.
             threads: Encoder threads; 0 lets the encoder choose (x264: 1.5 x cores). One thread
                 uses the least CPU in total, best when inference keeps the cores busy.
-            audio_from: An entered reader whose audio streams are copied to the output;
-                feed its :data:`AudioPacket` items to :meth:`mux_audio`.
+            audio_from: An entered reader whose audio and subtitle streams, attachments, tags and
+                chapters are carried to the output (see :mod:`sredge.runtime.streams`); feed its
+                :data:`AudioPacket` items to :meth:`mux_audio`. Its bit depth and colour description
+                are the output's unless ``bit_depth``/``colour`` say otherwise.
             tune: Encoder tuning passed as its ``tune`` option, e.g. ``"zerolatency"`` (x264: no
                 B-frames, no lookahead, so each frame's packet leaves the encoder at once); None: none.
+            bit_depth: 8 or 10 bits per output sample; None: ``audio_from``'s (8 without it).
+            colour: The colour description to write; None: ``audio_from``'s (BT.709 primaries and
+                transfer without it).
 
         Raises:
             InputError: Impossible options, an encoder missing from this FFmpeg build,
@@ -823,8 +1012,6 @@ class VideoWriter:
         self.path = check_writable(path)
         if int(width) < 1 or int(height) < 1:
             raise InputError(f"cannot write {self.path}: frame size {width}x{height} is empty")
-        if not 0 <= int(crf) <= 51:
-            raise InputError(f"crf must be between 0 and 51, got {crf}")
         try:
             encoder = av.codec.Codec(codec, "w")
         except (av.codec.codec.UnknownCodecError, ValueError) as exc:
@@ -841,10 +1028,19 @@ class VideoWriter:
         self.fps = Fraction(fps) if fps is not None else None
         if int(threads) < 0:
             raise InputError(f"encoder threads must be >= 0, got {threads}")
-        self.crf, self.codec, self.preset, self.threads = int(crf), codec, preset, int(threads)
+        self.crf, self.codec, self.preset, self.threads = crf, codec, preset, int(threads)
         self.tune = tune
         # The encoder's own option names for crf/preset/threads/tune (see sredge.runtime.encoders).
-        self._options = encoder_options(codec, crf=self.crf, preset=preset, threads=self.threads, tune=tune)
+        self._options = encoder_options(codec, crf=crf, preset=preset, threads=self.threads, tune=tune)
+        src_info = audio_from.info if audio_from is not None else None
+        self.bit_depth = int(bit_depth or (src_info.bit_depth if src_info is not None else 8))
+        self.bit_depth = 10 if self.bit_depth > 8 else 8  # 12-bit sources are written at 10 bits
+        self.colour = colour if colour is not None else (src_info.colour if src_info is not None else None)
+        self._pix_fmt = encoder_pix_fmt(codec, self.bit_depth)
+        # Deep output converts with the source's matrix and range (swscale); 8-bit with OpenCV's BT.601.
+        deep = self.bit_depth > 8
+        self._matrix = conversion_matrix(self.colour) if deep else int(Colorspace.ITU601)
+        self._range = ColorRange.JPEG if deep and self.colour is not None and self.colour.full_range else ColorRange.MPEG
         self.audio_from = audio_from
         self.frames_written = 0
         # Encoded size: 4:2:0 chroma needs even dimensions.
@@ -852,7 +1048,9 @@ class VideoWriter:
         self._tmp: Path | None = None
         self._container = None
         self._stream = None
-        self._audio_map: dict[int, object] = {}
+        self._routes: dict[int, tuple] = {}  # source stream index -> (output stream, action)
+        self.notices: list[str] = []
+        """One line per source stream not carried or changed (also logged as warnings)."""
         self._pending: list = []  # encoded packets not yet muxed (survive an interrupt)
         self._last_pts: int | None = None
         self._bumped_warned = False
@@ -890,35 +1088,52 @@ class VideoWriter:
 
     def _add_video_stream(self) -> None:
         c = self._container
+        quiet_encoder_logs(self.codec)
+        self._add_hdr_params()
         try:
             s = c.add_stream(self.codec, rate=self.fps, options=dict(self._options))
         except ValueError as exc:  # the container cannot hold this codec
             raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
         s.width, s.height = self._enc_w, self._enc_h
-        s.pix_fmt = "yuv420p"
+        s.pix_fmt = self._pix_fmt
         s.time_base = self.time_base
         cc = s.codec_context
         cc.time_base = self.time_base
-        # BT.601 matrix: the conversion below is OpenCV's (SIMD, ~8x faster than swscale here).
-        cc.colorspace, cc.color_range = Colorspace.ITU601, ColorRange.MPEG
-        cc.color_primaries, cc.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
+        # 8 bits: BT.601 matrix, the conversion in write() is OpenCV's (SIMD, ~8x faster than swscale here).
+        cc.colorspace, cc.color_range = self._matrix, self._range
+        c_ = self.colour
+        known = c_ is not None and c_.primaries != UNSPECIFIED and c_.transfer != UNSPECIFIED
+        cc.color_primaries = c_.primaries if known else ColorPrimaries.BT709
+        cc.color_trc = c_.transfer if known else ColorTrc.BT709
         self._stream = s
 
+    def _add_hdr_params(self) -> None:
+        """HDR10 mastering display / content light level of the source, written by the encoder itself."""
+        enc = ENCODERS.get(self.codec)
+        family = enc.family if enc is not None else ""
+        notice = hdr_notice(self.codec, family, self.colour)
+        if notice is not None:
+            self.notices.append(notice)
+        params = hdr_encoder_params(family, self.colour)
+        if params is None:
+            return
+        key = f"{family}-params"
+        self._options[key] = ":".join(x for x in (self._options.get(key), params) if x)
+
     def _add_audio_streams(self) -> None:
+        """Carry the source's audio, subtitles, attachments, tags and chapters (see :mod:`sredge.runtime.streams`)."""
         reader = self.audio_from
         if reader is None:
             return
         if reader.info is None:
             raise RuntimeError("audio_from must be an entered VideoReader")
-        for a in reader.audio_streams:
-            try:
-                out = self._container.add_stream_from_template(a)
-            except ValueError as exc:
-                name = a.codec_context.name
-                hint = "write to .mkv instead" if _matroska_can_hold(name) else "convert the input's audio first"
-                kind = self.path.suffix or "these"
-                raise InputError(f"{kind} files cannot hold the input's {name} audio; {hint}") from exc
-            self._audio_map[a.index] = out
+        if reader.source_streams is None:  # a GStreamer camera: nothing but video
+            return
+        carried_video_tags(self._stream, reader.source_streams)
+        self._routes, notices = carry_streams(self._container, reader.source_streams, self.path)
+        self.notices += notices
+        for line in self.notices:
+            log.info("%s", line)  # the caller shows them (sr-run prints each as a note)
 
     # -- writing -------------------------------------------------------------------
 
@@ -926,8 +1141,9 @@ class VideoWriter:
         """Encode one frame.
 
         Args:
-            frame: ``frame.rgb`` is ``(height, width, 3)`` ``uint8`` RGB; ``frame.pts`` is in
-                ``time_base`` units (None: continue at ``fps``).
+            frame: ``frame.rgb`` is ``(height, width, 3)`` ``uint8`` RGB, or for a 10-bit writer also
+                ``uint16`` RGB (0..65535, the precision kept); ``frame.pts`` is in ``time_base``
+                units (None: continue at ``fps``).
 
         Raises:
             ValueError: The array has the wrong shape or dtype.
@@ -939,15 +1155,26 @@ class VideoWriter:
             self._encode(self._i420_frame(frame.i420), frame.pts)
             return
         rgb = frame.rgb
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+        deep = self.bit_depth > 8
+        if rgb.shape != (self.height, self.width, 3) or not (rgb.dtype == np.uint8 or (deep and rgb.dtype == np.uint16)):
+            kind = "uint8 or uint16" if deep else "uint8"
             raise ValueError(
-                f"frame must be ({self.height}, {self.width}, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}"
+                f"frame must be ({self.height}, {self.width}, 3) {kind} RGB, got {rgb.shape} {rgb.dtype}"
             )
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             rgb = np.pad(rgb, ((0, self._enc_h - self.height), (0, self._enc_w - self.width), (0, 0)), mode="edge")
+        if deep:
+            self._encode(self._deep_frame(rgb), frame.pts)
+            return
         # RGB -> limited-range BT.601 I420 in one OpenCV pass (the stream is tagged to match).
         self._encode(av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420),
                                                 format="yuv420p"), frame.pts)
+
+    def _deep_frame(self, rgb: np.ndarray):
+        """16-bit (or 8-bit) RGB -> the 10-bit 4:2:0 frame the encoder takes, with the output's matrix and range."""
+        fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+        return vf.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
 
     def _i420_frame(self, i420: np.ndarray):
         if i420.shape != (self.height * 3 // 2, self.width) or i420.dtype != np.uint8 or (
@@ -958,7 +1185,7 @@ class VideoWriter:
 
     def _encode(self, vf, pts_in: int | None) -> None:
         pts = self._next_pts(pts_in)
-        vf.colorspace, vf.color_range = Colorspace.ITU601, ColorRange.MPEG
+        vf.colorspace, vf.color_range = self._matrix, self._range
         vf.pts = pts
         vf.time_base = self.time_base
         try:
@@ -987,21 +1214,54 @@ class VideoWriter:
             self._pending.pop(0)
 
     def mux_audio(self, packet: AudioPacket) -> None:
-        """Stream-copy one audio packet from ``audio_from`` (timestamps rescaled, data unchanged).
+        """Stream-copy one audio or subtitle packet from ``audio_from`` (timestamps rescaled, data unchanged
+        except text subtitles re-wrapped for the output, see :func:`sredge.runtime.streams.plan_carry`).
 
-        Packets of streams that were not copied, and end-of-stream markers, are ignored.
+        Packets of streams that were not carried, and end-of-stream markers, are ignored.
         The packet object is re-targeted at the output stream (it is not reusable after).
         """
         if self._container is None:
             raise RuntimeError("VideoWriter is not open; use it as a context manager")
-        out = self._audio_map.get(packet.stream_index) if packet.stream is not None else None
-        if out is None or packet.dts is None or packet.size == 0:
-            return
-        packet.stream = out
+        try:
+            mux_carried(self._container, self._routes, packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise write_error(self.path, exc) or InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
+
+    def mux_encoded(self, packet: av.Packet, extradata: bytes | None = None) -> None:
+        """Stream-copy one already encoded video packet into the video stream, instead of :meth:`write`.
+
+        For joining the segments of a resumable run (:mod:`sredge.runtime.segments`): the packet must come
+        from an encoder with this writer's settings (same codec, size and options), so its parameter sets
+        are this stream's own: pass the ``extradata`` of the stream it came from with a segment's first
+        packet, to have that checked. H.264/HEVC data must be Annex B, as an encoder makes it (MP4-stored
+        packets through ``h264_mp4toannexb``). ``packet.pts``/``dts`` must already be in this writer's
+        ``time_base`` and increasing in decode order. Counts as a frame written.
+
+        Raises:
+            InputError: The packet's stream has other codec parameters, or writing failed (disk full).
+        """
+        if self._container is None:
+            raise RuntimeError("VideoWriter is not open; use it as a context manager")
+        if extradata is not None:
+            name = self._stream.codec_context.name
+            if name.startswith(("libx26", "h264", "hevc")):
+                own = parameter_sets(name, self._stream.codec_context.extradata)
+            else:
+                # AV1's av1C box stores the sequence header re-serialised, never byte-equal to what the encoder
+                # hands out when it opens: check the segments against each other (the journal already pins
+                # every encoder option).
+                own = getattr(self, "_first_segment_params", None) or parameter_sets(name, extradata)
+                self._first_segment_params = own
+            if parameter_sets(name, extradata) != own:
+                raise InputError(f"cannot join the segments of {self.path}: they were encoded with other "
+                                 f"{self.codec} parameters than this run's; start over with --no-resume")
+        packet.stream = self._stream
+        packet.time_base = self.time_base
         try:
             self._container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
             raise write_error(self.path, exc) or InputError(f"writing {self.path} failed: {_reason(exc)}") from exc
+        self.frames_written += 1
 
     # -- finishing -----------------------------------------------------------------
 

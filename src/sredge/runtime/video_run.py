@@ -1,7 +1,9 @@
 """``sr-run --video``: decode, upscale every frame through the pipeline, encode; and the frames check.
 
 A run that stops early (a signal, a backend error) still finalizes a playable file of the frames
-done; the caller reads :class:`VideoRun` for what happened and chooses the exit code.
+done; the caller reads :class:`VideoRun` for what happened and chooses the exit code. A file run to a
+file can be resumable (``resume``): progress is committed as segments and a later call continues it
+(:mod:`sredge.runtime.video_resume`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sredge.errors import CheckFailedError, InputError
 from sredge.runtime.pipeline import LATENCY_QUEUE, THROUGHPUT_QUEUE, PipelineResult, run_pipeline
 from sredge.runtime.refcheck import ReferenceCheck
+from sredge.runtime.resize_plan import OutputSize, plan_output_size, resize_frame
 from sredge.runtime.upscaler import takes_i420
+from sredge.runtime.video_io import Frame
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sredge.runtime.runner import LoadedRuntime
+    from sredge.runtime.video_resume import ResumeOptions
     from sredge.runtime.window import Window
 
 
@@ -36,6 +45,19 @@ class VideoRun:
     """Summary of the ``--reference`` comparison (see :meth:`ReferenceCheck.summary`), when asked for."""
     mode: str = "throughput"
     """``"throughput"`` or ``"latency"`` (``--latency-mode``)."""
+    compare: np.ndarray | None = None
+    """The ``--compare`` picture (bicubic | output of one frame, (H, W, 3) uint8 RGB), when asked for and
+    that frame was reached; the caller writes it."""
+    output_hw: tuple[int, int] | None = None
+    """(height, width) of the frames written (after ``--outscale``/``--target``)."""
+    notices: tuple[str, ...] = ()
+    """One line per source stream the output does not carry, or carries changed (see :mod:`sredge.runtime.streams`)."""
+    resumed_from: int = 0
+    """Frames an earlier, stopped run had committed, which this run continued after (resumable runs)."""
+    frames_in_output: int | None = None
+    """Frames in the output file (a resumable run: the earlier runs' frames included); None: ``result.frames_out``."""
+    work_folder: str | None = None
+    """The work folder kept for the next run to continue (a resumable run that stopped), else None."""
 
 
 def default_encoder_threads() -> int:
@@ -44,11 +66,12 @@ def default_encoder_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
-def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int = 18, preset: str = "veryfast",
-                  progress=None, display: bool = False, stop: threading.Event | None = None,
+def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int | None = None,
+                  preset: str | None = None, progress=None, display: bool = False, stop: threading.Event | None = None,
                   encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
                   check_every: int = 30, latency_mode: bool = False, encoder: str = "libx264",
-                  window: Window | None = None) -> VideoRun:
+                  window: Window | None = None, size: OutputSize | None = None, compare: bool = False,
+                  notify: Callable[[str], None] | None = None, resume: ResumeOptions | None = None) -> VideoRun:
     """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
 
     ``window`` runs only part of the video (``--start/--duration/--frames``, see
@@ -58,10 +81,23 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     :func:`sredge.runtime.encoders.resolve_encoder`).
 
     With ``reference``, every ``check_every``-th frame is also upscaled by that model and the
-    Y-PSNR of this run's output against it is recorded (``VideoRun.reference_check``).
+    Y-PSNR of this run's output against it is recorded (``VideoRun.reference_check``), at the
+    model's scale (before any ``size`` resize).
+
+    ``size`` (``--outscale``/``--target``) resizes every upscaled frame before it is encoded
+    (:mod:`sredge.runtime.resize_plan`, even sides for 4:2:0). ``compare`` keeps a before/after picture
+    of the middle frame (the first of a stream of unknown length) in ``VideoRun.compare``.
+
+    The output carries the source's other streams, tags and chapters where its container can hold
+    them (:mod:`sredge.runtime.streams`); ``notify(line)`` gets one line per stream it does not carry
+    (or carries changed) before the first frame, and ``VideoRun.notices`` keeps them.
 
     The output is finalized also when the run stops early (Ctrl-C, backend error): a playable
     file of the frames done. Raises nothing for those: the caller inspects the returned run.
+
+    ``resume`` (a file input to a file output) commits the progress as it goes and continues an
+    unfinished run of the same output and settings (:mod:`sredge.runtime.video_resume`); None: one
+    plain output file, nothing to continue after a crash.
     ``progress(result, total_frames_or_None)`` is called after each encoded frame.
 
     ``latency_mode`` keeps the fewest frames in flight: one-frame queues between the stages
@@ -69,13 +105,20 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     lookahead holding frames back). The default, throughput mode, lets decoding and encoding run
     a few frames ahead of and behind inference.
     """
-    from sredge.runtime.video_io import VideoReader, VideoWriter
+    from sredge.runtime.video_io import VideoReader, VideoWriter, output_notices
 
     if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
         raise InputError(f"the output {output} would overwrite the input; choose another -o")
+    session = None
+    if resume is not None and output is not None:
+        from sredge.runtime.video_resume import ResumableRun, pixel_settings
+
+        settings = pixel_settings(rt, crf=crf, preset=preset, encoder=encoder, latency_mode=latency_mode,
+                                  window=window, size=size)
+        session = ResumableRun(resume, source, output, window, settings, rt.opts.max_pixels)
     # Luma-only networks keep video in YUV 4:2:0 from decoder to encoder (no RGB round trip).
     with VideoReader(source, want_i420=takes_i420(rt.desc) and not display, max_pixels=rt.opts.max_pixels,
-                     window=window) as reader:
+                     window=session.read_window if session is not None else window) as reader:
         info = reader.info
         ups = rt.upscaler(info.height, info.width, fast_8bit=True)
         s = rt.desc.scale
@@ -86,15 +129,33 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
             check = ReferenceCheck(reference.upscaler(info.height, info.width, fast_8bit=True), check_every, s)
         shown = _Display() if display else None
         threads = default_encoder_threads() if encoder_threads is None else encoder_threads
-        writer = (VideoWriter(output, info.width * s, info.height * s, info.time_base, info.fps, crf=crf,
-                              preset=preset, audio_from=reader, threads=threads, codec=encoder,
-                              tune="zerolatency" if latency_mode else None) if output is not None else None)
+        plan = plan_output_size((info.height, info.width), s, size or OutputSize(), even=True)
+        oh, ow = plan.out_hw
+        picker = _ComparePicker((info.frame_count or 0) // 2, size, rt.desc) if compare else None
+
+        def make_writer(path, audio_from=None):
+            return VideoWriter(path, ow, oh, info.time_base, info.fps, crf=crf, preset=preset, audio_from=audio_from,
+                               threads=threads, codec=encoder, tune="zerolatency" if latency_mode else None,
+                               bit_depth=info.bit_depth, colour=info.colour)  # kept by every segment too
+
+        # What the output will not carry (streams, HDR metadata), said before any frame, whichever writer.
+        notices = tuple(output_notices(reader, output, encoder)) if output is not None else ()
+        for line in notices if notify is not None else ():
+            notify(line)
+        if session is not None:
+            session.begin(reader)
+            writer = session.writer(make_writer, info.fps)
+        else:
+            writer = make_writer(output, reader) if output is not None else None
 
         def write_frame(frame):
+            if check is not None:
+                check.check(frame)  # at the model's scale
+            frame = resize_frame(frame, plan)
             if writer is not None:
                 writer.write(frame)
-            if check is not None:
-                check.check(frame)
+            if picker is not None:
+                picker.take_output(frame)
             if shown is not None:
                 shown.show(frame.to_rgb())
 
@@ -107,13 +168,51 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
                 progress(res, info.frame_count)
 
         with writer if writer is not None else contextlib.nullcontext():
-            result = run_pipeline(check.tap(reader) if check else reader, ups, write_frame, write_other,
+            items = session.items(reader) if session is not None else reader
+            items = check.tap(items) if check else items
+            result = run_pipeline(picker.tap(items) if picker else items, ups, write_frame, write_other,
                                   on_frame=on_frame, stop=stop,
                                   queue_size=LATENCY_QUEUE if latency_mode else THROUGHPUT_QUEUE)
         if shown is not None:
             shown.close()
+        in_output, kept = None, None
+        if session is not None:
+            in_output = session.finish(result, make_writer)
+            kept = str(session.work.path) if session.work.exists() else None
         return VideoRun(source, str(output) if output else None, result, _info_dict(info), reader.error,
-                        check.summary() if check else None, "latency" if latency_mode else "throughput")
+                        check.summary() if check else None, "latency" if latency_mode else "throughput",
+                        picker.picture if picker else None, plan.out_hw,
+                        notices=notices,
+                        resumed_from=session.resumed_from if session is not None else 0,
+                        frames_in_output=in_output, work_folder=kept)
+
+
+class _ComparePicker:
+    """Keeps the ``nth`` decoded frame (counted from the run's first) until its output arrives, then
+    makes the before/after picture of the pair (in the encode thread; once per run)."""
+
+    def __init__(self, nth: int, size: OutputSize | None, desc) -> None:
+        self.nth, self.size, self.desc = nth, size, desc
+        self.source: Frame | None = None
+        self.picture: np.ndarray | None = None
+
+    def tap(self, items):
+        count = 0
+        for obj in items:
+            if isinstance(obj, Frame):
+                if count == self.nth:
+                    self.source = Frame(None if obj.rgb is None else obj.rgb.copy(), obj.pts, obj.index,
+                                        None if obj.i420 is None else obj.i420.copy())
+                count += 1
+            yield obj
+
+    def take_output(self, frame: Frame) -> None:
+        src = self.source
+        if self.picture is None and src is not None and frame.index == src.index:
+            from sredge.runtime.compare import before_after, compare_label
+
+            self.picture = before_after(src.to_rgb(), frame.to_rgb(), compare_label(self.desc, self.size))
+            self.source = None
 
 
 class _Display:

@@ -5,13 +5,30 @@ Keys: ``sub_mean`` / ``add_mean`` (1x1 "MeanShift" convs stored as parameters),
 ``body.{n_resblocks}`` (body tail conv), ``tail.0.K`` (upsampler: conv to 4n + PixelShuffle(2)
 per factor of 2, or conv to 9n + PixelShuffle(3)), ``tail.1`` (last conv).
 The official models take RGB in [0, 255] (``rgb_range=255``); the mean is subtracted inside.
+
+Also read: BasicSR's ``edsr_arch.py`` layout, ``conv_first``, ``body.N.conv1`` / ``body.N.conv2``,
+``conv_after_body``, ``upsample.K``, ``conv_last``. Same blocks; its DIV2K mean and ``img_range``
+255 are not in the file (constants in the code): it computes ``f(255 * (x - mean)) / 255 + mean``
+on [0, 1] input, which is exactly this module with ``rgb_range=255`` on [0, 255] input, so
+:func:`adapt_state_dict` renames the keys and adds the two mean shifts BasicSR hard-codes.
+And Lornatang/EDSR-PyTorch's ``model.py``: ``conv1``, ``trunk.N.conv1/conv2``, ``conv2``,
+``upsampling.K``, ``conv3``, with ``mean`` / ``std`` buffers, on [0, 1] (``rgb_range=1``); its blocks
+scale by 0.1 and it is 256 features wide, which ``detect`` infers (res_scale 0.1 from 256 features).
 """
 
 from __future__ import annotations
 
+import re
+
+import torch
 from torch import nn
 
-from sredge.models.archs._blocks import MeanShift, make_upsampler, rgb_range_from_mean_shift, upsampler_scale
+from sredge.models.archs._blocks import (
+    MeanShift,
+    make_upsampler,
+    rgb_range_from_mean_shift,
+    upsampler_scale,
+)
 from sredge.models.archs._util import count_indexed, has_keys
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 
@@ -46,7 +63,72 @@ class EDSR(nn.Module):
         return self.add_mean(self.tail(x))
 
 
+LAYOUTS = (
+    {"conv_first.": "head.0.", "body.": "body.", "conv_after_body.": "body.{n_resblocks}.", "upsample.": "tail.0.",
+     "conv_last.": "tail.1."},
+    {"conv1.": "head.0.", "trunk.": "body.", "conv2.": "body.{n_resblocks}.", "upsampling.": "tail.0.",
+     "conv3.": "tail.1.", "mean": "sub_mean/add_mean", "std": "sub_mean/add_mean"},
+)
+"""Foreign key layouts (prefix -> ours), for messages; :func:`adapt_state_dict` renames them:
+BasicSR (``edsr_arch.py``) and Lornatang/EDSR-PyTorch (``model.py``)."""
+
+
+def _layout_pattern(first: str, blocks: str, after: str, up: str, last: str, extra: str = "") -> re.Pattern[str]:
+    return re.compile(rf"(?P<fixed>{first}|{after}|{last})\.(?P<p1>weight|bias)$"
+                      rf"|{blocks}\.(?P<block>\d+)\.conv(?P<conv>[12])\.(?P<p2>weight|bias)$"
+                      rf"|{up}\.(?P<up>\d+)\.(?P<p3>weight|bias)$" + (f"|(?P<extra>{extra})$" if extra else ""))
+
+
+# (first conv, residual blocks, conv after the blocks, upsampler, last conv), and the pattern of every key.
+_BASICSR = ("conv_first", "body", "conv_after_body", "upsample", "conv_last")
+_LORNATANG = ("conv1", "trunk", "conv2", "upsampling", "conv3")
+_PATTERNS = {_BASICSR: _layout_pattern(*_BASICSR), _LORNATANG: _layout_pattern(*_LORNATANG, extra="mean|std")}
+
+
+def _rename_foreign(sd: StateDict, names: tuple[str, str, str, str, str]) -> dict | None:
+    """A conv_first / blocks.N.conv1-conv2 / after-body / upsampler / last-conv layout onto ours, with the mean
+    shifts built from what that code uses: BasicSR's hard-coded DIV2K mean and ``img_range`` 255, or the
+    ``mean`` / ``std`` buffers Lornatang's file holds (on [0, 1]). None unless every key fits."""
+    first, blocks, after, up, last = names
+    if not has_keys(sd, (f"{first}.weight", f"{after}.weight", f"{last}.weight", f"{blocks}.0.conv1.weight",
+                         f"{up}.0.weight")):
+        return None
+    pattern = _PATTERNS[names]
+    n_resblocks = count_indexed(sd, f"{blocks}.")
+    fixed = {first: "head.0", after: f"body.{n_resblocks}", last: "tail.1"}
+    out = {}
+    for k, v in sd.items():
+        if not (m := pattern.match(k)):
+            return None
+        if m["fixed"]:
+            out[f"{fixed[m['fixed']]}.{m['p1']}"] = v
+        elif m["block"] is not None:
+            out[f"body.{m['block']}.body.{0 if m['conv'] == '1' else 2}.{m['p2']}"] = v
+        elif m["up"] is not None:
+            out[f"tail.0.{m['up']}.{m['p3']}"] = v
+    n_colors = int(sd[f"{first}.weight"].shape[1])
+    if names == _BASICSR:
+        for name, sign in (("sub_mean", -1), ("add_mean", 1)):
+            shift = MeanShift(255.0, sign, n_colors)
+            out[f"{name}.weight"], out[f"{name}.bias"] = shift.weight.detach(), shift.bias.detach()
+        return out
+    if "mean" not in sd or "std" not in sd:
+        return None
+    mean, std = (sd[k].reshape(-1).to(torch.float32) for k in ("mean", "std"))
+    eye = torch.eye(n_colors).view(n_colors, n_colors, 1, 1)
+    # (x - mean) / std in, y * std + mean out: the same 1x1 convs as EDSR-PyTorch's MeanShift.
+    out["sub_mean.weight"], out["sub_mean.bias"] = eye / std.view(-1, 1, 1, 1), -mean / std
+    out["add_mean.weight"], out["add_mean.bias"] = eye * std.view(-1, 1, 1, 1), mean.clone()
+    return out
+
+
+def adapt_state_dict(sd: StateDict) -> dict[str, torch.Tensor]:
+    """Rename BasicSR's or Lornatang's EDSR layout onto EDSR-PyTorch's; ours passes through."""
+    return _rename_foreign(sd, _BASICSR) or _rename_foreign(sd, _LORNATANG) or dict(sd)
+
+
 def detect(sd: StateDict) -> HParams | None:
+    sd = adapt_state_dict(sd)
     if not has_keys(sd, ("sub_mean.weight", "add_mean.bias", "head.0.weight", "body.0.body.0.weight", "tail.1.weight")):
         return None
     if any(".conv_du." in k for k in sd):  # RCAN's channel attention
@@ -83,4 +165,6 @@ ARCH = ArchSpec(
     scales=(2, 3, 4, 8),
     variants=_VARIANTS,
     test_config={"scale": 4, "n_resblocks": 2, "n_feats": 16},
+    adapt_state_dict=adapt_state_dict,
+    key_layouts=LAYOUTS,
 )

@@ -115,6 +115,8 @@ def detect(sd: StateDict) -> HParams | None:
     )
     if not has_keys(sd, keys):
         return None
+    if any(k.startswith(("la.", "csa.", "last_conv.", "last.")) for k in sd):
+        return None  # HAN: RCAN plus layer and channel-spatial attention (archs/han.py)
     n_feats, n_colors, k = sd["head.0.weight"].shape[:3]
     if n_colors != 3:
         return None

@@ -55,6 +55,7 @@ class TorchBackend:
         arch: Architecture name when detection from the keys is ambiguous.
         scale: Scale when the weights do not determine it.
         trust_pickle: Allow checkpoints that unpickle code.
+        key_map: Rename rules applied to the checkpoint's keys before detection (``--key-map``).
     """
 
     name = "torch"
@@ -66,10 +67,11 @@ class TorchBackend:
         arch: str | None = None,
         scale: int | None = None,
         trust_pickle: bool = False,
+        key_map: Any = None,
     ):
         self.path = Path(model)
         self.options = options
-        self._load_args = {"arch": arch, "scale": scale, "trust_pickle": trust_pickle}
+        self._load_args = {"arch": arch, "scale": scale, "trust_pickle": trust_pickle, "key_map": key_map}
         self._module: Any = None
 
     def __enter__(self) -> TorchBackend:

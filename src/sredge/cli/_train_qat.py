@@ -1,0 +1,111 @@
+"""``sr-train --qat MODEL``: quantization-aware fine-tuning of an FP32 model into a Q/DQ INT8 file."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sredge.errors import InputError
+
+PROG = "sr-train"
+
+QAT_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 1e-4, "val_every": 250}
+"""Defaults that differ from training from scratch (fine-tuning: fewer steps, a small learning rate)."""
+
+_TRAINING_ONLY = ("teacher", "teacher_arch", "feats", "channels", "stop_after")
+
+
+def check_qat_args(args) -> None:
+    """Reject options that mean nothing for ``--qat`` (one line each)."""
+    given = [f"--{k.replace('_', '-')}" for k in _TRAINING_ONLY if getattr(args, k, None) is not None]
+    if args.arch_given:
+        given.insert(0, "--arch")
+    if args.resume:
+        given.append("--resume")
+    if given:
+        raise InputError(f"--qat fine-tunes the given model; {', '.join(given)} only apply to training a new one")
+    if args.output.suffix.lower() != ".onnx":
+        raise InputError(f"--qat writes an ONNX model: give -o NAME.int8.onnx, not {args.output}")
+    if args.flavour is None:
+        args.flavour = "cpu"
+
+
+def _fp32_model(path: Path, scale: int | None, tmp: Path) -> Path:
+    """The FP32 ONNX to fine-tune: ``path`` itself, or a checkpoint exported to ``tmp``."""
+    from sredge.models.onnx_file import read_descriptor
+
+    if path.suffix.lower() == ".onnx":
+        desc = read_descriptor(path)
+        if desc is None:
+            raise InputError(f"{path} has no sredge metadata; export the checkpoint with sr-export, or give the "
+                             "checkpoint itself to --qat")
+        if desc.precision != "fp32":
+            raise InputError(f"{path} is {desc.precision}; --qat starts from the FP32 model")
+        return path
+    from sredge.export.onnx_export import export_onnx
+    from sredge.models.loader import load_model
+
+    loaded = load_model(path, scale=scale)
+    return export_onnx(loaded.module, loaded.descriptor, tmp / "fp32.onnx")
+
+
+def run_qat(args) -> int:
+    """Fine-tune ``args.qat`` on ``args.data`` and write the Q/DQ model to the claimed ``args.output``."""
+    import numpy as np
+
+    from sredge._lazy import require
+
+    torch = require("torch")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.calibration.derive import default_validation, record_quality
+    from sredge.calibration.quantize import Int8Options, calibrate, quantize_int8, quantized_nodes, save_model
+    from sredge.calibration.sensitivity import Validator
+    from sredge.models.onnx_file import read_descriptor
+    from sredge.train.data import PatchOptions, PatchSampler
+    from sredge.train.qat import QatOptions, finetune
+
+    with tempfile.TemporaryDirectory(prefix="sredge-qat-") as tmp:
+        fp32 = _fp32_model(args.qat, args.scale if args.scale_given else None, Path(tmp))
+        desc = read_descriptor(fp32)
+        if args.scale_given and args.scale != desc.scale:
+            raise InputError(f"--scale {args.scale} but the model is x{desc.scale}")
+        if desc.pre_upsample or desc.color_space not in ("rgb", "y"):
+            raise InputError(f"--qat takes models that upscale RGB or Y themselves; this one is "
+                             f"{desc.color_space}{', pre-upsampling' if desc.pre_upsample else ''}")
+        sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, luma=desc.color_space == "y",
+                                                       max_pixels=args.max_pixels), seed=args.seed)
+        calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
+        ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour)))
+        dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
+        validator = Validator(dataset, desc, threads=args.threads)
+        opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every)
+        tty = sys.stderr.isatty() and not args.quiet
+        t0, last = time.perf_counter(), [0.0]
+
+        def on_step(step: int, loss: float, val: float | None) -> None:
+            now = time.perf_counter()
+            if args.quiet or (now - last[0] < (0.5 if tty else 30) and step != opts.steps):
+                return
+            last[0] = now
+            rate = step / max(now - t0, 1e-9)
+            v = f", val {val:.2f} dB" if val is not None else ""
+            line = (f"{PROG}: QAT step {step}/{opts.steps}, loss {loss:.4f}{v}, {rate:.1f} steps/s, "
+                    f"ETA {(opts.steps - step) / rate:.0f} s")
+            sys.stderr.write(("\r" + line + "   ") if tty else line + "\n")
+            sys.stderr.flush()
+
+        result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step)
+        if tty:
+            sys.stderr.write("\n")
+        record_quality(result.model, result.drop_db, dataset.name)
+        save_model(result.model, args.output)
+    layers = len(quantized_nodes(result.model))
+    if not args.quiet:
+        print(f"{PROG}: {dataset.name} Y-PSNR: FP32 {result.fp32_db:.2f} dB, post-training INT8 {result.ptq_db:.2f} dB, "
+              f"QAT INT8 {result.qat_db:.2f} dB (drop {result.drop_db:.2f} dB; best at step {result.best_step})")
+        print(f"wrote {args.output} ({args.flavour} Q/DQ, {layers} convolutions in INT8, none kept in float)")
+    return 0

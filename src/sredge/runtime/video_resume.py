@@ -1,0 +1,238 @@
+"""One resumable video run: continue or begin the work folder's journal, feed the pipeline, finish.
+
+``sr-run --video FILE -o OUT`` is resumable by default: progress is committed as closed segments
+(:mod:`sredge.runtime.segments`, journal in :mod:`sredge.runtime.resume`). After any stop, the same
+command continues after the last committed frame instead of starting over, and refuses (naming the
+difference) when the input or a setting that changes the output's pixels is not the same.
+
+What a user finds after a stop:
+
+* Ctrl-C, SIGTERM, SIGHUP, a backend error: ``OUT`` is a playable file of the frames done (as with a
+  plain run), and ``OUT.sredge-partial/`` keeps the work; running the same command again continues and
+  replaces ``OUT`` with the whole video.
+* SIGKILL, power loss: no ``OUT`` (or the one an earlier stop left), ``OUT.sredge-partial/`` holds
+  every committed segment; the same command continues.
+* A finished run: ``OUT`` only; the work folder is removed.
+
+Live sources (cameras, streams) are never resumable: there is nothing to seek back to.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sredge.errors import InputError
+from sredge.runtime.resume import (
+    Journal,
+    mismatch,
+    new_header,
+    resume_window,
+    segment_frames,
+)
+from sredge.runtime.segments import (
+    SegmentedWriter,
+    WorkFolder,
+    file_sha256,
+    fingerprint,
+    frame_digest,
+    join_segments,
+)
+from sredge.runtime.video_io import Frame, VideoReader
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from sredge.runtime.pipeline import PipelineResult
+    from sredge.runtime.resize_plan import OutputSize
+    from sredge.runtime.runner import LoadedRuntime
+    from sredge.runtime.video_io import VideoWriter
+    from sredge.runtime.window import Window
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COMMIT_EVERY_S = 4.0
+"""Seconds of video per committed segment: at most this much work is lost to a crash."""
+
+
+@dataclass(frozen=True)
+class ResumeOptions:
+    """How a video file run to a file commits its progress and continues an unfinished one."""
+
+    require: bool = False
+    """``--resume``: there must be an unfinished run of this output to continue (else refuse)."""
+    restart: bool = False
+    """``--overwrite``: an unfinished run whose input or settings differ is discarded, not refused."""
+    commit_every_s: float = DEFAULT_COMMIT_EVERY_S
+    """Seconds of video per segment (``--commit-every``); does not change the pixels."""
+
+
+def pixel_settings(rt: LoadedRuntime, *, crf: int, preset: str, encoder: str, latency_mode: bool,
+                   window: Window | None, size: OutputSize | None) -> dict[str, str]:
+    """Every setting that changes the output's pixels, by the option that sets it (for the journal)."""
+    o, b = rt.opts, rt.opts.backend_options
+    ov = o.overrides
+    w = window
+    return {
+        "--model": f"{Path(rt.model).name} (sha256 {file_sha256(rt.model)[:16]})",
+        "--backend": rt.kind, "--device": b.device, "--precision": str(b.precision), "--fp16": str(b.fp16),
+        "--tile": f"auto (--memory-budget {o.memory_budget_mb})" if o.tile == "auto" else str(o.tile),
+        "--tile-overlap": str(o.tile_overlap), "--blend": str(o.blend), "--batch": str(o.batch),
+        "--scale": str(rt.desc.scale), "--color": str(ov.color), "--range": str(ov.value_range),
+        "--crf": str(crf), "--preset": preset, "--encoder": encoder, "--latency-mode": str(latency_mode),
+        "--start": str(w.start_s if w else 0.0), "--duration": str(w.duration_s if w else None),
+        "--frames": str(w.frames if w else None),
+        "--outscale/--target": size.describe() if size is not None else "model scale",
+    }
+
+
+class ResumableRun:
+    """The resumable side of one ``upscale_video`` call (see the module docstring).
+
+    Attributes:
+        work: The output's work folder.
+        journal: The journal being continued, or None until :meth:`begin` starts a new one.
+        resumed_from: Frames an earlier run committed (0: a new run).
+        read_window: The window to open the source with (the user's, or the rest after the committed frames).
+    """
+
+    def __init__(self, opts: ResumeOptions, source: str, output: Path, window: Window | None,
+                 settings: dict[str, str], max_pixels: int):
+        """Load and check the work folder; nothing is written yet.
+
+        Raises:
+            InputError: An unfinished run of ``output`` differs from this one (and ``restart`` is off), or
+                ``require`` is set and there is none.
+        """
+        self.opts, self.source, self.output, self.window = opts, source, Path(output), window
+        self.settings, self.max_pixels = settings, max_pixels
+        self.work = WorkFolder(self.output)
+        self.fingerprint = fingerprint(source)
+        journal = self.work.load()
+        if journal is not None:
+            why = mismatch(journal, self.fingerprint, settings)
+            if why is not None:
+                if not opts.restart:
+                    raise InputError(f"cannot resume {self.output}: {why}; give the original option to continue, "
+                                     f"or --overwrite to start over (discards {self.work.path})")
+                log.warning("starting %s over (%s)", self.output, why)
+                self.work.remove()
+                journal = None
+        if journal is None and opts.require:
+            raise InputError(f"--resume: {self.output} has no unfinished run to continue (no {self.work.journal_path})")
+        if journal is not None and not journal.segments:
+            journal = None  # stopped before its first commit: begin anew
+        self.journal: Journal | None = journal
+        self.resumed_from = journal.frames if journal is not None else 0
+        self.read_window = window
+        if journal is not None:
+            with VideoReader(source, max_pixels=max_pixels) as probe:
+                origin = probe.origin_s
+            self.read_window = resume_window(window, journal, origin)
+        self.digests: dict[int, str] = {}
+        self._writer: SegmentedWriter | None = None
+        self._refused: str | None = None
+        self._lock = threading.Lock()
+
+    def begin(self, reader: VideoReader) -> None:
+        """Write the journal (a new one, or the continued one cleaned of a crash's leftovers).
+
+        Raises:
+            InputError: The source's time base changed; WriteError: the work folder cannot be written.
+        """
+        info = reader.info
+        fresh = self.journal is None
+        if fresh:
+            self.journal = Journal(new_header(self.fingerprint, self.settings, info.time_base, reader.zero_pts))
+        elif self.journal.time_base != info.time_base:
+            raise InputError(f"cannot resume {self.output}: the input's time base reads as {info.time_base}, "
+                             f"not {self.journal.time_base}; --overwrite to start over")
+        try:
+            self.work.begin(self.journal)
+        except BaseException:
+            if fresh:
+                self.work.remove()
+            raise
+
+    def writer(self, make_writer: Callable[[Path], VideoWriter], fps) -> SegmentedWriter:
+        """The pipeline's writer: segments of ``commit_every_s`` seconds, each committed when full."""
+        self._writer = SegmentedWriter(self.work, self.journal, make_writer,
+                                       segment_frames(fps, self.opts.commit_every_s), self.digests)
+        return self._writer
+
+    def items(self, reader: Iterable) -> Iterator:
+        """The reader's items for the pipeline: frames renumbered and retimed to the whole run's output,
+        each frame's digest noted; a continued run's first frame (the last one committed) is checked and
+        dropped. Raises InputError (from the decode thread) when that frame is not the one committed."""
+        last = self.journal.segments[-1] if self.resumed_from else None
+        offset, base = 0, 0
+        for obj in reader:
+            if isinstance(obj, Frame):
+                if last is not None:
+                    if frame_digest(obj) != last.last_hash:
+                        self._refused = "seek"
+                        raise InputError(f"cannot resume {self.output}: the input's frame {self.resumed_from} "
+                                         "does not decode as it did; --no-resume to start over")
+                    offset = last.last_pts - (obj.pts or 0)
+                    base = self.resumed_from - 1 - obj.index
+                    last = None
+                    continue
+                if obj.pts is not None:
+                    obj.pts += offset
+                obj.index += base
+                self.digests[obj.index] = frame_digest(obj)
+            yield obj
+
+    def finish(self, result: PipelineResult, make_writer: Callable[[Path, VideoReader], VideoWriter]) -> int:
+        """After the pipeline (the segment writer closed): join the segments into the output.
+
+        A run that reached the end of its input is joined whole and its work folder removed; a stopped
+        one is joined as far as it got (a playable output) and its work folder kept for the next run.
+
+        Returns:
+            Frames in the output (0: nothing written).
+
+        Raises:
+            InputError: Joining failed (e.g. disk full); the work folder is kept, the next run joins again.
+        """
+        journal = self.journal
+        if self._refused is not None:
+            return 0
+        complete = not result.interrupted and result.failure is None
+        n = journal.frames
+        if complete:
+            if n:
+                self.work.append({"done": n})
+                journal.done = n
+                written = join_segments(self.work, journal, self.source, self.window, make_writer,
+                                        self.max_pixels, partial=False)
+            else:
+                written = 0
+            self.work.remove()
+            return written
+        if not n:
+            self.work.remove()
+            return 0
+        written = join_segments(self.work, journal, self.source, self.window, make_writer, self.max_pixels,
+                                partial=True)
+        st = self.output.stat()
+        partial = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "frames": n}
+        self.work.append({"partial": partial})
+        return written
+
+
+def partial_output_of(output: Path) -> bool:
+    """Whether ``output`` is the playable file a stopped resumable run left (so continuing may replace it)."""
+    work = WorkFolder(output)
+    if not work.exists():
+        return False
+    try:
+        journal = work.load()
+        st = Path(output).stat()
+    except (OSError, InputError):
+        return False
+    p = journal.partial if journal is not None else None
+    return bool(p) and p.get("size") == st.st_size and p.get("mtime_ns") == st.st_mtime_ns

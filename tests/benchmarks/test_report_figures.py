@@ -1,0 +1,115 @@
+"""report.md figures a user can trust: PSNR bars from a meaningful zero, speed with its spread, the
+latency paragraph; and the drawing itself (bar lengths proportional to values)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sredge.benchmarks.plots import _PALETTE, grouped_bars
+from sredge.benchmarks.report import format_table, latency_notes, psnr_series, table_rows, write_report_dir
+
+
+def _bar_heights(img: np.ndarray, colour: tuple[int, int, int]) -> list[int]:
+    """Pixel height of each run of columns painted ``colour`` (one entry per bar, left to right)."""
+    mask = (img[:-30] == np.array(colour, np.uint8)).all(axis=2)  # above the legend
+    cols = mask.sum(axis=0)
+    heights, inside = [], False
+    for c in cols:
+        if c and not inside:
+            heights.append(int(c))
+        inside = bool(c)
+    return heights
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0, 4.0], [30.0, 31.0, 32.0]])
+def test_bars_start_at_zero_so_lengths_are_proportional(values):
+    img = grouped_bars(["a", "b", "c"], {"model": values}, "t", "dB")
+    h = _bar_heights(img, _PALETTE[0])
+    assert len(h) == 3
+    for v, hv in zip(values, h):
+        assert hv == pytest.approx(h[-1] * v / values[-1], abs=2)  # 30 vs 32 dB: 94 %, not a third
+
+
+def test_negative_gains_go_below_the_zero_line():
+    img = grouped_bars(["a", "b"], {"m": [-1.0, 1.0]}, "t", "dB")
+    mask = (img == np.array(_PALETTE[0], np.uint8)).all(axis=2)
+    rows = np.nonzero(mask[:, : img.shape[1] // 2].any(axis=1) & ~mask[:, img.shape[1] // 2:].any(axis=1))[0]
+    ups = np.nonzero(mask.any(axis=1))[0]
+    assert len(rows) and rows.min() > ups.min()  # the negative bar hangs below where the positive one rises
+
+
+def _report(with_bicubic: bool = True, speedup: dict | None = None) -> dict:
+    images = ["baby", "bird"]
+
+    def q(a, b):
+        return {"mean": {"psnr": (a + b) / 2, "ssim": 0.9},
+                "images": {"baby": {"psnr": a, "ssim": 0.9}, "bird": {"psnr": b, "ssim": 0.9}}}
+
+    lat = {"runs": 10, "median_ms": 10.0, "p95_ms": 11.0, "p99_ms": 12.0, "min_ms": 9.0, "fps": 100.0,
+           "mpix_per_s": 1.0, "relative": 2.0, "relative_iqr": [1.9, 2.1]}
+    rows = [{"label": "bicubic", "bicubic": True, "quality": q(30.0, 31.0), "latency": None}] if with_bicubic else []
+    rows += [{"label": "fp32", "bicubic": False, "backend": "ort", "precision": "fp32", "tile": None,
+              "quality": q(32.0, 32.5), "latency": lat | {"speedup": {"median": 1.0, "low": 1.0, "high": 1.0,
+                                                                     "rounds": 10, "conclusive": False}}},
+             {"label": "int8", "bicubic": False, "backend": "ort", "precision": "int8-cpu", "tile": None,
+              "quality": q(31.9, 32.4),
+              "latency": lat | {"median_ms": 8.0, "speedup": speedup or {"median": 1.25, "low": 1.2, "high": 1.3,
+                                                                          "rounds": 10, "conclusive": True}}}]
+    return {"dataset": {"name": "Set5", "scale": 3, "images": images, "lr_source": "MATLAB bicubic"},
+            "settings": {"latency_hw": [90, 160], "warmup": 2, "repeats": 10,
+                         "reference_workload": "bundled x2 model, 128x128, ORT CPU"},
+            "reference_ms": 5.0, "rows": rows, "created": "now",
+            "software": {"sredge": "0"}, "machine": {"processor": "cpu", "cpu_count": 2, "platform": "linux"}}
+
+
+def test_psnr_chart_is_the_gain_over_bicubic():
+    series, title = psnr_series(_report())
+    assert series == {"fp32": [pytest.approx(2.0), pytest.approx(1.5)],
+                      "int8": [pytest.approx(1.9), pytest.approx(1.4)]}
+    assert "over bicubic" in title
+    series, title = psnr_series(_report(with_bicubic=False))
+    assert series["fp32"] == [32.0, 32.5] and "over bicubic" not in title
+
+
+def test_speed_column_shows_the_spread_and_says_inconclusive():
+    header, cells = table_rows(_report())
+    speed = header.index("speed")
+    assert [c[speed] for c in cells] == ["-", "-", "1.25x (1.20-1.30)"]
+    wide = {"median": 1.1, "low": 0.9, "high": 1.4, "rounds": 10, "conclusive": False}
+    header, cells = table_rows(_report(speedup=wide))
+    assert cells[-1][speed] == "1.10x (0.90-1.40, inconclusive)"
+    old = _report()
+    del old["rows"][2]["latency"]["speedup"]  # a baseline saved before interleaved timing
+    assert table_rows(old)[1][-1][speed] == "1.25x (no spread)"
+    assert "interleaved rounds (interquartile range)" in format_table(_report())
+
+
+def test_report_md_explains_latency_and_pipeline_depth(tmp_path):
+    text = latency_notes(_report())
+    assert "interleaved" in text and "inconclusive" in text and "frames in flight" in text
+    written = write_report_dir(tmp_path / "r", _report(), {})
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert text in md and {p.name for p in written} >= {"report.md", "psnr.png", "latency.png", "report.json"}
+
+
+def test_run_bench_times_rows_and_reference_interleaved(tmp_path):
+    """Two rows of one model (same label) and the reference workload, timed in the same rounds."""
+    from sredge.benchmarks.bench import BenchOptions, run_bench
+    from sredge.runtime.bundled import default_model
+    from tests.conftest import asset
+
+    model = default_model(2)
+    opts = BenchOptions(dataset=asset("benchmarks/Set5"), quality=False, bicubic=False, latency_hw=(24, 32),
+                        warmup=1, repeats=3, tiles=(None,))
+    report = run_bench([model, model], opts).report
+    rows = report["rows"]
+    assert [r["label"] for r in rows] == [model.stem, model.stem]
+    for r in rows:
+        lat = r["latency"]
+        assert lat["runs"] == 3 and lat["relative"] > 0 and len(lat["relative_iqr"]) == 2
+        assert lat["relative_iqr"][0] <= lat["relative"] <= lat["relative_iqr"][1]
+        assert lat["speedup"]["rounds"] == 3 and lat["speedup"]["over"] == model.stem
+    assert rows[0]["latency"]["speedup"]["median"] == 1.0  # the first row against itself
+    assert report["reference_ms"] > 0
+    assert "interleaved" in format_table(report)

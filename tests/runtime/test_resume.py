@@ -1,0 +1,262 @@
+"""Resumable runs, the pure part (journal, refusal reasons, where to continue, decode timestamps) and
+the work folder and join on real files (a real encoder's segments, real MP4s)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from sredge.errors import InputError
+from sredge.runtime.resume import (
+    Fingerprint,
+    Journal,
+    Segment,
+    dts_plan,
+    mismatch,
+    new_header,
+    parse_journal,
+    resume_window,
+    segment_frames,
+    segment_name,
+)
+from sredge.runtime.segments import (
+    SegmentedWriter,
+    WorkFolder,
+    fingerprint,
+    frame_digest,
+    work_folder,
+)
+from sredge.runtime.video_io import Frame, VideoWriter, parameter_sets
+from sredge.runtime.window import Window
+
+FP = Fingerprint(size=1000, mtime_ns=5, head="a" * 64, tail="b" * 64)
+SETTINGS = {"--model": "m.onnx (sha256 0123)", "--tile": "auto (--memory-budget 1024)", "--crf": "18"}
+TB = Fraction(1, 12800)
+
+
+def _seg(k: int, first: int, frames: int, step: int = 512) -> Segment:
+    return Segment(segment_name(k), first, frames, first * step, (first + frames - 1) * step, f"h{k}", 100 + k)
+
+
+def _journal_text(*segments: Segment, extra: tuple[str, ...] = ()) -> str:
+    j = Journal(new_header(FP, SETTINGS, TB, None), list(segments))
+    return "\n".join(j.lines() + list(extra)) + "\n"
+
+
+def test_journal_round_trip_and_a_line_cut_short_by_a_crash():
+    text = _journal_text(_seg(0, 0, 10), _seg(1, 10, 10))
+    j = parse_journal(text)
+    assert j.frames == 20 and [s.file for s in j.segments] == ["seg-000000.mp4", "seg-000001.mp4"]
+    assert j.time_base == TB and j.zero_pts == 0 and j.done is None
+    torn = text + json.dumps({"segment": asdict(_seg(2, 20, 10))})[:37]  # power lost mid-append
+    assert parse_journal(torn).frames == 20
+    assert parse_journal(text + '{"done": 20}\n').done == 20
+
+
+def test_journal_keeps_only_contiguous_segments_and_refuses_foreign_files():
+    gap = _journal_text(_seg(0, 0, 10), _seg(1, 11, 10), _seg(2, 21, 10))
+    assert parse_journal(gap).frames == 10
+    assert parse_journal("") is None and parse_journal("not json\n") is None
+    assert parse_journal('{"journal": "something else", "version": 1}\n') is None
+    assert parse_journal(_journal_text().replace('"version": 1', '"version": 99')) is None
+
+
+def test_partial_output_record_survives_later_segments():
+    text = _journal_text(_seg(0, 0, 10), extra=('{"partial": {"size": 7, "mtime_ns": 8, "frames": 10}}',
+                                                json.dumps({"segment": asdict(_seg(1, 10, 10))})))
+    j = parse_journal(text)
+    assert j.frames == 20 and j.partial == {"size": 7, "mtime_ns": 8, "frames": 10}
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"size": 1001}, "the input changed since the run began (its size differs)"),
+    ({"mtime_ns": 6}, "its modification time differs"),
+    ({"tail": "c" * 64}, "its last MiB differs"),
+])
+def test_a_changed_input_is_named(change, reason):
+    j = parse_journal(_journal_text(_seg(0, 0, 5)))
+    fp = Fingerprint(**(asdict(FP) | change))
+    assert reason in mismatch(j, fp, SETTINGS)
+
+
+def test_a_changed_setting_is_named_with_both_values():
+    j = parse_journal(_journal_text(_seg(0, 0, 5)))
+    assert mismatch(j, FP, SETTINGS) is None
+    assert mismatch(j, FP, SETTINGS | {"--tile": "128"}) == "--tile was auto (--memory-budget 1024), now 128"
+    assert mismatch(j, FP, SETTINGS | {"--crf": "None"}) == "--crf was 18, now not given"
+    assert mismatch(j, FP, SETTINGS | {"--blend": "True"}) == "--blend was not given, now True"
+
+
+def test_resume_window_starts_at_the_last_committed_frame_and_keeps_the_users_end():
+    # 25 fps in 1/12800: 512 ticks a frame; 20 frames committed, the last at pts 19 * 512.
+    j = parse_journal(_journal_text(_seg(0, 0, 10), _seg(1, 10, 10)))
+    last_s = Fraction(19 * 512, 12800)
+    w = resume_window(None, j, Fraction(0))
+    assert w == Window(float(last_s), None, None)
+    assert resume_window(None, j, Fraction(1, 10)).start_s == pytest.approx(float(last_s - Fraction(1, 10)))
+    assert resume_window(Window(0, None, 50), j, Fraction(0)).frames == 31  # 30 left + the one dropped again
+    # A window from 2 s for 3 s (zero_pts: the source pts of its first frame, 2 s in):
+    jw = parse_journal(_journal_text(_seg(0, 0, 10)).replace('"zero_pts": null', '"zero_pts": 25600'))
+    w = resume_window(Window(2.0, 3.0, None), jw, Fraction(0))
+    at = Fraction(25600 + 9 * 512, 12800)
+    assert w.start_s == pytest.approx(float(at)) and w.duration_s == pytest.approx(float(5 - at))
+    # Nothing left after the last committed frame: that frame alone (it is dropped, the run only joins).
+    assert resume_window(Window(0, None, 20), j, Fraction(0)).frames == 1
+    assert resume_window(Window(0, float(last_s) - 0.5, None), j, Fraction(0)).frames == 1
+    j.done = 20
+    assert resume_window(None, j, Fraction(0)).frames == 1
+
+
+def test_segment_frames():
+    assert segment_frames(Fraction(25), 4.0) == 100
+    assert segment_frames(Fraction(30000, 1001), 4.0) == 120
+    assert segment_frames(None, 1.0) == 30 and segment_frames(Fraction(25), 0.01) == 1
+
+
+@pytest.mark.parametrize("delays", [[0, 0], [2, 2, 2], [1, 3, 0], [3, 1]])
+def test_dts_plan_increases_and_never_passes_pts(delays):
+    rng = np.random.default_rng(len(delays))
+    segments, start = [], 0
+    for d in delays:  # each segment: frames in presentation order, decode order reordered by up to d
+        n = int(rng.integers(5, 15))
+        pts = [start + 3 * i for i in range(n)]
+        order = list(pts)
+        for i in range(0, n - d, d + 1):  # groups decoded back to front: the last one waits d packets
+            order[i:i + d + 1] = order[i:i + d + 1][::-1]
+        segments.append(order)
+        start += 3 * n
+    plan, delay = dts_plan(segments, 3)
+    flat_pts = [p for s in segments for p in s]
+    flat_dts = [x for s in plan for x in s]
+    assert delay == max(delays)
+    assert all(b > a for a, b in pairwise(flat_dts))
+    assert all(d <= p for d, p in zip(flat_dts, flat_pts, strict=True))
+
+
+# -- on real files -------------------------------------------------------------------------------------------
+
+
+def _writer_factory(w=64, h=48, tb=TB):
+    return lambda path, audio_from=None: VideoWriter(path, w, h, tb, Fraction(25), preset="ultrafast",
+                                                     codec="libx264", audio_from=audio_from)
+
+
+def _frame(i: int, w=64, h=48) -> Frame:
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, (2 * i) % w] = 255
+    rgb[..., 2] = (9 * i) % 256
+    return Frame(rgb, i * 512, i)
+
+
+def test_parameter_sets_of_an_encoder_equal_those_of_its_mp4(tmp_path):
+    with _writer_factory()(tmp_path / "a.mp4") as w:
+        for i in range(3):
+            w.write(_frame(i))
+        ours = w._stream.codec_context.extradata  # Annex B, as the encoder made it
+    with av.open(str(tmp_path / "a.mp4")) as c:
+        stored = c.streams.video[0].codec_context.extradata  # avcC, as MP4 stores it
+    assert ours != stored and ours[:4] == b"\0\0\0\1" and stored[:1] == b"\1"
+    assert parameter_sets("h264", ours) == parameter_sets("h264", stored) and len(parameter_sets("h264", ours)) == 2
+    assert parameter_sets("ffv1", b"xyz") == (b"xyz",)
+
+
+def test_segments_commit_durably_and_a_stray_temporary_is_removed(tmp_path):
+    out = tmp_path / "out.mp4"
+    work = WorkFolder(out)
+    assert work.path == work_folder(out) == tmp_path / "out.mp4.sredge-partial"
+    journal = Journal(new_header(FP, SETTINGS, TB, None))
+    work.begin(journal)
+    digests = {i: frame_digest(_frame(i)) for i in range(7)}
+    with SegmentedWriter(work, journal, _writer_factory(), 3, digests) as sw:
+        for i in range(7):
+            sw.write(_frame(i))
+    assert [(s.first, s.frames, s.pts0, s.last_pts) for s in journal.segments] == [
+        (0, 3, 0, 1024), (3, 3, 1536, 2560), (6, 1, 3072, 3072)]
+    assert journal.segments[1].last_hash == frame_digest(_frame(5)) and sw.frames_written == 7
+    again = work.load()
+    assert again.segments == journal.segments
+    for s in again.segments:  # each a whole MP4 of its frames, stored from pts 0
+        with av.open(str(work.path / s.file)) as c:
+            assert [f.pts for f in c.decode(video=0)] == [512 * k for k in range(s.frames)]
+    (work.path / ".seg-000003.mp4.abcd.partial.mp4").write_bytes(b"cut short by a crash")
+    (work.path / "seg-000003.mp4").write_bytes(b"renamed, never journalled")
+    (work.path / "seg-000002.mp4").write_bytes(b"damaged")  # the size no longer matches its line
+    again = work.load()
+    assert len(again.segments) == 2
+    work.begin(again)
+    assert sorted(p.name for p in work.path.iterdir()) == ["journal.jsonl", "seg-000000.mp4", "seg-000001.mp4"]
+    work.remove()
+    assert not work.path.exists()
+
+
+def test_mux_encoded_refuses_packets_of_other_parameters(tmp_path):
+    with _writer_factory()(tmp_path / "a.mp4") as w:
+        w.write(_frame(0))
+    with av.open(str(tmp_path / "a.mp4")) as c:
+        extradata = c.streams.video[0].codec_context.extradata
+        packet = next(p for p in c.demux(video=0) if p.size)
+        with _writer_factory(w=96)(tmp_path / "b.mp4") as other, pytest.raises(InputError, match="other libx264"):
+            other.mux_encoded(packet, extradata)
+
+
+def test_fingerprint_reads_head_and_tail(tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(bytes(range(256)) * 10_000)  # 2.5 MB
+    a = fingerprint(f)
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 1
+    f.write_bytes(bytes(data))
+    b = fingerprint(f)
+    assert a.size == b.size and a.head == b.head and a.tail != b.tail
+
+
+def test_default_output_path_is_unchanged_by_resuming(tmp_path):
+    assert work_folder(Path("dir/clip_x2.mp4")) == Path("dir/clip_x2.mp4.sredge-partial")
+
+
+def test_a_stopped_window_run_to_mkv_continues_in_process_to_the_plain_runs_frames_and_audio(tmp_path):
+    """--start/--duration, a .mkv output, stopped twice through the stop event (as Ctrl-C does) and continued:
+    the same frames, timestamps and audio as a plain run of the window."""
+    import threading
+
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_resume import ResumeOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_resume_kill import _clip, _decoded
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    window = Window(1.3, 3.5, None)  # frames 33 .. 119 of the 25 fps clip
+    out, plain = tmp_path / "out.mkv", tmp_path / "plain.mkv"
+    resume = ResumeOptions(commit_every_s=0.2)
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        for stop_after in (17, 40):
+            stop = threading.Event()
+
+            def progress(res, total, n=stop_after, ev=stop):
+                if res.frames_out >= n:
+                    ev.set()
+
+            run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", window=window, resume=resume,
+                                stop=stop, progress=progress)
+            assert run.result.interrupted and run.work_folder is not None
+            assert run.frames_in_output >= run.resumed_from + stop_after
+            assert len(_decoded(out)[0]) == run.frames_in_output  # a playable file of the frames done
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", window=window, resume=resume)
+        assert run.resumed_from > 40 and run.work_folder is None and run.frames_in_output == 87
+        upscale_video(rt, src, plain, preset="ultrafast", encoder="libx264", window=window)
+    frames, t, audio = _decoded(out)
+    plain_frames, plain_t, plain_audio = _decoded(plain)
+    assert len(frames) == len(plain_frames) == 87 and t == plain_t and t[0] == 0 and audio == plain_audio
+    for k, f in enumerate(frames):  # each frame is the plain run's frame k, not a neighbour (encoder noise only)
+        diff = {j: np.abs(f.astype(np.int16) - plain_frames[j].astype(np.int16)).mean()
+                for j in (k - 1, k, k + 1) if 0 <= j < len(plain_frames)}
+        assert min(diff, key=diff.get) == k, (k, diff)
+    assert not work_folder(out).exists()
