@@ -229,12 +229,15 @@ def test_make_targets_run_what_the_readme_says():
     """``make demo`` installs only the core (no extras) into its own venv; ``make test`` is the suite as CI runs it."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    demo = subprocess.run(["make", "-n", "-B", "demo"], check=False, cwd=ROOT, capture_output=True, text=True)
+    # --no-print-directory: under `make test` (CI) the nested make would print "Entering directory" lines.
+    demo = subprocess.run(["make", "--no-print-directory", "-n", "-B", "demo"], check=False, cwd=ROOT,
+                          capture_output=True, text=True)
     assert demo.returncode == 0, demo.stderr
     installs = [line for line in demo.stdout.splitlines() if "pip install" in line]
     assert installs and all("-c constraints.txt -e ." in line and "[" not in line for line in installs), demo.stdout
     assert "-m sredge.demo" in demo.stdout
-    test = subprocess.run(["make", "-n", "test"], check=False, cwd=ROOT, capture_output=True, text=True)
+    test = subprocess.run(["make", "--no-print-directory", "-n", "test"], check=False, cwd=ROOT,
+                          capture_output=True, text=True)
     assert test.returncode == 0, test.stderr
     assert test.stdout.strip().splitlines()[-1].endswith("-m pytest -n 2 --durations=15"), test.stdout
 

@@ -206,11 +206,31 @@ def test_sr_run_10bit_to_h264_is_high10_and_says_hdr10_metadata_is_not_written(c
     assert "MASTERING_DISPLAY_METADATA" not in side
 
 
-def test_8bit_in_stays_8bit_bt601(tmp_path):
+def test_8bit_in_stays_8bit(tmp_path):
     clip = tmp_path / "b709.mkv"
     make_blocks(clip, int(Colorspace.ITU709), "yuv420p")
     r, frame = first_frame(clip)
     assert r.info.bit_depth == 8 and frame.rgb.dtype == np.uint8
+
+
+def test_an_8bit_bt709_source_is_written_bt709_with_its_colours(tmp_path):
+    """8-bit BT.709 in, 8-bit BT.709 out (swscale converts with that matrix), and the colours read back
+    through the output's own tag are the source's; a BT.601 source keeps the OpenCV BT.601 path."""
+    from sredge.runtime.video_io import VideoWriter
+
+    clip = tmp_path / "b709.mkv"
+    rgb = make_blocks(clip, int(Colorspace.ITU709), "yuv420p")
+    out = tmp_path / "o709.mkv"
+    with VideoReader(str(clip)) as r:
+        with VideoWriter(out, rgb.shape[1], rgb.shape[0], r.info.time_base, r.info.fps, crf=0, audio_from=r) as w:
+            for f in r:
+                if isinstance(f, Frame):
+                    w.write(f)
+    with av.open(str(out)) as c:
+        vf = next(c.decode(video=0))
+        assert int(vf.colorspace) == int(Colorspace.ITU709) and vf.format.name == "yuv420p"
+        back = vf.reformat(format="rgb24", src_colorspace=Colorspace.ITU709).to_ndarray()
+    assert np.abs(back[4:12, 4::16][:, :6].astype(int) - rgb[4:12, 4::16][:, :6].astype(int)).max() <= 6
 
 
 def test_what_4_2_0_at_10_bits_cannot_hold_is_said():

@@ -46,6 +46,8 @@ from sredge.errors import InputError
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 from sredge.runtime.camera import is_camera_uri
 from sredge.runtime.colour import (
+    BT601,
+    SMPTE170M,
     UNSPECIFIED,
     Colour,
     ContentLight,
@@ -1037,10 +1039,13 @@ class VideoWriter:
         self.bit_depth = 10 if self.bit_depth > 8 else 8  # 12-bit sources are written at 10 bits
         self.colour = colour if colour is not None else (src_info.colour if src_info is not None else None)
         self._pix_fmt = encoder_pix_fmt(codec, self.bit_depth)
-        # Deep output converts with the source's matrix and range (swscale); 8-bit with OpenCV's BT.601.
-        deep = self.bit_depth > 8
-        self._matrix = conversion_matrix(self.colour) if deep else int(Colorspace.ITU601)
-        self._range = ColorRange.JPEG if deep and self.colour is not None and self.colour.full_range else ColorRange.MPEG
+        # The output keeps the source's matrix and range, converting with swscale; an 8-bit BT.601 (or
+        # untagged) source takes OpenCV's BT.601 conversion instead, several times faster.
+        matrix = conversion_matrix(self.colour)
+        self._swscale = self.bit_depth > 8 or matrix not in (BT601, SMPTE170M)
+        self._matrix = matrix if self._swscale else int(Colorspace.ITU601)
+        full = self.colour is not None and self.colour.full_range
+        self._range = ColorRange.JPEG if self._swscale and full else ColorRange.MPEG
         self.audio_from = audio_from
         self.frames_written = 0
         # Encoded size: 4:2:0 chroma needs even dimensions.
@@ -1163,7 +1168,7 @@ class VideoWriter:
             )
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             rgb = np.pad(rgb, ((0, self._enc_h - self.height), (0, self._enc_w - self.width), (0, 0)), mode="edge")
-        if deep:
+        if self._swscale:
             self._encode(self._deep_frame(rgb), frame.pts)
             return
         # RGB -> limited-range BT.601 I420 in one OpenCV pass (the stream is tagged to match).
@@ -1171,7 +1176,8 @@ class VideoWriter:
                                                 format="yuv420p"), frame.pts)
 
     def _deep_frame(self, rgb: np.ndarray):
-        """16-bit (or 8-bit) RGB -> the 10-bit 4:2:0 frame the encoder takes, with the output's matrix and range."""
+        """16-bit or 8-bit RGB -> the 4:2:0 frame the encoder takes (10 or 8 bits), with the output's matrix and
+        range (swscale)."""
         fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
         return vf.reformat(format=self._pix_fmt, dst_colorspace=self._matrix, dst_color_range=self._range)
