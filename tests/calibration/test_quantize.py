@@ -133,3 +133,23 @@ def test_float_inputs_never_skip_a_relu_the_quantizer_folded(real_model, t91_set
     before = _feeds(plain, last_conv)
     assert read_float_inputs(plain, [last_conv], onnx.load(str(path))) == 0
     assert _feeds(plain, last_conv) == before
+
+
+def test_quantizing_writes_nothing_beside_the_model(tmp_path):
+    """ONNX Runtime's quantizer writes NAME-inferred.onnx beside the model it reads, then deletes it: a
+    user's file of that name would be lost, and a read-only or shared folder would break it. sredge
+    hands it a private copy, so the model's folder is left exactly as it was."""
+    import shutil
+
+    from sredge.calibration.quantize import Int8Options, calibrate, quantize_int8
+    from sredge.runtime.bundled import default_model
+
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(default_model(2), model)
+    theirs = tmp_path / "m-inferred.onnx"
+    theirs.write_bytes(b"a user's file")
+    x = np.random.default_rng(0).random((4, 1, 24, 24), dtype=np.float32)
+    for flavour in ("cpu", "trt"):
+        quantize_int8(model, calibrate(model, x, Int8Options(flavour=flavour)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-inferred.onnx", "m.onnx"]
+    assert theirs.read_bytes() == b"a user's file"

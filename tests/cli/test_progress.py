@@ -69,3 +69,20 @@ def test_sr_run_video_and_images_print_progress_lines(cli, exported, tmp_path):
     assert res.code == 0 and "images (" not in res.err
     res = cli("run", "--image", src, "--model", exported("espcn_x3"), "--progress-every", "-1")
     assert res.code == 2 and res.err.count("\n") == 1 and "--progress-every" in res.err, res.err
+
+
+def test_step_progress_writes_the_last_step_and_nothing_when_quiet():
+    import io
+
+    from sredge.cli._progress import StepProgress
+
+    out = io.StringIO()
+    p = StepProgress("sr-train", 10, enabled=True, label="QAT step", stream=out)
+    p.update(10, 0.01234, 32.456, 2.0)
+    p.finish()
+    assert out.getvalue() == "sr-train: QAT step 10/10, loss 0.0123, val 32.46 dB, 2.0 steps/s, ETA 0 s\n"
+    quiet = io.StringIO()
+    q = StepProgress("sr-train", 10, enabled=False, stream=quiet)
+    q.update(10, 0.5, None, 1.0)
+    q.finish()
+    assert quiet.getvalue() == ""

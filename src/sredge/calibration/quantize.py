@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -167,7 +168,7 @@ def calibrate(fp32_model: str | Path, inputs: np.ndarray, options: Int8Options =
         # Every float tensor is calibrated (None): the CPU flavour also quantizes the Add, Mul, ...
         # between convolutions, and a calibration serves both flavours' quantizers.
         calibrator = q.create_calibrator(
-            Path(fp32_model),
+            _private_copy(fp32_model, tmp),
             None,
             augmented_model_path=str(Path(tmp) / "augmented.onnx"),
             calibrate_method=_method(options.method),
@@ -181,6 +182,15 @@ def calibrate(fp32_model: str | Path, inputs: np.ndarray, options: Int8Options =
         del calibrator
         log.debug("calibrator output: %s", chatter.getvalue().strip())
     return Ranges(data, options)
+
+
+def _private_copy(model: str | Path, folder: str) -> Path:
+    """``model`` copied into ``folder``: ONNX Runtime's quantizer writes ``NAME-inferred.onnx`` beside the
+    model it reads (then deletes it), which must never happen beside a user's input, in a read-only
+    install, or in a folder two processes share."""
+    copy = Path(folder) / "fp32.onnx"
+    shutil.copyfile(model, copy)
+    return copy
 
 
 def _quant_args(options: Int8Options) -> dict:
@@ -222,7 +232,7 @@ def quantize_int8(
         q.save_tensors_data(ranges.data, cache)
         with _quiet_quantizer():
             q.quantize_static(
-                str(fp32_model), str(out), None,
+                str(_private_copy(fp32_model, tmp)), str(out), None,
                 quant_format=q.QuantFormat.QDQ,
                 calibrate_method=_method(ranges.options.method),
                 calibration_cache_path=str(cache),

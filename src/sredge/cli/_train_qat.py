@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from sredge.cli._progress import StepProgress
 from sredge.errors import InputError
 
 PROG = "sr-train"
@@ -83,24 +83,14 @@ def run_qat(args) -> int:
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
         validator = Validator(dataset, desc, threads=args.threads)
         opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every)
-        tty = sys.stderr.isatty() and not args.quiet
-        t0, last = time.perf_counter(), [0.0]
+        progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step")
+        t0 = time.perf_counter()
 
         def on_step(step: int, loss: float, val: float | None) -> None:
-            now = time.perf_counter()
-            if args.quiet or (now - last[0] < (0.5 if tty else 30) and step != opts.steps):
-                return
-            last[0] = now
-            rate = step / max(now - t0, 1e-9)
-            v = f", val {val:.2f} dB" if val is not None else ""
-            line = (f"{PROG}: QAT step {step}/{opts.steps}, loss {loss:.4f}{v}, {rate:.1f} steps/s, "
-                    f"ETA {(opts.steps - step) / rate:.0f} s")
-            sys.stderr.write(("\r" + line + "   ") if tty else line + "\n")
-            sys.stderr.flush()
+            progress.update(step, loss, val, step / max(time.perf_counter() - t0, 1e-9))
 
         result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step)
-        if tty:
-            sys.stderr.write("\n")
+        progress.finish()
         record_quality(result.model, result.drop_db, dataset.name)
         save_model(result.model, args.output)
     layers = len(quantized_nodes(result.model))

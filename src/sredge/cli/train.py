@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, run
 from sredge.cli._limits import add_max_pixels
+from sredge.cli._progress import StepProgress
 from sredge.data.samples import folder_arg
 from sredge.errors import InputError
 
@@ -153,23 +153,13 @@ def _train(args) -> int:
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads, stop_after=args.stop_after)
-    tty = sys.stderr.isatty() and not args.quiet
-    last = [0.0]
+    progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
 
     def on_step(st) -> None:
-        now = time.perf_counter()
-        if args.quiet or (now - last[0] < (0.5 if tty else 30) and st.step != args.steps):
-            return
-        last[0] = now
-        eta = (args.steps - st.step) / st.steps_per_s if st.steps_per_s > 0 else 0
-        val = f", val {st.val_psnr:.2f} dB" if st.val_psnr is not None else ""
-        line = f"{PROG}: step {st.step}/{args.steps}, loss {st.loss:.4f}{val}, {st.steps_per_s:.1f} steps/s, ETA {eta:.0f} s"
-        sys.stderr.write(("\r" + line + "   ") if tty else line + "\n")
-        sys.stderr.flush()
+        progress.update(st.step, st.loss, st.val_psnr, st.steps_per_s)
 
     final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step)
-    if tty:
-        sys.stderr.write("\n")
+    progress.finish()
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
         print(f"wrote {args.output} after {final.step} steps{val}")

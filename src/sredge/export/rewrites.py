@@ -88,9 +88,10 @@ def deconv_to_subpixel(model: onnx.ModelProto) -> int:
                 or "output_shape" in attrs or weight.shape[2] != weight.shape[3]
                 or k - 2 * pads[0] + out_pad[0] != s):
             continue
-        bias = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] else None
-        if bias is not None and len(node.input) > 2 and node.input[2] not in inits:
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        if has_bias and node.input[2] not in inits:
             continue
+        bias = numpy_helper.to_array(inits[node.input[2]]) if has_bias else None
         conv_w, conv_b, conv_pads = subpixel_weights(weight, bias, s, pads[0])
         base = node.name or f"deconv{idx}"
         w_name, b_name, mid = f"{base}_subpixel_w", f"{base}_subpixel_b", f"{base}_subpixel_out"

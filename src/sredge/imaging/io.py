@@ -77,8 +77,16 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     return img
 
 
-def write_image(path: str | Path, img: np.ndarray) -> Path:
+_QUALITY_FLAGS = {".jpg": cv2.IMWRITE_JPEG_QUALITY, ".jpeg": cv2.IMWRITE_JPEG_QUALITY, ".webp": cv2.IMWRITE_WEBP_QUALITY}
+
+
+def write_image(path: str | Path, img: np.ndarray, quality: int | None = None) -> Path:
     """Write (H, W) / (H, W, 3) RGB / (H, W, 4) RGBA uint8 or uint16 atomically; format from the suffix.
+
+    Args:
+        path: Output file; its suffix gives the format.
+        img: The image, RGB(A) channel order.
+        quality: 1..100 for JPEG and WebP (None: OpenCV's default); ignored by lossless formats.
 
     Raises:
         InputError: Unwritable location, or a format that cannot hold the image (e.g. 16-bit JPEG).
@@ -90,7 +98,9 @@ def write_image(path: str | Path, img: np.ndarray) -> Path:
         img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if img.dtype == np.uint16 and path.suffix.lower() in (".jpg", ".jpeg", ".bmp", ".webp"):
         raise InputError(f"{path.suffix} cannot store 16-bit samples; write .png or .tif")
-    ok, buf = cv2.imencode(path.suffix, img)
+    flag = _QUALITY_FLAGS.get(path.suffix.lower())
+    params = [flag, int(quality)] if quality is not None and flag is not None else []
+    ok, buf = cv2.imencode(path.suffix, img, params)
     if not ok:
         raise InputError(f"OpenCV cannot encode {path.suffix!r} images")
     return write_bytes_atomic(path, buf.tobytes())

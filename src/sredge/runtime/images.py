@@ -273,17 +273,4 @@ def write_as(dst: Path, img: np.ndarray, quality: int | None = None) -> Path:
         img = to_8bit(img)
         if suffix != ".webp" and img.ndim == 3 and img.shape[2] == 4:
             img = np.ascontiguousarray(img[..., :3])
-    if quality is None or suffix not in _LOSSY:
-        return write_image(dst, img)
-    import cv2
-
-    from sredge.atomic import check_writable, write_bytes_atomic
-
-    dst = check_writable(dst)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    flag = cv2.IMWRITE_WEBP_QUALITY if suffix == ".webp" else cv2.IMWRITE_JPEG_QUALITY
-    ok, buf = cv2.imencode(suffix, img, [flag, int(quality)])
-    if not ok:
-        raise InputError(f"OpenCV cannot encode {suffix!r} images")
-    return write_bytes_atomic(dst, buf.tobytes())
+    return write_image(dst, img, quality)

@@ -79,8 +79,7 @@ class _WeightQ:
     int_name: str  # the integer initializer in the Q/DQ graph
     scale_name: str
     axis: int
-    qmax: float  # max|w| of a channel maps to +/- qmax levels
-    lo: int
+    lo: int  # the integer range of the weights (symmetric, from the quantizer's max|w| rule)
     hi: int
 
 
@@ -108,8 +107,8 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
         :meth:`state` for :func:`export_qdq`.
 
     Raises:
-        InputError: The graph uses an operator QAT does not implement, or its weight scales do
-            not follow the per-channel symmetric rule (not a file sredge quantized).
+        InputError: The graph uses an operator QAT does not implement, or a quantized constant
+            is not a convolution's weight or bias (not a file sredge quantized).
     """
     torch = _torch()
     nn = torch.nn
@@ -147,7 +146,7 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
                 # Learned scales may shrink below max|w| / qmax: keep the integers in the range the
                 # quantizer used (the cpu flavour's 7 bits avoid vpmaddubsw saturation).
                 lo, hi = max(dlo, -round(qmax)), min(dhi, round(qmax))
-                weights[fname] = _WeightQ(fname, n.input[0], n.input[1], axis, qmax, lo, hi)
+                weights[fname] = _WeightQ(fname, n.input[0], n.input[1], axis, lo, hi)
             else:
                 in_dq = produced.get(layer.input[0])
                 if in_dq is None or in_dq.op_type != "DequantizeLinear":
@@ -374,9 +373,9 @@ def export_qdq(qdq: onnx.ModelProto, graph) -> onnx.ModelProto:
         values[wq.int_name] = q.astype(np.int8 if wq.lo < 0 else np.uint8)
         values[wq.scale_name] = scale
         w_scales[fname] = scale.astype(np.float64)
+    dims = {i.name: tuple(i.dims) for i in qdq.graph.initializer}
     for name in {n for n in state if n not in graph.weight_q and n not in graph.bias_q and not n.startswith("w:")}:
-        values[name] = np.asarray(state[name], np.float32).reshape(numpy_helper.to_array(
-            next(i for i in qdq.graph.initializer if i.name == name)).shape)
+        values[name] = np.asarray(state[name], np.float32).reshape(dims[name])
     for fname, bq in graph.bias_q.items():
         s_in = float(np.asarray(state[bq.input_scale]).ravel()[0])
         scale = (s_in * w_scales[bq.weight]).astype(np.float32)

@@ -17,12 +17,14 @@ claims a checkpoint whose keys it would not load strictly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sredge.models.archs._util import shuffle_scale
-from sredge.models.spec import HParams, StateDict
+from sredge.models.spec import ArchIO, HParams, StateDict
 
 NEG_SLOPE = 0.05
 
@@ -118,6 +120,17 @@ class ConcatFusionTrunk(nn.Module):
             h = getattr(self, name)(h)
             outs.append(h)
         return self.upsampler(self.LR_conv(self.c(torch.cat(outs, dim=1))) + fea)
+
+
+def channel_io(value_range: float = 1.0, size_multiple: int = 1) -> Callable[[HParams], ArchIO]:
+    """The family's I/O contract from ``in_nc``/``out_nc`` (default 3): Y for one channel, else RGB."""
+
+    def io(hp: HParams) -> ArchIO:
+        c = hp.get("in_nc", 3)
+        return ArchIO(c, hp.get("out_nc", c), "y" if c == 1 else "rgb", value_range=value_range,
+                      size_multiple=size_multiple)
+
+    return io
 
 
 def fits(build, hp: HParams, sd: StateDict) -> bool:

@@ -42,13 +42,14 @@ from sredge.models.archs._distill import (
     NEG_SLOPE,
     ConcatFusionTrunk,
     Shortcut,
+    channel_io,
     conv,
     fits,
     shuffle_factor,
     upsampler,
 )
 from sredge.models.archs._util import count_indexed, has_keys, max_index
-from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
+from sredge.models.spec import ArchSpec, HParams, StateDict
 
 
 def _split_sizes(nf: int) -> tuple[int, int]:
@@ -217,14 +218,8 @@ def detect_rte(sd: StateDict) -> HParams | None:
     return hp if fits(IMDN_RTE, hp, sd) else None
 
 
-def _io(hp: HParams) -> ArchIO:
-    c = hp.get("in_nc", 3)
-    return ArchIO(c, hp.get("out_nc", c), "y" if c == 1 else "rgb")
-
-
-def _io_rte(hp: HParams) -> ArchIO:
-    c = hp.get("in_nc", 3)
-    return ArchIO(c, hp.get("out_nc", c), "y" if c == 1 else "rgb", size_multiple=2)
+_io = channel_io()
+_io_rte = channel_io(size_multiple=2)
 
 
 ARCH = ArchSpec(

@@ -33,12 +33,13 @@ from sredge.models.archs._distill import (
     ESA,
     NEG_SLOPE,
     ConcatFusionTrunk,
+    channel_io,
     conv,
     fits,
     shuffle_factor,
 )
 from sredge.models.archs._util import count_indexed, has_keys
-from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
+from sredge.models.spec import ArchSpec, HParams, StateDict
 
 
 class RFDB(nn.Module):
@@ -87,9 +88,7 @@ def detect(sd: StateDict) -> HParams | None:
     return hp if fits(RFDN, hp, sd) else None
 
 
-def _io(hp: HParams) -> ArchIO:
-    c = hp.get("in_nc", 3)
-    return ArchIO(c, hp.get("out_nc", c), "y" if c == 1 else "rgb", value_range=255.0)
+_io = channel_io(value_range=255.0)
 
 
 ARCH = ArchSpec(
