@@ -97,16 +97,33 @@ def test_demo_runs_again_over_its_own_results(tmp_path):
 
 def test_bundled_models_are_self_describing():
     models = bundled_models()
-    assert {2, 4} <= set(models)
+    assert {2, 3, 4} <= set(models)
     for scale, path in models.items():
         desc = read_descriptor(path)
-        assert desc is not None and desc.scale == scale
+        assert desc is not None and desc.scale == scale and desc.precision == "fp32"
+        int8 = path.with_name(f"sredge_x{scale}.int8.onnx")
+        assert read_descriptor(int8).precision == "int8-cpu"
+        assert read_descriptor(int8).psnr_drop_db is not None  # --max-psnr-drop can choose it
     assert default_model(None) == models[2]
     figures = {m["scale"]: m for m in manifest()}
-    assert {2, 4} <= set(figures)
+    assert {2, 3, 4} <= set(figures)
     for m in figures.values():
         assert m["set5_y_psnr"] > m["set5_bicubic"] + 1.0  # a real SR model, measured
-        assert "sr-train" in m["train_command"]
+        assert "sr-train" in m["train_command"] and "--qat" in m["qat_command"]
+
+
+def test_bundled_int8_files_keep_no_layer_in_float():
+    """Every convolution of each shipped INT8 file reads quantized activations and quantized weights."""
+    import onnx
+
+    for scale in (2, 3, 4):
+        graph = onnx.load(str(bundled_models()[scale].with_name(f"sredge_x{scale}.int8.onnx"))).graph
+        made_by = {o: n.op_type for n in graph.node for o in n.output}
+        convs = [n for n in graph.node if n.op_type == "Conv"]
+        assert convs
+        for n in convs:
+            assert made_by.get(n.input[0]) == "DequantizeLinear", n.name
+            assert made_by.get(n.input[1]) == "DequantizeLinear", n.name
 
 
 def test_sr_run_video_without_model_on_the_core_install(tmp_path):
@@ -143,26 +160,44 @@ def test_sr_models_lists_them(cli):
     assert "x2" in res.out and "x4" in res.out and "dB" in res.out
 
 
-@pytest.mark.parametrize("scale", [3, 8])
+@pytest.mark.parametrize("scale", [5, 8])
 def test_missing_bundled_scale_is_a_clear_error(cli, tmp_path, scale):
     res = cli("run", "--image", tmp_path / "x.png", "--scale", str(scale))
     assert res.code == 2 and "no bundled default model" in res.err
 
 
-@pytest.mark.parametrize("scale,goal", [(2, 36.5), (4, 30.2)])
-def test_bundled_models_meet_the_set5_goal_measured_by_sr_bench(cli, tmp_path, scale, goal):
-    """Set5 Y-PSNR (crop = scale) of the shipped ONNX, measured by sr-bench here, not read from models.json."""
+SET5_GOAL = {2: 37.35, 3: 33.3, 4: 31.0}
+"""dB, Y channel, crop = scale: the bundled models' quality goals (issue 17), above FSRCNN's 37.10 / 32.60 / 30.51."""
+
+
+def _bench(cli, tmp_path, models, dataset):
     import json
 
     from tests.conftest import asset
 
-    path = bundled_models()[scale]
-    res = cli("bench", path, "--dataset", asset("benchmarks/Set5"), "--size", "0", "--json", tmp_path / "r.json",
-              "-q")
+    out = tmp_path / f"{dataset}.json"
+    res = cli("bench", *models, "--dataset", asset(f"benchmarks/{dataset}"), "--size", "0", "--tile", "0",
+              "--json", out, "-q")
     assert res.code == 0, res.err
-    bicubic, model = json.loads((tmp_path / "r.json").read_text())["rows"]
-    assert model["quality"]["mean"]["psnr"] >= goal
-    assert model["quality"]["mean"]["psnr"] - bicubic["quality"]["mean"]["psnr"] > 2.0
+    return [r["quality"]["mean"]["psnr"] for r in json.loads(out.read_text())["rows"]]
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bundled_models_and_their_int8_measured_by_sr_bench(cli, tmp_path, scale):
+    """Set5 and Set14 Y-PSNR (crop = scale) of the shipped FP32 and INT8 files, measured here by sr-bench:
+    the FP32 figure is the one models.json records, and the INT8 file stays within its recorded drop."""
+    fp32 = bundled_models()[scale]
+    int8 = fp32.with_name(f"sredge_x{scale}.int8.onnx")
+    m = {e["scale"]: e for e in manifest()}[scale]
+    for dataset in ("Set5", "Set14"):
+        bicubic, f, q = _bench(cli, tmp_path, [fp32, int8], dataset)
+        key = dataset.lower()
+        assert abs(f - m[f"{key}_y_psnr"]) < 0.01, (dataset, f)
+        if dataset == "Set5":
+            assert f >= SET5_GOAL[scale], f
+        assert f - bicubic > (2.0 if dataset == "Set5" else 1.5)
+        drop = f - q  # the goal is 0.1 dB; docs/sr-models.md says where it is not met yet
+        assert drop <= m["int8"][f"{key}_drop"] + 0.01, (dataset, drop)
 
 
 # ----------------------------------------------------------------------------- the bundled sample set

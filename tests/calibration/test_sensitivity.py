@@ -38,8 +38,9 @@ def test_layer_labels_name_layers_as_a_user_knows_them():
     model = onnx.load(str(default_model(2)))
     labels = layer_labels(model)
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    assert labels[convs[0].name] == f"conv 1 of {len(convs)} (first conv, body.0)"
-    assert labels[convs[-1].name].startswith(f"conv {len(convs)} of {len(convs)} (upsampler, body.")
+    assert labels[convs[0].name] == f"conv 1 of {len(convs)} (first conv, head)"  # the module's own name
+    assert labels[convs[1].name] == f"conv 2 of {len(convs)} (body.0.conv)"
+    assert labels[convs[-1].name] == f"conv {len(convs)} of {len(convs)} (upsampler, tail)"
     assert set(labels) == {name for name, _ in candidate_layers(model)}
     assert "residual add" in labels.values()
     assert not any(label.startswith("node_") for label in labels.values())

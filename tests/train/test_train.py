@@ -107,10 +107,11 @@ def test_distillation_moves_the_student_towards_the_teacher(cli, tmp_path):
     assert res.code == 0, res.err
     from sredge.train.data import InputPatchSampler
     from sredge.train.loop import TeacherSampler
+    from sredge.train.teacher import Teacher
 
     teacher = load_model(asset("weights/fsrcnn/fsrcnn_x2.pth"))
-    batches = TeacherSampler(InputPatchSampler(frames, 24, luma=True, seed=9), teacher.module,
-                             teacher.descriptor, channels=1)
+    batches = TeacherSampler(InputPatchSampler(frames, 24, luma=True, seed=9),
+                             Teacher(teacher.module, teacher.descriptor, 2, channels=1))
     x, target = batches.batch(8)
     student = load_model(out).module
     untrained = get_arch("srvgg").build(**HP)
@@ -138,3 +139,75 @@ def test_student_takes_the_teachers_channels_by_default(cli, tmp_path):
     assert res.code == 0, res.err
     d = load_model(tmp_path / "student.pth").descriptor
     assert (d.in_channels, d.color_space, d.scale) == (3, "rgb", 4)
+
+
+# --- distillation from a pre-upsampling teacher (VDSR), on ground truth and on unlabeled images ---------
+
+VDSR = "weights/vdsr/vdsr_model_epoch_50.pth"
+
+
+def _two_t91(tmp_path):
+    folder = tmp_path / "t91"
+    folder.mkdir()
+    for name in ("t1.png", "t10.png"):
+        (folder / name).write_bytes(asset(f"calibration/T91/{name}").read_bytes())
+    return folder
+
+
+def _psnr(a, b):
+    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
+
+
+def test_vdsr_teacher_targets_beat_bicubic_on_ground_truth(tmp_path):
+    """Ground-truth mode: the teacher (pickled VDSR, fed MATLAB-bicubic-upsampled Y) runs once per image,
+    and its targets are a real SR result (well above bicubic against the HR), aligned with the HR crops."""
+    from sredge.imaging.resize import imresize
+    from sredge.train.teacher import Teacher
+
+    loaded = load_model(asset(VDSR), scale=3, trust_pickle=True)
+    teacher = Teacher(loaded.module, loaded.descriptor, 3, channels=1)
+    sampler = PatchSampler(_two_t91(tmp_path), PatchOptions(scale=3, lr_patch=24), seed=1, teacher=teacher)
+    lr, hr, t = sampler.batch(6)
+    assert lr.shape == (6, 1, 24, 24) and hr.shape == t.shape == (6, 1, 72, 72)
+    c = 6  # away from the crops' borders, where a bicubic of the crop alone differs
+    bic = np.stack([imresize(p[0], scale=3) for p in lr])[:, None]
+    gain = _psnr(t[..., c:-c, c:-c], hr[..., c:-c, c:-c]) - _psnr(bic[..., c:-c, c:-c], hr[..., c:-c, c:-c])
+    assert gain > 1.0, gain
+
+
+def test_unlabeled_targets_are_the_centres_of_the_teachers_wider_view():
+    """Unlabeled mode: the teacher sees a margin around each patch; the student's patch and target are the centres."""
+    from sredge.train.data import InputPatchSampler
+    from sredge.train.loop import TeacherSampler
+    from sredge.train.teacher import Teacher
+
+    loaded = load_model(asset("weights/fsrcnn/fsrcnn_x2.pth"))
+    teacher = Teacher(loaded.module, loaded.descriptor, 2, channels=1)
+    wide = InputPatchSampler(asset("realworld"), 16 + 2 * 4, luma=True, seed=5)
+    x, t = TeacherSampler(wide, teacher, margin=4).batch(3)
+    ref_x = InputPatchSampler(asset("realworld"), 16 + 2 * 4, luma=True, seed=5).batch(3)
+    assert x.shape == (3, 1, 16, 16) and t.shape == (3, 1, 32, 32)
+    assert np.array_equal(x, ref_x[:, :, 4:-4, 4:-4])
+    assert np.allclose(t, teacher(ref_x)[:, :, 8:-8, 8:-8])
+
+
+def test_cli_distils_from_vdsr_with_ground_truth(cli, tmp_path):
+    out = tmp_path / "s.pth"
+    res = cli("train", "--arch", "sesr", "--feats", "8", "--convs", "2", "--expand", "16", "--scale", "2",
+              "--data", _two_t91(tmp_path), "--teacher", asset(VDSR), "--trust-pickle", "--teacher-mode",
+              "ground-truth", "--teacher-weight", "0.5", "--steps", "3", "--batch", "2", "--patch", "16",
+              "--val-every", "3", "--threads", "1", "-o", out, "-q")
+    assert res.code == 0, res.err
+    ck = torch.load(out, weights_only=True)
+    assert ck["train_options"]["teacher_weight"] == 0.5 and ck["arch"] == "sesr"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--teacher-mode", "ground-truth"], "give --teacher"),
+    (["--teacher", "T", "--teacher-weight", "2"], "--teacher-mode ground-truth"),
+    (["--teacher", "T", "--teacher-mode", "ground-truth", "--teacher-weight", "0"], "positive"),
+])
+def test_teacher_options_need_each_other(cli, tmp_path, args, msg):
+    args = [str(tmp_path / "t.pth") if a == "T" else a for a in args]
+    res = cli("train", "--data", "sample", "--steps", "1", "-o", tmp_path / "s.pth", *args)
+    assert res.code == 2 and msg in res.err, res.err

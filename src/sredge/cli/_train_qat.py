@@ -14,7 +14,8 @@ PROG = "sr-train"
 QAT_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 1e-4, "val_every": 250}
 """Defaults that differ from training from scratch (fine-tuning: fewer steps, a small learning rate)."""
 
-_TRAINING_ONLY = ("teacher", "teacher_arch", "feats", "channels", "stop_after")
+_TRAINING_ONLY = ("teacher", "teacher_arch", "teacher_mode", "teacher_weight", "feats", "channels", "stop_after",
+                  "convs")
 
 
 def check_qat_args(args) -> None:

@@ -13,12 +13,16 @@ from sredge.data.samples import folder_arg
 from sredge.errors import InputError
 
 PROG = "sr-train"
+TEACHER_MARGIN = 8
+"""LR pixels of context the teacher sees around each unlabeled patch (the targets are the centres)."""
 
 
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="Train a small super-resolution network on a folder of HR images.",
                epilog="The checkpoint loads with sr-export like any other. Exit codes: 0 ok, 2 bad input.")
-    p.add_argument("--arch", default=None, choices=("srvgg", "fsrcnn", "espcn"), help="architecture (default srvgg)")
+    p.add_argument("--arch", default=None, choices=("srvgg", "fsrcnn", "espcn", "sesr"),
+                   help="architecture (default srvgg); sesr trains collapsible linear blocks that sr-export folds "
+                        "into plain convolutions")
     p.add_argument("--scale", type=int, default=None, choices=(2, 3, 4), help="upscaling factor (default 2)")
     p.add_argument("--qat", type=Path, metavar="MODEL",
                    help="quantization-aware training: fine-tune this FP32 model (an sredge .onnx or a checkpoint) "
@@ -27,8 +31,11 @@ def build_parser() -> Parser:
                    help="--qat: INT8 encoding, cpu (ONNX Runtime: u8 activations, 7-bit s8 weights) or trt "
                         "(TensorRT: symmetric s8) (default cpu)")
     p.add_argument("--feats", type=int, default=None,
-                   help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64)")
-    p.add_argument("--convs", type=int, default=8, help="body convolutions, srvgg (default 8)")
+                   help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64, sesr 16)")
+    p.add_argument("--convs", type=int, default=None,
+                   help="body convolutions, srvgg and sesr (default: srvgg 8, sesr 5)")
+    p.add_argument("--expand", type=int, default=256,
+                   help="sesr: channels inside each linear block while training (default 256); export folds them away")
     p.add_argument("--channels", type=int, default=None, choices=(1, 3),
                    help="1: train on Y, 3: RGB (default: the teacher's channels, else 1)")
     p.add_argument("--data", type=folder_arg, required=True,
@@ -38,6 +45,15 @@ def build_parser() -> Parser:
                    help="distil from this checkpoint: the student learns the teacher's outputs on --data "
                         "(no ground truth needed)")
     p.add_argument("--teacher-arch", help="architecture of --teacher when detection is ambiguous")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a --teacher saved as pickled code (a whole model, e.g. the common VDSR file); "
+                        "only for files you trust")
+    p.add_argument("--teacher-mode", choices=("unlabeled", "ground-truth"), default=None,
+                   help="unlabeled: --data are inputs as they are and the teacher's output is the only target; "
+                        "ground-truth: --data are HR images, the loss is L1 to them plus --teacher-weight x L1 to "
+                        "the teacher's output on their LR (default unlabeled)")
+    p.add_argument("--teacher-weight", type=float, default=None,
+                   help="--teacher-mode ground-truth: weight of the teacher's term (default 1.0)")
     p.add_argument("--val", type=folder_arg,
                    help="validation folder: HR/ + LR_bicubic/X{s}/, or HR images only; 'sample': the bundled photos")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 20000; --qat 2000)")
@@ -64,7 +80,10 @@ def build_parser() -> Parser:
 def _hparams(args, channels: int) -> dict:
     if args.arch == "srvgg":
         return {"scale": args.scale, "num_in_ch": channels, "num_out_ch": channels,
-                "num_feat": args.feats or 32, "num_conv": args.convs}
+                "num_feat": args.feats or 32, "num_conv": args.convs or 8}
+    if args.arch == "sesr":
+        return {"scale": args.scale, "num_channels": channels, "feats": args.feats or 16, "blocks": args.convs or 5,
+                "expand": args.expand, "training_form": True}
     if args.arch == "fsrcnn":
         return {"scale": args.scale, "num_channels": channels, "d": args.feats or 56}
     n1 = args.feats or 64
@@ -114,6 +133,12 @@ def _resolve_defaults(args) -> None:
             setattr(args, key, value)
     args.arch = args.arch or "srvgg"
     args.scale = args.scale or 2
+    if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None):
+        raise InputError("--teacher-mode and --teacher-weight apply to distillation: give --teacher CKPT")
+    if args.teacher_weight is not None and (args.teacher_weight <= 0 or args.teacher_mode != "ground-truth"):
+        raise InputError("--teacher-weight is a positive weight for --teacher-mode ground-truth")
+    args.teacher_mode = args.teacher_mode or "unlabeled"
+    args.teacher_weight = 1.0 if args.teacher_weight is None else args.teacher_weight
 
 
 def _train(args) -> int:
@@ -131,28 +156,34 @@ def _train(args) -> int:
     if args.teacher is not None:
         from sredge.models.loader import load_model
 
-        teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale)
+        teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale, trust_pickle=args.trust_pickle)
     channels = args.channels or (teacher.descriptor.in_channels if teacher else 1)
     hp = _hparams(args, channels)
     if teacher is not None:
+        from sredge.train.teacher import Teacher
+
+        teacher = Teacher(teacher.module, teacher.descriptor, args.scale, channels)
+    if teacher is not None and args.teacher_mode == "unlabeled":
         from sredge.train.data import InputPatchSampler
         from sredge.train.loop import TeacherSampler
 
-        td = teacher.descriptor
-        if td.scale != args.scale or td.pre_upsample:
-            raise InputError(f"the teacher is a x{td.scale}{' pre-upsampling' if td.pre_upsample else ''} model; "
-                             f"the student needs a x{args.scale} teacher that takes the LR image")
-        if td.color_space not in ("rgb", "y"):
-            raise InputError(f"teachers must work on RGB or Y, not {td.color_space}")
-        inputs = InputPatchSampler(args.data, args.patch, luma=channels == 1, seed=args.seed,
+        inputs = InputPatchSampler(args.data, args.patch + 2 * TEACHER_MARGIN, luma=channels == 1, seed=args.seed,
                                    max_pixels=args.max_pixels)
-        sampler = TeacherSampler(inputs, teacher.module, td, channels=channels)
+        sampler = TeacherSampler(inputs, teacher, margin=TEACHER_MARGIN)
     else:
+        progress_note = None
+        if teacher is not None and not args.quiet:
+            def progress_note(done: int, total: int) -> None:
+                print(f"\r{PROG}: the teacher's outputs, image {done}/{total}", end="", file=sys.stderr, flush=True)
         sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=channels == 1,
-                                                       max_pixels=args.max_pixels), seed=args.seed)
+                                                       max_pixels=args.max_pixels), seed=args.seed,
+                               teacher=teacher, on_image=progress_note)
+        if progress_note is not None:
+            print(file=sys.stderr)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
-                        seed=args.seed, threads=args.threads, stop_after=args.stop_after)
+                        seed=args.seed, threads=args.threads, stop_after=args.stop_after,
+                        teacher_weight=args.teacher_weight)
     progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
 
     def on_step(st) -> None:

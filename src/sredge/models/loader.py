@@ -169,5 +169,8 @@ def load_model(
     resolved, source = resolve_scale(spec, hparams.get("scale"), scale, scale_from_name(str(path)), any_scale)
     hparams["scale"] = resolved
     module = build_from_state_dict(spec, hparams, state_dict)
-    num_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    # What is deployed: a re-parameterizable network counts its collapsed form (sr-export writes that).
+    from sredge.models.reparam import collapsed
+
+    num_params = sum(p.numel() for p in collapsed(module).parameters() if p.requires_grad)
     return LoadedModel(module, describe(spec, hparams, num_params), hparams, source)

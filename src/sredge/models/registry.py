@@ -36,6 +36,7 @@ ARCH_NAMES: tuple[str, ...] = (
     "rlfn",
     "csnln",
     "han",
+    "sesr",
 )
 
 

@@ -7,6 +7,7 @@ sampling a batch is only slicing and flipping.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +39,12 @@ class PatchSampler:
     """Random aligned (LR, HR) patch batches from a folder of HR images.
 
     Batches are (N, C, p, p) LR and (N, C, p*s, p*s) HR float32 in [0, 1]; deterministic for a seed.
+    With a ``teacher`` (``teacher(lr (1, C, h, w)) -> (1, C, h*s, w*s)``, see :class:`sredge.train.teacher.Teacher`),
+    its output on each whole LR image is computed once here, and batches are (LR, HR, teacher's) triples.
     """
 
-    def __init__(self, folder: str | Path, opts: PatchOptions, seed: int = 0):
+    def __init__(self, folder: str | Path, opts: PatchOptions, seed: int = 0, teacher=None,
+                 on_image: Callable[[int, int], None] | None = None):
         folder = Path(folder)
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         if not files:
@@ -58,26 +62,31 @@ class PatchSampler:
             lr = np.clip(imresize(hr, scale=1 / s), 0.0, 1.0)
             if opts.luma:
                 hr, lr = rgb_to_y(hr)[..., None], rgb_to_y(lr)[..., None]
-            self.pairs.append((np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1))))
+            pair = (np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1)))
+            if teacher is not None:
+                pair += (teacher(pair[0][None])[0],)
+                if on_image is not None:
+                    on_image(len(self.pairs) + 1, len(files))
+            self.pairs.append(pair)
         if not self.pairs:
             raise InputError(f"no image in {folder} is at least {hp}x{hp} pixels (the HR patch size)")
 
-    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, n: int) -> tuple[np.ndarray, ...]:
         p, s = self.opts.lr_patch, self.opts.scale
-        lrs, hrs = [], []
+        out: list[list[np.ndarray]] = [[] for _ in self.pairs[0]]
         for _ in range(n):
-            lr, hr = self.pairs[self.rng.integers(len(self.pairs))]
+            lr, *hrs = self.pairs[self.rng.integers(len(self.pairs))]
             y = int(self.rng.integers(lr.shape[1] - p + 1))
             x = int(self.rng.integers(lr.shape[2] - p + 1))
-            a, b = lr[:, y:y + p, x:x + p], hr[:, y * s:(y + p) * s, x * s:(x + p) * s]
+            crops = [lr[:, y:y + p, x:x + p]] + [h[:, y * s:(y + p) * s, x * s:(x + p) * s] for h in hrs]
             if self.opts.augment:
                 k = int(self.rng.integers(4))
-                a, b = np.rot90(a, k, axes=(1, 2)), np.rot90(b, k, axes=(1, 2))
+                crops = [np.rot90(c, k, axes=(1, 2)) for c in crops]
                 if self.rng.integers(2):
-                    a, b = a[:, :, ::-1], b[:, :, ::-1]
-            lrs.append(a)
-            hrs.append(b)
-        return np.ascontiguousarray(np.stack(lrs)), np.ascontiguousarray(np.stack(hrs))
+                    crops = [c[:, :, ::-1] for c in crops]
+            for dst, c in zip(out, crops):
+                dst.append(c)
+        return tuple(np.ascontiguousarray(np.stack(c)) for c in out)
 
 
 class InputPatchSampler:

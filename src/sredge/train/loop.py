@@ -39,6 +39,8 @@ class TrainOptions:
     """torch CPU threads; 0 keeps torch's default."""
     stop_after: int | None = None
     """Stop at this step (after its checkpoint) although the schedule runs to ``steps``."""
+    teacher_weight: float = 1.0
+    """Weight of the loss against a teacher's output, when the sampler gives one besides the ground truth."""
 
 
 @dataclass
@@ -70,27 +72,25 @@ def _checkpoint_bytes(torch, spec: ArchSpec, hparams: HParams, model, opt, sched
 
 
 class TeacherSampler:
-    """Distillation batches: patches of the user's own images as inputs, a teacher's outputs as targets.
+    """Distillation batches without ground truth: patches of images as they are, a teacher's outputs as targets.
 
     ``batch(n)`` returns (LR, target) like :class:`PatchSampler`, so the loop needs no other change.
-    The teacher sees what the student sees (the same channels: Y or RGB) at its own value range.
+    ``inputs`` cuts patches ``margin`` pixels wider on every side than the student's: the teacher sees
+    that context, and the student's patch and its target are the centres, so the targets carry no
+    border effect of the teacher's own padding.
     """
 
-    def __init__(self, inputs, teacher_module, teacher_desc, channels: int):
-        if teacher_desc.in_channels != channels:
-            raise InputError(
-                f"the teacher takes {teacher_desc.in_channels} channels, the student {channels}: "
-                f"use --channels {teacher_desc.in_channels}"
-            )
-        self.inputs, self.teacher, self.desc = inputs, teacher_module.eval(), teacher_desc
+    def __init__(self, inputs, teacher, margin: int = 0):
+        self.inputs, self.teacher, self.margin = inputs, teacher, margin
         self.rng = inputs.rng  # checkpointed with the run, for exact resume
 
     def batch(self, n: int):
-        torch = require("torch")
-        x = self.inputs.batch(n)  # (N, C, p, p) in [0, 1]
-        with torch.no_grad():
-            t = self.teacher(torch.from_numpy(x * self.desc.value_range)).numpy() / self.desc.value_range
-        return x, np.ascontiguousarray(np.clip(t, 0.0, 1.0), dtype=np.float32)
+        x = self.inputs.batch(n)  # (N, C, p + 2m, p + 2m) in [0, 1]
+        t = self.teacher(x)
+        m, s = self.margin, self.teacher.scale
+        if m:
+            x, t = x[:, :, m:-m, m:-m], t[:, :, m * s:-m * s, m * s:-m * s]
+        return np.ascontiguousarray(x), np.ascontiguousarray(t)
 
 
 def train(
@@ -108,7 +108,8 @@ def train(
     Args:
         spec, hparams: The architecture and its configuration (``scale`` included).
         sampler: Patch source (its scale and channels must fit the network): ground-truth pairs
-            (:class:`PatchSampler`) or a teacher's outputs (:class:`TeacherSampler`).
+            (:class:`PatchSampler`; with a teacher, triples whose third member is the teacher's output,
+            weighted ``opts.teacher_weight`` in the loss) or a teacher's outputs (:class:`TeacherSampler`).
         out: Checkpoint path (a ``{'params': state_dict, ...}`` file that ``sr-export`` reads).
         opts: Optimisation settings.
         validate: ``validate(module) -> Y-PSNR dB``, run every ``opts.val_every`` steps.
@@ -135,9 +136,11 @@ def train(
     t0, done0, loss_avg = time.perf_counter(), step, math.nan
     end = min(opts.steps, opts.stop_after or opts.steps)
     while step < end:
-        lr_np, hr_np = sampler.batch(opts.batch)
+        lr_np, hr_np, *teacher_np = sampler.batch(opts.batch)
         pred = model(torch.from_numpy(lr_np))
         loss = loss_fn(pred, torch.from_numpy(hr_np))
+        if teacher_np:
+            loss = loss + opts.teacher_weight * loss_fn(pred, torch.from_numpy(teacher_np[0]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
