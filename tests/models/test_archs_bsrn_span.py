@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from sredge.imaging.metrics import psnr
 from sredge.models.archs import bsrn, span
 from sredge.models.loader import build_from_state_dict, constructor_defaults
 from sredge.models.registry import all_archs, detect
@@ -32,11 +33,6 @@ def _perturbed(spec, cfg, seed=0):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     return model
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 @pytest.mark.parametrize(("name", "scale"), CASES)
@@ -174,4 +170,4 @@ def test_sr_export_collapses_a_training_form_checkpoint(cli, tmp_path):
     with torch.no_grad():
         torch_y = model(torch.from_numpy(x)).numpy()  # the training form, branches and all
     peak = max(1.0, float(np.abs(torch_y).max()))
-    assert _psnr(onnx_y / peak, torch_y / peak) >= 60
+    assert psnr(onnx_y / peak, torch_y / peak) >= 60

@@ -10,13 +10,9 @@ import torch
 
 from sredge.imaging.color import rgb_to_y
 from sredge.imaging.io import read_rgb, to_float
+from sredge.imaging.metrics import psnr
 from sredge.models.archs import sesr
 from sredge.models.registry import detect
-
-
-def _psnr(a, b) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def _trained_like(scale=2, channels=1, feats=8, blocks=3, expand=32, seed=0) -> sesr.SESR:
@@ -45,7 +41,7 @@ def test_folded_training_forward_is_the_expanded_network(scale, channels):
         fast = net.set_expanded(False)(x)
         literal = net.set_expanded(True)(x)
     assert fast.shape == (1, channels, 60 * scale, 84 * scale)
-    assert _psnr(fast, literal) >= 100
+    assert psnr(fast, literal) >= 100
 
 
 def test_gradients_of_the_two_forwards_agree():
@@ -69,7 +65,7 @@ def test_collapse_is_exact_on_a_real_image_and_leaves_the_training_module_alone(
     x = _real_y(37, 53)  # not a multiple of anything: the border folds exactly too
     with torch.no_grad():
         y, z = net(x), flat(x)
-    assert _psnr(y, z) >= 60
+    assert psnr(y, z) >= 60
     assert float((y - z).abs().max()) < 1e-5
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -111,4 +107,4 @@ def test_sr_train_checkpoint_exports_collapsed_without_flags(cli, tmp_path):
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         ref = net.eval()(x).numpy()
-    assert _psnr(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0], ref) >= 60
+    assert psnr(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0], ref) >= 60

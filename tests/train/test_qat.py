@@ -10,6 +10,7 @@ import torch
 from onnx import numpy_helper
 
 from sredge.calibration.quantize import Int8Options, calibrate, quantize_int8, quantized_nodes
+from sredge.imaging.metrics import psnr
 from sredge.models.onnx_file import read_descriptor
 from sredge.runtime.bundled import default_model as bundled_model_path
 from sredge.train.qat import export_qdq, qdq_graph
@@ -19,10 +20,6 @@ from tests.conftest import asset
 def _ort(model, x):
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
-
-
-def _psnr(a, b):
-    return 10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2))
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +55,8 @@ def test_the_simulation_computes_what_onnx_runtime_runs(bundled, flavour):
         sim = graph(torch.from_numpy(x[:2])).numpy()
     int8 = _ort(ptq, x[:2])
     fp32 = _ort(onnx.load(str(path)), x[:2])
-    assert _psnr(sim, int8) > _psnr(fp32, int8) + 2
-    assert _psnr(sim, int8) > 38
+    assert psnr(sim, int8) > psnr(fp32, int8) + 2
+    assert psnr(sim, int8) > 38
 
 
 def test_training_moves_weights_and_scales_and_the_export_follows(bundled):
@@ -80,7 +77,7 @@ def test_training_moves_weights_and_scales_and_the_export_follows(bundled):
     assert any(n.endswith("_quantized") for n in changed) and any("QuantizeLinear" not in n for n in changed)
     with torch.no_grad():
         sim = graph(torch.from_numpy(x[:2])).numpy()
-    assert _psnr(sim, _ort(out, x[:2])) > 38  # the file runs what was trained
+    assert psnr(sim, _ort(out, x[:2])) > 38  # the file runs what was trained
 
 
 def test_sr_train_qat_writes_an_int8_file_with_no_layer_in_float(cli, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from sredge.errors import InputError
+from sredge.imaging.metrics import psnr
 from sredge.models.loader import load_model
 from sredge.models.registry import get_arch
 from sredge.train.data import PatchOptions, PatchSampler
@@ -154,10 +155,6 @@ def _two_t91(tmp_path):
     return folder
 
 
-def _psnr(a, b):
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
-
-
 def test_vdsr_teacher_targets_beat_bicubic_on_ground_truth(tmp_path):
     """Ground-truth mode: the teacher (pickled VDSR, fed MATLAB-bicubic-upsampled Y) runs once per image,
     and its targets are a real SR result (well above bicubic against the HR), aligned with the HR crops."""
@@ -171,7 +168,7 @@ def test_vdsr_teacher_targets_beat_bicubic_on_ground_truth(tmp_path):
     assert lr.shape == (6, 1, 24, 24) and hr.shape == t.shape == (6, 1, 72, 72)
     c = 6  # away from the crops' borders, where a bicubic of the crop alone differs
     bic = np.stack([imresize(p[0], scale=3) for p in lr])[:, None]
-    gain = _psnr(t[..., c:-c, c:-c], hr[..., c:-c, c:-c]) - _psnr(bic[..., c:-c, c:-c], hr[..., c:-c, c:-c])
+    gain = psnr(t[..., c:-c, c:-c], hr[..., c:-c, c:-c]) - psnr(bic[..., c:-c, c:-c], hr[..., c:-c, c:-c])
     assert gain > 1.0, gain
 
 
