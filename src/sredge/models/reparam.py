@@ -3,7 +3,9 @@
 A training-time block built from linear pieces (a 1x1 expansion, a kxk conv, a 1x1 projection, a 1x1
 shortcut, an identity, a batch norm) computes the same function as a single kxk convolution; these pure
 functions compute that convolution's weight and bias. They work on tensors only (no modules, no state),
-in float64 internally so that the folded weights round once, and return the input dtype.
+in float64 internally so that the folded weights round once, and return the input dtype. The chain and
+sum folds take ``float64=False`` to compute in the input dtype instead: a network that trains through
+its folded kernels (sredge's SESR) calls them on every step.
 
 Layouts follow ``torch.nn.Conv2d``: a weight is (out_channels, in_channels, k, k) with k odd, a bias is
 (out_channels,); every conv is stride 1, dilation 1, groups 1, and a kxk conv pads by k // 2 with zeros.
@@ -27,6 +29,11 @@ def _check_conv(weight: Tensor, bias: Tensor, what: str) -> None:
         raise ValueError(f"{what}: weight must be (out, in, k, k) with k odd, got {tuple(weight.shape)}")
     if bias.shape != (weight.shape[0],):
         raise ValueError(f"{what}: bias must be ({weight.shape[0]},), got {tuple(bias.shape)}")
+
+
+def _work_dtype(float64: bool):
+    """The cast each fold applies to its inputs: to float64, or none (compute in the input dtype)."""
+    return (lambda t: t.double()) if float64 else (lambda t: t)
 
 
 def pad_kernel(weight: Tensor, kernel_size: int) -> Tensor:
@@ -73,7 +80,8 @@ def pointwise_then_conv(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> tuple
     return weight.to(dt), bias.to(dt)
 
 
-def conv_then_pointwise(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
+def conv_then_pointwise(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor,
+                        float64: bool = True) -> tuple[Tensor, Tensor]:
     """Fold ``convkxk(w1, b1)`` followed by ``conv1x1(w2, b2)`` into one kxk conv (exact everywhere).
 
     Args:
@@ -89,14 +97,14 @@ def conv_then_pointwise(w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> tuple
     _check_conv(w2, b2, "1x1 conv")
     if w2.shape[2] != 1 or w2.shape[1] != w1.shape[0]:
         raise ValueError(f"cannot chain {tuple(w1.shape)} into 1x1 {tuple(w2.shape)}")
-    dt = w1.dtype
-    p = w2.double()[:, :, 0, 0]
-    weight = torch.einsum("om,mihw->oihw", p, w1.double())
-    bias = p @ b1.double() + b2.double()
+    dt, up = w1.dtype, _work_dtype(float64)
+    p = up(w2)[:, :, 0, 0]
+    weight = torch.einsum("om,mihw->oihw", p, up(w1))
+    bias = p @ up(b1) + up(b2)
     return weight.to(dt), bias.to(dt)
 
 
-def sum_branches(*branches: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+def sum_branches(*branches: tuple[Tensor, Tensor], float64: bool = True) -> tuple[Tensor, Tensor]:
     """One conv equal to the sum of parallel convs on the same input (kernels centred, then added).
 
     Args:
@@ -113,13 +121,13 @@ def sum_branches(*branches: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     shape = branches[0][0].shape[:2]
     if any(w.shape[:2] != shape for w, _ in branches):
         raise ValueError(f"branches differ in (out, in) channels: {[tuple(w.shape[:2]) for w, _ in branches]}")
-    dt = branches[0][0].dtype
-    weight = sum(pad_kernel(w.double(), k) for w, _ in branches)
-    bias = sum(b.double() for _, b in branches)
+    dt, up = branches[0][0].dtype, _work_dtype(float64)
+    weight = sum(pad_kernel(up(w), k) for w, _ in branches)
+    bias = sum(up(b) for _, b in branches)
     return weight.to(dt), bias.to(dt)
 
 
-def identity_conv(channels: int, kernel_size: int = 1, dtype: Any = None) -> tuple[Tensor, Tensor]:
+def identity_conv(channels: int, kernel_size: int = 1, dtype: Any = None, device: Any = None) -> tuple[Tensor, Tensor]:
     """The identity (a residual connection) as a ``channels -> channels`` conv with zero bias.
 
     Returns:
@@ -129,10 +137,10 @@ def identity_conv(channels: int, kernel_size: int = 1, dtype: Any = None) -> tup
 
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-    weight = torch.zeros(channels, channels, kernel_size, kernel_size, dtype=dtype)
+    weight = torch.zeros(channels, channels, kernel_size, kernel_size, dtype=dtype, device=device)
     c = kernel_size // 2
     weight[torch.arange(channels), torch.arange(channels), c, c] = 1.0
-    return weight, torch.zeros(channels, dtype=dtype)
+    return weight, torch.zeros(channels, dtype=dtype, device=device)
 
 
 def fold_batch_norm(weight: Tensor, bias: Tensor | None, mean: Tensor, var: Tensor, gamma: Tensor,

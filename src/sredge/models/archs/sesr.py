@@ -53,21 +53,14 @@ class LinearBlock(nn.Module):
     def folded(self, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The single conv (weight (cout, cin, k, k), bias (cout,)) this block equals.
 
-        ``exact`` folds in float64 through :mod:`sredge.models.reparam` (for export); otherwise in
-        the parameters' dtype, differentiably (for training).
+        Folded by :mod:`sredge.models.reparam`, differentiably: in float64 when ``exact`` (for
+        export), else in the parameters' dtype (for training, on every step).
         """
-        if exact:
-            w, b = reparam.conv_then_pointwise(self.conv.weight, self.conv.bias, self.proj.weight, self.proj.bias)
-            if self.residual:
-                w, b = reparam.sum_branches((w, b), reparam.identity_conv(w.shape[0], self.k, dtype=w.dtype))
-            return w, b
-        p = self.proj.weight[:, :, 0, 0]
-        w = torch.einsum("om,mihw->oihw", p, self.conv.weight)
-        b = p @ self.conv.bias + self.proj.bias
+        w, b = reparam.conv_then_pointwise(self.conv.weight, self.conv.bias, self.proj.weight, self.proj.bias,
+                                           float64=exact)
         if self.residual:
-            c = self.k // 2
-            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
-            w = w + F.pad(eye[:, :, None, None], (c, c, c, c))
+            eye = reparam.identity_conv(w.shape[0], self.k, dtype=w.dtype, device=w.device)
+            w, b = reparam.sum_branches((w, b), eye, float64=exact)
         return w, b
 
     def forward(self, x):
