@@ -7,9 +7,9 @@
 Each model is an SESR-style network (``sr-train --arch sesr``): collapsible linear blocks trained
 over-parameterized and folded by ``sr-export`` into a plain stack of 16-channel convolutions. It is
 trained on T91 (ground truth, L1; at x2 also distilled from the VDSR checkpoint) with one thread, so a
-seed reproduces it; its INT8 file is made by
-quantization-aware training (``sr-train --qat``) from the exported FP32 file, validated on the bundled
-sample photos (not on Set5/Set14, where it is measured). The figures come from one ``sr-bench`` run per
+seed reproduces it; its INT8 file is made by quantization-aware training (``sr-train --qat --flavour trt``:
+symmetric int8, the FP32 model's output as the target) from the exported FP32 file, validated on the
+bundled sample photos (not on Set5/Set14, where it is measured). The figures come from one ``sr-bench`` run per
 scale: the public FSRCNN checkpoint of that scale (the latency reference), the FP32 model and its INT8
 file, on ONNX Runtime and OpenVINO (when installed), Set5 and Set14, Y channel, crop = scale.
 
@@ -36,7 +36,11 @@ BODY = {2: (9, 24000), 3: (9, 24000), 4: (11, 20000)}
 """Per scale: body convolutions and training steps (the latency budget allows 9 at x2/x3, 11 at x4)."""
 DISTIL = (2,)
 """Scales trained with the VDSR teacher besides the ground truth (``--teacher-mode ground-truth``)."""
-QAT_STEPS = {2: 2000, 3: 3000, 4: 2000}
+QAT_STEPS = {2: 2000, 3: 2000, 4: 2000}
+QAT_FLAVOUR = "trt"
+"""Symmetric int8 with Q/DQ on convolution inputs: OpenVINO's (and TensorRT's) native INT8, 2-3x the FP32
+speed on OpenVINO here, where the cpu flavour's asymmetric activations reached 1.3-1.9x; ONNX Runtime runs
+neither flavour of these 16-channel networks faster than FP32."""
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8")
 
 
@@ -52,9 +56,9 @@ def train_command(scale: int, out: Path) -> list[str]:
 
 
 def qat_command(scale: int, fp32: Path, out: Path) -> list[str]:
-    """The QAT command of the bundled INT8 file (cpu flavour: u8 activations, s8 weights)."""
-    return ["sr-train", "--qat", str(fp32), "--data", str(ASSETS / "calibration" / "T91"), "--val", "sample",
-            "--steps", str(QAT_STEPS[scale]), "--threads", "1", "--seed", "0", "-o", str(out)]
+    """The QAT command of the bundled INT8 file (:data:`QAT_FLAVOUR`; the target is the FP32 model's output)."""
+    return ["sr-train", "--qat", str(fp32), "--flavour", QAT_FLAVOUR, "--data", str(ASSETS / "calibration" / "T91"),
+            "--val", "sample", "--steps", str(QAT_STEPS[scale]), "--threads", "1", "--seed", "0", "-o", str(out)]
 
 
 def _run(cmd: list[str]) -> None:
@@ -90,6 +94,27 @@ def bench(models: list[Path], dataset: str, scale: int, latency: bool, backends:
     return {r["label"]: r for r in report["rows"]}
 
 
+def network_speed(fp32: Path, int8: Path, backend: str, size: tuple[int, int] = (360, 640), rounds: int = 9) -> float:
+    """FP32 time / INT8 time of the bare networks on one LR frame-sized input (no colour conversion, no
+    chroma upscale: sr-bench's frame times include those, the same for both files), median of interleaved rounds."""
+    import time
+
+    import numpy as np
+
+    from sredge.runtime.backends import open_backend
+
+    x = np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)
+    with open_backend(backend, fp32) as f, open_backend(backend, int8) as q:
+        times: dict[str, list[float]] = {"f": [], "q": []}
+        for r in range(rounds + 2):
+            for key, be in (("f", f), ("q", q)):
+                t0 = time.perf_counter()
+                be.run(x)
+                if r >= 2:  # warm-up rounds untimed
+                    times[key].append(time.perf_counter() - t0)
+    return round(float(np.median(times["f"]) / np.median(times["q"])), 2)
+
+
 def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
     """The models.json entry of one scale, measured here."""
     import onnx
@@ -115,8 +140,11 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
     graph = onnx.load(str(int8)).graph
     convs = sum(n.op_type == "Conv" for n in graph.node)
     int8_speed = {"ort": round(ms(f) / ms(q), 2)}
+    int8_psnr_by_backend = {"ort": psnr(rows5, q)}
+    network = {b: network_speed(fp32, int8, b) for b in backends.split(",")}
     if "openvino" in backends:
         int8_speed["openvino"] = round(ms(f"{fp32.name[:-5]} [openvino]") / ms(f"{int8.name[:-5]} [openvino]"), 2)
+        int8_psnr_by_backend["openvino"] = psnr(rows5, f"{int8.name[:-5]} [openvino]")
     return {
         "scale": scale, "file": fp32.name, "variant": desc.variant, "arch": desc.arch, "params": desc.num_params,
         "set5_y_psnr": psnr(rows5, f), "set14_y_psnr": psnr(rows14, f),
@@ -126,11 +154,13 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
         "reference": {"model": f"FSRCNN x{scale}, the public checkpoint ({fsrcnn.name})",
                       "set5_y_psnr": psnr(rows5, ref), "cpu_ms_640x360": ms(ref),
                       "latency_ratio": round(ms(f) / ms(ref), 3)},
-        "int8": {"file": int8.name, "flavour": "cpu", "set5_y_psnr": psnr(rows5, q), "set14_y_psnr": psnr(rows14, q),
+        "int8": {"file": int8.name, "flavour": read_descriptor(int8).precision.removeprefix("int8-"),
+                 "set5_y_psnr": psnr(rows5, q), "set14_y_psnr": psnr(rows14, q),
+                 "set5_y_psnr_by_backend": int8_psnr_by_backend,
                  "set5_drop": round(psnr(rows5, f) - psnr(rows5, q), 3),
                  "set14_drop": round(psnr(rows14, f) - psnr(rows14, q), 3),
                  "convs_in_int8": len(quantized_nodes(onnx.load(str(int8)))), "convs": convs,
-                 "speed_vs_fp32": int8_speed},
+                 "speed_vs_fp32": int8_speed, "network_speed_vs_fp32": network},
     }
 
 

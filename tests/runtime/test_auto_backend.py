@@ -113,9 +113,11 @@ def test_fp16_kept_off_the_cpu_only():
     assert not cands[0].excluded
 
 
-def test_trt_flavoured_int8_is_not_a_cpu_candidate():
+def test_trt_flavoured_int8_runs_on_openvino_not_onnx_runtime():
     cands, _ = enumerate_candidates([Variant(I8, "int8", 0.01, "Set5", "int8-trt")], BOTH, [])
-    assert all("TensorRT" in c.excluded for c in cands)
+    by_backend = {c.backend: c for c in cands}
+    assert not by_backend["openvino"].excluded
+    assert "in float" in by_backend["ort"].excluded
 
 
 # ---------------------------------------------------------------- choose

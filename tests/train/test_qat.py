@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from sredge.calibration.quantize import Int8Options, calibrate, quantize_int8, quantized_nodes
+from sredge.calibration.quantize import Int8Options, calibrate, int8_reference, quantize_int8, quantized_nodes
 from sredge.imaging.metrics import psnr
 from sredge.models.onnx_file import read_descriptor
 from sredge.runtime.bundled import default_model as bundled_model_path
@@ -34,7 +34,7 @@ def bundled():
 def test_untrained_export_is_the_ptq_file_bit_for_bit(bundled, flavour):
     path, x = bundled
     ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour=flavour)))
-    graph = qdq_graph(ptq, onnx.load(str(path)))
+    graph = qdq_graph(ptq, int8_reference(path, flavour))
     out = export_qdq(ptq, graph)
     before = {i.name: numpy_helper.to_array(i) for i in ptq.graph.initializer}
     after = {i.name: numpy_helper.to_array(i) for i in out.graph.initializer}
@@ -50,7 +50,7 @@ def test_the_simulation_computes_what_onnx_runtime_runs(bundled, flavour):
     quantizes where the file does (only float summation order differs, flipping a few roundings)."""
     path, x = bundled
     ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour=flavour)))
-    graph = qdq_graph(ptq, onnx.load(str(path)))
+    graph = qdq_graph(ptq, int8_reference(path, flavour))
     with torch.no_grad():
         sim = graph(torch.from_numpy(x[:2])).numpy()
     int8 = _ort(ptq, x[:2])
@@ -117,8 +117,18 @@ def test_sr_train_qat_refuses_training_only_options(cli, tmp_path, argv, needle)
 def test_sr_train_qat_needs_an_onnx_output_and_flavour_needs_qat(cli, tmp_path):
     res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "-o", tmp_path / "q.pth")
     assert res.code == 2 and "NAME.int8.onnx" in res.err
-    res = cli("train", "--flavour", "trt", "--data", "sample", "-o", tmp_path / "m.pth")
-    assert res.code == 2 and "--qat" in res.err
+    for option in (["--flavour", "trt"], ["--qat-target", "fp32"]):
+        res = cli("train", *option, "--data", "sample", "-o", tmp_path / "m.pth")
+        assert res.code == 2 and "--qat" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_qat_targets():
+    from sredge.errors import InputError
+    from sredge.train.qat import QatOptions
+
+    assert QatOptions().target == "fp32" and QatOptions(target="ground-truth").target == "ground-truth"
+    with pytest.raises(InputError, match="fp32 or ground-truth"):
+        QatOptions(target="teacher")
 
 
 def test_qat_recovers_most_of_the_real_fsrcnn_x3_int8_loss(cli, tmp_path):

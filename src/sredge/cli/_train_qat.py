@@ -31,6 +31,8 @@ def check_qat_args(args) -> None:
         raise InputError(f"--qat writes an ONNX model: give -o NAME.int8.onnx, not {args.output}")
     if args.flavour is None:
         args.flavour = "cpu"
+    if args.qat_target is None:
+        args.qat_target = "fp32"
 
 
 def _fp32_model(path: Path, scale: int | None, tmp: Path) -> Path:
@@ -83,7 +85,8 @@ def run_qat(args) -> int:
         ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour)))
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
         validator = Validator(dataset, desc, threads=args.threads)
-        opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every)
+        opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every,
+                          target=args.qat_target)
         progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step")
         t0 = time.perf_counter()
 

@@ -30,6 +30,9 @@ def build_parser() -> Parser:
     p.add_argument("--flavour", choices=("cpu", "trt"), default=None,
                    help="--qat: INT8 encoding, cpu (ONNX Runtime: u8 activations, 7-bit s8 weights) or trt "
                         "(TensorRT: symmetric s8) (default cpu)")
+    p.add_argument("--qat-target", choices=("fp32", "ground-truth"), default=None,
+                   help="--qat: what the INT8 network learns to output, fp32 (the FP32 model's output: the loss is "
+                        "the quantization error alone) or ground-truth (the HR patches) (default fp32)")
     p.add_argument("--feats", type=int, default=None,
                    help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64, sesr 16)")
     p.add_argument("--convs", type=int, default=None,
@@ -125,8 +128,8 @@ def _resolve_defaults(args) -> None:
         check_qat_args(args)
         defaults = QAT_DEFAULTS
     else:
-        if args.flavour is not None:
-            raise InputError("--flavour applies to --qat only")
+        if args.flavour is not None or args.qat_target is not None:
+            raise InputError("--flavour and --qat-target apply to --qat only")
         defaults = {"steps": 20000, "batch": 32, "lr": 2e-3, "val_every": 1000}
     for key, value in defaults.items():
         if getattr(args, key) is None:

@@ -37,6 +37,7 @@ from sredge.errors import InputError
 log = logging.getLogger(__name__)
 
 WEIGHT_OPS = ("Conv", "ConvTranspose")
+QAT_TARGETS = ("fp32", "ground-truth")
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,15 @@ class QatOptions:
     """Adam learning rate of the activation scales (each a factor of its calibrated value)."""
     val_every: int = 250
     """Steps between validations of the exported file (the best one is kept)."""
+    target: str = "fp32"
+    """What the quantized network learns to output: ``"fp32"`` (the FP32 model's own output on the
+    same patch: the signal is the quantization error alone) or ``"ground-truth"`` (the HR patch)."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.val_every < 1:
             raise InputError("--steps, --batch and --val-every must be positive")
+        if self.target not in QAT_TARGETS:
+            raise InputError(f"unknown QAT target {self.target!r}: {' or '.join(QAT_TARGETS)}")
         if not (self.lr > 0 and self.scale_lr > 0):
             raise InputError("learning rates must be positive")
 
@@ -325,6 +331,16 @@ def _op_resize(torch, F, graph, n, a):
     return F.interpolate(a[0], size=[int(sizes[2]), int(sizes[3])], mode="nearest")
 
 
+def _op_pad(torch, F, graph, n, a):
+    mode = _attrs(n).get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    pads = [int(v) for v in a[1]]
+    if mode != "constant" or len(pads) != 8 or any(pads[:2]) or any(pads[4:6]) or len(a) > 3 and a[3] is not None:
+        raise InputError("QAT: only constant Pad of the last two axes is implemented")
+    value = float(a[2]) if len(a) > 2 and a[2] is not None else 0.0
+    return F.pad(a[0], (pads[3], pads[7], pads[2], pads[6]), value=value)
+
+
 def _binary(fn):
     return lambda torch, F, graph, n, a: fn(a[0], a[1])
 
@@ -346,6 +362,7 @@ _OPS: dict[str, Callable] = {
     "DepthToSpace": _op_depth_to_space,
     "Resize": _op_resize,
     "Concat": lambda torch, F, graph, n, a: torch.cat(a, dim=_attrs(n)["axis"]),
+    "Pad": _op_pad,
 }
 
 
@@ -408,6 +425,17 @@ class QatResult:
         return self.fp32_db - self.qat_db
 
 
+def _fp32_runner(fp32_path) -> Callable[[np.ndarray], np.ndarray]:
+    """The FP32 model on ONNX Runtime (one thread): NCHW float32 in, its output out."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(fp32_path), so, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
 def finetune(
     fp32_path,
     qdq: onnx.ModelProto,
@@ -436,20 +464,24 @@ def finetune(
     Returns:
         The best model by validation (PTQ itself when no step beats it).
     """
+    from sredge.calibration.quantize import flavour_of, int8_reference
+
     torch = _torch()
     torch.manual_seed(seed)
-    fp32 = onnx.load(str(fp32_path))
-    graph = qdq_graph(qdq, fp32)
+    graph = qdq_graph(qdq, int8_reference(fp32_path, flavour_of(qdq)))
     fp32_db, ptq_db = float(validate(str(fp32_path))), float(validate(qdq))
     best, best_db, best_step = qdq, ptq_db, 0
     opt = torch.optim.Adam([{"params": list(graph.weights.parameters()), "lr": options.lr},
                             {"params": list(graph.scales.parameters()), "lr": options.scale_lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.steps)
     last_db: float | None = None
+    teacher = _fp32_runner(fp32_path) if options.target == "fp32" else None
     for step in range(1, options.steps + 1):
         lr_np, hr_np = sampler.batch(options.batch)
-        pred = graph(torch.from_numpy(lr_np * value_range))
-        loss = torch.nn.functional.l1_loss(pred, torch.from_numpy(hr_np * value_range)) / value_range
+        x = np.ascontiguousarray(lr_np * value_range, np.float32)
+        target = teacher(x) if teacher is not None else hr_np * value_range
+        pred = graph(torch.from_numpy(x))
+        loss = torch.nn.functional.l1_loss(pred, torch.from_numpy(np.asarray(target, np.float32))) / value_range
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
