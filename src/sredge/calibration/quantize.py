@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -43,7 +42,6 @@ FLAVOURS = ("cpu", "trt")
 METHODS = ("minmax", "entropy", "percentile")
 QUANTIZED_OPS = ("Conv", "ConvTranspose")
 """Layers the sensitivity pass reasons about (the arithmetic-heavy ones)."""
-WEIGHT_OPS = QUANTIZED_OPS
 
 
 @dataclass(frozen=True)
@@ -164,12 +162,13 @@ def calibrate(fp32_model: str | Path, inputs: np.ndarray, options: Int8Options =
     if len(inputs) == 0:
         raise InputError("the calibration set is empty")
     q = _quantization()
-    name = onnx.load(str(fp32_model), load_external_data=False).graph.input[0].name
+    reference = int8_reference(fp32_model, options.flavour)
+    name = reference.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="sredge-calib-") as tmp:
         # Every float tensor is calibrated (None): the CPU flavour also quantizes the Add, Mul, ...
         # between convolutions, and a calibration serves both flavours' quantizers.
         calibrator = q.create_calibrator(
-            _private_copy(fp32_model, tmp, options.flavour),
+            _private_copy(reference, tmp),
             None,
             augmented_model_path=str(Path(tmp) / "augmented.onnx"),
             calibrate_method=_method(options.method),
@@ -213,15 +212,12 @@ def flavour_of(qdq: onnx.ModelProto) -> str:
     return "cpu"
 
 
-def _private_copy(model: str | Path, folder: str, flavour: str) -> Path:
-    """The graph ``flavour`` quantizes (:func:`int8_reference`), written into ``folder``: ONNX Runtime's
-    quantizer writes ``NAME-inferred.onnx`` beside the model it reads (then deletes it), which must never
-    happen beside a user's input, in a read-only install, or in a folder two processes share."""
+def _private_copy(model: onnx.ModelProto, folder: str) -> Path:
+    """The graph to quantize (:func:`int8_reference`), written into ``folder``: ONNX Runtime's quantizer
+    writes ``NAME-inferred.onnx`` beside the model it reads (then deletes it), which must never happen
+    beside a user's input, in a read-only install, or in a folder two processes share."""
     copy = Path(folder) / "fp32.onnx"
-    if flavour == "cpu":
-        shutil.copyfile(model, copy)
-    else:
-        onnx.save(int8_reference(model, flavour), str(copy))
+    onnx.save(model, str(copy))
     return copy
 
 
@@ -259,12 +255,13 @@ def quantize_int8(
     """
     q = _quantization()
     args = _quant_args(ranges.options)
+    reference = int8_reference(fp32_model, ranges.options.flavour)
     with tempfile.TemporaryDirectory(prefix="sredge-int8-") as tmp:
         cache, out = Path(tmp) / "ranges.json", Path(tmp) / "int8.onnx"
         q.save_tensors_data(ranges.data, cache)
         with _quiet_quantizer():
             q.quantize_static(
-                str(_private_copy(fp32_model, tmp, ranges.options.flavour)), str(out), None,
+                str(_private_copy(reference, tmp)), str(out), None,
                 quant_format=q.QuantFormat.QDQ,
                 calibrate_method=_method(ranges.options.method),
                 calibration_cache_path=str(cache),
@@ -272,7 +269,6 @@ def quantize_int8(
                 **args,
             )
         model = onnx.load(str(out))
-    reference = int8_reference(fp32_model, ranges.options.flavour)
     float_output_path(model, reference)
     if keep_float:
         read_float_inputs(model, keep_float, reference)
@@ -309,27 +305,39 @@ def read_float_inputs(model: onnx.ModelProto, nodes: Sequence[str], reference: o
     """
     inits = {i.name for i in model.graph.initializer}
     produced_by = {o: n for n in model.graph.node for o in n.output}
-    ref_op = {o: n.op_type for n in reference.graph.node for o in n.output}
-    ref_op.update({i.name: "<input>" for i in reference.graph.input})
+    ref_op = _ops_by_tensor(reference)
     wanted, rewired = set(nodes), 0
     for n in model.graph.node:
         if n.name not in wanted:
             continue
         for i, name in enumerate(n.input):
-            dq = produced_by.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
-                continue
-            q = produced_by.get(dq.input[0])
-            if q is None or q.op_type != "QuantizeLinear" or q.input[0] in inits:
-                continue
-            t = q.input[0]
-            now = produced_by[t].op_type if t in produced_by else "<input>"
-            if ref_op.get(t) != now:
-                continue
-            n.input[i] = t
-            rewired += 1
+            t = _unrounded(name, produced_by, inits, ref_op)
+            if t is not None:
+                n.input[i] = t
+                rewired += 1
     _prune_dead_qdq(model)
     return rewired
+
+
+def _ops_by_tensor(reference: onnx.ModelProto) -> dict[str, str]:
+    """Tensor name -> the op type that produces it in ``reference`` (``<input>`` for a graph input)."""
+    ops = {o: n.op_type for n in reference.graph.node for o in n.output}
+    ops.update({i.name: "<input>" for i in reference.graph.input})
+    return ops
+
+
+def _unrounded(name: str, produced_by: dict, inits: set[str], ref_op: dict[str, str]) -> str | None:
+    """``t`` when ``name`` is ``DequantizeLinear(QuantizeLinear(t))`` of an activation ``t`` that is produced by
+    the same kind of node as in the float model (see :func:`read_float_inputs`), else None."""
+    dq = produced_by.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = produced_by.get(dq.input[0])
+    if q is None or q.op_type != "QuantizeLinear" or q.input[0] in inits:
+        return None
+    t = q.input[0]
+    now = produced_by[t].op_type if t in produced_by else "<input>"
+    return t if ref_op.get(t) == now else None
 
 
 def float_output_path(model: onnx.ModelProto, reference: onnx.ModelProto) -> int:
@@ -356,24 +364,10 @@ def float_output_path(model: onnx.ModelProto, reference: onnx.ModelProto) -> int
         How many tensors now stay float (the output counted once).
     """
     inits = {i.name for i in model.graph.initializer}
-    ref_op = {o: n.op_type for n in reference.graph.node for o in n.output}
-    ref_op.update({i.name: "<input>" for i in reference.graph.input})
+    ref_op = _ops_by_tensor(reference)
 
     def producers() -> dict[str, onnx.NodeProto]:
         return {o: n for n in model.graph.node for o in n.output}
-
-    def behind(name: str, produced_by) -> str | None:
-        """``t`` when ``name`` is ``DequantizeLinear(QuantizeLinear(t))`` of an activation that means what it
-        meant in the float model, else None."""
-        dq = produced_by.get(name)
-        if dq is None or dq.op_type != "DequantizeLinear":
-            return None
-        q = produced_by.get(dq.input[0])
-        if q is None or q.op_type != "QuantizeLinear" or q.input[0] in inits:
-            return None
-        t = q.input[0]
-        now = produced_by[t].op_type if t in produced_by else "<input>"
-        return t if ref_op.get(t) == now else None
 
     changed = 0
     produced_by = producers()
@@ -383,10 +377,10 @@ def float_output_path(model: onnx.ModelProto, reference: onnx.ModelProto) -> int
         if q is None or q.op_type != "QuantizeLinear" or q.input[0] not in produced_by:
             continue
         t = q.input[0]  # the quantizer renames the output's producer: compare it with the output's in reference
-        if produced_by[t].op_type in WEIGHT_OPS or produced_by[t].op_type != ref_op.get(out.name):
+        if produced_by[t].op_type in QUANTIZED_OPS or produced_by[t].op_type != ref_op.get(out.name):
             continue
-        for n in (produced_by[out.name], produced_by[produced_by[out.name].input[0]]):
-            model.graph.node.remove(n)
+        model.graph.node.remove(dq)
+        model.graph.node.remove(q)
         for n in model.graph.node:
             n.output[:] = [out.name if o == t else o for o in n.output]
             n.input[:] = [out.name if i == t else i for i in n.input]
@@ -396,12 +390,12 @@ def float_output_path(model: onnx.ModelProto, reference: onnx.ModelProto) -> int
     seen: set[int] = set()
     while todo:
         node = todo.pop()
-        if id(node) in seen or node.op_type in WEIGHT_OPS or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if id(node) in seen or node.op_type in QUANTIZED_OPS or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             continue
         seen.add(id(node))
         for k, name in enumerate(node.input):
-            t = behind(name, produced_by)
-            if t is not None and (t not in produced_by or produced_by[t].op_type not in WEIGHT_OPS):
+            t = _unrounded(name, produced_by, inits, ref_op)
+            if t is not None and (t not in produced_by or produced_by[t].op_type not in QUANTIZED_OPS):
                 node.input[k] = name = t
                 changed += 1
             if name in produced_by:
