@@ -87,7 +87,7 @@ def main() -> int:
                 ups.infer(x)
             return n / (time.perf_counter() - t)
 
-        ups = rt.upscaler(info.height, info.width, fast_8bit=True)  # what sr-run uses for video
+        ups = rt.upscaler(info.height, info.width)  # what sr-run uses for video
         from sredge.runtime.video_run import default_encoder_threads
 
         extra = {"threads": default_encoder_threads()} | ({"preset": args.preset} if args.preset else {})

@@ -87,7 +87,7 @@ def test_descriptor_metadata_round_trip():
 
 
 @pytest.mark.parametrize("space,channels", [("y", 1), ("rgb", 3), ("ycbcr", 3), ("bgr", 3)])
-def test_fast_8bit_output_path_agrees_with_float_path(space, channels):
+def test_8bit_output_path_agrees_with_float_path(space, channels):
     from sredge.imaging.model_io import image_to_input_and_chroma, output_to_rgb, output_to_rgb8
 
     rgb = to_float(read_rgb(asset("realworld/0014.jpg")))
@@ -97,7 +97,13 @@ def test_fast_8bit_output_path_agrees_with_float_path(space, channels):
     out = np.repeat(np.repeat(x, 2, axis=2), 2, axis=3) * 1.02 - 1.0
     chroma = image_to_input_and_chroma(rgb, desc)[1]
     ref = np.round(output_to_rgb(out, desc, chroma) * 255).astype(int)
-    fast = output_to_rgb8(out, desc, chroma).astype(int)
-    assert fast.shape == ref.shape and fast.dtype == int
-    assert np.abs(fast - ref).max() <= (3 if space == "y" else 2)
-    assert (np.abs(fast - ref) > 1).mean() < 0.05
+    fast = output_to_rgb8(out, desc, chroma)
+    assert fast.shape == ref.shape and fast.dtype == np.uint8
+    assert (ref == 0).any() and (ref == 255).any()  # saturation on both sides is exercised
+    diff = np.abs(fast.astype(int) - ref)
+    assert diff.max() <= 1  # float summation order only
+    assert (diff > 0).mean() < 1e-3
+    # a cropped (non-contiguous) output, as the tiler returns it, gives the same pixels
+    wide = np.concatenate([out, out[..., :7]], axis=3)[..., : out.shape[3]]
+    assert not wide[0, 0].flags.c_contiguous
+    np.testing.assert_array_equal(output_to_rgb8(wide, desc, chroma), fast)

@@ -314,7 +314,7 @@ def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):
                             n += 1
                         yield it
 
-                res = run_pipeline(first_six(rd), Upscaler(be.run, desc, fast_8bit=True), frames.append,
+                res = run_pipeline(first_six(rd), Upscaler(be.run, desc), frames.append,
                                    lambda _p: None)
             assert res.failure is None and res.frames_out == 6
             assert all((f.i420 is not None) is want for f in frames)

@@ -20,6 +20,8 @@ _OFFSET = np.array([16.0, 128.0, 128.0])
 _FWD = np.hstack([_RGB2YCBCR / 255.0, (_OFFSET / 255.0)[:, None]])
 _INV_M = np.linalg.inv(_RGB2YCBCR / 255.0)
 _INV = np.hstack([_INV_M, (-_INV_M @ (_OFFSET / 255.0))[:, None]])
+YCBCR_TO_RGB = _INV
+"""(3, 4) float64 ``[M | offset]``: YCbCr in [0, 1] -> RGB in [0, 1] (rows R, G, B; columns Y, Cb, Cr, 1)."""
 
 
 def _affine(img: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -42,15 +44,3 @@ def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
 def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
     """YCbCr (..., 3) in [0, 1] -> RGB (..., 3) in [0, 1], not clipped (float32)."""
     return _affine(ycbcr, _INV)
-
-
-# The inverse map in 8-bit units (uint8 YCbCr -> uint8 RGB), for cv2.transform's saturating path.
-_INV8 = np.hstack([_INV_M, (-_INV_M @ _OFFSET)[:, None]]).astype(np.float32)
-
-
-def ycbcr8_to_rgb8(ycbcr: np.ndarray) -> np.ndarray:
-    """YCbCr (H, W, 3) uint8 (studio swing, 0-255 units) -> RGB (H, W, 3) uint8, rounded and saturated.
-
-    The 8-bit video path: one pass, no float image of the frame's size.
-    """
-    return cv2.transform(ycbcr, _INV8)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sredge.imaging.color import rgb_to_ycbcr, ycbcr8_to_rgb8, ycbcr_to_rgb
+from sredge.imaging.color import YCBCR_TO_RGB, rgb_to_ycbcr, ycbcr_to_rgb
 from sredge.imaging.resize import imresize
 from sredge.models.descriptor import ModelDescriptor
 
@@ -82,24 +82,41 @@ def output_to_rgb(out: np.ndarray, desc: ModelDescriptor, chroma: np.ndarray | N
 
 
 def output_to_rgb8(out: np.ndarray, desc: ModelDescriptor, chroma: np.ndarray | None) -> np.ndarray:
-    """Network output (1, C, H', W') -> (H', W', 3) uint8 RGB: the fast 8-bit path of :func:`output_to_rgb`.
+    """Network output (1, C, H', W') -> (H', W', 3) uint8 RGB: :func:`output_to_rgb`, rounded, in one pass per channel.
 
-    Each output plane is quantised to 8 bits first and colour conversion runs on uint8
-    (as 8-bit video pipelines do); the result agrees with ``output_to_rgb`` to within 3 levels
-    (luma-only networks: Y, Cb and Cr each rounded before conversion) or 2 (other networks).
+    Each RGB channel is a weighted sum of the float output planes (and, for luma-only networks,
+    of the bicubically upscaled ``chroma`` planes) that OpenCV rounds and saturates straight
+    into uint8: no float RGB image of the output's size is made. The result equals
+    ``round(output_to_rgb(...) * 255)`` up to float summation order (at most 1 level; on 2e-5 to
+    2e-3 of the values in ``tests/imaging`` and ``benchmarks/bench_output_path.py``).
     """
-    # Planes out[0, c] are contiguous: no transposed copy of the float frame.
-    planes = [cv2.convertScaleAbs(cv2.max(out[0, c], 0.0), alpha=255.0 / desc.value_range)
-              for c in range(out.shape[1])]
+    planes = [np.ascontiguousarray(out[0, c], np.float32) for c in range(out.shape[1])]  # views when they can be
+    to_255 = 255.0 / desc.value_range
+    if desc.color_space == "rgb":
+        return cv2.merge([_u8_sum([(p, to_255)], 0.0) for p in planes])
+    if desc.color_space == "bgr":
+        return cv2.merge([_u8_sum([(p, to_255)], 0.0) for p in planes[::-1]])
+    inverse = YCBCR_TO_RGB * 255.0  # (3, 4): [0, 1] YCbCr -> [0, 255] RGB
     if desc.color_space == "y":
         if chroma is None:
             raise ValueError("a luma-only network's output needs the input's chroma")
         h, w = planes[0].shape
-        c8 = cv2.convertScaleAbs(chroma, alpha=255.0)
-        cbcr = cv2.resize(c8, (w, h), interpolation=cv2.INTER_CUBIC)
-        return ycbcr8_to_rgb8(cv2.merge([planes[0], *cv2.split(cbcr)]))
-    if desc.color_space == "ycbcr":
-        return ycbcr8_to_rgb8(cv2.merge(planes))
-    if desc.color_space == "bgr":
-        planes = planes[::-1]
-    return cv2.merge(planes)
+        # chroma is only (H, W): resizing its planes apart costs less than splitting an upscaled pair.
+        cb, cr = (cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC) for c in cv2.split(chroma))
+        ycc = [(planes[0], to_255 / 255.0), (cb, 1.0), (cr, 1.0)]
+    else:  # ycbcr
+        ycc = [(p, to_255 / 255.0) for p in planes]
+    return cv2.merge([
+        _u8_sum([(p, k * inverse[row, col]) for col, (p, k) in enumerate(ycc) if abs(inverse[row, col]) > 1e-4],
+                inverse[row, 3])
+        for row in range(3)
+    ])
+
+
+def _u8_sum(terms: list[tuple[np.ndarray, float]], offset: float) -> np.ndarray:
+    """``sum(weight * plane) + offset`` over 1-3 float32 (H, W) planes, rounded and saturated to uint8."""
+    if len(terms) == 3:  # fold the last two into one float plane first
+        (a, wa), (b, wb), (c, wc) = terms
+        return cv2.addWeighted(a, wa, cv2.addWeighted(b, wb, c, wc, offset), 1.0, 0.0, dtype=cv2.CV_8U)
+    (a, wa), (b, wb) = terms if len(terms) == 2 else (terms[0], (terms[0][0], 0.0))
+    return cv2.addWeighted(a, wa, b, wb, offset, dtype=cv2.CV_8U)

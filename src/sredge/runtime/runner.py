@@ -181,14 +181,14 @@ class LoadedRuntime:
     def __exit__(self, *exc: object) -> None:
         self.backend.__exit__(*exc)
 
-    def upscaler(self, height: int, width: int, fast_8bit: bool = False) -> Upscaler:
+    def upscaler(self, height: int, width: int) -> Upscaler:
         """An upscaler whose tiling is planned for ``height`` x ``width`` inputs (see :class:`Upscaler`).
 
         Raises:
             InputError: Upscaling such an input would not fit in memory (checked here, before a run starts).
         """
         ups = Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width),
-                       fast_8bit=fast_8bit, name=self.model.name,
+                       name=self.model.name,
                        run_many=getattr(self.backend, "run_many", None))  # TensorRT: copies overlap compute
         ups.check_memory(height, width)  # issue 14: refuse before the first allocation, naming the --tile that fits
         return ups

@@ -60,7 +60,7 @@ def takes_i420(desc: ModelDescriptor) -> bool:
 class Upscaler:
     """Upscale images with one model. Images are (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16."""
 
-    def __init__(self, run: Runner, desc: ModelDescriptor, tiling: TileConfig = TileConfig(), fast_8bit: bool = False,
+    def __init__(self, run: Runner, desc: ModelDescriptor, tiling: TileConfig = TileConfig(),
                  name: str = "", run_many: PipelinedRunner | None = None):
         """
         Args:
@@ -69,12 +69,9 @@ class Upscaler:
                 which overlaps copies and compute); used for the tiles of each image when given.
             desc: Its descriptor.
             tiling: How to tile each image.
-            fast_8bit: Convert 8-bit RGB outputs on uint8 planes (video): ~3x faster, within
-                3 levels of the exact float path (the quantisation any 8-bit video pipeline has).
             name: The model as errors name it (its file name); default: the descriptor's variant or architecture.
         """
         self.name = name or desc.variant or desc.arch
-        self.fast_8bit = fast_8bit
         self.run_model = run
         self.run_many = run_many
         self.desc = desc
@@ -168,7 +165,7 @@ class Upscaler:
             h, w = y.shape
             u, v = (cv2.resize(c, (w // 2, h // 2), interpolation=cv2.INTER_CUBIC) for c in prep.i420_chroma)
             return np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, w)
-        if self.fast_8bit and prep.dtype == np.uint8 and not prep.grey and prep.alpha is None:
+        if prep.dtype == np.uint8 and not prep.grey and prep.alpha is None:  # straight to uint8, no float RGB
             return output_to_rgb8(out, self.desc, prep.chroma)
         rgb = output_to_rgb(out, self.desc, prep.chroma)
         h, w = rgb.shape[:2]

@@ -120,13 +120,13 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     with VideoReader(source, want_i420=takes_i420(rt.desc) and not display, max_pixels=rt.opts.max_pixels,
                      window=session.read_window if session is not None else window) as reader:
         info = reader.info
-        ups = rt.upscaler(info.height, info.width, fast_8bit=True)
+        ups = rt.upscaler(info.height, info.width)
         s = rt.desc.scale
         check = None
         if reference is not None:
             if reference.desc.scale != s:
                 raise InputError(f"the reference model upscales x{reference.desc.scale}, the model x{s}")
-            check = ReferenceCheck(reference.upscaler(info.height, info.width, fast_8bit=True), check_every, s)
+            check = ReferenceCheck(reference.upscaler(info.height, info.width), check_every, s)
         shown = _Display() if display else None
         threads = default_encoder_threads() if encoder_threads is None else encoder_threads
         plan = plan_output_size((info.height, info.width), s, size or OutputSize(), even=True)
