@@ -67,7 +67,7 @@ def _check_stopped(work: Path, proc, sig: int, err: str) -> int:
     """The run's one line, its exit code, and its output: frames reported == frames decodable."""
     assert proc.returncode == SIGNAL_CODES[sig], f"exit {proc.returncode}; stderr:\n{err}"
     assert "terminate called" not in err and "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = _our_lines(err)
     assert len(lines) == 1, err
     m = LINE.match(lines[0])
     assert m and m.group(1) == "sr-run" and m.group(2) == signal.Signals(sig).name, lines[0]
@@ -142,8 +142,23 @@ def _stop_when(proc, ready, sig: int) -> str:
 
 def _one_interrupted_line(proc, err: str, prog: str, sig: int) -> None:
     assert proc.returncode == SIGNAL_CODES[sig], f"exit {proc.returncode}; stderr:\n{err}"
+    lines = _our_lines(err)
+    assert len(lines) == 1 and lines[0] == f"{prog}: interrupted by {signal.Signals(sig).name}", err
+
+
+# A stop signal that lands while CPython's import machinery has a .pyc open leaves that file to the
+# garbage collector, and the children show every warning: that ResourceWarning is the interpreter's,
+# not a leak of sredge's (seen once in CI, sr-calibrate stopped while still importing).
+_IMPORT_RACE = re.compile(r"^<frozen importlib\._bootstrap(_external)?>:\d+: ResourceWarning: unclosed file .*\.pyc'>$")
+
+
+def _our_lines(err: str) -> list[str]:
+    """stderr's non-blank lines without the interpreter's own import-race ResourceWarning (and its hint)."""
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: interrupted"), err
+    if any(_IMPORT_RACE.match(ln) for ln in lines):
+        lines = [ln for ln in lines if not _IMPORT_RACE.match(ln)
+                 and ln != "ResourceWarning: Enable tracemalloc to get the object allocation traceback"]
+    return lines
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
@@ -151,9 +166,8 @@ def test_export_stopped_mid_write_leaves_no_temporary_file(tmp_path, sig):
     ckpt = shutil.copy(asset("weights/fsrcnn/fsrcnn_x2.pth"), tmp_path / "fsrcnn_x2.pth")
     out = tmp_path / "out"
     out.mkdir()
-    # The export imports torch lazily, so the signal can land inside an import: the interpreter then
-    # reports the .pyc it was reading as unclosed, a ResourceWarning Python hides from users by default.
-    proc = start("export", ckpt, "-o", out / "m.onnx", "-q", warnings="default,ignore::ResourceWarning")
+    # The export imports torch lazily, so the signal can land inside an import (see _our_lines).
+    proc = start("export", ckpt, "-o", out / "m.onnx", "-q")
     err = _stop_when(proc, lambda: any(p.name.endswith(".tmp") for p in out.iterdir()), sig)
     _one_interrupted_line(proc, err, "sr-export", sig)
     assert list(out.iterdir()) == [] and leftovers(tmp_path) == []

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from sredge.cli._signals import Interrupted, exit_code, raise_on_signals, signal_name
-from sredge.interrupts import check, seen
 from sredge.errors import InputError, SredgeError
+from sredge.interrupts import check, seen
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
@@ -86,9 +86,9 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
                 raise
             print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
             return exc.exit_code
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # SIGINT, raised by our handler or, before it is installed, by Python's
             seen()
-            print(f"{prog}: interrupted", file=sys.stderr)
+            print(f"{prog}: interrupted by SIGINT", file=sys.stderr)
             return EXIT_INTERRUPTED
         except Interrupted as exc:
             seen()
