@@ -119,7 +119,17 @@ def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):
         [sys.executable, "-m", "sredge.cli.run", "--video", str(asset("video/bottle-detection.mp4")),
          "--model", str(exported("espcn_x3")), "-o", str(out), "--preset", "ultrafast", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # model load + some frames
+    # Stop once encoded frames reached the partial file (a fixed sleep raced a loaded machine's start-up).
+    def encoded() -> bool:
+        try:
+            return any(".partial" in f.name and f.stat().st_size > 4_000 for f in tmp_path.rglob("*"))
+        except FileNotFoundError:  # renamed or removed while listed
+            return False
+
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not encoded():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before any frame was written"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
