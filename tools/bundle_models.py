@@ -97,21 +97,14 @@ def bench(models: list[Path], dataset: str, scale: int, latency: bool, backends:
 def network_speed(fp32: Path, int8: Path, backend: str, size: tuple[int, int] = (360, 640), rounds: int = 9) -> float:
     """FP32 time / INT8 time of the bare networks on one LR frame-sized input (no colour conversion, no
     chroma upscale: sr-bench's frame times include those, the same for both files), median of interleaved rounds."""
-    import time
-
     import numpy as np
 
     from sredge.runtime.backends import open_backend
+    from sredge.runtime.timing import time_interleaved
 
     x = np.random.default_rng(0).random((1, 1, *size), dtype=np.float32)
     with open_backend(backend, fp32) as f, open_backend(backend, int8) as q:
-        times: dict[str, list[float]] = {"f": [], "q": []}
-        for r in range(rounds + 2):
-            for key, be in (("f", f), ("q", q)):
-                t0 = time.perf_counter()
-                be.run(x)
-                if r >= 2:  # warm-up rounds untimed
-                    times[key].append(time.perf_counter() - t0)
+        times = time_interleaved({"f": lambda: f.run(x), "q": lambda: q.run(x)}, warmup=2, rounds=rounds)
     return round(float(np.median(times["f"]) / np.median(times["q"])), 2)
 
 
@@ -137,8 +130,8 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
 
     ms = lambda label: round(rows5[label]["latency"]["median_ms"], 1)  # noqa: E731
     desc = read_descriptor(fp32)
-    graph = onnx.load(str(int8)).graph
-    convs = sum(n.op_type == "Conv" for n in graph.node)
+    int8_model = onnx.load(str(int8))
+    convs = sum(n.op_type == "Conv" for n in int8_model.graph.node)
     int8_speed = {"ort": round(ms(f) / ms(q), 2)}
     int8_psnr_by_backend = {"ort": psnr(rows5, q)}
     network = {b: network_speed(fp32, int8, b) for b in backends.split(",")}
@@ -159,7 +152,7 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
                  "set5_y_psnr_by_backend": int8_psnr_by_backend,
                  "set5_drop": round(psnr(rows5, f) - psnr(rows5, q), 3),
                  "set14_drop": round(psnr(rows14, f) - psnr(rows14, q), 3),
-                 "convs_in_int8": len(quantized_nodes(onnx.load(str(int8)))), "convs": convs,
+                 "convs_in_int8": len(quantized_nodes(int8_model)), "convs": convs,
                  "speed_vs_fp32": int8_speed, "network_speed_vs_fp32": network},
     }
 

@@ -90,6 +90,15 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(f) for f in Path(folder).rglob(".*") if any(m in f.name for m in LEFTOVER_MARKS))
 
 
+def partial_size(folder: Path) -> int:
+    """Bytes in the first partial video file under ``folder`` (a run's output in progress), 0 when none."""
+    found = [p for p in Path(folder).rglob("*") if ".partial" in p.name and p.is_file()]
+    try:
+        return found[0].stat().st_size if found else 0
+    except FileNotFoundError:  # renamed or removed since it was listed
+        return 0
+
+
 def stderr_lines(res: Result) -> list[str]:
     return [ln for ln in res.err.splitlines() if ln.strip()]
 

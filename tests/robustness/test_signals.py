@@ -17,33 +17,20 @@ import av
 import pytest
 
 from tests.conftest import asset
-from tests.robustness.conftest import SIGNAL_CODES, hashes, leftovers, send, start, wait_for
+from tests.robustness.conftest import SIGNAL_CODES, hashes, leftovers, partial_size, send, start, wait_for
 
 LINE = re.compile(r"^(sr-[a-z]+): interrupted by (SIG[A-Z]+)"
                   r"(?:; (?:(\d+) frames written to (.+) \(playable\)|no frame was written))?$")
 CLIP_FRAMES = 120
 
 
-def _partial(folder: Path) -> Path | None:
-    found = [p for p in folder.rglob("*") if ".partial" in p.name and p.is_file()]
-    return found[0] if found else None
-
-
-def _partial_size(folder: Path) -> int:
-    p = _partial(folder)
-    try:
-        return p.stat().st_size if p is not None else 0
-    except FileNotFoundError:
-        return 0
-
-
 POINTS = {
     # The output is claimed (its lock exists): the model is loaded, no frame is written yet.
     "at-claim": lambda folder: (folder / ".out.mp4.lock").exists(),
     # The first encoded frames reached the file.
-    "early": lambda folder: _partial_size(folder) > 4_000,
+    "early": lambda folder: partial_size(folder) > 4_000,
     # A good part of the clip is done.
-    "mid": lambda folder: _partial_size(folder) > 250_000,
+    "mid": lambda folder: partial_size(folder) > 250_000,
 }
 
 

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 
 import av
@@ -20,6 +19,7 @@ from sredge.runtime.pipeline import run_pipeline
 from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame, VideoReader, VideoWriter
 from tests.conftest import asset
+from tests.robustness.conftest import partial_size, wait_for
 
 
 def _probe(path):
@@ -120,16 +120,7 @@ def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):
          "--model", str(exported("espcn_x3")), "-o", str(out), "--preset", "ultrafast", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Stop once encoded frames reached the partial file (a fixed sleep raced a loaded machine's start-up).
-    def encoded() -> bool:
-        try:
-            return any(".partial" in f.name and f.stat().st_size > 4_000 for f in tmp_path.rglob("*"))
-        except FileNotFoundError:  # renamed or removed while listed
-            return False
-
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and not encoded():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before any frame was written"
+    assert wait_for(lambda: partial_size(tmp_path) > 4_000, timeout=120, proc=proc), "no frame was written"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -83,9 +83,9 @@ def record_quality(model: onnx.ModelProto, drop_db: float, quality_ref: str) -> 
     """
     from dataclasses import replace
 
-    from sredge.models.onnx_file import write_descriptor
+    from sredge.models.onnx_file import descriptor_of, write_descriptor
 
-    desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
+    desc = descriptor_of(model)
     if desc is not None:
         write_descriptor(model, replace(desc, psnr_drop_db=round(float(drop_db), 4), quality_ref=quality_ref))
 

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sredge.models.onnx_file import write_descriptor
+from sredge.models.onnx_file import descriptor_of, write_descriptor
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def convert_to_fp16(model: onnx.ModelProto, options: Fp16Options = Fp16Options()
     del g.value_info[:]
     m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
     if desc is None:
-        desc = ModelDescriptor.from_metadata({p.key: p.value for p in m.metadata_props})
+        desc = descriptor_of(m)
     if desc is not None:
         write_descriptor(m, replace(desc, precision="fp16"))
     onnx.checker.check_model(m, full_check=True)

@@ -194,11 +194,16 @@ def int8_reference(fp32_model: str | Path, flavour: str) -> onnx.ModelProto:
         flavour: ``"cpu"`` or ``"trt"``.
     """
     from sredge.calibration.centering import center_input
-    from sredge.models.onnx_file import read_descriptor
+    from sredge.models.onnx_file import descriptor_of
 
     model = onnx.load(str(fp32_model))
-    desc = read_descriptor(fp32_model)
-    if flavour != "trt" or desc is None:
+    if flavour != "trt":
+        return model
+    try:
+        desc = descriptor_of(model)
+    except ValueError as exc:
+        raise InputError(f"{fp32_model}: {exc}") from exc
+    if desc is None:
         return model
     return center_input(model, desc.value_range / 2)[0]
 

@@ -91,11 +91,9 @@ def output_to_rgb8(out: np.ndarray, desc: ModelDescriptor, chroma: np.ndarray | 
     2e-3 of the values in ``tests/imaging`` and ``benchmarks/bench_output_path.py``).
     """
     planes = [np.ascontiguousarray(out[0, c], np.float32) for c in range(out.shape[1])]  # views when they can be
-    to_255 = 255.0 / desc.value_range
-    if desc.color_space == "rgb":
-        return cv2.merge([_u8_sum([(p, to_255)], 0.0) for p in planes])
-    if desc.color_space == "bgr":
-        return cv2.merge([_u8_sum([(p, to_255)], 0.0) for p in planes[::-1]])
+    if desc.color_space in ("rgb", "bgr"):
+        ordered = planes[::-1] if desc.color_space == "bgr" else planes
+        return cv2.merge([_u8_sum([(p, 255.0 / desc.value_range)], 0.0) for p in ordered])
     inverse = YCBCR_TO_RGB * 255.0  # (3, 4): [0, 1] YCbCr -> [0, 255] RGB
     if desc.color_space == "y":
         if chroma is None:
@@ -103,9 +101,9 @@ def output_to_rgb8(out: np.ndarray, desc: ModelDescriptor, chroma: np.ndarray | 
         h, w = planes[0].shape
         # chroma is only (H, W): resizing its planes apart costs less than splitting an upscaled pair.
         cb, cr = (cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC) for c in cv2.split(chroma))
-        ycc = [(planes[0], to_255 / 255.0), (cb, 1.0), (cr, 1.0)]
+        ycc = [(planes[0], 1.0 / desc.value_range), (cb, 1.0), (cr, 1.0)]  # (plane, factor to [0, 1])
     else:  # ycbcr
-        ycc = [(p, to_255 / 255.0) for p in planes]
+        ycc = [(p, 1.0 / desc.value_range) for p in planes]
     return cv2.merge([
         _u8_sum([(p, k * inverse[row, col]) for col, (p, k) in enumerate(ycc) if abs(inverse[row, col]) > 1e-4],
                 inverse[row, 3])

@@ -37,9 +37,18 @@ def read_descriptor(path: str | Path) -> ModelDescriptor | None:
     except Exception as exc:  # onnx raises DecodeError / google.protobuf errors
         raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
     try:
-        return ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
+        return descriptor_of(model)
     except ValueError as exc:
         raise InputError(f"{path}: {exc}") from exc
+
+
+def descriptor_of(model: onnx.ModelProto) -> ModelDescriptor | None:
+    """The descriptor in a loaded model's metadata, or None (see :func:`read_descriptor`).
+
+    Raises:
+        ValueError: The sredge metadata is damaged.
+    """
+    return ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ def onnx_facts(model, sha256: str) -> OnnxFacts:
         or casts_to_half
     )
     try:
-        desc = ModelDescriptor.from_metadata({p.key: p.value for p in model.metadata_props})
+        desc = descriptor_of(model)
     except ValueError as exc:
         raise InputError(f"the ONNX's sredge metadata is damaged: {exc}") from exc
     return OnnxFacts(

@@ -32,11 +32,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from sredge.calibration.quantize import QUANTIZED_OPS, flavour_of, int8_reference
 from sredge.errors import InputError
 
 log = logging.getLogger(__name__)
 
-WEIGHT_OPS = ("Conv", "ConvTranspose")
 QAT_TARGETS = ("fp32", "ground-truth")
 
 
@@ -134,7 +134,7 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
     for n in qdq.graph.node:
         if n.op_type == "DequantizeLinear" and n.input[0] in inits:
             users = consumers.get(n.output[0], [])
-            layer = next((u for u in users if u.op_type in WEIGHT_OPS), None)
+            layer = next((u for u in users if u.op_type in QUANTIZED_OPS), None)
             if layer is None:
                 raise InputError(f"QAT: a quantized constant {n.input[0]!r} feeds no Conv; not a file sredge quantized")
             slot = list(layer.input).index(n.output[0])
@@ -464,8 +464,6 @@ def finetune(
     Returns:
         The best model by validation (PTQ itself when no step beats it).
     """
-    from sredge.calibration.quantize import flavour_of, int8_reference
-
     torch = _torch()
     torch.manual_seed(seed)
     graph = qdq_graph(qdq, int8_reference(fp32_path, flavour_of(qdq)))
