@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: the assets folder, its real checkpoints and ``sr-export`` of an FP32 + INT8 family."""
+"""Shared by the benchmarks: the assets folder, its real checkpoints and ``sr-export`` of an FP32 + INT8 family."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What ``sr-run --backend auto`` chooses for a real model (FP32 + INT8 siblings), and its video fps vs ``--backend ort``.
+"""What ``sr-run --backend auto`` picks for a real model (FP32 + INT8 siblings), and its video fps vs ``--backend ort``.
 
     .venv/bin/python benchmarks/bench_auto.py [--model fsrcnn_x3|vdsr_x2] [--frames 60] [--repeats 3] [--budget 0.1]
 

@@ -1,6 +1,7 @@
 """Every CPU backend x precision for VDSR x2, FSRCNN x3 and EDSR-baseline x4: sr-bench rows of Set5 Y-PSNR and latency.
 
-    .venv/bin/python benchmarks/bench_cpu_matrix.py [--size 160x90] [--repeats 3] [--models vdsr_x2,fsrcnn_x3,edsr_baseline_x4]
+    .venv/bin/python benchmarks/bench_cpu_matrix.py [--size 160x90] [--repeats 3]
+        [--models vdsr_x2,fsrcnn_x3,edsr_baseline_x4]
 
 For each model, ``sr-export --precision fp32,int8`` (32 T91 crops of 48x48, Set5 budget 0.1 dB) writes
 the FP32 file and the INT8 file that stays within the budget; then one ``sr-bench`` run per model

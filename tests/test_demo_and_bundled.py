@@ -14,7 +14,8 @@ from sredge.demo import CLIP_SIZE, FRAMES, make_clip
 from sredge.models.onnx_file import read_descriptor
 from sredge.runtime.bundled import bundled_models, default_model, manifest
 
-BLOCK = "import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n    sys.modules[m] = None\n"
+BLOCK = ("import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n"
+         "    sys.modules[m] = None\n")
 
 
 def test_demo_clip_is_a_real_video(tmp_path):
@@ -261,7 +262,8 @@ def test_sr_bench_on_the_sample_set_beats_bicubic(cli, tmp_path):
 def test_sr_calibrate_from_the_sample_set(cli, tmp_path):
     from sredge.calibration.sets import load_calibration_set
 
-    res = cli("calibrate", "build", "--from", "sample", "--crops-per-image", "6", "--tile", "64", "-o", tmp_path / "c.npz")
+    res = cli("calibrate", "build", "--from", "sample", "--crops-per-image", "6", "--tile", "64",
+              "-o", tmp_path / "c.npz")
     assert res.code == 0, res.err
     cset = load_calibration_set(tmp_path / "c.npz")
     assert "18 crops" in cset.describe()  # 3 photos x 6 crops

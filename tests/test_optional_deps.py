@@ -18,7 +18,8 @@ import pytest
 
 import sredge
 
-BLOCK = "import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n    sys.modules[m] = None\n"
+BLOCK = ("import sys\nfor m in ('torch', 'onnxscript', 'onnxslim', 'safetensors', 'tensorrt'):\n"
+         "    sys.modules[m] = None\n")
 
 
 def _run_blocked(code: str) -> subprocess.CompletedProcess:
@@ -43,7 +44,8 @@ def test_every_module_outside_the_model_definitions_imports_without_torch():
     assert proc.stdout.startswith("ok")
 
 
-@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run"), ("sr-build", "build"), ("sr-calibrate", "calibrate")])
+@pytest.mark.parametrize("command,module", [("sr-export", "export"), ("sr-run", "run"), ("sr-build", "build"),
+                                            ("sr-calibrate", "calibrate")])
 def test_help_works_without_torch(command, module):
     proc = _run_blocked(f"""
         from sredge.cli.{module} import main

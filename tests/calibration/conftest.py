@@ -1,4 +1,6 @@
-"""A small real calibration set shared by the calibration tests (built once); real models come from tests/conftest.py."""
+"""A small real calibration set shared by the calibration tests (built once); real models come
+from tests/conftest.py.
+"""
 
 from __future__ import annotations
 

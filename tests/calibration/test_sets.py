@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from sredge.calibration.sets import (
-    CalibrationOptions, build_calibration_set, crop_positions, frame_indices, load_calibration_set,
-    model_inputs, save_calibration_set,
+    CalibrationOptions,
+    build_calibration_set,
+    crop_positions,
+    frame_indices,
+    load_calibration_set,
+    model_inputs,
+    save_calibration_set,
 )
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor

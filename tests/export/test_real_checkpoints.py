@@ -13,8 +13,8 @@ import torch
 
 from sredge.benchmarks.datasets import load_dataset
 from sredge.benchmarks.quality import evaluate_y_psnr
-from sredge.models.onnx_file import read_descriptor
 from sredge.models.loader import load_model
+from sredge.models.onnx_file import read_descriptor
 from tests.conftest import asset
 
 # Set5 Y-PSNR (crop = scale) to expect from PyTorch, with tolerance: measured values

@@ -10,9 +10,7 @@ import importlib
 import pytest
 import torch
 
-from sredge.export.onnx_export import export_onnx
-from sredge.export.parity import check_parity
-from sredge.models.loader import build_from_state_dict, constructor_defaults, describe
+from sredge.models.loader import constructor_defaults
 from sredge.models.registry import ARCH_NAMES, all_archs, detect
 
 GROUP = ("pan", "efdn", "srgan", "han", "csnln")

@@ -213,7 +213,8 @@ def test_raw_pickle_refused_without_trust_naming_its_class(cli, raw_pickle, tmp_
 
 def test_raw_pickle_with_trust_names_the_missing_module(cli, raw_pickle, tmp_path):
     path, _, name, _ = raw_pickle
-    with pytest.raises(InputError, match=f"the pickle needs module '{name}' \\(class Net\\); put its .py on PYTHONPATH"):
+    with pytest.raises(InputError,
+                       match=f"the pickle needs module '{name}' \\(class Net\\); put its .py on PYTHONPATH"):
         load_state_dict(path, trust_pickle=True)
     res = cli("export", path, "-o", tmp_path / "m.onnx", "--scale", "2", "--trust-pickle")
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and f"module '{name}'" in res.err

@@ -7,8 +7,8 @@ import torch
 
 from sredge.export.onnx_export import export_onnx
 from sredge.export.parity import check_parity
-from sredge.models.onnx_file import read_descriptor
 from sredge.models.loader import build_from_state_dict, constructor_defaults, describe, resolve_scale
+from sredge.models.onnx_file import read_descriptor
 from sredge.models.registry import ARCH_NAMES, all_archs, detect, get_arch, list_variants
 
 SPECS = all_archs()

@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
+from sredge.models.onnx_file import write_descriptor
 from tests.robustness.conftest import Result, assert_clean_error, child_env, command, hashes, leftovers
 
 AS_LIMIT = 4 << 30
@@ -68,8 +68,8 @@ _TYPES = {"float": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "uint8": T
           "int64": TensorProto.INT64, "double": TensorProto.DOUBLE}
 
 
-def make_model(path: Path, *, shape=("batch", 3, "height", "width"), in_type: str = "float", out_type: str | None = None,
-               scale: int = 2, body: str = "copy", desc: ModelDescriptor | None = None,
+def make_model(path: Path, *, shape=("batch", 3, "height", "width"), in_type: str = "float",
+               out_type: str | None = None, scale: int = 2, body: str = "copy", desc: ModelDescriptor | None = None,
                props: dict[str, str | None] | None = None) -> Path:
     """A real ONNX SR model: ``body`` on the input, then a nearest-neighbour x``scale`` Resize.
 

@@ -26,7 +26,16 @@ from sredge.models.descriptor import ModelDescriptor, metadata_problem
 from sredge.runtime.memory import HEADROOM, TILE_CHOICES, check_fits, estimate, fitting_tile
 from sredge.runtime.tiling import TileConfig, plan_tiles, tile_shape
 from tests.robustness._hostile import (
-    AS_LIMIT, big_zero_png, check_case, encode, huge_header, make_model, photo, png_file, rgb_desc, sr_limited,
+    AS_LIMIT,
+    big_zero_png,
+    check_case,
+    encode,
+    huge_header,
+    make_model,
+    photo,
+    png_file,
+    rgb_desc,
+    sr_limited,
 )
 from tests.robustness.conftest import BUNDLED_X2
 
@@ -35,7 +44,8 @@ from tests.robustness.conftest import BUNDLED_X2
 LAYOUTS = {"grey": (1, np.uint8), "rgb": (3, np.uint8), "rgba": (4, np.uint8), "rgb16": (3, np.uint16)}
 CAN_HOLD = {  # what each encoding stores as given (OpenCV converts the rest, still a valid file)
     "png": LAYOUTS, "tif": LAYOUTS, "tif-raw": LAYOUTS, "bmp": ("grey", "rgb", "rgba"),
-    "jpg": ("grey", "rgb"), "jpg-progressive": ("grey", "rgb"), "webp": ("rgb", "rgba"), "webp-lossless": ("rgb", "rgba"),
+    "jpg": ("grey", "rgb"), "jpg-progressive": ("grey", "rgb"),
+    "webp": ("rgb", "rgba"), "webp-lossless": ("rgb", "rgba"),
 }
 HEADER_CASES = [(k, lay) for k, lays in CAN_HOLD.items() for lay in lays]
 
@@ -392,7 +402,8 @@ def test_scale_1000_pre_upsampling_model_is_refused_not_resized(w):
     """The issue's case: sredge.scale 1000 on a pre-upsampling model tried a 23 GiB bicubic resize."""
     model = make_model(w / "pre.onnx", shape=("n", 1, "h", "w"), scale=1,
                        desc=ModelDescriptor("vdsr", 1000, 1, 1, "y", 1.0, True))
-    for cmd, args, out in (("run", ["--image", w / "in.png", "--model", model, "-o", w / "out.png", "-q"], w / "out.png"),
+    for cmd, args, out in (("run", ["--image", w / "in.png", "--model", model, "-o", w / "out.png", "-q"],
+                            w / "out.png"),
                            ("bench", [model, "--dataset", w / "data", "--json", w / "r.json", "--size", "0", "-q"],
                             w / "r.json")):
         check_case(cmd, args, inputs=[w / "in.png", model], outputs=[out], match="sredge.scale = 1000 is invalid")

@@ -189,7 +189,8 @@ def test_shapes_inside_the_profile_pass(shape):
 
 
 def test_batch_outside_profile_names_range_and_rebuild_flag():
-    with pytest.raises(InputError, match=r"batch 5 is outside the engine's profile \(batch 1\.\.4\).*sr-build --batch 5"):
+    with pytest.raises(InputError,
+                       match=r"batch 5 is outside the engine's profile \(batch 1\.\.4\).*sr-build --batch 5"):
         check_shape_in_profile((5, 3, 64, 64), LO, HI)
 
 
@@ -422,7 +423,8 @@ def test_module_imports_without_tensorrt_torch_or_cuda():
 
 def test_sidecar_round_trip(tmp_path):
     engine = tmp_path / "espcn_x2.engine"
-    extra = {"tensorrt": "10.3.0", "gpu": "Orin", "onnx_sha256": "ab" * 32, "profile": [[1, 3, 16, 16], [4, 3, 512, 512]]}
+    extra = {"tensorrt": "10.3.0", "gpu": "Orin", "onnx_sha256": "ab" * 32,
+             "profile": [[1, 3, 16, 16], [4, 3, 512, 512]]}
     path = write_engine_sidecar(engine, DESC, extra)
     assert path == sidecar_path(engine) == tmp_path / "espcn_x2.engine.json"
     data = json.loads(path.read_text())

@@ -95,7 +95,8 @@ def test_container_problem():
         ".webm files cannot hold h264 video: use --codec av1, or -o NAME.mp4 or NAME.mkv")
     assert container_problem("mov", ".mov", "ffv1", {"h264", "hevc"}) == (
         ".mov files cannot hold ffv1 video: use --codec h264 or hevc, or -o NAME.mkv")
-    assert container_problem("mpegts", "", "av1", set()) == "the mpegts format cannot hold av1 video: use -o NAME.mp4 or NAME.mkv"
+    assert container_problem("mpegts", "", "av1", set()) == (
+        "the mpegts format cannot hold av1 video: use -o NAME.mp4 or NAME.mkv")
 
 
 def test_check_container_against_this_ffmpeg(tmp_path):

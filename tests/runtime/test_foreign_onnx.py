@@ -68,7 +68,8 @@ def test_sr_run_says_what_it_assumed_once(cli, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert cli("run", "--image", src, "--model", model, "-o", tmp_path / "a.png", "-q").code == 0
     notes = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert len(notes) == 1 and notes[0].startswith("foreign.onnx: assumed: scale x2 (probed), colour rgb (3 channels), range 0-1")
+    assert len(notes) == 1 and notes[0].startswith(
+        "foreign.onnx: assumed: scale x2 (probed), colour rgb (3 channels), range 0-1")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         res = cli("run", "--image", src, "--model", model, "--scale", "2", "--color", "rgb", "--range", "1",

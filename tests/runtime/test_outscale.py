@@ -14,7 +14,6 @@ from sredge.imaging.io import read_image, write_image
 from sredge.runtime.resize_plan import OutputSize, ResizePlan, parse_target, plan_output_size, resize_i420, resize_image
 from tests.conftest import asset
 
-
 # -- the plan (pure) -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("in_hw, scale, size, even, out_hw, how", [

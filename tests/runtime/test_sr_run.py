@@ -292,8 +292,8 @@ def test_reference_check_every_nth_frame(cli, exported, tmp_path):
 
 def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):
     """FSRCNN (Y only) on real video: the YUV 4:2:0 path gives the RGB path's frames (within 8-bit rounding)."""
-    from sredge.models.onnx_file import read_descriptor
     from sredge.imaging.metrics import psnr
+    from sredge.models.onnx_file import read_descriptor
     from sredge.runtime.upscaler import takes_i420
 
     model = exported("fsrcnn_x2")

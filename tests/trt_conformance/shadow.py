@@ -236,7 +236,8 @@ class ShadowObject:
         attr = getattr(cls, name, None)
         if attr is None:
             checker.probed_missing.add(qual)
-            raise AttributeError(f"'{cls.__name__}' object has no attribute '{name}' (TensorRT {checker.module.__version__})")
+            raise AttributeError(f"'{cls.__name__}' object has no attribute '{name}' "
+                                 f"(TensorRT {checker.module.__version__})")
         if isinstance(attr, property):
             checker.used.add(qual)
             if name in self.state:

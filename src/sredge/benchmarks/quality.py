@@ -40,7 +40,8 @@ Keep = Callable[[str, np.ndarray, np.ndarray, np.ndarray], None]
 """``keep(name, lr, sr, hr)`` with (H, W, 3) uint8 RGB images: sees every upscaled image."""
 
 
-def score(sr: np.ndarray, hr: np.ndarray, crop: int, sr_rgb8: np.ndarray | None = None) -> tuple[float, float, float | None]:
+def score(sr: np.ndarray, hr: np.ndarray, crop: int,
+          sr_rgb8: np.ndarray | None = None) -> tuple[float, float, float | None]:
     """``(y_psnr, y_ssim, rgb_psnr)`` of one result.
 
     Args:

@@ -23,8 +23,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sredge.models.onnx_file import descriptor_of, write_descriptor
 from sredge.models.descriptor import ModelDescriptor
+from sredge.models.onnx_file import descriptor_of, write_descriptor
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,8 @@ def _cast_io(g: onnx.GraphProto) -> None:
         half = inp.name + "_fp16"
         for node in g.node:
             _rename(node.input, inp.name, half)
-        casts_in.append(helper.make_node("Cast", [inp.name], [half], to=TensorProto.FLOAT16, name=f"{inp.name}_to_fp16"))
+        casts_in.append(helper.make_node("Cast", [inp.name], [half], to=TensorProto.FLOAT16,
+                                         name=f"{inp.name}_to_fp16"))
     casts_out = []
     for out in g.output:
         if out.type.tensor_type.elem_type != TensorProto.FLOAT:

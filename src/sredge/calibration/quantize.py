@@ -33,8 +33,8 @@ import onnx
 
 from sredge.atomic import write_bytes_atomic
 from sredge.errors import InputError
-from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
+from sredge.models.onnx_file import write_descriptor
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ import numpy as np
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
 from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
-from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.imaging.model_io import image_to_input
 from sredge.imaging.resize import imresize
+from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,8 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     return CalibrationSet(crops.astype(np.float32) / 255.0, sources, counts, options)
 
 
-def calibration_set_from(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:
+def calibration_set_from(sources: Sequence[str | Path],
+                         options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:
     """A single ``.npz`` is loaded as it is; anything else is built with :func:`build_calibration_set`."""
     if len(sources) == 1 and Path(sources[0]).suffix.lower() == ".npz":
         return load_calibration_set(sources[0])

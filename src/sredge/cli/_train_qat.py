@@ -99,7 +99,8 @@ def run_qat(args) -> int:
         save_model(result.model, args.output)
     layers = len(quantized_nodes(result.model))
     if not args.quiet:
-        print(f"{PROG}: {dataset.name} Y-PSNR: FP32 {result.fp32_db:.2f} dB, post-training INT8 {result.ptq_db:.2f} dB, "
+        print(f"{PROG}: {dataset.name} Y-PSNR: FP32 {result.fp32_db:.2f} dB, "
+              f"post-training INT8 {result.ptq_db:.2f} dB, "
               f"QAT INT8 {result.qat_db:.2f} dB (drop {result.drop_db:.2f} dB; best at step {result.best_step})")
         print(f"wrote {args.output} ({args.flavour} Q/DQ, {layers} convolutions in INT8, none kept in float)")
     return 0

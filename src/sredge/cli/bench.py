@@ -35,7 +35,8 @@ def build_parser() -> Parser:
     p.add_argument("--save-baseline", type=Path, metavar="FILE", help="save this run as the baseline for --baseline")
     p.add_argument("--baseline", type=Path, metavar="FILE", help="compare with a saved baseline; exit 1 on regression")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace --json/--save-baseline files and a --report folder's report that exist (default: refuse)")
+                   help="replace --json/--save-baseline files and a --report folder's report that exist "
+                        "(default: refuse)")
     p.add_argument("--max-psnr-drop", type=float, default=0.05, metavar="DB",
                    help="allowed Y-PSNR drop per image and on the mean, dB (default 0.05)")
     p.add_argument("--max-ssim-drop", type=float, metavar="X", help="allowed Y-SSIM drop (default: not gated)")
@@ -135,7 +136,8 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     if bad:
         raise InputError(f"--precision {bad[0]}: choose fp32, bf16 or int8")
     opts = BenchOptions(
-        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), precisions=precisions or (None,), tiles=tuple(parse_tile(t) for t in args.tile.split(",")),
+        dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), precisions=precisions or (None,),
+        tiles=tuple(parse_tile(t) for t in args.tile.split(",")),
         tile_overlap=args.tile_overlap, device=args.device, threads=args.threads, quality=not args.no_quality,
         rgb=args.rgb, bicubic=not args.no_bicubic, latency_hw=latency_hw, warmup=args.warmup,
         repeats=args.repeats, crops=args.report is not None,

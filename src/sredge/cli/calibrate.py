@@ -46,7 +46,10 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sredge.calibration.sets import (
-        CalibrationOptions, build_calibration_set, load_calibration_set, save_calibration_set,
+        CalibrationOptions,
+        build_calibration_set,
+        load_calibration_set,
+        save_calibration_set,
     )
 
     if args.command == "show":

@@ -25,7 +25,8 @@ def build_parser() -> Parser:
             "batch/height/width, embed sredge metadata, and check the ONNX against PyTorch on a real image. "
             "Exits 0 only when the parity check passes."
         ),
-        epilog="Exit codes: 0 ok, 1 parity check failed, 2 bad input, 3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
+        epilog="Exit codes: 0 ok, 1 parity check failed, 2 bad input, 3 internal error. "
+               "SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("checkpoint", type=Path, help=".pth / .pt / .ckpt / .safetensors file")
     p.add_argument("-o", "--output", type=Path, help="output .onnx path (default: next to the checkpoint)")
@@ -44,7 +45,8 @@ def build_parser() -> Parser:
     p.add_argument("--key-map", metavar="JSON|FILE",
                    help="rename checkpoint keys before detection: a JSON object of regex -> replacement, "
                         "inline or in a file, applied in order, e.g. '{\"^Conv(\\\\d)\\\\.\": \"conv_\\\\1.\"}'")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 up to the installed onnx's newest (default 18)")
+    p.add_argument("--opset", type=int, default=18,
+                   help="ONNX opset, 17 up to the installed onnx's newest (default 18)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
     p.add_argument("--min-psnr", type=float, default=60.0,
                    help="parity threshold: minimum PSNR (dB) of ONNX Runtime vs PyTorch (default 60)")
@@ -277,7 +279,8 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, modu
         got = timed.get(precision)
         ms = got.stats.median_ms if got else None
         speed = got.speedup.describe() if got and precision != "fp32" else "-"
-        drop = "-" if precision == "fp32" else f"{max(ref_db - db, 0.0) if abs(ref_db - db) < 5e-4 else ref_db - db:.3f}"
+        drop = ("-" if precision == "fp32"
+                else f"{max(ref_db - db, 0.0) if abs(ref_db - db) < 5e-4 else ref_db - db:.3f}")
         say(f"           {precision:<9} {path.name:<28} {db:>6.2f} dB {drop:>7} "
             f"{(f'{ms:.1f}' if ms else '-'):>8} {speed:<31}  {note}")
 

@@ -62,7 +62,8 @@ def build_parser() -> Parser:
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 20000; --qat 2000)")
     p.add_argument("--batch", type=int, default=None, help="patches per step (default 32; --qat 16)")
     p.add_argument("--patch", type=int, default=32, help="LR patch edge (default 32)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate, cosine schedule (default 2e-3; --qat 1e-4)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate, cosine schedule (default 2e-3; --qat 1e-4)")
     p.add_argument("--loss", default="l1", choices=("l1", "l2"), help="training loss (default l1)")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations and checkpoints "
                    "(default 1000; --qat 250)")

@@ -14,8 +14,8 @@ from typing import Any
 from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
 from sredge.errors import InputError, SredgeError
-from sredge.models.onnx_file import write_descriptor
 from sredge.models.descriptor import ModelDescriptor
+from sredge.models.onnx_file import write_descriptor
 from sredge.models.reparam import collapsed
 
 log = logging.getLogger(__name__)

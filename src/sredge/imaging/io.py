@@ -77,7 +77,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     return img
 
 
-_QUALITY_FLAGS = {".jpg": cv2.IMWRITE_JPEG_QUALITY, ".jpeg": cv2.IMWRITE_JPEG_QUALITY, ".webp": cv2.IMWRITE_WEBP_QUALITY}
+_QUALITY_FLAGS = {".jpg": cv2.IMWRITE_JPEG_QUALITY, ".jpeg": cv2.IMWRITE_JPEG_QUALITY,
+                  ".webp": cv2.IMWRITE_WEBP_QUALITY}
 
 
 def write_image(path: str | Path, img: np.ndarray, quality: int | None = None) -> Path:
@@ -93,7 +94,8 @@ def write_image(path: str | Path, img: np.ndarray, quality: int | None = None) -
     """
     path = check_writable(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(f"cannot tell the image format of {path}: use a suffix such as .png ({', '.join(IMAGE_SUFFIXES)})")
+        raise InputError(f"cannot tell the image format of {path}: "
+                         f"use a suffix such as .png ({', '.join(IMAGE_SUFFIXES)})")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if img.dtype == np.uint16 and path.suffix.lower() in (".jpg", ".jpeg", ".bmp", ".webp"):

@@ -37,8 +37,9 @@ class ModelDescriptor:
     out_channels: int
     """Channels of the network output (1 or 3)."""
     color_space: ColorSpace
-    """``"rgb"``; ``"bgr"`` (OpenCV channel order); ``"y"`` for networks that see only BT.601 luma (chroma is upscaled bicubically);
-    ``"ycbcr"`` for 3-channel networks trained on BT.601 YCbCr (all three in [0, 1])."""
+    """``"rgb"``; ``"bgr"`` (OpenCV channel order); ``"y"`` for networks that see only BT.601 luma
+    (chroma is upscaled bicubically); ``"ycbcr"`` for 3-channel networks trained on BT.601 YCbCr
+    (all three in [0, 1])."""
     value_range: float
     """Input and output values span ``[0, value_range]``: 1.0 or 255.0 (EDSR-PyTorch, RCAN)."""
     pre_upsample: bool
@@ -172,7 +173,8 @@ def metadata_problem(values: dict[str, Any]) -> str | None:
             return f"{METADATA_PREFIX}{key} = {_shown(value)} is invalid: expected {want}"
     channels, color = values.get("in_channels"), values.get("color_space")
     if channels is not None and color is not None and (channels == 1) != (color == "y"):
-        return (f"{METADATA_PREFIX}color_space = {_shown(color)} does not fit {METADATA_PREFIX}in_channels = {channels} "
+        return (f"{METADATA_PREFIX}color_space = {_shown(color)} does not fit "
+                f"{METADATA_PREFIX}in_channels = {channels} "
                 "(y is the one single-channel colour space)")
     out = values.get("out_channels")
     if channels is not None and out is not None and out != channels:

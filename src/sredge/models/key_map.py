@@ -2,8 +2,9 @@
 
 A key map is a JSON object of regular expression -> replacement (Python ``re.sub`` syntax, ``\\1``
 for groups), applied in order to every key, e.g. ``{"^module\\\\.": "", "^Conv(\\\\d)\\\\.": "conv_\\\\1."}``.
-Given inline (text starting with ``{``, or ``[`` to be refused as not an object) or as the path of a ``.json`` file. Parsing needs neither torch
-nor the checkpoint, so a bad map fails before anything loads.
+Given inline (text starting with ``{``, or ``[`` to be refused as not an object) or as the path of
+a ``.json`` file. Parsing needs neither torch nor the checkpoint, so a bad map fails before anything
+loads.
 """
 
 from __future__ import annotations

@@ -184,7 +184,8 @@ def enumerate_candidates(variants: Sequence[Variant], installed: Sequence[str], 
                 if "BF16" not in caps:
                     runs.append(("openvino", "bf16", "this CPU has no native bfloat16"))
                 elif precision != "bf16":
-                    runs.append(("openvino", "bf16", "its PSNR drop was never measured; ask with --backend openvino --precision bf16"))
+                    runs.append(("openvino", "bf16",
+                                 "its PSNR drop was never measured; ask with --backend openvino --precision bf16"))
                 else:
                     runs.append(("openvino", "bf16", ""))
         elif v.precision == "int8":
@@ -346,8 +347,8 @@ def probe_input(desc: ModelDescriptor | None, channels: int, height: int, width:
     uniform noise of the same shape in 165 ms (OpenVINO: 160 ms on both), so a noise probe ranked them
     the wrong way round.
     """
-    from sredge.runtime.timing import sample_frame
     from sredge.imaging.model_io import image_to_input
+    from sredge.runtime.timing import sample_frame
 
     if desc is None:  # a foreign file: RGB or grey in [0, 1]
         desc = ModelDescriptor("unknown", 1, channels, channels, "y" if channels == 1 else "rgb", 1.0, False)
@@ -373,8 +374,8 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
     Returns:
         Candidate -> median ms, or the reason it could not run here (a failed open or first run).
     """
-    from sredge.runtime.timing import time_interleaved
     from sredge.runtime.backends import open_backend
+    from sredge.runtime.timing import time_interleaved
 
     out: dict[Candidate, float | str] = {}
     calls = {}

@@ -132,7 +132,8 @@ def hdr_encoder_params(encoder_family: str, colour: Colour | None) -> str | None
     if encoder_family == "x265":
         if m is not None:
             parts.append("master-display=" + "".join(f"{k}({x},{y})" for k, (x, y) in (
-                ("G", m.green), ("B", m.blue), ("R", m.red), ("WP", m.white))) + f"L({m.max_luminance},{m.min_luminance})")
+                ("G", m.green), ("B", m.blue), ("R", m.red), ("WP", m.white)))
+                         + f"L({m.max_luminance},{m.min_luminance})")
         if light is not None:
             parts.append(f"max-cll={light.max_cll},{light.max_fall}")
         return ":".join([*parts, "hdr10=1"])

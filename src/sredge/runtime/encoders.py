@@ -5,7 +5,8 @@ implementation (``auto``: hardware when it opens, else software); a pair that di
 (:func:`requested_encoder`). Pure decisions: the encoders ``--encoder auto`` tries, in order, per
 platform and codec (:func:`auto_candidates`); ``--crf``/``--preset``/threads/latency tuning mapped to
 each encoder's own options, with per-codec defaults (:func:`encoder_options`); the choice given a
-probe (:func:`choose_encoder`); whether a container holds a codec (:func:`container_problem`). Side effects live in two small functions: :func:`probe_encoder`
+probe (:func:`choose_encoder`); whether a container holds a codec (:func:`container_problem`).
+Side effects live in two small functions: :func:`probe_encoder`
 opens a tiny encoder context to see whether an encoder works here (``h264_nvenc`` is compiled
 into PyAV's FFmpeg but opens only with an NVIDIA GPU that has NVENC, and its driver), and
 :func:`is_jetson` looks at the machine.

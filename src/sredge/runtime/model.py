@@ -137,7 +137,8 @@ def resolve_descriptor(
                     f"drop {flag[field]}"
                 )
         if stored.in_channels != spec.channels:
-            raise InputError(f"the model's metadata says {stored.in_channels} input channels, its graph {spec.channels}")
+            raise InputError(f"the model's metadata says {stored.in_channels} input channels, "
+                             f"its graph {spec.channels}")
         return stored
 
     color = overrides.color or ("y" if spec.channels == 1 else "rgb")

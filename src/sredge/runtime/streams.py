@@ -70,8 +70,8 @@ class Carry:
     Attributes:
         index: The source stream's index.
         action: ``"copy"`` (packets copied unchanged), ``"to_mov_text"`` / ``"ass_to_mov_text"`` /
-            ``"to_srt"`` (text subtitles re-wrapped for the output's subtitle format), ``"attach"`` (an attachment written whole) or
-            ``"drop"``.
+            ``"to_srt"`` (text subtitles re-wrapped for the output's subtitle format), ``"attach"``
+            (an attachment written whole) or ``"drop"``.
         notice: One line for the user when the stream is dropped or changed, else None.
     """
 

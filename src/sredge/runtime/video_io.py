@@ -311,7 +311,8 @@ class VideoReader:
         self.carried_streams: tuple = ()
         """Audio and subtitle streams whose packets are yielded (for :meth:`VideoWriter.mux_audio`)."""
         self.source_streams: SourceStreams | None = None
-        """The source's streams, tags and chapters for :func:`~sredge.runtime.streams.carry_streams` (None: a camera)."""
+        """The source's streams, tags and chapters for :func:`~sredge.runtime.streams.carry_streams`
+        (None: a camera)."""
         self.error: str | None = None
         self._why: str | None = None  # cause of an early stop, set while decoding
         self._src: Source | None = None
@@ -1161,7 +1162,8 @@ class VideoWriter:
             return
         rgb = frame.rgb
         deep = self.bit_depth > 8
-        if rgb.shape != (self.height, self.width, 3) or not (rgb.dtype == np.uint8 or (deep and rgb.dtype == np.uint16)):
+        if (rgb.shape != (self.height, self.width, 3)
+                or not (rgb.dtype == np.uint8 or (deep and rgb.dtype == np.uint16))):
             kind = "uint8 or uint16" if deep else "uint8"
             raise ValueError(
                 f"frame must be ({self.height}, {self.width}, 3) {kind} RGB, got {rgb.shape} {rgb.dtype}"
@@ -1290,7 +1292,8 @@ class VideoWriter:
             self._container = c
             self._abandon()
             if isinstance(exc, (av.error.FFmpegError, OSError)):
-                raise write_error(self.path, exc) or InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
+                raise (write_error(self.path, exc)
+                       or InputError(f"could not finish {self.path}: {_reason(exc)}")) from exc
             raise
         if self.frames_written:
             os.replace(self._tmp, self.path)

@@ -188,7 +188,8 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
                 shape = [1] * floats[name].ndim
                 shape[wq.axis] = floats[name].shape[wq.axis]
                 self.key["w:" + name] = f"w{i}"
-                self.wscale0[name] = torch.from_numpy(np.asarray(inits[wq.scale_name], np.float32).reshape(shape).copy())
+                self.wscale0[name] = torch.from_numpy(
+                    np.asarray(inits[wq.scale_name], np.float32).reshape(shape).copy())
                 self.scales[f"w{i}"] = nn.Parameter(torch.ones(shape))
             self.consts = {k: torch.from_numpy(np.array(v)) for k, v in inits.items()}
 

@@ -22,6 +22,7 @@ from sredge.models.archs._blocks import MeanShift, make_upsampler, rgb_range_fro
 from sredge.models.archs._util import has_keys, max_index
 from sredge.models.spec import ArchIO, ArchSpec, HParams, StateDict
 
+
 def _conv(cin: int, cout: int, k: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2)
 

@@ -85,7 +85,8 @@ class OrtBackend:
         used = self._sess.get_providers()
         wanted = {"cuda": _CUDA, "tensorrt": _TRT}.get(self.options.device)
         if wanted and wanted not in used:
-            raise InputError(f"ONNX Runtime could not start {wanted} (no GPU, or CUDA/cuDNN/TensorRT libraries missing)")
+            raise InputError(f"ONNX Runtime could not start {wanted} "
+                             "(no GPU, or CUDA/cuDNN/TensorRT libraries missing)")
         inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise InputError(f"{self.path} has {len(inputs)} inputs; an SR model has exactly one image input")
@@ -131,7 +132,8 @@ class OrtBackend:
             raise InputError(f"{self.path}: {exc} (re-export it with sr-export)") from exc
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 -> the model's output as float32; a fixed batch axis is padded to (see :meth:`input_spec`).
+        """(N, C, H, W) float32 -> the model's output as float32; a fixed batch axis is padded to
+        (see :meth:`input_spec`).
 
         Raises:
             InputError: ONNX Runtime refused the input or failed running it (the model's own fault, or out of memory).

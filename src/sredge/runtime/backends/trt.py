@@ -559,7 +559,8 @@ class TrtBackend:
         shape = self._plan.input.shape
         profile = None
         if any(d < 0 for d in shape):
-            profile = [tuple(int(d) for d in s) for s in self._engine.get_tensor_profile_shape(self._plan.input.name, 0)]
+            profile = [tuple(int(d) for d in s)
+                       for s in self._engine.get_tensor_profile_shape(self._plan.input.name, 0)]
         self._min, self._max = profile_bounds(shape, profile)
         self._shape: tuple[int, ...] | None = None  # input shape currently set on the context
         self._out_shape: tuple[int, ...] = ()
