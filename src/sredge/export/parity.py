@@ -102,19 +102,18 @@ def check_parity(
         threshold_db: Minimum PSNR (ONNX vs PyTorch) for ``passed``.
     """
     torch = require("torch")
-    import onnxruntime as ort
+    from sredge.runtime.backends import BackendOptions, open_backend
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
     cases = []
-    for x in parity_inputs(desc, sizes):
-        with torch.no_grad():
-            ref = module(torch.from_numpy(x)).numpy()
-        got = sess.run(None, {name: x})[0]
-        if got.shape != ref.shape:
-            err, db = math.inf, -math.inf
-        else:
-            err = float(np.max(np.abs(got.astype(np.float64) - ref)))
-            db = psnr(got, ref, desc.value_range)
-        cases.append(ParityCase(int(x.shape[2]), int(x.shape[3]), int(x.shape[0]), err, db))
+    with open_backend("ort", onnx_path, BackendOptions(device="cpu")) as backend:
+        for x in parity_inputs(desc, sizes):
+            with torch.no_grad():
+                ref = module(torch.from_numpy(x)).numpy()
+            got = backend.run(x)
+            if got.shape != ref.shape:
+                err, db = math.inf, -math.inf
+            else:
+                err = float(np.max(np.abs(got.astype(np.float64) - ref)))
+                db = psnr(got, ref, desc.value_range)
+            cases.append(ParityCase(int(x.shape[2]), int(x.shape[3]), int(x.shape[0]), err, db))
     return ParityReport(tuple(cases), threshold_db)

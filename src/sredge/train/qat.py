@@ -24,6 +24,7 @@ sr-build read it), with no layer left in float.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from onnx import numpy_helper
 
 from sredge.calibration.quantize import QUANTIZED_OPS, flavour_of, int8_reference
 from sredge.errors import InputError
+from sredge.runtime.backends import BackendOptions, open_backend
 
 log = logging.getLogger(__name__)
 
@@ -426,17 +428,6 @@ class QatResult:
         return self.fp32_db - self.qat_db
 
 
-def _fp32_runner(fp32_path) -> Callable[[np.ndarray], np.ndarray]:
-    """The FP32 model on ONNX Runtime (one thread): NCHW float32 in, its output out."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(fp32_path), so, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-
-
 def finetune(
     fp32_path,
     qdq: onnx.ModelProto,
@@ -474,23 +465,26 @@ def finetune(
                             {"params": list(graph.scales.parameters()), "lr": options.scale_lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.steps)
     last_db: float | None = None
-    teacher = _fp32_runner(fp32_path) if options.target == "fp32" else None
-    for step in range(1, options.steps + 1):
-        lr_np, hr_np = sampler.batch(options.batch)
-        x = np.ascontiguousarray(lr_np * value_range, np.float32)
-        target = teacher(x) if teacher is not None else hr_np * value_range
-        pred = graph(torch.from_numpy(x))
-        loss = torch.nn.functional.l1_loss(pred, torch.from_numpy(np.asarray(target, np.float32))) / value_range
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % options.val_every == 0 or step == options.steps:
-            candidate = export_qdq(qdq, graph)
-            last_db = float(validate(candidate))
-            log.info("QAT step %d: %.3f dB (PTQ %.3f, FP32 %.3f)", step, last_db, ptq_db, fp32_db)
-            if last_db > best_db:
-                best, best_db, best_step = candidate, last_db, step
-        if on_step is not None:
-            on_step(step, float(loss.detach()), last_db)
+    with contextlib.ExitStack() as stack:
+        # The FP32 target is the FP32 file as ONNX Runtime runs it (one thread: training has the other).
+        teacher = (stack.enter_context(open_backend("ort", fp32_path, BackendOptions(device="cpu", threads=1)))
+                   if options.target == "fp32" else None)
+        for step in range(1, options.steps + 1):
+            lr_np, hr_np = sampler.batch(options.batch)
+            x = np.ascontiguousarray(lr_np * value_range, np.float32)
+            target = teacher.run(x) if teacher is not None else hr_np * value_range
+            pred = graph(torch.from_numpy(x))
+            loss = torch.nn.functional.l1_loss(pred, torch.from_numpy(np.asarray(target, np.float32))) / value_range
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % options.val_every == 0 or step == options.steps:
+                candidate = export_qdq(qdq, graph)
+                last_db = float(validate(candidate))
+                log.info("QAT step %d: %.3f dB (PTQ %.3f, FP32 %.3f)", step, last_db, ptq_db, fp32_db)
+                if last_db > best_db:
+                    best, best_db, best_step = candidate, last_db, step
+            if on_step is not None:
+                on_step(step, float(loss.detach()), last_db)
     return QatResult(best, fp32_db, ptq_db, best_db, best_step)
