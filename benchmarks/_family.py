@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
+ASSETS = Path(os.environ.get("SREDGE_ASSETS", ROOT.parent / "shared" / "assets"))
+"""The real assets folder: ``SREDGE_ASSETS``, else ``../shared/assets`` beside the checkout (as the tests find it)."""
 BIN = Path(sys.executable).parent
 CHECKPOINTS = {
     "fsrcnn_x2": ("weights/fsrcnn/fsrcnn_x2.pth", {}),

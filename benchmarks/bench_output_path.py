@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import cv2
 import numpy as np
@@ -25,7 +24,7 @@ from sredge.imaging.model_io import (
     output_to_rgb8,
 )
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.timing import sample_frame
+from sredge.runtime.timing import sample_frame, time_interleaved
 
 
 def main() -> int:
@@ -46,13 +45,7 @@ def main() -> int:
         def u8_path():
             return output_to_rgb8(out, desc, chroma)
 
-        times: dict[str, list[float]] = {"float": [], "u8": []}
-        for r in range(args.rounds + 2):
-            for name, fn in (("float", float_path), ("u8", u8_path)):
-                t0 = time.perf_counter()
-                fn()
-                if r >= 2:
-                    times[name].append(time.perf_counter() - t0)
+        times = time_interleaved({"float": float_path, "u8": u8_path}, warmup=2, rounds=args.rounds)
         diff = np.abs(float_path().astype(int) - u8_path().astype(int))
         f, u = (float(np.median(times[k])) * 1e3 for k in ("float", "u8"))
         print(f"x{scale} ({640 * scale}x{360 * scale}): float path {f:.1f} ms, uint8 path {u:.1f} ms, "

@@ -13,12 +13,12 @@ back. Drops are FP32 minus INT8 Y-PSNR (ONNX Runtime, CPU, whole images), as sr-
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
+from _family import ASSETS
 from onnx import helper, numpy_helper
 
 from sredge.benchmarks.datasets import load_dataset
@@ -26,7 +26,6 @@ from sredge.benchmarks.quality import evaluate_y_psnr
 from sredge.models.onnx_file import read_descriptor
 from sredge.runtime.backends.ort import OrtBackend
 
-ASSETS = Path(os.environ.get("SREDGE_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets"))
 _RANGES = {onnx.TensorProto.INT8: (-128, 127), onnx.TensorProto.UINT8: (0, 255)}
 
 

@@ -13,10 +13,10 @@ quantized tensors; a drop concentrated in the band points at padding and other b
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
+from _family import ASSETS
 
 from sredge.benchmarks.datasets import load_dataset, load_pair
 from sredge.imaging.io import to_float
@@ -27,19 +27,17 @@ from sredge.runtime.backends.ort import OrtBackend
 from sredge.runtime.tiling import TileConfig
 from sredge.runtime.upscaler import Upscaler
 
-ASSETS = Path(os.environ.get("SREDGE_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets"))
-
 
 def squared_errors(model: Path, dataset) -> dict[str, np.ndarray]:
     """Per image: (H - 2s, W - 2s) squared Y error in 8-bit levels, ``s`` the scale (cropped as Y-PSNR is)."""
     desc = read_descriptor(model)
     out = {}
+    s = dataset.scale
     with OrtBackend(model) as backend:
+        ups = Upscaler(backend.run, desc, TileConfig(tile=None))
         for sample in dataset.samples:
-            hr, lr = load_pair(sample, dataset.scale)
-            ups = Upscaler(backend.run, desc, TileConfig(tile=None))
+            hr, lr = load_pair(sample, s)
             sr = output_to_image(ups.infer(ups.preprocess(lr).x), desc)
-            s = dataset.scale
             err = y_channel(sr) - y_channel(to_float(hr))
             out[sample.name] = err[s:-s, s:-s] ** 2
     return out

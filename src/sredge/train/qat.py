@@ -465,10 +465,10 @@ def finetune(
                             {"params": list(graph.scales.parameters()), "lr": options.scale_lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.steps)
     last_db: float | None = None
-    with contextlib.ExitStack() as stack:
-        # The FP32 target is the FP32 file as ONNX Runtime runs it (one thread: training has the other).
-        teacher = (stack.enter_context(open_backend("ort", fp32_path, BackendOptions(device="cpu", threads=1)))
-                   if options.target == "fp32" else None)
+    # The FP32 target is the FP32 file as ONNX Runtime runs it (one thread: training has the other).
+    fp32_target = (open_backend("ort", fp32_path, BackendOptions(device="cpu", threads=1))
+                   if options.target == "fp32" else contextlib.nullcontext())
+    with fp32_target as teacher:
         for step in range(1, options.steps + 1):
             lr_np, hr_np = sampler.batch(options.batch)
             x = np.ascontiguousarray(lr_np * value_range, np.float32)
