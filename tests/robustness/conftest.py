@@ -197,6 +197,26 @@ def send(proc: subprocess.Popen, sig: int) -> None:
         proc.send_signal(sig)
 
 
+def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 120.0) -> str:
+    """Send ``sig`` to ``proc`` once ``ready()`` holds and return its stderr; fail when it never does.
+
+    The child never outlives the call: one that is not ready in time, or not gone within 60 s of the
+    signal, is killed (its output then read), so a failed test leaves no run eating the machine.
+    """
+    try:
+        if not wait_for(ready, proc=proc, timeout=timeout):
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"not ready within {timeout:.0f} s (exit {proc.returncode}); stderr:\n{err}")
+        send(proc, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return err
+
+
 SIGNAL_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 

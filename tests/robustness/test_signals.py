@@ -17,7 +17,7 @@ import av
 import pytest
 
 from tests.conftest import asset
-from tests.robustness.conftest import SIGNAL_CODES, hashes, leftovers, partial_size, send, start, wait_for
+from tests.robustness.conftest import SIGNAL_CODES, hashes, leftovers, partial_size, send, start, stop_when, wait_for
 
 LINE = re.compile(r"^(sr-[a-z]+): interrupted by (SIG[A-Z]+)"
                   r"(?:; (?:(\d+) frames written to (.+) \(playable\)|no frame was written))?$")
@@ -116,17 +116,6 @@ def test_a_second_signal_while_stopping_never_aborts(tmp_path, clip_factory, fir
 # -- the other commands: no temporary, lock or half-written file -----------------------------
 
 
-def _stop_when(proc, ready, sig: int) -> str:
-    try:
-        assert wait_for(ready, proc=proc, timeout=120), proc.communicate()
-        send(proc, sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return err
-
-
 def _one_interrupted_line(proc, err: str, prog: str, sig: int) -> None:
     assert proc.returncode == SIGNAL_CODES[sig], f"exit {proc.returncode}; stderr:\n{err}"
     lines = _our_lines(err)
@@ -155,7 +144,7 @@ def test_export_stopped_mid_write_leaves_no_temporary_file(tmp_path, sig):
     out.mkdir()
     # The export imports torch lazily, so the signal can land inside an import (see _our_lines).
     proc = start("export", ckpt, "-o", out / "m.onnx", "-q")
-    err = _stop_when(proc, lambda: any(p.name.endswith(".tmp") for p in out.iterdir()), sig)
+    err = stop_when(proc, lambda: any(p.name.endswith(".tmp") for p in out.iterdir()), sig)
     _one_interrupted_line(proc, err, "sr-export", sig)
     assert list(out.iterdir()) == [] and leftovers(tmp_path) == []
 
@@ -167,7 +156,7 @@ def test_bench_stopped_writes_no_report(tmp_path):
     shutil.copy(asset("realworld/0030.jpg"), data / "a.jpg")
     proc = start("bench", model, "--dataset", data, "--json", tmp_path / "r.json", "--size", "320x240",
                  "--repeats", "1000", "-q")
-    err = _stop_when(proc, lambda: (tmp_path / ".r.json.lock").exists(), signal.SIGTERM)
+    err = stop_when(proc, lambda: (tmp_path / ".r.json.lock").exists(), signal.SIGTERM)
     _one_interrupted_line(proc, err, "sr-bench", signal.SIGTERM)
     assert not (tmp_path / "r.json").exists() and leftovers(tmp_path) == []
 
@@ -180,7 +169,7 @@ def test_train_stopped_keeps_only_whole_checkpoints(tmp_path):
     out = tmp_path / "run.pth"
     proc = start("train", "--data", data, "-o", out, "--steps", "100000", "--val-every", "5", "--batch", "2",
                  "--patch", "8", "--feats", "4", "--convs", "1", "-q")
-    err = _stop_when(proc, lambda: out.exists(), signal.SIGTERM)
+    err = stop_when(proc, lambda: out.exists(), signal.SIGTERM)
     _one_interrupted_line(proc, err, "sr-train", signal.SIGTERM)
     import torch
 
@@ -191,7 +180,7 @@ def test_train_stopped_keeps_only_whole_checkpoints(tmp_path):
 def test_calibrate_stopped_writes_no_set(tmp_path):
     proc = start("calibrate", "build", "--from", asset("calibration/T91"), "-o", tmp_path / "set.npz",
                  "--downscale", "2", "--crops-per-image", "4", "--tile", "16")
-    err = _stop_when(proc, lambda: (tmp_path / ".set.npz.lock").exists(), signal.SIGTERM)
+    err = stop_when(proc, lambda: (tmp_path / ".set.npz.lock").exists(), signal.SIGTERM)
     _one_interrupted_line(proc, err, "sr-calibrate", signal.SIGTERM)
     assert list(tmp_path.iterdir()) == []
 
@@ -206,7 +195,7 @@ def test_folder_run_stopped_keeps_only_whole_images(tmp_path):
     model = Path(__file__).parents[2] / "src/sredge/data/models/sredge_x2.onnx"
     proc = start("run", "--image", src, "--model", model, "-q")
     out = tmp_path / "in_x2"
-    err = _stop_when(proc, lambda: out.is_dir() and any(p.suffix == ".jpg" for p in out.iterdir()), signal.SIGTERM)
+    err = stop_when(proc, lambda: out.is_dir() and any(p.suffix == ".jpg" for p in out.iterdir()), signal.SIGTERM)
     _one_interrupted_line(proc, err, "sr-run", signal.SIGTERM)
     written = sorted(out.iterdir())
     assert 0 < len(written) < 40 and all(cv2.imread(str(p)) is not None for p in written)

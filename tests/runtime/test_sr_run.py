@@ -19,7 +19,7 @@ from sredge.runtime.pipeline import run_pipeline
 from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame, VideoReader, VideoWriter
 from tests.conftest import asset
-from tests.robustness.conftest import partial_size, wait_for
+from tests.robustness.conftest import partial_size, stop_when
 
 
 def _probe(path):
@@ -120,9 +120,7 @@ def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):
          "--model", str(exported("espcn_x3")), "-o", str(out), "--preset", "ultrafast", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Stop once encoded frames reached the partial file (a fixed sleep raced a loaded machine's start-up).
-    assert wait_for(lambda: partial_size(tmp_path) > 4_000, timeout=120, proc=proc), "no frame was written"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    err = stop_when(proc, lambda: partial_size(tmp_path) > 4_000, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "playable" in err
     _, frames, _, _ = _probe(out)
