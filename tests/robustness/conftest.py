@@ -64,6 +64,7 @@ def start(cmd: str, *args: object, cwd: Path | None = None, warnings: str = "def
     """
     env = child_env()
     env["PYTHONWARNINGS"] = warnings
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's Python stack: see stop_when
     return subprocess.Popen(command(cmd, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=cwd, env=env)
 
@@ -197,17 +198,52 @@ def send(proc: subprocess.Popen, sig: int) -> None:
         proc.send_signal(sig)
 
 
+def thread_report(pid: int) -> str:
+    """One line per thread of a live process: name, state, kernel wait channel, and CPU seconds (user+system)
+    read twice 1 s apart, so a thread spinning shows its time growing and a blocked one does not."""
+
+    def snapshot() -> dict[str, tuple[str, str, str, float]]:
+        tick = os.sysconf("SC_CLK_TCK")
+        rows = {}
+        for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+            with contextlib.suppress(OSError):
+                fields = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+                rows[task.name] = (task.joinpath("comm").read_text().strip(), fields[0],
+                                   task.joinpath("wchan").read_text().strip() or "-",
+                                   (int(fields[11]) + int(fields[12])) / tick)
+        return rows
+
+    try:
+        first = snapshot()
+        time.sleep(1.0)
+        second = snapshot()
+    except OSError as exc:
+        return f"(cannot read /proc/{pid}: {exc})"
+    return "\n".join(f"  {tid} {name} {state} {wchan} {first.get(tid, (0, 0, 0, 0.0))[3]:.2f} -> {cpu:.2f}"
+                     for tid, (name, state, wchan, cpu) in second.items())
+
+
 def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 120.0) -> str:
     """Send ``sig`` to ``proc`` once ``ready()`` holds and return its stderr; fail when it never does.
 
     The child never outlives the call: one that is not ready in time, or not gone within 60 s of the
-    signal, is killed (its output then read), so a failed test leaves no run eating the machine.
+    signal, is killed (its output then read), so a failed test leaves no run eating the machine. One that
+    is not ready is first described: its threads' states (:func:`thread_report`), then SIGABRT, which
+    makes a child started by :func:`start` print every thread's Python stack before it ends.
     """
     try:
         if not wait_for(ready, proc=proc, timeout=timeout):
-            proc.kill()
-            _, err = proc.communicate()
-            raise AssertionError(f"not ready within {timeout:.0f} s (exit {proc.returncode}); stderr:\n{err}")
+            threads = thread_report(proc.pid)
+            send(proc, signal.SIGABRT)  # a child started by `start` prints its threads' Python stacks
+            try:
+                out, err = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            raise AssertionError(f"not ready within {timeout:.0f} s (exit {proc.returncode}); its threads "
+                                 f"(name, state, kernel wait, CPU seconds then 1 s later):\n{threads}\n"
+                                 f"stdout ({len(out or '')} characters, the last 2000):\n{(out or '')[-2000:]}\n"
+                                 f"stderr:\n{err}")
         send(proc, sig)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from fractions import Fraction
 
 import av
@@ -19,7 +17,7 @@ from sredge.runtime.pipeline import run_pipeline
 from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame, VideoReader, VideoWriter
 from tests.conftest import asset
-from tests.robustness.conftest import partial_size, stop_when
+from tests.robustness.conftest import partial_size, start, stop_when
 
 
 def _probe(path):
@@ -115,10 +113,8 @@ def test_backend_error_mid_video_leaves_a_playable_file(exported, tmp_path):
 
 def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):
     out = tmp_path / "stopped.mp4"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sredge.cli.run", "--video", str(asset("video/bottle-detection.mp4")),
-         "--model", str(exported("espcn_x3")), "-o", str(out), "--preset", "ultrafast", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start("run", "--video", asset("video/bottle-detection.mp4"), "--model", exported("espcn_x3"),
+                 "-o", out, "--preset", "ultrafast", "-q")
     # Stop once encoded frames reached the partial file (a fixed sleep raced a loaded machine's start-up).
     err = stop_when(proc, lambda: partial_size(tmp_path) > 4_000, signal.SIGINT)
     assert proc.returncode == 130, err
