@@ -56,15 +56,22 @@ def sr(cmd: str, *args: object, cwd: Path | None = None, timeout: float = 180) -
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def start(cmd: str, *args: object, cwd: Path | None = None, warnings: str = "default") -> subprocess.Popen:
+def start(cmd: str, *args: object, cwd: Path | None = None, warnings: str = "default",
+          env_changes: dict[str, str | None] | None = None) -> subprocess.Popen:
     """Start ``sr-<cmd> args`` in the background (for signals and concurrent runs).
 
     Args:
         warnings: ``PYTHONWARNINGS`` for the child (default: every warning shows).
+        env_changes: Variables to set in the child's environment (None: remove it), over :func:`child_env`.
     """
     env = child_env()
     env["PYTHONWARNINGS"] = warnings
     env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's Python stack: see stop_when
+    for key, value in (env_changes or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return subprocess.Popen(command(cmd, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=cwd, env=env)
 
@@ -223,6 +230,10 @@ def thread_report(pid: int) -> str:
                      for tid, (name, state, wchan, cpu) in second.items())
 
 
+class NotReady(AssertionError):
+    """:func:`stop_when`'s child never reached the state to be stopped in; the message describes it."""
+
+
 def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 120.0) -> str:
     """Send ``sig`` to ``proc`` once ``ready()`` holds and return its stderr; fail when it never does.
 
@@ -240,7 +251,7 @@ def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 120.0) -
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-            raise AssertionError(f"not ready within {timeout:.0f} s (exit {proc.returncode}); its threads "
+            raise NotReady(f"not ready within {timeout:.0f} s (exit {proc.returncode}); its threads "
                                  f"(name, state, kernel wait, CPU seconds then 1 s later):\n{threads}\n"
                                  f"stdout ({len(out or '')} characters, the last 2000):\n{(out or '')[-2000:]}\n"
                                  f"stderr:\n{err}")

