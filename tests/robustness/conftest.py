@@ -206,28 +206,53 @@ def send(proc: subprocess.Popen, sig: int) -> None:
 
 
 def thread_report(pid: int) -> str:
-    """One line per thread of a live process: name, state, kernel wait channel, and CPU seconds (user+system)
-    read twice 1 s apart, so a thread spinning shows its time growing and a blocked one does not."""
+    """One line per thread of a live process: name, state, kernel wait channel, user and system CPU seconds
+    read twice 1 s apart (a spinning thread's grow, a blocked one's do not) and the system call it is in;
+    then the kernel stack of every running or uninterruptible thread (where /proc lets us read it)."""
+    tick = os.sysconf("SC_CLK_TCK")
 
-    def snapshot() -> dict[str, tuple[str, str, str, float]]:
-        tick = os.sysconf("SC_CLK_TCK")
+    def read(task: Path, name: str) -> str:
+        try:
+            return task.joinpath(name).read_text().strip()
+        except OSError as exc:
+            return f"({exc.strerror})"
+
+    def snapshot() -> dict[str, tuple[str, str, str, float, float]]:
         rows = {}
         for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, IndexError):
                 fields = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()
-                rows[task.name] = (task.joinpath("comm").read_text().strip(), fields[0],
-                                   task.joinpath("wchan").read_text().strip() or "-",
-                                   (int(fields[11]) + int(fields[12])) / tick)
+                rows[task.name] = (read(task, "comm"), fields[0], read(task, "wchan") or "-",
+                                   int(fields[11]) / tick, int(fields[12]) / tick)
         return rows
 
-    try:
-        first = snapshot()
-        time.sleep(1.0)
-        second = snapshot()
-    except OSError as exc:
-        return f"(cannot read /proc/{pid}: {exc})"
-    return "\n".join(f"  {tid} {name} {state} {wchan} {first.get(tid, (0, 0, 0, 0.0))[3]:.2f} -> {cpu:.2f}"
-                     for tid, (name, state, wchan, cpu) in second.items())
+    first = snapshot()
+    time.sleep(1.0)
+    second = snapshot()
+    if not second:
+        return f"(cannot read /proc/{pid}/task)"
+    lines, stacks = [], []
+    for tid, (name, state, wchan, user, system) in second.items():
+        u0, s0 = first.get(tid, (None, None, None, 0.0, 0.0))[3:]
+        task = Path(f"/proc/{pid}/task/{tid}")
+        call = read(task, "syscall").split(" ")[0]
+        lines.append(f"  {tid} {name} {state} wchan={wchan} user {u0:.2f}->{user:.2f} sys {s0:.2f}->{system:.2f} "
+                     f"syscall={call}")
+        if state in ("R", "D"):
+            stacks.append(f"  kernel stack of {tid} ({state}):\n" + "\n".join(
+                "    " + ln for ln in read(task, "stack").splitlines()[:12]))
+    return "\n".join(lines + stacks)
+
+
+def abort_main_thread(pid: int) -> None:
+    """SIGABRT to ``pid``'s main thread itself (tgkill): a process-wide signal may go to a thread stuck in
+    the kernel and never be handled, while the main thread waiting on a lock takes it at once."""
+    import ctypes
+
+    sys_tgkill = 131 if os.uname().machine in ("aarch64", "arm64") else 234  # x86_64
+    if ctypes.CDLL(None, use_errno=True).syscall(sys_tgkill, pid, pid, int(signal.SIGABRT)) != 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGABRT)
 
 
 class NotReady(AssertionError):
@@ -245,16 +270,16 @@ def stop_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 120.0) -
     try:
         if not wait_for(ready, proc=proc, timeout=timeout):
             threads = thread_report(proc.pid)
-            send(proc, signal.SIGABRT)  # a child started by `start` prints its threads' Python stacks
+            abort_main_thread(proc.pid)  # a child started by `start` prints its threads' Python stacks
             try:
                 out, err = proc.communicate(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
             raise NotReady(f"not ready within {timeout:.0f} s (exit {proc.returncode}); its threads "
-                                 f"(name, state, kernel wait, CPU seconds then 1 s later):\n{threads}\n"
-                                 f"stdout ({len(out or '')} characters, the last 2000):\n{(out or '')[-2000:]}\n"
-                                 f"stderr:\n{err}")
+                           f"(name, state, kernel wait, CPU seconds then 1 s later, system call):\n{threads}\n"
+                           f"stdout ({len(out or '')} characters, the last 2000):\n{(out or '')[-2000:]}\n"
+                           f"stderr:\n{err}")
         send(proc, sig)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
 import warnings
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 
 from sredge.imaging.io import read_image
 from sredge.runtime.backends.ort import OrtBackend
-from sredge.runtime.pipeline import run_pipeline
+from sredge.runtime.pipeline import SIDE_STAGE_NICENESS, run_pipeline
 from sredge.runtime.upscaler import Upscaler
 from sredge.runtime.video_io import Frame, VideoReader, VideoWriter
 from tests.conftest import asset
@@ -110,6 +113,31 @@ def test_backend_error_mid_video_leaves_a_playable_file(exported, tmp_path):
     assert isinstance(res.failure, RuntimeError)
     _, frames, _, _ = _probe(out)
     assert len(frames) == res.frames_out == 5
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/comm").exists(), reason="thread names are read from Linux's /proc")
+def test_pipeline_stages_are_named_and_side_stages_yield_to_inference(exported):
+    seen = {}
+
+    def record(stage):
+        seen[stage] = (Path("/proc/thread-self/comm").read_text().strip(),
+                       os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    stop = threading.Event()
+    with OrtBackend(exported("espcn_x3")) as be, VideoReader(str(asset("video/onepiece_demo.mp4"))) as rd:
+        def run(x):  # the real ONNX Runtime session, called from the inference stage
+            record("infer")
+            return be.run(x)
+
+        def write(frame):
+            record("encode")
+            stop.set()  # one frame is enough
+
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        res = run_pipeline(rd, Upscaler(run, be.descriptor()), write, lambda packet: None, stop=stop)
+    assert res.failure is None and res.frames_out >= 1
+    assert seen["infer"] == ("sr-infer", base)  # what top -H and /proc show
+    assert seen["encode"] == ("sr-encode", min(19, base + SIDE_STAGE_NICENESS))
 
 
 def test_ctrl_c_finalizes_a_playable_file(exported, tmp_path):

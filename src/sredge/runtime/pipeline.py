@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -42,6 +43,21 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SIDE_STAGE_NICENESS)
     except (AttributeError, OSError):  # not Linux, or refused: run at normal priority
         pass
+
+
+def _name_os_thread(name: str) -> None:
+    """Give the calling thread ``name`` (at most 15 bytes) where the OS shows threads (``top -H``, /proc,
+    debuggers). Threads it starts later (the encoder's, OpenCV's) inherit the name on Linux, so a busy or
+    stuck thread can be traced to its stage. Linux only; elsewhere nothing happens."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
 _END = object()  # sentinel: no more items on this queue
 THROUGHPUT_QUEUE = 4
 """Frames each inter-stage queue holds by default: decoding and encoding run ahead of and behind
@@ -127,6 +143,7 @@ def run_pipeline(
     # Every stage consumes its input until the sentinel, whatever happens, so a blocking put
     # never deadlocks; after a stop or failure items are discarded instead of processed.
     def decode() -> None:
+        _name_os_thread(threading.current_thread().name)
         _lower_priority()
         try:
             it = iter(items)
@@ -149,6 +166,7 @@ def run_pipeline(
     def stage(name: str, fn: Callable[[_Item], Any], q_in: queue.Queue, q_out: queue.Queue,
               finish_on_stop: bool) -> None:
         # finish_on_stop: frames already past inference are still delivered (they are done work).
+        _name_os_thread(threading.current_thread().name)
         if name != "infer":
             _lower_priority()
         failed = False
@@ -167,6 +185,7 @@ def run_pipeline(
         q_out.put(_END)
 
     def encode() -> None:
+        _name_os_thread(threading.current_thread().name)
         _lower_priority()
         failed = False
         while (obj := qs[3].get()) is not _END:
