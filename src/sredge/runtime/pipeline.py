@@ -58,6 +58,7 @@ def _name_os_thread(name: str) -> None:
     except (OSError, AttributeError):
         pass
 
+
 _END = object()  # sentinel: no more items on this queue
 THROUGHPUT_QUEUE = 4
 """Frames each inter-stage queue holds by default: decoding and encoding run ahead of and behind
