@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = Path(os.environ.get("SREDGE_ASSETS", ROOT.parent / "shared" / "assets"))
+from _family import ASSETS
 
 
 def cpu() -> dict:

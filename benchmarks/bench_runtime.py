@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = Path(os.environ.get("SREDGE_ASSETS", ROOT.parent / "shared" / "assets"))
+from _family import ASSETS
 
 
 def _rss_mb() -> float:
