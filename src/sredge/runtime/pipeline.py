@@ -38,25 +38,27 @@ gaps instead of pre-empting it. Raising niceness needs no privileges; where it i
 supported it is skipped."""
 
 
-def _lower_priority() -> None:
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SIDE_STAGE_NICENESS)
-    except (AttributeError, OSError):  # not Linux, or refused: run at normal priority
-        pass
+def _enter_stage(side: bool) -> None:
+    """Set up the calling stage thread: give it its Python name at the OS level, and lower its priority
+    by :data:`SIDE_STAGE_NICENESS` when it is a ``side`` stage (all but inference).
 
+    The OS name (at most 15 bytes) is what ``top -H``, /proc and debuggers show; threads the stage starts
+    later (the encoder's, OpenCV's) inherit it and the priority on Linux, so a busy or stuck thread can be
+    traced to its stage. Where either is unsupported or refused, the thread runs unnamed or at normal
+    priority."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
 
-def _name_os_thread(name: str) -> None:
-    """Give the calling thread ``name`` (at most 15 bytes) where the OS shows threads (``top -H``, /proc,
-    debuggers). Threads it starts later (the encoder's, OpenCV's) inherit the name on Linux, so a busy or
-    stuck thread can be traced to its stage. Linux only; elsewhere nothing happens."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
-    except (OSError, AttributeError):
-        pass
+            name = threading.current_thread().name.encode()[:15]
+            ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # 15: PR_SET_NAME
+        except (OSError, AttributeError):
+            pass
+    if side:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SIDE_STAGE_NICENESS)
+        except (AttributeError, OSError):  # not Linux, or refused: run at normal priority
+            pass
 
 
 _END = object()  # sentinel: no more items on this queue
@@ -144,8 +146,7 @@ def run_pipeline(
     # Every stage consumes its input until the sentinel, whatever happens, so a blocking put
     # never deadlocks; after a stop or failure items are discarded instead of processed.
     def decode() -> None:
-        _name_os_thread(threading.current_thread().name)
-        _lower_priority()
+        _enter_stage(side=True)
         try:
             it = iter(items)
             while not stop.is_set():
@@ -167,9 +168,7 @@ def run_pipeline(
     def stage(name: str, fn: Callable[[_Item], Any], q_in: queue.Queue, q_out: queue.Queue,
               finish_on_stop: bool) -> None:
         # finish_on_stop: frames already past inference are still delivered (they are done work).
-        _name_os_thread(threading.current_thread().name)
-        if name != "infer":
-            _lower_priority()
+        _enter_stage(side=name != "infer")
         failed = False
         while (obj := q_in.get()) is not _END:
             if failed or (stop.is_set() and not finish_on_stop):
@@ -186,8 +185,7 @@ def run_pipeline(
         q_out.put(_END)
 
     def encode() -> None:
-        _name_os_thread(threading.current_thread().name)
-        _lower_priority()
+        _enter_stage(side=True)
         failed = False
         while (obj := qs[3].get()) is not _END:
             if failed:
