@@ -85,15 +85,13 @@ def widen_activations(model: onnx.ModelProto, bits: int) -> tuple[onnx.ModelProt
 
 
 def mean_db(model: onnx.ModelProto | Path, dataset, desc) -> float:
-    """Mean Y-PSNR (dB) of a model on a dataset."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "m.onnx"
-        if isinstance(model, onnx.ModelProto):
-            onnx.save(model, path)
-        else:
-            path = Path(model)
-        with OrtBackend(path) as backend:
-            return float(np.mean(list(evaluate_y_psnr(backend.run, desc, dataset).values())))
+    """Mean Y-PSNR (dB) of a model (a file, or one in memory, saved to a temporary file) on a dataset."""
+    if isinstance(model, onnx.ModelProto):
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx.save(model, Path(tmp) / "m.onnx")
+            return mean_db(Path(tmp) / "m.onnx", dataset, desc)
+    with OrtBackend(Path(model)) as backend:
+        return float(np.mean(list(evaluate_y_psnr(backend.run, desc, dataset).values())))
 
 
 def main() -> int:
