@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sredge.errors import InputError
+from sredge.models.checkpoint import training_record
 from sredge.models.loader import load_model, resolve_scale, scale_from_name
 from sredge.models.registry import get_arch
 from tests.conftest import asset
@@ -31,6 +32,21 @@ def test_resolve_scale_rules():
         resolve_scale(fsrcnn, None, None, None)
     with pytest.raises(InputError, match="does not support x5"):
         resolve_scale(fsrcnn, None, 5, None)
+    # An sr-train checkpoint's record stands in for weights that do not tell the scale.
+    assert resolve_scale(fsrcnn, None, None, 2, recorded=3) == (3, "checkpoint")
+    assert resolve_scale(fsrcnn, None, 3, None, recorded=3) == (3, "checkpoint")
+    with pytest.raises(InputError, match="--scale 2 contradicts the checkpoint, which records a x3 fsrcnn"):
+        resolve_scale(fsrcnn, None, 2, None, recorded=3)
+    assert resolve_scale(espcn, 4, None, None, recorded=3) == (4, "weights")  # the weights themselves win
+
+
+def test_training_record_reads_sr_train_checkpoints_only():
+    ours = {"params": {}, "arch": "fsrcnn", "hparams": {"scale": 3, "d": 56}, "train_options": {}}
+    assert training_record(ours) == {"arch": "fsrcnn", "scale": 3}
+    assert training_record({**ours, "hparams": {"scale": "3"}}) == {"arch": "fsrcnn"}
+    # Other tools' top-level keys are not ours to read (BasicSR-style, a class name as "arch").
+    assert training_record({"arch": "RRDBNet", "params": {}, "hparams": {"scale": 2}}) == {}
+    assert training_record({"state_dict": {}}) == {} and training_record([1, 2]) == {}
 
 
 @pytest.mark.parametrize(

@@ -208,3 +208,17 @@ def test_teacher_options_need_each_other(cli, tmp_path, args, msg):
     args = [str(tmp_path / "t.pth") if a == "T" else a for a in args]
     res = cli("train", "--data", "sample", "--steps", "1", "-o", tmp_path / "s.pth", *args)
     assert res.code == 2 and msg in res.err, res.err
+
+
+def test_an_fsrcnn_checkpoint_exports_with_no_flags(cli, tmp_path):
+    """FSRCNN's weights do not tell its scale; sr-train's checkpoint records it, and sr-export reads it."""
+    out = tmp_path / "mine.pth"  # no scale in the name either
+    res = cli("train", "--arch", "fsrcnn", "--scale", "3", "--data", "sample", "--steps", "2", "--batch", "2",
+              "--val-every", "2", "-q", "-o", out)
+    assert res.code == 0, res.err
+    loaded = load_model(out)
+    assert (loaded.descriptor.arch, loaded.descriptor.scale, loaded.scale_source) == ("fsrcnn", 3, "checkpoint")
+    res = cli("export", out, "-o", tmp_path / "mine.onnx")
+    assert res.code == 0 and "scale x3 (from checkpoint)" in res.out, res.err
+    res = cli("export", out, "--scale", "2", "-o", tmp_path / "x2.onnx")
+    assert res.code == 2 and "contradicts the checkpoint" in res.err

@@ -82,12 +82,21 @@ def sniff_format(path: Path) -> str:
 def load_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, Any]:
     """Load a checkpoint file as a flat ``{parameter name: tensor}`` dict on the CPU.
 
+    Same as ``load_checkpoint(path, trust_pickle)[0]``.
+    """
+    return load_checkpoint(path, trust_pickle)[0]
+
+
+def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load a checkpoint file: its flat ``{parameter name: tensor}`` dict on the CPU, and what it records.
+
     Args:
         path: ``.pth``/``.pt``/``.ckpt`` (zip or legacy pickle) or ``.safetensors`` file.
         trust_pickle: Allow unpickling code (whole pickled models). Only for files you trust.
 
     Returns:
-        The unwrapped state dict, float tensors as stored (no dtype change).
+        (state dict, record): the unwrapped state dict, float tensors as stored (no dtype change);
+        the record is :func:`training_record` of the file's top level (empty for other files).
 
     Raises:
         InputError: Missing/corrupt file, pickled code without ``trust_pickle``, or no tensors.
@@ -105,7 +114,29 @@ def load_state_dict(path: str | Path, trust_pickle: bool = False) -> dict[str, A
         obj = _raw_pickle_load(path, trust_pickle)
     else:
         obj = _torch_load(path, trust_pickle)
-    return _unwrap(obj, path)
+    return _unwrap(obj, path), training_record(obj)
+
+
+def training_record(obj: Any) -> dict[str, Any]:
+    """What an ``sr-train`` checkpoint says about its network (pure).
+
+    sr-train writes ``{"params": ..., "arch": NAME, "hparams": {"scale": S, ...}, "train_options": ...}``;
+    the scale of some architectures (FSRCNN's transposed convolution) is not in the weights, so the
+    record is the only place it is written. Other tools' top-level ``arch`` keys (often a class name)
+    are not read: only a dict with sr-train's ``train_options`` and ``params`` is a record.
+
+    Returns:
+        ``{"arch": NAME, "scale": S}`` with the keys such a dict holds in those types; empty otherwise.
+    """
+    if not isinstance(obj, Mapping) or "train_options" not in obj or "params" not in obj:
+        return {}
+    record: dict[str, Any] = {}
+    if isinstance(obj.get("arch"), str) and obj["arch"]:
+        record["arch"] = obj["arch"]
+    hparams = obj.get("hparams")
+    if isinstance(hparams, Mapping) and type(hparams.get("scale")) is int:
+        record["scale"] = hparams["scale"]
+    return record
 
 
 def _is_plain_pickle(path: Path) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sredge.errors import InputError
-from sredge.models.checkpoint import load_state_dict
+from sredge.models.checkpoint import load_checkpoint
 from sredge.models.descriptor import MAX_SCALE, ModelDescriptor
 from sredge.models.key_map import KeyMap, apply_key_map, parse_key_map
 from sredge.models.registry import detect
@@ -36,16 +36,18 @@ def resolve_scale(
     requested: int | None,
     from_name: int | None,
     any_scale: bool = False,
+    recorded: int | None = None,
 ) -> tuple[int, str]:
     """Decide the scale and say where it came from (pure).
 
-    Weights win when they determine the scale; a contradicting ``--scale`` is an error.
-    Otherwise ``--scale`` is used, then the file-name hint. ``any_scale`` (a pre-upsampling
+    Weights win when they determine the scale, then the scale an sr-train checkpoint records
+    (``recorded``); a contradicting ``--scale`` is an error. Otherwise ``--scale`` is used, then the
+    file-name hint. ``any_scale`` (a pre-upsampling
     network such as SRCNN or VDSR, which refines a bicubic-enlarged image) accepts every
     integer scale from 2 to ``MAX_SCALE``, not only the architecture's listed ones.
 
     Returns:
-        (scale, source) with source ``"weights"``, ``"--scale"`` or ``"file name"``.
+        (scale, source) with source ``"weights"``, ``"checkpoint"``, ``"--scale"`` or ``"file name"``.
 
     Raises:
         InputError: A contradiction, an unsupported scale, or no way to tell.
@@ -57,7 +59,14 @@ def resolve_scale(
                 f"(drop --scale or use a x{requested} checkpoint)"
             )
         return from_weights, "weights"
-    if requested is not None:
+    if recorded is not None:
+        if requested is not None and requested != recorded:
+            raise InputError(
+                f"--scale {requested} contradicts the checkpoint, which records a x{recorded} {arch.name} model "
+                f"(drop --scale, or train a x{requested} model)"
+            )
+        scale, source = recorded, "checkpoint"
+    elif requested is not None:
         scale, source = requested, "--scale"
     elif from_name is not None:
         scale, source = from_name, "file name"
@@ -84,7 +93,8 @@ class LoadedModel:
     hparams: HParams
     """Constructor arguments the module was built with."""
     scale_source: str
-    """Where the scale came from: ``"weights"``, ``"--scale"`` or ``"file name"``."""
+    """Where the scale came from: ``"weights"``, ``"checkpoint"`` (sr-train's record), ``"--scale"`` or
+    ``"file name"``."""
 
 
 def constructor_defaults(spec: ArchSpec) -> HParams:
@@ -160,13 +170,15 @@ def load_model(
     """
     if isinstance(key_map, str):
         key_map = parse_key_map(key_map)
-    state_dict = load_state_dict(path, trust_pickle=trust_pickle)
+    state_dict, record = load_checkpoint(path, trust_pickle=trust_pickle)
     if key_map is not None:
         state_dict = apply_key_map(state_dict, key_map)
-    found = detect(state_dict, arch)
+    found = detect(state_dict, arch or record.get("arch"))
     spec, hparams = found.spec, dict(found.hparams)
     any_scale = spec.io(hparams).pre_upsample
-    resolved, source = resolve_scale(spec, hparams.get("scale"), scale, scale_from_name(str(path)), any_scale)
+    recorded = record.get("scale") if record.get("arch") == spec.name else None
+    resolved, source = resolve_scale(spec, hparams.get("scale"), scale, scale_from_name(str(path)), any_scale,
+                                     recorded)
     hparams["scale"] = resolved
     module = build_from_state_dict(spec, hparams, state_dict)
     # What is deployed: a re-parameterizable network counts its collapsed form (sr-export writes that).
