@@ -210,6 +210,17 @@ def test_teacher_options_need_each_other(cli, tmp_path, args, msg):
     assert res.code == 2 and msg in res.err, res.err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the refusal needs a machine without it")
+@pytest.mark.parametrize("qat", [False, True])
+def test_device_cuda_without_a_gpu_is_one_line_before_any_work(cli, tmp_path, qat):
+    extra = ["--qat", asset("weights/fsrcnn/fsrcnn_x3.pth")] if qat else []
+    out = tmp_path / ("m.int8.onnx" if qat else "m.pth")
+    res = cli("train", "--data", "sample", "--steps", "1", "--device", "cuda", *extra, "-o", out)
+    assert res.code == 2 and "PyTorch sees no CUDA device" in res.err and len(res.err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+
 def test_an_fsrcnn_checkpoint_exports_with_no_flags(cli, tmp_path):
     """FSRCNN's weights do not tell its scale; sr-train's checkpoint records it, and sr-export reads it."""
     out = tmp_path / "mine.pth"  # no scale in the name either

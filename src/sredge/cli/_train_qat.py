@@ -63,6 +63,9 @@ def run_qat(args) -> int:
     torch = require("torch")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from sredge.cli.train import train_device
+
+    device = train_device(args.device)
     from sredge.benchmarks.datasets import load_dataset
     from sredge.calibration.derive import default_validation, record_quality
     from sredge.calibration.quantize import Int8Options, calibrate, quantize_int8, quantized_nodes, save_model
@@ -86,7 +89,7 @@ def run_qat(args) -> int:
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
         validator = Validator(dataset, desc, threads=args.threads)
         opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every,
-                          target=args.qat_target)
+                          target=args.qat_target, device=device)
         progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step")
         t0 = time.perf_counter()
 

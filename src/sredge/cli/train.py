@@ -72,6 +72,9 @@ def build_parser() -> Parser:
                         "--resume continues the same schedule later")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the network trains: auto (CUDA when PyTorch sees a GPU), cpu or cuda; patches, "
+                        "teachers and validation stay on the CPU (default auto)")
     p.add_argument("--resume", action="store_true", help="continue from -o when it exists")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing -o when it exists")
     p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth); with --qat the "
@@ -150,6 +153,7 @@ def _train(args) -> int:
     from sredge._lazy import require
 
     require("torch")
+    device = train_device(args.device)  # before the data is read: a missing GPU is a one-line error at once
     from sredge.models.loader import describe
     from sredge.models.registry import get_arch
     from sredge.train.data import PatchOptions, PatchSampler
@@ -187,7 +191,7 @@ def _train(args) -> int:
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads, stop_after=args.stop_after,
-                        teacher_weight=args.teacher_weight)
+                        teacher_weight=args.teacher_weight, device=device)
     progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
 
     def on_step(st) -> None:
@@ -207,6 +211,18 @@ def _train(args) -> int:
                 print(f"{PROG}: warning: the network ({final.val_psnr:.2f} dB) is no better than bicubic upscaling "
                       f"({bicubic:.2f} dB) on {args.val}; train longer (--steps, --resume) or check --data")
     return 0
+
+
+def train_device(device: str) -> str:
+    """The torch device ``--device`` means here (``"cpu"`` or ``"cuda"``).
+
+    Raises:
+        InputError: ``cuda`` asked for, but PyTorch sees no CUDA device.
+    """
+    from sredge._lazy import require
+    from sredge.runtime.backends.torch_backend import plan_device
+
+    return plan_device(device, False, require("torch").cuda.is_available())[0]
 
 
 def entry() -> None:

@@ -41,6 +41,8 @@ class TrainOptions:
     """Stop at this step (after its checkpoint) although the schedule runs to ``steps``."""
     teacher_weight: float = 1.0
     """Weight of the loss against a teacher's output, when the sampler gives one besides the ground truth."""
+    device: str = "cpu"
+    """torch device to train on (``"cpu"``, ``"cuda"``); patches are cut on the CPU and copied there."""
 
 
 @dataclass
@@ -57,7 +59,7 @@ def _checkpoint_bytes(torch, spec: ArchSpec, hparams: HParams, model, opt, sched
                       val_psnr: float | None, opts: TrainOptions) -> bytes:
     buf = io.BytesIO()
     torch.save({
-        "params": model.state_dict(),
+        "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},  # loads anywhere
         "arch": spec.name,
         "hparams": dict(hparams),
         "step": step,
@@ -123,7 +125,8 @@ def train(
     if opts.threads:
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
-    model = spec.build(**hparams)
+    device = torch.device(opts.device)
+    model = spec.build(**hparams).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=opts.steps, eta_min=opts.lr * 1e-3)
     step, val_psnr = 0, None
@@ -137,10 +140,10 @@ def train(
     end = min(opts.steps, opts.stop_after or opts.steps)
     while step < end:
         lr_np, hr_np, *teacher_np = sampler.batch(opts.batch)
-        pred = model(torch.from_numpy(lr_np))
-        loss = loss_fn(pred, torch.from_numpy(hr_np))
+        pred = model(torch.from_numpy(lr_np).to(device))
+        loss = loss_fn(pred, torch.from_numpy(hr_np).to(device))
         if teacher_np:
-            loss = loss + opts.teacher_weight * loss_fn(pred, torch.from_numpy(teacher_np[0]))
+            loss = loss + opts.teacher_weight * loss_fn(pred, torch.from_numpy(teacher_np[0]).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -199,7 +202,8 @@ def set5_validator(root: str | Path, desc_for: Callable[[Any], Any]) -> Callable
     def validate(module) -> float:
         desc = desc_for(module)
         pairs = load_dataset(root, desc.scale)
-        scores = evaluate_y_psnr(lambda x: module(torch.from_numpy(x)).numpy(), desc, pairs)
+        device = next(module.parameters()).device
+        scores = evaluate_y_psnr(lambda x: module(torch.from_numpy(x).to(device)).cpu().numpy(), desc, pairs)
         return float(np.mean(list(scores.values())))
 
     return validate

@@ -59,6 +59,9 @@ class QatOptions:
     target: str = "fp32"
     """What the quantized network learns to output: ``"fp32"`` (the FP32 model's own output on the
     same patch: the signal is the quantization error alone) or ``"ground-truth"`` (the HR patch)."""
+    device: str = "cpu"
+    """torch device the fake-quantized graph trains on (``"cpu"``, ``"cuda"``); the FP32 target and the
+    validation run on ONNX Runtime on the CPU either way."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.val_every < 1:
@@ -195,6 +198,14 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
                 self.scales[f"w{i}"] = nn.Parameter(torch.ones(shape))
             self.consts = {k: torch.from_numpy(np.array(v)) for k, v in inits.items()}
 
+        def to_device(self, device):
+            """Move the parameters and the fixed tensors (initial scales, constants) to ``device``."""
+            self.to(device)
+            for table in (self.scale0, self.wscale0, self.consts):
+                for k, v in table.items():
+                    table[k] = v.to(device)
+            return self
+
         def weight(self, fname: str):
             """The fake-quantized weight (or the float bias) as the graph sees it."""
             p = self.weights[self.key[fname]]
@@ -214,9 +225,9 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
         def state(self) -> dict[str, np.ndarray]:
             """Float weights and activation scales by their ONNX initializer names."""
             out = {n: self.weights[self.key[n]].detach().cpu().numpy() for n in {*weights, *biases}}
-            out.update({n: (self.scale0[n] * torch.clamp(self.scales[self.key[n]].detach(), min=1e-3)).numpy()
+            out.update({n: (self.scale0[n] * torch.clamp(self.scales[self.key[n]].detach(), min=1e-3)).cpu().numpy()
                         for n in act_scales})
-            out.update({"w:" + n: self.weight_scale(n).detach().numpy().ravel() for n in weights})
+            out.update({"w:" + n: self.weight_scale(n).detach().cpu().numpy().ravel() for n in weights})
             return out
 
         def forward(self, x):
@@ -458,7 +469,8 @@ def finetune(
     """
     torch = _torch()
     torch.manual_seed(seed)
-    graph = qdq_graph(qdq, int8_reference(fp32_path, flavour_of(qdq)))
+    device = torch.device(options.device)
+    graph = qdq_graph(qdq, int8_reference(fp32_path, flavour_of(qdq))).to_device(device)
     fp32_db, ptq_db = float(validate(str(fp32_path))), float(validate(qdq))
     best, best_db, best_step = qdq, ptq_db, 0
     opt = torch.optim.Adam([{"params": list(graph.weights.parameters()), "lr": options.lr},
@@ -473,8 +485,9 @@ def finetune(
             lr_np, hr_np = sampler.batch(options.batch)
             x = np.ascontiguousarray(lr_np * value_range, np.float32)
             target = teacher.run(x) if teacher is not None else hr_np * value_range
-            pred = graph(torch.from_numpy(x))
-            loss = torch.nn.functional.l1_loss(pred, torch.from_numpy(np.asarray(target, np.float32))) / value_range
+            pred = graph(torch.from_numpy(x).to(device))
+            target = torch.from_numpy(np.asarray(target, np.float32)).to(device)
+            loss = torch.nn.functional.l1_loss(pred, target) / value_range
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
