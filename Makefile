@@ -30,9 +30,10 @@ demo: $(DEMO_VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --durations=15
 
-# On a machine with an NVIDIA GPU (and a CUDA build of torch): PyTorch on CUDA vs the CPU golden outputs,
-# and the TensorRT backend's pinned/double-buffered copies through cuda-python. See tools/gpu_check.py.
+# On a machine with an NVIDIA GPU (and a CUDA build of torch): PyTorch on CUDA and sr-run's TensorRT backend (real
+# cuda-python, a stand-in engine) vs the CPU's outputs. See tools/gpu_check.py and docs/tensorrt.md.
 gpu-check: $(VENV)/.installed
+	$(PY) -m pip install --quiet "cuda-python>=12"
 	$(PY) tools/gpu_check.py --report gpu_check.json
 
 clean:
