@@ -2,7 +2,8 @@
 # The GPU check as run on a lent GPU machine that has PyTorch, cuda-bindings and OpenCV but no network
 # and no PyAV: copy the few real files it needs, and PyAV's wheel, into .gpu-assets/ (ignored by git) here,
 # carry that folder, and run
-#   bash tools/device_gpu_check.sh run     (there; writes $OUT/gpu_check.json)
+#   bash tools/device_gpu_check.sh run     (there; writes $OUT/gpu_check.json; about 2 minutes)
+#   bash tools/device_gpu_check.sh run-all (the same, and benchmarks/qat_long.py into $OUT/qat/; about 5 minutes)
 # after
 #   bash tools/device_gpu_check.sh stage   (here, beside ../shared/assets).
 set -euo pipefail
@@ -25,8 +26,20 @@ case "${1:-}" in
       cp "$src"/benchmarks/Set5/LR_bicubic/X$s/*.png .gpu-assets/benchmarks/Set5/LR_bicubic/X$s/
     done
     du -sh .gpu-assets ;;
-  run)
+  run|run-all)
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu-check-site .gpu-assets/wheels/*.whl
-    PYTHONPATH=src:/tmp/gpu-check-site python3 tools/gpu_check.py --assets .gpu-assets --report "${OUT:-.}/gpu_check.json" ;;
-  *) echo "usage: $0 stage|run" >&2; exit 2 ;;
+    export PYTHONPATH=src:/tmp/gpu-check-site PYTHONUNBUFFERED=1
+    out=${OUT:-.}
+    if [ "$1" = run-all ]; then  # also the FSRCNN x2 QAT runs of benchmarks/qat_long.py, side by side (about 5 min)
+      python3 benchmarks/qat_long.py --model .gpu-assets/weights/fsrcnn/fsrcnn_x2.pth \
+        --data .gpu-assets/calibration/T91 --device cuda --budget 240 --out "$out/qat" >"$out/qat.log" 2>&1 &
+    fi
+    rc=0
+    python3 tools/gpu_check.py --assets .gpu-assets --report "$out/gpu_check.json" || rc=$?
+    if [ "$1" = run-all ]; then
+      wait $! || rc=$?
+      tail -c 3000 "$out/qat.log"
+    fi
+    exit $rc ;;
+  *) echo "usage: $0 stage|run|run-all" >&2; exit 2 ;;
 esac
