@@ -31,7 +31,7 @@ VARIANTS = {
     "fp32-target-b64-lr1e-3": ["--batch", "64", "--lr", "1e-3"],
 }
 RATE = re.compile(r"([0-9.]+) steps/s")
-RESULT = re.compile(r"QAT INT8 ([0-9.]+) dB \(drop (-?[0-9.]+) dB; best at step (\d+)\)")
+RESULT = re.compile(r"QAT INT8 ([0-9.]+) dB \(drop -?[0-9.]+ dB; best at step (\d+)\)")
 
 
 def sr_train(args: list[str]) -> tuple[int, str, float]:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"variant": name, "flags": VARIANTS[name], "steps": steps, "seconds": round(seconds, 1), "exit": code,
                "file": out.name if code == 0 else None}
         if found:
-            row.update(val_int8_db=float(found[1]), best_step=int(found[3]))
+            row.update(val_int8_db=float(found[1]), best_step=int(found[2]))
         if code == 0:  # the drop as the file records it (4 decimals; the printed line has 2)
             row["val_drop_db"] = read_descriptor(out).psnr_drop_db
         if code != 0:

@@ -106,9 +106,8 @@ def check_sr_run(assets: Path, names: list[str], work: Path) -> list[dict]:
     import torch
 
     from sredge.cli.run import main as sr_run
+    from sredge.models.loader import load_model
     from sredge.runtime.backends import trt as trt_backend
-    from sredge.runtime.backends.base import BackendOptions
-    from sredge.runtime.backends.torch_backend import TorchBackend
 
     torch.backends.cudnn.allow_tf32 = False  # float32 means float32 on both sides of the comparison
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -122,8 +121,7 @@ def check_sr_run(assets: Path, names: list[str], work: Path) -> list[dict]:
         ckpt = assets / "weights" / rel
         out = work / name
         out.mkdir(parents=True, exist_ok=True)
-        with TorchBackend(ckpt, BackendOptions(device="cpu"), **load) as cpu:
-            desc = cpu.descriptor()
+        desc = load_model(ckpt, **load).descriptor
         engines = {}
         for label, io, delay in (("float32", "FLOAT", 0), ("float32-busy", "FLOAT", DELAY_CYCLES),
                                  ("float16", "HALF", 0)):
