@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -24,21 +23,13 @@ from pathlib import Path
 
 from _family import ASSETS
 
+from sredge.environment import cpu_model_and_flags
+
 
 def cpu() -> dict:
     """CPU model and the vector extensions that matter for inference speed."""
-    model, flags = None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model is None:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    model = model or platform.processor() or "unknown"
-    return {"model": model, "cores": os.cpu_count(),
-            "flags": sorted(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8") if f in flags)}
+    model, flags = cpu_model_and_flags()
+    return {"model": model, "cores": os.cpu_count(), "flags": flags}
 
 
 def components(rt, video: Path, tmp: Path, frames: int | None, every: float, preset: str, repeats: int) -> dict:

@@ -27,6 +27,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from sredge.environment import describe_cpu
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 OUT = ROOT / "src" / "sredge" / "data" / "models"
@@ -41,7 +43,6 @@ QAT_FLAVOUR = "trt"
 """Symmetric int8 with Q/DQ on convolution inputs: OpenVINO's (and TensorRT's) native INT8, 2-3x the FP32
 speed on OpenVINO here, where the cpu flavour's asymmetric activations reached 1.3-1.9x; ONNX Runtime runs
 neither flavour of these 16-channel networks faster than FP32."""
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8")
 
 
 def train_command(scale: int, out: Path) -> list[str]:
@@ -69,18 +70,6 @@ def _run(cmd: list[str]) -> None:
 def _shown(cmd: list[str]) -> str:
     """A command as run from the project root (the folder the README's commands start in)."""
     return " ".join(os.path.relpath(c, ROOT) if os.path.isabs(c) else c for c in cmd)
-
-
-def cpu_description() -> str:
-    """``Intel(R) Xeon(R) ... x2 cores, avx2 avx512_vnni ...`` from /proc/cpuinfo."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return f"{os.cpu_count()} cores"
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    have = " ".join(f for f in CPU_FLAGS if f in flags) or "none of " + "/".join(CPU_FLAGS)
-    return f"{name} x{os.cpu_count()} cores, flags {have}"
 
 
 def bench(models: list[Path], dataset: str, scale: int, latency: bool, backends: str) -> dict:
@@ -183,7 +172,7 @@ def main() -> int:
                   "-o", str(fsrcnn), "-q"])
         m = measure(s, fp32, int8, fsrcnn)
         m["train_command"], m["qat_command"] = _shown(train), _shown(qat)
-        m["measured_on"] = f"{date.today().isoformat()}, {cpu_description()}, one sr-bench run per scale"
+        m["measured_on"] = f"{date.today().isoformat()}, {describe_cpu()}, one sr-bench run per scale"
         entries[s] = m
         print(json.dumps(m, indent=2))
     (OUT / "models.json").write_text(json.dumps({"models": [entries[s] for s in sorted(entries)]}, indent=2) + "\n")

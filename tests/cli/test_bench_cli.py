@@ -55,6 +55,7 @@ def test_report_folder_and_baseline_gate(cli, baseline, tmp_path):
     assert whole["latency"]["runs"] == 2 and whole["latency"]["relative"] > 0 and report["reference_ms"] > 0
     assert {"onnxruntime", "numpy", "python"} <= set(report["software"]) and report["machine"]["cpu_count"]
     md = (folder / "out" / "report.md").read_text()
+    assert "- CPU flags (INT8/bf16 speed): " + (" ".join(report["machine"]["cpu_flags"]) or "none of note") in md
     for png in ("latency.png", "psnr.png", "crops/butterfly.png"):
         assert f"]({png})" in md
         img = cv2.imread(str(folder / "out" / png))

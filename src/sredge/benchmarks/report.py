@@ -175,8 +175,9 @@ def write_report_dir(folder: Path, report: dict, crops: dict[str, list[tuple[str
             md += [f"**{name}**", "", f"![{name}]({put(f'crops/{_slug(name)}.png', _png(side_by_side(panels)))})", ""]
     sw = ", ".join(f"{k} {v}" for k, v in report["software"].items())
     m = report["machine"]
+    flags = " ".join(m.get("cpu_flags") or []) or "none of note"
     md += ["## Environment", "", f"- software: {sw}", f"- machine: {m['processor']}, {m['cpu_count']} CPUs, "
-           f"{m['platform']}"]
+           f"{m['platform']}", f"- CPU flags (INT8/bf16 speed): {flags}"]
     backends = sorted({r["backend_detail"] for r in rows if r.get("backend_detail")})
     md += [f"- backend: {b}" for b in backends]
     put("report.md", ("\n".join(md) + "\n").encode())
