@@ -143,8 +143,10 @@ def check_outputs(outputs: Sequence[Output], inputs: Sequence[Input], overwrite:
             if other.folder and other is not out and _inside(real, resolve(other.path)):
                 raise InputError(f"{name} ({out.flag}) is inside the folder {other.path} that {other.flag} "
                                  "writes; give them different places")
+    made = {resolve(o.path) for o in outputs if o.folder}
     for out in outputs:
-        _check_folder(out)
+        if not (out.folder and not out.path.exists() and resolve(out.path).parent in made):
+            _check_folder(out)  # (a folder inside an output folder is made with it)
     for out, name, _ in seen:
         if name.exists() and not name.is_file():  # a device, a pipe: never renamed over
             raise InputError(f"{name} ({out.flag}) is not a regular file; choose another {_choose(out)}")
@@ -219,7 +221,7 @@ class Claim:
             if lock is not None:
                 lock.unlink(missing_ok=True)
             os.close(fd)
-        for folder in self._made:
+        for folder in reversed(self._made):  # a folder made inside another goes first
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
         self._made.clear()

@@ -288,3 +288,14 @@ def test_report_naming_an_existing_file_is_exit_2_and_overwrite_replaces_it(work
              "--overwrite", "-q")
     assert res.code == 0, res.err
     assert json.loads(report.read_text())["frames_out"] == 6
+
+
+@pytest.mark.parametrize("resume", ["--resume-default", "--no-resume"])
+def test_a_disk_that_fills_while_a_video_is_written_is_named_as_full(work, tmp_path, resume):
+    """Not a disk full from the start: the encoder's own writes fill it (FFmpeg reports EINVAL at the end)."""
+    args = ["--video", work / "in.mp4", "--model", work / "m.onnx", "-q", "--crf", "0", "--preset", "ultrafast"]
+    with tmpfs(tmp_path / "small", size="24k") as disk:
+        extra = [resume] if resume == "--no-resume" else []
+        res = hostile("run", [*args, "-o", disk / "x.mp4", *extra], inputs=[work], outputs=[disk / "x.mp4"],
+                      watch=work, match="no space left on device writing")
+        assert str(disk / "x.mp4") in res.err and leftovers(disk) == []

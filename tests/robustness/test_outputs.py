@@ -61,6 +61,15 @@ def _pair_folder(w: Path) -> Path:
     return d
 
 
+def _clip_in(w: Path, folder: str, name: str = "in.mp4") -> Path:
+    """A copy of the clip in ``w/folder``; for any folder but a work folder, ``out.mp4.sredge-partial`` links to it."""
+    (w / folder).mkdir(exist_ok=True)
+    shutil.copy(w / "in.mp4", w / folder / name)
+    if not folder.endswith(".sredge-partial"):
+        (w / "out.mp4.sredge-partial").symlink_to(w / folder)
+    return w / folder / name
+
+
 def _baseline(w: Path) -> Path:
     return _touch(w / "b.json", json.dumps({"dataset": {"fingerprint": "x"}, "rows": []}))
 
@@ -117,6 +126,21 @@ RUN: dict[str, Callable[[Path], Case]] = {
     "video-report-hard-link-of-the-input": lambda w: Case(
         ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4",
          "--report", _hardlink(w, "hl.json", w / "in.mp4"), "--overwrite"], "would overwrite the input"),
+    "video-work-folder-is-a-link-to-the-input-folder": lambda w: Case(
+        ["--video", _clip_in(w, "v"), *V, w / "m.onnx", "-o", w / "out.mp4"], "is a symbolic link"),
+    "video-work-folder-holds-a-users-file": lambda w: _after(_touch(w / "out.mp4.sredge-partial" / "notes.txt"), Case(
+        ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4"], "holds files sredge did not write")),
+    "video-no-resume-work-folder-holds-a-users-file": lambda w: _after(
+        _touch(w / "out.mp4.sredge-partial" / "notes.txt"), Case(
+            ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4", "--no-resume"],
+            "holds files sredge did not write")),
+    "video-input-inside-its-outputs-work-folder": lambda w: Case(
+        ["--video", _clip_in(w, "out.mp4.sredge-partial", "seg-000000.mp4"), *V, w / "m.onnx", "-o", w / "out.mp4",
+         "--overwrite"], "the work folder of -o"),
+    "video-report-inside-the-work-folder": lambda w: Case(
+        ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4", "--report",
+         _clip_in(w, "out.mp4.sredge-partial", "seg-000000.mp4").parent / "r.json", "--overwrite"],
+        "the work folder of -o"),
     "image-output-is-the-input": lambda w: Case(
         ["--image", w / "photos" / "0030.jpg", *V, w / "m.onnx", "-o", w / "photos" / "0030.jpg", "--overwrite"],
         "would overwrite the input"),
@@ -192,6 +216,12 @@ BENCH: dict[str, Callable[[Path], Case]] = {
         "would overwrite the input"),
     "json-is-dev-null": lambda w: Case([w / "m.onnx", *B, w / "dataset", "--json", "/dev/null", "--overwrite"],
                                        "not a regular file"),
+    "report-crops-exist": lambda w: Case(
+        [w / "m.onnx", *B, w / "dataset", "--report", _touch(w / "rep" / "crops" / "0030.png").parent.parent],
+        "crops exists; pass --overwrite"),
+    "report-crops-link-to-the-dataset": lambda w: Case(
+        [w / "m.onnx", *B, w / "dataset", "--report", _link(_ro(w, "rep"), "crops", w / "dataset").parent,
+         "--overwrite"], "input folder"),
     "report-is-a-file": lambda w: Case([w / "m.onnx", *B, w / "dataset", "--report", _touch(w / "notes.txt")],
                                        "is a file"),
 }

@@ -260,3 +260,73 @@ def test_a_stopped_window_run_to_mkv_continues_in_process_to_the_plain_runs_fram
                 for j in (k - 1, k, k + 1) if 0 <= j < len(plain_frames)}
         assert min(diff, key=diff.get) == k, (k, diff)
     assert not work_folder(out).exists()
+
+
+def test_the_work_folder_is_emptied_of_sredges_files_only_and_killed_runs_temporaries_go(tmp_path):
+    from sredge.runtime.segments import check_work_folder, stale_temporaries
+
+    out = tmp_path / "out.mp4"
+    work = WorkFolder(out)
+    work.begin(Journal(new_header(FP, SETTINGS, TB, None)))
+    killed = tmp_path / ".out.mp4.0123abcd.partial.mp4"  # a final join a SIGKILL cut short
+    killed.write_bytes(b"cut short")
+    mine = tmp_path / ".out.mp4.mine.partial.mp4"  # a user's file: not the pattern sredge writes
+    mine.write_bytes(b"keep")
+    assert stale_temporaries(out) == [killed]
+    check_work_folder(out, [(mine, "--video")])
+    with pytest.raises(InputError, match="temporary file a stopped run"):
+        check_work_folder(out, [(killed, "--video")])  # it would be removed as a leftover
+    with pytest.raises(InputError, match="is inside"):
+        check_work_folder(out, [(work.path / "journal.jsonl", "--report")])
+    (work.path / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match=r"holds files sredge did not write \(notes.txt\)"):
+        check_work_folder(out, [])
+    work.remove()
+    assert sorted(p.name for p in work.path.iterdir()) == ["notes.txt"]  # the folder stays for the user's file
+    assert not killed.exists() and mine.read_bytes() == b"keep"
+    (work.path / "notes.txt").unlink()
+    work.path.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    work.path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="is a symbolic link"):
+        check_work_folder(out, [])
+    with pytest.raises(InputError, match="symbolic link"):
+        work.begin(Journal(new_header(FP, SETTINGS, TB, None)))
+    work.remove()
+    assert work.path.is_symlink() and (tmp_path / "elsewhere").is_dir()
+
+
+@pytest.mark.parametrize("resumable", [True, False], ids=["resumable", "no-resume"])
+def test_a_stopped_run_keeps_an_existing_output_as_it_was(tmp_path, resumable):
+    """``--overwrite`` replaces an existing output with a complete run only: a stop keeps the old file (a
+    resumable run's frames wait in its work folder, and the same command continues to the whole video)."""
+    import threading
+
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_resume import ResumeOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_resume_kill import _clip, _decoded
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier, complete output")
+    resume = ResumeOptions(restart=True, commit_every_s=0.2) if resumable else None
+    stop = threading.Event()
+
+    def progress(res, total):
+        if res.frames_out >= 12:
+            stop.set()
+
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume, stop=stop,
+                            progress=progress)
+        assert run.result.interrupted and run.kept_existing
+        assert out.read_bytes() == b"an earlier, complete output"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+        assert (run.work_folder is not None) == resumable
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)
+        assert not run.kept_existing and run.work_folder is None
+        assert (run.resumed_from >= 12) == resumable
+    frames, _, _ = _decoded(out)
+    assert len(frames) == run.result.frames_in + run.resumed_from

@@ -96,6 +96,10 @@ def _paths(args) -> tuple[list, list]:
     if args.report is not None:
         outputs.append(Output(args.report, "--report", folder=True,
                               files=("report.json", "report.md", "latency.png", "psnr.png")))
+        crops = args.report / "crops"  # one picture per dataset image: names known only once it is read
+        if not args.overwrite and crops.is_dir() and any(crops.iterdir()):
+            raise InputError(f"{crops} exists; pass --overwrite to replace its pictures, or choose another --report")
+        outputs.append(Output(crops, "--report", folder=True))
     inputs = [Input(m, "MODEL") for m in args.models] + [Input(args.dataset, "--dataset")]
     inputs += [Input(args.baseline, "--baseline")] if args.baseline is not None else []
     return outputs, inputs

@@ -274,6 +274,7 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     report = [Output(args.report, "--report")] if args.report is not None else []
     report += [Output(args.compare, "--compare")] if args.compare is not None else []
     check_outputs(([_video_output(args.output, resume)] if args.output else []) + report, reads, args.overwrite)
+    _check_work_folder(args.output, resume, args.resume, reads, report)
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale))
@@ -288,6 +289,7 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
             output = Path(source).with_name(f"{Path(source).stem}_{tag}.mp4")
         _announce(rt, model, args.quiet)
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
+        _check_work_folder(output, resume, args.resume, reads, report)
         with claim_outputs(([_video_output(output, resume)] if output else []) + report, reads, args.overwrite), \
                 stop_on_signals() as stopper:
             if output is not None and args.resume is False:
@@ -319,6 +321,7 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
                                     "latency_note": vrun.result.latency_note(),
                                     "resumed_from_frame": vrun.resumed_from, "frames_in_output": vrun.frames_in_output,
                                     "work_folder_kept": vrun.work_folder,
+                                    "output_kept_as_it_was": vrun.kept_existing,
                                     "output_size": list(vrun.output_hw[::-1]) if vrun.output_hw else None})
                 except WriteError as exc:  # the video is done: keep it, and say so on the same line
                     report_failed = exc
@@ -327,6 +330,10 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         _summary(vrun)
     if vrun.output is None:
         done = f"{res.frames_out} frames shown"
+    elif vrun.kept_existing:
+        done = (f"{vrun.output} kept as it was: only a complete run replaces it; "
+                + (f"the frames done are kept in {vrun.work_folder}: run the same command to continue"
+                   if vrun.work_folder else "this run's frames were discarded (--no-resume)"))
     elif (written := vrun.frames_in_output if vrun.frames_in_output is not None else res.frames_out):
         done = f"{written} frames written to {vrun.output} (playable)"
     else:
@@ -378,6 +385,17 @@ def _resume_options(args, live: bool):
             raise InputError("--commit-every applies to resumable runs; drop it with --no-resume")
         return None
     return ResumeOptions(require=bool(args.resume), restart=args.overwrite, commit_every_s=every)
+
+
+def _check_work_folder(output: Path | None, resume, resume_flag: bool | None, reads: list[Input],
+                       others: list[Output]) -> None:
+    """The work folder a resumable run fills, or ``--no-resume`` empties, is sredge's own (see
+    :func:`~sredge.runtime.segments.check_work_folder`); a live source's run has none."""
+    if output is None or (resume is None and resume_flag is not False):
+        return
+    from sredge.runtime.segments import check_work_folder
+
+    check_work_folder(output, [(i.path, i.flag) for i in reads] + [(o.path, o.flag) for o in others])
 
 
 def _video_output(path: Path, resume) -> Output:

@@ -179,7 +179,7 @@ def image_outputs(images: ImageInputs, output: Path | None, scale: int, fmt: Ima
     for src, dst in zip(images.files, outputs):
         if dst in first:  # photo.png and photo.jpg with --ext jpg
             ext = fmt is not None and fmt.ext
-            raise InputError(f"{first[dst]} and {src} would be written to the same file {dst.name}"
+            raise InputError(f"{first[dst]} and {src} would be written to the same file in {dst.parent}"
                              + (f" (--ext {fmt.ext}): rename one, or drop --ext to keep each input's format"
                                 if ext else ": rename one, or run them separately"))
         first[dst] = src

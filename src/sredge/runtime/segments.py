@@ -14,11 +14,12 @@ source through the same :class:`~sredge.runtime.video_io.VideoWriter` passthroug
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
-import shutil
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from itertools import pairwise
 from pathlib import Path
@@ -44,12 +45,65 @@ log = logging.getLogger(__name__)
 
 WORK_SUFFIX = ".sredge-partial"
 _MIB = 1 << 20
+_OURS = re.compile(r"journal\.jsonl|seg-\d{6}\.mp4|\.seg-\d{6}\.mp4\.[0-9a-f]+\.partial\.mp4"
+                   r"|\.journal\.jsonl\.[A-Za-z0-9_]+\.tmp")
+"""Names sredge writes in a work folder: the journal, segments, and their temporary files."""
 
 
 def work_folder(output: Path) -> Path:
     """The work folder of a resumable run writing ``output``: ``OUTPUT.sredge-partial`` beside it."""
     output = Path(output)
     return output.with_name(output.name + WORK_SUFFIX)
+
+
+def stale_temporaries(output: Path) -> list[Path]:
+    """Temporary files a killed run writing ``output`` left beside it (``.NAME.<8 hex>.partial.SUFFIX``)."""
+    output = Path(output)
+    pattern = re.compile(re.escape(f".{output.name}.") + r"[0-9a-f]{8}" + re.escape(f".partial{output.suffix}"))
+    folder = output.parent if str(output.parent) else Path(".")
+    try:
+        return sorted(f for f in folder.iterdir() if pattern.fullmatch(f.name) and f.is_file() and not f.is_symlink())
+    except OSError:
+        return []
+
+
+def check_work_folder(output: Path, others: Sequence[tuple[Path, str]]) -> None:
+    """Refuse a run whose work folder (``OUTPUT.sredge-partial``) is not sredge's own to fill and empty.
+
+    The folder may be missing, or hold only what sredge writes there; no path the run reads or writes
+    may be inside it, nor be a temporary file that the run removes as a killed run's leftover.
+
+    Args:
+        output: The run's ``-o``.
+        others: ``(path, flag)`` of every other path the run reads or writes.
+
+    Raises:
+        InputError: Naming the folder or file and what to do (exit code 2).
+    """
+    from sredge.outputs import resolve
+
+    work = work_folder(output)
+    if work.is_symlink() or (work.exists() and not work.is_dir()):
+        raise InputError(f"{work} is {'a symbolic link' if work.is_symlink() else 'not a folder'}: sredge keeps "
+                         f"the work of a resumable run of -o {output} in a folder of that name and empties it; "
+                         "move it away, or choose another -o")
+    if work.is_dir():
+        foreign = sorted(f.name for f in work.iterdir()
+                         if f.is_symlink() or not f.is_file() or not _OURS.fullmatch(f.name))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise InputError(f"{work} holds files sredge did not write ({shown}); it is the work folder of -o "
+                             f"{output}, which sredge empties: move them away, or choose another -o")
+    real_work = resolve(work)
+    stale = {resolve(f) for f in stale_temporaries(output)}
+    for path, flag in others:
+        real = resolve(path)
+        if real == real_work or real.is_relative_to(real_work):
+            raise InputError(f"{path} ({flag}) is inside {work}, the work folder of -o {output}, which the run "
+                             "empties: copy it elsewhere first, or choose another -o")
+        if real in stale:
+            raise InputError(f"{path} ({flag}) has the name of a temporary file a stopped run of -o {output} "
+                             "left, which the run removes: rename it, or choose another -o")
 
 
 def fingerprint(path: str | Path) -> Fingerprint:
@@ -143,6 +197,8 @@ class WorkFolder:
         Raises:
             WriteError: The folder or the journal cannot be written (disk full, read-only).
         """
+        if self.path.is_symlink():
+            raise InputError(f"{self.path} is a symbolic link, not a work folder sredge made; move it away")
         try:
             self.path.mkdir(exist_ok=True)
             write_bytes_atomic(self.journal_path, ("\n".join(journal.lines()) + "\n").encode())
@@ -152,11 +208,17 @@ class WorkFolder:
         except WriteError as exc:
             raise WriteError(self.output, exc.reason) from exc
         keep = {JOURNAL} | {s.file for s in journal.segments}
-        for f in self.path.iterdir():
-            if f.name not in keep and f.is_file():
+        for f in self._own_files():
+            if f.name not in keep:
                 f.unlink(missing_ok=True)  # a temporary segment a crash left, or one committed after the journal's end
-        for stale in self.output.parent.glob(f".{self.output.name}.*.partial{self.output.suffix}"):
+        for stale in stale_temporaries(self.output):
             stale.unlink(missing_ok=True)  # a final join a crash cut short (the output's lock is ours)
+
+    def _own_files(self) -> list[Path]:
+        """The files in the folder that sredge wrote (never another file, a link or a folder)."""
+        if self.path.is_symlink() or not self.path.is_dir():
+            return []
+        return [f for f in self.path.iterdir() if _OURS.fullmatch(f.name) and f.is_file() and not f.is_symlink()]
 
     def append(self, row: dict) -> None:
         """Append one journal line and fsync it (the commit point).
@@ -184,8 +246,15 @@ class WorkFolder:
         self.append({"segment": asdict(seg)})
 
     def remove(self) -> None:
-        """Delete the work folder (the run is finished, or starts over)."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Delete the work folder (the run is finished, or starts over) and the temporary files killed runs of
+        the output left beside it. Only what sredge wrote is deleted: a folder holding anything else is kept."""
+        for f in self._own_files():
+            f.unlink(missing_ok=True)
+        if not self.path.is_symlink():
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # only when empty
+        for stale in stale_temporaries(self.output):
+            stale.unlink(missing_ok=True)
 
 
 def _write_error(output: Path, exc: OSError) -> InputError:

@@ -1289,17 +1289,22 @@ class VideoWriter:
                 self._mux_pending(c)
             c.close()  # writes the trailer (the MP4 index)
         except BaseException as exc:
+            # Judged before the temporary file goes: removing it frees the space a full disk lacked.
+            full = write_error(self.path, exc) if isinstance(exc, (av.error.FFmpegError, OSError)) else None
             self._container = c
             self._abandon()
             if isinstance(exc, (av.error.FFmpegError, OSError)):
-                raise (write_error(self.path, exc)
-                       or InputError(f"could not finish {self.path}: {_reason(exc)}")) from exc
+                raise full or InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
             raise
         if self.frames_written:
             os.replace(self._tmp, self.path)
             log.info("wrote %d frames to %s", self.frames_written, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Drop what was written: the temporary file is removed and ``path`` is left as it was."""
+        self._abandon()
 
     def _abandon(self) -> None:
         c, self._container = self._container, None

@@ -100,15 +100,18 @@ class ResumableRun:
     """
 
     def __init__(self, opts: ResumeOptions, source: str, output: Path, window: Window | None,
-                 settings: dict[str, str], max_pixels: int):
+                 settings: dict[str, str], max_pixels: int, keep_existing: bool = False):
         """Load and check the work folder; nothing is written yet.
+
+        ``keep_existing``: ``output`` is a file from before this run (``--overwrite``): a stop keeps it as it
+        was (the frames done stay in the work folder), only a complete run replaces it.
 
         Raises:
             InputError: An unfinished run of ``output`` differs from this one (and ``restart`` is off), or
                 ``require`` is set and there is none.
         """
         self.opts, self.source, self.output, self.window = opts, source, Path(output), window
-        self.settings, self.max_pixels = settings, max_pixels
+        self.settings, self.max_pixels, self.keep_existing = settings, max_pixels, keep_existing
         self.work = WorkFolder(self.output)
         self.fingerprint = fingerprint(source)
         journal = self.work.load()
@@ -190,7 +193,8 @@ class ResumableRun:
         """After the pipeline (the segment writer closed): join the segments into the output.
 
         A run that reached the end of its input is joined whole and its work folder removed; a stopped
-        one is joined as far as it got (a playable output) and its work folder kept for the next run.
+        one is joined as far as it got (a playable output; not over an output from before the run, see
+        ``keep_existing``) and its work folder kept for the next run.
 
         Returns:
             Frames in the output (0: nothing written).
@@ -216,6 +220,8 @@ class ResumableRun:
         if not n:
             self.work.remove()
             return 0
+        if self.keep_existing:
+            return 0  # the earlier output stays; the committed frames wait in the work folder
         written = join_segments(self.work, journal, self.source, self.window, make_writer, self.max_pixels,
                                 partial=True)
         st = self.output.stat()

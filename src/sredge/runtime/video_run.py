@@ -58,6 +58,9 @@ class VideoRun:
     """Frames in the output file (a resumable run: the earlier runs' frames included); None: ``result.frames_out``."""
     work_folder: str | None = None
     """The work folder kept for the next run to continue (a resumable run that stopped), else None."""
+    kept_existing: bool = False
+    """The run stopped and ``output`` was a file from before it (``--overwrite``), kept as it was: only a
+    complete run replaces an existing output. A resumable run's frames are in ``work_folder``."""
 
 
 def default_encoder_threads() -> int:
@@ -110,12 +113,17 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
         raise InputError(f"the output {output} would overwrite the input; choose another -o")
     session = None
+    from sredge.runtime.video_resume import partial_output_of
+
+    # An existing output (--overwrite) is replaced by a complete run only; the playable file an earlier stop
+    # of this resumable run left is this run's own.
+    existing = output is not None and output.is_file() and not (resume is not None and partial_output_of(output))
     if resume is not None and output is not None:
         from sredge.runtime.video_resume import ResumableRun, pixel_settings
 
         settings = pixel_settings(rt, crf=crf, preset=preset, encoder=encoder, latency_mode=latency_mode,
                                   window=window, size=size)
-        session = ResumableRun(resume, source, output, window, settings, rt.opts.max_pixels)
+        session = ResumableRun(resume, source, output, window, settings, rt.opts.max_pixels, keep_existing=existing)
     # Luma-only networks keep video in YUV 4:2:0 from decoder to encoder (no RGB round trip).
     with VideoReader(source, want_i420=takes_i420(rt.desc) and not display, max_pixels=rt.opts.max_pixels,
                      window=session.read_window if session is not None else window) as reader:
@@ -173,6 +181,9 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
             result = run_pipeline(picker.tap(items) if picker else items, ups, write_frame, write_other,
                                   on_frame=on_frame, stop=stop,
                                   queue_size=LATENCY_QUEUE if latency_mode else THROUGHPUT_QUEUE)
+            stopped = result.interrupted or result.failure is not None
+            if existing and stopped and session is None and writer is not None:
+                writer.discard()  # --no-resume: nothing to continue, and the earlier file stays
         if shown is not None:
             shown.close()
         in_output, kept = None, None
@@ -184,7 +195,7 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
                         picker.picture if picker else None, plan.out_hw,
                         notices=notices,
                         resumed_from=session.resumed_from if session is not None else 0,
-                        frames_in_output=in_output, work_folder=kept)
+                        frames_in_output=in_output, work_folder=kept, kept_existing=existing and stopped)
 
 
 class _ComparePicker:
