@@ -330,3 +330,33 @@ def test_a_stopped_run_keeps_an_existing_output_as_it_was(tmp_path, resumable):
         assert (run.resumed_from >= 12) == resumable
     frames, _, _ = _decoded(out)
     assert len(frames) == run.result.frames_in + run.resumed_from
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".ts"])
+def test_containers_without_global_headers_or_codec_tags_resume_like_mp4(tmp_path, suffix):
+    """AVI (parameter sets only in the key frames) and MPEG-TS (no codec tag table, so FFmpeg's query lists
+    neither H.264 nor AAC) are written, stopped and continued like MP4: the frames, times and audio of a
+    plain run."""
+    import threading
+
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_resume import ResumeOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_resume_kill import _clip, _decoded
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    out, plain = tmp_path / f"out{suffix}", tmp_path / f"plain{suffix}"
+    resume = ResumeOptions(commit_every_s=0.2)
+    stop = threading.Event()
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        run = upscale_video(rt, src, out, preset="ultrafast", resume=resume, stop=stop,
+                            progress=lambda res, total: res.frames_out >= 12 and stop.set())
+        assert run.result.interrupted and len(_decoded(out)[0]) == run.frames_in_output >= 12
+        run = upscale_video(rt, src, out, preset="ultrafast", resume=resume)
+        assert run.resumed_from >= 12 and run.work_folder is None
+        upscale_video(rt, src, plain, preset="ultrafast")
+    frames, t, audio = _decoded(out)
+    plain_frames, plain_t, plain_audio = _decoded(plain)
+    assert len(frames) == len(plain_frames) == run.frames_in_output and t == plain_t
+    assert audio == pytest.approx(plain_audio, abs=0.05) and audio > 1

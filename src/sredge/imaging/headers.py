@@ -368,3 +368,63 @@ def _tiff_damage(data: bytes, header: ImageHeader) -> str | None:
     if end > len(data):
         return f"the file is cut short ({len(data)} of the {end} bytes its first image needs)"
     return None
+
+
+# ---------------------------------------------------------------- EXIF orientation
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF Orientation (1-8) of a JPEG (APP1), PNG (``eXIf``) or WebP (``EXIF`` chunk) file (pure).
+
+    1 (as stored) when there is none, it is not within ``data`` (a prefix of the file), or it is
+    unreadable: a damaged tag never stops an image from being read. TIFF's own Orientation is not read.
+
+    Values: 2 mirrored left-right, 3 rotated 180, 4 mirrored top-bottom, 5 transposed, 6 to be turned
+    90 degrees clockwise, 7 transversed, 8 to be turned 90 degrees counter-clockwise.
+    """
+    try:
+        block = _exif_block(bytes(data))
+        value = _tiff_orientation(block) if block else 1
+    except (ValueError, struct.error, IndexError, KeyError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _exif_block(data: bytes) -> bytes | None:
+    """The TIFF-structured EXIF block of an image file, or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        for marker, start, end in _jpeg_segments(data):
+            if marker == 0xE1 and data[start + 4:start + 10] == b"Exif\0\0":
+                return data[start + 10:end]
+            if marker in (0xDA, 0xD9):
+                return None
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        pos = 8
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            if kind == b"eXIf":
+                return data[pos + 8:pos + 8 + length]
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            pos += 12 + length
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos = 12
+        while pos + 8 <= len(data):
+            kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+            if kind == b"EXIF":
+                block = data[pos + 8:pos + 8 + length]
+                return block[6:] if block.startswith(b"Exif\0\0") else block
+            pos += 8 + length + (length & 1)
+    return None
+
+
+def _tiff_orientation(block: bytes) -> int:
+    """Tag 274 (Orientation, a SHORT) of a TIFF structure's first directory; 1 when absent."""
+    order = {b"II": "<", b"MM": ">"}[block[:2]]
+    (ifd,) = struct.unpack(order + "I", block[4:8])
+    (n,) = struct.unpack(order + "H", block[ifd:ifd + 2])
+    for i in range(n):
+        e = ifd + 2 + 12 * i
+        tag, typ = struct.unpack(order + "HH", block[e:e + 4])
+        if tag == 274 and typ == 3:
+            return struct.unpack(order + "H", block[e + 8:e + 10])[0]
+    return 1

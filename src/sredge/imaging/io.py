@@ -23,7 +23,7 @@ import numpy as np
 
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
-from sredge.imaging.headers import NeedMoreData, damage, read_header
+from sredge.imaging.headers import NeedMoreData, damage, exif_orientation, read_header
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         max_pixels: Largest width x height admitted, checked from the header before decoding.
 
     Returns:
-        (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as stored.
+        (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as stored; turned and mirrored
+        as its EXIF Orientation says (JPEG, PNG, WebP), so it is upright as a viewer shows it.
 
     Raises:
         InputError: The file is missing, over ``max_pixels``, truncated or corrupt, or not an image
@@ -68,6 +69,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     if img is None or bad:
         why = _decoder_line(bad[0] if bad else text) or "OpenCV cannot decode it"
         raise InputError(f"{path} is corrupt or not an image OpenCV can read ({why})")
+    img = upright(img, exif_orientation(data))
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     if img.ndim == 3 and img.shape[2] == 3:
@@ -75,6 +77,17 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     if img.ndim == 3 and img.shape[2] == 1:
         return img[..., 0]
     return img
+
+
+def upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """An (H, W[, C]) image turned and mirrored as EXIF ``orientation`` (1-8) says; 1: unchanged.
+
+    See :func:`sredge.imaging.headers.exif_orientation` for the values; 5-8 swap height and width.
+    """
+    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+              5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+              7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}.get(orientation)
+    return np.ascontiguousarray(turned(img)) if turned is not None else img
 
 
 _QUALITY_FLAGS = {".jpg": cv2.IMWRITE_JPEG_QUALITY, ".jpeg": cv2.IMWRITE_JPEG_QUALITY,
@@ -140,14 +153,20 @@ def to_float(img: np.ndarray) -> np.ndarray:
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) of an image from its header alone, without decoding it.
+    """(height, width) of an image, upright (see :func:`read_image`), from its header alone, without decoding it.
 
     Raises:
         InputError: Missing, or not a PNG, JPEG, WebP, BMP or TIFF file with a readable header.
     """
     path = Path(path)
-    header, _data, _size = _header(path)
-    return header.height, header.width
+    header, data, _size = _header(path)
+    if header is None:  # a TIFF whose directory lies beyond the first MB (TIFF's orientation is not applied)
+        try:
+            header = read_header(_read_all(path))
+        except ValueError as exc:  # NeedMoreData included: the file ends inside its header
+            raise InputError(f"{path} is truncated or corrupt ({exc})") from None
+    turned = exif_orientation(data) >= 5
+    return (header.width, header.height) if turned else (header.height, header.width)
 
 
 def opencv_pixel_limit() -> int:

@@ -297,9 +297,16 @@ def output_format(path: str | Path) -> tuple[str, frozenset[str]]:
         raise InputError(f"cannot tell the video format from the name {path.name}; use a suffix like .mp4 "
                          "or .mkv") from exc
     try:
-        return probe.format.name, frozenset(probe.supported_codecs)
+        return probe.format.name, frozenset(probe.supported_codecs) | _UNLISTED.get(probe.format.name, frozenset())
     finally:
         probe.close()
+
+
+_UNLISTED = {
+    # MPEG-TS has no codec tag table, so FFmpeg lists only its default codecs; its muxer writes these too.
+    "mpegts": frozenset({"h264", "hevc", "aac", "mp3", "ac3", "eac3", "opus", "dvb_subtitle", "dvb_teletext"}),
+}
+"""Codecs a muxer stores that FFmpeg's query does not list."""
 
 
 def stream_notices(source: SourceStreams, path: str | Path) -> list[str]:
@@ -332,7 +339,7 @@ def carry_streams(out, source: SourceStreams, path: str | Path) -> tuple[dict[in
         InputError: Audio the container cannot hold (see :func:`plan_carry`).
     """
     fmt = out.format.name
-    supported = out.supported_codecs
+    supported = frozenset(out.supported_codecs) | _UNLISTED.get(fmt, frozenset())
     plan = plan_carry(source.facts, source.video_index, fmt, Path(path).suffix, lambda c: c in supported)
     routes: dict[int, tuple[object, str]] = {}
     notices = [c.notice for c in plan if c.notice]

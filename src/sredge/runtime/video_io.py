@@ -857,6 +857,8 @@ def parameter_sets(codec: str, extradata: bytes | None) -> tuple[bytes, ...]:
     """The NAL units in an H.264/HEVC ``extradata``, whether Annex B (an encoder's) or avcC/hvcC (an MP4's);
     other codecs: the bytes as they are. Two streams with equal parameter sets can be joined."""
     data = bytes(extradata or b"")
+    if not data:
+        return ()  # none: a container without global headers (AVI) has them in the key frames
     if codec not in ("h264", "hevc", "libx264", "libx265") and not codec.startswith(("h264_", "hevc_")):
         return (data,)
     if data[:3] == b"\0\0\1" or data[:4] == b"\0\0\0\1":
@@ -1252,12 +1254,14 @@ class VideoWriter:
             raise RuntimeError("VideoWriter is not open; use it as a context manager")
         if extradata is not None:
             name = self._stream.codec_context.name
+            own = ()
             if name.startswith(("libx26", "h264", "hevc")):
                 own = parameter_sets(name, self._stream.codec_context.extradata)
-            else:
+            if not own:
                 # AV1's av1C box stores the sequence header re-serialised, never byte-equal to what the encoder
-                # hands out when it opens: check the segments against each other (the journal already pins
-                # every encoder option).
+                # hands out when it opens, and a container without global headers (AVI) gets none from the
+                # encoder (they travel in the key frames): check the segments against each other (the journal
+                # already pins every encoder option).
                 own = getattr(self, "_first_segment_params", None) or parameter_sets(name, extradata)
                 self._first_segment_params = own
             if parameter_sets(name, extradata) != own:
