@@ -47,6 +47,23 @@ def test_export_parity_and_set5_psnr_match_the_authors_code(cli, tmp_path, rel, 
     onnx_db = np.mean(list(evaluate_y_psnr(lambda x: sess.run(None, {name: x})[0], desc, pairs).values()))
     assert abs(onnx_db - authors_db) <= TOL_DB, f"Set5 x4: {onnx_db:.4f} dB, the authors' code {authors_db}"
 
+    # Tiling: SPAN's attention is local (tiles with overlap give the whole-image output); BSRN's pools and
+    # averages over the whole input, so tiles differ whatever the overlap, and sr-run says so once.
+    import subprocess
+    import sys
+
+    import cv2
+
+    lr = asset("benchmarks/Set5/LR_bicubic/X4/babyx4.png")
+    runs = {tile: subprocess.run([sys.executable, "-m", "sredge.cli.run", "--image", str(lr), "--model", str(out),
+                                  "--tile", tile, "--tile-overlap", "16", "-o", str(tmp_path / f"t{tile}.png")],
+                                 capture_output=True, text=True) for tile in ("0", "48")}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    warned = "attends across the whole input" in runs["48"].stderr
+    diff = np.abs(cv2.imread(str(tmp_path / "t0.png")).astype(int) - cv2.imread(str(tmp_path / "t48.png"))).max()
+    assert warned == (arch == "bsrn") and "attends" not in runs["0"].stderr
+    assert (diff > 2) == (arch == "bsrn"), diff
+
 
 def test_loaded_descriptors():
     for rel, arch, variant, _ in CASES:

@@ -15,7 +15,7 @@ from sredge.runtime.upscaler import Upscaler
 from tests.conftest import asset
 
 SIZES = [1, 2, 7, 13, 31, 32, 33, 64, 100, 257]
-CONFIGS = [TileConfig(tile=t, overlap=o) for t, o in [(8, 2), (16, 4), (32, 0), (32, 8), (64, 16)]]
+CONFIGS = [TileConfig(tile=t, overlap=o) for t, o in [(16, 2), (16, 4), (32, 0), (32, 8), (64, 16)]]
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"t{c.tile}o{c.overlap}")
@@ -56,6 +56,20 @@ def test_whole_image_plan_and_fixed_shape_padding():
 def test_tile_must_exceed_twice_the_overlap():
     with pytest.raises(InputError, match="larger than twice the overlap"):
         plan_tiles(100, 100, TileConfig(tile=32, overlap=16))
+
+
+def test_a_tile_below_the_smallest_network_input_is_refused_and_the_overlap_advice_fits():
+    """Networks that pool after a stride-2 convolution fail below 15 pixels: a 10-pixel tile is refused up
+    front (not by the backend mid-run), and the overlap the message suggests for the smallest tile works."""
+    from sredge.runtime.tiling import MIN_SIDE, tile_shape
+
+    for plan in (plan_tiles, tile_shape):
+        with pytest.raises(InputError, match=f"at least {MIN_SIDE} pixels"):
+            plan(100, 100, TileConfig(tile=MIN_SIDE - 1, overlap=0))
+    with pytest.raises(InputError, match="--tile-overlap 3") as err:
+        plan_tiles(100, 100, TileConfig(tile=MIN_SIDE, overlap=8))
+    assert "--tile-overlap 3" in str(err.value)
+    assert len(plan_tiles(100, 100, TileConfig(tile=MIN_SIDE, overlap=3)).tiles) > 1
 
 
 def test_pad_to_reflects_and_handles_tiny_inputs():

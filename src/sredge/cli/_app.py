@@ -45,6 +45,10 @@ def parse_tile(value: str) -> int | str | None:
         raise InputError(f"--tile must be 'auto' or a number of pixels, not {value!r}") from None
     if n < 0:
         raise InputError("--tile must be >= 0")
+    from sredge.runtime.tiling import MIN_SIDE
+
+    if 0 < n < MIN_SIDE:
+        raise InputError(f"--tile {n} is too small: tiles are at least {MIN_SIDE} pixels (0: whole frames)")
     return None if n == 0 else n
 
 

@@ -20,6 +20,13 @@ MAX_SIZE_MULTIPLE = 64
 METADATA_PREFIX = "sredge."
 
 
+WHOLE_INPUT_ARCHS = frozenset({"han", "csnln", "imdn", "rfdn", "rlfn", "bsrn", "efdn"})
+"""Architectures whose output at a pixel depends on the whole input, not a neighbourhood: HAN's and CSNLN's
+attention spans it, IMDN's and BSRN's contrast-aware channel attention averages over it, and the enhanced
+spatial attention of RFDN, RLFN, BSRN and EFDN pools it on a grid and resizes back by the input's size.
+Tiled output differs from whole-image output whatever the overlap (measured: RFDN up to 120 levels in 8 bits)."""
+
+
 @dataclass(frozen=True)
 class ModelDescriptor:
     """The contract between a network and everything that feeds it.
@@ -63,6 +70,12 @@ class ModelDescriptor:
     written before this field existed). ``sr-run --backend auto`` admits a variant only within its budget."""
     quality_ref: str = ""
     """Name of the validation set ``psnr_drop_db`` was measured on (e.g. ``"Set5"``); empty when not measured."""
+
+    @property
+    def tile_exact(self) -> bool:
+        """Whether tiles with enough overlap give the whole-image output: False for architectures whose
+        attention pools or averages over the whole input (see :data:`WHOLE_INPUT_ARCHS`)."""
+        return self.arch not in WHOLE_INPUT_ARCHS
 
     def to_metadata(self) -> dict[str, str]:
         """Serialise to string key/values for ONNX ``metadata_props`` (keys prefixed ``sredge.``)."""

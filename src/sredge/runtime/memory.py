@@ -16,14 +16,12 @@ from pathlib import Path
 
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.tiling import TileConfig, activation_bytes_per_px, tile_shape
+from sredge.runtime.tiling import MIN_SIDE, TileConfig, activation_bytes_per_px, tile_shape
 
 HEADROOM = 64 << 20
 """Kept free beyond the estimate: the model's weights, the interpreter's own allocations, encoder buffers."""
 TILE_CHOICES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
 """Tile edges :func:`fitting_tile` tries, largest first."""
-MIN_SIDE = 16
-"""Images thinner than this are padded up to it for inference (as :class:`~sredge.runtime.upscaler.Upscaler` does)."""
 _F32 = 4
 
 

@@ -17,7 +17,7 @@ from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kind, open_backend
 from sredge.runtime.backends.base import InputSpec
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
-from sredge.runtime.tiling import TileConfig, auto_tile, plan_tiles
+from sredge.runtime.tiling import MIN_SIDE, TileConfig, auto_tile, plan_tiles
 from sredge.runtime.upscaler import Upscaler
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ class LoadedRuntime:
         """
         self.model = model
         self.opts = opts
+        self._tiling_warned = False
         self.kind = choose_backend(opts.backend, model)
         self.auto: AutoDecision | None = None
         """What ``--backend auto`` chose and why, when it chose among variants (else None)."""
@@ -187,11 +188,21 @@ class LoadedRuntime:
         Raises:
             InputError: Upscaling such an input would not fit in memory (checked here, before a run starts).
         """
-        ups = Upscaler(self.backend.run, self.desc, tile_config(self.opts, self.spec, self.desc, height, width),
-                       name=self.model.name,
+        cfg = tile_config(self.opts, self.spec, self.desc, height, width)
+        ups = Upscaler(self.backend.run, self.desc, cfg, name=self.model.name,
                        run_many=getattr(self.backend, "run_many", None))  # TensorRT: copies overlap compute
         ups.check_memory(height, width)  # issue 14: refuse before the first allocation, naming the --tile that fits
+        if not self.desc.tile_exact and not self._tiling_warned and _tiled(cfg, self.desc, height, width):
+            self._tiling_warned = True
+            log.warning("%s attends across the whole input: tiled output differs from whole-image output (seams, "
+                        "changed detail); --tile 0 runs whole frames where memory allows", self.desc.arch.upper())
         return ups
+
+
+def _tiled(cfg: TileConfig, desc: ModelDescriptor, height: int, width: int) -> bool:
+    """Whether ``height`` x ``width`` LR inputs run as more than one tile under ``cfg`` (pure)."""
+    in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
+    return len(plan_tiles(max(in_h, MIN_SIDE), max(in_w, MIN_SIDE), cfg).tiles) > 1
 
 
 def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -> dict | None:

@@ -32,6 +32,11 @@ PipelinedRunner = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
 copies of one batch with the compute of another (the TensorRT backend's ``run_many``)."""
 
 
+MIN_SIDE = 16
+"""Smallest network input side sredge runs: thinner images are padded up to it, and tiles are never smaller
+(networks that pool after a stride-2 convolution, e.g. IMDN, RFDN, RLFN, BSRN, EFDN, need at least 15)."""
+
+
 @dataclass(frozen=True)
 class TileConfig:
     """How to split an image into tiles."""
@@ -96,7 +101,7 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int
         return [(0, length, 0, length)]
     if tile - 2 * overlap <= 0:
         raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap}): pass "
-                         f"--tile-overlap {max((tile - 1) // 4, 0)} or a larger --tile")
+                         f"--tile-overlap {max((tile - 1) // 4, 0)} or a larger --tile")  # tile >= MIN_SIDE: >= 3
     n = max(2, math.ceil((length - 2 * overlap) / (tile - 2 * overlap)))
     w = math.ceil((length + 2 * (n - 1) * overlap) / n)
     while True:
@@ -106,6 +111,11 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int
         w += 1  # rounding of the starts ate into an overlap
     bounds = [0] + [(b + a + w) // 2 for a, b in zip(starts[:-1], starts[1:])] + [length]
     return [(st, st + w, bounds[i], bounds[i + 1]) for i, st in enumerate(starts)]
+
+
+def _check_tile(tile: int) -> None:
+    if tile < MIN_SIDE:
+        raise InputError(f"--tile {tile} is too small: tiles are at least {MIN_SIDE} pixels (0: whole frames)")
 
 
 def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
@@ -130,8 +140,7 @@ def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
         th, tw = _round_up(height, m), _round_up(width, m)
         win_h, win_w = height, width
     else:
-        if cfg.tile < 1:
-            raise InputError(f"tile size must be positive, got {cfg.tile}")
+        _check_tile(cfg.tile)
         t = _round_up(cfg.tile, m)
         win_h, win_w = min(t, height), min(t, width)
         th, tw = _round_up(win_h, m), _round_up(win_w, m)
@@ -236,8 +245,7 @@ def tile_shape(height: int, width: int, cfg: TileConfig) -> tuple[int, int]:
     m = max(cfg.multiple, 1)
     if cfg.tile is None:
         return _round_up(height, m), _round_up(width, m)
-    if cfg.tile < 1:
-        raise InputError(f"tile size must be positive, got {cfg.tile}")
+    _check_tile(cfg.tile)
     t = _round_up(cfg.tile, m)
     rows, cols = _axis(height, min(t, height), cfg.overlap), _axis(width, min(t, width), cfg.overlap)
     return _round_up(rows[0][1] - rows[0][0], m), _round_up(cols[0][1] - cols[0][0], m)

@@ -22,11 +22,8 @@ from sredge.imaging.io import to_float
 from sredge.imaging.model_io import image_to_input_and_chroma, output_to_rgb, output_to_rgb8
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.memory import check_fits
-from sredge.runtime.tiling import PipelinedRunner, Runner, TileConfig, pad_to, plan_tiles, run_tiles
+from sredge.runtime.tiling import MIN_SIDE, PipelinedRunner, Runner, TileConfig, pad_to, plan_tiles, run_tiles
 from sredge.runtime.video_io import Frame
-
-MIN_SIDE = 16
-"""Images thinner than this (network-input pixels) are padded for inference, then cropped."""
 
 
 @dataclass
