@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sredge.benchmarks.gate import Budget, compare, pair_rows
+from sredge.benchmarks.gate import Budget, check_baseline, compare, model_names, pair_rows
 from sredge.errors import InputError
 
 
@@ -52,3 +52,56 @@ def test_other_dataset_and_unpaired_rows_are_refused():
         pair_rows(two, _report("x", {"a": 30.0}))
     with pytest.raises(InputError, match="not an sr-bench report"):
         compare({"hello": 1}, base, Budget())
+
+
+def _two_models(labels: tuple[str, str], paths: tuple[str, str], psnrs: tuple[float, float]) -> dict:
+    """A report of two model rows (each with its model path), as sr-bench writes them."""
+    report = _report(labels[0], {"a": psnrs[0]})
+    report["rows"][1]["model"] = paths[0]
+    report["rows"].append(dict(_report(labels[1], {"a": psnrs[1]})["rows"][1], model=paths[1]))
+    return report
+
+
+def test_rows_sharing_a_label_are_never_matched():
+    """A baseline with two rows labelled "model" (sr-bench before labels were unique) is refused, whichever
+    row the new run's "model" would have met: silently pairing with the last one hid a regression."""
+    old = _two_models(("model", "model"), ("a/model.onnx", "b/model.onnx"), (37.383, 37.100))
+    new = _report("model", {"a": 37.100})
+    with pytest.raises(InputError, match="two model rows labelled 'model'"):
+        compare(old, new, Budget())
+    with pytest.raises(InputError, match=r"rows\[1\] and rows\[2\] are both labelled 'model'.*--save-baseline"):
+        check_baseline(old)
+    with pytest.raises(InputError, match="this run has two model rows labelled 'model'"):
+        pair_rows(_report("model", {"a": 37.0}), old)
+    check_baseline(_two_models(("a/model", "b/model"), ("a/model.onnx", "b/model.onnx"), (37.383, 37.1)))
+
+
+def test_a_row_pairs_with_the_baseline_row_of_its_path():
+    """a/model.onnx benched alone is labelled "model"; the baseline named it "a/model" next to "b/model"."""
+    base = _two_models(("a/model", "b/model"), ("/w/a/model.onnx", "/w/b/model.onnx"), (37.383, 37.100))
+    new = _report("model", {"a": 37.100})
+    new["rows"][1]["model"] = "a/model.onnx"
+    (reg, *_) = compare(base, new, Budget(max_psnr_drop=0.05))
+    assert (reg.model, reg.before, reg.after) == ("model", 37.383, 37.100)
+    assert pair_rows(base, new)[0][0]["label"] == "a/model"
+    # The setting must match too: "model [tile 48]" pairs with "a/model [tile 48]", not with "a/model".
+    tiled = _two_models(("a/model [tile 48]", "a/model [tile none]"), ("/w/a/model.onnx",) * 2, (37.0, 36.0))
+    new["rows"][1]["label"] = "model [tile none]"
+    assert pair_rows(tiled, new)[0][0]["label"] == "a/model [tile none]"
+    # A model whose path fits none of the baseline's rows is refused, naming them.
+    new["rows"][1]["model"] = "c/model.onnx"
+    new["rows"][1]["label"] = "model"
+    with pytest.raises(InputError, match="no row for model .it has: a/model, b/model"):
+        pair_rows(base, new)
+    # Two baseline rows that both fit the path: refused, never a guess.
+    both = _two_models(("a/model", "x/a/model"), ("/w/a/model.onnx", "/w/x/a/model.onnx"), (37.0, 36.0))
+    new["rows"][1]["model"] = "/w/x/a/model.onnx"
+    with pytest.raises(InputError, match="could be the baseline's a/model or x/a/model"):
+        pair_rows(both, new)
+
+
+def test_model_names_grow_from_the_stem():
+    assert model_names("/w/x/a/model.onnx") == ["model", "a/model", "x/a/model", "w/x/a/model", "model.onnx",
+                                                "a/model.onnx", "x/a/model.onnx", "w/x/a/model.onnx"]
+    assert model_names("m.onnx") == ["m", "m.onnx"]
+    assert model_names("a/../b/m.onnx") == ["m", "b/m", "m.onnx", "b/m.onnx"]

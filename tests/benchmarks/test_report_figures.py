@@ -94,7 +94,7 @@ def test_report_md_explains_latency_and_pipeline_depth(tmp_path):
 
 
 def test_run_bench_times_rows_and_reference_interleaved(tmp_path):
-    """Two rows of one model (same label) and the reference workload, timed in the same rounds."""
+    """Two rows of one model (labelled apart) and the reference workload, timed in the same rounds."""
     from sredge.benchmarks.bench import BenchOptions, run_bench
     from sredge.runtime.bundled import default_model
     from tests.conftest import asset
@@ -104,7 +104,7 @@ def test_run_bench_times_rows_and_reference_interleaved(tmp_path):
                         warmup=1, repeats=3, tiles=(None,))
     report = run_bench([model, model], opts).report
     rows = report["rows"]
-    assert [r["label"] for r in rows] == [model.stem, model.stem]
+    assert [r["label"] for r in rows] == [model.stem, f"{model.stem} #2"]
     for r in rows:
         lat = r["latency"]
         assert lat["runs"] == 3 and lat["relative"] > 0 and len(lat["relative_iqr"]) == 2

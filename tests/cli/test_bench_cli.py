@@ -132,3 +132,61 @@ def test_rows_per_backend_and_precision(cli, baseline, tmp_path):
     assert ov_row["quality"]["mean"]["psnr"] == pytest.approx(ort_row["quality"]["mean"]["psnr"], abs=0.01)
     bad = cli("bench", model, "--dataset", asset("benchmarks/Set5"), "--precision", "fp8", *FAST)
     assert bad.code == 2 and "--precision fp8" in bad.err
+
+
+def _same_stem_models(exported, folder):
+    """``a/model.onnx`` (the bundled x2 model) and ``b/model.onnx`` (FSRCNN x2): one stem, two folders."""
+    from sredge.runtime.bundled import default_model
+
+    for sub, src in (("a", default_model(2)), ("b", exported("fsrcnn_x2"))):
+        (folder / sub).mkdir(exist_ok=True)
+        shutil.copy(src, folder / sub / "model.onnx")
+    return folder / "a" / "model.onnx", folder / "b" / "model.onnx"
+
+
+def test_same_stem_models_are_labelled_apart_and_the_gate_pairs_them(cli, exported, tmp_path):
+    """Two ``model.onnx`` files in different folders: the labels are ``a/model`` and ``b/model``, and a
+    regression of ``a/model`` is caught whether it is benched with ``b/model`` again or alone."""
+    a, b = _same_stem_models(exported, tmp_path)
+    set5 = asset("benchmarks/Set5")
+    base = tmp_path / "base.json"
+    res = cli("bench", a, b, "--dataset", set5, "--size", "0", "-q", "--save-baseline", base)
+    assert res.code == 0, res.err
+    rows = json.loads(base.read_text())["rows"]
+    assert [r["label"] for r in rows] == ["bicubic", "a/model", "b/model"]
+    assert rows[1]["quality"]["mean"]["psnr"] - rows[2]["quality"]["mean"]["psnr"] > 0.1  # bundled beats FSRCNN
+
+    shutil.copy(b, a)  # a/model regresses to FSRCNN's quality
+    for argv in ((a, b), (a,)):  # the same paths give the same labels; alone, a/model.onnx pairs by its folder
+        res = cli("bench", *argv, "--dataset", set5, "--size", "0", "-q", "--baseline", base)
+        assert res.code == 1, (argv, res.out, res.err)
+        lines = [ln for ln in res.err.splitlines() if ln.startswith("REGRESSION")]
+        assert lines and all("model: " in ln for ln in lines), lines
+        assert any(": mean: Y-PSNR" in ln for ln in lines)
+    assert "REGRESSION b/model" not in res.err
+
+    # A baseline whose rows share a label (as sr-bench wrote them before) is refused, never half-matched.
+    old = json.loads(base.read_text())
+    for row in old["rows"][1:]:
+        row["label"] = "model"
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    res = cli("bench", a, "--dataset", set5, "--size", "0", "-q", "--baseline", tmp_path / "old.json")
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and "both labelled 'model'" in err[-1] and "--save-baseline" in err[-1], res.err
+
+
+def test_models_of_different_scales_are_named_as_such(cli, exported):
+    """No --scale: the second model's own scale differs from the first's; the error says that, not '--scale'."""
+    res = cli("bench", exported("fsrcnn_x3"), exported("fsrcnn_x2"), "--dataset", asset("benchmarks/Set5"),
+              "--size", "0", "-q")
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1, res.err
+    assert "--scale" not in err[0] and "fsrcnn_x2.onnx upscales x2" in err[0] and "separately" in err[0], err
+
+
+def test_help_lists_every_backend():
+    from sredge.cli.bench import build_parser
+    from sredge.runtime.backends import BACKENDS
+
+    text = " ".join(build_parser().format_help().split())
+    assert f"auto, {', '.join(BACKENDS)}" in text and "openvino" in text

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sredge.benchmarks.datasets import Dataset, load_dataset, load_pair
+from sredge.benchmarks.gate import model_names
 from sredge.benchmarks.latency import REFERENCE_HW, summarize
 from sredge.benchmarks.plots import detail_window
 from sredge.benchmarks.quality import ImageScore, evaluate, evaluate_bicubic, mean
@@ -110,7 +112,32 @@ def model_precision(path: Path) -> str:
     return facts.precision
 
 
-def _label(path: Path, backend: str, precision: str | None, tile, multi_backend: bool, multi_precision: bool,
+def model_labels(models: list[Path]) -> list[str]:
+    """Each model's name in the report's row labels: its file stem, unless another model of the run
+    shares it (``a/model``, ``b/model``: the shortest form of the path that no other model can take, see
+    :func:`~sredge.benchmarks.gate.model_names`); a file given again (an A/A check of the timing) is
+    ``model #2``. The same files give the same names in every run, so the gate pairs the rows of two
+    runs; ``bicubic`` names the baseline row only.
+
+    Raises:
+        InputError: Two models cannot be named apart (e.g. ``m.onnx`` twice beside ``m #2.onnx``).
+    """
+    full = [os.path.abspath(m) for m in models]
+    names = {f: model_names(f) for f in full}  # each file once
+    own_name = {}
+    for f, own in names.items():
+        taken = {"bicubic"}.union(*(n for g, n in names.items() if g != f))
+        own_name[f] = next((n for n in own if n not in taken), None)
+    labels = [own_name[f] if f not in full[:i] else f"{own_name[f]} #{full[:i].count(f) + 1}"
+              for i, f in enumerate(full)]
+    for i, label in enumerate(labels):
+        # None: rare, e.g. p/m.onnx beside p/m.pth and p/m.onnx.engine, which take every name of p/m.onnx
+        if label is None or label in labels[:i]:
+            raise InputError(f"cannot name {models[i]} apart from the other models; rename one of them")
+    return labels
+
+
+def _label(name: str, backend: str, precision: str | None, tile, multi_backend: bool, multi_precision: bool,
            multi_tile: bool) -> str:
     extra = []
     if multi_backend:
@@ -119,7 +146,7 @@ def _label(path: Path, backend: str, precision: str | None, tile, multi_backend:
         extra.append(precision or "own precision")
     if multi_tile:
         extra.append(f"tile {tile if tile is not None else 'none'}")
-    return path.stem + (f" [{', '.join(extra)}]" if extra else "")
+    return name + (f" [{', '.join(extra)}]" if extra else "")
 
 
 def _reference_call(stack: contextlib.ExitStack, threads: int) -> Callable[[], object]:
@@ -131,6 +158,26 @@ def _reference_call(stack: contextlib.ExitStack, threads: int) -> Callable[[], o
         backend_options=BackendOptions(device="cpu", threads=threads), tile=None)))
     ups, frame = rt.upscaler(h, w), sample_frame(h, w)
     return lambda: ups.upscale(frame)
+
+
+def _open(stack: contextlib.ExitStack, model: Path, run_opts: RunOptions, scale_given: bool,
+          first: Path) -> LoadedRuntime:
+    """``model``'s runtime, entered on ``stack``.
+
+    Without a user's ``--scale``, the models after the first run at the first one's scale (a
+    pre-upsampling network takes any). When that fails, the model is opened at its own scale to tell
+    what failed: a scale unlike the first model's is said as such, not as a ``--scale`` the user never gave.
+    """
+    try:
+        return stack.enter_context(LoadedRuntime(model, run_opts))
+    except InputError:
+        if scale_given or run_opts.overrides.scale is None:
+            raise
+        with LoadedRuntime(model, replace(run_opts, overrides=replace(run_opts.overrides, scale=None))) as own:
+            if own.desc.scale == run_opts.overrides.scale:
+                raise
+            raise InputError(f"{model.name} upscales x{own.desc.scale} but {first.name} x{run_opts.overrides.scale}: "
+                             "models of different scales cannot share one benchmark; bench them separately") from None
 
 
 def _quality_dict(scores: list[ImageScore]) -> dict:
@@ -154,8 +201,8 @@ def run_bench(models: list[Path], opts: BenchOptions,
         The report (see ``README.md`` for the schema) and the crops.
 
     Raises:
-        InputError: No models, a missing model file, a dataset problem, a model that does not
-            upscale by ``scale``.
+        InputError: No models, a missing model file, a setting given twice, a dataset problem,
+            a model that does not upscale by ``scale`` (or, without ``scale``, by the first model's).
     """
     say = progress or (lambda _msg: None)
     if not models:
@@ -163,6 +210,12 @@ def run_bench(models: list[Path], opts: BenchOptions,
     for m in models:
         if not m.is_file():
             raise InputError(f"model {m} does not exist")
+    names = model_labels(models)
+    for what, values in (("backend", opts.backends), ("precision", opts.precisions), ("tile setting", opts.tiles)):
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), False)
+        if twice is not False:  # two rows of one label: the gate could not tell them apart
+            raise InputError(f"{what} {'none' if twice is None else twice} is given twice; give each once")
+    scale_given = opts.scale is not None
     multi_b, multi_p, multi_t = len(opts.backends) > 1, len(opts.precisions) > 1, len(opts.tiles) > 1
     combos = [(b, p, t) for b in opts.backends for p in opts.precisions for t in opts.tiles]
     dataset: Dataset | None = None
@@ -188,9 +241,9 @@ def run_bench(models: list[Path], opts: BenchOptions,
     with contextlib.ExitStack() as stack:
         if opts.latency_hw:
             calls[_REFERENCE] = _reference_call(stack, opts.threads)
-        for model in models:
+        for model, name in zip(models, names):
             for backend, precision, tile in combos:  # one row per model x backend x precision x tile
-                label = _label(model, backend, precision, tile, multi_b, multi_p, multi_t)
+                label = _label(name, backend, precision, tile, multi_b, multi_p, multi_t)
                 run_opts = RunOptions(
                     backend=backend, backend_options=BackendOptions(device=opts.device, threads=opts.threads,
                                                                     precision=precision),
@@ -198,7 +251,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
                     overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
                                              value_range=opts.overrides.value_range),
                     max_pixels=opts.max_pixels)
-                rt = stack.enter_context(LoadedRuntime(model, run_opts))  # open until latency is timed
+                rt = _open(stack, model, run_opts, scale_given, models[0])  # open until latency is timed
                 if dataset is None:
                     dataset = load_dataset(opts.dataset, rt.desc.scale, opts.max_pixels)
                     opts = replace(opts, scale=rt.desc.scale)

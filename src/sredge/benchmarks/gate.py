@@ -1,8 +1,12 @@
 """The regression gate: compare a benchmark report with a saved baseline (pure functions).
 
-A baseline is a report saved by ``sr-bench --save-baseline``. Rows are paired by label
-(model file stem, backend, tile); when the baseline holds a single model row, every row
-of the new run is compared with it (``m.onnx`` as the baseline of ``m.int8.onnx``).
+A baseline is a report saved by ``sr-bench --save-baseline``. Rows are paired by label (the
+model's name, see :func:`model_names`, and its backend / precision / tile setting), which is
+unique within a report; a report whose model rows share a label is refused, never half-matched.
+A row whose label the baseline lacks pairs with the one baseline row named by a longer form of
+its model's path (``a/model.onnx`` benched alone, labelled ``model``, with the baseline's
+``a/model``); failing that, when the baseline holds a single model row, every row of the new run
+is compared with it (``m.onnx`` as the baseline of ``m.int8.onnx``).
 Latency is compared as the ratio of each run's time to its own reference workload, so
 a machine that is busier today does not read as a slower model.
 """
@@ -10,7 +14,9 @@ a machine that is busier today does not read as a slower model.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from sredge.errors import InputError
 
@@ -47,6 +53,26 @@ class Regression:
         return text + (f" (x{self.ratio:.2f} relative to the reference workload)" if self.ratio is not None else "")
 
 
+def model_names(path: str | PurePath) -> list[str]:
+    """The names a model file's rows may be labelled by, shortest first (pure).
+
+    The file stem, then the stem under ever more of its parent folders (``model``, ``a/model``,
+    ``x/a/model``, ...), then the same with the file's extension (``model.onnx``, ``a/model.onnx``,
+    ...) for files that differ only by it. sr-bench labels each model by the first of its names that
+    no other model of the run has among its own, so ``a/model.onnx`` and ``b/model.onnx`` are
+    ``a/model`` and ``b/model``, and the same files give the same labels in every run.
+
+    Args:
+        path: The model file, absolute for sr-bench's labels; ``..`` parts are folded first.
+    """
+    p = PurePath(os.path.normpath(path))
+    folders = list(p.parent.parts[1:] if p.anchor else p.parent.parts)
+    names = []
+    for last in (p.stem, p.name):
+        names += ["/".join([*folders[len(folders) - k:], last]) for k in range(len(folders) + 1)]
+    return names
+
+
 def check_baseline(baseline: object) -> None:
     """Refuse a baseline that is not an sr-bench report in the shape the gate reads (pure).
 
@@ -63,10 +89,16 @@ def check_baseline(baseline: object) -> None:
         _typed(dataset["images"], "dataset.images", list)
     if baseline.get("reference_ms") is not None:
         _typed(baseline["reference_ms"], "reference_ms", float)
+    labelled: dict[str, int] = {}
     for i, row in enumerate(_typed(_get(baseline, "rows"), "rows", list)):
         at = f"rows[{i}]"
         _typed(row, at, dict)
-        _typed(_get(row, "label", f"{at}."), f"{at}.label", str)
+        label = _typed(_get(row, "label", f"{at}."), f"{at}.label", str)
+        if not row.get("bicubic"):
+            if label in labelled:
+                raise _bad(f"rows[{labelled[label]}] and {at} are both labelled {label!r}, so the gate cannot "
+                           "tell them apart")
+            labelled[label] = i
         if row.get("quality") is not None:
             quality = _typed(row["quality"], f"{at}.quality", dict)
             mean = _get(quality, "mean", f"{at}.quality.")
@@ -120,21 +152,57 @@ def check_comparable(baseline: dict, report: dict) -> None:
 def pair_rows(baseline: dict, report: dict) -> list[tuple[dict, dict]]:
     """``(old_row, new_row)`` for every model row of ``report`` (bicubic rows are not gated).
 
+    A new row pairs with the baseline row of its label; else with the one baseline row labelled by
+    another of its model's names (:func:`model_names`) with the same setting; else, when the baseline
+    has a single model row, with that row.
+
     Raises:
-        InputError: A new row has no partner in the baseline.
+        InputError: Two model rows of either report share a label; a new row has no partner in the
+            baseline, or several.
     """
-    old_rows = [r for r in baseline["rows"] if not r.get("bicubic")]
+    old_rows = _model_rows(baseline, "the baseline", "save a new baseline with --save-baseline")
     by_label = {r["label"]: r for r in old_rows}
     pairs = []
-    for new in report["rows"]:
-        if new.get("bicubic"):
-            continue
-        old = by_label.get(new["label"]) or (old_rows[0] if len(old_rows) == 1 else None)
+    for new in _model_rows(report, "this run", "give each model and setting once"):
+        old = by_label.get(new["label"])
+        if old is None:
+            named = _named_by_path(new, old_rows)
+            if len(named) > 1:
+                raise InputError(f"{new['label']} could be the baseline's {' or '.join(r['label'] for r in named)}; "
+                                 "bench the same model files as the baseline did")
+            old = named[0] if named else (old_rows[0] if len(old_rows) == 1 else None)
         if old is None:
             raise InputError(f"the baseline has no row for {new['label']} (it has: "
                              f"{', '.join(by_label) or 'none'}); save a baseline with this model")
         pairs.append((old, new))
     return pairs
+
+
+def _model_rows(report: dict, what: str, fix: str) -> list[dict]:
+    """The gated (non-bicubic) rows of ``report``, refused when two share a label (pairing would be a guess)."""
+    rows = [r for r in report["rows"] if not r.get("bicubic")]
+    seen: set[str] = set()
+    for r in rows:
+        if r["label"] in seen:
+            raise InputError(f"{what} has two model rows labelled {r['label']!r}, so the gate cannot tell them "
+                             f"apart; {fix}")
+        seen.add(r["label"])
+    return rows
+
+
+def _named_by_path(new: dict, old_rows: list[dict]) -> list[dict]:
+    """Baseline rows whose label is another name of ``new``'s model file with ``new``'s setting."""
+    path, label = new.get("model"), new["label"]
+    if not isinstance(path, str):
+        return []
+    names = model_names(path)
+    # The label is one of the names followed by the setting, e.g. "model [tile 48]".
+    own = next((n for n in names if label == n or label.startswith(n + " [")), None)
+    if own is None:
+        return []
+    setting = label[len(own):]
+    return [r for r in old_rows if r["label"].endswith(setting)
+            and r["label"][:len(r["label"]) - len(setting)] in names]
 
 
 def _latency_ratio(old: dict, new: dict, old_ref: float | None, new_ref: float | None) -> float:

@@ -44,7 +44,8 @@ def build_parser() -> Parser:
                    help="allowed median-latency ratio new/old, each normalised by the run's reference "
                         "workload, e.g. 1.10 (default: latency not gated)")
     p.add_argument("--backend", default="auto",
-                   help="backend(s), comma-separated: auto, ort, trt, torch (default auto)")
+                   help="backend(s), comma-separated: auto, ort, trt, torch, openvino (default auto: by model "
+                        "file type)")  # sredge.runtime.backends.BACKENDS, not imported here: it needs numpy
     p.add_argument("--precision", default=None,
                    help="precision(s) to run in, comma-separated: fp32, bf16, int8 (OpenVINO; other backends "
                         "refuse what they cannot honour); default: each model's own")
@@ -130,8 +131,9 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     """Measure, print, write the claimed outputs, and gate."""
     from sredge.atomic import write_bytes_atomic
     from sredge.benchmarks.bench import BenchOptions, run_bench
-    from sredge.benchmarks.gate import Budget, check_comparable, compare
+    from sredge.benchmarks.gate import Budget, check_comparable, compare, pair_rows
     from sredge.benchmarks.report import format_table, write_report_dir
+    from sredge.runtime.backends import BACKENDS
     from sredge.runtime.model import ModelOverrides
 
     backends = tuple(b.strip() for b in args.backend.split(",") if b.strip())
@@ -139,6 +141,9 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     bad = [p for p in precisions if p not in (None, "fp32", "bf16", "int8")]
     if bad:
         raise InputError(f"--precision {bad[0]}: choose fp32, bf16 or int8")
+    bad = [b for b in backends if b not in ("auto", *BACKENDS)]
+    if bad:
+        raise InputError(f"--backend {bad[0]}: choose auto, {', '.join(BACKENDS)}")
     opts = BenchOptions(
         dataset=args.dataset, scale=args.scale, backends=backends or ("auto",), precisions=precisions or (None,),
         tiles=tuple(parse_tile(t) for t in args.tile.split(",")),
@@ -152,6 +157,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     report = result.report
     if baseline is not None:
         check_comparable(baseline, report)  # before printing anything that looks like a pass
+        pair_rows(baseline, report)
     print(format_table(report))
     data = (json.dumps(report, indent=2) + "\n").encode()
     if args.report is not None:
