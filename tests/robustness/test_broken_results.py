@@ -240,3 +240,30 @@ def test_sr_export_writes_the_opset_asked_for(w):
     check_case("export", [ckpt, "-o", w / "out.onnx", "--opset", str(top), "-q"], inputs=[ckpt], code=0)
     written = {o.domain: o.version for o in onnx.load(str(w / "out.onnx")).opset_import}
     assert written.get("", written.get("ai.onnx")) == top
+
+
+# ----------------------------------------------------------------------------- corrupt video
+
+@pytest.mark.parametrize("resume", [True, False], ids=["resumable", "no-resume"])
+def test_a_video_corrupt_midway_is_said_once_and_its_frames_kept(w, clip_factory, resume):
+    """Damage in the middle of a real clip: one warning where decoding stops, one error at the end (exit 2),
+    and a playable file of the frames before it. The resumable run's final join reads the source again up to
+    there: that second reading does not say it again."""
+    import av
+
+    from tests.robustness.conftest import sr
+
+    data = bytearray(clip_factory(60).read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 20000, 7):
+        data[i] ^= 0x55
+    (w / "bad.mp4").write_bytes(bytes(data))
+    res = sr("run", "--video", w / "bad.mp4", "--model", w / "m.onnx", "-o", w / "out.mp4", "-q",
+             *([] if resume else ["--no-resume"]))
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 2, res.err
+    assert "WARNING" in lines[0] and "stopped at frame" in lines[0]
+    assert "truncated or corrupt" in lines[1] and "(playable)" in lines[1]
+    kept = int(lines[1].split(" frames written")[0].rsplit(" ", 1)[1])
+    with av.open(str(w / "out.mp4")) as c:
+        assert 0 < kept == sum(1 for _ in c.decode(video=0)) < 60
+    assert leftovers(w) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -32,7 +34,7 @@ def build_parser() -> Parser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="SRC", help="video file, camera index (0) or /dev/videoN, or rtsp/http URL")
     src.add_argument("--image", metavar="PATH", help="an image, a folder of images, or a glob pattern (quote it)")
-    p.add_argument("-o", "--output", type=Path,
+    p.add_argument("-o", "--output", type=_output_path,
                    help="output file (video, single image) or folder (a folder or pattern of images); "
                         "default: NAME_x{scale}.EXT next to a single input, a new folder NAME_x{scale}/ beside an "
                         "input folder")
@@ -142,6 +144,14 @@ def build_parser() -> Parser:
     return p
 
 
+def _output_path(text: str) -> Path:
+    """``-o``: a name ending in ``/`` means a folder, which must exist (a file name would lose the slash)."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {text} does not exist: create it, or name a file")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sredge.runtime.backends import BackendOptions
@@ -162,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"no such reference model: {args.reference}")
     if args.check_every < 1:
         raise InputError("--check-every must be >= 1")
+    if args.memory_budget < 64:
+        raise InputError(f"--memory-budget {args.memory_budget}: give at least 64 MB")
+    if args.encode_threads is not None and args.encode_threads < 0:
+        raise InputError(f"--encode-threads {args.encode_threads}: give 0 (the encoder's own choice) or more")
     if not args.progress_every >= 0:  # also NaN
         raise InputError(f"--progress-every must be >= 0 seconds (0: no progress lines), not {args.progress_every:g}")
     if args.image is not None and (args.start, args.duration, args.frames) != (None, None, None):

@@ -302,7 +302,7 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
             raise InputError(
                 f"this TensorRT has no {', '.join(missing)} (TensorRT 11 builds only strongly typed networks): "
                 "build from an ONNX that carries the precision instead, an FP16 export or a Q/DQ INT8 ONNX "
-                "from sr-calibrate, without --fp16/--int8"
+                "(sr-export --precision int8, sr-train --qat), without --fp16/--int8"
             )
         return PrecisionPlan(False, fp16, int8, calibrate, clear_tf32, summary)
 
@@ -313,7 +313,7 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
         if not calib:
             raise InputError(
                 "--int8 on a float ONNX needs calibration data: --calib DIR (images like the ones you will upscale) "
-                "or --calib-cache FILE; or build a Q/DQ ONNX from sr-calibrate without --int8"
+                "or --calib-cache FILE; or build a Q/DQ ONNX (sr-export --precision int8) without --int8"
             )
         return weak(opts.fp16 or onnx_p == "fp16", True, True,
                     "INT8 by entropy calibration" + (" with FP16" if opts.fp16 or onnx_p == "fp16" else "")

@@ -392,7 +392,7 @@ def join_segments(work: WorkFolder, journal: Journal, source: str, window: Windo
         base = window or Window()
         frames = n if base.frames is None else min(base.frames, n)
         window = Window(base.start_s, base.duration_s, frames)
-    with VideoReader(source, want_i420=True, max_pixels=max_pixels, window=window) as reader:
+    with VideoReader(source, want_i420=True, max_pixels=max_pixels, window=window, warn_damage=False) as reader:
         shift = (journal.zero_pts - reader.zero_pts) if reader.zero_pts is not None else journal.zero_pts
         video = _video_packets(work, segs, pts, dts, shift)
         with make_writer(work.output, reader) as writer:

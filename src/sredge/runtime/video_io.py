@@ -279,7 +279,7 @@ class VideoReader:
     """
 
     def __init__(self, source: str, want_i420: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 window: Window | None = None):
+                 window: Window | None = None, warn_damage: bool = True):
         """Record the source; nothing is opened until ``__enter__``.
 
         Args:
@@ -295,8 +295,11 @@ class VideoReader:
             window: Yield only this part of the video (``--start/--duration/--frames``; see
                 :mod:`sredge.runtime.window`): files seek to the key frame before its start and drop
                 the frames before it; frames and audio come retimed to start at 0. None: all of it.
+            warn_damage: Log a warning where decoding stops at damage (``error`` is set either way);
+                False for a second reading of a source whose damage was already said.
         """
         self.max_pixels = max_pixels
+        self.warn_damage = warn_damage
         self.source = str(source)
         self.want_i420 = want_i420
         self.window = window if window is not None and not window.is_whole else None
@@ -592,7 +595,8 @@ class VideoReader:
             if self._why is not None:
                 # Frames still in the decoder may follow the stop, so count at the very end.
                 self.error = f"stopped at frame {self._count}: {self._why}"
-                log.warning("%s: %s", self._src.label, self.error)
+                if self.warn_damage:
+                    log.warning("%s: %s", self._src.label, self.error)
 
     def _decode_until_damage(self) -> Iterator[Frame | AudioPacket]:
         """Demux video + audio; decode video; stop cleanly (with ``error``) on damage."""

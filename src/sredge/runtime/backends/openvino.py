@@ -4,7 +4,7 @@ OpenVINO picks bfloat16 by itself on CPUs that have it (``INFERENCE_PRECISION_HI
 defaults to bf16 there), which changes outputs without anyone asking. This backend always
 sets the hint: ``f32`` unless bf16 was requested, and refuses bf16 on a CPU whose
 ``OPTIMIZATION_CAPABILITIES`` lack ``BF16`` (OpenVINO would accept the hint there and quietly
-run float32). ``int8`` means the ONNX's own Q/DQ scales (an INT8 ONNX from sr-calibrate);
+run float32). ``int8`` means the ONNX's own Q/DQ scales (an INT8 ONNX from sr-export or sr-train --qat);
 OpenVINO does not quantize a float model here.
 
 Shapes: the model is compiled for each input shape it meets (static shapes are what the
@@ -83,8 +83,8 @@ def plan_precision(requested: str | None, onnx_has_qdq: bool, cpu_capabilities: 
         raise InputError(f"--precision {requested}: choose one of {', '.join(PRECISIONS)}")
     if requested == "int8":
         if not onnx_has_qdq:
-            raise InputError("--precision int8 needs an INT8 ONNX with Q/DQ scales (from sr-calibrate); "
-                             "OpenVINO does not quantize a float model here")
+            raise InputError("--precision int8 needs an INT8 ONNX with Q/DQ scales (sr-export --precision int8, "
+                             "or sr-train --qat); OpenVINO does not quantize a float model here")
         return OvPrecision("int8", "f32")
     if onnx_has_qdq:
         raise InputError(f"--precision {requested}: this ONNX is quantized (Q/DQ) and runs in INT8; use "
