@@ -233,3 +233,135 @@ def test_an_fsrcnn_checkpoint_exports_with_no_flags(cli, tmp_path):
     assert res.code == 0 and "scale x3 (from checkpoint)" in res.out, res.err
     res = cli("export", out, "--scale", "2", "-o", tmp_path / "x2.onnx")
     assert res.code == 2 and "contradicts the checkpoint" in res.err
+
+
+# --- --resume: the options that define a run stay; a new --steps refits the schedule -----------------------
+
+TINY = ["--feats", "8", "--convs", "2", "--batch", "2", "--patch", "16", "--threads", "1"]
+
+
+def _tiny_run(cli, out, *extra):
+    return cli("train", "--data", "sample", *TINY, "-o", out, *extra)
+
+
+def test_resume_refuses_options_that_define_another_run(cli, tmp_path):
+    """The audit: --resume --lr 0.5 ran at the checkpoint's 0.002 and recorded 0.5. Every option that defines
+    the run is now refused when it differs, naming both values, before any work; the checkpoint is untouched."""
+    out = tmp_path / "m.pth"
+    assert _tiny_run(cli, out, "--steps", "4", "--val-every", "4", "-q").code == 0
+    before = out.read_bytes()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "t1.png").write_bytes(asset("calibration/T91/t1.png").read_bytes())
+    cases = [(["--lr", "0.5"], "--lr 0.5, but the run it continues used --lr 0.002"),
+             (["--batch", "3"], "--batch 3, but the run it continues used --batch 2"),
+             (["--patch", "20"], "--patch 20, but the run it continues used --patch 16"),
+             (["--loss", "l2"], "--loss l2, but the run it continues used --loss l1"),
+             (["--seed", "1"], "--seed 1, but the run it continues used --seed 0"),
+             (["--feats", "4"], "--feats 4, but the run it continues used --feats 8"),
+             (["--scale", "3"], "--scale 3, but the run it continues used --scale 2"),
+             (["--arch", "fsrcnn"], "--arch fsrcnn, but the run it continues used --arch srvgg"),
+             (["--data", other], f"--data {other}, but the run it continues used --data "),
+             (["--teacher", asset("weights/fsrcnn/fsrcnn_x2.pth")], "the run it continues had no --teacher")]
+    for extra, msg in cases:  # the later of two repeated flags wins (argparse): each case overrides one value
+        res = _tiny_run(cli, out, "--resume", "--steps", "8", *extra)
+        assert res.code == 2, (extra, res.err)
+        assert msg in res.err and len(res.err.strip().splitlines()) == 1, (extra, res.err)
+    assert out.read_bytes() == before
+
+
+def test_resume_with_more_steps_continues_as_the_longer_run(cli, tmp_path):
+    """The audit: a larger --steps on --resume kept the old cosine (its LR climbed back up from ~0) and recorded
+    steps that did not run. Now the schedule continues as a run of the new length would from the step reached."""
+    from sredge.train.loop import cosine_lr
+
+    out = tmp_path / "m.pth"
+    assert _tiny_run(cli, out, "--steps", "8", "--val-every", "4", "-q").code == 0
+    res = _tiny_run(cli, out, "--steps", "12", "--stop-after", "10", "--val-every", "5", "--resume")
+    assert res.code == 0, res.err
+    longer = TrainOptions(steps=12, lr=2e-3)
+    note = [line for line in res.err.splitlines() if "cosine" in line]
+    assert len(note) == 1 and "stretched to 12 steps" in note[0] and "from step 8" in note[0], res.err
+    assert f"continues at {cosine_lr(longer, 8):.3g}" in note[0], note
+    ck = torch.load(out, weights_only=True)
+    assert ck["step"] == 10 and ck["scheduler"]["T_max"] == 12
+    assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(cosine_lr(longer, 10), rel=1e-9)
+    assert ck["train_options"]["steps"] == 12 and ck["train_options"]["lr"] == 2e-3
+    assert ck["schedule"] == [[0, 8], [8, 12]]
+    assert _tiny_run(cli, out, "--steps", "12", "--val-every", "4", "--resume", "-q").code == 0
+    ck = torch.load(out, weights_only=True)
+    assert ck["step"] == 12 and ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-6, rel=1e-6)
+
+
+def test_resume_with_fewer_steps_than_done(cli, tmp_path):
+    out = tmp_path / "m.pth"
+    assert _tiny_run(cli, out, "--steps", "4", "--val-every", "4", "-q").code == 0
+    before = out.read_bytes()
+    res = _tiny_run(cli, out, "--steps", "3", "--resume")
+    assert res.code == 2 and "--steps 3, but it has done 4 steps already; give --steps 4 or more" in res.err, res.err
+    res = _tiny_run(cli, out, "--steps", "4", "--resume")
+    assert res.code == 0 and "has done 4 steps; nothing left to train" in res.out, (res.out, res.err)
+    assert out.read_bytes() == before
+
+
+def test_library_resume_refuses_another_learning_rate(tmp_path):
+    spec = get_arch("srvgg")
+    train(spec, HP, _sampler(), tmp_path / "m.pth", TrainOptions(steps=2, batch=2, val_every=2, threads=1))
+    with pytest.raises(InputError, match="--lr 0.01, but the run it continues used --lr 0.002"):
+        train(spec, HP, _sampler(), tmp_path / "m.pth",
+              TrainOptions(steps=4, batch=2, val_every=2, threads=1, lr=0.01), resume=True)
+
+
+# --- the student's scale follows the teacher's; -o names what is written; exit codes --------------------------
+
+
+def test_student_takes_the_teachers_scale_when_scale_is_not_given(cli, tmp_path):
+    """The audit: an x4 teacher without --scale said '--scale 2 contradicts the weights' (2 was the default)."""
+    teacher = asset("weights/efficient/rfdn_baseline_x4.pth")
+    out = tmp_path / "s.pth"
+    res = cli("train", "--teacher", teacher, "--arch", "fsrcnn", "--feats", "8", "--data", "sample", "--steps", "1",
+              "--batch", "1", "--patch", "8", "--val-every", "1", "--threads", "1", "-o", out)
+    assert res.code == 0, res.err
+    assert "training x4, the teacher's scale (told by its weights)" in res.err
+    assert load_model(out).descriptor.scale == 4
+    res = cli("train", "--teacher", teacher, "--scale", "2", "--data", "sample", "--steps", "1",
+              "-o", tmp_path / "b.pth")
+    assert res.code == 2 and "--scale 2 contradicts the weights" in res.err, res.err
+    # a teacher that takes any scale says nothing of it: the student's scale must be given
+    res = cli("train", "--teacher", asset(VDSR), "--trust-pickle", "--data", "sample", "--steps", "1",
+              "-o", tmp_path / "c.pth")
+    assert res.code == 2 and "pass --scale" in res.err, res.err
+
+
+@pytest.mark.parametrize("name", ["x.onnx", "x", "x.int8.onnx", "x.pth.tmp"])
+def test_output_that_is_not_a_checkpoint_name_is_refused(cli, tmp_path, name):
+    """The audit: -o x.onnx without --qat wrote a torch pickle named .onnx."""
+    res = cli("train", "--data", "sample", "--steps", "1", "-o", tmp_path / name)
+    assert res.code == 2 and "give -o NAME.pth (or .pt)" in res.err and len(res.err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pt_output_is_a_checkpoint(cli, tmp_path):
+    res = _tiny_run(cli, tmp_path / "m.PT", "--steps", "1", "-q")
+    assert res.code == 0, res.err
+    assert load_model(tmp_path / "m.PT").descriptor.arch == "srvgg"
+
+
+def test_help_lists_every_exit_code():
+    """The audit: --help listed 0 and 2 only (docs/outputs.md: 1, 3, 130, 143, 129 too)."""
+    from sredge.cli.train import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    codes = text[text.index("Exit codes:"):]
+    for code in ("0 trained", "1 training diverged", "2 bad input", "3 internal error", "130, 143, 129 stopped"):
+        assert code in codes, code
+
+
+@pytest.mark.parametrize("val", [True, False])
+def test_diverged_training_is_exit_1_and_writes_no_nan_checkpoint(cli, tmp_path, val):
+    """Exit 1 of --help: a learning rate that blows the weights up. Without --val a NaN checkpoint was written
+    (exit 0); with it, the NaN output was blamed on FP16."""
+    out = tmp_path / "m.pth"
+    res = _tiny_run(cli, out, "--steps", "3", "--val-every", "3", "--lr", "1e30", *(["--val", "sample"] if val else []))
+    assert res.code == 1 and "training diverged" in res.err and "lower --lr" in res.err, res.err
+    assert not out.exists()

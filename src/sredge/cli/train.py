@@ -15,15 +15,26 @@ from sredge.errors import InputError
 PROG = "sr-train"
 TEACHER_MARGIN = 8
 """LR pixels of context the teacher sees around each unlabeled patch (the targets are the centres)."""
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+"""What ``-o`` may end with when sr-train writes a checkpoint (torch.save's file; ``--qat`` writes ONNX)."""
 
 
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="Train a small super-resolution network on a folder of HR images.",
-               epilog="The checkpoint loads with sr-export like any other. Exit codes: 0 ok, 2 bad input.")
+               epilog="The checkpoint loads with sr-export like any other. --resume must repeat the options that "
+                      "define the run (--arch and its sizes, --scale, --channels, --data, --patch, --batch, --lr, "
+                      "--loss, --seed, the teacher's); another value is refused, naming both. --steps may differ. "
+                      "Exit codes: 0 trained (or nothing left to train); 1 training diverged (a NaN or Inf loss or "
+                      "validation output: lower --lr); 2 bad input or usage (a refused option or output, a damaged "
+                      "or mismatched --resume checkpoint, a missing extra, a full disk); 3 internal error (a bug; "
+                      "SREDGE_DEBUG=1 prints the traceback); 130, 143, 129 stopped by SIGINT (Ctrl-C), SIGTERM, "
+                      "SIGHUP (the last whole checkpoint stays).")
     p.add_argument("--arch", default=None, choices=("srvgg", "fsrcnn", "espcn", "sesr"),
                    help="architecture (default srvgg); sesr trains collapsible linear blocks that sr-export folds "
                         "into plain convolutions")
-    p.add_argument("--scale", type=int, default=None, choices=(2, 3, 4), help="upscaling factor (default 2)")
+    p.add_argument("--scale", type=int, default=None, choices=(2, 3, 4),
+                   help="upscaling factor (default: the --teacher's scale, else 2; a teacher that takes any scale, "
+                        "such as VDSR, needs --scale)")
     p.add_argument("--qat", type=Path, metavar="MODEL",
                    help="quantization-aware training: fine-tune this FP32 model (an sredge .onnx or a checkpoint) "
                         "into an INT8 Q/DQ ONNX (-o NAME.int8.onnx) with trained scales and no layer in float")
@@ -59,7 +70,9 @@ def build_parser() -> Parser:
                    help="--teacher-mode ground-truth: weight of the teacher's term (default 1.0)")
     p.add_argument("--val", type=folder_arg,
                    help="validation folder: HR/ + LR_bicubic/X{s}/, or HR images only; 'sample': the bundled photos")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 20000; --qat 2000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps (default 20000; --qat 2000); with --resume another number refits the "
+                        "cosine schedule: the run continues as one of this many steps would from the step reached")
     p.add_argument("--batch", type=int, default=None, help="patches per step (default 32; --qat 16)")
     p.add_argument("--patch", type=int, default=32, help="LR patch edge (default 32)")
     p.add_argument("--lr", type=float, default=None,
@@ -75,10 +88,12 @@ def build_parser() -> Parser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the network trains: auto (CUDA when PyTorch sees a GPU), cpu or cuda; patches, "
                         "teachers and validation stay on the CPU (default auto)")
-    p.add_argument("--resume", action="store_true", help="continue from -o when it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from -o when it exists, with the options of the run it continues (--steps may "
+                        "grow)")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing -o when it exists")
-    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth); with --qat the "
-                   "INT8 ONNX to write")
+    p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth or .pt); with --qat "
+                   "the INT8 ONNX to write (.onnx)")
     add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true")
     return p
@@ -105,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.steps < 1 or args.batch < 1 or args.patch < 4:
         raise InputError("--steps and --batch must be >= 1, --patch >= 4")
+    suffix = args.output.suffix.lower()
+    if args.qat is None and suffix not in CHECKPOINT_SUFFIXES:
+        onnx = "; an .onnx file comes from sr-export CHECKPOINT, or from --qat" if suffix == ".onnx" else ""
+        raise InputError(f"sr-train writes a PyTorch checkpoint: give -o NAME.pth (or .pt), not {args.output}{onnx}")
     if args.resume and args.overwrite:
         raise InputError("--resume continues -o, --overwrite starts it over: give one of them")
     if not args.resume and not args.overwrite and args.output.exists():
@@ -139,7 +158,8 @@ def _resolve_defaults(args) -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.arch = args.arch or "srvgg"
-    args.scale = args.scale or 2
+    if args.teacher is None:  # with a teacher, its scale (see _train)
+        args.scale = args.scale or 2
     if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None):
         raise InputError("--teacher-mode and --teacher-weight apply to distillation: give --teacher CKPT")
     if args.teacher_weight is not None and (args.teacher_weight <= 0 or args.teacher_mode != "ground-truth"):
@@ -160,13 +180,27 @@ def _train(args) -> int:
     from sredge.train.loop import TrainOptions, set5_validator, train
 
     spec = get_arch(args.arch)
-    teacher = None
+    teacher, scale_note = None, None
     if args.teacher is not None:
         from sredge.models.loader import load_model
 
         teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale, trust_pickle=args.trust_pickle)
+        if args.scale is None:  # the student upscales as its teacher does
+            args.scale = teacher.descriptor.scale
+            if args.scale not in (2, 3, 4):
+                raise InputError(f"the teacher upscales x{args.scale}; sr-train trains x2, x3 or x4 students "
+                                 "(pass --scale)")
+            scale_note = f"{PROG}: training x{args.scale}, the teacher's scale (told by its {teacher.scale_source})"
     channels = args.channels or (teacher.descriptor.in_channels if teacher else 1)
     hp = _hparams(args, channels)
+    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
+                        seed=args.seed, threads=args.threads, stop_after=args.stop_after,
+                        teacher_weight=args.teacher_weight, device=device)
+    run_options = _run_options(args, hp)
+    if args.resume and args.output.exists() and not _check_resume(args, spec, hp, opts, run_options):
+        return 0
+    if scale_note is not None and not args.quiet:
+        print(scale_note, file=sys.stderr)
     if teacher is not None:
         from sredge.train.teacher import Teacher
 
@@ -189,15 +223,13 @@ def _train(args) -> int:
         if progress_note is not None:
             print(file=sys.stderr)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
-    opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
-                        seed=args.seed, threads=args.threads, stop_after=args.stop_after,
-                        teacher_weight=args.teacher_weight, device=device)
     progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
 
     def on_step(st) -> None:
         progress.update(st.step, st.loss, st.val_psnr, st.steps_per_s)
 
-    final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step)
+    final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step,
+                  run_options=run_options)
     progress.finish()
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
@@ -211,6 +243,53 @@ def _train(args) -> int:
                 print(f"{PROG}: warning: the network ({final.val_psnr:.2f} dB) is no better than bicubic upscaling "
                       f"({bicubic:.2f} dB) on {args.val}; train longer (--steps, --resume) or check --data")
     return 0
+
+
+_HPARAM_FLAGS = {"scale": "--scale", "num_in_ch": "--channels", "num_channels": "--channels", "num_feat": "--feats",
+                 "feats": "--feats", "d": "--feats", "n1": "--feats", "num_conv": "--convs", "blocks": "--convs",
+                 "expand": "--expand"}
+"""The option behind each hyper-parameter of :func:`_hparams` (the others follow from these)."""
+
+
+def _run_options(args, hp: dict) -> dict:
+    """The options that define this run besides :class:`TrainOptions`, by flag, as resolved (defaults filled in).
+
+    The checkpoint records them; ``--resume`` must give the same (see :func:`sredge.train.loop.check_resume`).
+    """
+    flags = {"--arch": args.arch}
+    flags.update({flag: hp[key] for key, flag in _HPARAM_FLAGS.items() if key in hp})
+    flags.update({"--data": str(args.data.resolve()), "--patch": args.patch,
+                  "--teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
+                  "--teacher-mode": args.teacher_mode if args.teacher is not None else None})
+    return flags
+
+
+def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
+    """Check that ``-o`` can be resumed with these options, before any data is read; False: nothing to train.
+
+    Says (one line) when ``--steps`` refits the checkpoint's cosine schedule.
+    """
+    from dataclasses import replace
+
+    from sredge.train.loop import check_resume, cosine_lr, read_checkpoint
+
+    ck = read_checkpoint(args.output)
+    check_resume(ck, spec.name, hp, opts, run_options)
+    end = min(opts.steps, opts.stop_after or opts.steps)
+    if end <= ck.step:
+        if not args.quiet:
+            limit = f"--stop-after {opts.stop_after}" if end < opts.steps else f"--steps {opts.steps}"
+            print(f"{args.output} has done {ck.step} steps; nothing left to train up to {limit} "
+                  "(a larger --steps trains longer)")
+        return False
+    planned = ck.schedule[-1][1] if ck.schedule else opts.steps
+    if planned != opts.steps and not args.quiet:
+        how = "stretched" if opts.steps > planned else "shortened"
+        was, now = cosine_lr(replace(opts, steps=planned), ck.step), cosine_lr(opts, ck.step)
+        print(f"{PROG}: --steps {opts.steps} (the checkpoint planned {planned}): the cosine schedule is {how} to "
+              f"{opts.steps} steps; from step {ck.step} the learning rate continues at {now:.3g} (was {was:.3g})",
+              file=sys.stderr)
+    return True
 
 
 def train_device(device: str) -> str:

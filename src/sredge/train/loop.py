@@ -6,8 +6,8 @@ import io
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
-from sredge.errors import InputError
+from sredge.errors import CheckFailedError, InputError
 from sredge.models.spec import ArchSpec, HParams
 from sredge.train.data import PatchSampler
 
@@ -45,6 +45,35 @@ class TrainOptions:
     """torch device to train on (``"cpu"``, ``"cuda"``); patches are cut on the CPU and copied there."""
 
 
+FIXED_ON_RESUME = ("batch", "lr", "loss", "seed", "teacher_weight")
+""":class:`TrainOptions` a resumed run must keep: they define the optimisation. ``steps`` may change (the
+cosine schedule is refitted, see :func:`train`); ``val_every``, ``stop_after``, ``threads`` and ``device``
+may change freely."""
+
+
+def cosine_lr(opts: TrainOptions, step: int) -> float:
+    """The learning rate after ``step`` steps of a run of ``opts.steps`` steps (the cosine schedule, pure)."""
+    eta_min = opts.lr * 1e-3
+    return eta_min + (opts.lr - eta_min) * (1 + math.cos(math.pi * step / opts.steps)) / 2
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What an sr-train checkpoint says about the run that wrote it (:func:`read_checkpoint`)."""
+
+    path: Path
+    arch: str
+    hparams: dict
+    step: int
+    """Steps done."""
+    options: dict = field(default_factory=dict)
+    """The :class:`TrainOptions` of the run, as a dict (``train_options``)."""
+    run_options: dict = field(default_factory=dict)
+    """The caller's other options that define the run, by flag (``run_options``; empty in older checkpoints)."""
+    schedule: tuple[tuple[int, int], ...] = ()
+    """``(step, steps)``: from that step on, the cosine schedule ran to ``steps`` (one entry per change)."""
+
+
 @dataclass
 class TrainState:
     """What a step callback sees."""
@@ -56,7 +85,8 @@ class TrainState:
 
 
 def _checkpoint_bytes(torch, spec: ArchSpec, hparams: HParams, model, opt, sched, sampler, step: int,
-                      val_psnr: float | None, opts: TrainOptions) -> bytes:
+                      val_psnr: float | None, opts: TrainOptions, run_options: Mapping[str, Any] | None,
+                      schedule: tuple[tuple[int, int], ...]) -> bytes:
     buf = io.BytesIO()
     torch.save({
         "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},  # loads anywhere
@@ -65,6 +95,8 @@ def _checkpoint_bytes(torch, spec: ArchSpec, hparams: HParams, model, opt, sched
         "step": step,
         "val_psnr": val_psnr,
         "train_options": asdict(opts),
+        "run_options": dict(run_options or {}),
+        "schedule": [list(change) for change in schedule],
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "sampler_rng": sampler.rng.bit_generator.state,
@@ -104,6 +136,7 @@ def train(
     validate: Callable[[Any], float] | None = None,
     resume: bool = False,
     on_step: Callable[[TrainState], None] | None = None,
+    run_options: Mapping[str, Any] | None = None,
 ) -> TrainState:
     """Train ``spec.build(**hparams)`` on patches; checkpoint to ``out`` (atomically) as it goes.
 
@@ -116,8 +149,19 @@ def train(
         opts: Optimisation settings.
         validate: ``validate(module) -> Y-PSNR dB``, run every ``opts.val_every`` steps.
         resume: Continue from ``out`` when it exists (model, optimiser, schedule, RNG states),
-            so an interrupted run ends where an uninterrupted one would.
+            so an interrupted run ends where an uninterrupted one would. The options that define the
+            run must be the checkpoint's (:func:`check_resume`); ``opts.steps`` may differ: the cosine
+            schedule then continues as a run of ``opts.steps`` steps would from the step reached
+            (:func:`cosine_lr`), and the checkpoint records the change (``schedule``).
         on_step: Progress callback.
+        run_options: The caller's other options that define the run (data, patch size, teacher...),
+            by flag, JSON-like values: recorded in the checkpoint (``run_options``), and a resumed run
+            must give the same.
+
+    Raises:
+        InputError: A checkpoint that cannot be resumed with these options (:func:`check_resume`).
+        CheckFailedError: Training diverged (a NaN or Inf loss or validation output); the checkpoint
+            of the last validation stays.
     """
     torch = require("torch")
     if opts.loss not in ("l1", "l2"):
@@ -129,10 +173,20 @@ def train(
     model = spec.build(**hparams).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=opts.steps, eta_min=opts.lr * 1e-3)
-    step, val_psnr = 0, None
+    step, val_psnr, saved = 0, None, None
+    schedule: tuple[tuple[int, int], ...] = ((0, opts.steps),)
     out = Path(out)
     if resume and out.exists():
-        step, val_psnr = _resume(torch, out, spec, hparams, model, opt, sched, sampler)
+        ck = _load(torch, out)
+        info = _describe(out, ck)
+        check_resume(info, spec.name, hparams, opts, run_options)
+        _restore(torch, out, ck, model, opt, sched, sampler)
+        step, val_psnr, schedule = info.step, ck.get("val_psnr"), info.schedule
+        saved = step
+        if sched.T_max != opts.steps:
+            log.info("%s: the cosine schedule now ends at step %d (was %d)", out, opts.steps, sched.T_max)
+            _refit_schedule(opt, sched, opts, step)
+            schedule += ((step, opts.steps),)
         log.info("resumed %s at step %d", out, step)
     loss_fn = torch.nn.L1Loss() if opts.loss == "l1" else torch.nn.MSELoss()
     model.train()
@@ -150,46 +204,136 @@ def train(
         sched.step()
         step += 1
         v = float(loss.detach())
+        if not math.isfinite(v):
+            raise CheckFailedError(f"training diverged: the loss is {v} at step {step} ({_kept(out, saved)}); "
+                                   "lower --lr")
         loss_avg = v if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * v
         if step % opts.val_every == 0 or step == end:
             if validate is not None:
                 model.eval()
                 with torch.no_grad():
-                    val_psnr = float(validate(model))
+                    try:
+                        val_psnr = float(validate(model))
+                    except CheckFailedError as exc:  # a NaN/Inf output: the weights have diverged
+                        raise CheckFailedError(f"training diverged: at step {step} the network outputs NaN or Inf "
+                                               f"on the validation set ({_kept(out, saved)}); lower --lr"
+                                               ) from exc
                 model.train()
             write_bytes_atomic(out, _checkpoint_bytes(torch, spec, hparams, model, opt, sched, sampler, step,
-                                                      val_psnr, opts))
+                                                      val_psnr, opts, run_options, schedule))
+            saved = step
         if on_step is not None:
             on_step(TrainState(step, loss_avg, val_psnr, (step - done0) / max(time.perf_counter() - t0, 1e-9)))
     model.eval()
     return TrainState(step, loss_avg, val_psnr, (step - done0) / max(time.perf_counter() - t0, 1e-9))
 
 
-def _resume(torch, out: Path, spec: ArchSpec, hparams: HParams, model, opt, sched, sampler) -> tuple[int, float | None]:
-    """Restore a run from its checkpoint: (step, last validation PSNR).
+def _damaged(out: Path) -> InputError:
+    return InputError(f"{out} is not a checkpoint sr-train can resume (damaged or of another kind); "
+                      "choose another -o")
 
-    Raises:
-        InputError: The file is not an sr-train checkpoint (damaged, truncated, another kind) or was
-            trained with another configuration.
-    """
-    damaged = f"{out} is not a checkpoint sr-train can resume (damaged or of another kind); choose another -o"
+
+def _load(torch, out: Path) -> dict:
+    """The checkpoint's dict, loaded on the CPU. Raises InputError when it is not one."""
     try:
         ck = torch.load(out, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch reports a damaged file in many ways (zip, pickle, EOF)
-        raise InputError(damaged) from exc
+        raise _damaged(out) from exc
     if not isinstance(ck, dict):
-        raise InputError(damaged)
-    if ck.get("arch") != spec.name or ck.get("hparams") != dict(hparams):
-        raise InputError(f"{out} was trained as {ck.get('arch')} {ck.get('hparams')}; it cannot resume this run")
+        raise _damaged(out)
+    return ck
+
+
+def _describe(out: Path, ck: dict) -> Checkpoint:
+    try:
+        options = dict(ck.get("train_options") or {})
+        schedule = tuple((int(a), int(b)) for a, b in ck.get("schedule") or ())
+        if not schedule and "steps" in options:  # written before schedule changes were recorded
+            schedule = ((0, int(options["steps"])),)
+        return Checkpoint(out, ck.get("arch"), ck.get("hparams"), int(ck.get("step", 0)), options,
+                          dict(ck.get("run_options") or {}), schedule)
+    except (TypeError, ValueError) as exc:
+        raise _damaged(out) from exc
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """What the sr-train checkpoint at ``path`` records about its run (to check a resume before any work).
+
+    Raises:
+        InputError: The file is not a checkpoint (damaged, truncated, another kind).
+    """
+    path = Path(path)
+    return _describe(path, _load(require("torch"), path))
+
+
+def _shown(value: Any) -> str:
+    return format(value, ".6g") if isinstance(value, float) else str(value)
+
+
+def check_resume(ck: Checkpoint, arch: str, hparams: HParams, opts: TrainOptions,
+                 run_options: Mapping[str, Any] | None = None) -> None:
+    """Refuse to resume ``ck`` with options that would make it another run.
+
+    Args:
+        ck: The checkpoint (:func:`read_checkpoint`).
+        arch, hparams: The network the caller would train.
+        opts: The caller's options: :data:`FIXED_ON_RESUME` must equal the checkpoint's, and ``steps``
+            must be at least the steps it has done.
+        run_options: The caller's other options that define the run, by flag: each the checkpoint
+            records must be equal.
+
+    Raises:
+        InputError: One line naming the first option that differs and both values.
+    """
+    def refuse(flag: str, new: Any, old: Any) -> InputError:
+        if old is None:
+            was = f"the run it continues had no {flag}"
+        else:
+            was = f"the run it continues used {flag} {_shown(old)}"
+        now = f"no {flag}" if new is None else f"{flag} {_shown(new)}"
+        fix = "leave it out" if old is None else f"give {flag} {_shown(old)}"
+        return InputError(f"--resume {ck.path}: {now}, but {was}; a resumed run keeps it ({fix}, or --overwrite "
+                          "to start over)")
+
+    for flag, value in (run_options or {}).items():
+        if flag in ck.run_options and ck.run_options[flag] != value:
+            raise refuse(flag, value, ck.run_options[flag])
+    for name in FIXED_ON_RESUME:
+        if name in ck.options and ck.options[name] != getattr(opts, name):
+            raise refuse("--" + name.replace("_", "-"), getattr(opts, name), ck.options[name])
+    if ck.arch != arch or ck.hparams != dict(hparams):
+        raise InputError(f"--resume {ck.path}: it was trained as {ck.arch} {ck.hparams}; it cannot resume this "
+                         f"run ({arch} {dict(hparams)})")
+    if opts.steps < ck.step:
+        raise InputError(f"--resume {ck.path}: --steps {opts.steps}, but it has done {ck.step} steps already; "
+                         f"give --steps {ck.step} or more")
+
+
+def _restore(torch, out: Path, ck: dict, model, opt, sched, sampler) -> None:
     try:
         model.load_state_dict(ck["params"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         sampler.rng.bit_generator.state = ck["sampler_rng"]
         torch.set_rng_state(ck["torch_rng"])
-        return int(ck["step"]), ck.get("val_psnr")
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise InputError(damaged) from exc
+        raise _damaged(out) from exc
+
+
+def _refit_schedule(opt, sched, opts: TrainOptions, step: int) -> None:
+    """Continue the cosine schedule as a run of ``opts.steps`` steps would, from ``step`` on.
+
+    The learning rate is set to what that run has after ``step`` steps, and ``T_max`` to its length:
+    torch's recursive cosine update then follows that curve to ``lr * 1e-3`` at the last step.
+    """
+    sched.T_max = opts.steps
+    for group in opt.param_groups:
+        group["lr"] = cosine_lr(opts, step)
+
+
+def _kept(out: Path, saved: int | None) -> str:
+    """What a diverged run leaves at ``out``, for its error message."""
+    return f"{out} keeps the checkpoint of step {saved}" if saved is not None else f"{out} not written"
 
 
 def set5_validator(root: str | Path, desc_for: Callable[[Any], Any]) -> Callable[[Any], float]:
