@@ -38,6 +38,11 @@ def test_resolve_scale_rules():
     with pytest.raises(InputError, match="--scale 2 contradicts the checkpoint, which records a x3 fsrcnn"):
         resolve_scale(fsrcnn, None, 2, None, recorded=3)
     assert resolve_scale(espcn, 4, None, None, recorded=3) == (4, "weights")  # the weights themselves win
+    vdsr = get_arch("vdsr")  # pre-upsampling: any scale the model files can record
+    assert resolve_scale(vdsr, None, 5, None, any_scale=True) == (5, "--scale")
+    for bad in (1, 17):
+        with pytest.raises(InputError, match=f"vdsr takes any scale from 2 to 16, not x{bad}"):
+            resolve_scale(vdsr, None, bad, None, any_scale=True)
 
 
 def test_training_record_reads_sr_train_checkpoints_only():

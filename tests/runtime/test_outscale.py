@@ -196,6 +196,9 @@ def test_video_outscale_even_size_every_frame(cli, tmp_path):
     with av.open(str(tmp_path / "clip_x2.5.mp4")) as c:
         frames = list(c.decode(video=0))
     assert len(frames) == 6 and {(f.width, f.height) for f in frames} == {(166, 126)}  # 165 -> 166, 125 -> 126
+    assert "note: the output is 166x126, not 165x125: 4:2:0 video needs even sides" in res.err
+    even = cli("run", "--video", src, "--scale", "2", "--outscale", "3", "-q")
+    assert even.code == 0 and "the output is" not in even.err  # 198x150: as asked
     pic = read_image(tmp_path / "c.png")
     assert pic.shape[1] == 2 * 166 + 4 and pic.shape[0] > 126
     import json

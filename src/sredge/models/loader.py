@@ -76,8 +76,8 @@ def resolve_scale(
         )
     if any_scale and 2 <= scale <= MAX_SCALE:
         return scale, source
-    if any_scale and scale > MAX_SCALE:
-        raise InputError(f"{arch.name} takes any scale, but sredge model files record at most x{MAX_SCALE}")
+    if any_scale:  # a pre-upsampling network (VDSR): the bicubic upsampling sets the scale
+        raise InputError(f"{arch.name} takes any scale from 2 to {MAX_SCALE}, not x{scale}")
     if scale not in arch.scales:
         raise InputError(f"{arch.name} does not support x{scale} (supported: {', '.join(map(str, arch.scales))})")
     return scale, source

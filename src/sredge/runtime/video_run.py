@@ -148,6 +148,10 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
 
         # What the output will not carry (streams, HDR metadata), said before any frame, whichever writer.
         notices = tuple(output_notices(reader, output, encoder)) if output is not None else ()
+        asked = plan_output_size((info.height, info.width), s, size or OutputSize()).out_hw
+        if output is not None and (oh + oh % 2, ow + ow % 2) != asked:
+            notices += (f"the output is {ow + ow % 2}x{oh + oh % 2}, not {asked[1]}x{asked[0]}: 4:2:0 video needs "
+                        "even sides, so an odd side gets one more row or column",)
         for line in notices if notify is not None else ():
             notify(line)
         if session is not None:
