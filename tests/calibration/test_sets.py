@@ -8,6 +8,7 @@ import pytest
 from sredge.calibration.sets import (
     CalibrationOptions,
     build_calibration_set,
+    check_calibration_sources,
     crop_positions,
     frame_indices,
     load_calibration_set,
@@ -98,3 +99,36 @@ def test_model_inputs_follow_the_descriptor(t91_set):
     assert x.shape == (3, 3, 48, 48) and x.max() > 200
     crops = t91_set.crops[[0, 45, 90]]
     np.testing.assert_allclose(x / 255.0, crops, atol=1e-6)  # evenly spread subset: first, middle, last
+
+
+def test_header_check_counts_what_the_build_cuts(t91_set):
+    """The up-front check (listings and headers, nothing decoded) plans the crops the build then cuts."""
+    video = asset("video/onepiece_demo.mp4")
+    options = CalibrationOptions(tile=64, frames=8, seed=5)
+    planned = check_calibration_sources([asset("calibration/T91"), video], options)
+    assert planned == build_calibration_set([asset("calibration/T91"), video], options).counts == (91, 8)
+    assert check_calibration_sources([asset("calibration/T91")], CalibrationOptions(tile=48)) == t91_set.counts
+    halved = CalibrationOptions(tile=100, downscale=2)  # sizes after the downscale decide
+    assert check_calibration_sources([asset("calibration/T91")], halved) == \
+        build_calibration_set([asset("calibration/T91")], halved).counts
+
+
+def test_header_check_refuses_what_the_build_refuses(tmp_path):
+    from tests.robustness._hostile import huge_header
+
+    with pytest.raises(InputError, match=r"only 13 crops of 300x300 \(T91: 13\); at least 16"):
+        check_calibration_sources([asset("calibration/T91")], CalibrationOptions(tile=300))
+    with pytest.raises(InputError, match="no such calibration source"):
+        check_calibration_sources([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="has no images"):
+        check_calibration_sources([tmp_path / "empty"])
+    (tmp_path / "notimg.png").write_text("hello")
+    with pytest.raises(InputError, match="neither a folder of images nor a video"):
+        check_calibration_sources([tmp_path / "notimg.png"])
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "a.png").write_bytes(huge_header("png", 20000, 20000))
+    with pytest.raises(InputError, match=r"a\.png is 20000x20000 pixels \(400 MP\), over the limit"):
+        check_calibration_sources([tmp_path / "big"])
+    with pytest.raises(InputError, match="over the limit of 0.01 MP"):
+        check_calibration_sources([asset("calibration/T91")], max_pixels=10_000)

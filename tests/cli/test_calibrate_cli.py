@@ -40,13 +40,13 @@ def test_export_precision_flag_errors(cli, tmp_path, flags, msg):
 def test_export_fp16_and_int8_with_table(cli, tmp_path):
     calib = tmp_path / "calib.npz"
     assert cli("calibrate", "build", "--from", asset("calibration/T91"), "--tile", "48", "-o", calib).code == 0
-    out = tmp_path / "fsrcnn_x2.onnx"
-    res = cli("export", asset("weights/fsrcnn/fsrcnn_x2.pth"), "-o", out, "--precision", "fp32,fp16,int8",
+    out = tmp_path / "fsrcnn_x3.onnx"
+    res = cli("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "-o", out, "--precision", "fp32,fp16,int8",
               "--calib", calib, "--calib-crops", "32", "--val", asset("benchmarks/Set5"), "--max-psnr-drop", "0.1",
               "--bench-size", "96x64")
     assert res.code == 0, res.err
-    for name, precision in (("fsrcnn_x2.onnx", "fp32"), ("fsrcnn_x2.fp16.onnx", "fp16"),
-                            ("fsrcnn_x2.int8.onnx", "int8-cpu")):
+    for name, precision in (("fsrcnn_x3.onnx", "fp32"), ("fsrcnn_x3.fp16.onnx", "fp16"),
+                            ("fsrcnn_x3.int8.onnx", "int8-cpu")):
         assert read_descriptor(tmp_path / name).precision == precision
     rows = {line.split()[0]: line.split() for line in res.out.splitlines()[-3:]}
     assert set(rows) == {"fp32", "fp16", "int8"}
@@ -54,5 +54,5 @@ def test_export_fp16_and_int8_with_table(cli, tmp_path):
     # The FP16 figure is computed in float16 (ONNX Runtime on x86 would compute the file in float32).
     fp16_line = res.out.splitlines()[-2]
     assert "PSNR computed in float16 by PyTorch" in fp16_line
-    assert read_descriptor(tmp_path / "fsrcnn_x2.fp16.onnx").precision == "fp16"
+    assert read_descriptor(tmp_path / "fsrcnn_x3.fp16.onnx").precision == "fp16"
     assert rows["int8"][6].endswith("x")  # speedup column

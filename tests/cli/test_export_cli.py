@@ -157,3 +157,178 @@ def test_usage_error_is_one_line_exit_2():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "--scale" in proc.stderr
+
+
+# -- calibration and validation inputs are checked before the FP32 file is written ------------------------
+
+
+FSRCNN_X2 = "weights/fsrcnn/fsrcnn_x2.pth"
+
+
+def _t91_copy(folder, n: int = 20):
+    """``n`` real T91 images (enough crops for the default minimum of 16) in a folder of the test's own."""
+    import shutil
+
+    folder.mkdir()
+    for src in sorted(asset("calibration/T91").iterdir())[:n]:
+        shutil.copy(src, folder / src.name)
+    return folder
+
+
+def _huge_png(path):
+    """A small PNG whose header declares 20000x20000 pixels (400 MP: over the default limit)."""
+    from tests.robustness._hostile import huge_header
+
+    path.write_bytes(huge_header("png", 20000, 20000))
+    return path
+
+
+def _truncated(src, dst):
+    """A real image cut short: its header is whole, its pixels are not."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) * 2 // 3])
+    return dst
+
+
+def _bad_source(case: str, tmp_path) -> tuple[list, str]:
+    """(extra sr-export arguments, what the error line says) for one bad --calib / --val."""
+    t91 = asset("calibration/T91")
+    if case == "calib-not-an-image":
+        (tmp_path / "notimg.png").write_text("hello\n")
+        return ["--calib", tmp_path / "notimg.png"], "neither a folder of images nor a video"
+    if case == "calib-folder-with-a-text-png":
+        folder = _t91_copy(tmp_path / "calib")
+        (folder / "notes.png").write_text("hello\n")
+        return ["--calib", folder], "notes.png: not a PNG, JPEG"
+    if case == "calib-images-smaller-than-tile":
+        return ["--calib", t91, "--calib-tile", "1000"], "only 0 crops of 1000x1000"
+    if case == "calib-over-size-image":
+        folder = _t91_copy(tmp_path / "calib")
+        _huge_png(folder / "zz_big.png")
+        return ["--calib", folder], "20000x20000 pixels (400 MP), over the limit"
+    if case == "calib-truncated-image":  # found only by decoding: still before the FP32 file
+        folder = _t91_copy(tmp_path / "calib")
+        _truncated(t91 / "t9.png", folder / "zz_cut.png")
+        return ["--calib", folder], "zz_cut.png is truncated or corrupt"
+    if case == "calib-npz-among-sources":
+        return ["--calib", t91, "--calib", tmp_path / "set.npz"], "neither a folder of images nor a video"
+    if case == "calib-tile-0":
+        return ["--calib", t91, "--calib-tile", "0"], "tile must be at least 1"
+    if case == "calib-crops-0":
+        return ["--calib", t91, "--calib-crops", "0"], "--calib-crops must be at least 1"
+    if case == "val-empty-folder":
+        (tmp_path / "val").mkdir()
+        return ["--calib", t91, "--val", tmp_path / "val"], "no images"
+    if case == "val-over-size-image":
+        (tmp_path / "val").mkdir()
+        _huge_png(tmp_path / "val" / "big.png")
+        return ["--calib", t91, "--val", tmp_path / "val"], "over the limit"
+    if case == "val-truncated-image":  # found only by decoding: still before the FP32 file takes its name
+        (tmp_path / "val").mkdir()
+        _truncated(asset("benchmarks/Set5/HR/baby.png"), tmp_path / "val" / "baby.png")
+        return ["--calib", t91, "--val", tmp_path / "val"], "baby.png is truncated or corrupt"
+    raise AssertionError(case)
+
+
+BAD_SOURCES = ["calib-not-an-image", "calib-folder-with-a-text-png", "calib-images-smaller-than-tile",
+               "calib-over-size-image", "calib-truncated-image", "calib-npz-among-sources", "calib-tile-0",
+               "calib-crops-0", "val-empty-folder", "val-over-size-image", "val-truncated-image"]
+
+
+@pytest.mark.parametrize("case", BAD_SOURCES)
+def test_bad_calib_or_val_exits_2_and_writes_nothing(cli, tmp_path, case):
+    """A bad --calib or --val is exit 2 with no file at any output name, so the corrected rerun is not
+    blocked by a leftover FP32 file (docs/outputs.md)."""
+    extra, says = _bad_source(case, tmp_path)
+    if case == "calib-npz-among-sources":
+        from sredge.calibration.sets import CalibrationOptions, build_calibration_set, save_calibration_set
+
+        save_calibration_set(build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=48)),
+                             tmp_path / "set.npz")
+    out = tmp_path / "out"
+    out.mkdir()
+    res = cli("export", asset(FSRCNN_X2), "-o", out / "n.onnx", "--precision", "int8", "--bench-size", "off",
+              *extra)
+    line = _one_line_error(res)
+    assert says in line, line
+    assert list(out.iterdir()) == []  # neither n.onnx, n.int8.onnx nor a temporary
+
+
+def test_header_checks_come_before_the_checkpoint_is_read(cli, tmp_path):
+    """Cheap checks of --calib (listing, headers) run before anything heavy: a bad calibration folder is
+    named even when the checkpoint is not a checkpoint."""
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(_noise(3000))
+    folder = _t91_copy(tmp_path / "calib")
+    _huge_png(folder / "zz_big.png")
+    line = _one_line_error(cli("export", bad, "-o", tmp_path / "n.onnx", "--precision", "int8", "--calib", folder))
+    assert "over the limit" in line and "zz_big.png" in line
+
+
+# -- --max-pixels --------------------------------------------------------------------------------------
+
+
+def test_max_pixels_is_passed_to_the_calibration_reading(cli, tmp_path):
+    folder = _t91_copy(tmp_path / "calib")
+    _huge_png(folder / "zz_big.png")
+    args = [asset(FSRCNN_X2), "-o", tmp_path / "n.onnx", "--precision", "int8", "--calib", folder,
+            "--bench-size", "off"]
+    line = _one_line_error(cli("export", *args))
+    assert "pass --max-pixels 400M if you mean it" in line
+    # what the message suggests is an option of sr-export: the limit is raised, and this header-only file
+    # (no pixels behind its header) is then refused for what it is
+    line = _one_line_error(cli("export", *args, "--max-pixels", "400M"))
+    assert "zz_big.png is truncated or corrupt" in line and "over the limit" not in line
+    # and lowered, it refuses the real images
+    line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / "n.onnx", "--precision", "int8",
+                               "--calib", asset("calibration/T91"), "--max-pixels", "10k"))
+    assert "over the limit of 0.01 MP" in line
+    assert not (tmp_path / "n.onnx").exists()
+
+
+def test_max_pixels_is_passed_to_the_validation_reading(cli, tmp_path):
+    line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / "n.onnx", "--precision", "int8",
+                               "--calib", asset("calibration/T91"), "--val", asset("benchmarks/Set5"),
+                               "--max-pixels", "200k", "--bench-size", "off"))  # T91's images are all smaller
+    assert "baby.png is 512x512 pixels" in line and "over the limit of 0.2 MP" in line
+    assert not (tmp_path / "n.onnx").exists()
+
+
+def test_max_pixels_without_images_to_read_is_refused(cli, tmp_path):
+    line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / "n.onnx", "--max-pixels", "500M"))
+    assert "--max-pixels has no effect without --calib or --val" in line
+    assert not (tmp_path / "n.onnx").exists()
+
+
+# -- the output name -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,suggested", [("f.txt", "f.onnx"), ("model", "model.onnx"),
+                                            ("m.onnx.bak", "m.onnx")])
+def test_output_must_be_an_onnx_file(cli, tmp_path, name, suggested):
+    line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / name, "--precision", "fp32,int8",
+                               "--calib", asset("calibration/T91")))
+    assert f"-o {tmp_path / name}" in line and str(tmp_path / suggested) in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_suffix_is_matched_whatever_its_case(cli, tmp_path):
+    res = cli("export", asset(FSRCNN_X2), "-o", tmp_path / "M.ONNX", "-q")
+    assert res.code == 0, res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["M.ONNX"]
+
+
+# -- an INT8 file with no INT8 in it is not written ----------------------------------------------------
+
+
+def test_int8_with_every_layer_kept_float_is_not_written(cli, tmp_path):
+    """--max-psnr-drop 0 on FSRCNN: the sensitivity pass keeps every layer in float; that is no INT8 model.
+    Exit 1, one line saying so and what to do; the FP32 file (its parity passed) stays."""
+    out = tmp_path / "h.onnx"
+    res = cli("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "-o", out, "--precision", "fp32,int8",
+              "--calib", asset("calibration/T91"), "--calib-crops", "4", "--bench-size", "off",
+              "--max-psnr-drop", "0")
+    line = _one_line_error(res, code=1)
+    assert "no layer could be quantized within --max-psnr-drop 0" in line
+    assert "larger --max-psnr-drop" in line and "sr-train --qat" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.onnx"]

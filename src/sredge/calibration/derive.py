@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from sredge.calibration.fp16 import Fp16Options, RangeReport, activation_ranges, convert_to_fp16
-from sredge.calibration.quantize import Int8Options, calibrate, save_model
+from sredge.calibration.quantize import Int8Options, calibrate, quantized_nodes, save_model
 from sredge.calibration.sensitivity import Int8Result, Validator, quantize_within_budget
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import ModelDescriptor
@@ -54,6 +54,26 @@ def default_validation(scale: int):
 
     path = Path(str(resources.files("sredge.data") / "astronaut.jpg"))
     return Dataset("astronaut", path.parent, scale, (Sample("astronaut", path, None),), "imresize")
+
+
+def check_validation(dataset) -> None:
+    """Refuse a validation set whose images cannot be read, from their headers alone (nothing is decoded).
+
+    Args:
+        dataset: A :class:`sredge.benchmarks.datasets.Dataset`; each sample's ``max_pixels`` is its limit.
+
+    Raises:
+        InputError: An HR or LR file without a readable header, or over the pixel limit. (A file damaged
+            past its header is found when it is first scored.)
+    """
+    from sredge.imaging.io import image_size
+    from sredge.limits import check_pixels
+
+    for sample in dataset.samples:
+        for path in (sample.hr, sample.lr):
+            if path is not None:
+                h, w = image_size(path)
+                check_pixels(str(path), w, h, sample.max_pixels)
 
 
 @dataclass(frozen=True)
@@ -124,7 +144,8 @@ def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
     (:func:`record_quality`).
 
     Raises:
-        CheckFailedError: The budget could not be met; no file is written.
+        CheckFailedError: The budget could not be met, or only with every convolution kept in float (a
+            file with no INT8 in it); no file is written.
     """
     ranges = calibrate(fp32_path, calib, options.int8)
     result = quantize_within_budget(fp32_path, ranges, validator.mean_db, reference_db, options.max_psnr_drop, desc)
@@ -132,6 +153,15 @@ def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
         raise CheckFailedError(
             f"INT8 drops {result.drop_db:.3f} dB > --max-psnr-drop {options.max_psnr_drop:g} even with "
             f"{len(result.kept_float)} layers in float; no INT8 file was written"
+        )
+    if not quantized_nodes(result.model):  # every convolution kept in float: nothing of it runs in INT8
+        if options.max_psnr_drop is None:
+            raise CheckFailedError("the model has no layer that INT8 quantizes (no convolution); "
+                                   "no INT8 file was written")
+        raise CheckFailedError(
+            f"no layer could be quantized within --max-psnr-drop {options.max_psnr_drop:g} (plain INT8 dropped "
+            f"{result.plain_drop_db:.3f} dB; it holds only with every layer in float), so no INT8 file was written: "
+            "allow a larger --max-psnr-drop, or train for INT8 with sr-train --qat"
         )
     record_quality(result.model, result.drop_db, validator.dataset.name)
     return save_model(result.model, derived_path(fp32_path, "int8")), result

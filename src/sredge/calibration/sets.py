@@ -31,10 +31,10 @@ import numpy as np
 
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
-from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
+from sredge.imaging.io import IMAGE_SUFFIXES, image_size, read_rgb, to_float
 from sredge.imaging.model_io import image_to_input
 from sredge.imaging.resize import imresize
-from sredge.limits import DEFAULT_MAX_PIXELS
+from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,21 @@ def _to_u8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(f * 255.0), 0, 255).astype(np.uint8)
 
 
-def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Generator,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
+def _image_files(folder: Path) -> list[Path]:
+    """The images of a calibration folder, sorted by name.
+
+    Raises:
+        InputError: The folder holds none.
+    """
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"calibration folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Generator,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
+    files = _image_files(folder)
     crops, small = [], 0
     for path in files:
         img = read_rgb(path, max_pixels)
@@ -174,6 +184,85 @@ def _video_crops(path: Path, options: CalibrationOptions, rng: np.random.Generat
     return crops
 
 
+def _kind(path: Path) -> str:
+    """``"folder"`` or ``"video"``.
+
+    Raises:
+        InputError: Missing, or a file that is not a video (an image or a ``.npz`` among several sources).
+    """
+    if path.is_dir():
+        return "folder"
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return "video"
+    if path.is_file():
+        raise InputError(f"calibration source {path} is neither a folder of images nor a video "
+                         f"({', '.join(VIDEO_SUFFIXES)})")
+    raise InputError(f"no such calibration source: {path}")
+
+
+def _require_enough(sources: Sequence[str | Path], counts: Sequence[int], options: CalibrationOptions) -> None:
+    if sum(counts) < options.min_crops:
+        per = ", ".join(f"{Path(s).name}: {n}" for s, n in zip(sources, counts))
+        raise InputError(
+            f"the calibration sources give only {sum(counts)} crops of {options.tile}x{options.tile} ({per}); "
+            f"at least {options.min_crops} are needed: add images or videos, take more frames or crops per image, "
+            f"or use a smaller tile (images smaller than the tile are skipped)"
+        )
+
+
+def _planned_video_crops(path: Path, options: CalibrationOptions, max_pixels: int) -> int:
+    from sredge.runtime.video_io import VideoReader
+
+    with VideoReader(str(path), max_pixels=max_pixels) as reader:  # opens the container, decodes no frame
+        info = reader.info
+    if info.width < options.tile or info.height < options.tile:
+        return 0
+    return len(frame_indices(info.frame_count, options.frames)) if info.frame_count else options.frames
+
+
+def check_calibration_sources(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),
+                              max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, ...]:
+    """What :func:`calibration_set_from` would refuse, found from file listings and headers alone.
+
+    Nothing is decoded: image sizes come from their headers, a video's from its container (a clip
+    that does not declare its length is counted as giving ``options.frames`` crops). A file damaged
+    past its header is found only when :func:`build_calibration_set` decodes it. A lone ``.npz`` is
+    loaded (:func:`load_calibration_set`).
+
+    Args:
+        sources: As for :func:`calibration_set_from`.
+        options: Tile, frames per video, crops per image, downscale, minimum crops.
+        max_pixels: Largest image or video frame (``--max-pixels``).
+
+    Returns:
+        The crops each source will give, in the order of ``sources``.
+
+    Raises:
+        InputError: A source is missing or not a folder/video, a folder has no images, an image has
+            no readable header or is over ``max_pixels``, or all together give fewer than
+            ``options.min_crops`` crops.
+    """
+    if len(sources) == 1 and Path(sources[0]).suffix.lower() == ".npz":
+        return (len(load_calibration_set(sources[0])),)
+    if not sources:
+        raise InputError("no calibration source: give image folders or videos (--from)")
+    counts = []
+    for src in sources:
+        path = Path(src)
+        if _kind(path) == "video":
+            counts.append(_planned_video_crops(path, options, max_pixels))
+            continue
+        n = 0
+        for file in _image_files(path):
+            h, w = image_size(file)
+            check_pixels(str(file), w, h, max_pixels)
+            d = options.downscale  # as imresize sizes its output: ceil(side / d)
+            n += options.crops_per_image if min(-(-h // d), -(-w // d)) >= options.tile else 0
+        counts.append(n)
+    _require_enough(sources, counts, options)
+    return tuple(counts)
+
+
 def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),
                           max_pixels: int = DEFAULT_MAX_PIXELS) -> CalibrationSet:
     """Cut a calibration set from image folders and videos (see the module docstring).
@@ -194,24 +283,11 @@ def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOpt
     counts = []
     for src in sources:
         path = Path(src)
-        if path.is_dir():
-            got = _image_crops(path, options, rng, max_pixels)
-        elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            got = _video_crops(path, options, rng, max_pixels)
-        elif path.is_file():
-            raise InputError(f"calibration source {path} is neither a folder of images nor a video "
-                             f"({', '.join(VIDEO_SUFFIXES)})")
-        else:
-            raise InputError(f"no such calibration source: {path}")
+        got = (_image_crops(path, options, rng, max_pixels) if _kind(path) == "folder"
+               else _video_crops(path, options, rng, max_pixels))
         crops += got
         counts.append(len(got))
-    if len(crops) < options.min_crops:
-        per = ", ".join(f"{Path(s).name}: {n}" for s, n in zip(sources, counts))
-        raise InputError(
-            f"the calibration sources give only {len(crops)} crops of {options.tile}x{options.tile} ({per}); "
-            f"at least {options.min_crops} are needed: add images or videos, take more frames or crops per image, "
-            f"or use a smaller tile (images smaller than the tile are skipped)"
-        )
+    _require_enough(sources, counts, options)
     stacked = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return CalibrationSet(np.ascontiguousarray(stacked), tuple(str(s) for s in sources), tuple(counts), options)
 
@@ -270,12 +346,13 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     return CalibrationSet(crops.astype(np.float32) / 255.0, sources, counts, options)
 
 
-def calibration_set_from(sources: Sequence[str | Path],
-                         options: CalibrationOptions = CalibrationOptions()) -> CalibrationSet:
-    """A single ``.npz`` is loaded as it is; anything else is built with :func:`build_calibration_set`."""
+def calibration_set_from(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),
+                         max_pixels: int = DEFAULT_MAX_PIXELS) -> CalibrationSet:
+    """A single ``.npz`` is loaded as it is; anything else is built with :func:`build_calibration_set`
+    (images and video frames decoded under ``max_pixels``)."""
     if len(sources) == 1 and Path(sources[0]).suffix.lower() == ".npz":
         return load_calibration_set(sources[0])
-    return build_calibration_set(sources, options)
+    return build_calibration_set(sources, options, max_pixels)
 
 
 def model_inputs(cset: CalibrationSet, desc: ModelDescriptor, limit: int | None = None) -> np.ndarray:

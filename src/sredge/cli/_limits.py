@@ -1,4 +1,5 @@
-"""``--max-pixels``, shared by the commands that decode images or video (sr-run, sr-bench, sr-calibrate, sr-train)."""
+"""``--max-pixels``, shared by the commands that decode images or video (sr-run, sr-bench, sr-calibrate, sr-train,
+sr-export)."""
 
 from __future__ import annotations
 

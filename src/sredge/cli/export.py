@@ -7,12 +7,21 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sredge.cli._app import Parser, parse_frame_size, run
+from sredge.cli._limits import add_max_pixels
 from sredge.data.samples import folder_arg
 from sredge.errors import CheckFailedError, InputError
+from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import COLOR_SPACES
 from sredge.models.registry import ARCH_NAMES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sredge.benchmarks.datasets import Dataset
+    from sredge.calibration.sets import CalibrationOptions
 
 PROG = "sr-export"
 
@@ -29,7 +38,9 @@ def build_parser() -> Parser:
                "SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("checkpoint", type=Path, help=".pth / .pt / .ckpt / .safetensors file")
-    p.add_argument("-o", "--output", type=Path, help="output .onnx path (default: next to the checkpoint)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="output NAME.onnx (default: next to the checkpoint); NAME.fp16.onnx / NAME.int8.onnx "
+                        "beside it")
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files that exist (default: refuse)")
     p.add_argument("--arch", choices=ARCH_NAMES, metavar="NAME",
@@ -76,6 +87,7 @@ def build_parser() -> Parser:
                         "images ('sample': the bundled photos; default: the bundled photo)")
     g.add_argument("--bench-size", default="640x360", metavar="WxH",
                    help="frame size of the CPU latency column (default 640x360); 'off' skips timing")
+    add_max_pixels(g)  # for the images and video frames of --calib and --val
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
 
@@ -100,7 +112,19 @@ def _check_precision_flags(args) -> tuple[str, ...]:
                          "(e.g. ../shared/assets/calibration/T91)")
     if args.max_psnr_drop is not None and args.max_psnr_drop < 0:
         raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop}")
+    if args.calib_crops < 1:
+        raise InputError(f"--calib-crops must be at least 1, not {args.calib_crops}")
+    if args.max_pixels != DEFAULT_MAX_PIXELS and not (args.calib or args.val):
+        raise InputError("--max-pixels has no effect without --calib or --val (the images it limits)")
     return precisions
+
+
+def _check_output(out: Path) -> None:
+    """The FP32 file is NAME.onnx, so that NAME.fp16.onnx and NAME.int8.onnx sit beside it (and sr-run
+    knows it by its suffix)."""
+    if out.suffix.lower() != ".onnx":
+        raise InputError(f"-o {out}: an ONNX model is written as NAME.onnx (its FP16/INT8 variants as "
+                         f"NAME.fp16.onnx, NAME.int8.onnx): use -o {out.with_suffix('.onnx')}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,22 +148,63 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.key_map = parse_key_map(args.key_map)  # a bad map fails before anything loads
     bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
-    _check_sources(args)
+    # The output policy first (an input named as an output, a folder, an existing file), then the name's
+    # suffix, then what --calib and --val hold: all before the checkpoint is read.
     with claim_outputs(*_paths(args, out, precisions), overwrite=args.overwrite):
+        _check_output(out)
+        _check_sources(args)
         return _export(args, out, precisions, bench, say)
 
 
 def _check_sources(args) -> None:
-    """Calibration and validation inputs that cannot work fail now, before the FP32 file is written."""
-    from sredge.calibration.sets import load_calibration_set
+    """Calibration and validation inputs that cannot work fail now, from listings and headers, before the
+    checkpoint is read. What only decoding finds is found by :func:`_read_sources`, still before any file."""
+    from sredge.calibration.sets import check_calibration_sources
 
-    for src in args.calib or ():
-        if not src.exists():
-            raise InputError(f"no such calibration source: {src}")
-        if src.suffix.lower() == ".npz":
-            load_calibration_set(src)  # a damaged set is named here
+    if args.calib:
+        check_calibration_sources(args.calib, _calib_options(args), args.max_pixels)
     if args.val is not None and not args.val.is_dir():
         raise InputError(f"--val {args.val} is not a folder (give a benchmark folder such as Set5)")
+
+
+def _calib_options(args) -> CalibrationOptions:
+    from sredge.calibration.sets import CalibrationOptions
+
+    return CalibrationOptions(tile=args.calib_tile)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sources:
+    """What the FP16/INT8 files are derived with, read before the FP32 file is written."""
+
+    calib: np.ndarray
+    """(N, C, H, W) float32 network inputs: the --calib crops, or the bundled photo (FP16 range check)."""
+    calib_line: str
+    """How they were made, for the ``calibrate`` line."""
+    dataset: Dataset
+    """The validation :class:`~sredge.benchmarks.datasets.Dataset` (--val, or the bundled photo)."""
+
+
+def _read_sources(args, desc) -> _Sources:
+    """Decode the calibration set and check the validation set's headers (its images are decoded when the
+    FP32 file is scored, also before it takes its name): an input error leaves no file behind."""
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.calibration.derive import check_validation, default_validation
+    from sredge.calibration.sets import calibration_set_from, model_inputs
+    from sredge.export.parity import parity_inputs
+
+    if args.calib:
+        cset = calibration_set_from(args.calib, _calib_options(args), args.max_pixels)
+        calib = model_inputs(cset, desc, limit=args.calib_crops)
+        line = f"{cset.describe()}; using {len(calib)}"
+    else:
+        calib, line = parity_inputs(desc)[0], "FP16 range check on the bundled photo (no --calib)"
+    if args.val is not None:
+        dataset = load_dataset(args.val, desc.scale, args.max_pixels)
+        check_validation(dataset)
+    else:
+        dataset = default_validation(desc.scale)
+    return _Sources(calib, line, dataset)
 
 
 def _paths(args, out: Path, precisions: tuple[str, ...]) -> tuple[list, list]:
@@ -182,6 +247,8 @@ def _export(args, out: Path, precisions: tuple[str, ...], bench, say) -> int:
         + (", expects a bicubic-upsampled input" if desc.pre_upsample else "")
         + (f", size multiple {desc.size_multiple}" if desc.size_multiple > 1 else ""))
     say(f"parameters {desc.num_params:,}")
+    derived = precisions != ("fp32",)
+    sources = _read_sources(args, desc) if derived else None
 
     options = ExportOptions(opset=args.opset, simplify=not args.no_simplify)
     # Export and check the temporary file; only a file that passed takes the final name.
@@ -197,10 +264,15 @@ def _export(args, out: Path, precisions: tuple[str, ...], bench, say) -> int:
                 f"parity check failed: PSNR {_db(report.worst_psnr_db)} < {args.min_psnr:g} dB "
                 f"(max abs error {report.max_abs_error:.3g}); no ONNX file was written"
             )
+        if derived:  # the reference score decodes every validation image: a bad one leaves no FP32 file
+            from sredge.calibration.sensitivity import Validator
+
+            validator = Validator(sources.dataset, desc)
+            ref_db = validator.mean_db(tmp)
     size_mb = out.stat().st_size / 1e6
     say(f"wrote      {out} ({size_mb:.2f} MB, opset {args.opset}, dynamic batch/height/width)")
-    if precisions != ("fp32",):
-        _derive(args, out, desc, precisions, bench, say, loaded.module)
+    if derived:
+        _derive(args, out, desc, precisions, bench, say, loaded.module, sources, validator, ref_db)
     return 0
 
 
@@ -222,29 +294,19 @@ def _half_db(module, desc, dataset) -> tuple[float | None, str]:
     return float(np.mean(list(scores.values()))), "PSNR computed in float16 by PyTorch"
 
 
-def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, module) -> None:
+def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, module, sources: _Sources,
+            validator, ref_db: float) -> None:
     """Write NAME.fp16.onnx / NAME.int8.onnx and print the table (see sredge.calibration.derive).
 
-    The FP16 row's Y-PSNR is computed in float16 by PyTorch (``module``), since ONNX Runtime on the
-    CPU computes an FP16 file in float32."""
-    from sredge.benchmarks.datasets import load_dataset
-    from sredge.calibration.derive import DeriveOptions, default_validation, make_fp16, make_int8
+    ``validator`` scores on ``sources.dataset``; ``ref_db`` is the FP32 file's score. The FP16 row's Y-PSNR
+    is computed in float16 by PyTorch (``module``), since ONNX Runtime on the CPU computes an FP16 file in
+    float32."""
+    from sredge.calibration.derive import DeriveOptions, make_fp16, make_int8
     from sredge.calibration.fp16 import Fp16Options
     from sredge.calibration.quantize import Int8Options
-    from sredge.calibration.sensitivity import Validator
-    from sredge.calibration.sets import CalibrationOptions, calibration_set_from, model_inputs
-    from sredge.export.parity import parity_inputs
 
-    if args.calib:
-        cset = calibration_set_from(args.calib, CalibrationOptions(tile=args.calib_tile))
-        calib = model_inputs(cset, desc, limit=args.calib_crops)
-        say(f"calibrate  {cset.describe()}; using {len(calib)}")
-    else:
-        calib = parity_inputs(desc)[0]
-        say("calibrate  FP16 range check on the bundled photo (no --calib)")
-    dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
-    validator = Validator(dataset, desc)
-    ref_db = validator.mean_db(out)
+    calib, dataset = sources.calib, sources.dataset
+    say(f"calibrate  {sources.calib_line}")
     rows = [("fp32", out, ref_db, "")]
     if "fp16" in precisions:
         half_db, how = _half_db(module, desc, dataset)
