@@ -19,7 +19,7 @@ from tests.conftest import asset
 def test_resolve_scale_any_for_pre_upsampling_only():
     assert resolve_scale(VDSR, None, 9, None, any_scale=True) == (9, "--scale")
     assert resolve_scale(VDSR, None, 16, None, any_scale=True) == (16, "--scale")
-    with pytest.raises(InputError, match="at most x16"):
+    with pytest.raises(InputError, match="any scale from 2 to 16, not x17"):
         resolve_scale(VDSR, None, 17, None, any_scale=True)
     with pytest.raises(InputError, match="does not support x9"):
         resolve_scale(ESPCN, None, 9, None)

@@ -451,3 +451,17 @@ def test_part_of_a_video_refuses_impossible_values(cli, exported, tmp_path):
     assert "--start needs a video file" in _one_line(res, 2)
     res = cli("run", "--image", asset("realworld/0014.jpg"), "--model", model, "--frames", "3")
     assert "cut a video" in _one_line(res, 2)
+
+
+def test_a_trailing_slash_names_a_folder(cli, tmp_path):
+    """``-o newdir/`` for one image: the folder it names does not exist (not 'cannot tell the image format');
+    an existing one is written into; a folder of images creates its ``-o DIR/``."""
+    from sredge.data.samples import sample_folder
+
+    photo = sorted(sample_folder().iterdir())[0]
+    res = cli("run", "--image", photo, "-o", f"{tmp_path}/newdir/", "-q")
+    assert res.code == 2 and f"folder {tmp_path}/newdir does not exist" in res.err, res.err
+    assert not (tmp_path / "newdir").exists()
+    (tmp_path / "there").mkdir()
+    assert cli("run", "--image", photo, "-o", f"{tmp_path}/there/", "-q").code == 0
+    assert [p.name for p in (tmp_path / "there").iterdir()] == [f"{photo.stem}_x2{photo.suffix}"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -144,11 +143,15 @@ def build_parser() -> Parser:
     return p
 
 
+class _OutputPath(type(Path())):
+    """``-o`` as given: ``folder`` is True when it ends in ``/`` (a folder, which ``Path`` would forget)."""
+
+    folder = False
+
+
 def _output_path(text: str) -> Path:
-    """``-o``: a name ending in ``/`` means a folder, which must exist (a file name would lose the slash)."""
-    path = Path(text)
-    if text.endswith(("/", os.sep)) and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"folder {text} does not exist: create it, or name a file")
+    path = _OutputPath(text)
+    path.folder = text.endswith(("/", os.sep))
     return path
 
 
@@ -226,6 +229,8 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
         raise InputError("--compare shows one image: give --image FILE (or a --video)")
     reads = reads + [Input(f, "--image") for f in images.files] + [Input(d, "--image") for d in images.folders]
     compare = [Output(args.compare, "--compare")] if args.compare is not None else []
+    if images.single and getattr(args.output, "folder", False) and not args.output.is_dir():
+        raise InputError(f"-o {args.output}/: folder {args.output} does not exist (create it, or name a file)")
     image_outputs(images, args.output, 1, fmt)  # -o, --ext and --quality agree, before the model loads
     if args.output is not None:  # before loading the model: a -o that cannot work fails at once
         if images.single:
