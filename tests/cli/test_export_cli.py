@@ -332,3 +332,21 @@ def test_int8_with_every_layer_kept_float_is_not_written(cli, tmp_path):
     assert "no layer could be quantized within --max-psnr-drop 0" in line
     assert "larger --max-psnr-drop" in line and "sr-train --qat" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.onnx"]
+    # The file that stays is named, with how to rerun over it, and its row of the table is shown.
+    assert line.endswith("(h.onnx written: add --overwrite to rerun)")
+    assert any(ln.split()[:2] == ["fp32", "h.onnx"] for ln in res.out.splitlines())
+
+
+def test_a_large_int8_drop_without_a_budget_is_written_with_a_warning(cli, tmp_path, caplog):
+    """Plain INT8 of FSRCNN x2 (cpu flavour) loses over 1 dB: the file is what was asked for, and a warning
+    says how to keep the quality (a budget, another method, QAT)."""
+    import logging
+
+    out = tmp_path / "p.onnx"
+    with caplog.at_level(logging.WARNING, logger="sredge.cli.export"):
+        res = cli("export", asset("weights/fsrcnn/fsrcnn_x2.pth"), "-o", out, "--precision", "fp32,int8",
+                  "--calib", asset("calibration/T91"), "--calib-crops", "16", "--bench-size", "off")
+    assert res.code == 0, res.err
+    drop = float(next(ln for ln in res.out.splitlines() if ln.split()[:1] == ["int8"]).split()[4])
+    warned = [r.getMessage() for r in caplog.records if "INT8 drops" in r.getMessage()]
+    assert drop > 1.0 and warned and "--max-psnr-drop" in warned[0] and "sr-train --qat" in warned[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from sredge.benchmarks.datasets import Dataset
     from sredge.calibration.sets import CalibrationOptions
 
+log = logging.getLogger(__name__)
 PROG = "sr-export"
 
 
@@ -301,36 +303,66 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, modu
     ``validator`` scores on ``sources.dataset``; ``ref_db`` is the FP32 file's score. The FP16 row's Y-PSNR
     is computed in float16 by PyTorch (``module``), since ONNX Runtime on the CPU computes an FP16 file in
     float32."""
-    from sredge.calibration.derive import DeriveOptions, make_fp16, make_int8
+    from sredge.calibration.derive import make_fp16
     from sredge.calibration.fp16 import Fp16Options
-    from sredge.calibration.quantize import Int8Options
 
     calib, dataset = sources.calib, sources.dataset
     say(f"calibrate  {sources.calib_line}")
     rows = [("fp32", out, ref_db, "")]
-    if "fp16" in precisions:
-        half_db, how = _half_db(module, desc, dataset)
-        f16 = make_fp16(out, desc, calib, validator, Fp16Options(fp16_io=args.fp16_io), reference_db=ref_db,
-                        half_db=half_db)
-        name, peak = f16.ranges.peak
-        rows.append(("fp16", f16.path, f16.psnr_db, f"{how}; largest activation {peak:.3g} ({name}), fp16 max 65504"))
-    if "int8" in precisions:
-        options = DeriveOptions(
-            int8=Int8Options(flavour=args.int8_flavour or "cpu", method=args.calib_method or "minmax"),
-            max_psnr_drop=args.max_psnr_drop,
-        )
-        path, res = make_int8(out, desc, calib, validator, ref_db, options)
-        note = f"int8-{options.int8.flavour}, {options.int8.method}"
-        if res.kept_float:
-            import onnx
+    try:
+        if "fp16" in precisions:
+            half_db, how = _half_db(module, desc, dataset)
+            f16 = make_fp16(out, desc, calib, validator, Fp16Options(fp16_io=args.fp16_io), reference_db=ref_db,
+                            half_db=half_db)
+            name, peak = f16.ranges.peak
+            rows.append(("fp16", f16.path, f16.psnr_db,
+                         f"{how}; largest activation {peak:.3g} ({name}), fp16 max 65504"))
+        if "int8" in precisions:
+            rows.append(_int8_row(args, out, desc, calib, validator, ref_db))
+    except CheckFailedError as exc:  # the files before it passed their checks and stay: say so, and how to rerun
+        _table(rows, ref_db, dataset, desc, None, say)
+        kept = ", ".join(path.name for _, path, _, _ in rows)
+        raise CheckFailedError(f"{exc} ({kept} written: add --overwrite to rerun)") from exc
+    _table(rows, ref_db, dataset, desc, bench, say)
+    int8 = next((r for r in rows if r[0] == "int8"), None)
+    if int8 is not None and args.max_psnr_drop is None and ref_db - int8[2] > LARGE_DROP_DB:
+        log.warning("INT8 drops %.2f dB on %s: give --max-psnr-drop to keep the layers that cost most in float, "
+                    "try another --calib-method, or fine-tune for INT8 with sr-train --qat", ref_db - int8[2],
+                    dataset.name)
 
-            from sredge.calibration.sensitivity import layer_labels
 
-            labels = layer_labels(onnx.load(str(out), load_external_data=False))
-            note += (f"; plain INT8 dropped {res.plain_drop_db:.3f} dB, kept in float: "
-                     + ", ".join(labels.get(n, n) for n in res.kept_float))
-        rows.append(("int8", path, res.int8_db, note))
+LARGE_DROP_DB = 1.0
+"""An INT8 drop (dB) beyond which sr-export, given no budget, warns."""
 
+
+def _int8_row(args, out: Path, desc, calib, validator, ref_db: float) -> tuple:
+    """Write NAME.int8.onnx: its table row ``(precision, path, Y-PSNR, note)``.
+
+    Raises:
+        CheckFailedError: The budget could not be met (see :func:`~sredge.calibration.derive.make_int8`).
+    """
+    from sredge.calibration.derive import DeriveOptions, make_int8
+    from sredge.calibration.quantize import Int8Options
+
+    options = DeriveOptions(
+        int8=Int8Options(flavour=args.int8_flavour or "cpu", method=args.calib_method or "minmax"),
+        max_psnr_drop=args.max_psnr_drop,
+    )
+    path, res = make_int8(out, desc, calib, validator, ref_db, options)
+    note = f"int8-{options.int8.flavour}, {options.int8.method}"
+    if res.kept_float:
+        import onnx
+
+        from sredge.calibration.sensitivity import layer_labels
+
+        labels = layer_labels(onnx.load(str(out), load_external_data=False))
+        note += (f"; plain INT8 dropped {res.plain_drop_db:.3f} dB, kept in float: "
+                 + ", ".join(labels.get(n, n) for n in res.kept_float))
+    return "int8", path, res.int8_db, note
+
+
+def _table(rows: list[tuple], ref_db: float, dataset, desc, bench, say) -> None:
+    """The precision table: each written file's validation Y-PSNR, drop and (with ``bench``) CPU latency."""
     timed = _latency({precision: path for precision, path, _, _ in rows}, bench) if bench else {}
     say(f"quality    validation Y-PSNR on {dataset.name} ({len(dataset.samples)} images, x{desc.scale}); "
         + (f"CPU latency of a {bench[0]}x{bench[1]} frame (ONNX Runtime, median of {LATENCY_ROUNDS} interleaved "
