@@ -94,6 +94,52 @@ def test_bad_batch_is_refused_before_tensorrt(cli, onnx_model, args, match):
     assert res.code == 2 and match in res.err
 
 
+@pytest.mark.parametrize("args,match", [
+    (["--tile", "0"], "must be positive"),
+    (["--min-tile", "512", "--tile", "256"], "need minimum tile 512 <= --tile 256"),
+    (["--no-gpu-fallback"], "--no-gpu-fallback applies only with --dla-core"),
+    (["--dla-core", "-1", "--fp16"], "--dla-core must be >= 0"),
+    (["--dla-core", "0"], "the DLA runs FP16 or INT8 only"),
+    (["--workspace", "-1"], "--workspace must be at least 1 MiB"),
+    (["--calib", "nothere/", "--int8"], "--calib nothere: not a folder of images"),
+    (["--int8"], "needs calibration data"),
+    (["--calib-cache", "nothere.cache", "--int8"], "--calib-cache nothere.cache does not exist"),
+])
+def test_bad_options_are_refused_before_tensorrt(cli, onnx_model, monkeypatch, args, match):
+    """Each gives its own line, not "tensorrt is not installed": a user learns of it before installing TensorRT."""
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # as on a machine without TensorRT, wherever this runs
+    monkeypatch.chdir(onnx_model.parent)
+    res = cli("build", onnx_model, *args)
+    assert res.code == 2, res.err
+    assert match in res.err and "tensorrt is not installed" not in res.err and res.err.strip().count("\n") == 0
+    assert not onnx_model.with_suffix(".engine").exists()
+
+
+@pytest.fixture(scope="module")
+def cpu_flavour_int8(tmp_path_factory):
+    """FSRCNN x3 exported by sr-export to INT8 in its default (ONNX Runtime CPU) flavour, 16 T91 crops."""
+    pytest.importorskip("torch")
+    from sredge.cli import export
+    from sredge.cli._app import run
+    from tests.conftest import asset
+
+    ckpt, calib = asset("weights/fsrcnn/fsrcnn_x3.pth"), asset("calibration/T91")
+    folder = tmp_path_factory.mktemp("cpu_int8")
+    argv = [str(ckpt), "-o", str(folder / "fs3.onnx"), "--precision", "int8", "--calib", str(calib),
+            "--calib-crops", "16", "--calib-tile", "32", "--bench-size", "off", "-q"]
+    assert run(export.PROG, export.main, argv) == 0
+    return folder / "fs3.int8.onnx"
+
+
+def test_cpu_flavour_int8_is_refused_naming_the_trt_flavour(cli, cpu_flavour_int8, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    assert read_onnx_facts(cpu_flavour_int8).precision == "int8"  # Q/DQ, but not TensorRT's encoding
+    res = cli("build", cpu_flavour_int8)
+    assert res.code == 2 and res.err.strip().count("\n") == 0, res.err
+    assert "sr-export --precision int8 --int8-flavour trt" in res.err and "tensorrt is not" not in res.err
+    assert not cpu_flavour_int8.with_suffix(".engine").exists()
+
+
 def test_missing_and_wrong_inputs(cli, tmp_path, onnx_model):
     res = cli("build", tmp_path / "nope.onnx")
     assert res.code == 2 and "no such ONNX file" in res.err

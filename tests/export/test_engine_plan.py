@@ -329,10 +329,10 @@ def test_tf32_is_cleared_unless_asked():
 
 def test_dla_with_gpu_fallback():
     opts = BuildOptions(fp16=True, dla_core=1)
-    d = plan_dla(opts, plan_precision(opts, facts(), TRT10), facts(), TRT10, dla_cores=2)
+    d = plan_dla(opts, facts(), TRT10, dla_cores=2)
     assert (d.core, d.gpu_fallback) == (1, True)
     opts = BuildOptions(dla_core=0, gpu_fallback=False)
-    d = plan_dla(opts, plan_precision(opts, facts("fp16"), TRT11), facts("fp16"), TRT11)
+    d = plan_dla(opts, facts("fp16"), TRT11)
     assert (d.core, d.gpu_fallback) == (0, False)
 
 
@@ -362,7 +362,7 @@ def test_dla_on_a_fixed_shape_model_keeps_its_shape_and_needs_a_fixed_batch():
 
 
 def test_no_dla_by_default():
-    assert plan_dla(BuildOptions(), plan_precision(BuildOptions(), facts(), TRT10), facts(), TRT10) is None
+    assert plan_dla(BuildOptions(), facts(), TRT10) is None
 
 
 @pytest.mark.parametrize("opts,features,cores,match", [
@@ -376,7 +376,7 @@ def test_no_dla_by_default():
 ])
 def test_dla_refusals(opts, features, cores, match):
     with pytest.raises(InputError, match=match):
-        plan_dla(opts, plan_precision(opts, facts(), TRT10), facts(), features, cores)
+        plan_dla(opts, facts(), features, cores)
 
 
 def test_plan_build_combines_everything():
@@ -495,3 +495,143 @@ def test_center_crop_to_a_non_square_opt_shape():
     c = center_crop(x, 128, 96)
     assert c.shape == (1, 1, 128, 96) and c[0, 0, 0, 0] == x[0, 0, 36, 102]
     assert center_crop(np.zeros((1, 3, 50, 40), np.float32), 64, 80).shape == (1, 3, 64, 80)
+
+
+# ---------------------------------------------------------------- Q/DQ encoding: TensorRT takes symmetric int8 only
+
+
+@pytest.fixture(scope="module")
+def int8_exports(tmp_path_factory):
+    """FSRCNN x3 exported to INT8 by sr-export in both flavours (16 T91 crops), as loaded ONNX protos."""
+    pytest.importorskip("torch")
+    from sredge.cli import export
+    from sredge.cli._app import run
+    from tests.conftest import asset
+
+    ckpt, calib = asset("weights/fsrcnn/fsrcnn_x3.pth"), asset("calibration/T91")
+    folder = tmp_path_factory.mktemp("int8")
+    models = {}
+    for flavour in ("cpu", "trt"):
+        argv = [str(ckpt), "-o", str(folder / f"{flavour}.onnx"), "--precision", "int8", "--int8-flavour", flavour,
+                "--calib", str(calib), "--calib-crops", "16", "--calib-tile", "32", "--bench-size", "off", "-q"]
+        assert run(export.PROG, export.main, argv) == 0
+        models[flavour] = onnx.load(str(folder / f"{flavour}.int8.onnx"), load_external_data=False)
+    return models
+
+
+def _meta(model) -> dict:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def test_qdq_encoding_of_real_exports_of_both_flavours(int8_exports):
+    from sredge.export.engine_plan import qdq_encoding
+
+    cpu, trt = int8_exports["cpu"], int8_exports["trt"]
+    assert '"int8-cpu"' in _meta(cpu).values() and '"int8-trt"' in _meta(trt).values()
+    enc = qdq_encoding(cpu)
+    assert not enc.tensorrt_int8 and enc.uint8 and enc.nonzero_zero_points  # ONNX Runtime's asymmetric uint8
+    enc = qdq_encoding(trt)
+    assert enc.tensorrt_int8 and not enc.uint8 and not enc.nonzero_zero_points
+    assert qdq_encoding(_model()).tensorrt_int8  # no Q/DQ at all: nothing to object to
+
+
+@pytest.mark.parametrize("features", [TRT10, TRT11])
+def test_planning_refuses_the_cpu_flavour_and_plans_the_trt_flavour(int8_exports, features):
+    from sredge.export.engine_plan import preflight, qdq_encoding
+
+    cpu, trt = int8_exports["cpu"], int8_exports["trt"]
+    f = onnx_facts(cpu, "")
+    assert f.precision == "int8"
+    for call in (lambda: plan_build(BuildOptions(), f, features, qdq=qdq_encoding(cpu)),
+                 lambda: preflight(BuildOptions(), f, qdq=qdq_encoding(cpu))):  # preflight: no TensorRT needed
+        with pytest.raises(InputError) as err:
+            call()
+        msg = str(err.value)
+        assert "--int8-flavour trt" in msg and "zero point" in msg and "\n" not in msg
+    plan = plan_build(BuildOptions(), onnx_facts(trt, ""), features, qdq=qdq_encoding(trt))
+    assert plan.precision.strongly_typed and "Q/DQ" in plan.precision.summary
+
+
+def test_a_foreign_qdq_file_is_judged_by_its_tensors_not_its_metadata(int8_exports):
+    from sredge.export.engine_plan import qdq_encoding
+
+    cpu = onnx.ModelProto()
+    cpu.CopyFrom(int8_exports["cpu"])
+    del cpu.metadata_props[:]  # a foreign file: no sredge metadata at all
+    assert onnx_facts(cpu, "").descriptor is None
+    with pytest.raises(InputError, match="--int8-flavour trt"):
+        plan_build(BuildOptions(), onnx_facts(cpu, ""), TRT10, qdq=qdq_encoding(cpu))
+
+
+def _qdq_model(zero, dtype, output_dtype=None):
+    """_model(qdq=True) with another activation zero point (``output_dtype``: opset 21's attribute, no zero point)."""
+    m = _model(qdq=True)
+    z = next(t for t in m.graph.initializer if t.name == "z")
+    z.CopyFrom(numpy_helper.from_array(np.array(zero, dtype), "z"))
+    if output_dtype is not None:
+        q = m.graph.node[0]
+        del q.input[2:]
+        q.attribute.append(helper.make_attribute("output_dtype", output_dtype))
+    return m
+
+
+@pytest.mark.parametrize("model,uint8,nonzero", [
+    (_qdq_model(0, np.int8), False, False),
+    (_qdq_model(3, np.int8), False, True),  # int8 but asymmetric
+    (_qdq_model(0, np.uint8), True, False),  # symmetric but uint8
+    (_qdq_model(128, np.uint8), True, True),
+    (_qdq_model(0, np.int8, output_dtype=TensorProto.UINT8), True, False),
+])
+def test_qdq_encoding_of_each_zero_point(model, uint8, nonzero):
+    from sredge.export.engine_plan import qdq_encoding
+
+    enc = qdq_encoding(model)
+    assert (bool(enc.uint8), bool(enc.nonzero_zero_points)) == (uint8, nonzero)
+    f = onnx_facts(model, "")
+    if uint8 or nonzero:
+        with pytest.raises(InputError, match="--int8-flavour trt"):
+            plan_precision(BuildOptions(), f, TRT10, qdq=enc)
+    else:
+        assert "Q/DQ" in plan_precision(BuildOptions(), f, TRT10, qdq=enc).summary
+
+
+def test_qdq_encoding_reads_zero_points_from_constant_nodes():
+    from sredge.export.engine_plan import qdq_encoding
+
+    m = _model(qdq=True)
+    del m.graph.initializer[2]  # "z" becomes a Constant node
+    m.graph.node.insert(0, helper.make_node("Constant", [], ["z"], value=numpy_helper.from_array(np.uint8(7))))
+    enc = qdq_encoding(m)
+    assert enc.uint8 and enc.nonzero_zero_points == ("z",)
+
+
+# ---------------------------------------------------------------- preflight: every refusal that needs no TensorRT
+
+
+@pytest.mark.parametrize("opts,f,match", [
+    (BuildOptions(tile=0), facts(), "must be positive"),
+    (BuildOptions(tile=256, min_tile=512), facts(), "minimum tile 512 <= --tile 256"),
+    (BuildOptions(gpu_fallback=False), facts(), "only with --dla-core"),
+    (BuildOptions(fp16=True, dla_core=-1), facts(), ">= 0"),
+    (BuildOptions(dla_core=0), facts(), "FP16 or INT8 only"),
+    (BuildOptions(workspace_mb=-1), facts(), "at least 1 MiB"),
+    (BuildOptions(int8=True), facts(), "needs calibration data"),
+    (BuildOptions(calibration_fingerprint="c"), facts(), "it is for --int8"),
+    (BuildOptions(int8=True, calibration_fingerprint="c"), facts("int8"), "already carries its INT8 scales"),
+    (BuildOptions(tile=64), facts(shape=(None, 3, 128, 96)), "takes only 128x96"),
+])
+def test_preflight_refuses_what_plan_build_refuses_on_every_tensorrt(opts, f, match):
+    from sredge.export.engine_plan import preflight
+
+    with pytest.raises(InputError, match=match):
+        preflight(opts, f)
+    for features in (TRT10, TRT11, TRT86):  # the same refusal, whatever the TensorRT
+        with pytest.raises(InputError, match=match):
+            plan_build(opts, f, features, dla_cores=2)
+
+
+def test_preflight_returns_the_profile_plan_build_uses():
+    from sredge.export.engine_plan import preflight
+
+    opts = BuildOptions(tile=128, max_tile=256, batch=BatchRange(1, 2, 4))
+    assert preflight(opts, facts()) == plan_build(opts, facts(), TRT10).profile

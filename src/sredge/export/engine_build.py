@@ -46,6 +46,7 @@ from sredge.export.engine_plan import (
     BuildPlan,
     DeviceInfo,
     OnnxFacts,
+    QdqEncoding,
     cache_key,
     center_crop,
     default_timing_cache,
@@ -53,6 +54,8 @@ from sredge.export.engine_plan import (
     is_up_to_date,
     onnx_facts,
     plan_build,
+    preflight,
+    qdq_encoding,
     sidecar_facts,
 )
 from sredge.imaging.io import IMAGE_SUFFIXES
@@ -107,22 +110,72 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _load_onnx(path: Path) -> Any:
+    """The ``onnx.ModelProto`` of ``path``, weights not loaded.
+
+    Raises:
+        InputError: Missing or not an ONNX file.
+    """
+    import onnx
+
+    if not path.is_file():
+        raise InputError(f"no such ONNX file: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
+
+
 def read_onnx_facts(path: str | Path) -> OnnxFacts:
     """:class:`OnnxFacts` of an ONNX file (its checksum, input, precision, sredge metadata).
 
     Raises:
         InputError: Missing or not an ONNX file, or not an SR network's single image input.
     """
-    import onnx
-
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such ONNX file: {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # DecodeError and friends
-        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
-    return onnx_facts(model, file_sha256(path))
+    return onnx_facts(_load_onnx(path), file_sha256(path))
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a build reads, read and checked without TensorRT (:func:`read_build_inputs`)."""
+
+    onnx: Path
+    facts: OnnxFacts
+    qdq: QdqEncoding
+    """The integer encoding of the ONNX's Q/DQ nodes (empty without them)."""
+    opts: BuildOptions
+    """The options, ``calibration_fingerprint`` filled in from the calibration data."""
+    images: list[Path] | None
+    """The ``--calib`` images; None without a folder."""
+    calib_cache: Path | None
+
+
+def read_build_inputs(onnx_path: str | Path, opts: BuildOptions, *, calib_dir: str | Path | None = None,
+                      calib_cache: str | Path | None = None) -> BuildInputs:
+    """Read the ONNX and the calibration data and make every refusal that needs no TensorRT.
+
+    :func:`build_engine` calls this before it imports TensorRT, so a bad option, a missing file or an
+    ONNX TensorRT cannot take is reported on a machine without TensorRT too
+    (:func:`~sredge.export.engine_plan.preflight`).
+
+    Raises:
+        InputError: A missing or unusable ONNX, calibration folder or cache, or options this ONNX
+            cannot honour on any TensorRT.
+    """
+    onnx_path = Path(onnx_path)
+    calib_cache = Path(calib_cache) if calib_cache is not None else None
+    model = _load_onnx(onnx_path)
+    facts, qdq = onnx_facts(model, file_sha256(onnx_path)), qdq_encoding(model)
+    images = calibration_images(calib_dir) if calib_dir is not None else None
+    if calib_cache is not None and images is None and not calib_cache.is_file():
+        raise InputError(f"--calib-cache {calib_cache} does not exist; give --calib DIR to make it")
+    opts = replace(opts, calibration_fingerprint=calibration_fingerprint(images, calib_cache))
+    preflight(opts, facts, qdq)
+    if images is not None and facts.descriptor is None:  # preflight: images mean INT8 calibration
+        raise InputError(f"{onnx_path} has no sredge metadata, so its images cannot be prepared for "
+                         "calibration: export it with sr-export, or give an existing --calib-cache")
+    return BuildInputs(onnx_path, facts, qdq, opts, images, calib_cache)
 
 
 def calibration_images(folder: str | Path) -> list[Path]:
@@ -278,20 +331,17 @@ def build_engine(
         the same key (same ONNX bytes, options, TensorRT, GPU and compute capability).
 
     Raises:
+        InputError: Bad input or options this ONNX cannot honour (checked before TensorRT is imported,
+            :func:`read_build_inputs`), or options this TensorRT cannot honour.
         MissingDependencyError: TensorRT or cuda-python is not installed (``sredge[trt]``).
-        InputError: Bad input or options this TensorRT/ONNX cannot honour.
         CudaError: No usable GPU, driver or CUDA (checked before TensorRT is touched).
         BuildFailedError: TensorRT could not parse or build.
     """
+    inputs = read_build_inputs(onnx_path, opts, calib_dir=calib_dir, calib_cache=calib_cache)
+    onnx_path, engine_path = inputs.onnx, Path(engine_path)
+    facts, opts, images, calib_cache = inputs.facts, inputs.opts, inputs.images, inputs.calib_cache
     trt = require("tensorrt")
     cudart = import_cuda_runtime()
-    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    calib_cache = Path(calib_cache) if calib_cache is not None else None
-    facts = read_onnx_facts(onnx_path)
-    images = calibration_images(calib_dir) if calib_dir is not None else None
-    if calib_cache is not None and images is None and not calib_cache.is_file():
-        raise InputError(f"--calib-cache {calib_cache} does not exist; give --calib DIR to make it")
-    opts = replace(opts, calibration_fingerprint=calibration_fingerprint(images, calib_cache))
 
     features = trt_features(trt)
     version = str(trt.__version__)
@@ -300,7 +350,7 @@ def build_engine(
     logger = _trt_logger(trt)
     builder = create_trt_object(trt.Builder, logger, "Builder", version)
     dla_cores = int(builder.num_DLA_cores) if opts.dla_core is not None else None
-    plan = plan_build(opts, facts, features, dla_cores)
+    plan = plan_build(opts, facts, features, dla_cores, inputs.qdq)
     key = cache_key(facts, opts, plan, version, device)
     if not force and is_up_to_date(engine_path, read_engine_sidecar_extra(engine_path), key):
         log.info("%s is up to date (key %s)", engine_path, key[:12])
@@ -334,10 +384,7 @@ def build_engine(
 
     calibrator = None
     if p.calibrate:
-        desc = facts.descriptor
-        if images is not None and desc is None:
-            raise InputError(f"{onnx_path} has no sredge metadata, so its images cannot be prepared for "
-                             "calibration: export it with sr-export, or give an existing --calib-cache")
+        desc = facts.descriptor  # not None with images (read_build_inputs)
         opt_n, _, opt_h, opt_w = plan.profile.opt
         batches = (calibration_inputs(images, desc, (opt_h, opt_w), opt_n, facts.input_dtype)
                    if images is not None else None)

@@ -1,9 +1,11 @@
 """Planning a TensorRT engine build (pure): profiles, precision flags, DLA, cache keys.
 
 Everything ``sr-build`` decides is decided here, from plain data: the build options, the
-facts read from the ONNX (:class:`OnnxFacts`), the set of TensorRT API names this install
-has (feature detection, never a version string) and the device. :mod:`sredge.export.engine_build`
-only applies a :class:`BuildPlan` to a live TensorRT.
+facts read from the ONNX (:class:`OnnxFacts`, and :class:`QdqEncoding` for a Q/DQ file), the set
+of TensorRT API names this install has (feature detection, never a version string) and the device.
+:mod:`sredge.export.engine_build` only applies a :class:`BuildPlan` to a live TensorRT.
+:func:`preflight` makes every refusal that needs no TensorRT, so a bad option or input is reported
+before TensorRT is imported (on a machine without it, too); :func:`plan_build` repeats it first.
 
 TensorRT generations, told apart by feature:
 
@@ -109,6 +111,27 @@ class DeviceInfo:
     """Device name, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"Orin"``."""
     compute_capability: str
     """``"major.minor"``, e.g. ``"8.7"``."""
+
+
+@dataclass(frozen=True)
+class QdqEncoding:
+    """How a Q/DQ ONNX stores its quantized integers, read from its tensors (never its metadata).
+
+    TensorRT takes symmetric quantization only: int8 with zero point 0. ONNX Runtime's CPU encoding
+    (sr-export's default ``--int8-flavour cpu``) quantizes activations to uint8 with non-zero zero
+    points, which TensorRT does not take (its documentation: zero point 0 only).
+    """
+
+    uint8: tuple[str, ...] = ()
+    """Quantized tensors stored as uint8 (by a uint8 zero point, a uint8 initializer or
+    ``output_dtype``), sorted."""
+    nonzero_zero_points: tuple[str, ...] = ()
+    """Zero-point tensors holding a value other than 0 (asymmetric quantization), sorted."""
+
+    @property
+    def tensorrt_int8(self) -> bool:
+        """Whether TensorRT can take this encoding (no uint8, every zero point 0)."""
+        return not (self.uint8 or self.nonzero_zero_points)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -250,6 +273,117 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
     return Profile((b.min, c, lo, lo), (b.opt, c, opt, opt), (b.max, c, hi, hi))
 
 
+# --------------------------------------------------------------------------- Q/DQ encoding
+
+_UINT8, _EXTERNAL = 2, 1  # onnx.TensorProto.UINT8, onnx.TensorProto.EXTERNAL
+_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def qdq_encoding(model) -> QdqEncoding:
+    """The integer encoding of a loaded ONNX's Q/DQ nodes (pure: reads only the proto).
+
+    Zero points are read from initializers and ``Constant`` nodes; one computed at run time, or
+    stored outside the file, is judged by its type alone. A QuantizeLinear without a zero point
+    (uint8 by the ONNX standard) is not counted as uint8 unless its ``output_dtype`` says so:
+    TensorRT quantizes to int8 whatever the standard's default (from its documentation, not
+    checked on a real TensorRT).
+
+    Args:
+        model: ``onnx.ModelProto`` (weights need not be loaded).
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            consts.update((node.output[0], a.t) for a in node.attribute if a.name == "value")
+    uint8, nonzero = set(), set()
+    for node in graph.node:
+        if node.op_type not in _QDQ_OPS:
+            continue
+        quantized = node.output[0] if node.op_type == "QuantizeLinear" else node.input[0]
+        zp = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zp is not None:
+            if zp.data_type == _UINT8:
+                uint8.add(quantized)
+            if zp.data_location != _EXTERNAL and numpy_helper.to_array(zp).any():
+                nonzero.add(zp.name or node.input[2])
+        stored = consts.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if stored is not None and stored.data_type == _UINT8:
+            uint8.add(quantized)
+        if any(a.name == "output_dtype" and a.i == _UINT8 for a in node.attribute):
+            uint8.add(quantized)
+    return QdqEncoding(tuple(sorted(uint8)), tuple(sorted(nonzero)))
+
+
+# --------------------------------------------------------------------------- refusals without TensorRT
+
+
+def _refuse_precision_request(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEncoding | None) -> None:
+    """The precision refusals that hold on every TensorRT (see :func:`plan_precision`)."""
+    onnx_p = facts.precision
+    calib = opts.calibration_fingerprint is not None
+    if onnx_p == "int8" and qdq is not None and not qdq.tensorrt_int8:
+        found = [f"{len(names)} {what}, e.g. {names[0]!r}" for names, what in (
+            (qdq.uint8, "uint8 tensors"), (qdq.nonzero_zero_points, "non-zero zero points")) if names]
+        raise InputError(
+            f"the ONNX's Q/DQ is not TensorRT's encoding ({'; '.join(found)}): TensorRT takes symmetric int8 "
+            "(zero point 0) only; export it with sr-export --precision int8 --int8-flavour trt"
+        )
+    if calib and not (opts.int8 and onnx_p != "int8"):
+        why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"
+        raise InputError(f"calibration data was given but {why}: drop --calib/--calib-cache")
+    if opts.int8 and onnx_p != "int8" and not calib:
+        raise InputError(
+            "--int8 on a float ONNX needs calibration data: --calib DIR (images like the ones you will upscale) "
+            "or --calib-cache FILE; or build a Q/DQ ONNX (sr-export --precision int8) without --int8"
+        )
+
+
+def _refuse_dla_request(opts: BuildOptions, facts: OnnxFacts) -> None:
+    """The DLA refusals that hold on every TensorRT and device (see :func:`plan_dla`)."""
+    if opts.dla_core is None:
+        if not opts.gpu_fallback:
+            raise InputError("--no-gpu-fallback applies only with --dla-core N")
+        return
+    if opts.dla_core < 0:
+        raise InputError("--dla-core must be >= 0")
+    # --fp16/--int8 set the builder flags (or are refused by plan_precision); a typed ONNX needs neither.
+    if not (opts.fp16 or opts.int8 or facts.precision in ("fp16", "int8")):
+        raise InputError("the DLA runs FP16 or INT8 only: add --fp16 (or --int8 with calibration), or build "
+                         "from an FP16 / Q/DQ ONNX")
+
+
+def preflight(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEncoding | None = None) -> Profile:
+    """Every refusal of :func:`plan_build` that needs no TensorRT, in its order (pure).
+
+    Option values and their combinations, the profile against the model, calibration data against
+    the precision, a Q/DQ encoding TensorRT cannot take and the DLA's static shape and reduced
+    precision: ``sr-build`` runs this before it imports TensorRT, so these are reported on a
+    machine without it too. What depends on the TensorRT install (its features, the device's DLA
+    cores) is left to :func:`plan_build`.
+
+    Args:
+        opts: The build options (``calibration_fingerprint`` set when calibration data is given).
+        facts: The ONNX facts.
+        qdq: The Q/DQ encoding (:func:`qdq_encoding`); None: not read, a Q/DQ ONNX is taken as
+            TensorRT's.
+
+    Returns:
+        The optimization profile.
+
+    Raises:
+        InputError: The first problem, with what to do instead.
+    """
+    if opts.workspace_mb is not None and opts.workspace_mb < 1:
+        raise InputError("--workspace must be at least 1 MiB")
+    profile = plan_profile(opts, facts)
+    _refuse_precision_request(opts, facts, qdq)
+    _refuse_dla_request(opts, facts)
+    return profile
+
+
 # --------------------------------------------------------------------------- precision
 
 
@@ -266,11 +400,13 @@ def strongly_typed_only(features: frozenset[str] | set[str]) -> bool:
     return not weak_api and bool(builder_flags)
 
 
-def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str]) -> PrecisionPlan:
+def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str],
+                   qdq: QdqEncoding | None = None) -> PrecisionPlan:
     """How to build the precision the user asked for on this TensorRT (pure, by feature).
 
     Rules: the ONNX's own types are never overridden silently. An FP16 or Q/DQ ONNX is built
-    strongly typed where TensorRT can; ``--fp16``/``--int8`` on a float32 ONNX need TensorRT 10's
+    strongly typed where TensorRT can; a Q/DQ ONNX must be symmetric int8 (zero point 0), as
+    TensorRT takes no other; ``--fp16``/``--int8`` on a float32 ONNX need TensorRT 10's
     builder flags, and ``--int8`` on a float32 ONNX also the legacy entropy calibrator with
     calibration data.
 
@@ -278,6 +414,7 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
         opts: The build options.
         facts: The ONNX facts.
         features: TensorRT API names present (:data:`FEATURES`).
+        qdq: The Q/DQ encoding (:func:`qdq_encoding`); None: not read, a Q/DQ ONNX is taken as TensorRT's.
 
     Raises:
         InputError: A request this TensorRT or this ONNX cannot honour, with what to do instead.
@@ -287,11 +424,8 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
     has_fp16_flag, has_int8_flag = F_FP16 in features, F_INT8 in features
     clear_tf32 = F_TF32 in features and not opts.tf32
     onnx_p = facts.precision
-    calib = opts.calibration_fingerprint is not None
 
-    if calib and not (opts.int8 and onnx_p != "int8"):
-        why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"
-        raise InputError(f"calibration data was given but {why}: drop --calib/--calib-cache")
+    _refuse_precision_request(opts, facts, qdq)
     if opts.tf32 and F_TF32 not in features:
         raise InputError("this TensorRT has no TF32 builder flag: drop --tf32")
 
@@ -309,12 +443,7 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
     def strong(summary: str) -> PrecisionPlan:
         return PrecisionPlan(True, False, False, False, clear_tf32, summary, typed_flag=not always_typed)
 
-    if opts.int8 and onnx_p != "int8":
-        if not calib:
-            raise InputError(
-                "--int8 on a float ONNX needs calibration data: --calib DIR (images like the ones you will upscale) "
-                "or --calib-cache FILE; or build a Q/DQ ONNX (sr-export --precision int8) without --int8"
-            )
+    if opts.int8 and onnx_p != "int8":  # with calibration data (_refuse_precision_request)
         return weak(opts.fp16 or onnx_p == "fp16", True, True,
                     "INT8 by entropy calibration" + (" with FP16" if opts.fp16 or onnx_p == "fp16" else "")
                     + " (builder flags)")
@@ -339,26 +468,22 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
                          "FP32" + (" (TF32 allowed)" if opts.tf32 else ""))
 
 
-def plan_dla(opts: BuildOptions, precision: PrecisionPlan, facts: OnnxFacts,
-             features: frozenset[str] | set[str], dla_cores: int | None = None) -> DlaPlan | None:
+def plan_dla(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str],
+             dla_cores: int | None = None) -> DlaPlan | None:
     """DLA settings for ``--dla-core N`` (pure).
 
     Args:
         opts: The build options.
-        precision: The planned precision (DLA runs FP16 or INT8 only).
-        facts: The ONNX facts (for its own precision).
+        facts: The ONNX facts (for its own precision: the DLA runs FP16 or INT8 only).
         features: TensorRT API names present.
         dla_cores: ``Builder.num_DLA_cores`` when known (None: not checked here).
 
     Raises:
         InputError: No DLA support in this TensorRT, a core this device lacks, or an FP32 build.
     """
+    _refuse_dla_request(opts, facts)
     if opts.dla_core is None:
-        if not opts.gpu_fallback:
-            raise InputError("--no-gpu-fallback applies only with --dla-core N")
         return None
-    if opts.dla_core < 0:
-        raise InputError("--dla-core must be >= 0")
     if F_DLA not in features:
         raise InputError("this TensorRT has no DLA support (DeviceType.DLA): drop --dla-core")
     if opts.gpu_fallback and F_GPU_FALLBACK not in features:
@@ -366,25 +491,26 @@ def plan_dla(opts: BuildOptions, precision: PrecisionPlan, facts: OnnxFacts,
     if dla_cores is not None and opts.dla_core >= dla_cores:
         have = f"cores 0..{dla_cores - 1}" if dla_cores else "no DLA cores"
         raise InputError(f"--dla-core {opts.dla_core}: this device has {have}")
-    reduced = precision.fp16 or precision.int8 or facts.precision in ("fp16", "int8")
-    if not reduced:
-        raise InputError("the DLA runs FP16 or INT8 only: add --fp16 (or --int8 with calibration), or build "
-                         "from an FP16 / Q/DQ ONNX")
     return DlaPlan(opts.dla_core, opts.gpu_fallback)
 
 
 def plan_build(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | set[str],
-               dla_cores: int | None = None) -> BuildPlan:
-    """The whole build plan (pure): profile, precision, DLA and workspace.
+               dla_cores: int | None = None, qdq: QdqEncoding | None = None) -> BuildPlan:
+    """The whole build plan (pure): :func:`preflight`, then precision, DLA and workspace for this TensorRT.
+
+    Args:
+        opts: The build options.
+        facts: The ONNX facts.
+        features: TensorRT API names present (:data:`FEATURES`).
+        dla_cores: ``Builder.num_DLA_cores`` when known (None: not checked).
+        qdq: The Q/DQ encoding (:func:`qdq_encoding`); None: not read, a Q/DQ ONNX is taken as TensorRT's.
 
     Raises:
         InputError: Any option this model or TensorRT cannot honour.
     """
-    if opts.workspace_mb is not None and opts.workspace_mb < 1:
-        raise InputError("--workspace must be at least 1 MiB")
-    profile = plan_profile(opts, facts)
-    precision = plan_precision(opts, facts, features)
-    dla = plan_dla(opts, precision, facts, features, dla_cores)
+    profile = preflight(opts, facts, qdq)
+    precision = plan_precision(opts, facts, features, qdq)
+    dla = plan_dla(opts, facts, features, dla_cores)
     ws = None if opts.workspace_mb is None else opts.workspace_mb << 20
     return BuildPlan(facts.input_name, profile, precision, dla, ws)
 
