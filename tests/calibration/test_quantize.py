@@ -157,3 +157,49 @@ def test_quantizing_writes_nothing_beside_the_model(tmp_path):
         quantize_int8(model, calibrate(model, x, Int8Options(flavour=flavour)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m-inferred.onnx", "m.onnx"]
     assert theirs.read_bytes() == b"a user's file"
+
+
+@pytest.mark.assets
+def test_trt_flavour_biases_go_float_without_changing_a_bit(real_model, t91_set):
+    """ONNX Runtime's quantizer dequantizes each bias from int32, which TensorRT's parser refuses ("only
+    activation types allowed as input to this layer"): folded into float initializers, the output is the
+    same bit for bit, and sr-build's encoding check passes only after."""
+    import onnxruntime as ort
+
+    from sredge.calibration.quantize import dequantize_biases
+    from sredge.export.engine_plan import qdq_encoding
+
+    path, loaded = real_model("fsrcnn_x3")
+    ranges = calibrate(path, model_inputs(t91_set, loaded.descriptor, limit=16), Int8Options(flavour="trt"))
+    model = quantize_int8(path, ranges)
+    before = qdq_encoding(model)
+    assert len(before.int32) == 8 and not before.tensorrt_int8
+    x = np.random.default_rng(0).random((2, 1, 37, 53), dtype=np.float32)
+
+    def run(m):
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {"input": x})[0]
+
+    y = run(model)
+    assert dequantize_biases(model) == 8
+    after = qdq_encoding(model)
+    assert after.tensorrt_int8 and after.int32 == ()
+    assert np.array_equal(run(model), y)
+    assert sorted(quantized_nodes(model)) == sorted(n.name for n in model.graph.node
+                                                    if n.op_type in ("Conv", "ConvTranspose"))
+    assert dequantize_biases(model) == 0  # nothing left to fold
+
+
+def test_the_bundled_int8_files_are_tensorrt_encoded():
+    """The shipped INT8 twins (trt flavour) hold what TensorRT's ONNX parser takes: int8 with zero point 0,
+    biases in float."""
+    from sredge.export.engine_plan import qdq_encoding
+    from sredge.runtime.bundled import default_model
+
+    for scale in (2, 3, 4):
+        int8 = default_model(scale).with_name(f"sredge_x{scale}.int8.onnx")
+        model = onnx.load(str(int8))
+        inits = {i.name: i.data_type for i in model.graph.initializer}
+        stored = {inits[n.input[0]] for n in model.graph.node
+                  if n.op_type == "DequantizeLinear" and n.input[0] in inits}
+        assert stored == {onnx.TensorProto.INT8} and qdq_encoding(model).tensorrt_int8, int8

@@ -425,6 +425,46 @@ def _prune_dead_qdq(model: onnx.ModelProto) -> None:
         model.graph.initializer.remove(init)
 
 
+def dequantize_biases(model: onnx.ModelProto) -> int:
+    """Give each convolution its bias in float instead of through an int32 ``DequantizeLinear``, in place.
+
+    ONNX Runtime's quantizer stores a bias as int32 at the scale input scale x weight scale and
+    dequantizes it in the graph. TensorRT's ONNX parser takes ``DequantizeLinear`` of int8 (fp8, int4)
+    only ("only activation types allowed as input to this layer"); its INT8 convolutions add a float
+    bias themselves. Each such node becomes the float32 initializer it computes, ``(q - zero) x scale``
+    (one float32 product per element, as the node does), so the model's output is unchanged bit for bit.
+
+    Returns:
+        How many biases were replaced.
+    """
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    done = 0
+    for n in list(model.graph.node):
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
+            continue
+        if inits[n.input[0]].data_type != onnx.TensorProto.INT32 or n.input[1] not in inits:
+            continue
+        q = numpy_helper.to_array(inits[n.input[0]])
+        scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
+        zero = numpy_helper.to_array(inits[n.input[2]]) if len(n.input) > 2 and n.input[2] in inits else 0
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        if scale.size > 1:
+            shape[axis % q.ndim] = scale.size
+        values = (q.astype(np.int64) - np.asarray(zero, np.int64).reshape(shape if np.size(zero) > 1 else ())
+                  ).astype(np.float32) * scale.reshape(shape if scale.size > 1 else ())
+        model.graph.node.remove(n)
+        model.graph.initializer.append(numpy_helper.from_array(values.astype(np.float32), n.output[0]))
+        done += 1
+    used = {i for n in model.graph.node for i in n.input}
+    for init in [i for i in model.graph.initializer if i.name not in used
+                 and i.name not in {o.name for o in model.graph.output}]:
+        model.graph.initializer.remove(init)
+    return done
+
+
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
     """Write a model (single file, weights embedded) atomically."""
     return write_bytes_atomic(path, model.SerializeToString())

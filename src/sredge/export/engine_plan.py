@@ -127,11 +127,14 @@ class QdqEncoding:
     ``output_dtype``), sorted."""
     nonzero_zero_points: tuple[str, ...] = ()
     """Zero-point tensors holding a value other than 0 (asymmetric quantization), sorted."""
+    int32: tuple[str, ...] = ()
+    """Stored int32 tensors read through DequantizeLinear (ONNX Runtime's quantized biases), sorted. TensorRT's
+    parser takes DequantizeLinear of int8 (fp8, int4) only: "only activation types allowed as input"."""
 
     @property
     def tensorrt_int8(self) -> bool:
-        """Whether TensorRT can take this encoding (no uint8, every zero point 0)."""
-        return not (self.uint8 or self.nonzero_zero_points)
+        """Whether TensorRT can take this encoding (no uint8, every zero point 0, no int32 dequantized)."""
+        return not (self.uint8 or self.nonzero_zero_points or self.int32)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -275,7 +278,7 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
 
 # --------------------------------------------------------------------------- Q/DQ encoding
 
-_UINT8, _EXTERNAL = 2, 1  # onnx.TensorProto.UINT8, onnx.TensorProto.EXTERNAL
+_UINT8, _INT32, _EXTERNAL = 2, 6, 1  # onnx.TensorProto.UINT8, onnx.TensorProto.INT32, onnx.TensorProto.EXTERNAL
 _QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
@@ -298,7 +301,7 @@ def qdq_encoding(model) -> QdqEncoding:
     for node in graph.node:
         if node.op_type == "Constant":
             consts.update((node.output[0], a.t) for a in node.attribute if a.name == "value")
-    uint8, nonzero = set(), set()
+    uint8, nonzero, int32 = set(), set(), set()
     for node in graph.node:
         if node.op_type not in _QDQ_OPS:
             continue
@@ -312,9 +315,11 @@ def qdq_encoding(model) -> QdqEncoding:
         stored = consts.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
         if stored is not None and stored.data_type == _UINT8:
             uint8.add(quantized)
+        if stored is not None and stored.data_type == _INT32:
+            int32.add(quantized)
         if any(a.name == "output_dtype" and a.i == _UINT8 for a in node.attribute):
             uint8.add(quantized)
-    return QdqEncoding(tuple(sorted(uint8)), tuple(sorted(nonzero)))
+    return QdqEncoding(tuple(sorted(uint8)), tuple(sorted(nonzero)), tuple(sorted(int32)))
 
 
 # --------------------------------------------------------------------------- refusals without TensorRT
@@ -326,10 +331,11 @@ def _refuse_precision_request(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEnco
     calib = opts.calibration_fingerprint is not None
     if onnx_p == "int8" and qdq is not None and not qdq.tensorrt_int8:
         found = [f"{len(names)} {what}, e.g. {names[0]!r}" for names, what in (
-            (qdq.uint8, "uint8 tensors"), (qdq.nonzero_zero_points, "non-zero zero points")) if names]
+            (qdq.uint8, "uint8 tensors"), (qdq.nonzero_zero_points, "non-zero zero points"),
+            (qdq.int32, "int32 tensors dequantized (biases)")) if names]
         raise InputError(
             f"the ONNX's Q/DQ is not TensorRT's encoding ({'; '.join(found)}): TensorRT takes symmetric int8 "
-            "(zero point 0) only; export it with sr-export --precision int8 --int8-flavour trt"
+            "(zero point 0), biases in float; export it with sr-export --precision int8 --int8-flavour trt"
         )
     if calib and not (opts.int8 and onnx_p != "int8"):
         why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"
