@@ -80,14 +80,19 @@ def test_training_moves_weights_and_scales_and_the_export_follows(bundled):
     assert psnr(sim, _ort(out, x[:2])) > 38  # the file runs what was trained
 
 
-def test_sr_train_qat_writes_an_int8_file_with_no_layer_in_float(cli, tmp_path):
+@pytest.mark.parametrize("flavour", ["cpu", "trt"])
+def test_sr_train_qat_writes_an_int8_file_with_no_layer_in_float(cli, tmp_path, flavour):
+    from sredge.export.engine_plan import qdq_encoding
+
     out = tmp_path / "x2.int8.onnx"
-    res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "--val", "sample",
+    res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "--val", "sample", "--flavour", flavour,
               "--steps", "8", "--val-every", "4", "--batch", "4", "--patch", "24", "-o", out)
     assert res.code == 0, res.err
     desc = read_descriptor(out)
-    assert desc.precision == "int8-cpu" and desc.psnr_drop_db is not None and desc.quality_ref
+    assert desc.precision == f"int8-{flavour}" and desc.psnr_drop_db is not None and desc.quality_ref
     model = onnx.load(str(out))
+    # trt: TensorRT's encoding (int8, zero point 0, biases in float); cpu: ONNX Runtime's, int32 biases
+    assert qdq_encoding(model).tensorrt_int8 == (flavour == "trt")
     convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
     assert sorted(quantized_nodes(model)) == sorted(convs)
     assert "none kept in float" in res.out and "QAT INT8" in res.out
@@ -145,3 +150,53 @@ def test_qat_recovers_most_of_the_real_fsrcnn_x3_int8_loss(cli, tmp_path):
     assert qat >= ptq + 0.1
     desc = read_descriptor(out)
     assert abs(desc.psnr_drop_db - (fp32 - qat)) < 0.01
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--arch", "fsrcnn"], "; --arch only applies to training a new one"),
+    (["--arch", "fsrcnn", "--resume"], "; --arch, --resume only apply to training a new one"),
+])
+def test_sr_train_qat_refusal_agrees_in_number(cli, tmp_path, argv, message):
+    """The audit: '--arch only apply to training a new one'."""
+    res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "-o", tmp_path / "q.int8.onnx", *argv)
+    assert res.code == 2 and message in res.err, res.err
+
+
+def test_sr_train_qat_refuses_a_scale_that_contradicts_the_model(cli, tmp_path):
+    """The audit: --qat fsrcnn_x3.pth --scale 2 wrote an x2 INT8 file whose FP32 reference scored 9.78 dB.
+    The model keeps its own scale; a --scale that says another is one line, exit 2, nothing written."""
+    out = tmp_path / "q.int8.onnx"
+    res = cli("train", "--qat", asset("weights/fsrcnn/fsrcnn_x3.pth"), "--scale", "2", "--data", "sample",
+              "--steps", "1", "-o", out)
+    assert res.code == 2 and "--scale 2 contradicts" in res.err and "x3 fsrcnn" in res.err, res.err
+    assert len(res.err.strip().splitlines()) == 1 and not out.exists()
+    res = cli("train", "--qat", bundled_model_path(2), "--scale", "3", "--data", "sample", "--steps", "1", "-o", out)
+    assert res.code == 2 and "--scale 3 contradicts" in res.err and len(res.err.strip().splitlines()) == 1, res.err
+    assert not out.exists()
+
+
+def test_sr_train_qat_fine_tunes_a_ycbcr_model_in_ycbcr(cli, tmp_path):
+    """The public ESPCN x3 works on YCbCr: --qat (refused before: 'upscale RGB or Y'; and ESPCN's output
+    Clip was not implemented) feeds it YCbCr patches and validates it as sr-run runs it: its FP32 reference
+    scores what sredge's own inference gives."""
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.benchmarks.quality import evaluate_y_psnr
+    from sredge.data.samples import folder_arg
+    from sredge.models.loader import load_model
+
+    ckpt = asset("weights/espcn/espcn_x3.pt")
+    out = tmp_path / "espcn_x3.int8.onnx"
+    res = cli("train", "--qat", ckpt, "--data", "sample", "--val", "sample", "--steps", "4", "--val-every", "2",
+              "--batch", "4", "--patch", "16", "--threads", "1", "-o", out)
+    assert res.code == 0, res.err
+    assert read_descriptor(out).color_space == "ycbcr"
+    line = next(ln for ln in res.out.splitlines() if "QAT INT8" in ln)
+    fp32, ptq, qat = (float(line.split(label)[1].split()[0]) for label in ("FP32 ", "INT8 ", "QAT INT8 "))
+    loaded = load_model(ckpt)
+    with torch.no_grad():
+        scores = evaluate_y_psnr(lambda x: loaded.module(torch.from_numpy(x)).numpy(), loaded.descriptor,
+                                 load_dataset(folder_arg("sample"), 3))
+    assert fp32 == pytest.approx(float(np.mean(list(scores.values()))), abs=0.02)
+    assert qat >= ptq
+    run = cli("run", "--image", asset_free_image(tmp_path), "--model", out, "-o", tmp_path / "up.png")
+    assert run.code == 0, run.err

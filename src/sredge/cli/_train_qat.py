@@ -26,7 +26,8 @@ def check_qat_args(args) -> None:
     if args.resume:
         given.append("--resume")
     if given:
-        raise InputError(f"--qat fine-tunes the given model; {', '.join(given)} only apply to training a new one")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InputError(f"--qat fine-tunes the given model; {', '.join(given)} only {verb} to training a new one")
     if args.output.suffix.lower() != ".onnx":
         raise InputError(f"--qat writes an ONNX model: give -o NAME.int8.onnx, not {args.output}")
     if args.flavour is None:
@@ -36,7 +37,11 @@ def check_qat_args(args) -> None:
 
 
 def _fp32_model(path: Path, scale: int | None, tmp: Path) -> Path:
-    """The FP32 ONNX to fine-tune: ``path`` itself, or a checkpoint exported to ``tmp``."""
+    """The FP32 ONNX to fine-tune: ``path`` itself, or a checkpoint exported to ``tmp``.
+
+    The model keeps its own scale (its metadata's; a checkpoint's weights, record or file name): a
+    ``scale`` that contradicts it is refused. ``scale`` is used only for a checkpoint that tells none.
+    """
     from sredge.models.onnx_file import read_descriptor
 
     if path.suffix.lower() == ".onnx":
@@ -46,12 +51,26 @@ def _fp32_model(path: Path, scale: int | None, tmp: Path) -> Path:
                              "checkpoint itself to --qat")
         if desc.precision != "fp32":
             raise InputError(f"{path} is {desc.precision}; --qat starts from the FP32 model")
+        _check_scale(scale, desc.scale, desc.arch, path, "metadata")
         return path
     from sredge.export.onnx_export import export_onnx
     from sredge.models.loader import load_model
 
-    loaded = load_model(path, scale=scale)
+    try:
+        loaded = load_model(path)
+    except InputError:
+        if scale is None:
+            raise
+        loaded = load_model(path, scale=scale)  # weights that do not tell their scale: --scale says it
+    else:
+        _check_scale(scale, loaded.descriptor.scale, loaded.descriptor.arch, path, loaded.scale_source)
     return export_onnx(loaded.module, loaded.descriptor, tmp / "fp32.onnx")
+
+
+def _check_scale(scale: int | None, own: int, arch: str, path: Path, source: str) -> None:
+    if scale is not None and scale != own:
+        raise InputError(f"--scale {scale} contradicts {path}, a x{own} {arch} model (told by its {source}); --qat "
+                         "fine-tunes a model at its own scale: drop --scale")
 
 
 def run_qat(args) -> int:
@@ -68,7 +87,14 @@ def run_qat(args) -> int:
     device = train_device(args.device)
     from sredge.benchmarks.datasets import load_dataset
     from sredge.calibration.derive import default_validation, record_quality
-    from sredge.calibration.quantize import Int8Options, calibrate, quantize_int8, quantized_nodes, save_model
+    from sredge.calibration.quantize import (
+        Int8Options,
+        calibrate,
+        dequantize_biases,
+        quantize_int8,
+        quantized_nodes,
+        save_model,
+    )
     from sredge.calibration.sensitivity import Validator
     from sredge.models.onnx_file import read_descriptor
     from sredge.train.data import PatchOptions, PatchSampler
@@ -77,12 +103,10 @@ def run_qat(args) -> int:
     with tempfile.TemporaryDirectory(prefix="sredge-qat-") as tmp:
         fp32 = _fp32_model(args.qat, args.scale if args.scale_given else None, Path(tmp))
         desc = read_descriptor(fp32)
-        if args.scale_given and args.scale != desc.scale:
-            raise InputError(f"--scale {args.scale} but the model is x{desc.scale}")
-        if desc.pre_upsample or desc.color_space not in ("rgb", "y"):
-            raise InputError(f"--qat takes models that upscale RGB or Y themselves; this one is "
-                             f"{desc.color_space}{', pre-upsampling' if desc.pre_upsample else ''}")
-        sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, luma=desc.color_space == "y",
+        if desc.pre_upsample:
+            raise InputError("--qat takes models that upscale themselves; this one refines a bicubic-upsampled "
+                             "image (pre-upsampling)")
+        sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, color_space=desc.color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed)
         calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
         ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour)))
@@ -99,6 +123,8 @@ def run_qat(args) -> int:
         result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step)
         progress.finish()
         record_quality(result.model, result.drop_db, dataset.name)
+        if args.flavour == "trt":
+            dequantize_biases(result.model)  # TensorRT parses int8 DequantizeLinear only
         save_model(result.model, args.output)
     layers = len(quantized_nodes(result.model))
     if not args.quiet:

@@ -51,7 +51,8 @@ def build_parser() -> Parser:
     p.add_argument("--expand", type=int, default=256,
                    help="sesr: channels inside each linear block while training (default 256); export folds them away")
     p.add_argument("--channels", type=int, default=None, choices=(1, 3),
-                   help="1: train on Y, 3: RGB (default: the teacher's channels, else 1)")
+                   help="1: train on Y, 3: on the architecture's colour space, RGB (espcn: YCbCr) (default: the "
+                        "teacher's channels, else 1)")
     p.add_argument("--data", type=folder_arg, required=True,
                    help="folder of HR training images ('sample': the bundled photos); with --teacher, any images "
                         "(e.g. frames of your footage)")
@@ -81,7 +82,7 @@ def build_parser() -> Parser:
     p.add_argument("--val-every", type=int, default=None, help="steps between validations and checkpoints "
                    "(default 1000; --qat 250)")
     p.add_argument("--stop-after", type=int, metavar="STEP",
-                   help="stop at this step (a multiple of --val-every, so a checkpoint is written); "
+                   help="stop at this step, any step (a checkpoint is written there whatever --val-every); "
                         "--resume continues the same schedule later")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
@@ -118,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _resolve_defaults(args)
 
-    if args.steps < 1 or args.batch < 1 or args.patch < 4:
-        raise InputError("--steps and --batch must be >= 1, --patch >= 4")
+    counts = (args.steps, args.batch, args.val_every, args.stop_after)  # None: --stop-after not given
+    if any(n is not None and n < 1 for n in counts) or args.patch < 4:
+        raise InputError("--steps, --batch, --val-every and --stop-after must be >= 1, --patch >= 4")
     suffix = args.output.suffix.lower()
     if args.qat is None and suffix not in CHECKPOINT_SUFFIXES:
         onnx = "; an .onnx file comes from sr-export CHECKPOINT, or from --qat" if suffix == ".onnx" else ""
@@ -182,9 +184,7 @@ def _train(args) -> int:
     spec = get_arch(args.arch)
     teacher, scale_note = None, None
     if args.teacher is not None:
-        from sredge.models.loader import load_model
-
-        teacher = load_model(args.teacher, arch=args.teacher_arch, scale=args.scale, trust_pickle=args.trust_pickle)
+        teacher = _load_teacher(args)
         if args.scale is None:  # the student upscales as its teacher does
             args.scale = teacher.descriptor.scale
             if args.scale not in (2, 3, 4):
@@ -193,6 +193,7 @@ def _train(args) -> int:
             scale_note = f"{PROG}: training x{args.scale}, the teacher's scale (told by its {teacher.scale_source})"
     channels = args.channels or (teacher.descriptor.in_channels if teacher else 1)
     hp = _hparams(args, channels)
+    color_space = spec.io(hp).color_space  # the checkpoint's descriptor declares it: patches and targets are in it
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads, stop_after=args.stop_after,
                         teacher_weight=args.teacher_weight, device=device)
@@ -204,7 +205,7 @@ def _train(args) -> int:
     if teacher is not None:
         from sredge.train.teacher import Teacher
 
-        teacher = Teacher(teacher.module, teacher.descriptor, args.scale, channels)
+        teacher = Teacher(teacher.module, teacher.descriptor, args.scale, color_space)
     if teacher is not None and args.teacher_mode == "unlabeled":
         from sredge.train.data import InputPatchSampler
         from sredge.train.loop import TeacherSampler
@@ -217,7 +218,7 @@ def _train(args) -> int:
         if teacher is not None and not args.quiet:
             def progress_note(done: int, total: int) -> None:
                 print(f"\r{PROG}: the teacher's outputs, image {done}/{total}", end="", file=sys.stderr, flush=True)
-        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, luma=channels == 1,
+        sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, color_space=color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed,
                                teacher=teacher, on_image=progress_note)
         if progress_note is not None:
@@ -243,6 +244,20 @@ def _train(args) -> int:
                 print(f"{PROG}: warning: the network ({final.val_psnr:.2f} dB) is no better than bicubic upscaling "
                       f"({bicubic:.2f} dB) on {args.val}; train longer (--steps, --resume) or check --data")
     return 0
+
+
+def _load_teacher(args):
+    """Load ``--teacher``; without ``--scale``, one whose weights do not tell its scale (VDSR) is refused naming
+    the scales sr-train trains (the loader's hint names the architecture's: 2/3/4/8 for VDSR)."""
+    from sredge.models.loader import load_model
+
+    try:
+        return load_model(args.teacher, arch=args.teacher_arch, scale=args.scale, trust_pickle=args.trust_pickle)
+    except InputError as exc:
+        if args.scale is not None or "do not tell the scale" not in str(exc):
+            raise
+        raise InputError(f"{args.teacher}: the teacher's weights do not tell its scale; pass --scale 2, 3 or 4 "
+                         "(the scales sr-train trains)") from exc
 
 
 _HPARAM_FLAGS = {"scale": "--scale", "num_in_ch": "--channels", "num_channels": "--channels", "num_feat": "--feats",

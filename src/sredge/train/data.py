@@ -1,7 +1,10 @@
 """Training patches: HR images, LR made by the MATLAB-compatible bicubic, random aligned crops.
 
-Luma networks train on BT.601 Y, RGB networks on RGB, both in [0, 1] like their inputs at
-run time. LR images are made once per image (the whole image, mod-cropped to the scale), so
+Every network trains in the colour space its descriptor declares (its architecture's
+``io(hparams).color_space``), converted as sredge's inference converts it
+(:mod:`sredge.imaging.model_io`): luma networks on BT.601 Y, ``ycbcr`` networks (a 3-channel
+ESPCN) on BT.601 YCbCr, RGB networks on RGB, all in [0, 1] like their inputs at run time. LR
+images are made once per image (the whole image, mod-cropped to the scale, bicubic in RGB), so
 sampling a batch is only slicing and flipping.
 """
 
@@ -14,10 +17,34 @@ from pathlib import Path
 import numpy as np
 
 from sredge.errors import InputError
-from sredge.imaging.color import rgb_to_y
+from sredge.imaging.color import rgb_to_y, rgb_to_ycbcr
 from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
 from sredge.imaging.resize import imresize
 from sredge.limits import DEFAULT_MAX_PIXELS
+from sredge.models.descriptor import COLOR_SPACES, ColorSpace
+
+
+def to_color_space(images: np.ndarray, color_space: ColorSpace) -> np.ndarray:
+    """Images as the samplers cut them -> a network's colour space, converted as its inference converts them.
+
+    Args:
+        images: (..., C, H, W) float32 in [0, 1], channels first: Y (C = 1) for a ``y`` network, RGB
+            (C = 3) otherwise.
+        color_space: The network's (its descriptor's ``color_space``).
+
+    Returns:
+        (..., C, H, W) float32: ``y`` and ``rgb`` as given; ``ycbcr`` by
+        :func:`sredge.imaging.color.rgb_to_ycbcr`, the function :mod:`sredge.imaging.model_io`
+        feeds such a network with; ``bgr`` with the channels reversed.
+    """
+    if color_space not in COLOR_SPACES:
+        raise ValueError(f"unknown colour space {color_space!r} ({', '.join(COLOR_SPACES)})")
+    if color_space == "ycbcr":
+        channels_last = np.moveaxis(np.asarray(images, np.float32), -3, -1)
+        return np.ascontiguousarray(np.moveaxis(rgb_to_ycbcr(channels_last), -1, -3))
+    if color_space == "bgr":
+        return np.ascontiguousarray(images[..., ::-1, :, :])
+    return images
 
 
 @dataclass(frozen=True)
@@ -27,8 +54,8 @@ class PatchOptions:
     scale: int
     lr_patch: int = 32
     """LR patch edge; the HR patch is ``lr_patch * scale``."""
-    luma: bool = True
-    """Y channel (1-channel networks) instead of RGB."""
+    color_space: ColorSpace = "y"
+    """The network's colour space (its descriptor's): both patches are converted to it (:func:`to_color_space`)."""
     augment: bool = True
     """Random horizontal/vertical flips and 90-degree rotations."""
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -38,9 +65,10 @@ class PatchOptions:
 class PatchSampler:
     """Random aligned (LR, HR) patch batches from a folder of HR images.
 
-    Batches are (N, C, p, p) LR and (N, C, p*s, p*s) HR float32 in [0, 1]; deterministic for a seed.
-    With a ``teacher`` (``teacher(lr (1, C, h, w)) -> (1, C, h*s, w*s)``, see :class:`sredge.train.teacher.Teacher`),
-    its output on each whole LR image is computed once here, and batches are (LR, HR, teacher's) triples.
+    Batches are (N, C, p, p) LR and (N, C, p*s, p*s) HR float32 in [0, 1], in ``opts.color_space``;
+    deterministic for a seed. With a ``teacher`` (``teacher(lr (1, C, h, w)) -> (1, C, h*s, w*s)``: LR in Y or
+    RGB, its output in the student's colour space, see :class:`sredge.train.teacher.Teacher`), its output on
+    each whole LR image is computed once here, and batches are (LR, HR, teacher's) triples.
     """
 
     def __init__(self, folder: str | Path, opts: PatchOptions, seed: int = 0, teacher=None,
@@ -60,14 +88,15 @@ class PatchSampler:
                 continue
             hr = hr[:h, :w]
             lr = np.clip(imresize(hr, scale=1 / s), 0.0, 1.0)
-            if opts.luma:
+            if opts.color_space == "y":
                 hr, lr = rgb_to_y(hr)[..., None], rgb_to_y(lr)[..., None]
-            pair = (np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1)))
-            if teacher is not None:
-                pair += (teacher(pair[0][None])[0],)
+            lr, hr = np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1))
+            targets = (to_color_space(hr, opts.color_space),)
+            if teacher is not None:  # the teacher takes the Y or RGB image, as a user's image reaches it at run time
+                targets += (teacher(lr[None])[0],)
                 if on_image is not None:
                     on_image(len(self.pairs) + 1, len(files))
-            self.pairs.append(pair)
+            self.pairs.append((to_color_space(lr, opts.color_space),) + targets)
         if not self.pairs:
             raise InputError(f"no image in {folder} is at least {hp}x{hp} pixels (the HR patch size)")
 
@@ -92,7 +121,9 @@ class PatchSampler:
 class InputPatchSampler:
     """Random patches of images taken as they are (no ground truth): inputs for distillation.
 
-    Batches are (N, C, p, p) float32 in [0, 1] (Y when ``luma``), deterministic for a seed.
+    Batches are (N, C, p, p) float32 in [0, 1] (Y when ``luma``, else RGB), deterministic for a seed:
+    a teacher takes them so; :class:`sredge.train.loop.TeacherSampler` converts them to the student's
+    colour space.
     """
 
     def __init__(self, folder: str | Path, patch: int, luma: bool, augment: bool = True, seed: int = 0,

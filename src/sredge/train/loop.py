@@ -17,7 +17,7 @@ from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.spec import ArchSpec, HParams
-from sredge.train.data import PatchSampler
+from sredge.train.data import PatchSampler, to_color_space
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ def _checkpoint_bytes(torch, spec: ArchSpec, hparams: HParams, model, opt, sched
 class TeacherSampler:
     """Distillation batches without ground truth: patches of images as they are, a teacher's outputs as targets.
 
-    ``batch(n)`` returns (LR, target) like :class:`PatchSampler`, so the loop needs no other change.
+    ``batch(n)`` returns (LR, target) like :class:`PatchSampler`, so the loop needs no other change; both
+    are in the student's colour space (``teacher.color_space``): the teacher takes the Y or RGB patches
+    of ``inputs`` as they are, and the LR patches are converted after (:func:`to_color_space`).
     ``inputs`` cuts patches ``margin`` pixels wider on every side than the student's: the teacher sees
     that context, and the student's patch and its target are the centres, so the targets carry no
     border effect of the teacher's own padding.
@@ -119,12 +121,12 @@ class TeacherSampler:
         self.rng = inputs.rng  # checkpointed with the run, for exact resume
 
     def batch(self, n: int):
-        x = self.inputs.batch(n)  # (N, C, p + 2m, p + 2m) in [0, 1]
+        x = self.inputs.batch(n)  # (N, C, p + 2m, p + 2m) in [0, 1], Y or RGB
         t = self.teacher(x)
         m, s = self.margin, self.teacher.scale
         if m:
             x, t = x[:, :, m:-m, m:-m], t[:, :, m * s:-m * s, m * s:-m * s]
-        return np.ascontiguousarray(x), np.ascontiguousarray(t)
+        return np.ascontiguousarray(to_color_space(x, self.teacher.color_space)), np.ascontiguousarray(t)
 
 
 def train(

@@ -355,6 +355,14 @@ def _op_pad(torch, F, graph, n, a):
     return F.pad(a[0], (pads[3], pads[7], pads[2], pads[6]), value=value)
 
 
+def _op_clip(torch, F, graph, n, a):
+    """Clip: bounds as inputs (opset 11 on, either may be absent) or as attributes (older opsets)."""
+    at = _attrs(n)
+    lo = a[1] if len(a) > 1 and a[1] is not None else at.get("min")
+    hi = a[2] if len(a) > 2 and a[2] is not None else at.get("max")
+    return torch.clamp(a[0], min=lo, max=hi)
+
+
 def _binary(fn):
     return lambda torch, F, graph, n, a: fn(a[0], a[1])
 
@@ -377,6 +385,7 @@ _OPS: dict[str, Callable] = {
     "Resize": _op_resize,
     "Concat": lambda torch, F, graph, n, a: torch.cat(a, dim=_attrs(n)["axis"]),
     "Pad": _op_pad,
+    "Clip": _op_clip,
 }
 
 
