@@ -275,3 +275,13 @@ def test_sr_train_on_the_sample_set(cli, tmp_path):
               "--threads", "1", "-o", tmp_path / "t.pth", "-q")
     assert res.code == 0, res.err
     assert (tmp_path / "t.pth").stat().st_size > 0
+
+
+def test_the_demo_folder_given_as_a_file_is_one_line(tmp_path):
+    """``python -m sredge.demo afile``: exit 2 and one line, not a traceback (a folder holding the user's
+    files is fine: see test_demo_runs_again_over_its_own_results)."""
+    (tmp_path / "afile").write_text("x")
+    res = subprocess.run([sys.executable, "-m", "sredge.demo", str(tmp_path / "afile"), "--frames", "2"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "is a file" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "afile").read_text() == "x"

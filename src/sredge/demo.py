@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: error: --frames must be >= 1", file=sys.stderr)
         return 2
     folder = args.folder
+    if folder.exists() and not folder.is_dir():
+        print(f"demo: error: {folder} is a file; name a folder for the demo's results", file=sys.stderr)
+        return 2
     folder.mkdir(parents=True, exist_ok=True)
     clip, still, video, compare = (folder / name for name in OUTPUTS)
     print(f"demo: [1/2] making a {args.frames}-frame {CLIP_SIZE[0]}x{CLIP_SIZE[1]} clip from a bundled photo: {clip}",

@@ -93,11 +93,29 @@ def test_a_row_pairs_with_the_baseline_row_of_its_path():
     new["rows"][1]["label"] = "model"
     with pytest.raises(InputError, match="no row for model .it has: a/model, b/model"):
         pair_rows(base, new)
-    # Two baseline rows that both fit the path: refused, never a guess.
+    # Two baseline rows that both fit the path: the very file where both recorded it, else refused.
     both = _two_models(("a/model", "x/a/model"), ("/w/a/model.onnx", "/w/x/a/model.onnx"), (37.0, 36.0))
     new["rows"][1]["model"] = "/w/x/a/model.onnx"
+    assert pair_rows(both, new)[0][0]["label"] == "x/a/model"
+    new["rows"][1]["model"] = "/v/x/a/model.onnx"  # another machine's checkout
     with pytest.raises(InputError, match="could be the baseline's a/model or x/a/model"):
         pair_rows(both, new)
+
+
+def test_a_row_never_pairs_with_another_files_baseline_row():
+    """The baseline benched /w/a/model.onnx alone ("model"); a run of a/model.onnx and b/model.onnx compares
+    a/model with it, and b/model with nothing: refused, not compared with a's figures."""
+    base = _report("model", {"a": 37.383})
+    base["rows"][1]["model"] = "/w/a/model.onnx"
+    new = _two_models(("a/model", "b/model"), ("/w/a/model.onnx", "/w/b/model.onnx"), (37.383, 37.100))
+    with pytest.raises(InputError, match="a/model and b/model would both be compared with the baseline's model"):
+        pair_rows(base, new)
+    new["rows"] = new["rows"][:2]  # bicubic and a/model
+    assert [(o["label"], n["label"]) for o, n in pair_rows(base, new)] == [("model", "a/model")]
+    other = _two_models(("model", "other"), ("/w/a/model.onnx", "/w/other.onnx"), (37.383, 30.0))
+    new = _two_models(("a/model", "b/model"), ("/w/a/model.onnx", "/w/b/model.onnx"), (37.383, 37.100))
+    with pytest.raises(InputError, match="no row for b/model"):
+        pair_rows(other, new)
 
 
 def test_model_names_grow_from_the_stem():

@@ -360,3 +360,25 @@ def test_containers_without_global_headers_or_codec_tags_resume_like_mp4(tmp_pat
     plain_frames, plain_t, plain_audio = _decoded(plain)
     assert len(frames) == len(plain_frames) == run.frames_in_output and t == plain_t
     assert audio == pytest.approx(plain_audio, abs=0.05) and audio > 1
+
+
+def test_a_stopped_live_recording_replaces_the_existing_output(tmp_path):
+    """A stream has no complete run: a stop is how it ends, so its recording takes the name (with
+    --overwrite), never thrown away for the earlier file."""
+    import threading
+
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_video_io import _serve_once, make_clip
+
+    source = _serve_once(make_clip(tmp_path / "s.ts", n=30).read_bytes())
+    out = tmp_path / "rec.mp4"
+    out.write_bytes(b"an earlier recording")
+    stop = threading.Event()
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        run = upscale_video(rt, source, out, preset="ultrafast", stop=stop,
+                            progress=lambda res, total: res.frames_out >= 6 and stop.set())
+    assert run.result.interrupted and not run.kept_existing
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == run.result.frames_out >= 6

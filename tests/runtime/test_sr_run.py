@@ -465,3 +465,33 @@ def test_a_trailing_slash_names_a_folder(cli, tmp_path):
     (tmp_path / "there").mkdir()
     assert cli("run", "--image", photo, "-o", f"{tmp_path}/there/", "-q").code == 0
     assert [p.name for p in (tmp_path / "there").iterdir()] == [f"{photo.stem}_x2{photo.suffix}"]
+
+
+def test_precision_options_name_what_runs(cli, tmp_path):
+    """--precision fp32 on an INT8 file is refused by ONNX Runtime as OpenVINO refuses it (it runs the file as
+    typed: the result would be INT8 under an fp32 label); a NaN budget is refused like a negative one; the
+    --reference of an OpenVINO INT8 run runs as itself, not with the run's --precision."""
+    from sredge.runtime.bundled import default_model
+
+    fp32 = default_model(2)
+    int8 = fp32.with_name("sredge_x2.int8.onnx")
+    photo = asset("benchmarks/Set5/LR_bicubic/X2/butterflyx2.png")
+    res = cli("run", "--image", photo, "--model", int8, "--backend", "ort", "--precision", "fp32",
+              "-o", tmp_path / "a.png", "-q")
+    assert res.code == 2 and "this ONNX is int8" in res.err and not (tmp_path / "a.png").exists()
+    assert cli("run", "--image", photo, "--model", fp32, "--backend", "ort", "--precision", "fp32",
+               "-o", tmp_path / "b.png", "-q").code == 0
+    res = cli("run", "--image", photo, "--max-psnr-drop", "nan", "-o", tmp_path / "c.png", "-q")
+    assert res.code == 2 and "--max-psnr-drop must be >= 0" in res.err
+    for given in (["--backend", "ort"], ["--precision", "int8"]):  # the budget would be ignored: said, not silent
+        res = cli("run", "--image", photo, "--max-psnr-drop", "0.1", *given, "-o", tmp_path / "d.png", "-q")
+        assert res.code == 2 and "--max-psnr-drop lets --backend auto choose" in res.err, res.err
+    pytest.importorskip("openvino", reason="the --reference case runs INT8 on OpenVINO (pip install '.[openvino]')")
+    from sredge.demo import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4)
+    res = cli("run", "--video", clip, "--model", int8, "--backend", "openvino", "--precision", "int8",
+              "--reference", fp32, "--check-every", "2", "-o", tmp_path / "r.mp4", "--report", tmp_path / "r.json")
+    assert res.code == 0, res.err
+    check = json.loads((tmp_path / "r.json").read_text())["reference_check"]
+    assert check["frames_checked"] == 2 and 40 < check["min_psnr"] < 80  # INT8 against its FP32 original

@@ -263,7 +263,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
                     rows.append({"label": "bicubic", "bicubic": True, "model": None, "backend": None,
                                  "precision": None, "tile": None, "quality": _quality_dict(bic),
                                  "latency": None})
-                row = {"label": label, "bicubic": False, "model": str(model), "backend": rt.kind,
+                row = {"label": label, "bicubic": False, "model": os.path.abspath(model), "backend": rt.kind,
                        "backend_detail": rt.backend.describe(), "precision": precision or model_precision(model),
                        "tile": tile, "descriptor": asdict(rt.desc), "latency": None}
                 if opts.quality:

@@ -60,7 +60,7 @@ def model_names(path: str | PurePath) -> list[str]:
     ``x/a/model``, ...), then the same with the file's extension (``model.onnx``, ``a/model.onnx``,
     ...) for files that differ only by it. sr-bench labels each model by the first of its names that
     no other model of the run has among its own, so ``a/model.onnx`` and ``b/model.onnx`` are
-    ``a/model`` and ``b/model``, and the same files give the same labels in every run.
+    ``a/model`` and ``b/model``, and the same set of files gives the same labels in every run.
 
     Args:
         path: The model file, absolute for sr-bench's labels; ``..`` parts are folded first.
@@ -152,17 +152,18 @@ def check_comparable(baseline: dict, report: dict) -> None:
 def pair_rows(baseline: dict, report: dict) -> list[tuple[dict, dict]]:
     """``(old_row, new_row)`` for every model row of ``report`` (bicubic rows are not gated).
 
-    A new row pairs with the baseline row of its label; else with the one baseline row labelled by
-    another of its model's names (:func:`model_names`) with the same setting; else, when the baseline
-    has a single model row, with that row.
+    A new row pairs with the baseline row of its label; else with the one baseline row of the same
+    setting whose label is a name of the new row's file and whose file the new label names (see
+    :func:`model_names`: ``model`` of ``/w/a/model.onnx`` pairs with ``a/model``, never with ``b/model``);
+    else, when the baseline has a single model row, with that row. No baseline row pairs twice.
 
     Raises:
         InputError: Two model rows of either report share a label; a new row has no partner in the
-            baseline, or several.
+            baseline, or several; two new rows would pair with one baseline row.
     """
     old_rows = _model_rows(baseline, "the baseline", "save a new baseline with --save-baseline")
     by_label = {r["label"]: r for r in old_rows}
-    pairs = []
+    pairs: list[tuple[dict, dict]] = []
     for new in _model_rows(report, "this run", "give each model and setting once"):
         old = by_label.get(new["label"])
         if old is None:
@@ -174,6 +175,10 @@ def pair_rows(baseline: dict, report: dict) -> list[tuple[dict, dict]]:
         if old is None:
             raise InputError(f"the baseline has no row for {new['label']} (it has: "
                              f"{', '.join(by_label) or 'none'}); save a baseline with this model")
+        twin = next((n for o, n in pairs if o is old), None)
+        if twin is not None:
+            raise InputError(f"{twin['label']} and {new['label']} would both be compared with the baseline's "
+                             f"{old['label']}; bench the same model files as the baseline did")
         pairs.append((old, new))
     return pairs
 
@@ -191,18 +196,30 @@ def _model_rows(report: dict, what: str, fix: str) -> list[dict]:
 
 
 def _named_by_path(new: dict, old_rows: list[dict]) -> list[dict]:
-    """Baseline rows whose label is another name of ``new``'s model file with ``new``'s setting."""
-    path, label = new.get("model"), new["label"]
+    """Baseline rows of ``new``'s setting that name the same file: each row's label is a name of the
+    other's file (a recorded path may be relative, e.g. in a baseline saved by an older sredge)."""
+    split = _name_and_setting(new)
+    if split is None:
+        return []
+    name, setting = split
+    found = []
+    for r in old_rows:
+        theirs = _name_and_setting(r)
+        if theirs is not None and theirs[1] == setting and theirs[0] in model_names(new["model"]) \
+                and name in model_names(r["model"]):
+            found.append(r)
+    same = [r for r in found if os.path.isabs(r["model"]) and os.path.normpath(r["model"]) == new["model"]]
+    return same or found  # the very file, where both runs recorded it absolutely
+
+
+def _name_and_setting(row: dict) -> tuple[str, str] | None:
+    """``(model name, setting)`` of a row's label (``"a/model [tile 48]"`` -> ``("a/model", " [tile 48]")``),
+    the name being one of its file's :func:`model_names`; None when the row records no file."""
+    path, label = row.get("model"), row["label"]
     if not isinstance(path, str):
-        return []
-    names = model_names(path)
-    # The label is one of the names followed by the setting, e.g. "model [tile 48]".
-    own = next((n for n in names if label == n or label.startswith(n + " [")), None)
-    if own is None:
-        return []
-    setting = label[len(own):]
-    return [r for r in old_rows if r["label"].endswith(setting)
-            and r["label"][:len(r["label"]) - len(setting)] in names]
+        return None
+    own = next((n for n in reversed(model_names(path)) if label == n or label.startswith(n + " [")), None)
+    return (own, label[len(own):]) if own is not None else None
 
 
 def _latency_ratio(old: dict, new: dict, old_ref: float | None, new_ref: float | None) -> float:

@@ -420,9 +420,7 @@ def _prune_dead_qdq(model: onnx.ModelProto) -> None:
             break
         for n in dead:
             model.graph.node.remove(n)
-    used = {i for n in model.graph.node for i in n.input}
-    for init in [i for i in model.graph.initializer if i.name not in used]:
-        model.graph.initializer.remove(init)
+    _drop_unread(model, {i.name for i in model.graph.initializer})
 
 
 def dequantize_biases(model: onnx.ModelProto) -> int:
@@ -440,12 +438,13 @@ def dequantize_biases(model: onnx.ModelProto) -> int:
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
-    done = 0
+    done, folded = 0, set()
     for n in list(model.graph.node):
         if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
             continue
-        if inits[n.input[0]].data_type != onnx.TensorProto.INT32 or n.input[1] not in inits:
-            continue
+        if (inits[n.input[0]].data_type != onnx.TensorProto.INT32 or n.input[1] not in inits
+                or inits[n.input[1]].data_type != onnx.TensorProto.FLOAT):
+            continue  # (a float16 scale would dequantize to float16: left as it is)
         q = numpy_helper.to_array(inits[n.input[0]])
         scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
         zero = numpy_helper.to_array(inits[n.input[2]]) if len(n.input) > 2 and n.input[2] in inits else 0
@@ -457,12 +456,18 @@ def dequantize_biases(model: onnx.ModelProto) -> int:
                   ).astype(np.float32) * scale.reshape(shape if scale.size > 1 else ())
         model.graph.node.remove(n)
         model.graph.initializer.append(numpy_helper.from_array(values.astype(np.float32), n.output[0]))
+        folded.update(i for i in n.input if i)
         done += 1
-    used = {i for n in model.graph.node for i in n.input}
-    for init in [i for i in model.graph.initializer if i.name not in used
-                 and i.name not in {o.name for o in model.graph.output}]:
-        model.graph.initializer.remove(init)
+    _drop_unread(model, folded)
     return done
+
+
+def _drop_unread(model: onnx.ModelProto, names: set[str]) -> None:
+    """Remove the initializers among ``names`` that no node, graph input or output reads any longer."""
+    read = {i for n in model.graph.node for i in n.input}
+    read |= {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
+    for init in [i for i in model.graph.initializer if i.name in names and i.name not in read]:
+        model.graph.initializer.remove(init)
 
 
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:

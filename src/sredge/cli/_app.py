@@ -45,11 +45,12 @@ def parse_tile(value: str) -> int | str | None:
         raise InputError(f"--tile must be 'auto' or a number of pixels, not {value!r}") from None
     if n < 0:
         raise InputError("--tile must be >= 0")
-    from sredge.runtime.tiling import MIN_SIDE
+    if n == 0:
+        return None
+    from sredge.runtime.tiling import check_tile
 
-    if 0 < n < MIN_SIDE:
-        raise InputError(f"--tile {n} is too small: tiles are at least {MIN_SIDE} pixels (0: whole frames)")
-    return None if n == 0 else n
+    check_tile(n)
+    return n
 
 
 def parse_frame_size(text: str, flag: str, off: str) -> tuple[int, int] | None:

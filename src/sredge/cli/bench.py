@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
     if args.scale is not None and args.scale < 1:
         raise InputError("--scale must be >= 1")
-    if args.max_psnr_drop < 0 or (args.max_slowdown is not None and args.max_slowdown <= 0):
+    if not args.max_psnr_drop >= 0 or (args.max_slowdown is not None and not args.max_slowdown > 0):  # NaN too
         raise InputError("--max-psnr-drop must be >= 0 and --max-slowdown > 0")
     if args.no_quality and args.baseline is not None and args.max_slowdown is None:
         raise InputError("--no-quality with --baseline gates nothing; add --max-slowdown or drop --no-quality")

@@ -112,7 +112,7 @@ def _check_precision_flags(args) -> tuple[str, ...]:
     if wants_int8 and not args.calib:
         raise InputError("--precision int8 needs calibration data: --calib FOLDER|VIDEO|SET.npz "
                          "(e.g. ../shared/assets/calibration/T91)")
-    if args.max_psnr_drop is not None and args.max_psnr_drop < 0:
+    if args.max_psnr_drop is not None and not args.max_psnr_drop >= 0:  # NaN too
         raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop}")
     if args.calib_crops < 1:
         raise InputError(f"--calib-crops must be at least 1, not {args.calib_crops}")

@@ -166,8 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
     if args.scale is not None and not 1 <= args.scale <= 16:
         raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
-    if args.max_psnr_drop is not None and args.max_psnr_drop < 0:
+    if args.max_psnr_drop is not None and not args.max_psnr_drop >= 0:  # NaN too
         raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop:g}")
+    if args.max_psnr_drop is not None and (args.backend != "auto" or args.precision is not None):
+        given = f"--backend {args.backend}" if args.backend != "auto" else f"--precision {args.precision}"
+        raise InputError(f"--max-psnr-drop lets --backend auto choose the backend and precision; {given} "
+                         "already chooses: drop one of them")
     if args.reference is not None:
         if args.image is not None:
             raise InputError("--reference checks video runs; for images compare with sr-bench")
@@ -296,7 +300,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     _check_work_folder(args.output, resume, args.resume, reads, report)
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     # The reference runs as it is (by file type), never through the auto choice.
-    ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale))
+    ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale),
+                       backend_options=replace(opts.backend_options, precision=None, fp16=False))
     frame_hw = _video_hw(source, args.max_pixels) if choosing and not live else None
     with LoadedRuntime(model, opts, frame_hw=frame_hw) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
                                             else contextlib.nullcontext()) as ref:
@@ -409,7 +414,8 @@ def _resume_options(args, live: bool):
 def _check_work_folder(output: Path | None, resume, resume_flag: bool | None, reads: list[Input],
                        others: list[Output]) -> None:
     """The work folder a resumable run fills, or ``--no-resume`` empties, is sredge's own (see
-    :func:`~sredge.runtime.segments.check_work_folder`); a live source's run has none."""
+    :func:`~sredge.runtime.segments.check_work_folder`); a live source's run has none unless ``--no-resume``
+    asks to empty it."""
     if output is None or (resume is None and resume_flag is not False):
         return
     from sredge.runtime.segments import check_work_folder

@@ -69,7 +69,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     if img is None or bad:
         why = _decoder_line(bad[0] if bad else text) or "OpenCV cannot decode it"
         raise InputError(f"{path} is corrupt or not an image OpenCV can read ({why})")
-    img = upright(img, exif_orientation(data))
+    img = upright(img, exif_orientation(data[:_PREFIX]))  # EXIF sits in the first segments
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     if img.ndim == 3 and img.shape[2] == 3:
@@ -159,8 +159,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
         InputError: Missing, or not a PNG, JPEG, WebP, BMP or TIFF file with a readable header.
     """
     path = Path(path)
-    header, data, _size = _header(path)
+    header, data, size = _header(path)
     if header is None:  # a TIFF whose directory lies beyond the first MB (TIFF's orientation is not applied)
+        if size > DEFAULT_MAX_PIXELS * _BYTES_PER_PIXEL + _PREFIX:
+            raise InputError(f"{path} is {size / 1e6:.0f} MB and its header is not in the first MB: "
+                             "not an image within --max-pixels")
         try:
             header = read_header(_read_all(path))
         except ValueError as exc:  # NeedMoreData included: the file ends inside its header

@@ -196,6 +196,7 @@ class WorkFolder:
 
         Raises:
             WriteError: The folder or the journal cannot be written (disk full, read-only).
+            InputError: The folder's name is a symbolic link (see :func:`check_work_folder`).
         """
         if self.path.is_symlink():
             raise InputError(f"{self.path} is a symbolic link, not a work folder sredge made; move it away")

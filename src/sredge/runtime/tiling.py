@@ -113,7 +113,8 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int
     return [(st, st + w, bounds[i], bounds[i + 1]) for i, st in enumerate(starts)]
 
 
-def _check_tile(tile: int) -> None:
+def check_tile(tile: int) -> None:
+    """Refuse a tile edge below :data:`MIN_SIDE` (one line, exit 2)."""
     if tile < MIN_SIDE:
         raise InputError(f"--tile {tile} is too small: tiles are at least {MIN_SIDE} pixels (0: whole frames)")
 
@@ -140,7 +141,7 @@ def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
         th, tw = _round_up(height, m), _round_up(width, m)
         win_h, win_w = height, width
     else:
-        _check_tile(cfg.tile)
+        check_tile(cfg.tile)
         t = _round_up(cfg.tile, m)
         win_h, win_w = min(t, height), min(t, width)
         th, tw = _round_up(win_h, m), _round_up(win_w, m)
@@ -245,7 +246,7 @@ def tile_shape(height: int, width: int, cfg: TileConfig) -> tuple[int, int]:
     m = max(cfg.multiple, 1)
     if cfg.tile is None:
         return _round_up(height, m), _round_up(width, m)
-    _check_tile(cfg.tile)
+    check_tile(cfg.tile)
     t = _round_up(cfg.tile, m)
     rows, cols = _axis(height, min(t, height), cfg.overlap), _axis(width, min(t, width), cfg.overlap)
     return _round_up(rows[0][1] - rows[0][0], m), _round_up(cols[0][1] - cols[0][0], m)

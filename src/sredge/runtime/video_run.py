@@ -59,8 +59,9 @@ class VideoRun:
     work_folder: str | None = None
     """The work folder kept for the next run to continue (a resumable run that stopped), else None."""
     kept_existing: bool = False
-    """The run stopped and ``output`` was a file from before it (``--overwrite``), kept as it was: only a
-    complete run replaces an existing output. A resumable run's frames are in ``work_folder``."""
+    """The run (of a video file) stopped and ``output`` was a file from before it (``--overwrite``), kept as it
+    was: only a complete run replaces an existing output. A resumable run's frames are in ``work_folder``;
+    a camera's or stream's recording always replaces the file."""
 
 
 def default_encoder_threads() -> int:
@@ -115,9 +116,11 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     session = None
     from sredge.runtime.video_resume import partial_output_of
 
-    # An existing output (--overwrite) is replaced by a complete run only; the playable file an earlier stop
-    # of this resumable run left is this run's own.
-    existing = output is not None and output.is_file() and not (resume is not None and partial_output_of(output))
+    # A file source's existing output (--overwrite) is replaced by a complete run only; the playable file an
+    # earlier stop of this resumable run left is this run's own. A camera or stream has no complete run: a
+    # stop is how it ends, and its recording replaces the file.
+    existing = (output is not None and Path(source).is_file() and output.is_file()
+                and not (resume is not None and partial_output_of(output)))
     if resume is not None and output is not None:
         from sredge.runtime.video_resume import ResumableRun, pixel_settings
 

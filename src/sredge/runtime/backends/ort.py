@@ -78,6 +78,11 @@ class OrtBackend:
         if self.options.precision not in (None, "fp32"):
             raise InputError(f"--precision {self.options.precision}: ONNX Runtime runs the ONNX as it is typed; "
                              "drop --precision (or use --backend openvino for bf16/int8 on the CPU)")
+        if self.options.precision == "fp32":
+            typed = _typed_precision(self.path)
+            if typed != "fp32":
+                raise InputError(f"--precision fp32: this ONNX is {typed} and ONNX Runtime runs it as typed; drop "
+                                 "--precision, or give the FP32 file")
         try:
             self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
@@ -176,3 +181,16 @@ class OrtBackend:
 def _first(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def _typed_precision(path: Path) -> str:
+    """``"fp32"``, ``"fp16"`` or ``"int8"`` (Q/DQ): what the file itself computes, from its nodes and types."""
+    import onnx
+
+    from sredge.models.onnx_file import onnx_facts
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
+    return onnx_facts(proto, sha256="").precision
