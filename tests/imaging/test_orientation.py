@@ -34,6 +34,17 @@ def _png(img_bgr: np.ndarray, block: bytes) -> bytes:
     return data[:33] + chunk + data[33:]  # after IHDR, before the image data
 
 
+def _webp(img_bgr: np.ndarray, block: bytes) -> bytes:
+    """A lossless WebP made extended (VP8X, EXIF flag) with an ``EXIF`` chunk after the image."""
+    data = cv2.imencode(".webp", img_bgr, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes()
+    h, w = img_bgr.shape[:2]
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x08, 0, 0, 0]) + (w - 1).to_bytes(3, "little") \
+        + (h - 1).to_bytes(3, "little")
+    exif = b"EXIF" + struct.pack("<I", len(block)) + block + (b"\0" if len(block) & 1 else b"")
+    body = b"WEBP" + vp8x + data[12:] + exif
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 @pytest.fixture
 def photo() -> np.ndarray:
     img = (np.random.default_rng(0).random((40, 64, 3)) * 255).astype(np.uint8)
@@ -42,10 +53,10 @@ def photo() -> np.ndarray:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-@pytest.mark.parametrize("kind,order", [("jpg", "<"), ("jpg", ">"), ("png", "<")])
+@pytest.mark.parametrize("kind,order", [("jpg", "<"), ("jpg", ">"), ("png", "<"), ("webp", ">")])
 def test_read_upright_as_opencv_shows_it(tmp_path, photo, orientation, kind, order):
     path = tmp_path / f"p.{kind}"
-    path.write_bytes((_jpeg if kind == "jpg" else _png)(photo, _exif(orientation, order)))
+    path.write_bytes({"jpg": _jpeg, "png": _png, "webp": _webp}[kind](photo, _exif(orientation, order)))
     shown = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)  # OpenCV applies the tag
     ours = read_image(path)
     assert ours.shape == shown.shape and np.array_equal(ours, shown)
