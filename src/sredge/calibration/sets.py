@@ -34,7 +34,7 @@ from sredge.errors import InputError
 from sredge.imaging.io import IMAGE_SUFFIXES, image_size, read_rgb, to_float
 from sredge.imaging.model_io import image_to_input
 from sredge.imaging.resize import imresize
-from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
+from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import ModelDescriptor
 
 log = logging.getLogger(__name__)
@@ -254,8 +254,7 @@ def check_calibration_sources(sources: Sequence[str | Path], options: Calibratio
             continue
         n = 0
         for file in _image_files(path):
-            h, w = image_size(file)
-            check_pixels(str(file), w, h, max_pixels)
+            h, w = image_size(file, max_pixels)
             d = options.downscale  # as imresize sizes its output: ceil(side / d)
             n += options.crops_per_image if min(-(-h // d), -(-w // d)) >= options.tile else 0
         counts.append(n)

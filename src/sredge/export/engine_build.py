@@ -60,6 +60,7 @@ from sredge.export.engine_plan import (
 )
 from sredge.imaging.io import IMAGE_SUFFIXES
 from sredge.models.descriptor import ModelDescriptor
+from sredge.models.onnx_file import load_onnx
 from sredge.runtime.backends.cuda_rt import DeviceBuffer, cuda_value, current_gpu, import_cuda_runtime
 from sredge.runtime.backends.trt import (
     _trt_logger,
@@ -110,22 +111,6 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _load_onnx(path: Path) -> Any:
-    """The ``onnx.ModelProto`` of ``path``, weights not loaded.
-
-    Raises:
-        InputError: Missing or not an ONNX file.
-    """
-    import onnx
-
-    if not path.is_file():
-        raise InputError(f"no such ONNX file: {path}")
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # DecodeError and friends
-        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
-
-
 def read_onnx_facts(path: str | Path) -> OnnxFacts:
     """:class:`OnnxFacts` of an ONNX file (its checksum, input, precision, sredge metadata).
 
@@ -133,7 +118,7 @@ def read_onnx_facts(path: str | Path) -> OnnxFacts:
         InputError: Missing or not an ONNX file, or not an SR network's single image input.
     """
     path = Path(path)
-    return onnx_facts(_load_onnx(path), file_sha256(path))
+    return onnx_facts(load_onnx(path), file_sha256(path))
 
 
 @dataclass(frozen=True)
@@ -165,7 +150,7 @@ def read_build_inputs(onnx_path: str | Path, opts: BuildOptions, *, calib_dir: s
     """
     onnx_path = Path(onnx_path)
     calib_cache = Path(calib_cache) if calib_cache is not None else None
-    model = _load_onnx(onnx_path)
+    model = load_onnx(onnx_path)
     facts, qdq = onnx_facts(model, file_sha256(onnx_path)), qdq_encoding(model)
     images = calibration_images(calib_dir) if calib_dir is not None else None
     if calib_cache is not None and images is None and not calib_cache.is_file():

@@ -152,11 +152,16 @@ def to_float(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32)
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
+def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
     """(height, width) of an image, upright (see :func:`read_image`), from its header alone, without decoding it.
 
+    Args:
+        path: The image file.
+        max_pixels: When given, an image over this many pixels is refused (``--max-pixels``).
+
     Raises:
-        InputError: Missing, or not a PNG, JPEG, WebP, BMP or TIFF file with a readable header.
+        InputError: Missing, or not a PNG, JPEG, WebP, BMP or TIFF file with a readable header, or over
+            ``max_pixels``.
     """
     path = Path(path)
     header, data, size = _header(path)
@@ -168,6 +173,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
             header = read_header(_read_all(path))
         except ValueError as exc:  # NeedMoreData included: the file ends inside its header
             raise InputError(f"{path} is truncated or corrupt ({exc})") from None
+    if max_pixels is not None:
+        check_pixels(str(path), header.width, header.height, max_pixels)
     turned = exif_orientation(data) >= 5
     return (header.width, header.height) if turned else (header.height, header.width)
 

@@ -21,6 +21,21 @@ def write_descriptor(model: onnx.ModelProto, desc: ModelDescriptor) -> None:
     onnx.helper.set_model_props(model, props)
 
 
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """The ``onnx.ModelProto`` of an ONNX file, external weights not loaded.
+
+    Raises:
+        InputError: The file is missing or not ONNX.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such ONNX file: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError / google.protobuf errors
+        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
+
+
 def read_descriptor(path: str | Path) -> ModelDescriptor | None:
     """The descriptor stored in an ONNX file, or None for a file sredge did not export.
 
@@ -29,13 +44,7 @@ def read_descriptor(path: str | Path) -> ModelDescriptor | None:
     Raises:
         InputError: The file is missing, not ONNX, or its sredge metadata is damaged.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such ONNX file: {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError / google.protobuf errors
-        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
+    model = load_onnx(path)
     try:
         return descriptor_of(model)
     except ValueError as exc:

@@ -122,18 +122,11 @@ class OpenVinoBackend:
 
     def __enter__(self) -> OpenVinoBackend:
         ov = require("openvino")
-        import onnx
-
-        from sredge.models.onnx_file import onnx_facts
+        from sredge.models.onnx_file import load_onnx, onnx_facts
 
         if not self.path.is_file():
             raise InputError(f"no such model file: {self.path}")
-        try:
-            proto = onnx.load(str(self.path), load_external_data=False)
-        except Exception as exc:  # DecodeError and friends
-            raise InputError(f"{self.path} is not an ONNX model ({type(exc).__name__})") from exc
-        facts = onnx_facts(proto, sha256="")
-        del proto
+        facts = onnx_facts(load_onnx(self.path), sha256="")
         self._core = ov.Core()
         caps = list(self._core.get_property(self._device, "OPTIMIZATION_CAPABILITIES"))
         self.precision = plan_precision(self.options.precision, facts.has_qdq, caps)

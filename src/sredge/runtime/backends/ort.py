@@ -185,12 +185,6 @@ def _first(exc: BaseException) -> str:
 
 def _typed_precision(path: Path) -> str:
     """``"fp32"``, ``"fp16"`` or ``"int8"`` (Q/DQ): what the file itself computes, from its nodes and types."""
-    import onnx
+    from sredge.models.onnx_file import load_onnx, onnx_facts
 
-    from sredge.models.onnx_file import onnx_facts
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # DecodeError and friends
-        raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
-    return onnx_facts(proto, sha256="").precision
+    return onnx_facts(load_onnx(path), sha256="").precision
