@@ -163,17 +163,16 @@ def test_quantizing_writes_nothing_beside_the_model(tmp_path):
 def test_trt_flavour_biases_go_float_without_changing_a_bit(real_model, t91_set):
     """ONNX Runtime's quantizer dequantizes each bias from int32, which TensorRT's parser refuses ("only
     activation types allowed as input to this layer"): folded into float initializers, the output is the
-    same bit for bit, and sr-build's encoding check passes only after."""
+    same bit for bit."""
     import onnxruntime as ort
 
-    from sredge.calibration.quantize import dequantize_biases
+    from sredge.calibration.quantize import _ort_quantize, dequantize_biases
     from sredge.export.engine_plan import qdq_encoding
 
     path, loaded = real_model("fsrcnn_x3")
     ranges = calibrate(path, model_inputs(t91_set, loaded.descriptor, limit=16), Int8Options(flavour="trt"))
-    model = quantize_int8(path, ranges)
-    before = qdq_encoding(model)
-    assert len(before.int32) == 8 and not before.tensorrt_int8
+    model, _ = _ort_quantize(path, ranges, ())
+    assert len(qdq_encoding(model).int32) == 8
     x = np.random.default_rng(0).random((2, 1, 37, 53), dtype=np.float32)
 
     def run(m):
@@ -182,12 +181,60 @@ def test_trt_flavour_biases_go_float_without_changing_a_bit(real_model, t91_set)
 
     y = run(model)
     assert dequantize_biases(model) == 8
-    after = qdq_encoding(model)
-    assert after.tensorrt_int8 and after.int32 == ()
+    assert qdq_encoding(model).int32 == ()
     assert np.array_equal(run(model), y)
     assert sorted(quantized_nodes(model)) == sorted(n.name for n in model.graph.node
                                                     if n.op_type in ("Conv", "ConvTranspose"))
     assert dequantize_biases(model) == 0  # nothing left to fold
+
+
+@pytest.mark.assets
+def test_trt_flavour_scales_transposed_convolution_weights_per_input_channel(real_model, t91_set):
+    """ONNX Runtime scales a ConvTranspose weight (C_in, C_out, k, k) per output channel (axis 1), which
+    TensorRT's deconvolution kernels do not take: the trt flavour quantizes it again from the FP32 weight
+    per input channel (axis 0), every weight within half a step of its float value, and sr-build's
+    encoding check (which refuses ONNX Runtime's axis) passes; ONNX Runtime runs the file to within
+    int8 noise of FP32. The cpu flavour keeps ONNX Runtime's axis."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from sredge.calibration.quantize import _ort_quantize
+    from sredge.export.engine_plan import qdq_encoding
+
+    path, loaded = real_model("fsrcnn_x3")
+    calib = model_inputs(t91_set, loaded.descriptor, limit=16)
+    ranges = calibrate(path, calib, Int8Options(flavour="trt"))
+    raw, _ = _ort_quantize(path, ranges, ())
+    refused = qdq_encoding(raw)
+    assert len(refused.deconv_output_axis) == 1 and not refused.tensorrt_int8
+    model = quantize_int8(path, ranges)
+    assert qdq_encoding(model).tensorrt_int8 and qdq_encoding(model).deconv_output_axis == ()
+
+    fp32 = onnx.load(str(path))
+    floats = {i.name: numpy_helper.to_array(i) for i in fp32.graph.initializer}
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    produced = {o: n for n in model.graph.node for o in n.output}
+    (deconv,) = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
+    (ref,) = [n for n in fp32.graph.node if n.op_type == "ConvTranspose"]
+    dq = produced[deconv.input[1]]
+    assert [a.i for a in dq.attribute if a.name == "axis"] == [0]
+    q, scale, zero = (inits[i] for i in dq.input)
+    w = floats[ref.input[1]]
+    assert q.dtype == np.int8 and np.abs(q).max() == 127 and not zero.any()
+    assert scale.shape == (w.shape[0],) == (56,)
+    step = scale.reshape(-1, 1, 1, 1)
+    assert (np.abs(q * step - w) <= step / 2 * (1 + 1e-6)).all()
+    assert deconv.input[2] in inits and inits[deconv.input[2]].dtype == np.float32
+
+    x = calib[:4]
+    run = {name: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0] for name, m in (("fp32", fp32), ("int8", model))}
+    assert 0 < np.abs(run["int8"] - run["fp32"]).mean() < 0.01
+
+    cpu = quantize_int8(path, calibrate(path, calib, Int8Options(flavour="cpu")))
+    cpu_dq = {o: n for n in cpu.graph.node for o in n.output}
+    (cpu_deconv,) = [n for n in cpu.graph.node if n.op_type == "ConvTranspose"]
+    assert [a.i for a in cpu_dq[cpu_deconv.input[1]].attribute if a.name == "axis"] == [1]
 
 
 def test_the_bundled_int8_files_are_tensorrt_encoded():

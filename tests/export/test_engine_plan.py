@@ -552,6 +552,39 @@ def test_planning_refuses_the_cpu_flavour_and_plans_the_trt_flavour(int8_exports
     assert plan.precision.strongly_typed and "Q/DQ" in plan.precision.summary
 
 
+@pytest.mark.parametrize("features", [TRT10, TRT11])
+def test_planning_refuses_a_transposed_convolution_scaled_per_output_channel(int8_exports, features):
+    """A trt-flavour file as sredge wrote it before 2026-11-29: FSRCNN's ConvTranspose weight (56, 1, 9, 9)
+    dequantized on axis 1, ONNX Runtime's per-output-channel axis, which TensorRT's deconvolution kernels do
+    not take. sr-export writes axis 0 now; the old form is refused before TensorRT is imported."""
+    from sredge.export.engine_plan import preflight, qdq_encoding
+
+    old = onnx.ModelProto()
+    old.CopyFrom(int8_exports["trt"])
+    produced = {o: n for n in old.graph.node for o in n.output}
+    (deconv,) = [n for n in old.graph.node if n.op_type == "ConvTranspose"]
+    dq = produced[deconv.input[1]]
+    inits = {i.name: i for i in old.graph.initializer}
+    assert [a.i for a in dq.attribute if a.name == "axis"] == [0] and tuple(inits[dq.input[1]].dims) == (56,)
+    assert qdq_encoding(old).tensorrt_int8
+    del dq.attribute[:]
+    dq.attribute.append(helper.make_attribute("axis", 1))
+    inits[dq.input[1]].CopyFrom(numpy_helper.from_array(np.array([0.01], np.float32), dq.input[1]))
+    inits[dq.input[2]].CopyFrom(numpy_helper.from_array(np.array([0], np.int8), dq.input[2]))
+    enc = qdq_encoding(old)
+    assert enc.deconv_output_axis == (dq.input[0],) and not enc.tensorrt_int8
+    for call in (lambda: plan_build(BuildOptions(), onnx_facts(old, ""), features, qdq=enc),
+                 lambda: preflight(BuildOptions(), onnx_facts(old, ""), qdq=enc)):
+        with pytest.raises(InputError) as err:
+            call()
+        msg = str(err.value)
+        assert "ConvTranspose weights scaled per output channel" in msg and "export it again" in msg
+        assert "\n" not in msg
+    scalar = numpy_helper.from_array(np.array(0.01, np.float32), dq.input[1])  # one scale: any axis reads the same
+    inits[dq.input[1]].CopyFrom(scalar)
+    assert qdq_encoding(old).tensorrt_int8
+
+
 def test_a_foreign_qdq_file_is_judged_by_its_tensors_not_its_metadata(int8_exports):
     from sredge.export.engine_plan import qdq_encoding
 

@@ -331,6 +331,20 @@ def test_reference_check_every_nth_frame(cli, exported, tmp_path):
     assert "no such reference model" in _one_line(bad, 2)
 
 
+def test_the_report_records_the_tile_the_run_used(cli, exported, tmp_path):
+    """--report said "tile": "auto" (the option), not the tile edge the run used."""
+    src = tmp_path / "clip.mp4"
+    _clip_with_audio(src, n=4)
+    model = exported("fsrcnn_x2")
+    report = tmp_path / "run.json"
+    for argv, tile, requested in ((["--tile", "48"], 48, 48), ([], None, "auto")):  # auto: the whole 64x48 frame
+        res = cli("run", "--video", src, "--model", model, "-o", tmp_path / "out.mp4", "--report", report,
+                  "--overwrite", *argv)
+        assert res.code == 0, res.err
+        tiling = json.loads(report.read_text())["tiling"]
+        assert (tiling["tile"], tiling["requested"], tiling["fixed_hw"]) == (tile, requested, None), (argv, tiling)
+
+
 def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):
     """FSRCNN (Y only) on real video: the YUV 4:2:0 path gives the RGB path's frames (within 8-bit rounding)."""
     from sredge.imaging.metrics import psnr

@@ -30,9 +30,25 @@ def bundled():
     return path, x
 
 
+@pytest.fixture(scope="module", params=["sredge_x2", "fsrcnn_x3"])
+def network(request):
+    """The bundled x2 model (convolutions and DepthToSpace), and the real FSRCNN x3, whose upsampler is a
+    ConvTranspose (the trt flavour scales its weight per input channel and keeps its bias in float)."""
+    if request.param == "sredge_x2":
+        return request.getfixturevalue("bundled")
+    path = request.getfixturevalue("real_model")("fsrcnn_x3")[0]
+    x = np.random.default_rng(0).random((8, 1, 32, 32), dtype=np.float32)
+    return path, x
+
+
+# How near the simulation comes to ONNX Runtime's output (dB): on noise input the cpu flavour's FSRCNN x3
+# output quantization step is 1/96, and the few roundings that summation order flips cost more there.
+NEAR_DB = {"sredge_x2": 38, "fsrcnn_x3": 36}
+
+
 @pytest.mark.parametrize("flavour", ["cpu", "trt"])
-def test_untrained_export_is_the_ptq_file_bit_for_bit(bundled, flavour):
-    path, x = bundled
+def test_untrained_export_is_the_ptq_file_bit_for_bit(network, flavour):
+    path, x = network
     ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour=flavour)))
     graph = qdq_graph(ptq, int8_reference(path, flavour))
     out = export_qdq(ptq, graph)
@@ -45,10 +61,10 @@ def test_untrained_export_is_the_ptq_file_bit_for_bit(bundled, flavour):
 
 
 @pytest.mark.parametrize("flavour", ["cpu", "trt"])
-def test_the_simulation_computes_what_onnx_runtime_runs(bundled, flavour):
+def test_the_simulation_computes_what_onnx_runtime_runs(request, network, flavour):
     """The PyTorch simulation is nearer ONNX Runtime's INT8 output than the FP32 model is: it
     quantizes where the file does (only float summation order differs, flipping a few roundings)."""
-    path, x = bundled
+    path, x = network
     ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour=flavour)))
     graph = qdq_graph(ptq, int8_reference(path, flavour))
     with torch.no_grad():
@@ -56,7 +72,7 @@ def test_the_simulation_computes_what_onnx_runtime_runs(bundled, flavour):
     int8 = _ort(ptq, x[:2])
     fp32 = _ort(onnx.load(str(path)), x[:2])
     assert psnr(sim, int8) > psnr(fp32, int8) + 2
-    assert psnr(sim, int8) > 38
+    assert psnr(sim, int8) > NEAR_DB[request.node.callspec.params["network"]]
 
 
 def test_training_moves_weights_and_scales_and_the_export_follows(bundled):

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from sredge.calibration.fp16 import Fp16Options, RangeReport, activation_ranges, convert_to_fp16
-from sredge.calibration.quantize import Int8Options, calibrate, dequantize_biases, quantized_nodes, save_model
+from sredge.calibration.quantize import Int8Options, calibrate, quantized_nodes, save_model
 from sredge.calibration.sensitivity import Int8Result, Validator, quantize_within_budget
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import ModelDescriptor
@@ -162,6 +162,4 @@ def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
             "allow a larger --max-psnr-drop, or train for INT8 with sr-train --qat"
         )
     record_quality(result.model, result.drop_db, validator.dataset.name)
-    if options.int8.flavour == "trt":
-        dequantize_biases(result.model)  # TensorRT parses int8 DequantizeLinear only
     return save_model(result.model, derived_path(fp32_path, "int8")), result

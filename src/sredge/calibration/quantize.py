@@ -10,7 +10,9 @@ flavours, because the fastest encoding differs by target:
   2.06 dB of Set5 PSNR against 0.50 dB with 7-bit weights (ONNX Runtime's own advice).
 * ``trt`` (TensorRT): symmetric int8 activations and weights (zero points 0), per-channel
   weights, Q/DQ only on the inputs of convolutions (activation and weight), as TensorRT's
-  explicit-quantization guide places them.
+  explicit-quantization guide places them; biases in float and transposed convolutions'
+  weights scaled per input channel, the only forms TensorRT's parser and kernels take
+  (:func:`dequantize_biases`, :func:`deconv_weights_per_input_channel`).
 
 Calibration runs once (:func:`calibrate`) and the resulting ranges are reused for every
 quantization of the same model (:func:`quantize_int8`), so a sensitivity search that tries many
@@ -258,6 +260,23 @@ def quantize_int8(
     Returns:
         The quantized model (in memory, metadata set).
     """
+    model, reference = _ort_quantize(fp32_model, ranges, keep_float)
+    if ranges.options.flavour == "trt":
+        dequantize_biases(model)
+        deconv_weights_per_input_channel(model, reference)
+    if desc is None:
+        from sredge.models.onnx_file import read_descriptor
+
+        desc = read_descriptor(fp32_model)
+    if desc is not None:
+        write_descriptor(model, replace(desc, precision=ranges.options.precision))
+    return model
+
+
+def _ort_quantize(fp32_model: str | Path, ranges: Ranges,
+                  keep_float: Sequence[str]) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """ONNX Runtime's Q/DQ model of :func:`int8_reference` (its own encoding, float paths restored), and
+    that reference."""
     q = _quantization()
     args = _quant_args(ranges.options)
     reference = int8_reference(fp32_model, ranges.options.flavour)
@@ -277,13 +296,7 @@ def quantize_int8(
     float_output_path(model, reference)
     if keep_float:
         read_float_inputs(model, keep_float, reference)
-    if desc is None:
-        from sredge.models.onnx_file import read_descriptor
-
-        desc = read_descriptor(fp32_model)
-    if desc is not None:
-        write_descriptor(model, replace(desc, precision=ranges.options.precision))
-    return model
+    return model, reference
 
 
 def read_float_inputs(model: onnx.ModelProto, nodes: Sequence[str], reference: onnx.ModelProto) -> int:
@@ -459,6 +472,66 @@ def dequantize_biases(model: onnx.ModelProto) -> int:
         folded.update(i for i in n.input if i)
         done += 1
     _drop_unread(model, folded)
+    return done
+
+
+def deconv_weights_per_input_channel(model: onnx.ModelProto, reference: onnx.ModelProto) -> int:
+    """Quantize each ``ConvTranspose`` weight per *input* channel (axis 0), as TensorRT takes it, in place.
+
+    ONNX Runtime's quantizer scales a transposed convolution's weight (C_in, C_out / group, kH, kW) per
+    output channel (axis 1). TensorRT's deconvolution kernels take per-channel weight scales along the
+    input channels only: NVIDIA's answer on NVIDIA/TensorRT#2380 ("we don't support per-output-channel quant
+    for ConvTranspose"), its QAT toolkits (pytorch-quantization, Model Optimizer) quantize ConvTranspose
+    weights on axis 0, and axis 1 built engines with wrong outputs (NVIDIA/TensorRT#1694). Each such
+    weight is quantized again from the float weight of ``reference`` with the quantizer's own symmetric
+    rule (scale max|w| / 127 per input channel, integers in [-127, 127], zero point 0). Its bias must
+    already be float (:func:`dequantize_biases`): an int32 bias's scale is the input scale times a
+    per-output weight scale, which no longer exists.
+
+    Args:
+        model: A ``trt``-flavour Q/DQ model, changed in place.
+        reference: The FP32 graph it was quantized from (:func:`int8_reference`): same node names.
+
+    Returns:
+        How many weights were quantized again.
+    """
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    produced = {o: n for n in model.graph.node for o in n.output}
+    ref_nodes = {n.name: n for n in reference.graph.node}
+    ref_inits = {i.name: i for i in reference.graph.initializer}
+    done = 0
+    for n in model.graph.node:
+        dq = produced.get(n.input[1]) if n.op_type == "ConvTranspose" and len(n.input) > 1 else None
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+            continue
+        if len(n.input) > 2 and n.input[2] and n.input[2] not in inits:
+            raise InputError(f"{n.name}: a quantized bias is read before the weight moves to axis 0")
+        ref = ref_nodes.get(n.name)
+        if ref is None or len(ref.input) < 2 or ref.input[1] not in ref_inits:
+            raise InputError(f"{n.name}: the FP32 graph has no ConvTranspose of that name with a stored weight")
+        w = numpy_helper.to_array(ref_inits[ref.input[1]]).astype(np.float32)
+        absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        scale = np.where(absmax > 0, absmax / np.float32(127), np.float32(1)).astype(np.float32)
+        q = np.clip(np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+        names = [dq.input[0], f"{dq.input[0]}_scale_axis0", f"{dq.input[0]}_zero_point_axis0"]
+        arrays = [q, scale, np.zeros(w.shape[0], np.int8)]
+        for name, array in zip(names, arrays):
+            tensor = numpy_helper.from_array(array, name)
+            if name in inits:
+                inits[name].CopyFrom(tensor)
+            else:
+                model.graph.initializer.append(tensor)
+                inits[name] = model.graph.initializer[-1]
+        old = set(dq.input[1:])
+        del dq.input[1:]
+        dq.input.extend(names[1:])
+        for a in [a for a in dq.attribute if a.name == "axis"]:
+            dq.attribute.remove(a)
+        dq.attribute.append(onnx.helper.make_attribute("axis", 0))
+        _drop_unread(model, old)
+        done += 1
     return done
 
 

@@ -90,7 +90,6 @@ def run_qat(args) -> int:
     from sredge.calibration.quantize import (
         Int8Options,
         calibrate,
-        dequantize_biases,
         quantize_int8,
         quantized_nodes,
         save_model,
@@ -123,8 +122,6 @@ def run_qat(args) -> int:
         result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step)
         progress.finish()
         record_quality(result.model, result.drop_db, dataset.name)
-        if args.flavour == "trt":
-            dequantize_biases(result.model)  # TensorRT parses int8 DequantizeLinear only
         save_model(result.model, args.output)
     layers = len(quantized_nodes(result.model))
     if not args.quiet:

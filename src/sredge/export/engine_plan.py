@@ -131,10 +131,16 @@ class QdqEncoding:
     """Stored int32 tensors read through DequantizeLinear (ONNX Runtime's quantized biases), sorted. TensorRT's
     parser takes DequantizeLinear of int8 (fp8, int4) only: "only activation types allowed as input"."""
 
+    deconv_output_axis: tuple[str, ...] = ()
+    """ConvTranspose weights dequantized with a per-channel scale along an axis other than 0 (ONNX Runtime's
+    per-output-channel axis 1), sorted. TensorRT's deconvolution kernels take per-input-channel scales
+    (axis 0) only (NVIDIA/TensorRT#2380; axis 1 gave wrong engines in #1694)."""
+
     @property
     def tensorrt_int8(self) -> bool:
-        """Whether TensorRT can take this encoding (no uint8, every zero point 0, no int32 dequantized)."""
-        return not (self.uint8 or self.nonzero_zero_points or self.int32)
+        """Whether TensorRT can take this encoding (no uint8, every zero point 0, no int32 dequantized, no
+        transposed convolution weight scaled per output channel)."""
+        return not (self.uint8 or self.nonzero_zero_points or self.int32 or self.deconv_output_axis)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -319,7 +325,26 @@ def qdq_encoding(model) -> QdqEncoding:
             int32.add(quantized)
         if any(a.name == "output_dtype" and a.i == _UINT8 for a in node.attribute):
             uint8.add(quantized)
-    return QdqEncoding(tuple(sorted(uint8)), tuple(sorted(nonzero)), tuple(sorted(int32)))
+    return QdqEncoding(tuple(sorted(uint8)), tuple(sorted(nonzero)), tuple(sorted(int32)),
+                       _deconv_output_axis(graph, consts))
+
+
+def _deconv_output_axis(graph, consts: dict) -> tuple[str, ...]:
+    """The ConvTranspose weights of ``graph`` dequantized per channel on an axis other than 0."""
+    produced = {o: n for n in graph.node for o in n.output}
+    found = set()
+    for node in graph.node:
+        dq = produced.get(node.input[1]) if node.op_type == "ConvTranspose" and len(node.input) > 1 else None
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in consts:
+            continue
+        if len(consts[dq.input[1]].dims) == 0:
+            continue  # one scale for the whole weight
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        stored = consts.get(dq.input[0])
+        rank = len(stored.dims) if stored is not None else 4
+        if axis % rank != 0:
+            found.add(dq.input[0])
+    return tuple(sorted(found))
 
 
 # --------------------------------------------------------------------------- refusals without TensorRT
@@ -332,10 +357,12 @@ def _refuse_precision_request(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEnco
     if onnx_p == "int8" and qdq is not None and not qdq.tensorrt_int8:
         found = [f"{len(names)} {what}, e.g. {names[0]!r}" for names, what in (
             (qdq.uint8, "uint8 tensors"), (qdq.nonzero_zero_points, "non-zero zero points"),
-            (qdq.int32, "int32 tensors dequantized (biases)")) if names]
+            (qdq.int32, "int32 tensors dequantized (biases)"),
+            (qdq.deconv_output_axis, "ConvTranspose weights scaled per output channel")) if names]
         raise InputError(
             f"the ONNX's Q/DQ is not TensorRT's encoding ({'; '.join(found)}): TensorRT takes symmetric int8 "
-            "(zero point 0), biases in float; export it with sr-export --precision int8 --int8-flavour trt"
+            "(zero point 0), biases in float, ConvTranspose weights scaled per input channel; export it again "
+            "with sr-export --precision int8 --int8-flavour trt"
         )
     if calib and not (opts.int8 and onnx_p != "int8"):
         why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"

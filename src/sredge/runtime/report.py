@@ -38,10 +38,23 @@ def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
         "backend": rt.backend.describe(),
         "auto": rt.auto.as_dict() if rt.auto is not None else None,
         "reference_check": run.reference_check,
-        "tiling": {"tile": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch},
+        "tiling": _tiling(run, rt, opts),
         "software": software,
         "machine": machine,
     }
+
+
+def _tiling(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
+    """The tiling the run used (``tile``: the edge in network-input pixels, None for whole frames; ``fixed_hw``
+    for a fixed-shape model) beside what was asked for (``requested``: ``--tile``, e.g. ``"auto"``)."""
+    from sredge.runtime.runner import tile_config
+
+    used = {"tile": None, "fixed_hw": None}
+    height, width = run.input_info.get("height"), run.input_info.get("width")
+    if rt.spec is not None and height and width:
+        cfg = tile_config(opts, rt.spec, rt.desc, height, width)
+        used = {"tile": cfg.tile, "fixed_hw": list(cfg.fixed_hw) if cfg.fixed_hw else None}
+    return {**used, "requested": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch}
 
 
 def write_report(path: Path, report: dict) -> None:

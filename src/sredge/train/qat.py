@@ -11,11 +11,12 @@ either flavour), and runs that graph in PyTorch (:class:`QdqGraph`), where
   is learned (LSQ: the rounding passes gradients straight through, the scale gets its gradient
   from the quantization error); zero points stay as calibrated;
 * every quantized weight is a float parameter (initialised from the FP32 model) quantized on the
-  fly per output channel, with a learned per-channel scale that starts at the quantizer's own
+  fly per output channel (a trt-flavour transposed convolution's per input channel, as TensorRT
+  takes it), with a learned per-channel scale that starts at the quantizer's own
   (max|w| / q, q from the flavour's integer range: 64 for the cpu flavour's 7 bits, 127 for trt),
   so the exported integers are exactly what training saw;
-* biases train in float; they are stored as int32 at the scale ``input scale x weight scale``,
-  whose rounding is below 1e-6 of an activation.
+* biases train in float; the cpu flavour stores them as int32 at the scale ``input scale x weight
+  scale``, whose rounding is below 1e-6 of an activation, the trt flavour in float.
 
 :func:`export_qdq` writes the trained weights and scales back into the same graph: same nodes,
 same placement, new numbers. The result is an INT8 file like any other (sr-run, sr-bench and
@@ -167,6 +168,11 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
                                        w_dq.input[0].removesuffix("_quantized"))
         elif n.op_type in ("QuantizeLinear", "DequantizeLinear"):
             act_scales.add(n.input[1])
+    # A quantized layer's float bias (the trt flavour's: TensorRT adds it in float) trains too, from the
+    # file's own values, so an untrained export is the file bit for bit.
+    float_biases = {n.input[2] for n in qdq.graph.node
+                    if n.op_type in QUANTIZED_OPS and len(n.input) > 2 and n.input[2] in inits
+                    and n.input[1] in produced and produced[n.input[1]].op_type == "DequantizeLinear"}
     unsupported = sorted({n.op_type for n in qdq.graph.node} - set(_OPS))
     if unsupported:
         raise InputError(f"QAT does not implement ONNX op(s) {', '.join(unsupported)} yet")
@@ -176,9 +182,10 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
             super().__init__()
             self.weights = nn.ParameterDict()
             self.key = {}
-            for i, name in enumerate(sorted({*weights, *biases})):
+            for i, name in enumerate(sorted({*weights, *biases, *float_biases})):
                 self.key[name] = f"p{i}"
-                self.weights[f"p{i}"] = nn.Parameter(torch.from_numpy(floats[name].astype(np.float32).copy()))
+                start = inits[name] if name in float_biases else floats[name]
+                self.weights[f"p{i}"] = nn.Parameter(torch.from_numpy(start.astype(np.float32).copy()))
             # Each activation scale is (initial scale) x (a learned factor starting at exactly 1), so one
             # learning rate suits scales of any magnitude and an untrained export is bit-exact.
             self.scales = nn.ParameterDict()
@@ -224,7 +231,7 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
 
         def state(self) -> dict[str, np.ndarray]:
             """Float weights and activation scales by their ONNX initializer names."""
-            out = {n: self.weights[self.key[n]].detach().cpu().numpy() for n in {*weights, *biases}}
+            out = {n: self.weights[self.key[n]].detach().cpu().numpy() for n in {*weights, *biases, *float_biases}}
             out.update({n: (self.scale0[n] * torch.clamp(self.scales[self.key[n]].detach(), min=1e-3)).cpu().numpy()
                         for n in act_scales})
             out.update({"w:" + n: self.weight_scale(n).detach().cpu().numpy().ravel() for n in weights})
@@ -244,6 +251,8 @@ def qdq_graph(qdq: onnx.ModelProto, fp32: onnx.ModelProto):
                 return env[name]
             if name in act_scales:
                 return ("scale", name)
+            if name in float_biases:
+                return self.weights[self.key[name]]
             if name in inits:
                 return ("const", name) if name in graph_ints else self.consts[name]
             raise InputError(f"QAT: tensor {name!r} is read before it is computed")
