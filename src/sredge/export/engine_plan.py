@@ -362,7 +362,7 @@ def _refuse_precision_request(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEnco
         raise InputError(
             f"the ONNX's Q/DQ is not TensorRT's encoding ({'; '.join(found)}): TensorRT takes symmetric int8 "
             "(zero point 0), biases in float, ConvTranspose weights scaled per input channel; export it again "
-            "with sr-export --precision int8 --int8-flavour trt"
+            "with sr-export --precision int8 --int8-flavour trt (or sr-train --qat --flavour trt)"
         )
     if calib and not (opts.int8 and onnx_p != "int8"):
         why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"
