@@ -16,6 +16,7 @@ def _report(label: str, psnrs: dict[str, float], median_ms: float = 10.0, ref: f
         "dataset": {"name": "Set5", "scale": 2, "lr_source": "provided", "images": list(psnrs),
                     "fingerprint": fingerprint},
         "reference_ms": ref,
+        "settings": {"latency_hw": [64, 64]},
         "rows": [
             {"label": "bicubic", "bicubic": True, "quality": {"mean": {"psnr": 30.0, "ssim": 0.8}, "images": {}}},
             {"label": label, "bicubic": False, "quality": {"mean": {"psnr": mean, "ssim": 0.9}, "images": images},
@@ -123,3 +124,32 @@ def test_model_names_grow_from_the_stem():
                                                 "a/model.onnx", "x/a/model.onnx", "w/x/a/model.onnx"]
     assert model_names("m.onnx") == ["m", "m.onnx"]
     assert model_names("a/../b/m.onnx") == ["m", "b/m", "m.onnx", "b/m.onnx"]
+
+
+def test_a_gate_with_nothing_to_compare_is_refused_not_passed():
+    """The audit: a baseline saved with --no-quality passed a 3.1 dB INT8 drop, and one saved with --size 0
+    passed --max-slowdown, each printing "within budget"; latencies of other frame sizes were compared."""
+    from sredge.benchmarks.gate import check_frame_size, gated_pairs
+
+    base, new = _report("m", {"a": 30.0}), _report("m", {"a": 27.0})
+    no_quality = _report("m", {"a": 30.0})
+    del no_quality["rows"][1]["quality"]
+    with pytest.raises(InputError, match="the baseline has no quality figures for m"):
+        compare(no_quality, new, Budget())
+    assert compare(no_quality, new, Budget(max_psnr_drop=None, max_slowdown=2.0)) == []  # latency alone: fine
+    with pytest.raises(InputError, match="this run has no quality figures"):
+        compare(base, no_quality, Budget())
+    no_latency = _report("m", {"a": 30.0})
+    del no_latency["rows"][1]["latency"]
+    for old, run in ((no_latency, base), (base, no_latency)):
+        with pytest.raises(InputError, match="no latency for m"):
+            compare(old, run, Budget(max_slowdown=1.5))
+    assert [r.metric for r in compare(no_latency, new, Budget())] == ["Y-PSNR", "Y-PSNR"]  # PSNR alone: gated
+
+    sized = base
+    with pytest.raises(InputError, match="the baseline timed 64x64 frames, this run 256x256"):
+        gated_pairs(sized, {**base, "settings": {"latency_hw": [256, 256]}}, Budget(max_slowdown=1.5))
+    with pytest.raises(InputError, match="timed no frames"):
+        check_frame_size({**base, "settings": {"latency_hw": None}}, Budget(max_slowdown=1.5), (64, 64))
+    check_frame_size(sized, Budget(max_slowdown=1.5), (64, 64))
+    check_frame_size(sized, Budget(), (256, 256))  # latency not gated: any size

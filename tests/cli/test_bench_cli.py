@@ -84,6 +84,28 @@ def test_gate_names_a_degraded_model(cli, baseline, tmp_path):
     assert "regression(s) beyond the budget" in res.err.splitlines()[-1]
 
 
+def test_a_gate_with_nothing_to_hold_the_run_to_is_exit_2_not_a_pass(cli, baseline, tmp_path):
+    """The audit: a baseline saved with --no-quality passed a degraded INT8 file ("within budget", exit 0);
+    a latency baseline of 64x64 frames failed the same file timed at 256x256 and passed it the other way."""
+    model, _ = baseline
+    set5 = asset("benchmarks/Set5")
+    noq, base = tmp_path / "noq.json", tmp_path / "b.json"
+    assert cli("bench", model, "--dataset", set5, "--no-quality", "--save-baseline", noq, *FAST).code == 0
+    assert cli("bench", model, "--dataset", set5, "--save-baseline", base, *FAST).code == 0
+    bad = _badly_calibrated_int8(model, tmp_path / "fsrcnn_x3.int8.onnx")
+    cases = {
+        "has no quality figures": ("--baseline", noq, *FAST),
+        "timed 64x64 frames, this run 128x128": ("--baseline", base, "--max-slowdown", "1.5", "--size", "128x128"),
+        "timed 64x64 frames, this run none": ("--baseline", base, "--max-slowdown", "1.5", "--size", "0"),
+    }
+    for expected, argv in cases.items():
+        res = cli("bench", bad, "--dataset", set5, "--scale", "3", *argv)
+        err = res.err.strip().splitlines()
+        assert res.code == 2 and expected in err[-1] and "within budget" not in res.out, (expected, res.err)
+    ok = cli("bench", model, "--dataset", set5, "--baseline", noq, "--no-quality", "--max-slowdown", "50", *FAST)
+    assert ok.code == 0 and "quality not gated" in ok.out, ok.err
+
+
 def test_bad_input_is_one_line_and_exit_2(cli, baseline, tmp_path):
     model, folder = baseline
     set5, set14 = asset("benchmarks/Set5"), asset("benchmarks/Set14")

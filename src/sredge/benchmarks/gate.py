@@ -25,8 +25,8 @@ from sredge.errors import InputError
 class Budget:
     """How much worse a run may be than its baseline."""
 
-    max_psnr_drop: float = 0.05
-    """dB of Y-PSNR, per image and on the mean."""
+    max_psnr_drop: float | None = 0.05
+    """dB of Y-PSNR, per image and on the mean; None: not gated (a run without quality figures)."""
     max_ssim_drop: float | None = None
     """Y-SSIM, per image and on the mean; None: SSIM is not gated."""
     max_slowdown: float | None = None
@@ -222,6 +222,53 @@ def _name_and_setting(row: dict) -> tuple[str, str] | None:
     return (own, label[len(own):]) if own is not None else None
 
 
+def gated_pairs(baseline: dict, report: dict, budget: Budget) -> list[tuple[dict, dict]]:
+    """The row pairs :func:`compare` judges, once both runs are known to measure what ``budget`` gates.
+
+    A gate that passes because a figure is missing would be a false pass: a baseline saved with
+    ``--no-quality`` has no PSNR to hold a new run to, one saved with ``--size 0`` no latency, and
+    latencies of different frame sizes are not comparable.
+
+    Raises:
+        InputError: As :func:`check_comparable` and :func:`pair_rows`; or ``budget`` gates quality or
+            latency that a paired row of either run lacks, or the runs timed different frame sizes.
+    """
+    check_comparable(baseline, report)
+    pairs = pair_rows(baseline, report)
+    quality = budget.max_psnr_drop is not None or budget.max_ssim_drop is not None
+    for old, new in pairs:
+        for row, run, fix in ((old, "the baseline", "save a new baseline"), (new, "this run", "measure it")):
+            if quality and row.get("quality") is None:
+                raise InputError(f"{run} has no quality figures for {row['label']} (--no-quality), so the PSNR "
+                                 f"gate would pass unchecked; {fix} with quality, or gate latency alone with "
+                                 "--no-quality --max-slowdown")
+            if budget.max_slowdown is not None and not row.get("latency"):
+                raise InputError(f"{run} has no latency for {row['label']} (--size 0), so --max-slowdown would pass "
+                                 f"unchecked; {fix} with a --size frame")
+    check_frame_size(baseline, budget, report.get("settings", {}).get("latency_hw"))
+    return pairs
+
+
+def check_frame_size(baseline: dict, budget: Budget, latency_hw) -> None:
+    """Refuse a latency gate between runs that timed different frame sizes (before any measuring).
+
+    Args:
+        latency_hw: The (height, width) this run times, None for none (``--size 0``).
+    """
+    if budget.max_slowdown is None:
+        return
+    before = baseline.get("settings", {}).get("latency_hw")
+    before, after = (list(hw) if hw else None for hw in (before, latency_hw))
+    if before is None:
+        raise InputError("the baseline timed no frames (--size 0), so --max-slowdown has nothing to compare; "
+                         "save a new baseline with a --size frame")
+    if before != after:
+        wxh = "x".join(map(str, before[::-1]))
+        now = "x".join(map(str, after[::-1])) if after else "none (--size 0)"
+        raise InputError(f"the baseline timed {wxh} frames, this run {now}: latencies are not comparable; "
+                         f"run with --size {wxh} or save a new baseline")
+
+
 def _latency_ratio(old: dict, new: dict, old_ref: float | None, new_ref: float | None) -> float:
     a, b = old["latency"]["median_ms"], new["latency"]["median_ms"]
     if old_ref and new_ref:
@@ -233,13 +280,12 @@ def compare(baseline: dict, report: dict, budget: Budget) -> list[Regression]:
     """Every regression of ``report`` against ``baseline`` beyond ``budget`` (empty: within budget).
 
     Raises:
-        InputError: The two reports are not comparable (see :func:`check_comparable`, :func:`pair_rows`).
+        InputError: The two reports are not comparable or lack what ``budget`` gates (see :func:`gated_pairs`).
     """
-    check_comparable(baseline, report)
     found: list[Regression] = []
-    for old, new in pair_rows(baseline, report):
+    for old, new in gated_pairs(baseline, report, budget):
         for metric, key, limit in (("Y-PSNR", "psnr", budget.max_psnr_drop), ("Y-SSIM", "ssim", budget.max_ssim_drop)):
-            if limit is None or "quality" not in old or "quality" not in new:
+            if limit is None:
                 continue
             before = {"mean": old["quality"]["mean"][key], **{k: v[key] for k, v in old["quality"]["images"].items()}}
             after = {"mean": new["quality"]["mean"][key], **{k: v[key] for k, v in new["quality"]["images"].items()}}
@@ -247,7 +293,7 @@ def compare(baseline: dict, report: dict, budget: Budget) -> list[Regression]:
                 a = after.get(image)
                 if a is not None and _finite(a, b) and b - a > limit + 1e-9:
                     found.append(Regression(new["label"], image, metric, b, a))
-        if budget.max_slowdown is not None and old.get("latency") and new.get("latency"):
+        if budget.max_slowdown is not None:
             ratio = _latency_ratio(old, new, baseline.get("reference_ms"), report.get("reference_ms"))
             if ratio > budget.max_slowdown:
                 found.append(Regression(new["label"], "-", "latency", old["latency"]["median_ms"],

@@ -123,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_quality and latency_hw is None:
         raise InputError("--no-quality with --size 0 measures nothing")
     baseline = _read_baseline(args.baseline) if args.baseline is not None else None
+    if baseline is not None:
+        from sredge.benchmarks.gate import Budget, check_frame_size
+
+        check_frame_size(baseline, Budget(max_slowdown=args.max_slowdown), latency_hw)  # before measuring
     with claim_outputs(*_paths(args), overwrite=args.overwrite):
         return _bench(args, baseline, latency_hw)
 
@@ -131,7 +135,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     """Measure, print, write the claimed outputs, and gate."""
     from sredge.atomic import write_bytes_atomic
     from sredge.benchmarks.bench import BenchOptions, run_bench
-    from sredge.benchmarks.gate import Budget, check_comparable, compare, pair_rows
+    from sredge.benchmarks.gate import Budget, compare, gated_pairs
     from sredge.benchmarks.report import format_table, write_report_dir
     from sredge.runtime.backends import BACKENDS
     from sredge.runtime.model import ModelOverrides
@@ -155,9 +159,10 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     say = (lambda _m: None) if args.quiet else (lambda m: print(f"{PROG}: {m}", file=sys.stderr, flush=True))
     result = run_bench(list(args.models), opts, progress=say)
     report = result.report
+    budget = Budget(max_psnr_drop=None if args.no_quality else args.max_psnr_drop,
+                    max_ssim_drop=None if args.no_quality else args.max_ssim_drop, max_slowdown=args.max_slowdown)
     if baseline is not None:
-        check_comparable(baseline, report)  # before printing anything that looks like a pass
-        pair_rows(baseline, report)
+        gated_pairs(baseline, report, budget)  # before printing anything that looks like a pass
     print(format_table(report))
     data = (json.dumps(report, indent=2) + "\n").encode()
     if args.report is not None:
@@ -170,10 +175,8 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
         print(f"baseline saved: {args.save_baseline}")
     if baseline is None:
         return 0
-    budget = Budget(max_psnr_drop=args.max_psnr_drop, max_ssim_drop=args.max_ssim_drop,
-                    max_slowdown=args.max_slowdown)
     regressions = compare(baseline, report, budget)
-    limits = f"Y-PSNR drop <= {budget.max_psnr_drop} dB"
+    limits = f"Y-PSNR drop <= {budget.max_psnr_drop} dB" if budget.max_psnr_drop is not None else "quality not gated"
     limits += f", Y-SSIM drop <= {budget.max_ssim_drop}" if budget.max_ssim_drop is not None else ""
     limits += f", slowdown <= x{budget.max_slowdown}" if budget.max_slowdown is not None else ""
     if not regressions:
