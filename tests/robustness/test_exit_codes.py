@@ -299,3 +299,18 @@ def test_a_disk_that_fills_while_a_video_is_written_is_named_as_full(work, tmp_p
         res = hostile("run", [*args, "-o", disk / "x.mp4", *extra], inputs=[work], outputs=[disk / "x.mp4"],
                       watch=work, match="no space left on device writing")
         assert str(disk / "x.mp4") in res.err and leftovers(disk) == []
+
+
+def test_a_reader_that_stops_early_does_not_stop_the_work(tmp_path):
+    """The audit: ``sr-export ... | head -1`` was an internal error (BrokenPipeError), exit 3, and wrote no
+    file. The export finishes, exit 0, when its stdout closes after the first line."""
+    from tests.conftest import asset
+    from tests.robustness.conftest import start
+
+    out = tmp_path / "pipe.onnx"
+    proc = start("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "-o", out)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as head does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert first.startswith("detected") and "internal error" not in err and out.stat().st_size > 10_000

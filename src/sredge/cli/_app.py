@@ -75,12 +75,59 @@ def debug_enabled() -> bool:
     return os.environ.get("SREDGE_DEBUG", "") not in ("", "0")
 
 
+class _PipeSafeStdout:
+    """``sys.stdout`` that survives its reader going away (``sr-export ... | head -1``).
+
+    Writing to a closed pipe raises BrokenPipeError; a command's output is a report of work it is
+    doing, so the work goes on: the first such error points file descriptor 1 at the null device and
+    every later write, and the interpreter's last flush, land there.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _closed_pipe(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._closed_pipe()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed_pipe()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a command's ``main`` and turn errors into one stderr line and an exit code."""
     logging.basicConfig(
         level=logging.DEBUG if debug_enabled() else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
     )
+    stdout = sys.stdout
+    if not isinstance(stdout, _PipeSafeStdout) and hasattr(stdout, "fileno"):
+        sys.stdout = _PipeSafeStdout(stdout)
+    try:
+        return _run(prog, main, argv)
+    finally:
+        if isinstance(sys.stdout, _PipeSafeStdout):
+            sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     with raise_on_signals():  # the first stop signal unwinds (cleaning up), later ones are ignored
         try:
             code = main(argv)
