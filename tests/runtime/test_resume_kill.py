@@ -115,6 +115,7 @@ def test_killed_again_and_again_the_run_continues_and_ends_whole(tmp_path):
 
     res = sr("run", *args)  # the same command again finishes the video
     assert res.code == 0, res.err
+    assert f"note: continuing the stopped run of {out}: its first " in res.err, res.err  # said, even with -q
     assert not work.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "m.onnx", "out.mp4"]
 
     whole = tmp_path / "whole.mp4"  # the same command, never interrupted

@@ -377,7 +377,11 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     if vrun.decode_error:
         raise InputError(f"the input is truncated or corrupt ({vrun.decode_error}); {done}")
     check_complete(vrun)
-    say(f"wrote {vrun.output}" if vrun.output else "done")
+    if vrun.output and vrun.resumed_from:
+        say(f"wrote {vrun.output} ({vrun.frames_in_output} frames: {vrun.resumed_from} from the stopped run, "
+            f"{res.frames_out} from this one)")
+    else:
+        say(f"wrote {vrun.output}" if vrun.output else "done")
     return 0
 
 

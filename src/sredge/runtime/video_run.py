@@ -159,6 +159,9 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
             notify(line)
         if session is not None:
             session.begin(reader)
+            if session.resumed_from and notify is not None:
+                notify(f"continuing the stopped run of {output}: its first {session.resumed_from} frames are done, "
+                       f"this run starts at frame {session.resumed_from}")
             writer = session.writer(make_writer, info.fps)
         else:
             writer = make_writer(output, reader) if output is not None else None
