@@ -42,7 +42,8 @@ def resolve_scale(
 
     Weights win when they determine the scale, then the scale an sr-train checkpoint records
     (``recorded``); a contradicting ``--scale`` is an error. Otherwise ``--scale`` is used, then the
-    file-name hint. ``any_scale`` (a pre-upsampling
+    file-name hint; a ``--scale`` that contradicts the name is an error too, except for a network of
+    ``any_scale``, whose one file serves every scale. ``any_scale`` (a pre-upsampling
     network such as SRCNN or VDSR, which refines a bicubic-enlarged image) accepts every
     integer scale from 2 to ``MAX_SCALE``, not only the architecture's listed ones.
 
@@ -67,6 +68,12 @@ def resolve_scale(
             )
         scale, source = recorded, "checkpoint"
     elif requested is not None:
+        if from_name is not None and from_name != requested and not any_scale:
+            raise InputError(
+                f"--scale {requested} contradicts the file name, which says x{from_name}; {arch.name} weights do not "
+                f"tell the scale, so one of them is wrong (an x{from_name} model run at x{requested} gives garbage): "
+                "drop --scale, or rename the file if its name is wrong"
+            )
         scale, source = requested, "--scale"
     elif from_name is not None:
         scale, source = from_name, "file name"
