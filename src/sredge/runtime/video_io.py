@@ -982,6 +982,7 @@ class VideoWriter:
         tune: str | None = None,
         bit_depth: int | None = None,
         colour: Colour | None = None,
+        b_frames: bool = True,
     ):
         """Check the options and the output folder; nothing is created until ``__enter__``.
 
@@ -1013,6 +1014,8 @@ class VideoWriter:
             bit_depth: 8 or 10 bits per output sample; None: ``audio_from``'s (8 without it).
             colour: The colour description to write; None: ``audio_from``'s (BT.709 primaries and
                 transfer without it).
+            b_frames: Let the encoder reorder frames (B-frames). Never in an AVI file, which stores no
+                presentation times; False for pieces of a video that will end up in one.
 
         Raises:
             InputError: Impossible options, an encoder missing from this FFmpeg build,
@@ -1039,6 +1042,7 @@ class VideoWriter:
             raise InputError(f"encoder threads must be >= 0, got {threads}")
         self.crf, self.codec, self.preset, self.threads = crf, codec, preset, int(threads)
         self.tune = tune
+        self.b_frames = b_frames
         # The encoder's own option names for crf/preset/threads/tune (see sredge.runtime.encoders).
         self._options = encoder_options(codec, crf=crf, preset=preset, threads=self.threads, tune=tune)
         src_info = audio_from.info if audio_from is not None else None
@@ -1102,8 +1106,11 @@ class VideoWriter:
         c = self._container
         quiet_encoder_logs(self.codec)
         self._add_hdr_params()
+        options = dict(self._options)
+        if not self.b_frames or c.format.name == "avi":  # AVI has no presentation times: B-frames decode out of order
+            options["bf"] = "0"
         try:
-            s = c.add_stream(self.codec, rate=self.fps, options=dict(self._options))
+            s = c.add_stream(self.codec, rate=self.fps, options=options)
         except ValueError as exc:  # the container cannot hold this codec
             raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
         s.width, s.height = self._enc_w, self._enc_h

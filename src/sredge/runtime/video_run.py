@@ -64,6 +64,12 @@ class VideoRun:
     a camera's or stream's recording always replaces the file."""
 
 
+NO_B_FRAMES = (".avi", ".ts")
+"""Outputs encoded without B-frames. AVI stores no presentation times, so reordered frames decode out of
+order; MPEG-TS shifts every time by the B-frame delay (2 frames with x264's default preset), which a
+resumed run's joined segments do not reproduce (1 frame)."""
+
+
 def default_encoder_threads() -> int:
     """Encoder threads when the user does not say: a quarter of the cores (at least one), leaving
     the rest to inference; a single x264 thread spends the least CPU per frame."""
@@ -147,7 +153,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
         def make_writer(path, audio_from=None):
             return VideoWriter(path, ow, oh, info.time_base, info.fps, crf=crf, preset=preset, audio_from=audio_from,
                                threads=threads, codec=encoder, tune="zerolatency" if latency_mode else None,
-                               bit_depth=info.bit_depth, colour=info.colour)  # kept by every segment too
+                               bit_depth=info.bit_depth, colour=info.colour,  # kept by every segment too
+                               b_frames=output is None or Path(output).suffix.lower() not in NO_B_FRAMES)
 
         # What the output will not carry (streams, HDR metadata), said before any frame, whichever writer.
         notices = tuple(output_notices(reader, output, encoder)) if output is not None else ()
