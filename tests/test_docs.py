@@ -8,8 +8,8 @@ Conventions for the pages (README.md, "Writing the docs", says the same):
   may use files that earlier blocks of the same page made (if those needed no more than it does).
   ``python``, ``sr-*`` and ``make`` are the test environment's.
 * A block that cannot run everywhere says so on a line ``# needs: WHAT[, WHAT]``; it is skipped with
-  that reason where WHAT is missing. ``$ASSETS`` is the real assets folder (``../shared/assets`` or
-  ``SREDGE_ASSETS``): a block that uses it needs ``assets``.
+  that reason where WHAT is missing. ``$SREDGE_ASSETS`` is the real assets folder (``../shared/assets``
+  unless the variable is set): a block that uses it needs ``assets``.
 * A block runs as on the core install: torch, OpenVINO and TensorRT cannot be imported unless its
   ``# needs:`` line names them (``torch``, ``openvino``, ``trt``).
 * README.md is the front page: its commands run with no assets at all (``SREDGE_ASSETS`` pointing at
@@ -193,9 +193,9 @@ def test_blocks_declare_what_they_need(page):
     for block in runnable(page):
         unknown = [n for n in block.needs if n not in NEEDS]
         assert not unknown, f"{block.where}: unknown '# needs: {', '.join(unknown)}' (known: {', '.join(NEEDS)})"
-        if re.search(r"\$\{?ASSETS\b|shared/assets", block.text):
-            assert "assets" in block.needs, f"{block.where} uses $ASSETS: add '# needs: assets'"
-        assert "shared/assets" not in block.text, f"{block.where}: write $ASSETS, not a path to the shared folder"
+        if re.search(r"\$\{?(SREDGE_)?ASSETS\b|shared/assets", block.text):
+            assert "assets" in block.needs, f"{block.where} uses $SREDGE_ASSETS: add '# needs: assets'"
+        assert "shared/assets" not in block.text, f"{block.where}: write $SREDGE_ASSETS, not the shared folder's path"
 
 
 def test_front_page_needs_nothing_but_the_package():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import cv2
 import numpy as np
 import pytest
 
@@ -147,6 +148,13 @@ def test_missing_and_wrong_inputs(cli, tmp_path, onnx_model):
     assert res.code == 2 and "sr-export" in res.err
     res = cli("build", onnx_model, "-o", tmp_path / "missing" / "m.engine")
     assert res.code == 2 and "does not exist" in res.err
+    res = cli("build", onnx_model, "-o", tmp_path / "m.onnx")  # the audit: an engine named .onnx was taken
+    assert res.code == 2 and "name the engine NAME.engine or NAME.plan" in res.err
+    assert not (tmp_path / "m.onnx").exists()
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.zeros((16, 16, 3), np.uint8))
+    res = cli("run", "--image", img, "--model", onnx_model, "--backend", "trt", "-o", tmp_path / "out.png")
+    assert res.code == 2 and "(build one from it with sr-build)" in res.err, res.err
 
 
 # ---------------------------------------------------------------- inputs of a build (no TensorRT needed)

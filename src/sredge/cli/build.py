@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.onnx.is_file():
         raise InputError(f"no such ONNX file: {args.onnx}")
     output = args.output or args.onnx.with_suffix(".engine")
+    if output.suffix.lower() not in (".engine", ".plan"):
+        raise InputError(f"-o {output}: name the engine NAME.engine or NAME.plan (sr-run chooses TensorRT by it)")
     opts = BuildOptions(
         tile=args.tile,
         max_tile=args.max_tile,

@@ -73,7 +73,8 @@ def choose_backend(requested: str, model: Path) -> str:
     runs = FILE_KIND.get(requested, requested)  # the model file type the backend runs
     if runs != kind:
         need = {"ort": "an .onnx model", "trt": "a TensorRT .engine/.plan", "torch": "a .pth/.pt checkpoint"}
-        hint = " (export it with sr-export)" if runs == "ort" and kind == "torch" else ""
+        hint = (" (export it with sr-export)" if runs == "ort" and kind == "torch" else
+                " (build one from it with sr-build)" if runs == "trt" and kind == "ort" else "")
         raise InputError(f"--backend {requested} needs {need[runs]}, not {model.name}{hint}")
     return requested
 
