@@ -509,3 +509,29 @@ def test_precision_options_name_what_runs(cli, tmp_path):
     assert res.code == 0, res.err
     check = json.loads((tmp_path / "r.json").read_text())["reference_check"]
     assert check["frames_checked"] == 2 and 40 < check["min_psnr"] < 80  # INT8 against its FP32 original
+
+
+def test_a_file_that_is_not_a_video_is_the_only_line(cli, tmp_path):
+    """The audit: an empty or non-video --video file printed the model's and the encoder's lines before its
+    error; the file is now read before the model loads."""
+    empty, text = tmp_path / "e.mp4", tmp_path / "notes.mp4"
+    empty.write_bytes(b"")
+    text.write_text("not a video\n")
+    for bad in (empty, text):
+        res = cli("run", "--video", bad, "-o", tmp_path / "o.mp4")
+        assert res.code == 2 and res.err.strip().splitlines() == [
+            f"sr-run: error: {bad} is not a video FFmpeg can read (unknown format, or a damaged or cut-short file)"
+        ], res.err
+        assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_folder_as_a_videos_output_is_one_line_naming_a_file(cli, tmp_path):
+    """The audit: -o nodir/ said "cannot tell the video format from the name nodir"."""
+    clip = tmp_path / "clip.mp4"
+    _clip_with_audio(clip, n=2)
+    (tmp_path / "there").mkdir()
+    for given in (f"{tmp_path / 'missing'}/", str(tmp_path / "there")):
+        res = cli("run", "--video", clip, "-o", given)
+        assert res.code == 2 and res.err.strip().splitlines() == [
+            f"sr-run: error: -o {given.rstrip('/')}/: a video run writes one file, not a folder; give its name, "
+            f"e.g. -o {given.rstrip('/')}/clip_sr.mp4"], res.err

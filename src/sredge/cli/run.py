@@ -290,6 +290,10 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         raise InputError(f"no such video file: {source}")
     _check_camera(source)
     window = plan_window(args.start, args.duration, args.frames, live)
+    if getattr(args.output, "folder", False) or (args.output is not None and args.output.is_dir()):
+        example = args.output / f"{Path(source).stem if not live else 'recording'}_sr.mp4"
+        raise InputError(f"-o {args.output}{os.sep}: a video run writes one file, not a folder; give its name, "
+                         f"e.g. -o {example}")
     if not live:
         reads = reads + [Input(Path(source), "--video")]
     size = _output_size(args)
@@ -298,11 +302,13 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     report += [Output(args.compare, "--compare")] if args.compare is not None else []
     check_outputs(([_video_output(args.output, resume)] if args.output else []) + report, reads, args.overwrite)
     _check_work_folder(args.output, resume, args.resume, reads, report)
+    # A file that is not a readable video is one line before the model loads (and before the encoder is chosen).
+    source_hw = _video_hw(source, args.max_pixels) if not live else None
+    frame_hw = source_hw if choosing else None
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale),
                        backend_options=replace(opts.backend_options, precision=None, fp16=False))
-    frame_hw = _video_hw(source, args.max_pixels) if choosing and not live else None
     with LoadedRuntime(model, opts, frame_hw=frame_hw) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
                                             else contextlib.nullcontext()) as ref:
         output = args.output
