@@ -185,6 +185,28 @@ def test_damaged_calibration_set_in_sr_export_fails_before_writing_anything(work
             inputs=[work], outputs=[work / "x.onnx", work / "x.int8.onnx"], match="set.npz", watch=work)
 
 
+def test_a_cut_short_calibration_video_is_exit_2_like_a_damaged_image(work):
+    """The audit: a truncated --calib video was a warning (printed twice by sr-calibrate), exit 0, and a
+    calibration set of its first part; a damaged image in a --calib folder is exit 2, as docs/outputs.md says."""
+    import av
+
+    from tests.conftest import asset
+
+    full = work / "full.mkv"  # Matroska: no frame count, so sr-calibrate counts the frames first
+    with av.open(str(asset("video/onepiece_demo.mp4"))) as src, av.open(str(full), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    cut = work / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    hostile("calibrate", ["build", "--from", cut, "-o", work / "c.npz"], inputs=[work], outputs=[work / "c.npz"],
+            match="cut.mkv is damaged or cut short", watch=work)
+    hostile("export", [work / "fsrcnn_x2.pth", "-o", work / "x.onnx", "--precision", "fp32,int8", "--calib", cut],
+            inputs=[work], outputs=[work / "x.onnx", work / "x.int8.onnx"], match="cut.mkv is damaged", watch=work)
+
+
 # -- damaged checkpoints to resume (sr-train --resume) ---------------------------------------
 
 

@@ -165,10 +165,13 @@ def _video_crops(path: Path, options: CalibrationOptions, rng: np.random.Generat
     from sredge.runtime.video_io import Frame, VideoReader
 
     def frames():
-        with VideoReader(str(path), max_pixels=max_pixels) as reader:
+        with VideoReader(str(path), max_pixels=max_pixels, warn_damage=False) as reader:
             for item in reader:
                 if isinstance(item, Frame):
                     yield item
+            if reader.error:  # like a damaged image in a folder: calibrating on part of it would go unnoticed
+                raise InputError(f"calibration video {path} is damaged or cut short ({reader.error}); use an "
+                                 "undamaged video, or cut it before the damage")
 
     with VideoReader(str(path), max_pixels=max_pixels) as reader:
         count = reader.info.frame_count
