@@ -114,7 +114,7 @@ def runnable(page: Path) -> list[Block]:
 def _env(tmp: Path, assets: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["ASSETS"] = env["SREDGE_ASSETS"] = str(assets)
+    env["SREDGE_ASSETS"] = str(assets)
     env["HOME"] = str(tmp / "home")  # caches (~/.cache/sredge) stay in the test's folder
     # One OpenMP thread for torch: the test runs beside other workers, and spinning OpenMP threads on a busy
     # machine cost sr-train ten times the CPU (83 s against 8 s for the README's toy run, measured).

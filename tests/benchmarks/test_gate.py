@@ -129,7 +129,7 @@ def test_model_names_grow_from_the_stem():
 def test_a_gate_with_nothing_to_compare_is_refused_not_passed():
     """The audit: a baseline saved with --no-quality passed a 3.1 dB INT8 drop, and one saved with --size 0
     passed --max-slowdown, each printing "within budget"; latencies of other frame sizes were compared."""
-    from sredge.benchmarks.gate import check_frame_size, gated_pairs
+    from sredge.benchmarks.gate import check_measurable, gated_pairs
 
     base, new = _report("m", {"a": 30.0}), _report("m", {"a": 27.0})
     no_quality = _report("m", {"a": 30.0})
@@ -150,6 +150,12 @@ def test_a_gate_with_nothing_to_compare_is_refused_not_passed():
     with pytest.raises(InputError, match="the baseline timed 64x64 frames, this run 256x256"):
         gated_pairs(sized, {**base, "settings": {"latency_hw": [256, 256]}}, Budget(max_slowdown=1.5))
     with pytest.raises(InputError, match="timed no frames"):
-        check_frame_size({**base, "settings": {"latency_hw": None}}, Budget(max_slowdown=1.5), (64, 64))
-    check_frame_size(sized, Budget(max_slowdown=1.5), (64, 64))
-    check_frame_size(sized, Budget(), (256, 256))  # latency not gated: any size
+        check_measurable({**base, "settings": {"latency_hw": None}}, Budget(max_slowdown=1.5), (64, 64))
+    check_measurable(sized, Budget(max_slowdown=1.5), (64, 64))
+    check_measurable(sized, Budget(), (256, 256))  # latency not gated: any size
+    with pytest.raises(InputError, match="the baseline has no quality figures"):  # told before measuring
+        check_measurable(no_quality, Budget(), (64, 64))
+    check_measurable(no_quality, Budget(max_psnr_drop=None, max_slowdown=2.0), (64, 64))
+    for bad in (None, {"latency_hw": 64}, {"latency_hw": [64, "64"]}):
+        with pytest.raises(InputError, match="settings"):
+            check_baseline({**base, "settings": bad})

@@ -330,7 +330,8 @@ def test_a_reader_that_stops_early_does_not_stop_the_work(tmp_path):
     from tests.robustness.conftest import start
 
     out = tmp_path / "pipe.onnx"
-    proc = start("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "-o", out)
+    # Unbuffered, as on a terminal: block-buffered output would reach the closed pipe only at exit.
+    proc = start("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "-o", out, env_changes={"PYTHONUNBUFFERED": "1"})
     first = proc.stdout.readline()
     proc.stdout.close()  # the reader goes away, as head does
     err = proc.stderr.read()

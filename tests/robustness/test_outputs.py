@@ -120,7 +120,7 @@ RUN: dict[str, Callable[[Path], Case]] = {
         ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4", "--report", _ro(w) / "r.json"],
         "read-only", read_only=("ro",)),
     "video-output-is-a-folder": lambda w: Case(
-        ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "photos"], "is a folder"),
+        ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "photos"], "a video run writes one file, not a folder"),
     "video-output-is-dev-null": lambda w: Case(
         ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", "/dev/null", "--overwrite"], "not a regular file"),
     "video-report-hard-link-of-the-input": lambda w: Case(
@@ -283,7 +283,9 @@ TRAIN: dict[str, Callable[[Path], Case]] = {
 
 BUILD: dict[str, Callable[[Path], Case]] = {
     "engine-is-the-onnx": lambda w: Case([w / "m.onnx", "-o", w / "m.onnx", "--overwrite"],
-                                         "would overwrite the input"),
+                                         "name the engine NAME.engine or NAME.plan"),
+    "engine-links-to-the-onnx": lambda w: Case([w / "m.onnx", "-o", _link(w, "m.engine", w / "m.onnx"),
+                                                "--overwrite"], "would overwrite the input"),
     "engine-name-holds-another-file": lambda w: Case([w / "m.onnx", "-o", _touch(w / "x.engine")],
                                                      "exists; pass --overwrite"),
     "calibration-cache-is-the-onnx": lambda w: Case(

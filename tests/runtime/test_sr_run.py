@@ -337,12 +337,15 @@ def test_the_report_records_the_tile_the_run_used(cli, exported, tmp_path):
     _clip_with_audio(src, n=4)
     model = exported("fsrcnn_x2")
     report = tmp_path / "run.json"
-    for argv, tile, requested in ((["--tile", "48"], 48, 48), ([], None, "auto")):  # auto: the whole 64x48 frame
+    for argv, tile, tiles, requested in ((["--tile", "48"], 48, 2, 48),  # 64x48: two 48x48 windows
+                                         ([], None, 1, "auto")):  # auto: the whole 64x48 frame
         res = cli("run", "--video", src, "--model", model, "-o", tmp_path / "out.mp4", "--report", report,
                   "--overwrite", *argv)
         assert res.code == 0, res.err
         tiling = json.loads(report.read_text())["tiling"]
-        assert (tiling["tile"], tiling["requested"], tiling["fixed_hw"]) == (tile, requested, None), (argv, tiling)
+        got = (tiling["tile"], tiling["tiles"], tiling["requested"], tiling["fixed_hw"])
+        assert got == (tile, tiles, requested, None), (argv, tiling)
+        assert tiling["tile_hw"] == ([48, 48] if tile else [48, 64]), tiling
 
 
 def test_luma_model_video_stays_i420_and_matches_the_rgb_path(exported):

@@ -89,6 +89,11 @@ def check_baseline(baseline: object) -> None:
         _typed(dataset["images"], "dataset.images", list)
     if baseline.get("reference_ms") is not None:
         _typed(baseline["reference_ms"], "reference_ms", float)
+    if "settings" in baseline:
+        hw = _typed(baseline["settings"], "settings", dict).get("latency_hw")
+        if hw is not None and not (isinstance(hw, list) and len(hw) == 2
+                                   and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in hw)):
+            raise _bad("settings.latency_hw must be null or [height, width]")
     labelled: dict[str, int] = {}
     for i, row in enumerate(_typed(_get(baseline, "rows"), "rows", list)):
         at = f"rows[{i}]"
@@ -245,16 +250,23 @@ def gated_pairs(baseline: dict, report: dict, budget: Budget) -> list[tuple[dict
             if budget.max_slowdown is not None and not row.get("latency"):
                 raise InputError(f"{run} has no latency for {row['label']} (--size 0), so --max-slowdown would pass "
                                  f"unchecked; {fix} with a --size frame")
-    check_frame_size(baseline, budget, report.get("settings", {}).get("latency_hw"))
+    check_measurable(baseline, budget, report.get("settings", {}).get("latency_hw"))
     return pairs
 
 
-def check_frame_size(baseline: dict, budget: Budget, latency_hw) -> None:
-    """Refuse a latency gate between runs that timed different frame sizes (before any measuring).
+def check_measurable(baseline: dict, budget: Budget, latency_hw) -> None:
+    """What :func:`gated_pairs` would refuse that the baseline alone tells, before any measuring: a quality
+    gate against a baseline without quality figures, a latency gate between different frame sizes.
 
     Args:
+        baseline: A baseline that passed :func:`check_baseline`.
         latency_hw: The (height, width) this run times, None for none (``--size 0``).
     """
+    quality = budget.max_psnr_drop is not None or budget.max_ssim_drop is not None
+    if quality and not any(r.get("quality") is not None for r in baseline["rows"] if not r.get("bicubic")):
+        raise InputError("the baseline has no quality figures (saved with --no-quality), so the PSNR gate would "
+                         "pass unchecked; save a new baseline with quality, or gate latency alone with "
+                         "--no-quality --max-slowdown")
     if budget.max_slowdown is None:
         return
     before = baseline.get("settings", {}).get("latency_hw")

@@ -508,10 +508,13 @@ def deconv_weights_per_input_channel(model: onnx.ModelProto, reference: onnx.Mod
             continue
         if len(n.input) > 2 and n.input[2] and n.input[2] not in inits:
             raise InputError(f"{n.name}: a quantized bias is read before the weight moves to axis 0")
-        ref = ref_nodes.get(n.name)
-        if ref is None or len(ref.input) < 2 or ref.input[1] not in ref_inits:
-            raise InputError(f"{n.name}: the FP32 graph has no ConvTranspose of that name with a stored weight")
-        w = numpy_helper.to_array(ref_inits[ref.input[1]]).astype(np.float32)
+        ref = ref_nodes.get(n.name) if n.name else None
+        float_name = (ref.input[1] if ref is not None and ref.op_type == "ConvTranspose" and len(ref.input) > 1
+                      else dq.input[0].removesuffix("_quantized"))  # the quantizer's own naming
+        if float_name not in ref_inits or tuple(ref_inits[float_name].dims) != tuple(inits[dq.input[0]].dims):
+            raise InputError(f"{n.name or 'a ConvTranspose'}: its float weight is not in the FP32 graph it was "
+                             "quantized from")
+        w = numpy_helper.to_array(ref_inits[float_name]).astype(np.float32)
         absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
         scale = np.where(absmax > 0, absmax / np.float32(127), np.float32(1)).astype(np.float32)
         q = np.clip(np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)

@@ -9,6 +9,7 @@ error; 128 + n stopped by signal n: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -123,7 +124,8 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
         return _run(prog, main, argv)
     finally:
         if isinstance(sys.stdout, _PipeSafeStdout):
-            sys.stdout.flush()
+            with contextlib.suppress(OSError):  # the exit code stands; nothing more can be said on stdout
+                sys.stdout.flush()
         sys.stdout = stdout
 
 

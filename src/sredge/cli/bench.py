@@ -123,11 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_quality and latency_hw is None:
         raise InputError("--no-quality with --size 0 measures nothing")
     baseline = _read_baseline(args.baseline) if args.baseline is not None else None
-    if baseline is not None:
-        from sredge.benchmarks.gate import Budget, check_frame_size
-
-        check_frame_size(baseline, Budget(max_slowdown=args.max_slowdown), latency_hw)  # before measuring
     with claim_outputs(*_paths(args), overwrite=args.overwrite):
+        if baseline is not None:
+            from sredge.benchmarks.gate import check_measurable
+
+            check_measurable(baseline, _budget(args), latency_hw)  # before measuring
         return _bench(args, baseline, latency_hw)
 
 
@@ -135,7 +135,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     """Measure, print, write the claimed outputs, and gate."""
     from sredge.atomic import write_bytes_atomic
     from sredge.benchmarks.bench import BenchOptions, run_bench
-    from sredge.benchmarks.gate import Budget, compare, gated_pairs
+    from sredge.benchmarks.gate import compare, gated_pairs
     from sredge.benchmarks.report import format_table, write_report_dir
     from sredge.runtime.backends import BACKENDS
     from sredge.runtime.model import ModelOverrides
@@ -159,8 +159,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     say = (lambda _m: None) if args.quiet else (lambda m: print(f"{PROG}: {m}", file=sys.stderr, flush=True))
     result = run_bench(list(args.models), opts, progress=say)
     report = result.report
-    budget = Budget(max_psnr_drop=None if args.no_quality else args.max_psnr_drop,
-                    max_ssim_drop=None if args.no_quality else args.max_ssim_drop, max_slowdown=args.max_slowdown)
+    budget = _budget(args)
     if baseline is not None:
         gated_pairs(baseline, report, budget)  # before printing anything that looks like a pass
     print(format_table(report))
@@ -185,6 +184,14 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     for r in regressions:
         print(f"REGRESSION {r.describe()}", file=sys.stderr)
     raise CheckFailedError(f"{len(regressions)} regression(s) beyond the budget ({limits}) against {args.baseline}")
+
+
+def _budget(args):
+    """The gate's :class:`~sredge.benchmarks.gate.Budget`: quality is not gated in a ``--no-quality`` run."""
+    from sredge.benchmarks.gate import Budget
+
+    return Budget(max_psnr_drop=None if args.no_quality else args.max_psnr_drop,
+                  max_ssim_drop=None if args.no_quality else args.max_ssim_drop, max_slowdown=args.max_slowdown)
 
 
 def entry() -> None:

@@ -302,10 +302,10 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     report += [Output(args.compare, "--compare")] if args.compare is not None else []
     check_outputs(([_video_output(args.output, resume)] if args.output else []) + report, reads, args.overwrite)
     _check_work_folder(args.output, resume, args.resume, reads, report)
-    # A file that is not a readable video is one line before the model loads (and before the encoder is chosen).
-    source_hw = _video_hw(source, args.max_pixels) if not live else None
-    frame_hw = source_hw if choosing else None
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
+    # A file that is not a readable video is one line, before the model loads (after the container check).
+    source_hw = _video_hw(source, args.max_pixels) if not live and Path(source).is_file() else None
+    frame_hw = source_hw if choosing else None
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale),
                        backend_options=replace(opts.backend_options, precision=None, fp16=False))

@@ -933,6 +933,13 @@ def sampling_notice(pixel_format: str, bit_depth: int) -> str | None:
     return f"the source is {name}: {' and '.join(what)}" if what else None
 
 
+NO_B_FRAMES = ("avi", "mpegts")
+"""FFmpeg muxers whose outputs are encoded without B-frames. AVI stores no presentation times, so
+reordered frames decode out of order; MPEG-TS (``.ts``, ``.m2ts``, ``.mts``) shifts every time by the
+B-frame delay (2 frames with x264's default preset), which a resumed run's joined segments do not
+reproduce (1 frame)."""
+
+
 class VideoWriter:
     """Encode RGB frames (H.264 ``yuv420p`` by default) and carry the source's other streams, atomically.
 
@@ -1014,8 +1021,8 @@ class VideoWriter:
             bit_depth: 8 or 10 bits per output sample; None: ``audio_from``'s (8 without it).
             colour: The colour description to write; None: ``audio_from``'s (BT.709 primaries and
                 transfer without it).
-            b_frames: Let the encoder reorder frames (B-frames). Never in an AVI file, which stores no
-                presentation times; False for pieces of a video that will end up in one.
+            b_frames: Let the encoder reorder frames (B-frames); never in an AVI or MPEG-TS file
+                (:data:`NO_B_FRAMES`); False for pieces of a video that will end up in one.
 
         Raises:
             InputError: Impossible options, an encoder missing from this FFmpeg build,
@@ -1107,7 +1114,7 @@ class VideoWriter:
         quiet_encoder_logs(self.codec)
         self._add_hdr_params()
         options = dict(self._options)
-        if not self.b_frames or c.format.name == "avi":  # AVI has no presentation times: B-frames decode out of order
+        if not self.b_frames or c.format.name in NO_B_FRAMES:
             options["bf"] = "0"
         try:
             s = c.add_stream(self.codec, rate=self.fps, options=options)

@@ -64,10 +64,13 @@ class VideoRun:
     a camera's or stream's recording always replaces the file."""
 
 
-NO_B_FRAMES = (".avi", ".ts")
-"""Outputs encoded without B-frames. AVI stores no presentation times, so reordered frames decode out of
-order; MPEG-TS shifts every time by the B-frame delay (2 frames with x264's default preset), which a
-resumed run's joined segments do not reproduce (1 frame)."""
+def _b_frames(output: Path | None) -> bool:
+    """Whether the encoder may reorder frames for ``output``: its pieces (a resumable run's segments) are
+    written in another container (see :data:`sredge.runtime.video_io.NO_B_FRAMES`)."""
+    from sredge.runtime.streams import output_format
+    from sredge.runtime.video_io import NO_B_FRAMES
+
+    return output is None or output_format(output)[0] not in NO_B_FRAMES
 
 
 def default_encoder_threads() -> int:
@@ -150,11 +153,13 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
         oh, ow = plan.out_hw
         picker = _ComparePicker((info.frame_count or 0) // 2, size, rt.desc) if compare else None
 
+        b_frames = _b_frames(output)
+
         def make_writer(path, audio_from=None):
             return VideoWriter(path, ow, oh, info.time_base, info.fps, crf=crf, preset=preset, audio_from=audio_from,
                                threads=threads, codec=encoder, tune="zerolatency" if latency_mode else None,
                                bit_depth=info.bit_depth, colour=info.colour,  # kept by every segment too
-                               b_frames=output is None or Path(output).suffix.lower() not in NO_B_FRAMES)
+                               b_frames=b_frames)
 
         # What the output will not carry (streams, HDR metadata), said before any frame, whichever writer.
         notices = tuple(output_notices(reader, output, encoder)) if output is not None else ()
