@@ -171,6 +171,14 @@ def test_spec_fully_static_engine():
     lo, hi = profile_bounds((2, 3, 64, 80), None)
     spec = spec_from_profile((2, 3, 64, 80), lo, hi)
     assert (spec.fixed_hw, spec.max_batch, spec.min_hw, spec.max_hw) == ((64, 80), 2, (64, 80), (64, 80))
+    assert spec.batch_fixed  # a batch of 1 is filled to 2 (TrtBackend._submit), as ONNX Runtime's are
+
+
+def test_spec_says_when_every_call_runs_the_whole_batch():
+    """A DLA engine's profile is min = opt = max (--batch 4:4:4): sr-run's batches of 1 were refused."""
+    assert spec_from_profile((-1, 3, -1, -1), (4, 3, 64, 64), (4, 3, 64, 64)).batch_fixed
+    assert not spec_from_profile((-1, 3, -1, -1), (2, 3, 16, 16), (8, 3, 64, 64)).batch_fixed  # 1 is filled to 2
+    assert not spec_from_profile((-1, 3, -1, -1), (1, 3, 16, 16), (8, 3, 64, 64)).batch_fixed
 
 
 def test_spec_dynamic_width_only():

@@ -174,6 +174,26 @@ def int8_calibration_of_a_float_onnx(ctx: Ctx) -> None:
 
 
 @scenario
+def a_damaged_calibration_image_fails_the_build(ctx: Ctx) -> None:
+    """TensorRT's bindings swallow an exception raised in get_batch and end calibration there: the build
+    succeeded on part of --calib. The calibrator keeps the error and sr-build raises it; and a folder with
+    fewer images than one batch is refused before TensorRT (it would fail with no scales)."""
+    onnx = make_onnx(ctx.work / "m32.onnx", channels=3)
+    calib = make_images(ctx.work / "calib")
+    (calib / "zz_damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not the rest of a PNG")
+    engine = _engine(ctx, "i8bad")
+    code, out, err = ctx.sr_build(str(onnx), "--int8", "--calib", str(calib), "--tile", "64", "--batch", "2",
+                                  "-o", str(engine), "--timing-cache", str(ctx.work / "t.c"))
+    if ctx.major == 10:
+        assert code == 2 and "zz_damaged.png" in err and not engine.exists(), (code, err)
+        assert ctx.log.calib_batches == 2, ctx.log.calib_batches  # the two batches before the damaged image
+    few = make_images(ctx.work / "few", count=3)
+    code, out, err = ctx.sr_build(str(onnx), "--int8", "--calib", str(few), "--tile", "64", "--batch", "1:4:4",
+                                  "-o", str(engine), "--timing-cache", str(ctx.work / "t.c"))
+    assert code == 2 and "3 images, but calibration runs whole batches of 4" in err and not engine.exists(), err
+
+
+@scenario
 def int8_calibration_of_an_fp16_input_onnx(ctx: Ctx) -> None:
     """Defect 4: float32 batches were copied into a HALF input."""
     if ctx.major != 10:
@@ -286,6 +306,27 @@ def runtime_runs_engines_with_pinned_overlapped_copies(ctx: Ctx) -> None:
             assert all(not q for q in ctx.dev.queues.values())
             assert "pinned" in be.describe()
         assert not ctx.dev.pinned and not ctx.dev.allocations and not ctx.dev.queues, "resources leaked"
+
+
+@scenario
+def an_engine_whose_smallest_batch_is_above_one_runs_any_batch(ctx: Ctx) -> None:
+    """A profile of batch 2..4 (a DLA engine's is n:n:n) refused every call of 1 item, sr-run's default,
+    and a tiler's smaller last group: such batches are filled with copies of their last item."""
+    from sredge.runtime.backends.trt import TrtBackend
+
+    onnx = make_onnx(ctx.work / "b2.onnx", channels=3)
+    engine = _engine(ctx, "b2")
+    code, out, err = ctx.sr_build(str(onnx), "-o", str(engine), "--tile", "32", "--max-tile", "32",
+                                  "--batch", "2:2:4", "--timing-cache", str(ctx.work / "t.c"))
+    assert code == 0, err
+    rng = np.random.default_rng(3)
+    batches = [rng.random((n, 3, 32, 32), dtype=np.float32) for n in (1, 3, 1, 4, 2)]
+    with TrtBackend(engine) as be:
+        assert not be.input_spec().batch_fixed and be.input_spec().max_batch == 4
+        outs = list(be.run_many(iter(batches))) + [be.run(batches[0])]
+        for x, y in zip(batches + [batches[0]], outs):
+            np.testing.assert_array_equal(y, _expected(x, 2))
+    assert not ctx.dev.pinned and not ctx.dev.allocations and not ctx.dev.queues, "resources leaked"
 
 
 @scenario

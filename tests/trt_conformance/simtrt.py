@@ -256,7 +256,7 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
         itemsize = np.dtype(NP[inp["dtype"]]).itemsize
         expected = int(np.prod(shape)) * itemsize
         while True:
-            ptrs = cal.get_batch([inp["name"]])
+            ptrs = _trampoline(cal.get_batch, "get_batch", [inp["name"]])
             if not ptrs:
                 break
             if len(ptrs) != 1:
@@ -273,8 +273,17 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
                 fail(f"calibration batch values are not an image in [0, {vr}] as {inp['dtype']} "
                      f"(min {x.min()}, max {x.max()})")
             log.calib_batches += 1
-        cal.write_calibration_cache(b"SIM-CALIBRATION-TABLE")
+        _trampoline(cal.write_calibration_cache, "write_calibration_cache", b"SIM-CALIBRATION-TABLE")
         log.calib_cache_written = b"SIM-CALIBRATION-TABLE"
+
+    def _trampoline(method: Any, name: str, *args: Any) -> Any:
+        """Call a Python calibrator method as TensorRT's bindings do (python/src/infer/pyInt8.cpp): an
+        exception is printed and swallowed, and the call reads as "no more data" (None)."""
+        try:
+            return method(*args)
+        except Exception as exc:  # noqa: BLE001 - what the real trampoline does
+            log.notes.append(f"[ERROR] Exception caught in {name}(): {exc}")
+            return None
 
     b["Builder.build_serialized_network"] = build
 

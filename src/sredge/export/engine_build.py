@@ -156,7 +156,10 @@ def read_build_inputs(onnx_path: str | Path, opts: BuildOptions, *, calib_dir: s
     if calib_cache is not None and images is None and not calib_cache.is_file():
         raise InputError(f"--calib-cache {calib_cache} does not exist; give --calib DIR to make it")
     opts = replace(opts, calibration_fingerprint=calibration_fingerprint(images, calib_cache))
-    preflight(opts, facts, qdq)
+    profile = preflight(opts, facts, qdq)
+    if images is not None and len(images) < profile.opt[0]:  # TensorRT would fail with no scales at all
+        raise InputError(f"--calib {calib_dir}: {len(images)} images, but calibration runs whole batches of "
+                         f"{profile.opt[0]} (the opt batch): add images, or build with a smaller --batch")
     if images is not None and facts.descriptor is None:  # preflight: images mean INT8 calibration
         raise InputError(f"{onnx_path} has no sredge metadata, so its images cannot be prepared for "
                          "calibration: export it with sr-export, or give an existing --calib-cache")
@@ -252,6 +255,11 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
 
     With ``batches`` (a ``--calib`` folder) TensorRT calibrates afresh and the result is written
     to ``cache`` when given; without, the existing ``cache`` is read and no batch is served.
+
+    TensorRT's Python bindings catch an exception raised in a calibrator callback, print it, and carry
+    on as if the data had ended (``get_batch``) or the cache were written: a damaged image would end
+    calibration early and the build would succeed. So each callback keeps its exception in ``error``
+    and the caller raises it after the build (:func:`build_engine`).
     """
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -259,19 +267,25 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._buf = DeviceBuffer(cudart, "calibration batch")
             self.batches_served = 0
+            self.error: BaseException | None = None
 
         def get_batch_size(self) -> int:
             return batch_size
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            if batches is None:
+            if batches is None or self.error is not None:
                 return None
-            x = next(batches, None)
-            if x is None:
+            try:
+                x = next(batches, None)
+                if x is None:
+                    return None
+                self._buf.ensure(x.nbytes)
+                kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+                cuda_value(cudart.cudaMemcpy(self._buf.ptr, x.ctypes.data, x.nbytes, kind),
+                           "cudaMemcpy (calibration)")
+            except BaseException as exc:  # noqa: BLE001 - kept, raised after the build
+                self.error = exc
                 return None
-            self._buf.ensure(x.nbytes)
-            kind = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-            cuda_value(cudart.cudaMemcpy(self._buf.ptr, x.ctypes.data, x.nbytes, kind), "cudaMemcpy (calibration)")
             self.batches_served += 1
             return [int(self._buf.ptr)]
 
@@ -281,8 +295,11 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
             return None
 
         def write_calibration_cache(self, data: Any) -> None:
-            if cache is not None:
-                write_bytes_atomic(cache, bytes(data))
+            if cache is not None and self.error is None:
+                try:
+                    write_bytes_atomic(cache, bytes(data))
+                except BaseException as exc:  # noqa: BLE001 - kept, raised after the build
+                    self.error = exc
 
         def free(self) -> None:
             self._buf.free()
@@ -365,7 +382,9 @@ def build_engine(
 
     profile = builder.create_optimization_profile()
     profile.set_shape(plan.input_name, plan.profile.min, plan.profile.opt, plan.profile.max)
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+        raise BuildFailedError(f"TensorRT {version} refused the optimization profile of {plan.input_name} "
+                               f"(min {plan.profile.min}, opt {plan.profile.opt}, max {plan.profile.max})")
 
     calibrator = None
     if p.calibrate:
@@ -397,6 +416,8 @@ def build_engine(
     finally:
         if calibrator is not None:
             calibrator.free()
+    if calibrator is not None and calibrator.error is not None:  # swallowed by TensorRT: see make_calibrator
+        raise calibrator.error
     if serialized is None:
         raise BuildFailedError(f"TensorRT {version} failed to build an engine from {onnx_path} (see its log above)")
     if calibrator is not None and images is not None and calibrator.batches_served == 0:

@@ -206,11 +206,13 @@ def spec_from_profile(shape: Sequence[int], profile_min: Sequence[int], profile_
         profile_max: Largest shape profile 0 accepts.
     """
     n, c, h, w = (int(d) for d in shape)
+    max_batch = n if n > 0 else int(profile_max[0])
     return InputSpec(
         channels=c if c > 0 else int(profile_max[1]),
         height=h if h > 0 else None,
         width=w if w > 0 else None,
-        max_batch=n if n > 0 else int(profile_max[0]),
+        max_batch=max_batch,
+        batch_fixed=int(profile_min[0]) == max_batch,  # smaller batches are filled (TrtBackend._submit)
         min_hw=(int(profile_min[2]), int(profile_min[3])),
         max_hw=(int(profile_max[2]), int(profile_max[3])),
     )
@@ -472,8 +474,8 @@ class _Slot:
         self.dev_out = DeviceBuffer(cudart, f"engine output {index}")
         self.events: dict[str, Any] = {}
         """``uploaded`` (input copied), ``computed`` (engine done), ``downloaded`` (output copied)."""
-        self.busy: tuple[tuple[int, ...], np.dtype] | None = None
-        """(output shape, output dtype) of the batch in flight; None when free."""
+        self.busy: tuple[tuple[int, ...], np.dtype, int] | None = None
+        """(output shape, output dtype, batch items to hand out) of the batch in flight; None when free."""
 
     def buffers(self) -> tuple[DeviceBuffer | PinnedBuffer, ...]:
         return self.host_in, self.host_out, self.dev_in, self.dev_out
@@ -504,6 +506,8 @@ class TrtBackend:
     # -- lifecycle ---------------------------------------------------------
 
     def __enter__(self) -> TrtBackend:
+        if getattr(self, "_active", False):  # a second enter would replace (and leak) the engine and streams
+            raise RuntimeError("TrtBackend is already open")
         trt = require("tensorrt")
         cudart = import_cuda_runtime()
         if not self.path.is_file():
@@ -669,6 +673,11 @@ class TrtBackend:
         """Queue one batch on ``slot``: upload, then the engine, then download, ordered by events."""
         cudart, ctx, plan, streams, ev = self._cudart, self._context, self._plan, self._streams, slot.events
         x = np.asarray(x)
+        n = int(x.shape[0]) if x.ndim == 4 else 0
+        if x.ndim == 4 and 0 < n < self._min[0]:
+            # A profile whose smallest batch is above 1 (a DLA engine's fixed batch, --batch 2:4:8): fill the
+            # batch with copies of the last item, as ONNX Runtime's fixed batches are filled, and hand out n.
+            x = np.concatenate([x, np.repeat(x[-1:], self._min[0] - n, axis=0)])
         check_shape_in_profile(x.shape, self._min, self._max)
         in_dtype, out_dtype = plan.input_dtype, plan.output_dtype
         in_bytes = nbytes(x.shape, in_dtype)
@@ -717,15 +726,17 @@ class TrtBackend:
         cuda_value(cudart.cudaMemcpyAsync(slot.host_out.ptr, slot.dev_out.ptr, out_bytes, d2h, download),
                    "cudaMemcpyAsync (output to host)")
         cuda_value(cudart.cudaEventRecord(ev["downloaded"], download), "cudaEventRecord")
-        slot.busy = (out_shape, out_dtype)
+        slot.busy = (out_shape, out_dtype, n or int(x.shape[0]))
 
     def _collect(self, slot: _Slot) -> np.ndarray:
         """Wait for ``slot``'s download and copy its output out of pinned memory (float32)."""
-        shape, dtype = slot.busy
-        cuda_value(self._cudart.cudaEventSynchronize(slot.events["downloaded"]),
-                   "cudaEventSynchronize (engine execution and download)")
-        slot.busy = None
-        return slot.host_out.view(shape, dtype).astype(np.float32, copy=True)
+        shape, dtype, n = slot.busy
+        try:
+            cuda_value(self._cudart.cudaEventSynchronize(slot.events["downloaded"]),
+                       "cudaEventSynchronize (engine execution and download)")
+        finally:
+            slot.busy = None  # a failed wait must not leave the slot taken for the next run_many
+        return slot.host_out.view(shape, dtype)[:n].astype(np.float32, copy=True)
 
     def describe(self) -> str:
         self._require_active()
