@@ -232,6 +232,12 @@ def dla_static_profile_and_layer_report(ctx: Ctx) -> None:
     assert "1 of 2 layers on the DLA, 1 on the GPU" in out, out
     sidecar = json.loads(Path(str(_engine(ctx, "dla")) + ".json").read_text())
     assert sidecar["dla_layers"] == {"on_dla": 1, "total": 2} and sidecar["dla_core"] == 0
+    from sredge.runtime.backends.trt import TrtBackend
+
+    with TrtBackend(_engine(ctx, "dla")) as be:  # the runtime loads it for the core it was built for
+        assert be._runtime.DLA_core == 0
+        x = np.random.default_rng(2).random((1, 1, 96, 96), dtype=np.float32)
+        np.testing.assert_allclose(be.run(x), _expected(x.astype(np.float16), 2), atol=1e-3)
     code, out, err = ctx.sr_build(str(onnx), "--dla-core", "0", "--tile", "96", "--max-tile", "256", "-o",
                                   str(_engine(ctx, "d2")))
     assert code == 2 and "one input shape" in err, (code, err)

@@ -68,6 +68,7 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
     b["Builder.__init__"] = factory
     b["Runtime.__init__"] = factory
     b["Builder.num_DLA_cores"] = lambda obj: dla_cores
+    b["Runtime.DLA_core"] = lambda obj: -1  # IRuntime::getDLACore before setDLACore (state holds a set value)
 
     def create_network(obj: ShadowObject, flags: int = 0) -> ShadowObject:
         valid = 0

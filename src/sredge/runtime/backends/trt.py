@@ -529,8 +529,8 @@ class TrtBackend:
         version = str(trt.__version__)
         gpu = current_gpu(cudart, "TensorRT needs an NVIDIA GPU")
         self._gpu = gpu.name
-        check_engine_matches(read_engine_sidecar_extra(self.path), version, gpu.name, gpu.compute_capability,
-                             self.path)
+        extra = read_engine_sidecar_extra(self.path)
+        check_engine_matches(extra, version, gpu.name, gpu.compute_capability, self.path)
         for role in ("upload", "compute", "download"):
             self._streams[role] = cuda_value(cudart.cudaStreamCreate(), f"cudaStreamCreate ({role})")
         flags = cudart.cudaEventDisableTiming
@@ -539,6 +539,8 @@ class TrtBackend:
                 slot.events[event] = cuda_value(cudart.cudaEventCreateWithFlags(flags), "cudaEventCreateWithFlags")
 
         self._runtime = create_trt_object(trt.Runtime, _trt_logger(trt), "Runtime", version)
+        if isinstance(extra.get("dla_core"), int):  # the DLA core sr-build built for (the runtime's default is -1)
+            self._runtime.DLA_core = extra["dla_core"]
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise InputError(
