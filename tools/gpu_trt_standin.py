@@ -42,6 +42,10 @@ class DataType(enum.Enum):
     HALF = 1
 
 
+class TensorFormat(enum.Enum):
+    LINEAR = 0
+
+
 def write_engine(path: Path, checkpoint: Path, load: dict, channels: tuple[int, int], scale: int,
                  profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], io: str = "FLOAT",
                  delay_cycles: int = 0) -> Path:
@@ -85,6 +89,9 @@ class _Engine:
 
     def get_tensor_dtype(self, name: str) -> DataType:
         return self.io
+
+    def get_tensor_format(self, name: str) -> TensorFormat:
+        return TensorFormat.LINEAR
 
     def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[tuple[int, ...]]:
         if name != "input" or profile_index != 0:

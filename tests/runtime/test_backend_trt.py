@@ -277,7 +277,7 @@ class _EngineV10:
     """Only attributes: the names the TensorRT 10/11 ICudaEngine exposes."""
 
     num_io_tensors = 2
-    get_tensor_name = get_tensor_mode = get_tensor_shape = get_tensor_dtype = None
+    get_tensor_name = get_tensor_mode = get_tensor_shape = get_tensor_dtype = get_tensor_format = None
     get_tensor_profile_shape = create_execution_context = None
 
 

@@ -20,6 +20,7 @@ import importlib
 import io
 import json
 import logging
+import shutil
 import sys
 import traceback
 from collections.abc import Callable
@@ -380,6 +381,18 @@ def runtime_refuses_what_the_engine_cannot_take(ctx: Ctx) -> None:
             assert "outside the engine's profile" in str(exc)
         else:
             raise AssertionError("a tile outside the profile ran")
+    vectorized = _engine(ctx, "hwc8")  # an engine built with allowed_formats: its input is not dense NCHW
+    desc = json.loads(engine.read_bytes())
+    desc["input"]["format"] = "HWC8"
+    vectorized.write_bytes(json.dumps(desc).encode())
+    shutil.copy(str(engine) + ".json", str(vectorized) + ".json")
+    try:
+        with TrtBackend(vectorized):
+            pass
+    except InputError as exc:
+        assert "has the HWC8 layout" in str(exc), exc
+    else:
+        raise AssertionError("an engine with a vectorized input was taken as NCHW")
     ctx.dev.name = "Other GPU"
     try:
         with TrtBackend(engine):

@@ -313,6 +313,7 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
                                                         else trt.TensorIOMode.OUTPUT)
     b["ICudaEngine.get_tensor_shape"] = lambda e, name: trt.Dims(io(e, name)["shape"])
     b["ICudaEngine.get_tensor_dtype"] = lambda e, name: getattr(trt.DataType, io(e, name)["dtype"])
+    b["ICudaEngine.get_tensor_format"] = lambda e, name: getattr(trt.TensorFormat, io(e, name).get("format", "LINEAR"))
 
     def profile_shape(e: ShadowObject, name: str, index: int) -> list:
         if int(index) != 0 or io(e, name)["role"] != "input":

@@ -79,6 +79,7 @@ ENGINE_API = (
     "get_tensor_mode",
     "get_tensor_shape",
     "get_tensor_dtype",
+    "get_tensor_format",
     "get_tensor_profile_shape",
     "create_execution_context",
 )
@@ -97,6 +98,9 @@ class TensorInfo:
     """Engine shape; -1 marks a dynamic axis."""
     dtype: str
     """TensorRT DataType name: ``"FLOAT"``, ``"HALF"``, ..."""
+    layout: str = "LINEAR"
+    """TensorRT TensorFormat name: ``"LINEAR"`` is dense NCHW; others (``"CHW4"``, ``"HWC8"`` ...) are
+    vectorized layouts an engine built with ``allowed_formats`` may have at its I/O."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ class IoPlan:
 
 
 def dtype_name(dtype: Any) -> str:
-    """The name of a TensorRT DataType (``trt.DataType.HALF`` -> ``"HALF"``); strings pass through."""
+    """The name of a TensorRT DataType (``trt.DataType.HALF`` -> ``"HALF"``) or other enum member
+    (``trt.TensorFormat.LINEAR`` -> ``"LINEAR"``); strings pass through."""
     if isinstance(dtype, str):
         return dtype.rsplit(".", 1)[-1].upper()
     name = getattr(dtype, "name", None)
@@ -164,6 +169,9 @@ def plan_io(tensors: Sequence[TensorInfo]) -> IoPlan:
     for role, t in (("input", inputs[0]), ("output", outputs[0])):
         if len(t.shape) != 4:
             raise InputError(f"engine {role} {t.name!r} has shape {t.shape}; expected (N, C, H, W)")
+        if t.layout != "LINEAR":
+            raise InputError(f"engine {role} {t.name!r} has the {t.layout} layout; sredge copies dense NCHW "
+                             "(LINEAR) tensors: build the engine without I/O format restrictions (sr-build)")
         if dtype_name(t.dtype) not in IMAGE_DTYPES:
             raise InputError(
                 f"engine {role} {t.name!r} is {dtype_name(t.dtype)}; sredge runs engines with float32 or "
@@ -460,6 +468,7 @@ def _tensor_info(trt: ModuleType, engine: Any, name: str) -> TensorInfo:
         is_input=engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
         shape=tuple(int(d) for d in engine.get_tensor_shape(name)),
         dtype=dtype_name(engine.get_tensor_dtype(name)),
+        layout=dtype_name(engine.get_tensor_format(name)),  # an enum's name, as for DataType
     )
 
 
