@@ -353,8 +353,11 @@ def test_containers_without_global_headers_or_codec_tags_resume_like_mp4(tmp_pat
         run = upscale_video(rt, src, out, preset="veryfast", resume=resume, stop=stop,
                             progress=lambda res, total: res.frames_out >= 12 and stop.set())
         assert run.result.interrupted and len(_decoded(out)[0]) == run.frames_in_output >= 12
-        run = upscale_video(rt, src, out, preset="veryfast", resume=resume)
+        totals = []
+        run = upscale_video(rt, src, out, preset="veryfast", resume=resume,
+                            progress=lambda res, total: totals.append(total))
         assert run.resumed_from >= 12 and run.work_folder is None
+        assert set(totals) == {run.result.frames_out}  # the progress total counts this run's frames (was one more)
         upscale_video(rt, src, plain, preset="veryfast")
     frames, t, audio = _decoded(out)
     plain_frames, plain_t, plain_audio = _decoded(plain)

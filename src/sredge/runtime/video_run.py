@@ -193,9 +193,13 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
             if writer is not None:
                 writer.mux_audio(packet)
 
+        # A continued run reads from its last committed frame again (to check it) and drops it: one fewer.
+        total = (info.frame_count - 1 if session is not None and session.resumed_from and info.frame_count
+                 else info.frame_count)
+
         def on_frame(res):
             if progress is not None:
-                progress(res, info.frame_count)
+                progress(res, total)
 
         with writer if writer is not None else contextlib.nullcontext():
             items = session.items(reader) if session is not None else reader
