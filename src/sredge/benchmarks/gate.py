@@ -32,6 +32,11 @@ class Budget:
     max_slowdown: float | None = None
     """Allowed ratio of new to old median latency (normalised by the reference workload); None: not gated."""
 
+    @property
+    def gates_quality(self) -> bool:
+        """Whether Y-PSNR or Y-SSIM is gated (the runs must both have quality figures)."""
+        return self.max_psnr_drop is not None or self.max_ssim_drop is not None
+
 
 @dataclass(frozen=True)
 class Regression:
@@ -240,13 +245,10 @@ def gated_pairs(baseline: dict, report: dict, budget: Budget) -> list[tuple[dict
     """
     check_comparable(baseline, report)
     pairs = pair_rows(baseline, report)
-    quality = budget.max_psnr_drop is not None or budget.max_ssim_drop is not None
     for old, new in pairs:
         for row, run, fix in ((old, "the baseline", "save a new baseline"), (new, "this run", "measure it")):
-            if quality and row.get("quality") is None:
-                raise InputError(f"{run} has no quality figures for {row['label']} (--no-quality), so the PSNR "
-                                 f"gate would pass unchecked; {fix} with quality, or gate latency alone with "
-                                 "--no-quality --max-slowdown")
+            if budget.gates_quality and row.get("quality") is None:
+                raise _no_quality(f"{run} has no quality figures for {row['label']} (--no-quality)", fix)
             if budget.max_slowdown is not None and not row.get("latency"):
                 raise InputError(f"{run} has no latency for {row['label']} (--size 0), so --max-slowdown would pass "
                                  f"unchecked; {fix} with a --size frame")
@@ -262,11 +264,9 @@ def check_measurable(baseline: dict, budget: Budget, latency_hw) -> None:
         baseline: A baseline that passed :func:`check_baseline`.
         latency_hw: The (height, width) this run times, None for none (``--size 0``).
     """
-    quality = budget.max_psnr_drop is not None or budget.max_ssim_drop is not None
-    if quality and not any(r.get("quality") is not None for r in baseline["rows"] if not r.get("bicubic")):
-        raise InputError("the baseline has no quality figures (saved with --no-quality), so the PSNR gate would "
-                         "pass unchecked; save a new baseline with quality, or gate latency alone with "
-                         "--no-quality --max-slowdown")
+    if budget.gates_quality and not any(r.get("quality") is not None for r in baseline["rows"]
+                                        if not r.get("bicubic")):
+        raise _no_quality("the baseline has no quality figures (saved with --no-quality)", "save a new baseline")
     if budget.max_slowdown is None:
         return
     before = baseline.get("settings", {}).get("latency_hw")
@@ -279,6 +279,11 @@ def check_measurable(baseline: dict, budget: Budget, latency_hw) -> None:
         now = "x".join(map(str, after[::-1])) if after else "none (--size 0)"
         raise InputError(f"the baseline timed {wxh} frames, this run {now}: latencies are not comparable; "
                          f"run with --size {wxh} or save a new baseline")
+
+
+def _no_quality(what: str, fix: str) -> InputError:
+    return InputError(f"{what}, so the PSNR gate would pass unchecked; {fix} with quality, "
+                      "or gate latency alone with --no-quality --max-slowdown")
 
 
 def _latency_ratio(old: dict, new: dict, old_ref: float | None, new_ref: float | None) -> float:

@@ -135,7 +135,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     """Measure, print, write the claimed outputs, and gate."""
     from sredge.atomic import write_bytes_atomic
     from sredge.benchmarks.bench import BenchOptions, run_bench
-    from sredge.benchmarks.gate import compare, gated_pairs
+    from sredge.benchmarks.gate import compare
     from sredge.benchmarks.report import format_table, write_report_dir
     from sredge.runtime.backends import BACKENDS
     from sredge.runtime.model import ModelOverrides
@@ -160,8 +160,8 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     result = run_bench(list(args.models), opts, progress=say)
     report = result.report
     budget = _budget(args)
-    if baseline is not None:
-        gated_pairs(baseline, report, budget)  # before printing anything that looks like a pass
+    # Judged before printing anything that looks like a pass (an incomparable baseline is exit 2 here).
+    regressions = compare(baseline, report, budget) if baseline is not None else []
     print(format_table(report))
     data = (json.dumps(report, indent=2) + "\n").encode()
     if args.report is not None:
@@ -174,7 +174,6 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
         print(f"baseline saved: {args.save_baseline}")
     if baseline is None:
         return 0
-    regressions = compare(baseline, report, budget)
     limits = f"Y-PSNR drop <= {budget.max_psnr_drop} dB" if budget.max_psnr_drop is not None else "quality not gated"
     limits += f", Y-SSIM drop <= {budget.max_ssim_drop}" if budget.max_ssim_drop is not None else ""
     limits += f", slowdown <= x{budget.max_slowdown}" if budget.max_slowdown is not None else ""

@@ -266,7 +266,6 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._buf = DeviceBuffer(cudart, "calibration batch")
-            self.batches_served = 0
             self.error: BaseException | None = None
 
         def get_batch_size(self) -> int:
@@ -286,7 +285,6 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
             except BaseException as exc:  # noqa: BLE001 - kept, raised after the build
                 self.error = exc
                 return None
-            self.batches_served += 1
             return [int(self._buf.ptr)]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -420,9 +418,6 @@ def build_engine(
         raise calibrator.error
     if serialized is None:
         raise BuildFailedError(f"TensorRT {version} failed to build an engine from {onnx_path} (see its log above)")
-    if calibrator is not None and images is not None and calibrator.batches_served == 0:
-        raise BuildFailedError(f"no calibration batch was made from --calib: it needs at least "
-                               f"{plan.profile.opt[0]} images (the opt batch)")
 
     # The engine first: what follows is optional and must never lose it.
     # Old sidecar first: a crash between the two writes leaves an engine without a key, which the

@@ -49,15 +49,13 @@ def _tiling(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
     ``tile``, the planned edge in network-input pixels (None: whole frames); ``tile_hw``, the shape each
     tile ran at (padded to the model's size multiple, or a fixed-shape model's ``fixed_hw``); ``tiles``
     per frame."""
-    from sredge.runtime.runner import tile_config
-    from sredge.runtime.tiling import MIN_SIDE, plan_tiles
+    from sredge.runtime.runner import frame_tiles, tile_config
 
     used: dict = {"tile": None, "tile_hw": None, "tiles": None, "fixed_hw": None}
     height, width = run.input_info.get("height"), run.input_info.get("width")
     if rt.spec is not None and height and width:
         cfg = tile_config(opts, rt.spec, rt.desc, height, width)
-        in_h, in_w = (height * rt.desc.scale, width * rt.desc.scale) if rt.desc.pre_upsample else (height, width)
-        plan = plan_tiles(max(in_h, MIN_SIDE), max(in_w, MIN_SIDE), cfg)
+        plan = frame_tiles(cfg, rt.desc, height, width)
         used = {"tile": cfg.tile, "tile_hw": [plan.tile_h, plan.tile_w], "tiles": len(plan.tiles),
                 "fixed_hw": list(cfg.fixed_hw) if cfg.fixed_hw else None}
     return {**used, "requested": opts.tile, "overlap": opts.tile_overlap, "blend": opts.blend, "batch": opts.batch}

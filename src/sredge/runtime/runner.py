@@ -17,7 +17,7 @@ from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kind, open_backend
 from sredge.runtime.backends.base import InputSpec
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
-from sredge.runtime.tiling import MIN_SIDE, TileConfig, auto_tile, plan_tiles
+from sredge.runtime.tiling import MIN_SIDE, TileConfig, TilePlan, auto_tile, plan_tiles
 from sredge.runtime.upscaler import Upscaler
 
 if TYPE_CHECKING:
@@ -200,10 +200,16 @@ class LoadedRuntime:
         return ups
 
 
+def frame_tiles(cfg: TileConfig, desc: ModelDescriptor, height: int, width: int) -> TilePlan:
+    """The tiles one ``height`` x ``width`` LR frame runs as under ``cfg`` (pure): a pre-upsampling
+    network's input is the enlarged frame."""
+    in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
+    return plan_tiles(max(in_h, MIN_SIDE), max(in_w, MIN_SIDE), cfg)
+
+
 def _tiled(cfg: TileConfig, desc: ModelDescriptor, height: int, width: int) -> bool:
     """Whether ``height`` x ``width`` LR inputs run as more than one tile under ``cfg`` (pure)."""
-    in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
-    return len(plan_tiles(max(in_h, MIN_SIDE), max(in_w, MIN_SIDE), cfg).tiles) > 1
+    return len(frame_tiles(cfg, desc, height, width).tiles) > 1
 
 
 def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -> dict | None:

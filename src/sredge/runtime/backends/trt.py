@@ -737,7 +737,7 @@ class TrtBackend:
         cuda_value(cudart.cudaMemcpyAsync(slot.host_out.ptr, slot.dev_out.ptr, out_bytes, d2h, download),
                    "cudaMemcpyAsync (output to host)")
         cuda_value(cudart.cudaEventRecord(ev["downloaded"], download), "cudaEventRecord")
-        slot.busy = (out_shape, out_dtype, n or int(x.shape[0]))
+        slot.busy = (out_shape, out_dtype, n)
 
     def _collect(self, slot: _Slot) -> np.ndarray:
         """Wait for ``slot``'s download and copy its output out of pinned memory (float32)."""
