@@ -337,3 +337,19 @@ def test_a_reader_that_stops_early_does_not_stop_the_work(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 0, err
     assert first.startswith("detected") and "internal error" not in err and out.stat().st_size > 10_000
+
+
+def test_a_progress_reader_that_stops_early_does_not_stop_the_video(work, tmp_path):
+    """The audit: ``sr-run --video ... 2>&1 >/dev/null | head -c 20`` ended with exit 1 and no video: the
+    progress line after the reader left raised BrokenPipeError, and so did the error line about it. The
+    run finishes, exit 0, when its stderr closes after the first line."""
+    from tests.robustness.conftest import start
+
+    out = tmp_path / "o.mp4"
+    proc = start("run", "--video", work / "in.mp4", "--model", work / "m.onnx", "-o", out,
+                 "--progress-every", "0.001", env_changes={"PYTHONUNBUFFERED": "1"})
+    first = proc.stderr.readline()
+    proc.stderr.close()  # the reader goes away, as head does
+    stdout = proc.stdout.read()
+    assert proc.wait(timeout=300) == 0, stdout
+    assert first.startswith("sr-run: ") and "wrote" in stdout and out.stat().st_size > 1000

@@ -76,12 +76,14 @@ def debug_enabled() -> bool:
     return os.environ.get("SREDGE_DEBUG", "") not in ("", "0")
 
 
-class _PipeSafeStdout:
-    """``sys.stdout`` that survives its reader going away (``sr-export ... | head -1``).
+class _PipeSafeStream:
+    """``sys.stdout`` or ``sys.stderr`` that survives its reader going away (``sr-export ... | head -1``,
+    ``sr-run ... 2>&1 | head``).
 
-    Writing to a closed pipe raises BrokenPipeError; a command's output is a report of work it is
-    doing, so the work goes on: the first such error points file descriptor 1 at the null device and
-    every later write, and the interpreter's last flush, land there.
+    Writing to a closed pipe raises BrokenPipeError; a command's output and its progress are reports
+    of work it is doing, so the work goes on: the first such error points the stream's file descriptor
+    at the null device and every later write, and the interpreter's last flush, land there. The exit
+    code still says how the work ended.
     """
 
     def __init__(self, stream):
@@ -117,16 +119,22 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
         level=logging.DEBUG if debug_enabled() else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
     )
-    stdout = sys.stdout
-    if not isinstance(stdout, _PipeSafeStdout) and hasattr(stdout, "fileno"):
-        sys.stdout = _PipeSafeStdout(stdout)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _pipe_safe(stdout), _pipe_safe(stderr)
     try:
         return _run(prog, main, argv)
     finally:
-        if isinstance(sys.stdout, _PipeSafeStdout):
-            with contextlib.suppress(OSError):  # the exit code stands; nothing more can be said on stdout
-                sys.stdout.flush()
-        sys.stdout = stdout
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, _PipeSafeStream):
+                with contextlib.suppress(OSError, ValueError):  # the exit code stands; nothing more can be said
+                    stream.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _pipe_safe(stream):
+    if isinstance(stream, _PipeSafeStream) or not hasattr(stream, "fileno"):
+        return stream
+    return _PipeSafeStream(stream)
 
 
 def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
