@@ -113,8 +113,13 @@ class _PipeSafeStream:
         return getattr(self._stream, name)
 
 
-def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run a command's ``main`` and turn errors into one stderr line and an exit code."""
+def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None, *,
+        process_ends: bool = False) -> int:
+    """Run a command's ``main`` and turn errors into one stderr line and an exit code.
+
+    ``process_ends``: the caller exits with the code (console scripts); stop signals that come after the
+    work are then ignored (see :func:`~sredge.cli._signals.raise_on_signals`).
+    """
     logging.basicConfig(
         level=logging.DEBUG if debug_enabled() else logging.WARNING,
         format=f"{prog}: %(levelname)s: %(message)s",
@@ -122,7 +127,7 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _pipe_safe(stdout), _pipe_safe(stderr)
     try:
-        return _run(prog, main, argv)
+        return _run(prog, main, argv, process_ends)
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, _PipeSafeStream):
@@ -137,8 +142,9 @@ def _pipe_safe(stream):
     return _PipeSafeStream(stream)
 
 
-def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
-    with raise_on_signals():  # the first stop signal unwinds (cleaning up), later ones are ignored
+def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None,
+         process_ends: bool) -> int:
+    with raise_on_signals(process_ends):  # the first stop signal unwinds (cleaning up), later ones are ignored
         try:
             code = main(argv)
             check()  # a stop signal whose exception a library swallowed still ends the run as stopped

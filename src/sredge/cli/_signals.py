@@ -67,7 +67,7 @@ class _Once:
 
 
 @contextlib.contextmanager
-def _installed(handler: _Once) -> Iterator[_Once]:
+def _installed(handler: _Once, process_ends: bool = False) -> Iterator[_Once]:
     if threading.current_thread() is not threading.main_thread():
         yield handler  # handlers can only be set from the main thread; the defaults stay
         return
@@ -79,8 +79,9 @@ def _installed(handler: _Once) -> Iterator[_Once]:
     finally:
         for s, h in previous.items():
             # Once stopping, ignore further stop signals for good: at exit the interpreter resets Python
-            # handlers to the default (which kills), but leaves SIG_IGN in place.
-            signal.signal(s, signal.SIG_IGN if _stopping else h)
+            # handlers to the default (which kills), but leaves SIG_IGN in place. So too when the process
+            # ends with the command: a signal after the work is done must not turn its end into a traceback.
+            signal.signal(s, signal.SIG_IGN if _stopping or process_ends else h)
 
 
 def _raise(signum: int) -> None:
@@ -93,9 +94,13 @@ def _raise(signum: int) -> None:
 
 
 @contextlib.contextmanager
-def raise_on_signals() -> Iterator[None]:
+def raise_on_signals(process_ends: bool = False) -> Iterator[None]:
     """For a command's duration: the first stop signal raises, the ones after it are ignored (also
     after the block, once one came: the process is ending).
+
+    ``process_ends``: the process ends with the command (a console script): stop signals stay ignored
+    after the block, so one that comes once the work is done (Ctrl-C as it finishes) leaves the exit
+    code and the output as the command made them instead of raising KeyboardInterrupt at the top level.
 
     SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP raise :class:`Interrupted`; the command's
     error handling calls :func:`sredge.interrupts.seen` when it catches it (see :mod:`sredge.interrupts`).
@@ -104,7 +109,7 @@ def raise_on_signals() -> Iterator[None]:
     _stopping = False
     seen()
     try:
-        with _installed(_Once(_raise)):
+        with _installed(_Once(_raise), process_ends):
             yield
     finally:
         seen()

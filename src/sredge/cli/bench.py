@@ -195,7 +195,7 @@ def _budget(args):
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(run(PROG, main))
+    sys.exit(run(PROG, main, process_ends=True))
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def _paths(args, engine: Path) -> tuple[list, list]:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(run(PROG, main))
+    sys.exit(run(PROG, main, process_ends=True))
 
 
 if __name__ == "__main__":

@@ -395,7 +395,7 @@ def _db(v: float) -> str:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(run(PROG, main))
+    sys.exit(run(PROG, main, process_ends=True))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(run(PROG, main))
+    sys.exit(run(PROG, main, process_ends=True))
 
 
 if __name__ == "__main__":

@@ -519,7 +519,7 @@ def _video_hw(source: str, max_pixels: int) -> tuple[int, int]:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(run(PROG, main))
+    sys.exit(run(PROG, main, process_ends=True))
 
 
 if __name__ == "__main__":

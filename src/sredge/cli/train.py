@@ -321,7 +321,7 @@ def train_device(device: str) -> str:
 
 def entry() -> None:
     """Console-script entry point."""
-    sys.exit(run(PROG, main))
+    sys.exit(run(PROG, main, process_ends=True))
 
 
 if __name__ == "__main__":
