@@ -668,3 +668,18 @@ def test_preflight_returns_the_profile_plan_build_uses():
 
     opts = BuildOptions(tile=128, max_tile=256, batch=BatchRange(1, 2, 4))
     assert preflight(opts, facts()) == plan_build(opts, facts(), TRT10).profile
+
+
+@pytest.mark.parametrize("onnx_p,flags,words", [
+    ("fp16", (False, True, False, False), "in the ONNX (builder flag, as TensorRT 10 builds for the DLA)"),
+    ("int8", (False, True, True, False), "other layers FP16 (builder flags, as TensorRT 10 builds for the DLA)"),
+])
+def test_tensorrt_10_builds_typed_onnx_for_the_dla_by_precision_flags(onnx_p, flags, words):
+    """TensorRT 10 (JetPack 6's 10.3) documents DLA builds with FP16/INT8 flags only; strongly typed DLA
+    builds are documented from 11.4.1. The same ONNX for the GPU stays strongly typed, and TensorRT 11
+    (no flags) builds it strongly typed for the DLA too."""
+    p = plan_precision(BuildOptions(dla_core=0), facts(onnx_p), TRT10)
+    assert _flags(p) == flags and words in p.summary
+    assert plan_precision(BuildOptions(), facts(onnx_p), TRT10).strongly_typed
+    p = plan_precision(BuildOptions(dla_core=0), facts(onnx_p), TRT11)
+    assert p.strongly_typed and not (p.fp16 or p.int8)

@@ -229,6 +229,10 @@ def dla_static_profile_and_layer_report(ctx: Ctx) -> None:
                                   "--timing-cache", str(ctx.work / "t.c"))
     assert code == 0, err
     assert ctx.log.profiles == [((1, 1, 96, 96),) * 3], ctx.log.profiles
+    if ctx.major == 10:  # the documented DLA recipe of TensorRT 10: weakly typed, FP16 by flag
+        assert ctx.log.network_flags == [0] and ctx.log.builder_flags[0] >= {"FP16"}, ctx.log
+    else:
+        assert not ctx.log.builder_flags[0] & {"FP16", "INT8"}, ctx.log
     assert not any("fell back" in n for n in ctx.log.notes), ctx.log.notes
     assert "1 of 2 layers on the DLA, 1 on the GPU" in out, out
     sidecar = json.loads(Path(str(_engine(ctx, "dla")) + ".json").read_text())

@@ -438,10 +438,11 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
     """How to build the precision the user asked for on this TensorRT (pure, by feature).
 
     Rules: the ONNX's own types are never overridden silently. An FP16 or Q/DQ ONNX is built
-    strongly typed where TensorRT can; a Q/DQ ONNX must be symmetric int8 (zero point 0), as
-    TensorRT takes no other; ``--fp16``/``--int8`` on a float32 ONNX need TensorRT 10's
-    builder flags, and ``--int8`` on a float32 ONNX also the legacy entropy calibrator with
-    calibration data.
+    strongly typed where TensorRT can, except for the DLA on TensorRT 10, which documents DLA builds
+    with precision flags only (FP16, and INT8 for Q/DQ, with the same types); a Q/DQ ONNX must be
+    symmetric int8 (zero point 0), as TensorRT takes no other; ``--fp16``/``--int8`` on a float32
+    ONNX need TensorRT 10's builder flags, and ``--int8`` on a float32 ONNX also the legacy entropy
+    calibrator with calibration data.
 
     Args:
         opts: The build options.
@@ -480,13 +481,20 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
         return weak(opts.fp16 or onnx_p == "fp16", True, True,
                     "INT8 by entropy calibration" + (" with FP16" if opts.fp16 or onnx_p == "fp16" else "")
                     + " (builder flags)")
+    # TensorRT 10 documents DLA builds with precision flags only (strongly typed DLA builds appear in
+    # 11.4.1); JetPack 6's TensorRT 10.3 gets the documented recipe, FP16 (and INT8 for Q/DQ) by flag.
+    dla_by_flags = opts.dla_core is not None and has_fp16_flag
     if onnx_p == "int8":
-        if opts.fp16:  # Q/DQ layers in INT8, the rest in FP16: TensorRT 10's weakly typed mode only
-            return weak(True, True, False, "INT8 from the ONNX's Q/DQ scales, other layers FP16 (builder flags)")
+        if opts.fp16 or dla_by_flags:  # Q/DQ layers in INT8, the rest in FP16: TensorRT 10's weakly typed mode
+            return weak(True, True, False, "INT8 from the ONNX's Q/DQ scales, other layers FP16 (builder flags"
+                        + (", as TensorRT 10 builds for the DLA)" if dla_by_flags and not opts.fp16 else ")"))
         if st:
             return strong("INT8 from the ONNX's Q/DQ scales (strongly typed)")
         return weak(False, True, False, "INT8 from the ONNX's Q/DQ scales (builder flag)")
     if onnx_p == "fp16":
+        if dla_by_flags:
+            return weak(True, False, False,
+                        "FP16 as typed in the ONNX (builder flag, as TensorRT 10 builds for the DLA)")
         if st:
             return strong("FP16 as typed in the ONNX (strongly typed)")
         return weak(True, False, False, "FP16 as typed in the ONNX (builder flag)")
