@@ -113,9 +113,13 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
     rows5 = bench([fsrcnn, fp32, int8], "Set5", scale, latency=True, backends=backends)
     rows14 = bench([fp32, int8], "Set14", scale, latency=False, backends="ort")
     ref, f, q = (f"{p.name[:-5]} [ort]" for p in (fsrcnn, fp32, int8))
-    def psnr(rows: dict, label: str) -> float:
+    def psnr(rows: dict, label: str, digits: int | None = 3) -> float:
         row = rows.get(label) or rows[label.removesuffix(" [ort]")]  # one backend: no suffix
-        return round(row["quality"]["mean"]["psnr"], 3)
+        value = row["quality"]["mean"]["psnr"]
+        return value if digits is None else round(value, digits)
+
+    def drop(rows: dict) -> float:  # from the measured figures, not from two rounded ones
+        return round(psnr(rows, f, None) - psnr(rows, q, None), 3)
 
     ms = lambda label: round(rows5[label]["latency"]["median_ms"], 1)  # noqa: E731
     desc = read_descriptor(fp32)
@@ -139,8 +143,7 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
         "int8": {"file": int8.name, "flavour": read_descriptor(int8).precision.removeprefix("int8-"),
                  "set5_y_psnr": psnr(rows5, q), "set14_y_psnr": psnr(rows14, q),
                  "set5_y_psnr_by_backend": int8_psnr_by_backend,
-                 "set5_drop": round(psnr(rows5, f) - psnr(rows5, q), 3),
-                 "set14_drop": round(psnr(rows14, f) - psnr(rows14, q), 3),
+                 "set5_drop": drop(rows5), "set14_drop": drop(rows14),
                  "convs_in_int8": len(quantized_nodes(int8_model)), "convs": convs,
                  "speed_vs_fp32": int8_speed, "network_speed_vs_fp32": network},
     }

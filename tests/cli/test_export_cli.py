@@ -148,8 +148,9 @@ def test_debug_env_shows_traceback(tmp_path):
     env = {**os.environ, "SREDGE_DEBUG": "1"}
     proc = subprocess.run([sys.executable, "-m", "sredge.cli.export", str(tmp_path / "nope.pth")],
                           capture_output=True, text=True, env=env)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr  # the documented code, not the interpreter's 1
     assert "Traceback" in proc.stderr and "InputError" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("sr-export: error: ")
 
 
 def test_usage_error_is_one_line_exit_2():
@@ -214,6 +215,8 @@ def _bad_source(case: str, tmp_path) -> tuple[list, str]:
         return ["--calib", t91, "--calib", tmp_path / "set.npz"], "neither a folder of images nor a video"
     if case == "calib-tile-0":
         return ["--calib", t91, "--calib-tile", "0"], "tile must be at least 1"
+    if case == "calib-too-few-images":  # one crop per image: 10 are under the minimum of 16
+        return ["--calib", _t91_copy(tmp_path / "calib", 10)], "only 10 crops of 64x64 (calib: 10); at least 16"
     if case == "calib-crops-0":
         return ["--calib", t91, "--calib-crops", "0"], "--calib-crops must be at least 1"
     if case == "val-empty-folder":
@@ -232,7 +235,8 @@ def _bad_source(case: str, tmp_path) -> tuple[list, str]:
 
 BAD_SOURCES = ["calib-not-an-image", "calib-folder-with-a-text-png", "calib-images-smaller-than-tile",
                "calib-over-size-image", "calib-truncated-image", "calib-npz-among-sources", "calib-tile-0",
-               "calib-crops-0", "val-empty-folder", "val-over-size-image", "val-truncated-image"]
+               "calib-crops-0", "val-empty-folder", "val-over-size-image", "val-truncated-image",
+               "calib-too-few-images"]
 
 
 @pytest.mark.parametrize("case", BAD_SOURCES)
@@ -252,6 +256,16 @@ def test_bad_calib_or_val_exits_2_and_writes_nothing(cli, tmp_path, case):
     line = _one_line_error(res)
     assert says in line, line
     assert list(out.iterdir()) == []  # neither n.onnx, n.int8.onnx nor a temporary
+
+
+def test_asking_for_fewer_crops_than_the_minimum_takes_them(cli, tmp_path):
+    """The audit: 10 images with --calib-crops 8 were refused (at least 16 crops needed), a minimum the
+    option's help never named. Asking for N crops needs N."""
+    out = tmp_path / "n.onnx"
+    res = cli("export", asset(FSRCNN_X2), "-o", out, "--precision", "fp32,int8", "--bench-size", "off", "-q",
+              "--calib", _t91_copy(tmp_path / "calib", 10), "--calib-crops", "8")
+    assert res.code == 0, res.err
+    assert (tmp_path / "n.int8.onnx").stat().st_size > 10_000
 
 
 def test_header_checks_come_before_the_checkpoint_is_read(cli, tmp_path):

@@ -193,10 +193,13 @@ def test_cli_distils_from_vdsr_with_ground_truth(cli, tmp_path):
     res = cli("train", "--arch", "sesr", "--feats", "8", "--convs", "2", "--expand", "16", "--scale", "2",
               "--data", _two_t91(tmp_path), "--teacher", asset(VDSR), "--trust-pickle", "--teacher-mode",
               "ground-truth", "--teacher-weight", "0.5", "--steps", "3", "--batch", "2", "--patch", "16",
-              "--val-every", "3", "--threads", "1", "-o", out, "-q")
+              "--val-every", "3", "--threads", "1", "-o", out)
     assert res.code == 0, res.err
     ck = torch.load(out, weights_only=True)
     assert ck["train_options"]["teacher_weight"] == 0.5 and ck["arch"] == "sesr"
+    # stderr is not a terminal: one whole line for the teacher's pass (it was a run of '\r' redraws)
+    notes = [ln for ln in res.err.splitlines() if "the teacher's outputs" in ln]
+    assert notes == ["sr-train: the teacher's outputs, image 2/2"], res.err
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -208,7 +208,8 @@ def _require_enough(sources: Sequence[str | Path], counts: Sequence[int], option
         per = ", ".join(f"{Path(s).name}: {n}" for s, n in zip(sources, counts))
         raise InputError(
             f"the calibration sources give only {sum(counts)} crops of {options.tile}x{options.tile} ({per}); "
-            f"at least {options.min_crops} are needed: add images or videos, take more frames or crops per image, "
+            f"at least {options.min_crops} are needed: add images or videos, take more frames or crops per image "
+            f"(sr-calibrate build --frames N / --crops-per-image N makes a set to pass as a .npz), "
             f"or use a smaller tile (images smaller than the tile are skipped)"
         )
 

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from sredge.cli._signals import Interrupted, exit_code, raise_on_signals, signal_name
@@ -150,8 +151,7 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
             check()  # a stop signal whose exception a library swallowed still ends the run as stopped
             return code
         except SredgeError as exc:
-            if debug_enabled():
-                raise
+            _traceback_if_debug()
             print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
             return exc.exit_code
         except KeyboardInterrupt:  # SIGINT, raised by our handler or, before it is installed, by Python's
@@ -163,8 +163,7 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
             print(f"{prog}: interrupted by {signal_name(exc.signum)}", file=sys.stderr)
             return exit_code(exc.signum)
         except Exception as exc:  # a bug: say so in one line, keep the traceback behind SREDGE_DEBUG
-            if debug_enabled():
-                raise
+            _traceback_if_debug()
             known = _os_error_line(exc)
             if known is not None:  # a safety net: the library names these precisely where it can
                 print(f"{prog}: error: {known}", file=sys.stderr)
@@ -175,6 +174,13 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
                 file=sys.stderr,
             )
             return EXIT_INTERNAL
+
+
+def _traceback_if_debug() -> None:
+    """Under ``SREDGE_DEBUG=1``, the traceback of the exception being handled, before its one line: the
+    exit code stays the one documented for the error (a bare re-raise would make every error exit 1)."""
+    if debug_enabled():
+        traceback.print_exc(file=sys.stderr)
 
 
 def _os_error_line(exc: BaseException) -> str | None:

@@ -74,7 +74,8 @@ def build_parser() -> Parser:
     g.add_argument("--calib-tile", type=int, default=64, metavar="PX",
                    help="LR crop size when --calib is a folder or video (default 64)")
     g.add_argument("--calib-crops", type=int, default=64, metavar="N",
-                   help="crops used for calibration, spread over the set (default 64)")
+                   help="crops used for calibration, spread over the set (default 64); a folder gives one "
+                        "per image, a video one per frame of 64, together at least min(16, N)")
     g.add_argument("--int8-flavour", choices=("cpu", "trt"),
                    help="cpu: ONNX Runtime (uint8 activations, int8 per-channel weights; default); "
                         "trt: TensorRT (symmetric int8)")
@@ -172,7 +173,8 @@ def _check_sources(args) -> None:
 def _calib_options(args) -> CalibrationOptions:
     from sredge.calibration.sets import CalibrationOptions
 
-    return CalibrationOptions(tile=args.calib_tile)
+    # Fewer crops than the set's usual minimum are enough when the user asks for fewer (--calib-crops).
+    return CalibrationOptions(tile=args.calib_tile, min_crops=min(CalibrationOptions.min_crops, args.calib_crops))
 
 
 @dataclasses.dataclass(frozen=True)

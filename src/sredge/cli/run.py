@@ -113,7 +113,7 @@ def build_parser() -> Parser:
     p.add_argument("--latency-mode", action="store_true",
                    help="video: fewest frames in flight (one-frame queues, x264 zerolatency) for live sources; "
                         "default: throughput (decode and encode run a few frames ahead and behind)")
-    p.add_argument("--report", type=Path, metavar="JSON", help="write a run report (frames, fps, latencies)")
+    p.add_argument("--report", type=Path, metavar="JSON", help="video: write a run report (frames, fps, latencies)")
     p.add_argument("--reference", type=Path, metavar="MODEL",
                    help="video: also upscale every --check-every-th frame with this model (e.g. the FP32 "
                         "original of an INT8 model) and report the Y-PSNR against it")

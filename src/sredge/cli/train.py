@@ -215,13 +215,18 @@ def _train(args) -> int:
         sampler = TeacherSampler(inputs, teacher, margin=TEACHER_MARGIN)
     else:
         progress_note = None
+        redraw = sys.stderr.isatty()  # elsewhere (a file, a pipe) one line at the end, not a run of \r
         if teacher is not None and not args.quiet:
             def progress_note(done: int, total: int) -> None:
-                print(f"\r{PROG}: the teacher's outputs, image {done}/{total}", end="", file=sys.stderr, flush=True)
+                line = f"{PROG}: the teacher's outputs, image {done}/{total}"
+                if redraw:
+                    print("\r" + line, end="", file=sys.stderr, flush=True)
+                elif done == total:
+                    print(line, file=sys.stderr, flush=True)
         sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, color_space=color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed,
                                teacher=teacher, on_image=progress_note)
-        if progress_note is not None:
+        if progress_note is not None and redraw:
             print(file=sys.stderr)
     validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
