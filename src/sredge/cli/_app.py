@@ -168,11 +168,8 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
             if known is not None:  # a safety net: the library names these precisely where it can
                 print(f"{prog}: error: {known}", file=sys.stderr)
                 return 2
-            print(
-                f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)} "
-                "(run again with SREDGE_DEBUG=1 for the traceback)",
-                file=sys.stderr,
-            )
+            hint = "" if debug_enabled() else " (run again with SREDGE_DEBUG=1 for the traceback)"
+            print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
             return EXIT_INTERNAL
 
 

@@ -1,0 +1,33 @@
+"""What every command shares (``sredge.cli._app.run``): one-line errors and their exit codes, with and
+without ``SREDGE_DEBUG``."""
+
+from __future__ import annotations
+
+import pytest
+
+from sredge.cli._app import run
+from sredge.errors import InputError
+
+
+def _bug(argv):
+    raise RuntimeError("boom")
+
+
+def _bad_input(argv):
+    raise InputError("no such file: x.png")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("main,code,line", [
+    (_bug, 3, "sr-x: internal error: RuntimeError: boom"),
+    (_bad_input, 2, "sr-x: error: no such file: x.png"),
+])
+def test_errors_keep_their_exit_code_and_line_under_debug(monkeypatch, capsys, debug, main, code, line):
+    """SREDGE_DEBUG=1 re-raised, so every error exited 1 (the code of a failed check) instead of 2 or 3;
+    now it adds the traceback before the same line."""
+    monkeypatch.setenv("SREDGE_DEBUG", "1" if debug else "0")
+    assert run("sr-x", main, []) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    hint = " (run again with SREDGE_DEBUG=1 for the traceback)" if code == 3 and not debug else ""
+    assert err[-1] == line + hint
+    assert (err[0] == "Traceback (most recent call last):") == debug and (len(err) == 1) != debug
