@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from sredge.errors import InputError, SredgeError
@@ -118,6 +119,53 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             with uninterruptible():
                 tmp_path.unlink(missing_ok=True)
         err = write_error(path, exc)
+        if err is not None and err is not exc:
+            raise err from exc
+        raise
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | Path, stale: Sequence[Path] = ()) -> Iterator[Path]:
+    """Yield an empty staging folder inside ``folder``; on success move every file written there into
+    ``folder`` at once (a set of files that belong together, such as a report and its figures).
+
+    The move is one uninterruptible step after the last stop-signal check, so a stop or an error
+    before it leaves ``folder`` as it was: the previous set whole, never a mix of two runs, and no
+    staging folder. ``stale`` names files of the previous set to remove in the same step unless the
+    new set replaces them (a figure this run does not draw). A ``folder`` this call had to create is
+    removed again when nothing was committed.
+
+    Raises:
+        WriteError: Disk full, read-only or forbidden target (see :func:`write_error`).
+    """
+    folder = Path(folder)
+    made = not folder.exists()
+    staging: Path | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with uninterruptible():
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder))
+        yield staging
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        with uninterruptible():
+            check()  # never commit after a stop signal
+            for src in files:
+                dest = folder / src.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+            new = {folder / src.relative_to(staging) for src in files}
+            for old in stale:
+                if Path(old) not in new:
+                    Path(old).unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        with uninterruptible():
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            if made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty
+        err = write_error(folder, exc)
         if err is not None and err is not exc:
             raise err from exc
         raise

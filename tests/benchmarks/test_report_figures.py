@@ -113,3 +113,38 @@ def test_run_bench_times_rows_and_reference_interleaved(tmp_path):
     assert rows[0]["latency"]["speedup"]["median"] == 1.0  # the first row against itself
     assert report["reference_ms"] > 0
     assert "interleaved" in format_table(report)
+
+
+def _crops(names):
+    panel = np.full((8, 8, 3), 128, np.uint8)
+    return {n: [("bicubic", panel), ("model", panel)] for n in names}
+
+
+def test_a_report_that_fails_midway_leaves_the_previous_one_whole(tmp_path):
+    """The audit: a stopped `sr-bench --report DIR --overwrite` left new report.json and psnr.png beside the
+    old report.md and crops. The files of one report are committed together or not at all."""
+    folder = tmp_path / "r"
+    write_report_dir(folder, _report(), _crops(["bird", "baby"]))
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    broken = _report()
+    del broken["machine"]  # fails after report.json, the figures and the crops were drawn
+    with pytest.raises(KeyError):
+        write_report_dir(folder, broken, _crops(["other"]))
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before and [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(KeyError):  # into a new folder: nothing, not even the folder
+        write_report_dir(tmp_path / "new", broken, {})
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_new_report_replaces_the_previous_ones_crops_and_figures(tmp_path):
+    folder = tmp_path / "r"
+    write_report_dir(folder, _report(), _crops(["bird", "baby"]))
+    (folder / "notes.txt").write_text("mine")  # not the report's: kept
+    no_latency = _report()
+    for r in no_latency["rows"]:
+        r.pop("latency", None)
+    written = write_report_dir(folder, no_latency, _crops(["woman"]))
+    assert sorted(p.name for p in (folder / "crops").iterdir()) == ["woman.png"]
+    assert not (folder / "latency.png").exists() and (folder / "notes.txt").read_text() == "mine"
+    assert all(p.is_file() and p.parent in (folder, folder / "crops") for p in written)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sredge.atomic import write_bytes_atomic
+from sredge.atomic import atomic_files, write_bytes_atomic
 from sredge.benchmarks.plots import bar_chart, grouped_bars, side_by_side
 from sredge.runtime.timing import INCONCLUSIVE_SPREAD, Ratio
 
@@ -133,16 +133,31 @@ def _slug(text: str) -> str:
 def write_report_dir(folder: Path, report: dict, crops: dict[str, list[tuple[str, np.ndarray]]]) -> list[Path]:
     """Write ``report.json``, ``report.md``, ``latency.png``, ``psnr.png`` and ``crops/*.png`` into ``folder``.
 
-    Every file is written atomically. Returns the paths written.
+    The files are written together (:func:`~sredge.atomic.atomic_files`): a stopped or failed run leaves
+    the folder's previous report whole, and a new report replaces the previous one's figures and crops,
+    so the folder never mixes two runs. Returns the paths written.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_files(folder, stale=_previous_report(folder)) as staging:
+        return _write_report_files(staging, folder, report, crops)
+
+
+def _previous_report(folder: Path) -> list[Path]:
+    """The figures and crops of a report already in ``folder`` (none unless it holds a report.json)."""
+    if not (folder / "report.json").is_file():
+        return []
+    crops = folder / "crops"
+    return [folder / "latency.png", folder / "psnr.png", *(sorted(crops.glob("*.png")) if crops.is_dir() else [])]
+
+
+def _write_report_files(staging: Path, folder: Path, report: dict,
+                        crops: dict[str, list[tuple[str, np.ndarray]]]) -> list[Path]:
     written = []
 
     def put(name: str, data: bytes) -> str:
-        path = folder / name
+        path = staging / name
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, data)
-        written.append(path)
+        written.append(folder / name)
         return name
 
     put("report.json", (json.dumps(report, indent=2) + "\n").encode())
