@@ -18,6 +18,9 @@ from pathlib import Path
 from sredge.errors import InputError, SredgeError
 from sredge.interrupts import check, uninterruptible
 
+_committed: list[Path] = []
+"""Every output this process committed, in order (:func:`committed_since`)."""
+
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
 NO_SPACE = "no space left on device"
@@ -114,6 +117,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with uninterruptible():
             check()  # never commit an output after a stop signal, even one whose exception was lost
             os.replace(tmp_path, path)
+            _committed.append(path)
     except BaseException as exc:
         if tmp_path is not None:
             with uninterruptible():
@@ -158,6 +162,7 @@ def atomic_files(folder: str | Path, stale: Sequence[Path] = ()) -> Iterator[Pat
                 if Path(old) not in new:
                     Path(old).unlink(missing_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
+            _committed.append(folder)
     except BaseException as exc:
         with uninterruptible():
             if staging is not None:
@@ -169,6 +174,24 @@ def atomic_files(folder: str | Path, stale: Sequence[Path] = ()) -> Iterator[Pat
         if err is not None and err is not exc:
             raise err from exc
         raise
+
+
+def committed_count() -> int:
+    """How many outputs this process has committed so far (a mark for :func:`committed_since`)."""
+    return len(_committed)
+
+
+def committed_since(mark: int) -> list[Path]:
+    """The outputs committed since ``mark``, each once, in the order of their last commit.
+
+    A command stopped by a signal names them: a stop that lands just after a rename has still
+    replaced that file, and the user must not take it for the previous one.
+    """
+    seen: dict[Path, None] = {}
+    for path in _committed[mark:]:
+        seen.pop(path, None)
+        seen[path] = None
+    return list(seen)
 
 
 def _umask() -> int:

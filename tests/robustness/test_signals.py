@@ -116,10 +116,11 @@ def test_a_second_signal_while_stopping_never_aborts(tmp_path, clip_factory, fir
 # -- the other commands: no temporary, lock or half-written file -----------------------------
 
 
-def _one_interrupted_line(proc, err: str, prog: str, sig: int) -> None:
+def _one_interrupted_line(proc, err: str, prog: str, sig: int, written: str = "") -> None:
+    """One line, ``PROG: interrupted by SIG`` and then ``written``: what the command had committed."""
     assert proc.returncode == SIGNAL_CODES[sig], f"exit {proc.returncode}; stderr:\n{err}"
     lines = _our_lines(err)
-    assert len(lines) == 1 and lines[0] == f"{prog}: interrupted by {signal.Signals(sig).name}", err
+    assert len(lines) == 1 and lines[0] == f"{prog}: interrupted by {signal.Signals(sig).name}{written}", err
 
 
 # A stop signal that lands while CPython's import machinery has a .pyc open leaves that file to the
@@ -175,7 +176,8 @@ def test_train_stopped_keeps_only_whole_checkpoints(tmp_path):
     proc = start("train", "--data", data, "-o", out, "--steps", "100000", "--val-every", "5", "--batch", "2",
                  "--patch", "8", "--feats", "4", "--convs", "1", "-q")
     err = stop_when(proc, lambda: out.exists(), signal.SIGTERM)
-    _one_interrupted_line(proc, err, "sr-train", signal.SIGTERM)
+    # The checkpoint (written at every validation) is named: it is the new run's, whole.
+    _one_interrupted_line(proc, err, "sr-train", signal.SIGTERM, f"; {out} was written before the stop")
     import torch
 
     ck = torch.load(out, map_location="cpu", weights_only=True)  # whole: it loads
@@ -201,8 +203,11 @@ def test_folder_run_stopped_keeps_only_whole_images(tmp_path):
     proc = start("run", "--image", src, "--model", model, "-q")
     out = tmp_path / "in_x2"
     err = stop_when(proc, lambda: out.is_dir() and any(p.suffix == ".jpg" for p in out.iterdir()), signal.SIGTERM)
-    _one_interrupted_line(proc, err, "sr-run", signal.SIGTERM)
     written = sorted(out.iterdir())
+    last = max(written, key=lambda p: p.stat().st_mtime_ns)
+    _one_interrupted_line(proc, err, "sr-run", signal.SIGTERM,
+                          f"; {last} was written before the stop" if len(written) == 1
+                          else f"; {len(written)} outputs were written before the stop, the last {last}")
     assert 0 < len(written) < 40 and all(cv2.imread(str(p)) is not None for p in written)
     assert leftovers(tmp_path) == []
 
@@ -291,3 +296,29 @@ def test_a_stop_signal_after_the_work_leaves_the_commands_exit():
     proc = _python(_AFTER_THE_WORK)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "exiting" and proc.stderr == ""
+
+
+_AFTER_THE_RENAME = """
+import os, signal, sys, time
+from pathlib import Path
+from sredge.atomic import write_bytes_atomic
+from sredge.cli._app import run
+out = Path(sys.argv[1])
+
+def main(argv):
+    write_bytes_atomic(out / "a.json", b"{}")
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C just after the rename, before the command could say so
+    time.sleep(0.5)
+    return 0
+
+sys.exit(run("sr-x", main, []))
+"""
+
+
+def test_a_stop_just_after_an_output_was_committed_names_it(tmp_path):
+    """The audit: Ctrl-C as sr-calibrate finished said only 'interrupted by SIGINT', exit 130, while
+    `--overwrite` had already replaced the previous set with the new one. The line names what was written."""
+    proc = _python(_AFTER_THE_RENAME, str(tmp_path))
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == f"sr-x: interrupted by SIGINT; {tmp_path / 'a.json'} was written before the stop"
+    assert (tmp_path / "a.json").read_bytes() == b"{}"

@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
+from sredge.atomic import committed_count, committed_since
 from sredge.cli._signals import Interrupted, exit_code, raise_on_signals, signal_name
 from sredge.errors import InputError, SredgeError
 from sredge.interrupts import check, seen
@@ -145,6 +146,7 @@ def _pipe_safe(stream):
 
 def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None,
          process_ends: bool) -> int:
+    mark = committed_count()
     with raise_on_signals(process_ends):  # the first stop signal unwinds (cleaning up), later ones are ignored
         try:
             code = main(argv)
@@ -156,11 +158,11 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
             return exc.exit_code
         except KeyboardInterrupt:  # SIGINT, raised by our handler or, before it is installed, by Python's
             seen()
-            print(f"{prog}: interrupted by SIGINT", file=sys.stderr)
+            print(f"{prog}: interrupted by SIGINT{_written_before_the_stop(mark)}", file=sys.stderr)
             return EXIT_INTERRUPTED
         except Interrupted as exc:
             seen()
-            print(f"{prog}: interrupted by {signal_name(exc.signum)}", file=sys.stderr)
+            print(f"{prog}: interrupted by {signal_name(exc.signum)}{_written_before_the_stop(mark)}", file=sys.stderr)
             return exit_code(exc.signum)
         except Exception as exc:  # a bug: say so in one line, keep the traceback behind SREDGE_DEBUG
             _traceback_if_debug()
@@ -171,6 +173,17 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
             hint = "" if debug_enabled() else " (run again with SREDGE_DEBUG=1 for the traceback)"
             print(f"{prog}: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
             return EXIT_INTERNAL
+
+
+def _written_before_the_stop(mark: int) -> str:
+    """``; X was written before the stop`` for the outputs this command committed (finished files are
+    kept), or nothing."""
+    written = committed_since(mark)
+    if not written:
+        return ""
+    if len(written) == 1:
+        return f"; {written[0]} was written before the stop"
+    return f"; {len(written)} outputs were written before the stop, the last {written[-1]}"
 
 
 def _traceback_if_debug() -> None:
