@@ -116,6 +116,35 @@ def test_bad_options_are_refused_before_tensorrt(cli, onnx_model, monkeypatch, a
     assert not onnx_model.with_suffix(".engine").exists()
 
 
+def test_files_that_are_not_sredge_build_outputs_are_not_replaced(cli, onnx_model, monkeypatch):
+    """The audit: any X.engine with an X.engine.json beside it was taken for sr-build's own and replaced, and
+    an existing file named as --calib-cache (an sr-calibrate .npz, easily mixed up) would have been
+    overwritten by the calibration cache, both without --overwrite; a --calib-cache to read that is no
+    calibration cache reached TensorRT."""
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.chdir(onnx_model.parent)
+    engine, sidecar = onnx_model.parent / "theirs.engine", onnx_model.parent / "theirs.engine.json"
+    engine.write_bytes(b"someone's engine")
+    sidecar.write_text('{"note": "mine"}')
+    res = cli("build", onnx_model, "-o", engine)
+    assert res.code == 2 and "exists" in res.err and "--overwrite" in res.err, res.err
+    assert engine.read_bytes() == b"someone's engine"
+    calib_set = onnx_model.parent / "set.npz"
+    calib_set.write_bytes(b"PK\x03\x04 an sr-calibrate set")
+    images = onnx_model.parent / "imgs"
+    images.mkdir(exist_ok=True)
+    from tests.conftest import asset
+
+    for name in ("0030.jpg", "0014.jpg"):
+        (images / name).write_bytes(asset(f"realworld/{name}").read_bytes())
+    res = cli("build", onnx_model, "--int8", "--calib", images, "--calib-cache", calib_set)
+    assert res.code == 2 and "exists" in res.err and "--overwrite" in res.err, res.err
+    res = cli("build", onnx_model, "--int8", "--calib-cache", calib_set)
+    assert res.code == 2 and "is not a TensorRT calibration cache" in res.err, res.err
+    assert calib_set.read_bytes() == b"PK\x03\x04 an sr-calibrate set"
+    assert not onnx_model.with_suffix(".engine").exists()
+
+
 @pytest.fixture(scope="module")
 def cpu_flavour_int8(tmp_path_factory):
     """FSRCNN x3 exported by sr-export to INT8 in its default (ONNX Runtime CPU) flavour, 16 T91 crops."""

@@ -33,7 +33,7 @@ import numpy as np
 from .models import make_images, make_onnx
 from .shadow import ShadowModule
 from .simcuda import SimCudaModule, SimDevice
-from .simtrt import CACHE_SIG, SimLog, install, new_world
+from .simtrt import CACHE_SIG, SIM_CALIBRATION_TABLE, SimLog, install, new_world
 
 CUDA_NAMES = ("cuda.bindings.runtime", "cuda.cudart")
 
@@ -164,7 +164,7 @@ def int8_calibration_of_a_float_onnx(ctx: Ctx) -> None:
     code, out, err = ctx.sr_build(*args)
     if ctx.major == 10:
         assert code == 0, err
-        assert ctx.log.calib_batches == 2 and cache.read_bytes() == b"SIM-CALIBRATION-TABLE"
+        assert ctx.log.calib_batches == 2 and cache.read_bytes() == SIM_CALIBRATION_TABLE
         # with the cache alone, calibration is read, not re-run
         code, out, err = ctx.sr_build(str(onnx), "--int8", "--calib-cache", str(cache), "--tile", "64",
                                       "--batch", "2", "-o", str(_engine(ctx, "i8b")), "--timing-cache",
@@ -253,15 +253,41 @@ def foreign_timing_cache_is_replaced_not_fatal(ctx: Ctx) -> None:
     """Defect 1: a cache from another GPU made set_timing_cache fail; get_timing_cache() was None and the
     engine was lost (exit 3)."""
     onnx = make_onnx(ctx.work / "m32.onnx")
-    for name, content in (("foreign", CACHE_SIG + b"NVIDIA GeForce RTX 4090|tactics"), ("corrupt", b"\x00garbage")):
+    for name, content, extra in (("foreign", CACHE_SIG + b"NVIDIA GeForce RTX 4090|tactics", []),
+                                 ("corrupt", b"\x00garbage", ["--overwrite"])):
         tc = ctx.work / f"{name}.cache"
         tc.write_bytes(content)
         engine = _engine(ctx, name)
-        code, out, err = ctx.sr_build(str(onnx), "-o", str(engine), "--timing-cache", str(tc))
+        code, out, err = ctx.sr_build(str(onnx), "-o", str(engine), "--timing-cache", str(tc), *extra)
         assert code == 0, (name, err)
         assert engine.is_file() and Path(str(engine) + ".json").is_file()
         assert "timing cache" in err and ("another TensorRT" in err or "corrupt" in err), err
         assert tc.read_bytes().startswith(CACHE_SIG + ctx.dev.name.encode()), tc.read_bytes()[:40]
+
+
+@scenario
+def a_file_that_is_no_cache_is_not_replaced(ctx: Ctx) -> None:
+    """The audit: an existing file named as --timing-cache (notes.txt) or, with --calib, as --calib-cache
+    (an sr-calibrate .npz) would have been replaced by the build's cache without --overwrite."""
+    onnx = make_onnx(ctx.work / "m32.onnx")
+    notes = ctx.work / "notes.txt"
+    notes.write_bytes(b"my notes\n")
+    engine = _engine(ctx, "notes")
+    code, out, err = ctx.sr_build(str(onnx), "-o", str(engine), "--timing-cache", str(notes))
+    assert code == 0 and engine.is_file(), err
+    assert "left as it is" in err and notes.read_bytes() == b"my notes\n", err
+    if ctx.major == 10:
+        calib_set = ctx.work / "set.npz"
+        calib_set.write_bytes(b"PK\x03\x04 an sr-calibrate set")
+        m3 = make_onnx(ctx.work / "m3.onnx", channels=3)
+        args = [str(m3), "--int8", "--calib", str(make_images(ctx.work / "c")), "--calib-cache", str(calib_set),
+                "--tile", "64", "--batch", "2", "-o", str(_engine(ctx, "c"))]
+        code, out, err = ctx.sr_build(*args)
+        assert code == 2 and "exists" in err and "--overwrite" in err, (code, err)
+        assert calib_set.read_bytes() == b"PK\x03\x04 an sr-calibrate set" and not _engine(ctx, "c").exists()
+        code, out, err = ctx.sr_build(str(m3), "--int8", "--calib-cache", str(calib_set),
+                                      "--tile", "64", "--batch", "2", "-o", str(_engine(ctx, "c2")))
+        assert code == 2 and "not a TensorRT calibration cache" in err, (code, err)
 
 
 @scenario

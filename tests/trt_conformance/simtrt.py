@@ -29,6 +29,10 @@ DLA_LAYERS = {"Conv", "Relu", "Add", "Mul", "QuantizeLinear", "DequantizeLinear"
 """ONNX ops the simulated DLA accepts (DepthToSpace, the sub-pixel shuffle, runs on the GPU)."""
 
 
+SIM_CALIBRATION_TABLE = b"TRT-SIM-EntropyCalibration2\ninput: 3c010204\n"
+"""What the simulated calibrator writes: a real TensorRT calibration cache's header line, then a scale."""
+
+
 @dataclass
 class SimLog:
     """What the simulated TensorRT saw, for assertions."""
@@ -274,8 +278,8 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
                 fail(f"calibration batch values are not an image in [0, {vr}] as {inp['dtype']} "
                      f"(min {x.min()}, max {x.max()})")
             log.calib_batches += 1
-        _trampoline(cal.write_calibration_cache, "write_calibration_cache", b"SIM-CALIBRATION-TABLE")
-        log.calib_cache_written = b"SIM-CALIBRATION-TABLE"
+        _trampoline(cal.write_calibration_cache, "write_calibration_cache", SIM_CALIBRATION_TABLE)
+        log.calib_cache_written = SIM_CALIBRATION_TABLE
 
     def _trampoline(method: Any, name: str, *args: Any) -> Any:
         """Call a Python calibrator method as TensorRT's bindings do (python/src/infer/pyInt8.cpp): an

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with claim_outputs(*_paths(args, output), overwrite=args.overwrite):
         result = build_engine(args.onnx, output, opts, calib_dir=args.calib, calib_cache=args.calib_cache,
-                              timing_cache=args.timing_cache, force=args.force)
+                              timing_cache=args.timing_cache, force=args.force, overwrite=args.overwrite)
     if not args.quiet:
         prof = result.plan.profile
         print(f"precision  {result.plan.precision.summary}")
@@ -103,23 +103,37 @@ def _paths(args, engine: Path) -> tuple[list, list]:
 
     An engine that sr-build made (its ``.json`` sidecar beside it) is the cache this command reuses or
     rebuilds by design; any other file at that name needs ``--overwrite``. The calibration cache is
-    read when there is no ``--calib``, else written; the timing cache is updated in place.
+    read when there is no ``--calib``, else written (in place only over a calibration cache); the timing
+    cache is updated in place (a file TensorRT cannot read is kept unless ``--overwrite``: see
+    :func:`~sredge.export.engine_build.attach_timing_cache`).
     """
+    from sredge.export.engine_build import is_calibration_cache
     from sredge.outputs import Input, Output
 
     sidecar = engine.with_name(engine.name + ".json")
-    ours = engine.is_file() and sidecar.is_file()
+    ours = engine.is_file() and _built_by_sr_build(sidecar)
     outputs = [Output(engine, "-o", updated=ours), Output(sidecar, "the engine's sidecar", updated=ours)]
     inputs = [Input(args.onnx, "the ONNX")]
     if args.calib is not None:
         inputs.append(Input(args.calib, "--calib"))
-        if args.calib_cache is not None:
-            outputs.append(Output(args.calib_cache, "--calib-cache", updated=True))
+        if args.calib_cache is not None:  # a cache sr-build wrote is remade in place; any other file is not
+            outputs.append(Output(args.calib_cache, "--calib-cache", updated=is_calibration_cache(args.calib_cache)))
     elif args.calib_cache is not None:
         inputs.append(Input(args.calib_cache, "--calib-cache"))
     if args.timing_cache is not None:
         outputs.append(Output(args.timing_cache, "--timing-cache", updated=True))
     return outputs, inputs
+
+
+def _built_by_sr_build(sidecar: Path) -> bool:
+    """Whether ``sidecar`` is the ``.json`` sr-build writes beside its engines (any file of that name is not)."""
+    import json
+
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("built_by") == "sr-build"
 
 
 def entry() -> None:

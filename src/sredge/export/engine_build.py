@@ -111,6 +111,19 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+CALIBRATION_CACHE_HEADER = b"TRT-"
+"""How a TensorRT calibration cache begins: a text line ``TRT-<version>-EntropyCalibration2``."""
+
+
+def is_calibration_cache(path: str | Path) -> bool:
+    """Whether ``path`` is a readable file that begins as a TensorRT calibration cache does."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(CALIBRATION_CACHE_HEADER)) == CALIBRATION_CACHE_HEADER
+    except OSError:
+        return False
+
+
 def read_onnx_facts(path: str | Path) -> OnnxFacts:
     """:class:`OnnxFacts` of an ONNX file (its checksum, input, precision, sredge metadata).
 
@@ -155,6 +168,9 @@ def read_build_inputs(onnx_path: str | Path, opts: BuildOptions, *, calib_dir: s
     images = calibration_images(calib_dir) if calib_dir is not None else None
     if calib_cache is not None and images is None and not calib_cache.is_file():
         raise InputError(f"--calib-cache {calib_cache} does not exist; give --calib DIR to make it")
+    if calib_cache is not None and images is None and not is_calibration_cache(calib_cache):
+        raise InputError(f"--calib-cache {calib_cache} is not a TensorRT calibration cache (it does not begin "
+                         "with TRT-<version>-...): name the cache sr-build wrote, or give --calib DIR to make one")
     opts = replace(opts, calibration_fingerprint=calibration_fingerprint(images, calib_cache))
     profile = preflight(opts, facts, qdq)
     if images is not None and len(images) < profile.opt[0]:  # TensorRT would fail with no scales at all
@@ -314,6 +330,7 @@ def build_engine(
     calib_cache: str | Path | None = None,
     timing_cache: str | Path | None = None,
     force: bool = False,
+    overwrite: bool = False,
 ) -> BuildResult:
     """Build (or reuse) a TensorRT engine for ``onnx_path`` on this machine's GPU.
 
@@ -325,6 +342,8 @@ def build_engine(
         calib_cache: Calibration cache file: written after calibrating ``calib_dir``, read without it.
         timing_cache: Persistent timing cache; None: a per-TensorRT/GPU file under ``~/.cache/sredge``.
         force: Rebuild even when the existing engine's key matches.
+        overwrite: Replace a ``timing_cache`` file TensorRT cannot read (without it such a file, which may
+            not be a cache at all, is left as it is and the build's timing cache is not saved).
 
     Returns:
         What was done; ``built`` is False when the engine at ``engine_path`` was already built for
@@ -407,7 +426,7 @@ def build_engine(
             log.warning("no layer of %s can run on DLA core %d: the engine will run on the GPU", onnx_path,
                         plan.dla.core)
 
-    attach_timing_cache(config, tc_path)
+    may_save = attach_timing_cache(config, tc_path, replace_unreadable=overwrite or timing_cache is None)
 
     try:
         serialized = builder.build_serialized_network(network, config)
@@ -430,7 +449,7 @@ def build_engine(
     write_engine_sidecar(engine_path, facts.descriptor, extra)
     seconds = time.perf_counter() - t0
     log.info("built %s in %.1f s (key %s)", engine_path, seconds, key[:12])
-    saved = save_timing_cache(config, tc_path)
+    saved = may_save and save_timing_cache(config, tc_path)
     return BuildResult(engine_path, key, True, plan, seconds, tc_path if saved else None, dla_layers)
 
 
@@ -445,15 +464,19 @@ def dla_placement(network: Any, config: Any) -> tuple[int, int]:
     return on_dla, total
 
 
-def attach_timing_cache(config: Any, path: Path) -> bool:
+_FOREIGN = "it was made by another TensorRT version or GPU"
+
+
+def attach_timing_cache(config: Any, path: Path, replace_unreadable: bool = True) -> bool:
     """Attach the persistent timing cache at ``path`` to ``config``, or a new one.
 
     A cache TensorRT refuses (another TensorRT version or GPU, e.g. a ``--timing-cache`` file from
-    elsewhere) or cannot read (corrupt) is reported in one warning and replaced by an empty one;
-    it never fails the build.
+    elsewhere) is reported in one warning and replaced by the new one; so is a file TensorRT cannot
+    read at all (corrupt), unless ``replace_unreadable`` is False: such a file may not be a cache
+    (a user's file named by mistake), so it is left as it is. It never fails the build.
 
     Returns:
-        Whether a timing cache is attached.
+        Whether the build's timing cache may be saved to ``path`` afterwards.
     """
     data, problem = b"", None
     if path.is_file():
@@ -472,14 +495,17 @@ def attach_timing_cache(config: Any, path: Path) -> bool:
         elif config.set_timing_cache(cache, False):  # ignore_mismatch=False: a foreign cache is refused
             return True
         else:
-            problem = "it was made by another TensorRT version or GPU"
-    if problem:
+            problem = _FOREIGN
+    keep = problem is not None and problem != _FOREIGN and not replace_unreadable
+    if keep:
+        log.warning("timing cache %s not used: %s; it is left as it is and this build's timing cache is not "
+                    "saved (name another file, or pass --overwrite to replace it)", path, problem)
+    elif problem:
         log.warning("timing cache %s not used: %s; starting a new one, which will replace it", path, problem)
     cache = config.create_timing_cache(b"")
     if cache is None or not config.set_timing_cache(cache, False):
         log.warning("TensorRT refused a new timing cache; building without one")
-        return False
-    return True
+    return not keep
 
 
 def save_timing_cache(config: Any, path: Path) -> bool:
