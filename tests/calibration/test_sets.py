@@ -132,3 +132,46 @@ def test_header_check_refuses_what_the_build_refuses(tmp_path):
         check_calibration_sources([tmp_path / "big"])
     with pytest.raises(InputError, match="over the limit of 0.01 MP"):
         check_calibration_sources([asset("calibration/T91")], max_pixels=10_000)
+
+
+def _crafted_set(path, crops_npy: bytes, meta: dict):
+    """An .npz laid out as sr-calibrate writes it, with its members as given (a damaged or hostile file)."""
+    import io
+    import json
+    import zipfile
+
+    meta_buf = io.BytesIO()
+    np.save(meta_buf, np.array(json.dumps(meta)))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("crops.npy", crops_npy)
+        z.writestr("meta.npy", meta_buf.getvalue())
+    return path
+
+
+def test_crafted_sets_are_refused_not_internal_errors(tmp_path):
+    """The audit: `sr-calibrate show` on a set whose array header declares (100000, 3, 1024, 1024) was a
+    MemoryError (293 GiB), and one whose record counts 1e999 crops an OverflowError: both exit 3."""
+    import io
+
+    from sredge.calibration.sets import FORMAT
+
+    buf = io.BytesIO()  # magic and header of a (100000, 3, 1024, 1024) uint8 array, then a few bytes
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False,
+                                               "shape": (100000, 3, 1024, 1024)})
+    huge = _crafted_set(tmp_path / "huge.npz", buf.getvalue() + b"\0" * 64, {"format": FORMAT})
+    with pytest.raises(InputError, match="its crops would not fit in memory"):
+        load_calibration_set(huge)
+    small = io.BytesIO()
+    np.save(small, np.zeros((1, 3, 8, 8), np.uint8))
+    meta = {"format": FORMAT, "version": 1, "sources": ["a"], "counts": [float("inf")], "options": {}}
+    inf = _crafted_set(tmp_path / "inf.npz", small.getvalue(), meta)
+    with pytest.raises(InputError, match="its record is damaged"):
+        load_calibration_set(inf)
+
+
+def test_a_set_too_big_for_memory_or_a_negative_seed_is_refused_before_cropping():
+    """The audit: --crops-per-image 1000000000 was a MemoryError (exit 3); --seed -3 a ValueError."""
+    with pytest.raises(InputError, match=r"crops of 128x128 need about \d+ GiB, more than this machine's"):
+        build_calibration_set([asset("calibration/T91")], CalibrationOptions(crops_per_image=10**9))
+    with pytest.raises(InputError, match="seed must be 0 or more, not -3"):
+        CalibrationOptions(seed=-3)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -67,6 +68,8 @@ class CalibrationOptions:
         for name in ("tile", "frames", "crops_per_image", "downscale", "min_crops"):
             if getattr(self, name) < 1:
                 raise InputError(f"calibration {name} must be at least 1, not {getattr(self, name)}")
+        if self.seed < 0:
+            raise InputError(f"calibration seed must be 0 or more, not {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,25 @@ def check_calibration_sources(sources: Sequence[str | Path], options: Calibratio
             n += options.crops_per_image if min(-(-h // d), -(-w // d)) >= options.tile else 0
         counts.append(n)
     _require_enough(sources, counts, options)
+    _require_memory(sum(counts), options)
     return tuple(counts)
+
+
+_BYTES_PER_CROP_PIXEL = 3 * (1 + 4 + 4)
+"""Memory per crop pixel while a set is built: the 8-bit crop, then the float32 set and its stacking copy."""
+
+
+def _require_memory(n: int, options: CalibrationOptions) -> None:
+    """Refuse a set that cannot fit this machine's memory, before any crop is cut."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on this platform: the build's own MemoryError then
+        return
+    need = n * options.tile * options.tile * _BYTES_PER_CROP_PIXEL
+    if need > physical:
+        raise InputError(
+            f"{n} crops of {options.tile}x{options.tile} need about {need / 2**30:.0f} GiB, more than this "
+            f"machine's {physical / 2**30:.0f} GiB: take fewer frames or crops per image, or use a smaller tile")
 
 
 def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),
@@ -281,17 +302,23 @@ def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOpt
     """
     if not sources:
         raise InputError("no calibration source: give image folders or videos (--from)")
+    planned = sum(check_calibration_sources(sources, options, max_pixels))  # headers: too few, or too many
     rng = np.random.default_rng(options.seed)
     crops: list[np.ndarray] = []
     counts = []
-    for src in sources:
-        path = Path(src)
-        got = (_image_crops(path, options, rng, max_pixels) if _kind(path) == "folder"
-               else _video_crops(path, options, rng, max_pixels))
-        crops += got
-        counts.append(len(got))
-    _require_enough(sources, counts, options)
-    stacked = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    try:
+        for src in sources:
+            path = Path(src)
+            got = (_image_crops(path, options, rng, max_pixels) if _kind(path) == "folder"
+                   else _video_crops(path, options, rng, max_pixels))
+            crops += got
+            counts.append(len(got))
+        _require_enough(sources, counts, options)
+        stacked = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    except MemoryError:
+        raise InputError(f"out of memory cutting {planned} crops of "
+                         f"{options.tile}x{options.tile}: take fewer frames or crops per image, or use a smaller "
+                         "tile") from None
     return CalibrationSet(np.ascontiguousarray(stacked), tuple(str(s) for s in sources), tuple(counts), options)
 
 
@@ -329,6 +356,8 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     # A damaged archive fails in the zip reader, the decompressor or the array header, each its own way.
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise InputError(f"{not_a_set}: it is damaged or of another kind") from exc
+    except MemoryError:  # a damaged or hostile array header declaring more than memory holds
+        raise InputError(f"{not_a_set}: its crops would not fit in memory (a damaged header?)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(not_a_set)
     if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[0] < 1:
@@ -344,7 +373,7 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
             raise TypeError("options must be integers")
         options = CalibrationOptions(**{k: v for k, v in stored.items() if k in known})
         sources, counts = tuple(str(s) for s in meta.get("sources", ())), tuple(int(c) for c in meta.get("counts", ()))
-    except (TypeError, ValueError, InputError) as exc:
+    except (TypeError, ValueError, OverflowError, InputError) as exc:
         raise InputError(f"{not_a_set}: its record is damaged ({exc})") from None
     return CalibrationSet(crops.astype(np.float32) / 255.0, sources, counts, options)
 
