@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -151,3 +152,70 @@ def test_sr_bench_on_a_selfexsr_folder(cli, tmp_path):
     assert report["dataset"]["images"] == ["baby", "bird", "butterfly", "head", "woman"]  # no bicubic/SRCNN files
     bicubic, espcn = (row["quality"]["mean"] for row in report["rows"])
     assert espcn["psnr"] > bicubic["psnr"] + 1  # real x2 LR/HR pairs: the network beats bicubic
+
+
+# --- images the benchmark cannot keep apart or cannot score: refused when the dataset is listed
+
+
+@pytest.mark.parametrize("layout", ["hr-only", "hr-lr", "selfexsr"])
+def test_two_images_of_one_name_are_refused_naming_both(tmp_path, layout):
+    """``a.png`` beside ``a.bmp``: scores are kept by name, so one image's scores were silently lost."""
+    folder = tmp_path / "ds"
+    if layout == "hr-only":
+        files = {folder / "a.png": (32, 32), folder / "a.bmp": (32, 40), folder / "b.png": (32, 32)}
+        names = "a (a.bmp, a.png)"
+    elif layout == "hr-lr":
+        files = {folder / "HR" / "a.png": (32, 32), folder / "HR" / "a.bmp": (32, 32),
+                 folder / "LR_bicubic" / "X2" / "ax2.png": (16, 16), folder / "LR_bicubic" / "X2" / "ax2.bmp": (16, 16)}
+        names = "a (a.bmp, a.png)"
+    else:
+        files = {folder / "a_SRF_2_HR.png": (32, 32), folder / "a_SRF_2_HR.bmp": (32, 32),
+                 folder / "a_SRF_2_LR.png": (16, 16)}
+        names = "a (a_SRF_2_HR.bmp, a_SRF_2_HR.png)"
+    for path, hw in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(path, hw)
+    with pytest.raises(InputError, match=rf"has two images named {re.escape(names)}: rename one"):
+        load_dataset(folder, 2)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+def test_smallest_scorable_image_scores_and_one_pixel_less_is_refused_from_the_header(tmp_path, scale):
+    """The HR, mod-cropped to the scale and then cropped by ``scale`` on every border (as the metrics do), must
+    hold SSIM's 11x11 window; the smallest that does is scored with no warning, one pixel less is refused."""
+    import warnings
+
+    from sredge.benchmarks.datasets import min_side
+    from sredge.benchmarks.quality import evaluate_bicubic
+    from sredge.imaging.io import write_image
+
+    side = min_side(scale)
+    assert (side // scale) * scale - 2 * scale >= 11 > ((side - 1) // scale) * scale - 2 * scale
+    rng = np.random.default_rng(scale)
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    write_image(ok / "a.png", rng.integers(0, 256, (side, side + 7, 3), dtype=np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (score,) = evaluate_bicubic(load_dataset(ok, scale))
+    assert 0 < score.ssim <= 1 and score.psnr > 10  # x1: bicubic is the identity (SSIM 1, PSNR inf)
+    write_image(ok / "b.png", rng.integers(0, 256, (side - 1, 200, 3), dtype=np.uint8))
+    with pytest.raises(InputError, match=rf"b.png is 200x{side - 1} pixels, too small to score at x{scale}"):
+        load_dataset(ok, scale)  # listing the dataset, before any image is decoded
+
+
+@pytest.mark.parametrize("hw,layout", [((2, 3), "hr-only"), ((13, 200), "hr-only"), ((13, 200), "hr-lr")])
+def test_an_image_too_small_for_ssim_among_real_ones_is_named(tmp_path, hw, layout):
+    src = asset("benchmarks/Set5")
+    hr_dir = tmp_path / "HR" if layout == "hr-lr" else tmp_path
+    hr_dir.mkdir(exist_ok=True)
+    for p in (src / "HR").glob("*.png"):
+        shutil.copyfile(p, hr_dir / p.name)
+    if layout == "hr-lr":
+        (tmp_path / "LR_bicubic" / "X2").mkdir(parents=True)
+        for p in (src / "LR_bicubic" / "X2").glob("*.png"):
+            shutil.copyfile(p, tmp_path / "LR_bicubic" / "X2" / p.name)
+        _write(tmp_path / "LR_bicubic" / "X2" / "stripx2.png", (max(hw[0] // 2, 1), max(hw[1] // 2, 1)))
+    _write(hr_dir / "strip.png", hw)
+    with pytest.raises(InputError, match=rf"strip.png is {hw[1]}x{hw[0]} pixels, too small to score at x2.*16x16"):
+        load_dataset(tmp_path, 2)

@@ -213,3 +213,111 @@ def test_help_lists_every_backend():
 
     text = " ".join(build_parser().format_help().split())
     assert f"auto, {', '.join(BACKENDS)}" in text and "openvino" in text
+
+
+def _bundled_x2():
+    from sredge.runtime.bundled import default_model
+
+    return default_model(2)
+
+
+def _one_error_line(res, expected: str) -> str:
+    """The run was refused as bad input: exit 2, one ``sr-bench: error:`` line naming ``expected``, no warning."""
+    err = res.err.strip().splitlines()
+    assert res.code == 2 and len(err) == 1, (expected, res.code, res.err)
+    assert err[0].startswith("sr-bench: error:") and expected in err[0], (expected, err)
+    return err[0]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (("--max-ssim-drop", "nan"), "--max-ssim-drop nan: give a finite number >= 0"),
+    (("--max-ssim-drop", "-1"), "--max-ssim-drop -1: give a finite number >= 0"),
+    (("--max-ssim-drop", "inf"), "--max-ssim-drop inf: give a finite number >= 0"),
+    (("--max-psnr-drop", "inf"), "--max-psnr-drop inf: give a finite number >= 0"),
+    (("--max-psnr-drop", "nan"), "--max-psnr-drop nan: give a finite number >= 0"),
+    (("--max-slowdown", "nan"), "--max-slowdown nan: give a finite number > 0"),
+    (("--max-slowdown", "inf"), "--max-slowdown inf: give a finite number > 0"),
+    (("--threads", "100000"), "--threads 100000 is more than this machine can use: at most"),
+    (("--size", "99999x99999"), "--size 99999x99999 is 10000 MP, over --max-pixels 100 MP"),
+    (("--size", "2000x2000", "--max-pixels", "1M"), "--size 2000x2000 is 4 MP, over --max-pixels 1 MP"),
+], ids=["ssim-nan", "ssim-negative", "ssim-inf", "psnr-inf", "psnr-nan", "slowdown-nan", "slowdown-inf",
+        "threads-huge", "size-huge", "size-over-max-pixels"])
+def test_hostile_numbers_are_one_line_and_exit_2_before_any_work(cli, tmp_path, argv, expected):
+    """The audit: --max-ssim-drop nan turned the SSIM gate off (exit 0, "within budget"), -1 reported
+    regressions on identical results; --threads 100000 grew to 16 GB; --size 99999x99999 was an internal error."""
+    base = tmp_path / "base.json"
+    base.write_text("not read: the options are refused first")
+    res = cli("bench", _bundled_x2(), "--dataset", asset("benchmarks/Set5"), "--baseline", base, "-q", *argv)
+    _one_error_line(res, expected)
+
+
+def test_threads_cap_is_named(cli):
+    import os
+
+    from sredge.cli.bench import max_threads
+
+    assert max_threads() == max(64, 4 * os.cpu_count())
+    res = cli("bench", _bundled_x2(), "--dataset", asset("benchmarks/Set5"), "--threads", max_threads() + 1, "-q")
+    _one_error_line(res, f"at most {max_threads()}")
+
+
+def test_ssim_gate_holds_with_a_budget_of_zero(cli, tmp_path):
+    """--max-ssim-drop 0 on identical results passes (a negative budget used to flag them as regressions)."""
+    model, set5 = _bundled_x2(), asset("benchmarks/Set5")
+    base = tmp_path / "b.json"
+    assert cli("bench", model, "--dataset", set5, "--size", "0", "-q", "--save-baseline", base).code == 0
+    res = cli("bench", model, "--dataset", set5, "--size", "0", "-q", "--baseline", base, "--max-ssim-drop", "0")
+    assert res.code == 0 and "Y-SSIM drop <= 0.0" in res.out, res.err
+
+
+def _hr_folder(folder, extra: dict):
+    """Set5's real HR images (copied, so the folder is writable) plus ``extra``: file name -> (h, w) noise image."""
+    folder.mkdir()
+    for p in (asset("benchmarks/Set5") / "HR").glob("*.png"):
+        shutil.copyfile(p, folder / p.name)
+    rng = np.random.default_rng(0)
+    for name, hw in extra.items():
+        assert cv2.imwrite(str(folder / name), rng.integers(0, 256, (*hw, 3), dtype=np.uint8))
+    return folder
+
+
+def test_two_images_of_one_name_are_refused_naming_both(cli, tmp_path):
+    """``baby.png`` beside a ``baby.bmp``: one image's scores were lost from the report, with exit 0."""
+    src = cv2.imread(str(asset("benchmarks/Set5") / "HR" / "bird.png"))
+    folder = _hr_folder(tmp_path / "ds", {})
+    assert cv2.imwrite(str(folder / "baby.bmp"), src)
+    res = cli("bench", _bundled_x2(), "--dataset", folder, "--size", "0", "-q")
+    _one_error_line(res, f"{folder} has two images named baby (baby.bmp, baby.png): rename one")
+
+
+@pytest.mark.parametrize("hw", [(2, 3), (13, 200)], ids=["3x2", "200x13"])
+@pytest.mark.parametrize("no_quality", [False, True], ids=["quality", "no-quality"])
+def test_an_image_too_small_to_score_is_named_not_an_internal_error(cli, tmp_path, hw, no_quality):
+    """The audit: 'internal error: ValueError: SSIM needs at least 11x11 pixels, got (0, 0)' and numpy
+    RuntimeWarnings, with --no-quality too (the bicubic row was always scored)."""
+    folder = _hr_folder(tmp_path / "ds", {"strip.png": hw})
+    argv = ("--no-quality", "--size", "32x32", "--repeats", "1", "--warmup", "0") if no_quality else ("--size", "0")
+    for scale in ((), ("--scale", "2")):  # the dataset is listed after the model opens, or before
+        res = cli("bench", _bundled_x2(), "--dataset", folder, "-q", *scale, *argv)
+        _one_error_line(res, f"strip.png is {hw[1]}x{hw[0]} pixels, too small to score at x2")
+
+
+def test_no_quality_scores_nothing_not_even_bicubic(cli, tmp_path):
+    """--no-quality is "latency only": the bicubic row (quality only) is left out, as with --no-bicubic."""
+    res = cli("bench", _bundled_x2(), "--dataset", asset("benchmarks/Set5"), "--no-quality", "-q",
+              "--json", tmp_path / "r.json", *FAST)
+    assert res.code == 0, res.err
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["sredge_x2"] and "quality" not in rows[0] and rows[0]["latency"]
+
+
+def test_a_pickled_checkpoint_runs_with_trust_pickle(cli):
+    """The error said '--trust-pickle loads it' but sr-bench had no such flag ('unrecognized arguments')."""
+    pytest.importorskip("torch", reason='PyTorch is not installed (pip install "sredge[torch]")')
+    vdsr, set5 = asset("weights/vdsr/vdsr_model_epoch_50.pth"), asset("benchmarks/Set5")
+    refused = cli("bench", vdsr, "--dataset", set5, "--scale", "2", "--size", "0", "-q")
+    _one_error_line(refused, "--trust-pickle loads it")
+    res = cli("bench", vdsr, "--dataset", set5, "--scale", "2", "--size", "0", "-q", "--trust-pickle")
+    assert res.code == 0, res.err
+    row = next(ln for ln in res.out.splitlines() if ln.startswith("vdsr_model_epoch_50"))
+    assert "torch" in row and "37.57" in row  # the paper's 37.53 dB, as through the exported ONNX

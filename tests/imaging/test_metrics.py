@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from sredge.errors import InputError
 from sredge.imaging.metrics import psnr, y_psnr
 from tests.conftest import asset
 
@@ -62,8 +63,29 @@ def test_ssim_matches_its_definition_and_is_one_for_identical_images():
     assert ssim(a, a) == pytest.approx(1.0)
     assert ssim(a, b) == pytest.approx(_ssim_direct(a, b), abs=1e-9)
     assert ssim(a, b) < 0.999
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="at least 11x11 pixels, got 30x10"):
         ssim(a[:10], b[:10])
+
+
+@pytest.mark.parametrize("hw", [(2, 3), (13, 200), (14, 14)])
+def test_too_small_images_are_an_input_error_not_a_warning_or_nan(hw):
+    """A 3x2 image (nothing left after crop 2) or a 200x13 strip (9 rows left) is bad input (exit 2), never
+    a ValueError (exit 3) with numpy's 'Mean of empty slice' warnings on stderr."""
+    import warnings
+
+    from sredge.imaging.metrics import y_psnr, y_ssim
+
+    img = np.random.default_rng(0).random((*hw, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning fails the test
+        with pytest.raises(InputError, match=f"a {hw[1]}x{hw[0]} image leaves"):
+            y_ssim(img, img, crop=2)
+        if min(hw) <= 4:
+            with pytest.raises(InputError, match="no pixels left"):
+                y_psnr(img, img, crop=2)
+        else:
+            assert y_psnr(img, img, crop=2) == math.inf
+    assert y_ssim(np.random.default_rng(0).random((15, 15, 3)), np.zeros((15, 15, 3)), crop=2) < 0.5
 
 
 @pytest.mark.parametrize("scale,psnr_paper,ssim_paper", [(2, 33.66, 0.9299), (3, 30.39, 0.8682), (4, 28.42, 0.8104)])

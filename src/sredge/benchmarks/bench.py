@@ -64,11 +64,11 @@ class BenchOptions:
     threads: int = 0
     """Inference threads (0: the library's default)."""
     quality: bool = True
-    """Score every image (Y-PSNR, Y-SSIM)."""
+    """Score every image (Y-PSNR, Y-SSIM); False measures no quality, the bicubic row's included."""
     rgb: bool = False
     """Also RGB PSNR."""
     bicubic: bool = True
-    """Add the MATLAB-bicubic baseline row."""
+    """Add the MATLAB-bicubic baseline row (a quality row: none when ``quality`` is False)."""
     latency_hw: tuple[int, int] | None = (256, 256)
     """LR frame (height, width) timed per row; None skips latency."""
     warmup: int = 2
@@ -79,6 +79,8 @@ class BenchOptions:
     """``--color`` / ``--range`` for foreign models (the scale comes from ``scale``)."""
     max_pixels: int = DEFAULT_MAX_PIXELS
     """Largest dataset image decoded (``--max-pixels``), checked from each file's header."""
+    trust_pickle: bool = False
+    """Allow checkpoints that store pickled code (torch backend, ``--trust-pickle``): runs their code."""
 
 
 @dataclass
@@ -173,7 +175,9 @@ def _open(stack: contextlib.ExitStack, model: Path, run_opts: RunOptions, scale_
     except InputError:
         if scale_given or run_opts.overrides.scale is None:
             raise
-        with LoadedRuntime(model, replace(run_opts, overrides=replace(run_opts.overrides, scale=None))) as own:
+        own_scale = replace(run_opts, overrides=replace(run_opts.overrides, scale=None),
+                            torch_kwargs={k: v for k, v in run_opts.torch_kwargs.items() if k != "scale"})
+        with LoadedRuntime(model, own_scale) as own:
             if own.desc.scale == run_opts.overrides.scale:
                 raise
             raise InputError(f"{model.name} upscales x{own.desc.scale} but {first.name} x{run_opts.overrides.scale}: "
@@ -250,6 +254,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
                     tile=tile, tile_overlap=opts.tile_overlap,
                     overrides=ModelOverrides(scale=opts.scale, color=opts.overrides.color,
                                              value_range=opts.overrides.value_range),
+                    torch_kwargs={k: v for k, v in (("scale", opts.scale), ("trust_pickle", opts.trust_pickle)) if v},
                     max_pixels=opts.max_pixels)
                 rt = _open(stack, model, run_opts, scale_given, models[0])  # open until latency is timed
                 if dataset is None:
@@ -257,7 +262,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
                     opts = replace(opts, scale=rt.desc.scale)
                 if rt.desc.scale != dataset.scale:
                     raise InputError(f"{model.name} upscales x{rt.desc.scale}, the benchmark is x{dataset.scale}")
-                if opts.bicubic and not rows:
+                if opts.bicubic and opts.quality and not rows:  # the bicubic row is quality only
                     say(f"bicubic baseline on {dataset.name} x{dataset.scale}")
                     bic = evaluate_bicubic(dataset, opts.rgb, keeper("bicubic"))
                     rows.append({"label": "bicubic", "bicubic": True, "model": None, "backend": None,

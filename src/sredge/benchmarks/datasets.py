@@ -17,6 +17,10 @@ A folder that mixes HR and LR images any other way (``baby.png`` beside ``babyx2
 ``a_HR.png`` beside ``a_LR.png``, SelfExSR pairs beside plain images) is refused with one
 line rather than read wrongly (LR images scored as HR). Either way the HR image is cropped
 to a multiple of the scale first (BasicSR ``mod_crop``).
+
+Two images of one name (``a.png`` beside ``a.bmp``) are refused: scores are kept by name. So is
+an image too small to score (its HR, cropped to a multiple of the scale and then by ``scale``
+pixels on every border as the metrics do, smaller than SSIM's window), checked from the headers.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from sredge.errors import InputError
-from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb
+from sredge.imaging.io import IMAGE_SUFFIXES, image_size, read_rgb
+from sredge.imaging.metrics import SSIM_WINDOW
 from sredge.imaging.resize import imresize
 from sredge.limits import DEFAULT_MAX_PIXELS
 
@@ -83,12 +88,54 @@ _LR_WORD = re.compile(r"(?:^|[_\-. ])(?:lr|lrbicx\d+)(?:[_\-. ]|x?\d*$)", re.IGN
 
 
 def _selfexsr_pairs(files: list[Path]) -> dict[int, dict[str, dict[str, Path]]]:
-    """SelfExSR files by scale, then image name, then ``"HR"``/``"LR"`` (other tags: left out)."""
+    """SelfExSR files by scale, then image name, then ``"HR"``/``"LR"`` (other tags: left out).
+
+    Raises:
+        InputError: Two files for one name, scale and tag (``a_SRF_2_HR.png`` beside ``a_SRF_2_HR.bmp``).
+    """
     out: dict[int, dict[str, dict[str, Path]]] = {}
     for f in files:
         if (m := _SELFEXSR.match(f.stem)) and m["tag"].upper() in ("HR", "LR"):
-            out.setdefault(int(m["scale"]), {}).setdefault(m["name"], {})[m["tag"].upper()] = f
+            tags = out.setdefault(int(m["scale"]), {}).setdefault(m["name"], {})
+            if (other := tags.get(m["tag"].upper())) is not None:
+                raise _twice(f.parent, m["name"], other, f)
+            tags[m["tag"].upper()] = f
     return out
+
+
+def _twice(folder: Path, name: str, a: Path, b: Path) -> InputError:
+    return InputError(f"{folder} has two images named {name} ({a.name}, {b.name}): rename one "
+                      "(scores are kept by image name)")
+
+
+def _check_names(folder: Path, files: list[Path]) -> None:
+    """Refuse two images of one stem (``a.png``, ``a.bmp``): one's scores would replace the other's."""
+    seen: dict[str, Path] = {}
+    for f in files:
+        if f.stem in seen:
+            raise _twice(folder, f.stem, seen[f.stem], f)
+        seen[f.stem] = f
+
+
+def min_side(scale: int) -> int:
+    """The smallest HR side that can be scored at ``scale`` (pure): after the mod crop to a multiple of
+    ``scale`` and the metrics' crop of ``scale`` pixels from each border, SSIM's window must fit."""
+    return scale * (-(-SSIM_WINDOW // scale) + 2)
+
+
+def _check_sizes(samples: list[Sample], scale: int) -> None:
+    """Refuse, from the headers, an image too small to score (and one over ``--max-pixels``).
+
+    Raises:
+        InputError: An HR image with a side under :func:`min_side`; the message names it and its size.
+    """
+    need = min_side(scale)
+    for s in samples:
+        h, w = image_size(s.hr, s.max_pixels)
+        if min(h, w) < need:
+            raise InputError(f"{s.hr} is {w}x{h} pixels, too small to score at x{scale}: cropped to a multiple "
+                             f"of {scale} and by {scale} pixels on each border it leaves less than SSIM's "
+                             f"{SSIM_WINDOW}x{SSIM_WINDOW} window; benchmark images need {need}x{need} or more")
 
 
 def _selfexsr_dataset(root: Path, folder: Path, files: list[Path], scale: int, max_pixels: int) -> Dataset:
@@ -108,6 +155,7 @@ def _selfexsr_dataset(root: Path, folder: Path, files: list[Path], scale: int, m
             raise InputError(f"{have_tag} has no {missing.pop()} partner ({name}_SRF_{scale}_"
                              f"{'LR' if 'HR' in tags else 'HR'}{next(iter(tags.values())).suffix}) in {folder}")
         samples.append(Sample(name, tags["HR"], tags["LR"], max_pixels))
+    _check_sizes(samples, scale)
     return Dataset(root.name, root, scale, tuple(samples), "provided")
 
 
@@ -135,8 +183,9 @@ def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIX
     is the decoding limit its images are read under (see :attr:`Sample.max_pixels`).
 
     Raises:
-        InputError: The folder is missing or has no images, or an HR image has no LR partner
-            in a provided LR folder.
+        InputError: The folder is missing or has no images, an HR image has no LR partner
+            in a provided LR folder, two images share a name, or an image is too small to score
+            (see :func:`min_side`) or over ``max_pixels`` (both from the headers).
     """
     root = Path(root)
     if scale < 1:
@@ -156,9 +205,12 @@ def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIX
     if _selfexsr_pairs(hrs):
         return _selfexsr_dataset(root, hr_dir, hrs, scale, max_pixels)
     _check_hr_only(hr_dir, hrs)
+    _check_names(hr_dir, hrs)
     lr_dir = root / "LR_bicubic" / f"X{scale}"
     if hr_dir != root / "HR" or not lr_dir.is_dir():
-        return Dataset(root.name, root, scale, tuple(Sample(p.stem, p, None, max_pixels) for p in hrs), "imresize")
+        samples = [Sample(p.stem, p, None, max_pixels) for p in hrs]
+        _check_sizes(samples, scale)
+        return Dataset(root.name, root, scale, tuple(samples), "imresize")
     samples = []
     for hr in hrs:
         candidates = [lr_dir / f"{hr.stem}x{scale}{hr.suffix}", lr_dir / hr.name]
@@ -166,6 +218,7 @@ def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIX
         if lr is None:
             raise InputError(f"{hr.name} has no LR image in {lr_dir} (expected {candidates[0].name})")
         samples.append(Sample(hr.stem, hr, lr, max_pixels))
+    _check_sizes(samples, scale)
     return Dataset(root.name, root, scale, tuple(samples), "provided")
 
 

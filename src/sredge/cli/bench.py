@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +53,8 @@ def build_parser() -> Parser:
                         "refuse what they cannot honour); default: each model's own")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="device for ONNX Runtime / PyTorch (default cpu)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="inference threads, at most 4 per core or 64 (default: all cores)")
     p.add_argument("--tile", default="auto",
                    help="tile setting(s), comma-separated: auto, 0 (whole image) or pixels, e.g. 0,128 (default auto)")
     p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")
@@ -65,9 +68,37 @@ def build_parser() -> Parser:
     p.add_argument("--color", choices=COLOR_SPACES, help="colour space of a foreign model")
     p.add_argument("--range", dest="value_range", type=float, choices=(1.0, 255.0), metavar="1|255",
                    help="value range of a foreign model")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow pickled-code checkpoints (torch backend); this can run arbitrary code: only for "
+                        "files you trust")
     add_max_pixels(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return p
+
+
+def max_threads() -> int:
+    """The largest ``--threads`` accepted: 4 per core, and at least 64 (more only exhausts memory)."""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def _check_numbers(args) -> None:
+    """Refuse impossible counts and budgets before any work (NaN would silently turn a gate off).
+
+    Raises:
+        InputError: The first bad option, named with its value and what it must be.
+    """
+    if args.repeats < 1 or args.warmup < 0 or args.threads < 0 or args.tile_overlap < 0:
+        raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
+    if args.threads > max_threads():
+        raise InputError(f"--threads {args.threads} is more than this machine can use: at most {max_threads()} "
+                         f"(4 per core on its {os.cpu_count() or 1} cores, and never under 64); 0 uses all cores")
+    if args.scale is not None and args.scale < 1:
+        raise InputError("--scale must be >= 1")
+    for flag, value, zero_ok in (("--max-psnr-drop", args.max_psnr_drop, True),
+                                 ("--max-ssim-drop", args.max_ssim_drop, True),
+                                 ("--max-slowdown", args.max_slowdown, False)):
+        if value is not None and not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+            raise InputError(f"{flag} {value:g}: give a finite number {'>= 0' if zero_ok else '> 0'}")
 
 
 def _read_baseline(path: Path) -> dict:
@@ -110,15 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sredge.outputs import claim_outputs
 
-    if args.repeats < 1 or args.warmup < 0 or args.threads < 0 or args.tile_overlap < 0:
-        raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
-    if args.scale is not None and args.scale < 1:
-        raise InputError("--scale must be >= 1")
-    if not args.max_psnr_drop >= 0 or (args.max_slowdown is not None and not args.max_slowdown > 0):  # NaN too
-        raise InputError("--max-psnr-drop must be >= 0 and --max-slowdown > 0")
+    _check_numbers(args)
     if args.no_quality and args.baseline is not None and args.max_slowdown is None:
         raise InputError("--no-quality with --baseline gates nothing; add --max-slowdown or drop --no-quality")
     size = parse_frame_size(args.size, "--size", off="0")
+    if size is not None and size[0] * size[1] > args.max_pixels:
+        from sredge.limits import megapixels
+
+        raise InputError(f"--size {size[0]}x{size[1]} is {megapixels(size[0] * size[1])}, over --max-pixels "
+                         f"{megapixels(args.max_pixels)}: give a smaller --size, or raise --max-pixels if you mean it")
     latency_hw = (size[1], size[0]) if size else None
     if args.no_quality and latency_hw is None:
         raise InputError("--no-quality with --size 0 measures nothing")
@@ -155,6 +186,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
         rgb=args.rgb, bicubic=not args.no_bicubic, latency_hw=latency_hw, warmup=args.warmup,
         repeats=args.repeats, crops=args.report is not None,
         overrides=ModelOverrides(color=args.color, value_range=args.value_range), max_pixels=args.max_pixels,
+        trust_pickle=args.trust_pickle,
     )
     say = (lambda _m: None) if args.quiet else (lambda m: print(f"{PROG}: {m}", file=sys.stderr, flush=True))
     result = run_bench(list(args.models), opts, progress=say)

@@ -13,13 +13,24 @@ import math
 import cv2
 import numpy as np
 
+from sredge.errors import InputError
 from sredge.imaging.color import rgb_to_y
+
+SSIM_WINDOW = 11
+"""Side of SSIM's Gaussian window: the smallest plane (after the border crop) SSIM can score."""
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB between two same-shape arrays; ``inf`` when identical."""
+    """Peak signal-to-noise ratio in dB between two same-shape arrays; ``inf`` when identical.
+
+    Raises:
+        ValueError: The shapes differ.
+        InputError: The arrays are empty (an image with nothing left after the border crop).
+    """
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    if np.asarray(a).size == 0:
+        raise InputError(f"PSNR needs at least one pixel, got an empty {np.asarray(a).shape} image")
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
@@ -53,6 +64,14 @@ def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
 
 
 def _crop(img: np.ndarray, crop: int) -> np.ndarray:
+    """``img`` without ``crop`` pixels on every border.
+
+    Raises:
+        InputError: Nothing is left (a side of at most ``2 * crop`` pixels).
+    """
+    if crop > 0 and min(img.shape[:2]) <= 2 * crop:
+        raise InputError(f"a {img.shape[1]}x{img.shape[0]} image has no pixels left to score after cropping "
+                         f"{crop} from each border")
     return img[crop:-crop, crop:-crop] if crop > 0 else img
 
 
@@ -77,15 +96,19 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Mean SSIM of two (H, W) float planes in [0, 255]: 11x11 Gaussian window, sigma 1.5.
 
     Only windows that fit wholly inside the image count (the 5-pixel margin is dropped),
-    as in MATLAB's reference implementation. Images must be at least 11x11.
+    as in MATLAB's reference implementation.
+
+    Raises:
+        ValueError: The planes differ in shape or are not 2-D.
+        InputError: A side under :data:`SSIM_WINDOW` (11) pixels.
     """
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"SSIM needs two same-size planes, got {a.shape} and {b.shape}")
-    if min(a.shape) < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels, got {a.shape}")
-    g = cv2.getGaussianKernel(11, 1.5)
+    if min(a.shape) < SSIM_WINDOW:
+        raise InputError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {a.shape[1]}x{a.shape[0]}")
+    g = cv2.getGaussianKernel(SSIM_WINDOW, 1.5)
     window = g @ g.T
 
     def filt(x: np.ndarray) -> np.ndarray:
@@ -101,5 +124,13 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
-    """Y-channel SSIM of an SR result against the ground truth (same inputs as :func:`y_psnr`)."""
+    """Y-channel SSIM of an SR result against the ground truth (same inputs as :func:`y_psnr`).
+
+    Raises:
+        InputError: Less than :data:`SSIM_WINDOW` x :data:`SSIM_WINDOW` pixels left after the crop.
+    """
+    h, w = np.shape(hr)[:2]
+    if min(h, w) - 2 * max(crop, 0) < SSIM_WINDOW:
+        raise InputError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping {crop} from "
+                         f"each border; a {w}x{h} image leaves {max(w - 2 * crop, 0)}x{max(h - 2 * crop, 0)}")
     return ssim(_crop(y_channel(sr), crop), _crop(y_channel(hr), crop))
