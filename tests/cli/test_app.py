@@ -31,3 +31,21 @@ def test_errors_keep_their_exit_code_and_line_under_debug(monkeypatch, capsys, d
     hint = " (run again with SREDGE_DEBUG=1 for the traceback)" if code == 3 and not debug else ""
     assert err[-1] == line + hint
     assert (err[0] == "Traceback (most recent call last):") == debug and (len(err) == 1) != debug
+
+
+def test_a_full_disk_under_stdout_does_not_point_at_a_missing_option(capsys):
+    """The audit: `sr-models > /dev/full` said '... writing a file (... choose -o elsewhere)'; sr-models has no -o."""
+    import errno
+    import os
+
+    def full(argv):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_file(argv):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out.png")
+
+    assert run("sr-x", full, []) == 2
+    assert capsys.readouterr().err.strip() == ("sr-x: error: no space left on device writing the output "
+                                               "(free some space or send the output elsewhere)")
+    assert run("sr-x", full_file, []) == 2
+    assert capsys.readouterr().err.strip().endswith("writing out.png (free some space or choose -o elsewhere)")

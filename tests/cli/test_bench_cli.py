@@ -254,7 +254,7 @@ def test_hostile_numbers_are_one_line_and_exit_2_before_any_work(cli, tmp_path, 
 def test_threads_cap_is_named(cli):
     import os
 
-    from sredge.cli.bench import max_threads
+    from sredge.cli._limits import max_threads
 
     assert max_threads() == max(64, 4 * os.cpu_count())
     res = cli("bench", _bundled_x2(), "--dataset", asset("benchmarks/Set5"), "--threads", max_threads() + 1, "-q")

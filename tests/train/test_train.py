@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -525,6 +526,45 @@ def test_steps_below_one_are_refused(cli, tmp_path, extra):
     res = _tiny_run(cli, out, "--steps", "5", *extra)
     assert res.code == 2 and "must be >= 1" in res.err and len(res.err.strip().splitlines()) == 1, res.err
     assert not out.exists()
+
+
+FSRCNN_X2 = "weights/fsrcnn/fsrcnn_x2.pth"
+THREADS_MAX = max(64, 4 * (os.cpu_count() or 1))
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["--lr", "-0.001"], "--lr -0.001: must be a finite number > 0"),
+    (["--lr", "nan"], "--lr nan: must be a finite number > 0"),
+    (["--lr", "inf"], "--lr inf: must be a finite number > 0"),
+    (["--lr", "0"], "--lr 0.0: must be a finite number > 0"),
+    (["--threads", "-2"], "--threads -2: must be >= 0"),
+    (["--threads", "100000"], f"--threads 100000 is more than this machine can use: at most {THREADS_MAX}"),
+    (["--feats", "-1"], "--feats -1: must be >= 1"),
+    (["--feats", "0"], "--feats 0: must be >= 1"),
+    (["--convs", "-1"], "--convs -1: must be >= 1"),
+    (["--convs", "0"], "--convs 0: must be >= 1"),
+    # 324 TB for one convolution: no allocator gives it, whatever the overcommit policy (the first one is 108 MB)
+    (["--feats", "3000000"], "(--feats 3000000, --convs 2) does not fit in memory"),
+    (["--arch", "sesr", "--expand", "0"], "--expand 0: must be >= 1"),
+    (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "nan"], "--teacher-weight is a "),
+    (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "inf"], "--teacher-weight is a "),
+    (["--seed", "-3"], "--seed -3: must be >= 0"),
+    (["--seed", str(2**64)], f"--seed {2**64}: must be <= {2**64 - 1}"),
+    (["--qat", FSRCNN_X2, "--lr", "nan"], "--lr nan: must be a finite number > 0"),
+    (["--qat", FSRCNN_X2, "--threads", "-1"], "--threads -1: must be >= 0"),
+])
+def test_numbers_out_of_range_are_one_line_before_any_work(cli, tmp_path, extra, expected):
+    """The audit: --lr -0.001 or nan, --threads -2, --feats -1, --seed -3 were internal errors (exit 3); --threads
+    100000 crashed torch; --feats 1000000 was an allocator's error; --convs -1 and --expand 0 trained (a checkpoint
+    recording num_conv -1); --feats 0 and --convs 0 silently became the defaults; --teacher-weight nan or inf was
+    'training diverged ... lower --lr'."""
+    qat = "--qat" in extra
+    extra = [str(asset(FSRCNN_X2)) if a in ("TEACHER", FSRCNN_X2) else a for a in extra]
+    out = tmp_path / ("m.int8.onnx" if qat else "m.pth")
+    sizes = TINY[4:] if qat else TINY  # --qat refuses --feats and --convs
+    res = cli("train", "--data", "sample", *sizes, "--steps", "2", "--val-every", "2", "-o", out, *extra)
+    assert res.code == 2 and expected in res.err and len(res.err.strip().splitlines()) == 1, res.err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_page_table_gives_the_qat_defaults_that_help_gives():

@@ -197,11 +197,13 @@ def _os_error_line(exc: BaseException) -> str | None:
     """One line for an OSError the user can act on (disk full, read-only, no permission), else None."""
     if not isinstance(exc, OSError):
         return None
-    name = exc.filename or "a file"
+    # No file name: a stream (stdout redirected to a full disk, say), not a file the command names.
+    name = exc.filename or "the output"
+    elsewhere = "choose -o elsewhere" if exc.filename else "send the output elsewhere"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left on device writing {name} (free some space or choose -o elsewhere)"
+        return f"no space left on device writing {name} (free some space or {elsewhere})"
     if exc.errno == errno.EROFS:
-        return f"cannot write {name}: read-only file system (choose -o elsewhere)"
+        return f"cannot write {name}: read-only file system ({elsewhere})"
     if exc.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied: {name}"
     return None

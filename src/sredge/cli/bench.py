@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, parse_frame_size, parse_tile, run
-from sredge.cli._limits import add_max_pixels
+from sredge.cli._limits import add_max_pixels, max_threads, threads_cap_line
 from sredge.data.samples import folder_arg
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.descriptor import COLOR_SPACES
@@ -76,11 +75,6 @@ def build_parser() -> Parser:
     return p
 
 
-def max_threads() -> int:
-    """The largest ``--threads`` accepted: 4 per core, and at least 64 (more only exhausts memory)."""
-    return max(64, 4 * (os.cpu_count() or 1))
-
-
 def _check_numbers(args) -> None:
     """Refuse impossible counts and budgets before any work (NaN would silently turn a gate off).
 
@@ -90,8 +84,7 @@ def _check_numbers(args) -> None:
     if args.repeats < 1 or args.warmup < 0 or args.threads < 0 or args.tile_overlap < 0:
         raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
     if args.threads > max_threads():
-        raise InputError(f"--threads {args.threads} is more than this machine can use: at most {max_threads()} "
-                         f"(4 per core on its {os.cpu_count() or 1} cores, and never under 64); 0 uses all cores")
+        raise InputError(threads_cap_line("--threads", args.threads))
     if args.scale is not None and args.scale < 1:
         raise InputError("--scale must be >= 1")
     for flag, value, zero_ok in (("--max-psnr-drop", args.max_psnr_drop, True),

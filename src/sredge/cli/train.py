@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from sredge.cli._app import Parser, run
-from sredge.cli._limits import add_max_pixels
+from sredge.cli._limits import add_max_pixels, max_threads, threads_cap_line
 from sredge.cli._progress import StepProgress
 from sredge.data.samples import folder_arg
 from sredge.errors import InputError
@@ -84,8 +85,9 @@ def build_parser() -> Parser:
     p.add_argument("--stop-after", type=int, metavar="STEP",
                    help="stop at this step, any step (a checkpoint is written there whatever --val-every); "
                         "--resume continues the same schedule later")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**64 - 1 (default 0)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads, at most 4 x the cores or 64 if more (default 0: torch's choice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the network trains: auto (CUDA when PyTorch sees a GPU), cpu or cuda; patches, "
                         "teachers and validation stay on the CPU (default auto)")
@@ -100,16 +102,21 @@ def build_parser() -> Parser:
     return p
 
 
+def _given(value: int | None, default: int) -> int:
+    """An option's value, or ``default`` when it was not given (0 is a value: :func:`_check_numbers` refuses it)."""
+    return default if value is None else value
+
+
 def _hparams(args, channels: int) -> dict:
     if args.arch == "srvgg":
         return {"scale": args.scale, "num_in_ch": channels, "num_out_ch": channels,
-                "num_feat": args.feats or 32, "num_conv": args.convs or 8}
+                "num_feat": _given(args.feats, 32), "num_conv": _given(args.convs, 8)}
     if args.arch == "sesr":
-        return {"scale": args.scale, "num_channels": channels, "feats": args.feats or 16, "blocks": args.convs or 5,
-                "expand": args.expand, "training_form": True}
+        return {"scale": args.scale, "num_channels": channels, "feats": _given(args.feats, 16),
+                "blocks": _given(args.convs, 5), "expand": args.expand, "training_form": True}
     if args.arch == "fsrcnn":
-        return {"scale": args.scale, "num_channels": channels, "d": args.feats or 56}
-    n1 = args.feats or 64
+        return {"scale": args.scale, "num_channels": channels, "d": _given(args.feats, 56)}
+    n1 = _given(args.feats, 64)
     return {"scale": args.scale, "num_channels": channels, "n1": n1, "n2": max(n1 // 2, 1)}
 
 
@@ -118,10 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sredge.outputs import Input, Output, claim_outputs
 
     _resolve_defaults(args)
-
-    counts = (args.steps, args.batch, args.val_every, args.stop_after)  # None: --stop-after not given
-    if any(n is not None and n < 1 for n in counts) or args.patch < 4:
-        raise InputError("--steps, --batch, --val-every and --stop-after must be >= 1, --patch >= 4")
+    _check_numbers(args)
     suffix = args.output.suffix.lower()
     if args.qat is None and suffix not in CHECKPOINT_SUFFIXES:
         onnx = "; an .onnx file comes from sr-export CHECKPOINT, or from --qat" if suffix == ".onnx" else ""
@@ -164,10 +168,52 @@ def _resolve_defaults(args) -> None:
         args.scale = args.scale or 2
     if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None):
         raise InputError("--teacher-mode and --teacher-weight apply to distillation: give --teacher CKPT")
-    if args.teacher_weight is not None and (args.teacher_weight <= 0 or args.teacher_mode != "ground-truth"):
-        raise InputError("--teacher-weight is a positive weight for --teacher-mode ground-truth")
+    weight = args.teacher_weight
+    if weight is not None and (not 0 < weight < math.inf or args.teacher_mode != "ground-truth"):  # NaN: refused
+        raise InputError("--teacher-weight is a finite positive weight for --teacher-mode ground-truth")
     args.teacher_mode = args.teacher_mode or "unlabeled"
     args.teacher_weight = 1.0 if args.teacher_weight is None else args.teacher_weight
+
+
+SEED_MAX = 2**64 - 1
+"""The largest ``--seed`` torch takes (``torch.manual_seed``: an unsigned 64-bit integer)."""
+
+
+def _check_numbers(args) -> None:
+    """Refuse a numeric option out of its range (defaults filled in), one line naming it, before any work.
+
+    0 is refused where it means nothing (``--feats 0`` is not the default); ``--threads 0`` is torch's choice.
+    """
+    # (flag, value, least, most); None: not given, or no upper bound
+    ranges = [("--steps", args.steps, 1, None), ("--batch", args.batch, 1, None),
+              ("--val-every", args.val_every, 1, None), ("--stop-after", args.stop_after, 1, None),
+              ("--patch", args.patch, 4, None), ("--feats", args.feats, 1, None), ("--convs", args.convs, 1, None),
+              ("--expand", args.expand, 1, None), ("--seed", args.seed, 0, SEED_MAX),
+              ("--threads", args.threads, 0, None)]
+    for flag, value, least, most in ranges:
+        if value is not None and value < least:
+            zero = " (0: torch's choice)" if flag == "--threads" else ""
+            raise InputError(f"{flag} {value}: must be >= {least}{zero}")
+        if value is not None and most is not None and value > most:
+            raise InputError(f"{flag} {value}: must be <= {most} (torch's largest seed)")
+    if args.threads > max_threads():  # torch crashed (SIGSEGV) on --threads 100000
+        raise InputError(threads_cap_line("--threads", args.threads))
+    if not math.isfinite(args.lr) or args.lr <= 0:
+        raise InputError(f"--lr {args.lr}: must be a finite number > 0")
+
+
+def _check_fits(spec, hp: dict) -> None:
+    """Build the network once, so that sizes no memory holds (``--feats 1000000``) are one line, not an allocator's
+    error; the network that trains is built by :func:`sredge.train.loop.train`."""
+    try:
+        spec.build(**hp)
+    except RuntimeError as exc:  # torch's CPU allocator: "can't allocate memory: you tried to allocate N bytes"
+        if "allocate" not in str(exc):
+            raise
+        sizes = ", ".join(f"{flag} {hp[key]}" for key, flag in _HPARAM_FLAGS.items()
+                          if key in hp and flag in ("--feats", "--convs", "--expand"))
+        raise InputError(f"the {spec.name} network ({sizes}) does not fit in memory: give a smaller --feats or "
+                         "--expand") from None
 
 
 def _train(args) -> int:
@@ -193,6 +239,7 @@ def _train(args) -> int:
             scale_note = f"{PROG}: training x{args.scale}, the teacher's scale (told by its {teacher.scale_source})"
     channels = args.channels or (teacher.descriptor.in_channels if teacher else 1)
     hp = _hparams(args, channels)
+    _check_fits(spec, hp)
     color_space = spec.io(hp).color_space  # the checkpoint's descriptor declares it: patches and targets are in it
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads, stop_after=args.stop_after,
