@@ -203,6 +203,9 @@ def test_read_onnx_facts_refuses_non_onnx(tmp_path):
     bad.write_bytes(b"\x00\x01garbage" * 10)
     with pytest.raises(InputError):
         read_onnx_facts(bad)
+    bad.write_bytes(b"")  # parses as a model with nothing in it: the audit's "the ONNX has 0 inputs"
+    with pytest.raises(InputError, match=r"x.onnx is not an ONNX model \(an empty file\)"):
+        read_onnx_facts(bad)
 
 
 def test_calibration_inputs_from_real_images(onnx_model):

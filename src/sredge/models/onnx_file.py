@@ -31,9 +31,12 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     if not path.is_file():
         raise InputError(f"no such ONNX file: {path}")
     try:
-        return onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError / google.protobuf errors
         raise InputError(f"{path} is not an ONNX model ({type(exc).__name__})") from exc
+    if not model.HasField("graph"):  # any bytes without a graph field parse, an empty file included
+        raise InputError(f"{path} is not an ONNX model ({'an empty file' if path.stat().st_size == 0 else 'no graph'})")
+    return model
 
 
 def read_descriptor(path: str | Path) -> ModelDescriptor | None:
