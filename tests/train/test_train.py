@@ -616,3 +616,18 @@ def test_cli_distils_an_rgb_teacher_into_espcn_on_ycbcr_targets(cli, tmp_path):
     ycbcr, rgb = library_run("ycbcr", tmp_path / "y.pth"), library_run("rgb", tmp_path / "r.pth")
     assert all(torch.equal(cli_params[k], ycbcr[k]) for k in cli_params)
     assert not all(torch.equal(cli_params[k], rgb[k]) for k in cli_params)
+
+
+def test_a_val_folder_that_cannot_be_scored_fails_before_training(cli, tmp_path):
+    """The audit: a --val folder holding a 200x13 image failed at the first validation, after --val-every
+    steps (and the teacher's pass), with no checkpoint; it is refused before any work now."""
+    import cv2
+
+    val = tmp_path / "val"
+    val.mkdir()
+    (val / "baby.png").write_bytes(asset("benchmarks/Set5/HR/baby.png").read_bytes())
+    cv2.imwrite(str(val / "strip.png"), np.full((13, 200, 3), 128, np.uint8))
+    out = tmp_path / "m.pth"
+    res = _tiny_run(cli, out, "--val", val, "--steps", "100000", "--val-every", "100000")
+    assert res.code == 2 and "strip.png is 200x13 pixels, too small to score" in res.err, res.err
+    assert not out.exists() and "step" not in res.err

@@ -247,6 +247,8 @@ def _train(args) -> int:
     run_options = _run_options(args, hp)
     if args.resume and args.output.exists() and not _check_resume(args, spec, hp, opts, run_options):
         return 0
+    # Before the teacher's pass and the patches: a --val folder that cannot be scored fails now.
+    validate = set5_validator(args.val, lambda m: describe(spec, hp, 0), hp["scale"]) if args.val else None
     if scale_note is not None and not args.quiet:
         print(scale_note, file=sys.stderr)
     if teacher is not None:
@@ -275,7 +277,6 @@ def _train(args) -> int:
                                teacher=teacher, on_image=progress_note)
         if progress_note is not None and redraw:
             print(file=sys.stderr)
-    validate = set5_validator(args.val, lambda m: describe(spec, hp, 0)) if args.val else None
     progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
 
     def on_step(st) -> None:

@@ -338,16 +338,23 @@ def _kept(out: Path, saved: int | None) -> str:
     return f"{out} keeps the checkpoint of step {saved}" if saved is not None else f"{out} not written"
 
 
-def set5_validator(root: str | Path, desc_for: Callable[[Any], Any]) -> Callable[[Any], float]:
-    """``validate(module)``: mean Y-PSNR on an HR + LR_bicubic/X{s} benchmark (crop = scale)."""
+def set5_validator(root: str | Path, desc_for: Callable[[Any], Any], scale: int) -> Callable[[Any], float]:
+    """``validate(module)``: mean Y-PSNR on an HR + LR_bicubic/X{s} benchmark (crop = scale).
+
+    The benchmark is listed and its headers checked here, before training: a folder that cannot be
+    scored at ``scale`` (an image too small, two of one name) fails now, not at the first validation.
+
+    Raises:
+        InputError: What :func:`~sredge.benchmarks.datasets.load_dataset` refuses.
+    """
     from sredge.benchmarks.datasets import load_dataset
     from sredge.benchmarks.quality import evaluate_y_psnr
 
     torch = require("torch")
+    pairs = load_dataset(root, scale)
 
     def validate(module) -> float:
         desc = desc_for(module)
-        pairs = load_dataset(root, desc.scale)
         device = next(module.parameters()).device
         scores = evaluate_y_psnr(lambda x: module(torch.from_numpy(x).to(device)).cpu().numpy(), desc, pairs)
         return float(np.mean(list(scores.values())))
