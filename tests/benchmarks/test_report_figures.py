@@ -148,3 +148,14 @@ def test_a_new_report_replaces_the_previous_ones_crops_and_figures(tmp_path):
     assert sorted(p.name for p in (folder / "crops").iterdir()) == ["woman.png"]
     assert not (folder / "latency.png").exists() and (folder / "notes.txt").read_text() == "mine"
     assert all(p.is_file() and p.parent in (folder, folder / "crops") for p in written)
+
+
+def test_every_image_gets_its_own_crop_file(tmp_path):
+    """The audit: images `b c` and `b_c` wrote one crop file, the second over the first ("6 files")."""
+    from sredge.benchmarks.report import crop_names
+
+    assert crop_names(["b c", "b_c", "B_C", "a"]) == {"b c": "b_c.png", "b_c": "b_c-2.png", "B_C": "B_C-3.png",
+                                                       "a": "a.png"}
+    written = write_report_dir(tmp_path / "r", _report(), _crops(["b c", "b_c"]))
+    assert sorted(p.name for p in written if p.parent.name == "crops") == ["b_c-2.png", "b_c.png"]
+    assert sorted(p.name for p in (tmp_path / "r" / "crops").iterdir()) == ["b_c-2.png", "b_c.png"]

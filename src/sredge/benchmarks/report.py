@@ -130,6 +130,22 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
+def crop_names(images: list[str]) -> dict[str, str]:
+    """A crop file name per image name, unique even where two names make the same slug (``b c`` and
+    ``b_c``) or differ only in case (one file on macOS and Windows): later ones get ``-2``, ``-3``, ..."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in images:
+        base = slug = _slug(name)
+        n = 1
+        while slug.lower() in taken:
+            n += 1
+            slug = f"{base}-{n}"
+        taken.add(slug.lower())
+        out[name] = f"{slug}.png"
+    return out
+
+
 def write_report_dir(folder: Path, report: dict, crops: dict[str, list[tuple[str, np.ndarray]]]) -> list[Path]:
     """Write ``report.json``, ``report.md``, ``latency.png``, ``psnr.png`` and ``crops/*.png`` into ``folder``.
 
@@ -186,8 +202,9 @@ def _write_report_files(staging: Path, folder: Path, report: dict,
         md.append("")
     if crops:
         md += ["## Crops (left to right: " + ", ".join(label for label, _ in next(iter(crops.values()))) + ")", ""]
+        files = crop_names(list(crops))
         for name, panels in crops.items():
-            md += [f"**{name}**", "", f"![{name}]({put(f'crops/{_slug(name)}.png', _png(side_by_side(panels)))})", ""]
+            md += [f"**{name}**", "", f"![{name}]({put(f'crops/{files[name]}', _png(side_by_side(panels)))})", ""]
     sw = ", ".join(f"{k} {v}" for k, v in report["software"].items())
     m = report["machine"]
     flags = " ".join(m.get("cpu_flags") or []) or "none of note"
