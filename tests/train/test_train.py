@@ -546,6 +546,8 @@ THREADS_MAX = max(64, 4 * (os.cpu_count() or 1))
     # 324 TB for one convolution: no allocator gives it, whatever the overcommit policy (the first one is 108 MB)
     (["--feats", "3000000"], "(--feats 3000000, --convs 2) does not fit in memory"),
     (["--arch", "sesr", "--expand", "0"], "--expand 0: must be >= 1"),
+    # ran for ever building its patches: refused by a rough count of what training would hold
+    (["--batch", "100000000"], "--batch 100000000 of --patch 16 needs about"),
     (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "nan"], "--teacher-weight is a "),
     (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "inf"], "--teacher-weight is a "),
     (["--seed", "-3"], "--seed -3: must be >= 0"),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -276,15 +275,16 @@ _BYTES_PER_CROP_PIXEL = 3 * (1 + 4 + 4)
 
 def _require_memory(n: int, options: CalibrationOptions) -> None:
     """Refuse a set that cannot fit this machine's memory, before any crop is cut."""
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not on this platform: the build's own MemoryError then
+    from sredge.runtime.memory import available_bytes, format_bytes
+
+    available = available_bytes()
+    if available is None:  # not on this platform: the build's own MemoryError then
         return
     need = n * options.tile * options.tile * _BYTES_PER_CROP_PIXEL
-    if need > physical:
+    if need > available:
         raise InputError(
-            f"{n} crops of {options.tile}x{options.tile} need about {need / 2**30:.0f} GiB, more than this "
-            f"machine's {physical / 2**30:.0f} GiB: take fewer frames or crops per image, or use a smaller tile")
+            f"{n} crops of {options.tile}x{options.tile} need about {format_bytes(need)} but {format_bytes(available)} "
+            "is available: take fewer frames or crops per image, or use a smaller tile")
 
 
 def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),

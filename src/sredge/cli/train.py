@@ -216,6 +216,29 @@ def _check_fits(spec, hp: dict) -> None:
                          "--expand") from None
 
 
+def _check_batch_fits(args, hp: dict, channels: int) -> None:
+    """Refuse a ``--batch`` x ``--patch`` whose training could not fit this machine's memory, by a rough count
+    (patches, targets, and two feature maps per layer kept for the backward pass): a huge --batch ran for
+    ever building its patches instead of failing."""
+    from sredge.runtime.memory import available_bytes, format_bytes
+
+    available = available_bytes()
+    if available is None:
+        return
+    width = max(v for k, v in hp.items() if k in ("num_feat", "feats", "d", "n1", "expand"))
+    depth = hp.get("num_conv") or hp.get("blocks") or 4
+    pixels = args.patch * args.patch
+    need = 4 * args.batch * (pixels * channels * (1 + 2 * args.scale**2) + 2 * pixels * width * (depth + 2))
+    if need > available:
+        raise InputError(f"--batch {args.batch} of --patch {args.patch} needs about {format_bytes(need)} to train "
+                         f"but {format_bytes(available)} is available: give a smaller --batch or --patch")
+
+
+def _out_of_memory(args) -> InputError:
+    return InputError(f"out of memory training batches of {args.batch} patches of {args.patch} px: give a smaller "
+                      "--batch or --patch (the last checkpoint written, if any, is whole)")
+
+
 def _train(args) -> int:
     """Build the sampler and validator, train, and checkpoint to the claimed -o."""
     from sredge._lazy import require
@@ -240,6 +263,7 @@ def _train(args) -> int:
     channels = args.channels or (teacher.descriptor.in_channels if teacher else 1)
     hp = _hparams(args, channels)
     _check_fits(spec, hp)
+    _check_batch_fits(args, hp, channels)
     color_space = spec.io(hp).color_space  # the checkpoint's descriptor declares it: patches and targets are in it
     opts = TrainOptions(steps=args.steps, batch=args.batch, lr=args.lr, loss=args.loss, val_every=args.val_every,
                         seed=args.seed, threads=args.threads, stop_after=args.stop_after,
@@ -282,8 +306,15 @@ def _train(args) -> int:
     def on_step(st) -> None:
         progress.update(st.step, st.loss, st.val_psnr, st.steps_per_s)
 
-    final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step,
-                  run_options=run_options)
+    try:
+        final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step,
+                      run_options=run_options)
+    except MemoryError:  # numpy's patches of a huge --batch
+        raise _out_of_memory(args) from None
+    except RuntimeError as exc:  # torch's allocator: "can't allocate memory: you tried to allocate N bytes"
+        if "allocate" not in str(exc):
+            raise
+        raise _out_of_memory(args) from None
     progress.finish()
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
