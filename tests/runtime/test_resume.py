@@ -387,3 +387,31 @@ def test_a_stopped_live_recording_replaces_the_existing_output(tmp_path):
     assert run.result.interrupted and not run.kept_existing
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == run.result.frames_out >= 6
+
+
+def test_a_stopped_run_of_an_mpeg_ts_input_continues(tmp_path):
+    """The audit: a stopped or killed run of a .ts input could not be continued ('the input's frame 70 does not
+    decode as it did'): the seek to the resume point landed on a later key frame."""
+    import threading
+
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_resume import ResumeOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_video_io import _ts_clip
+
+    src = str(_ts_clip(tmp_path / "in.ts", gop=250, n=150, size=(320, 240)))  # key frames 0 and 100
+    out = tmp_path / "out.mp4"
+    resume = ResumeOptions(commit_every_s=0.1)
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        stop = threading.Event()
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume, stop=stop,
+                            progress=lambda res, total: stop.set() if res.frames_out >= 70 else None)
+        assert run.result.interrupted and 70 <= run.frames_in_output < 150
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)
+        assert run.resumed_from >= 60 and run.frames_in_output == 150 and run.work_folder is None
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 150
+    for i in (0, run.resumed_from, 149):  # the moving column of source frame i, upscaled x2
+        assert frames[i][:, 2 * i:2 * i + 2].mean() > frames[i].mean() + 60, i

@@ -19,6 +19,7 @@ import pytest
 from sredge.errors import InputError
 from sredge.runtime import video_io
 from sredge.runtime.video_io import Frame, VideoInfo, VideoReader, VideoWriter, parse_source
+from sredge.runtime.window import Window
 from tests.conftest import asset
 
 ONEPIECE = "video/onepiece_demo.mp4"
@@ -557,3 +558,43 @@ def test_i420_frames_are_the_source_samples_and_convert_like_the_rgb_path():
     nominal = (y_src >= 16) & (y_src <= 235)
     assert np.percentile(np.abs(y_from_rgb - y_src)[nominal], 99) <= 2  # RGB clipping of saturated colours aside
     assert y_src.min() < 16 or y_src.max() > 235
+
+
+# -- --start on files without an index -----------------------------------------------------------
+
+
+def _ts_clip(path: Path, gop: int, n: int = 100, size: tuple[int, int] = (96, 64)) -> Path:
+    """x264 at its default preset, a key frame every ``gop`` frames (``gop_size``), each frame told apart by a
+    moving column: the audit's clip, on which FFmpeg's timestamp search in MPEG-TS lands past the first key frame."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        w, h = size
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.gop_size = gop
+        for i in range(n):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:, i % w] = 255
+            img[(i // 10) * 6:(i // 10) * 6 + 6, :, 1] = 255
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("name,gop,start_s,first", [
+    ("sparse.ts", 80, 0.1, 3),    # a TS seek for the stream's start landed on the second key frame (80)
+    ("sparse.ts", 80, 1.0, 25),
+    ("every25.ts", 25, 0.1, 3),   # ... or on the next one (25): 17 frames lost, exit 0
+    ("one_key.ts", 1000, 0.1, 3),  # landed inside the only group of pictures: no frame, "past the end"
+    ("sparse.mkv", 80, 0.1, 3),
+])
+def test_a_window_start_keeps_every_frame_after_it(tmp_path, name, gop, start_s, first):
+    """The audit: --start on MPEG-TS input silently dropped the frames up to the next key frame (exit 0,
+    frames in == frames out), and a resumed TS run was refused ('frame 70 does not decode as it did')."""
+    src = _ts_clip(tmp_path / name, gop)
+    _, whole, _, _ = read_all(src)
+    with VideoReader(str(src), window=Window(start_s, None, None)) as r:
+        frames = [item for item in r if isinstance(item, Frame)]
+    assert len(frames) == 100 - first
+    assert np.array_equal(frames[0].rgb, whole[first].rgb) and np.array_equal(frames[-1].rgb, whole[-1].rgb)

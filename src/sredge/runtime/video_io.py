@@ -87,6 +87,9 @@ _NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https",
 # Demuxers that open still images or text as a one-picture "video".
 _NOT_VIDEO_FORMATS = frozenset({"image2", "image2pipe", "tty", "bin", "xbin", "adf", "idf"})
 _MOV_FORMATS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
+_SEEK_PAST_START_S = 64
+"""How far before a stream's first timestamp a seek for ``--start`` may reach looking for a key frame at
+or before the start (MPEG-TS seeks land after the first key frame when asked for the start itself)."""
 # Damaged packets/frames skipped in a row (live streams, or before the first frame) before giving up.
 _MAX_DROPS_IN_A_ROW = 300
 
@@ -390,21 +393,29 @@ class VideoReader:
         tb = Fraction(v.time_base)
         origin = int(v.start_time or 0)
         target = int((self._video_origin_s() + Fraction(self.window.start_s)) / tb)
-        # Formats without an index (MPEG-TS) may land on a key frame after the target: step back
-        # (1 s, 2 s, 4 s, ...) until the first key frame is at or before it, or the stream's start.
-        back = 0
+        # Formats without an index (MPEG-TS) may land on a key frame after the target, even when asked
+        # for the stream's very start (FFmpeg's search by timestamp), or inside a group of pictures with
+        # no key frame before the target: step back (1 s, 2 s, 4 s, ...),
+        # past the start if need be, until the first key frame is at or before the target. Decoding
+        # from a later key frame would silently drop the frames between (the cut cannot see them).
+        back, reach = 0, origin - int(_SEEK_PAST_START_S / tb)
         try:
             while True:
-                at = max(origin, target - int(back / tb))
+                at = target - int(back / tb)
                 self._container.seek(at, stream=v, backward=True, any_frame=False)
-                key = self._first_key_pts()
-                if key is None or key <= target or at == origin:
+                key = self._first_key_pts()  # None: no key frame soon after (landed inside a long GOP)
+                if key is not None and key <= target:
                     break
+                if at <= reach:
+                    raise InputError(
+                        f"{self._src.label}: cannot seek to --start {self.window.start_s:g} s: no key frame found "
+                        f"at or before it, so frames would be lost; cut the file first or drop --start")
                 back = max(1, 2 * back)
             self._container.seek(at, stream=v, backward=True, any_frame=False)  # _first_key_pts read on
-        except (av.error.FFmpegError, OSError) as exc:
+        except (av.error.FFmpegError, OSError, OverflowError) as exc:
             raise InputError(f"{self._src.label}: cannot seek to --start {self.window.start_s:g} s "
-                             f"({_reason(exc)}); cut the file first or drop --start") from exc
+                             f"({_reason(exc) if not isinstance(exc, OverflowError) else 'out of range'}); "
+                             "cut the file first or drop --start") from exc
         self._seeked = True
 
     def _first_key_pts(self) -> int | None:
