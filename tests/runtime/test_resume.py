@@ -365,6 +365,14 @@ def test_containers_without_global_headers_or_codec_tags_resume_like_mp4(tmp_pat
     assert audio == pytest.approx(plain_audio, abs=0.05) and audio > 1
     # AVI stores no presentation times: with B-frames the decoded times came out of order (audit)
     assert t == sorted(set(t)), t
+    for path in (out, plain):  # the video audit: an AVI took the MP4's 1/12800 time base as its frame rate
+        with av.open(str(path)) as c:  # (declared 600 fps, 24 blank frames each) and sr-run refused it, truncated
+            v = c.streams.video[0]
+            assert v.average_rate == 25 and (v.frames in (0, len(frames))), (v.average_rate, v.frames)
+        from sredge.runtime.video_io import VideoReader
+
+        with VideoReader(str(path)) as r:
+            assert sum(1 for _ in r) >= len(frames) and r.error is None, r.error
 
 
 def test_a_stopped_live_recording_replaces_the_existing_output(tmp_path):
