@@ -104,6 +104,16 @@ def test_check_container_against_this_ffmpeg(tmp_path):
     check_container(tmp_path / "x.mkv", "ffv1")
     with pytest.raises(InputError, match=r"cannot write x\.webm: \.webm files cannot hold hevc video"):
         check_container(tmp_path / "x.webm", "hevc")
+    # The video audit: FFmpeg lists AV1 for MOV, whose muxer refuses it only when writing starts (after the
+    # whole upscale); the check says so first, and the combinations it lets through do open.
+    with pytest.raises(InputError, match=r"\.mov files cannot hold av1 video: use --codec h264 or hevc"):
+        check_container(tmp_path / "x.mov", "av1")
+    for name, codec in (("x.mp4", "libsvtav1"), ("x.mov", "libx264")):
+        with av.open(str(tmp_path / name), "w") as c:
+            s = c.add_stream(codec, rate=25)
+            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+            c.start_encoding()
+        (tmp_path / name).unlink()
     assert list(tmp_path.iterdir()) == []  # nothing written by the check
 
 

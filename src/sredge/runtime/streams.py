@@ -297,7 +297,9 @@ def output_format(path: str | Path) -> tuple[str, frozenset[str]]:
         raise InputError(f"cannot tell the video format from the name {path.name}; use a suffix like .mp4 "
                          "or .mkv") from exc
     try:
-        return probe.format.name, frozenset(probe.supported_codecs) | _UNLISTED.get(probe.format.name, frozenset())
+        name = probe.format.name
+        return name, (frozenset(probe.supported_codecs) | _UNLISTED.get(name, frozenset())) - _REFUSED.get(name,
+                                                                                                          frozenset())
     finally:
         probe.close()
 
@@ -307,6 +309,13 @@ _UNLISTED = {
     "mpegts": frozenset({"h264", "hevc", "aac", "mp3", "ac3", "eac3", "opus", "dvb_subtitle", "dvb_teletext"}),
 }
 """Codecs a muxer stores that FFmpeg's query does not list."""
+
+_REFUSED = {
+    # FFmpeg's MOV muxer lists AV1 but refuses it when writing starts ("only supported in MP4"): a whole
+    # upscale ran before that error.
+    "mov": frozenset({"av1"}),
+}
+"""Codecs FFmpeg's query lists for a muxer that the muxer then refuses."""
 
 
 def stream_notices(source: SourceStreams, path: str | Path) -> list[str]:
