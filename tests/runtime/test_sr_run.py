@@ -459,7 +459,11 @@ def test_part_of_a_video_refuses_impossible_values(cli, exported, tmp_path):
                       (["--start", "5"], "--start 5 s is at or past the end"),
                       (["--start", "1:75"], "below 60"),
                       (["--duration", "0"], "--duration 0 keeps no frame"),
-                      (["--frames", "0"], "--frames 0 keeps no frame")]:
+                      (["--frames", "0"], "--frames 0 keeps no frame"),
+                      # the video audit: internal errors (overflows), one leaving a work folder behind
+                      (["--duration", "1e308"], "--duration 1e308: at most 1e+09 seconds"),
+                      (["--start", "1e20"], "--start 1e20: at most 1e+09 seconds"),
+                      (["--commit-every", "1e308"], "--commit-every must be more than 0 seconds and at most")]:
         res = cli("run", "--video", src, "--model", model, "-o", tmp_path / "o.mp4", *cut)
         assert what in _one_line(res, 2), res.err
     assert not (tmp_path / "o.mp4").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -22,6 +22,9 @@ def test_parse_time():
     for bad in ("-1", "abc", "1:60", "1:75:00", "nan", "inf", "", "1::2"):
         with pytest.raises(InputError):
             parse_time(bad)
+    assert parse_time("1e9", "--duration") == 1e9
+    with pytest.raises(InputError, match="--duration 1e308: at most 1e"):  # the video audit: an internal error
+        parse_time("1e308", "--duration")
 
 
 def test_plan_window_refuses_what_cannot_work():

@@ -404,10 +404,11 @@ def _resume_options(args, live: bool):
     """``--resume/--no-resume/--commit-every`` as :class:`~sredge.runtime.video_resume.ResumeOptions`, or None
     (not resumable: ``--no-resume``, or a live source)."""
     from sredge.runtime.video_resume import DEFAULT_COMMIT_EVERY_S, ResumeOptions
+    from sredge.runtime.window import MAX_TIME_S
 
     every = args.commit_every if args.commit_every is not None else DEFAULT_COMMIT_EVERY_S
-    if not every > 0:  # also NaN
-        raise InputError(f"--commit-every must be more than 0 seconds, not {every:g}")
+    if not 0 < every <= MAX_TIME_S:  # also NaN; 1e308 overflowed planning the segments (internal error)
+        raise InputError(f"--commit-every must be more than 0 seconds and at most {MAX_TIME_S:g}, not {every:g}")
     if live:
         if args.resume:
             raise InputError("--resume needs a video file: a camera or stream cannot be continued")

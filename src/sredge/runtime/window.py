@@ -28,6 +28,10 @@ seconds past the end (muxers interleave audio within a second or so of the video
 track must not make the rest of a long file be decoded)."""
 
 
+MAX_TIME_S = 1e9
+"""The longest time a video option takes, in seconds (over 30 years): beyond it, counts of frames overflow."""
+
+
 def parse_time(text: str, option: str = "--start") -> float:
     """Seconds from ``12.5``, ``MM:SS(.ms)`` or ``HH:MM:SS(.ms)`` (pure).
 
@@ -47,6 +51,8 @@ def parse_time(text: str, option: str = "--start") -> float:
         raise InputError(f"{option} {text!r} is not a time: give seconds (12.5) or HH:MM:SS(.ms)") from None
     if not math.isfinite(value) or value < 0:
         raise InputError(f"{option} {text} must be a time of 0 or more seconds")
+    if value > MAX_TIME_S:  # --duration 1e308 overflowed counting its frames (an internal error)
+        raise InputError(f"{option} {text}: at most {MAX_TIME_S:g} seconds (over 30 years of video)")
     return value
 
 
