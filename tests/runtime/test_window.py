@@ -97,6 +97,10 @@ def test_a_window_without_frames_is_one_line(tmp_path):
     with pytest.raises(InputError, match=r"--start 5 s is at or past the end of .* \(0\.400 s long\)"):
         with VideoReader(str(clip), window=Window(5.0, 1.0)):
             pass
+    # The last frame starts at 0.36 s: 0.38 s is inside the clip, after its last frame (was "past the end")
+    with pytest.raises(InputError, match=r"--start 0.38 s is after the last frame's start in .* \(0\.400 s long\)"):
+        with VideoReader(str(clip), window=Window(0.38, None)):
+            pass
     with pytest.raises(InputError, match=r"no frame from 0.1 s to 0.11 s; give a longer --duration"):
         with VideoReader(str(clip), window=Window(0.1, 0.01)):  # frames at 0.08 and 0.12 s
             pass

@@ -363,8 +363,10 @@ class VideoReader:
                     total = self._declared_duration_s()
                     if w.duration_s is None or (total is not None and w.start_s >= total):
                         length = f" ({total:.3f} s long)" if total is not None else ""
-                        raise InputError(f"--start {w.start_s:g} s is at or past the end of {src.label}"
-                                         f"{length}; give an earlier --start")
+                        where = ("is at or past the end of" if total is None or w.start_s >= total
+                                 else "is after the last frame's start in")  # 0.47 s of a 0.48 s clip
+                        raise InputError(f"--start {w.start_s:g} s {where} {src.label}{length}; "
+                                         "give an earlier --start")
                     raise InputError(f"{src.label} has no frame from {w.start_s:g} s to "
                                      f"{w.start_s + w.duration_s:g} s; give a longer --duration")
                 cause = f" ({why})" if why else ""
