@@ -22,6 +22,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,7 @@ class Claim:
 
     def _lock_file(self, out: Output) -> None:
         lock = out.path.with_name(f".{out.path.name}.lock")
+        _refuse_foreign_lock(lock, out)
         while True:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
             self._lock(fd, out, lock)
@@ -225,6 +227,26 @@ class Claim:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
         self._made.clear()
+
+
+_LOCK_MAX_BYTES = 0
+"""A lock file sredge makes is empty: any other file at its name is someone's data, never removed."""
+
+
+def _refuse_foreign_lock(lock: Path, out: Output) -> None:
+    """Refuse to use, and so at the end to remove, a file at the lock's name that a claim did not make.
+
+    The audit: ``sr-run --image .out.png.lock -o out.png`` deleted its own input, and a user's
+    ``.keep_x2.png.lock`` was removed by a run writing ``keep_x2.png``.
+    """
+    try:
+        st = lock.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(st.st_mode) and st.st_size <= _LOCK_MAX_BYTES and st.st_nlink == 1:
+        return  # an empty lock file: a concurrent run's, or left by one that was killed
+    raise InputError(f"{lock} is in the way of {out.path}'s lock file and is not one sredge made; "
+                     f"move or rename it, or choose another {_choose(out)}")
 
 
 @contextlib.contextmanager

@@ -399,3 +399,20 @@ def test_claim_locks_each_output_and_a_killed_holder_leaves_nothing_blocking(tmp
     with claim_outputs([Output(out, "--json")], [], overwrite=False):
         pass
     assert leftovers(tmp_path) == []
+
+
+def test_a_file_at_a_lock_files_name_is_never_removed(work):
+    """The audit: `sr-run --image .out.png.lock -o out.png` deleted its own input (the claim opened the
+    existing file as its lock and removed it at the end), and a user's `.keep_x2.png.lock` was removed by a
+    run writing keep_x2.png. A file at a lock's name that sredge did not make (not empty) is refused."""
+    photo = work / "photos" / "0030.jpg"
+    as_lock = work / ".out.png.lock"
+    as_lock.write_bytes(photo.read_bytes())
+    res = hostile("run", ["--image", as_lock, "--model", work / "m.onnx", "-o", work / "out.png", "-q"],
+                  inputs=[as_lock], outputs=[work / "out.png"], match="is not one sredge made", watch=work / "photos")
+    assert str(as_lock) in res.err
+    notes = work / "photos" / ".0030_x2.jpg.lock"
+    notes.write_text("my notes\n")
+    hostile("run", ["--image", photo, "--model", work / "m.onnx", "-q"], inputs=[notes],
+            outputs=[work / "photos" / "0030_x2.jpg"], match="move or rename it", watch=work / "dataset")
+    assert notes.read_text() == "my notes\n"
