@@ -266,6 +266,26 @@ def test_folder_run_does_every_good_image_and_names_every_bad_one(work, bad):
     assert hashes([folder]) == before and leftovers(work) == []
 
 
+def test_a_float_tiff_in_a_folder_run_to_jpeg_is_one_bad_image(work):
+    """The image audit: a float32 RGBA TIFF with --ext jpg was an internal error (np.iinfo of a float) that
+    ended the folder run before any image was written."""
+    import cv2
+
+    folder = work / "photos"
+    assert cv2.imwrite(str(folder / "a_scan.tif"), np.random.default_rng(1).random((24, 32, 4), dtype=np.float32))
+    res = sr("run", "--image", folder, "--model", work / "m.onnx", "--ext", "jpg", "-q")
+    assert_clean_error(res, "run", 2, match="a_scan.tif: unsupported image sample type float32")
+    assert sorted(p.name for p in (work / "photos_x2").iterdir()) == ["0014_x2.jpg", "0030_x2.jpg"]
+
+
+def test_an_output_suffix_sredge_cannot_write_is_refused_before_inference(work):
+    """The image audit: -o x.xyz, x.gif or a suffix-less name were refused only after the model had run."""
+    for name in ("x.xyz", "x.gif", "noext"):
+        hostile("run", ["--image", work / "photos" / "0030.jpg", "--model", work / "m.onnx", "-o", work / name],
+                inputs=[work / "photos"], outputs=[work / name], match="is not an image format sredge writes",
+                watch=work)
+
+
 def test_glob_with_a_bad_image(work):
     _bad_images(work / "photos", ["empty.jpg"])
     res = sr("run", "--image", f"{work}/photos/*.jpg", "--model", work / "m.onnx", "-o", work / "out", "-q")

@@ -73,9 +73,13 @@ def check_output_suffix(output: Path, fmt: ImageFormat) -> None:
     (A folder's outputs follow ``--ext``; without it, ``--quality`` applies to its JPEG and WebP files.)
 
     Raises:
-        InputError: ``-o x.png --ext jpg``, or ``--quality`` for a PNG.
+        InputError: A suffix sredge cannot write (``-o x.gif``), ``-o x.png --ext jpg``, or ``--quality``
+            for a PNG.
     """
     suffix = output.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:  # found only after inference before (the image audit)
+        raise InputError(f"-o {output}: {'a ' + suffix if suffix else 'a suffix-less'} file is not an image format "
+                         f"sredge writes; name it .png, .jpg, .webp, .tif or .bmp")
     if fmt.ext is not None and suffix != f".{fmt.ext}" and not (fmt.ext == "jpg" and suffix == ".jpeg"):
         raise InputError(f"-o {output} is a {suffix or 'suffix-less'} file but --ext {fmt.ext}: "
                          f"name it {output.with_suffix('.' + fmt.ext).name} or drop --ext")
@@ -245,7 +249,9 @@ def check_storable(img: np.ndarray, src: Path, dst: Path) -> None:
     Raises:
         InputError: ``src`` has transparent pixels and ``dst`` is a JPEG.
     """
-    if dst.suffix.lower() in (".jpg", ".jpeg") and img.ndim == 3 and img.shape[2] == 4:
+    # Only 8- and 16-bit integer samples are upscaled (a float TIFF is refused in the upscaler, one line): a float
+    # image here was an internal error that ended a whole folder run (the image audit).
+    if dst.suffix.lower() in (".jpg", ".jpeg") and img.ndim == 3 and img.shape[2] == 4 and img.dtype.kind in "ui":
         opaque = np.iinfo(img.dtype).max
         if int(img[..., 3].min()) < opaque:
             raise InputError(f"{src} has transparent pixels and JPEG has no alpha channel: "
