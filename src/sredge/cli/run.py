@@ -253,7 +253,8 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
             t0 = time.perf_counter()
             bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every, unit="images")
             try:
-                result = upscale_images(rt, images.files, outputs, on_image=bar.update, fmt=fmt, compare=args.compare)
+                result = upscale_images(rt, images.files, outputs, on_image=bar.update, fmt=fmt, compare=args.compare,
+                                        notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr))
             finally:
                 bar.finish()
     for src, exc in result.failed:

@@ -1,4 +1,5 @@
-"""Image file headers read without decoding (pure): the format, the pixel size, and whether the file is whole.
+"""Image file headers read without decoding (pure): the format, the pixel size, whether the file is whole, and what
+a decoder leaves out (the frames after the first, a grey PNG's colour key, an ICC colour profile).
 
 The size comes from the header, so a limit can be checked before a decoder allocates anything
 (a 1 MB PNG may declare 20000x20000 pixels). Completeness is checked from the container's own
@@ -50,7 +51,7 @@ def read_header(data: bytes) -> ImageHeader:
         ValueError: Not a PNG, JPEG, WebP, BMP or TIFF file, or a damaged header (one-line reason).
     """
     b = bytes(data[:16])
-    if b.startswith(b"\x89PNG\r\n\x1a\n"):
+    if b.startswith(_PNG_SIGNATURE):
         return _png_header(data)
     if b.startswith(b"\xff\xd8\xff"):
         return _jpeg_header(data)
@@ -58,7 +59,7 @@ def read_header(data: bytes) -> ImageHeader:
         return _webp_header(data)
     if b.startswith(b"BM"):
         return _bmp_header(data)
-    if b[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+    if b[:4] in _TIFF_MAGIC:
         return _tiff_header(data)
     raise ValueError("not a PNG, JPEG, WebP, BMP or TIFF file")
 
@@ -91,6 +92,7 @@ def _sized(fmt: str, width: int, height: int) -> ImageHeader:
 
 # ---------------------------------------------------------------- PNG
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
@@ -310,6 +312,8 @@ def _bmp_damage(data: bytes, header: ImageHeader) -> str | None:
 
 # ---------------------------------------------------------------- TIFF
 
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_TIFF_ICC = 34675  # InterColorProfile
 _TIFF_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q"}  # the integer types of the tags read: BYTE, SHORT, LONG, LONG8
 _TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 _TIFF_READ = (256, 257, 273, 279, 324, 325)  # width, length, strip offsets/byte counts, tile offsets/byte counts
@@ -397,23 +401,17 @@ def _exif_block(data: bytes) -> bytes | None:
                 return data[start + 10:end]
             if marker in (0xDA, 0xD9):
                 return None
-    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
-        pos = 8
-        while pos + 8 <= len(data):
-            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    elif data.startswith(_PNG_SIGNATURE):
+        for kind, start, length in _png_chunks(data):
             if kind == b"eXIf":
-                return data[pos + 8:pos + 8 + length]
+                return data[start:start + length]
             if kind in (b"IDAT", b"IEND"):
                 return None
-            pos += 12 + length
     elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        pos = 12
-        while pos + 8 <= len(data):
-            kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        for kind, start, length in _riff_chunks(data):
             if kind == b"EXIF":
-                block = data[pos + 8:pos + 8 + length]
+                block = data[start:start + length]
                 return block[6:] if block.startswith(b"Exif\0\0") else block
-            pos += 8 + length + (length & 1)
     return None
 
 
@@ -428,3 +426,114 @@ def _tiff_orientation(block: bytes) -> int:
         if tag == 274 and typ == 3:
             return struct.unpack(order + "H", block[e + 8:e + 10])[0]
     return 1
+
+
+# ---------------------------------------------------------------- what a decoder leaves out
+
+
+def png_grey_key(data: bytes) -> tuple[int, int] | None:
+    """(bit depth, grey level) of a grey PNG's colour key, or None (pure).
+
+    A grey PNG (colour type 0) with a ``tRNS`` chunk before its image data is transparent wherever a
+    sample equals that level (as stored: 0..2**depth - 1). None for any other file.
+    """
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 29 or data[25] != 0:
+        return None
+    for kind, start, length in _png_chunks(data):
+        if kind == b"tRNS":
+            return (data[24], int.from_bytes(data[start:start + 2], "big")) if length >= 2 else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+    return None
+
+
+def frame_count(data: bytes) -> int:
+    """Frames of an animated PNG (``acTL``) or WebP (``ANMF`` chunks), or pages of a TIFF (pure).
+
+    Args:
+        data: The whole file (a WebP's frames and a TIFF's directories run through it).
+
+    Returns:
+        The count; 1 for a still image, another format, or a count that cannot be read.
+    """
+    try:
+        if data.startswith(_PNG_SIGNATURE):
+            for kind, start, length in _png_chunks(data):
+                if kind == b"acTL" and length >= 8:
+                    return max(1, int.from_bytes(data[start:start + 4], "big"))
+                if kind in (b"IDAT", b"IEND"):  # acTL comes before the image data
+                    break
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return max(1, sum(kind == b"ANMF" for kind, _start, _length in _riff_chunks(data)))
+        elif data[:4] in _TIFF_MAGIC:
+            return max(1, len(_tiff_directories(data)))
+    except (ValueError, struct.error):
+        pass
+    return 1
+
+
+def has_icc_profile(data: bytes) -> bool:
+    """Whether an image file embeds an ICC colour profile (pure).
+
+    PNG ``iCCP``, JPEG APP2 ``ICC_PROFILE``, WebP ``ICCP`` or TIFF InterColorProfile (34675) in its
+    first directory; False for anything unreadable.
+    """
+    try:
+        if data.startswith(_PNG_SIGNATURE):
+            for kind, _start, _length in _png_chunks(data):
+                if kind == b"iCCP":
+                    return True
+                if kind in (b"IDAT", b"IEND"):
+                    return False
+        elif data.startswith(b"\xff\xd8\xff"):
+            for marker, start, _end in _jpeg_segments(data):
+                if marker == 0xE2 and data[start + 4:start + 16] == b"ICC_PROFILE\0":
+                    return True
+                if marker in (0xDA, 0xD9):
+                    return False
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return any(kind == b"ICCP" for kind, _start, _length in _riff_chunks(data))
+        elif data[:4] in _TIFF_MAGIC:
+            directories = _tiff_directories(data)
+            return bool(directories) and _TIFF_ICC in directories[0]
+    except (ValueError, struct.error):
+        pass
+    return False
+
+
+def _png_chunks(data):
+    """Yield (kind, body start, body length) of a PNG's chunks within ``data`` (CRCs unchecked)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        yield kind, pos + 8, length
+        pos += 12 + length
+
+
+def _riff_chunks(data):
+    """Yield (kind, body start, body length) of a WebP's chunks within ``data``, walking their sizes."""
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, length = bytes(data[pos:pos + 4]), int.from_bytes(data[pos + 4:pos + 8], "little")
+        yield kind, pos + 8, length
+        pos += 8 + length + (length & 1)
+
+
+def _tiff_directories(data) -> list[set[int]]:
+    """The tags of each directory in a TIFF's chain (a page each), to the end of ``data`` or a loop."""
+    order = "<" if bytes(data[:2]) == b"II" else ">"
+    big = data[2 + (order == ">")] == 0x2B
+    off_fmt, count_fmt, entry = ("Q", "Q", 20) if big else ("I", "H", 12)
+    cs, inline = struct.calcsize(count_fmt), struct.calcsize(off_fmt)
+    (ifd,) = struct.unpack(order + off_fmt, bytes(data[8:16] if big else data[4:8]))
+    pages: list[set[int]] = []
+    seen: set[int] = set()
+    while ifd and ifd not in seen and ifd + cs <= len(data) and len(pages) < 1 << 16:
+        seen.add(ifd)
+        (n,) = struct.unpack(order + count_fmt, bytes(data[ifd:ifd + cs]))
+        end = ifd + cs + n * entry
+        if n > 4096 or end + inline > len(data):
+            break
+        pages.append({struct.unpack(order + "H", bytes(data[e:e + 2]))[0] for e in range(ifd + cs, end, entry)})
+        (ifd,) = struct.unpack(order + off_fmt, bytes(data[end:end + inline]))
+    return pages

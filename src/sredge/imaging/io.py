@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -23,7 +24,15 @@ import numpy as np
 
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
-from sredge.imaging.headers import NeedMoreData, damage, exif_orientation, read_header
+from sredge.imaging.headers import (
+    NeedMoreData,
+    damage,
+    exif_orientation,
+    frame_count,
+    has_icc_profile,
+    png_grey_key,
+    read_header,
+)
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 
 log = logging.getLogger(__name__)
@@ -38,16 +47,20 @@ _CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "libpng error", "
 """Decoder messages that mean the picture is damaged even when a decoder returns one."""
 
 
-def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: list[str] | None = None) -> np.ndarray:
     """Read an image keeping its layout and sample type.
 
     Args:
-        path: A PNG, JPEG, WebP, BMP or TIFF file (the first image of a multi-page TIFF).
+        path: A PNG, JPEG, WebP, BMP or TIFF file (the first frame of an animation, the first page of a
+            multi-page TIFF).
         max_pixels: Largest width x height admitted, checked from the header before decoding.
+        notes: When given, what the returned image leaves out of the file is appended to it, a line
+            each (see :func:`image_notes`).
 
     Returns:
-        (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as stored; turned and mirrored
-        as its EXIF Orientation says (JPEG, PNG, WebP), so it is upright as a viewer shows it.
+        (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as stored (a grey PNG with a
+        ``tRNS`` colour key comes as RGBA, as a grey+alpha PNG does); turned and mirrored as its EXIF
+        Orientation says (JPEG, PNG, WebP), so it is upright as a viewer shows it.
 
     Raises:
         InputError: The file is missing, over ``max_pixels``, truncated or corrupt, or not an image
@@ -69,7 +82,9 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     if img is None or bad:
         why = _decoder_line(bad[0] if bad else text) or "OpenCV cannot decode it"
         raise InputError(f"{path} is corrupt or not an image OpenCV can read ({why})")
-    img = upright(img, exif_orientation(data[:_PREFIX]))  # EXIF sits in the first segments
+    if notes is not None:
+        notes.extend(image_notes(data, path))
+    img = upright(_grey_key_as_alpha(img, data), exif_orientation(data))  # WebP's EXIF follows the image data
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     if img.ndim == 3 and img.shape[2] == 3:
@@ -77,6 +92,43 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     if img.ndim == 3 and img.shape[2] == 1:
         return img[..., 0]
     return img
+
+
+def image_notes(data: bytes, path: str | Path) -> list[str]:
+    """What :func:`read_image` leaves out of an image file, one line each; empty when nothing (pure).
+
+    The frames after the first of an animated PNG or WebP, the pages after the first of a TIFF, and an
+    embedded ICC colour profile (the pixels are taken as sRGB and no profile is written).
+
+    Args:
+        data: The whole file.
+        path: Its name, for the lines.
+    """
+    notes = []
+    frames = frame_count(data)
+    if frames > 1:
+        kind = {b"\x89P": "an animated PNG", b"RI": "an animated WebP"}.get(bytes(data[:2]), "a multi-page TIFF")
+        unit = "pages" if kind.endswith("TIFF") else "frames"
+        notes.append(f"only the first of {frames} {unit} of {path} is upscaled ({kind}): "
+                     f"split it into single images to upscale the others")
+    if has_icc_profile(data):
+        notes.append(f"{path}'s ICC colour profile is not kept: its colours are read as sRGB and the output "
+                     "carries no profile; convert it to sRGB first if they differ")
+    return notes
+
+
+def _grey_key_as_alpha(img: np.ndarray, data: bytes) -> np.ndarray:
+    """A decoded grey PNG with a ``tRNS`` colour key as BGRA (OpenCV drops the key); other images unchanged."""
+    key = png_grey_key(data) if img.ndim == 2 or img.shape[2] == 1 else None
+    if key is None:
+        return img
+    depth, level = key
+    grey = img.reshape(img.shape[:2])
+    # OpenCV widens 1, 2 and 4-bit samples to 8 bits by replication (1-bit 1 -> 255, 2-bit 1 -> 85)
+    level *= (255 // ((1 << depth) - 1)) if depth < 8 else 1
+    full = np.iinfo(grey.dtype).max
+    alpha = np.where(grey == level, 0, full).astype(grey.dtype)
+    return np.dstack([grey, grey, grey, alpha])
 
 
 def upright(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -103,22 +155,60 @@ def write_image(path: str | Path, img: np.ndarray, quality: int | None = None) -
         quality: 1..100 for JPEG and WebP (None: OpenCV's default); ignored by lossless formats.
 
     Raises:
-        InputError: Unwritable location, or a format that cannot hold the image (e.g. 16-bit JPEG).
+        InputError: Unwritable location, or a format that cannot hold the image (e.g. 16-bit JPEG, a
+            WebP over 16383 pixels a side; see :func:`check_encodable_size`).
     """
     path = check_writable(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"cannot tell the image format of {path}: "
                          f"use a suffix such as .png ({', '.join(IMAGE_SUFFIXES)})")
+    check_encodable_size(path, img.shape[1], img.shape[0])
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if img.dtype == np.uint16 and path.suffix.lower() in (".jpg", ".jpeg", ".bmp", ".webp"):
         raise InputError(f"{path.suffix} cannot store 16-bit samples; write .png or .tif")
     flag = _QUALITY_FLAGS.get(path.suffix.lower())
     params = [flag, int(quality)] if quality is not None and flag is not None else []
-    ok, buf = cv2.imencode(path.suffix, img, params)
+    said: list[str] = []
+    raised = ""
+    with _decoder_messages(said):  # encoders complain there too (libpng warnings, OpenCV's log)
+        try:
+            ok, buf = cv2.imencode(path.suffix, img, params)
+        except cv2.error as exc:
+            ok, raised = False, _last_line(str(exc))
+    text = "".join(said)
+    if text:
+        log.debug("encoder messages for %s: %s", path, text.strip())
     if not ok:
-        raise InputError(f"OpenCV cannot encode {path.suffix!r} images")
+        why = raised or _encoder_line(text) or "no reason given"
+        others = " or ".join(s for s in (".png", ".tif") if s != path.suffix.lower())
+        raise InputError(f"OpenCV could not write {path} as {path.suffix} ({why}): choose {others}")
     return write_bytes_atomic(path, buf.tobytes())
+
+
+_MAX_SIDE = {".webp": 16383, ".jpg": 65500, ".jpeg": 65500, ".png": 1_000_000}
+"""Most pixels a side this OpenCV's encoders write (tried): libwebp's; libjpeg-turbo's JPEG_MAX_DIMENSION (not
+the format's 65535); libpng's default user limit. TIFF and BMP have none (OpenCV reads back 2**20 a side)."""
+
+
+def check_encodable_size(path: str | Path, width: int, height: int) -> None:
+    """Refuse an output size the format of ``path`` (from its suffix) cannot store, before any work (pure).
+
+    Args:
+        path: The output file; an unknown suffix is not checked here (:func:`write_image` refuses it).
+        width: Output width in pixels.
+        height: Output height in pixels.
+
+    Raises:
+        InputError: One line naming the limit and the formats that hold the size.
+    """
+    suffix = Path(path).suffix.lower()
+    limit = _MAX_SIDE.get(suffix)
+    if limit is None or max(width, height) <= limit:
+        return
+    fits = [s for s in (".png", ".tif") if max(width, height) <= _MAX_SIDE.get(s, 1 << 31)]
+    raise InputError(f"{path} would be {width}x{height}: {suffix} stores at most {limit} pixels a side; "
+                     f"choose {' or '.join(fits)}")
 
 
 def read_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -175,6 +265,8 @@ def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, in
             raise InputError(f"{path} is truncated or corrupt ({exc})") from None
     if max_pixels is not None:
         check_pixels(str(path), header.width, header.height, max_pixels)
+    if header.format == "webp" and len(data) < size:
+        data = _webp_exif(path)  # its EXIF chunk follows the image data, often beyond the first MB
     turned = exif_orientation(data) >= 5
     return (header.width, header.height) if turned else (header.height, header.width)
 
@@ -207,6 +299,26 @@ def _header(path: Path):
     except ValueError as exc:
         raise InputError(f"{path}: {exc}") from None
     return None, data, size  # the header lies beyond the prefix (TIFF directories are often at the end)
+
+
+def _webp_exif(path: Path) -> bytes:
+    """A WebP file's RIFF header and its EXIF chunk (up to 1 MB of it), found by walking the chunks' sizes:
+    the image data between them is not read."""
+    try:
+        with path.open("rb") as f:
+            head, pos = f.read(12), 12
+            for _ in range(1 << 16):  # an animation has a chunk a frame
+                f.seek(pos)
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    break
+                length = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"EXIF":
+                    return head + chunk + f.read(min(length, _PREFIX))
+                pos += 8 + length + (length & 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return head
 
 
 def _read_checked(path: Path, max_pixels: int) -> bytes:
@@ -255,8 +367,8 @@ def _decoder_messages(said: list[str]) -> Iterator[None]:
     """Append to ``said`` what C libraries (libjpeg, libpng, libtiff, OpenCV's log) write to file descriptor 2
     meanwhile.
 
-    Decoders report damage there as stray lines; the caller decides what they mean and the terminal
-    gets at most one error line. The descriptor is process-wide, so captures are serialised.
+    Decoders report damage there as stray lines, encoders their failures; the caller decides what they mean and
+    the terminal gets at most one error line. The descriptor is process-wide, so captures are serialised.
     """
     with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
         with contextlib.suppress(Exception):
@@ -275,6 +387,12 @@ def _decoder_messages(said: list[str]) -> Iterator[None]:
 def _decoder_line(text: str) -> str:
     """The gist of a decoder message: its last non-empty line without OpenCV's log prefix."""
     return _last_line(text).split(") ")[-1] if "global " in text else _last_line(text)
+
+
+def _encoder_line(text: str) -> str:
+    """The first line an encoder wrote, without OpenCV's log prefix ("[ERROR:0@0.1] global file.cpp:12 func")."""
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return re.sub(r"^\[[^\]]*\]\s+global\s+\S+\s+\S+\s+", "", first)[:160]
 
 
 def _last_line(text: str) -> str:

@@ -24,7 +24,7 @@ import numpy as np
 
 from sredge.atomic import WriteError
 from sredge.errors import InputError, SredgeError
-from sredge.imaging.io import IMAGE_SUFFIXES, read_image, write_image
+from sredge.imaging.io import IMAGE_SUFFIXES, check_encodable_size, read_image, write_image
 from sredge.runtime.resize_plan import OutputSize, plan_output_size, resize_image
 
 if TYPE_CHECKING:
@@ -203,15 +203,18 @@ class ImagesResult:
 
 def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], outputs: list[Path],
                    on_image: Callable[[int, int], None] | None = None, fmt: ImageFormat | None = None,
-                   compare: Path | None = None) -> ImagesResult:
+                   compare: Path | None = None, notify: Callable[[str], None] | None = None) -> ImagesResult:
     """Upscale each image, resize it as ``fmt`` says, and write it atomically.
 
     ``on_image(done, total)`` is called after each image, written or failed (progress display).
     ``compare``: also write the before/after picture of the (single) image there
-    (:func:`sredge.runtime.compare.before_after`).
+    (:func:`sredge.runtime.compare.before_after`). ``notify(line)`` gets a line for what an input holds
+    that its output cannot (the frames after the first of an animation, an ICC profile:
+    :func:`~sredge.imaging.io.image_notes`).
 
     Every image is tried: a bad one is recorded in :attr:`ImagesResult.failed` and the run goes on.
-    An image the output format cannot hold (transparency into JPEG) fails before its inference.
+    An image the output format cannot hold (transparency into JPEG, a side over the format's limit) or
+    whose resized output cannot fit in memory fails before its inference.
     Failing to write (disk full, read-only target) stops the run, since every later write would fail too.
 
     Raises:
@@ -221,10 +224,16 @@ def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], out
     result = ImagesResult()
     for done, (src, dst) in enumerate(zip(inputs, outputs), 1):
         try:
-            img = read_image(src, rt.opts.max_pixels)
+            notes: list[str] = []
+            img = read_image(src, rt.opts.max_pixels, notes=notes)
+            for line in notes if notify is not None else ():
+                notify(line)
             check_storable(img, src, dst)
+            plan = plan_output_size(img.shape[:2], rt.desc.scale, fmt.size)
+            check_encodable_size(dst, plan.out_hw[1], plan.out_hw[0])
+            _check_resize_fits(plan, img)
             out = rt.upscaler(img.shape[0], img.shape[1]).upscale(img)
-            out = resize_image(out, plan_output_size(img.shape[:2], rt.desc.scale, fmt.size))
+            out = resize_image(out, plan)
             result.written.append(write_as(dst, out, fmt.quality))
             log.info("wrote %s", dst)
             if compare is not None:
@@ -239,6 +248,22 @@ def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], out
         if on_image is not None:
             on_image(done, len(inputs))
     return result
+
+
+def _check_resize_fits(plan, img: np.ndarray) -> None:
+    """Refuse a ``--target``/``--outscale`` whose resized output cannot fit the memory available (the upscaler
+    counts only the model's own output: --target 40000x40000 was an OpenCV allocation error, exit 3)."""
+    if not plan.resizes:
+        return
+    from sredge.runtime.memory import available_bytes, format_bytes
+
+    available = available_bytes()
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    (mh, mw), (oh, ow) = plan.model_hw, plan.out_hw
+    need = (mh * mw + oh * ow) * channels * 4  # the model's output and the resized one, as float32 at most
+    if available is not None and need > available:
+        raise InputError(f"resizing to {ow}x{oh} needs about {format_bytes(need)} but {format_bytes(available)} "
+                         "is available: give a smaller --target or --outscale")
 
 
 def check_storable(img: np.ndarray, src: Path, dst: Path) -> None:
