@@ -209,6 +209,7 @@ def test_video_outscale_even_size_every_frame(cli, tmp_path):
 
 def test_two_inputs_on_one_output_name_are_refused(cli, photo, tmp_path):
     write_image(tmp_path / "photo.jpg", read_image(photo))
-    res = cli("run", "--image", tmp_path, "--scale", "2", "--ext", "webp")
+    res = cli("run", "--image", tmp_path, "--scale", "4", "--ext", "webp")
     assert res.code == 2 and "would be written to the same file" in res.err and "(--ext webp)" in res.err
-    assert not (tmp_path.parent / f"{tmp_path.name}_x2").exists()
+    assert f"{tmp_path.name}_x4 " in res.err  # the image audit: checks before the model loads named _x1 folders
+    assert not (tmp_path.parent / f"{tmp_path.name}_x4").exists()

@@ -220,6 +220,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_video(args, model, opts, reads)
 
 
+def _scale_before_loading(args, model: Path) -> int:
+    """The model's scale as far as it is known without loading it: ``--scale``, an ONNX's own metadata, else 2
+    (used only to name outputs in the checks made before the model loads)."""
+    if args.scale:
+        return int(args.scale)
+    if Path(model).suffix.lower() == ".onnx":
+        from sredge.models.onnx_file import read_descriptor
+
+        try:
+            desc = read_descriptor(model)
+        except SredgeError:  # the load names the problem
+            desc = None
+        if desc is not None:
+            return desc.scale
+    return 2
+
+
 def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
     """Every image is tried; each bad one is one line on stderr, and then the exit code is 2."""
     from sredge.runtime.images import ImageFormat, expand_images, image_outputs, output_folder, upscale_images
@@ -235,15 +252,16 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
     compare = [Output(args.compare, "--compare")] if args.compare is not None else []
     if images.single and getattr(args.output, "folder", False) and not args.output.is_dir():
         raise InputError(f"-o {args.output}/: folder {args.output} does not exist (create it, or name a file)")
-    image_outputs(images, args.output, 1, fmt)  # -o, --ext and --quality agree, before the model loads
+    scale = _scale_before_loading(args, model)  # for the names in the messages below (they said _x1)
     if args.output is not None:  # before loading the model: a -o that cannot work fails at once
-        if images.single:
+        if images.single:  # an input (the model, say) named as -o is said first: nothing is lost
             check_outputs(([Output(args.output, "-o")] if not args.output.is_dir() else []) + compare, reads,
                           args.overwrite)
         else:
-            check_outputs([Output(output_folder(images, args.output, 1), "-o", folder=True)], reads, True)
+            check_outputs([Output(output_folder(images, args.output, scale), "-o", folder=True)], reads, True)
     elif compare:
         check_outputs(compare, reads, args.overwrite)
+    image_outputs(images, args.output, scale, fmt)  # -o, --ext and --quality agree, before the model loads
     with LoadedRuntime(model, opts, frame_hw=_image_hw(images.files[0]) if choosing else None) as rt:
         _announce(rt, model, args.quiet)
         outputs = image_outputs(images, args.output, rt.desc.scale, fmt)
