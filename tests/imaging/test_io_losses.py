@@ -195,3 +195,36 @@ def test_sr_run_says_what_an_image_loses_and_refuses_an_unwritable_size_before_i
     assert res.code == 2 and res.err.strip().splitlines()[-1].endswith(
         "wide.webp would be 20000x1: .webp stores at most 16383 pixels a side; choose .png or .tif"), res.err
     assert not (tmp_path / "wide.webp").exists()
+
+
+def _grey_alpha_tiff(grey: np.ndarray, alpha: np.ndarray) -> bytes:
+    """An uncompressed little-endian TIFF of 8-bit grey + unassociated alpha (ExtraSamples 2), by hand."""
+    h, w = grey.shape
+    pixels = np.dstack([grey, alpha]).astype(np.uint8).tobytes()
+    strip_at = 8
+    ifd_at = strip_at + len(pixels) + (len(pixels) % 2)
+    short, long_ = (lambda *v: struct.pack("<2H", *(v + (0,) * (2 - len(v))))), (lambda v: struct.pack("<I", v))
+    tags = [(256, 3, 1, short(w)), (257, 3, 1, short(h)), (258, 3, 2, short(8, 8)),  # two 8-bit samples, inline
+            (259, 3, 1, short(1)), (262, 3, 1, short(1)), (273, 4, 1, long_(strip_at)), (277, 3, 1, short(2)),
+            (278, 3, 1, short(h)), (279, 4, 1, long_(len(pixels))), (284, 3, 1, short(1)), (338, 3, 1, short(2))]
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHI", t, k, n) + v for t, k, n, v in tags)
+    return b"II*\0" + struct.pack("<I", ifd_at) + pixels + b"\0" * (len(pixels) % 2) + ifd + struct.pack("<I", 0)
+
+
+def test_a_grey_alpha_tiff_says_its_alpha_is_not_read(tmp_path):
+    """The image audit: a grey+alpha TIFF came out plain grey, its transparency gone without a word (OpenCV's
+    TIFF reader drops the second sample). sr-run now says so; an RGBA TIFF, whose alpha is read, does not."""
+    grey = np.tile(np.arange(10, dtype=np.uint8) * 20, (8, 1))
+    alpha = np.full((8, 10), 255, np.uint8)
+    alpha[:, :5] = 0
+    path = tmp_path / "la.tif"
+    path.write_bytes(_grey_alpha_tiff(grey, alpha))
+    notes: list[str] = []
+    img = read_image(path, notes=notes)
+    assert img.shape[:2] == (8, 10) and (img.ndim == 2 or img.shape[2] in (1, 3))  # OpenCV drops the alpha
+    assert notes == [f"{path}'s alpha channel is not read (OpenCV's TIFF reader drops it for this layout): "
+                     "the output is opaque; save it as PNG to keep its transparency"]
+    rgba = tmp_path / "rgba.tif"
+    assert cv2.imwrite(str(rgba), np.dstack([grey, grey, grey, alpha]))
+    notes = []
+    assert read_image(rgba, notes=notes).shape == (8, 10, 4) and notes == []

@@ -519,6 +519,21 @@ def _riff_chunks(data):
         pos += 8 + length + (length & 1)
 
 
+_TIFF_EXTRA_SAMPLES = 338  # ExtraSamples: alpha (or other channels) beside grey or RGB
+
+
+def tiff_has_extra_samples(data: bytes) -> bool:
+    """Whether a TIFF's first page declares extra samples (``ExtraSamples``: an alpha channel), pure; False
+    for another format or anything unreadable."""
+    try:
+        if data[:4] in _TIFF_MAGIC:
+            directories = _tiff_directories(data)
+            return bool(directories) and _TIFF_EXTRA_SAMPLES in directories[0]
+    except (ValueError, struct.error):
+        pass
+    return False
+
+
 def _tiff_directories(data) -> list[set[int]]:
     """The tags of each directory in a TIFF's chain (a page each), to the end of ``data`` or a loop."""
     order = "<" if bytes(data[:2]) == b"II" else ">"

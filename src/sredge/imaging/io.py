@@ -32,6 +32,7 @@ from sredge.imaging.headers import (
     has_icc_profile,
     png_grey_key,
     read_header,
+    tiff_has_extra_samples,
 )
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 
@@ -84,6 +85,9 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: li
         raise InputError(f"{path} is corrupt or not an image OpenCV can read ({why})")
     if notes is not None:
         notes.extend(image_notes(data, path))
+        if (img.ndim == 2 or img.shape[2] in (1, 3)) and tiff_has_extra_samples(data):  # grey+alpha TIFF
+            notes.append(f"{path}'s alpha channel is not read (OpenCV's TIFF reader drops it for this layout): "
+                         "the output is opaque; save it as PNG to keep its transparency")
     img = upright(_grey_key_as_alpha(img, data), exif_orientation(data))  # WebP's EXIF follows the image data
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
