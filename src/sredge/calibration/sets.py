@@ -275,16 +275,11 @@ _BYTES_PER_CROP_PIXEL = 3 * (1 + 4 + 4)
 
 def _require_memory(n: int, options: CalibrationOptions) -> None:
     """Refuse a set that cannot fit this machine's memory, before any crop is cut."""
-    from sredge.runtime.memory import available_bytes, format_bytes
+    from sredge.runtime.memory import require_memory
 
-    available = available_bytes()
-    if available is None:  # not on this platform: the build's own MemoryError then
-        return
-    need = n * options.tile * options.tile * _BYTES_PER_CROP_PIXEL
-    if need > available:
-        raise InputError(
-            f"{n} crops of {options.tile}x{options.tile} need about {format_bytes(need)} but {format_bytes(available)} "
-            "is available: take fewer frames or crops per image, or use a smaller tile")
+    t = options.tile
+    require_memory(n * t * t * _BYTES_PER_CROP_PIXEL, f"{n} crops of {t}x{t} need",
+                   "take fewer frames or crops per image, or use a smaller tile")
 
 
 def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOptions = CalibrationOptions(),

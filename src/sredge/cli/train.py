@@ -184,18 +184,17 @@ def _check_numbers(args) -> None:
 
     0 is refused where it means nothing (``--feats 0`` is not the default); ``--threads 0`` is torch's choice.
     """
-    # (flag, value, least, most); None: not given, or no upper bound
-    ranges = [("--steps", args.steps, 1, None), ("--batch", args.batch, 1, None),
-              ("--val-every", args.val_every, 1, None), ("--stop-after", args.stop_after, 1, None),
-              ("--patch", args.patch, 4, None), ("--feats", args.feats, 1, None), ("--convs", args.convs, 1, None),
-              ("--expand", args.expand, 1, None), ("--seed", args.seed, 0, SEED_MAX),
-              ("--threads", args.threads, 0, None)]
-    for flag, value, least, most in ranges:
+    # (flag, value, least); value None: not given
+    least_values = [("--steps", args.steps, 1), ("--batch", args.batch, 1), ("--val-every", args.val_every, 1),
+                    ("--stop-after", args.stop_after, 1), ("--patch", args.patch, 4), ("--feats", args.feats, 1),
+                    ("--convs", args.convs, 1), ("--expand", args.expand, 1), ("--seed", args.seed, 0),
+                    ("--threads", args.threads, 0)]
+    for flag, value, least in least_values:
         if value is not None and value < least:
             zero = " (0: torch's choice)" if flag == "--threads" else ""
             raise InputError(f"{flag} {value}: must be >= {least}{zero}")
-        if value is not None and most is not None and value > most:
-            raise InputError(f"{flag} {value}: must be <= {most} (torch's largest seed)")
+    if args.seed > SEED_MAX:
+        raise InputError(f"--seed {args.seed}: must be <= {SEED_MAX} (torch's largest seed)")
     if args.threads > max_threads():  # torch crashed (SIGSEGV) on --threads 100000
         raise InputError(threads_cap_line("--threads", args.threads))
     if not math.isfinite(args.lr) or args.lr <= 0:
@@ -207,8 +206,8 @@ def _check_fits(spec, hp: dict) -> None:
     error; the network that trains is built by :func:`sredge.train.loop.train`."""
     try:
         spec.build(**hp)
-    except RuntimeError as exc:  # torch's CPU allocator: "can't allocate memory: you tried to allocate N bytes"
-        if "allocate" not in str(exc):
+    except RuntimeError as exc:
+        if not _allocation_failed(exc):
             raise
         sizes = ", ".join(f"{flag} {hp[key]}" for key, flag in _HPARAM_FLAGS.items()
                           if key in hp and flag in ("--feats", "--convs", "--expand"))
@@ -220,18 +219,19 @@ def _check_batch_fits(args, hp: dict, channels: int) -> None:
     """Refuse a ``--batch`` x ``--patch`` whose training could not fit this machine's memory, by a rough count
     (patches, targets, and two feature maps per layer kept for the backward pass): a huge --batch ran for
     ever building its patches instead of failing."""
-    from sredge.runtime.memory import available_bytes, format_bytes
+    from sredge.runtime.memory import require_memory
 
-    available = available_bytes()
-    if available is None:
-        return
     width = max(v for k, v in hp.items() if k in ("num_feat", "feats", "d", "n1", "expand"))
     depth = hp.get("num_conv") or hp.get("blocks") or 4
     pixels = args.patch * args.patch
     need = 4 * args.batch * (pixels * channels * (1 + 2 * args.scale**2) + 2 * pixels * width * (depth + 2))
-    if need > available:
-        raise InputError(f"--batch {args.batch} of --patch {args.patch} needs about {format_bytes(need)} to train "
-                         f"but {format_bytes(available)} is available: give a smaller --batch or --patch")
+    require_memory(need, f"training --batch {args.batch} of --patch {args.patch} needs",
+                   "give a smaller --batch or --patch")
+
+
+def _allocation_failed(exc: RuntimeError) -> bool:
+    """Whether torch's CPU allocator raised ``exc`` ("can't allocate memory: you tried to allocate N bytes")."""
+    return "allocate" in str(exc)
 
 
 def _out_of_memory(args) -> InputError:
@@ -311,8 +311,8 @@ def _train(args) -> int:
                       run_options=run_options)
     except MemoryError:  # numpy's patches of a huge --batch
         raise _out_of_memory(args) from None
-    except RuntimeError as exc:  # torch's allocator: "can't allocate memory: you tried to allocate N bytes"
-        if "allocate" not in str(exc):
+    except RuntimeError as exc:
+        if not _allocation_failed(exc):
             raise
         raise _out_of_memory(args) from None
     progress.finish()

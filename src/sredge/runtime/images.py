@@ -255,15 +255,12 @@ def _check_resize_fits(plan, img: np.ndarray) -> None:
     counts only the model's own output: --target 40000x40000 was an OpenCV allocation error, exit 3)."""
     if not plan.resizes:
         return
-    from sredge.runtime.memory import available_bytes, format_bytes
+    from sredge.runtime.memory import require_memory
 
-    available = available_bytes()
     channels = 1 if img.ndim == 2 else img.shape[2]
     (mh, mw), (oh, ow) = plan.model_hw, plan.out_hw
     need = (mh * mw + oh * ow) * channels * 4  # the model's output and the resized one, as float32 at most
-    if available is not None and need > available:
-        raise InputError(f"resizing to {ow}x{oh} needs about {format_bytes(need)} but {format_bytes(available)} "
-                         "is available: give a smaller --target or --outscale")
+    require_memory(need, f"resizing to {ow}x{oh} needs", "give a smaller --target or --outscale")
 
 
 def check_storable(img: np.ndarray, src: Path, dst: Path) -> None:

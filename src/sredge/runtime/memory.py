@@ -128,6 +128,22 @@ def check_fits(height: int, width: int, desc: ModelDescriptor, tiling: TileConfi
                      f"{format_bytes(need.frame + need.output)}): use a smaller image or a lower scale")
 
 
+def require_memory(need: int, doing: str, advice: str) -> None:
+    """Refuse work that needs ``need`` bytes when less is available (:func:`available_bytes`; unknown: no check).
+
+    Args:
+        need: Bytes the work will hold at once (an estimate).
+        doing: What needs them, with its verb, e.g. ``"16 crops of 128x128 need"``.
+        advice: What to do instead, e.g. ``"use a smaller tile"``.
+
+    Raises:
+        InputError: ``"{doing} about 3.2 GiB but 2.0 GiB is available: {advice}"``.
+    """
+    available = available_bytes()
+    if available is not None and need > available:
+        raise InputError(f"{doing} about {format_bytes(need)} but {format_bytes(available)} is available: {advice}")
+
+
 def format_bytes(n: int) -> str:
     """``3.3 GiB`` / ``512 MiB``, for messages (pure)."""
     return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.0f} MiB"
