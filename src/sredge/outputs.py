@@ -229,10 +229,6 @@ class Claim:
         self._made.clear()
 
 
-_LOCK_MAX_BYTES = 0
-"""A lock file sredge makes is empty: any other file at its name is someone's data, never removed."""
-
-
 def _refuse_foreign_lock(lock: Path, out: Output) -> None:
     """Refuse to use, and so at the end to remove, a file at the lock's name that a claim did not make.
 
@@ -243,8 +239,8 @@ def _refuse_foreign_lock(lock: Path, out: Output) -> None:
         st = lock.lstat()
     except FileNotFoundError:
         return
-    if stat.S_ISREG(st.st_mode) and st.st_size <= _LOCK_MAX_BYTES and st.st_nlink == 1:
-        return  # an empty lock file: a concurrent run's, or left by one that was killed
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0 and st.st_nlink == 1:
+        return  # sredge's lock files are empty: a concurrent run's, or one left by a run that was killed
     raise InputError(f"{lock} is in the way of {out.path}'s lock file and is not one sredge made; "
                      f"move or rename it, or choose another {_choose(out)}")
 

@@ -111,7 +111,7 @@ def _paths(args, engine: Path) -> tuple[list, list]:
     from sredge.outputs import Input, Output
 
     sidecar = engine.with_name(engine.name + ".json")
-    ours = engine.is_file() and _built_by_sr_build(sidecar)
+    ours = engine.is_file() and _built_by_sr_build(engine)
     outputs = [Output(engine, "-o", updated=ours), Output(sidecar, "the engine's sidecar", updated=ours)]
     inputs = [Input(args.onnx, "the ONNX")]
     if args.calib is not None:
@@ -125,15 +125,14 @@ def _paths(args, engine: Path) -> tuple[list, list]:
     return outputs, inputs
 
 
-def _built_by_sr_build(sidecar: Path) -> bool:
-    """Whether ``sidecar`` is the ``.json`` sr-build writes beside its engines (any file of that name is not)."""
-    import json
+def _built_by_sr_build(engine: Path) -> bool:
+    """Whether ``engine``'s ``.json`` sidecar is the one sr-build writes (a damaged or foreign file is not)."""
+    from sredge.runtime.backends.trt import read_engine_sidecar_extra
 
     try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_engine_sidecar_extra(engine).get("built_by") == "sr-build"
+    except InputError:
         return False
-    return isinstance(data, dict) and data.get("built_by") == "sr-build"
 
 
 def entry() -> None:

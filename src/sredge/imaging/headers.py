@@ -494,8 +494,7 @@ def has_icc_profile(data: bytes) -> bool:
         elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return any(kind == b"ICCP" for kind, _start, _length in _riff_chunks(data))
         elif data[:4] in _TIFF_MAGIC:
-            directories = _tiff_directories(data)
-            return bool(directories) and _TIFF_ICC in directories[0]
+            return _tiff_first_page_has(data, _TIFF_ICC)
     except (ValueError, struct.error):
         pass
     return False
@@ -525,13 +524,16 @@ _TIFF_EXTRA_SAMPLES = 338  # ExtraSamples: alpha (or other channels) beside grey
 def tiff_has_extra_samples(data: bytes) -> bool:
     """Whether a TIFF's first page declares extra samples (``ExtraSamples``: an alpha channel), pure; False
     for another format or anything unreadable."""
+    return data[:4] in _TIFF_MAGIC and _tiff_first_page_has(data, _TIFF_EXTRA_SAMPLES)
+
+
+def _tiff_first_page_has(data: bytes, tag: int) -> bool:
+    """Whether a TIFF's first directory holds ``tag``; False when it cannot be read."""
     try:
-        if data[:4] in _TIFF_MAGIC:
-            directories = _tiff_directories(data)
-            return bool(directories) and _TIFF_EXTRA_SAMPLES in directories[0]
+        directories = _tiff_directories(data)
     except (ValueError, struct.error):
-        pass
-    return False
+        return False
+    return bool(directories) and tag in directories[0]
 
 
 def _tiff_directories(data) -> list[set[int]]:

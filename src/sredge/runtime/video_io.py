@@ -1092,14 +1092,16 @@ class VideoWriter:
         self._bumped_warned = False
         step = round(1 / (self.fps * time_base)) if self.fps else 1
         self._pts_step = max(1, step)
-        self._frame_rate_tb: Fraction | None = None  # AVI: the stream counts frames (see __enter__)
+        # The video stream's own time base: this writer's, except AVI's, which counts frames (see __enter__).
+        self._stream_tb = time_base
         self._last_stream_pts: int | None = None
 
     def __enter__(self) -> VideoWriter:
         self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial{self.path.suffix}")
+        avi = self.path.suffix.lower() == ".avi"  # FFmpeg picks the muxer by the suffix
         # AVI counts frames: the muxer's shift of every stream past the audio's negative start (AAC priming)
         # moved the video by a fraction of a frame, rounded into a blank frame after the first.
-        options = {"avoid_negative_ts": "disabled"} if self.path.suffix.lower() == ".avi" else {}
+        options = {"avoid_negative_ts": "disabled"} if avi else {}
         try:
             self._container = av.open(str(self._tmp), "w", options=options)
         except ValueError as exc:
@@ -1109,11 +1111,11 @@ class VideoWriter:
         except (av.error.FFmpegError, OSError) as exc:
             raise write_error(self.path, exc) or InputError(f"cannot write {self.path}: {_reason(exc)}") from exc
         try:
-            if self._container.format.name == "avi" and self.fps:
+            if avi and self.fps:
                 # AVI stores no timestamps: its stream's time base is its frame rate. Given the source's
                 # (1/12800 from MP4), a 25 fps clip was declared 600 fps with 24 blank frames per frame,
                 # and sr-run refused it as truncated. Frames are counted at the frame rate instead.
-                self._frame_rate_tb = 1 / self.fps
+                self._stream_tb = 1 / self.fps
             if self._container.format.name in _MOV_FORMATS and self.time_base.numerator == 1:
                 # The MOV muxer would otherwise raise a small timescale (e.g. 1/1000 from
                 # Matroska) to >= 10000 and rewrite every pts; keep the caller's units.
@@ -1145,9 +1147,9 @@ class VideoWriter:
             raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
         s.width, s.height = self._enc_w, self._enc_h
         s.pix_fmt = self._pix_fmt
-        s.time_base = self._frame_rate_tb or self.time_base
+        s.time_base = self._stream_tb
         cc = s.codec_context
-        cc.time_base = self._frame_rate_tb or self.time_base
+        cc.time_base = self._stream_tb
         # 8 bits: BT.601 matrix, the conversion in write() is OpenCV's (SIMD, ~8x faster than swscale here).
         cc.colorspace, cc.color_range = self._matrix, self._range
         c_ = self.colour
@@ -1238,7 +1240,7 @@ class VideoWriter:
         pts = self._next_pts(pts_in)
         vf.colorspace, vf.color_range = self._matrix, self._range
         vf.pts = self._stream_pts(pts)
-        vf.time_base = self._frame_rate_tb or self.time_base
+        vf.time_base = self._stream_tb
         try:
             packets = self._stream.encode(vf)
             self.frames_written += 1
@@ -1262,9 +1264,9 @@ class VideoWriter:
     def _stream_pts(self, pts: int) -> int:
         """``pts`` (in :attr:`time_base`) in the video stream's own units: the same, except for AVI, whose
         stream counts frames at the frame rate (rounded, and kept increasing for a variable rate)."""
-        if self._frame_rate_tb is None:
+        if self._stream_tb == self.time_base:
             return pts
-        n = round(Fraction(pts) * self.time_base / self._frame_rate_tb)
+        n = round(Fraction(pts) * self.time_base / self._stream_tb)
         if self._last_stream_pts is not None and n <= self._last_stream_pts:
             n = self._last_stream_pts + 1
         self._last_stream_pts = n
@@ -1320,10 +1322,10 @@ class VideoWriter:
                 raise InputError(f"cannot join the segments of {self.path}: they were encoded with other "
                                  f"{self.codec} parameters than this run's; start over with --no-resume")
         packet.stream = self._stream
-        if self._frame_rate_tb is not None and packet.pts is not None:  # no B-frames in AVI: dts = pts
+        if self._stream_tb != self.time_base and packet.pts is not None:  # AVI, no B-frames: dts = pts
             packet.pts = packet.dts = self._stream_pts(packet.pts)
             packet.duration = 1  # one frame (a duration in the source's units declared hundreds)
-        packet.time_base = self._frame_rate_tb or self.time_base
+        packet.time_base = self._stream_tb
         try:
             self._container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
