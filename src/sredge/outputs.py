@@ -173,6 +173,9 @@ class Claim:
     def _acquire_all(self) -> None:
         for out in self.outputs:
             if out.folder:
+                if out.path.is_symlink() and not out.path.exists():
+                    raise InputError(f"{out.path} ({out.flag}) is a link to a folder that does not exist; make "
+                                     f"that folder, or choose another {_choose(out)}")
                 if not out.path.exists():
                     try:
                         out.path.mkdir()

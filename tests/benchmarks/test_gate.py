@@ -159,3 +159,35 @@ def test_a_gate_with_nothing_to_compare_is_refused_not_passed():
     for bad in (None, {"latency_hw": 64}, {"latency_hw": [64, "64"]}):
         with pytest.raises(InputError, match="settings"):
             check_baseline({**base, "settings": bad})
+
+
+def test_an_infinite_or_missing_figure_never_passes_the_gate():
+    """The audit: an image reproduced exactly scores PSNR Infinity (sr-bench writes it so), and a figure
+    that was not finite, or not there, was skipped: a model halving every pixel passed against it."""
+    exact = _report("m", {"a": float("inf"), "b": 31.0})
+    worse = _report("m", {"a": 18.4, "b": 31.0})
+    assert [(r.image, r.metric) for r in compare(exact, worse, Budget())] == [("mean", "Y-PSNR"), ("a", "Y-PSNR")]
+    assert compare(exact, exact, Budget()) == []  # still exact: no drop
+    assert compare(worse, exact, Budget()) == []  # better
+    check_baseline(exact)
+    for key, value in (("psnr", float("nan")), ("psnr", float("-inf")), ("ssim", float("nan"))):
+        damaged = _report("m", {"a": 30.0})
+        damaged["rows"][1]["quality"]["images"]["a"][key] = value
+        with pytest.raises(InputError, match=rf"rows\[1\].quality.images.a.{key} must be"):
+            check_baseline(damaged)
+    for where in ("median_ms", "reference_ms"):
+        damaged = _report("m", {"a": 30.0})
+        (damaged["rows"][1]["latency"] if where == "median_ms" else damaged)[where] = float("nan")
+        with pytest.raises(InputError, match=f"{where} must be a positive number"):
+            check_baseline(damaged)
+    unscored = _report("m", {"a": 30.0, "b": 31.0})
+    del unscored["rows"][1]["quality"]["images"]["b"]
+    with pytest.raises(InputError, match="must score every image of dataset.images"):
+        check_baseline(unscored)
+    no_model = _report("m", {"a": 30.0})
+    del no_model["rows"][1]
+    with pytest.raises(InputError, match="no model row"):
+        check_baseline(no_model)
+    missing = _report("m", {"a": 30.0, "b": 31.0})
+    del missing["rows"][1]["quality"]["images"]["b"]  # a run that did not score an image fails on it
+    assert [r.image for r in compare(_report("m", {"a": 30.0, "b": 31.0}), missing, Budget())] == ["b"]

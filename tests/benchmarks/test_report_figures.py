@@ -56,7 +56,8 @@ def _report(with_bicubic: bool = True, speedup: dict | None = None) -> dict:
               "quality": q(31.9, 32.4),
               "latency": lat | {"median_ms": 8.0, "speedup": speedup or {"median": 1.25, "low": 1.2, "high": 1.3,
                                                                           "rounds": 10, "conclusive": True}}}]
-    return {"dataset": {"name": "Set5", "scale": 3, "images": images, "lr_source": "MATLAB bicubic"},
+    return {"sredge_report": 1,
+            "dataset": {"name": "Set5", "scale": 3, "images": images, "lr_source": "MATLAB bicubic"},
             "settings": {"latency_hw": [90, 160], "warmup": 2, "repeats": 10,
                          "reference_workload": "bundled x2 model, 128x128, ORT CPU"},
             "reference_ms": 5.0, "rows": rows, "created": "now",
@@ -148,6 +149,29 @@ def test_a_new_report_replaces_the_previous_ones_crops_and_figures(tmp_path):
     assert sorted(p.name for p in (folder / "crops").iterdir()) == ["woman.png"]
     assert not (folder / "latency.png").exists() and (folder / "notes.txt").read_text() == "mine"
     assert all(p.is_file() and p.parent in (folder, folder / "crops") for p in written)
+
+
+def test_only_what_an_earlier_sr_bench_report_wrote_is_replaced(tmp_path):
+    """The audit: any file named report.json marked every crops/*.png as the previous report's, so
+    `--report DIR --overwrite` deleted a user's pictures there (and, through a linked crops folder,
+    in the folder it linked to)."""
+    import json
+
+    folder = tmp_path / "r"
+    (folder / "crops").mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps({"rows": [], "dataset": {"images": ["holiday"]}}))  # not ours
+    (folder / "crops" / "holiday.png").write_bytes(b"mine")
+    (folder / "latency.png").write_bytes(b"mine too")
+    no_latency = _report()
+    for r in no_latency["rows"]:
+        r.pop("latency", None)
+    write_report_dir(folder, no_latency, _crops(["baby", "bird"]))
+    assert (folder / "crops" / "holiday.png").read_bytes() == b"mine"
+    assert (folder / "latency.png").read_bytes() == b"mine too"
+    (folder / "crops" / "holiday.png").write_bytes(b"still mine")  # beside a real sr-bench report now
+    write_report_dir(folder, _report(), _crops(["bird"]))
+    assert sorted(p.name for p in (folder / "crops").iterdir()) == ["bird.png", "holiday.png"]
+    assert (folder / "crops" / "holiday.png").read_bytes() == b"still mine"
 
 
 def test_every_image_gets_its_own_crop_file(tmp_path):

@@ -321,3 +321,66 @@ def test_a_pickled_checkpoint_runs_with_trust_pickle(cli):
     assert res.code == 0, res.err
     row = next(ln for ln in res.out.splitlines() if ln.startswith("vdsr_model_epoch_50"))
     assert "torch" in row and "37.57" in row  # the paper's 37.53 dB, as through the exported ONNX
+
+
+def test_a_linked_crops_folder_or_a_dangling_report_link_is_refused(cli, tmp_path):
+    """The audit: `--report R --overwrite` with R/crops a link to a folder of photos deleted photos there
+    and wrote crops over another; a --report naming a link to a missing folder was an internal error."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "coffee.png").write_bytes(b"a user's photo")
+    report = tmp_path / "R"
+    report.mkdir()
+    (report / "crops").symlink_to(photos)
+    res = cli("bench", _bundled_x2(), "--dataset", "sample", "--size", "0", "-q", "--report", report, "--overwrite")
+    _one_error_line(res, f"{report / 'crops'} is a link")
+    assert (photos / "coffee.png").read_bytes() == b"a user's photo" and not (report / "report.json").exists()
+    dangling = tmp_path / "gone"
+    dangling.symlink_to(tmp_path / "missing")
+    res = cli("bench", _bundled_x2(), "--dataset", "sample", "--size", "0", "-q", "--report", dangling)
+    _one_error_line(res, "is a link to a folder that does not exist")
+
+
+def test_a_16_bit_provided_lr_is_refused_not_scored(cli, tmp_path):
+    """The audit: a 16-bit LR beside 8-bit HR gave the bicubic row 5.2 dB, exit 0."""
+    set5 = asset("benchmarks/Set5")
+    (tmp_path / "ds" / "LR_bicubic" / "X2").mkdir(parents=True)
+    shutil.copytree(set5 / "HR", tmp_path / "ds" / "HR")
+    for p in (set5 / "LR_bicubic" / "X2").glob("*.png"):
+        lr = cv2.imread(str(p)).astype(np.uint16) * 257
+        assert cv2.imwrite(str(tmp_path / "ds" / "LR_bicubic" / "X2" / p.name), lr)
+    res = cli("bench", _bundled_x2(), "--dataset", tmp_path / "ds", "--size", "0", "-q")
+    _one_error_line(res, "babyx2.png: benchmark images must be 8-bit")
+
+
+def test_an_exactly_reproduced_image_holds_the_gate(cli, tmp_path):
+    """The audit: a baseline whose PSNR was Infinity (an image reproduced exactly) passed a model that
+    halves every pixel. Flat images upscaled by a nearest-neighbour ONNX model score inf dB."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def nearest_x2(path, gain):
+        x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])
+        y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "H", "W"])
+        nodes = [helper.make_node("Resize", ["input", "", "scales"], ["up"], mode="nearest"),
+                 helper.make_node("Mul", ["up", "gain"], ["output"])]
+        inits = [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2]),
+                 helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])]
+        model = helper.make_model(helper.make_graph(nodes, "nn", [x], [y], inits),
+                                  opset_imports=[helper.make_opsetid("", 18)])
+        onnx.save(model, path)
+        return path
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name, grey in (("a", 90), ("b", 160)):
+        assert cv2.imwrite(str(flat / f"{name}.png"), np.full((48, 64, 3), grey, np.uint8))
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    opts = ("--color", "rgb", "--range", "1", "--scale", "2", "--dataset", flat, "--size", "0", "-q")
+    base = tmp_path / "base.json"
+    res = cli("bench", nearest_x2(tmp_path / "v1" / "m.onnx", 1.0), *opts, "--save-baseline", base)
+    assert res.code == 0, res.err
+    assert next(ln for ln in res.out.splitlines() if ln.startswith("m ")).split()[4] == "inf", res.out
+    res = cli("bench", nearest_x2(tmp_path / "v2" / "m.onnx", 0.5), *opts, "--baseline", base)
+    assert res.code == 1 and "REGRESSION" in res.out + res.err, (res.code, res.out, res.err)

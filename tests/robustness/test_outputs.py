@@ -71,7 +71,7 @@ def _clip_in(w: Path, folder: str, name: str = "in.mp4") -> Path:
 
 
 def _baseline(w: Path) -> Path:
-    return _touch(w / "b.json", json.dumps({"dataset": {"fingerprint": "x"}, "rows": []}))
+    return _touch(w / "b.json", json.dumps({"dataset": {"fingerprint": "x"}, "rows": [{"label": "m"}]}))
 
 
 def _ckpt_named(w: Path, name: str) -> Path:
@@ -221,7 +221,7 @@ BENCH: dict[str, Callable[[Path], Case]] = {
         "crops exists; pass --overwrite"),
     "report-crops-link-to-the-dataset": lambda w: Case(
         [w / "m.onnx", *B, w / "dataset", "--report", _link(_ro(w, "rep"), "crops", w / "dataset").parent,
-         "--overwrite"], "input folder"),
+         "--overwrite"], "crops is a link"),
     "report-is-a-file": lambda w: Case([w / "m.onnx", *B, w / "dataset", "--report", _touch(w / "notes.txt")],
                                        "is a file"),
 }

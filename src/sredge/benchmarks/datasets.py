@@ -241,6 +241,8 @@ def load_pair(sample: Sample, scale: int) -> tuple[np.ndarray, np.ndarray]:
         hr = hr[: h * scale, : w * scale]
         return hr, imresize(hr, scale=1 / scale)
     lr = read_rgb(sample.lr, sample.max_pixels)
+    if lr.dtype != np.uint8:
+        raise InputError(f"{sample.lr}: benchmark images must be 8-bit")
     h, w = lr.shape[:2]
     # The HR may exceed LR x scale by less than one LR pixel (mod crop); anything else is a mismatch.
     if not (h * scale <= hr.shape[0] < (h + 1) * scale and w * scale <= hr.shape[1] < (w + 1) * scale):

@@ -90,10 +90,9 @@ def check_baseline(baseline: object) -> None:
     _typed(baseline, "the file", dict)
     dataset = _typed(_get(baseline, "dataset"), "dataset", dict)
     _typed(_get(dataset, "fingerprint", "dataset."), "dataset.fingerprint", str)
-    if "images" in dataset:
-        _typed(dataset["images"], "dataset.images", list)
+    names = _typed(dataset["images"], "dataset.images", list) if "images" in dataset else None
     if baseline.get("reference_ms") is not None:
-        _typed(baseline["reference_ms"], "reference_ms", float)
+        _positive(baseline["reference_ms"], "reference_ms")
     if "settings" in baseline:
         hw = _typed(baseline["settings"], "settings", dict).get("latency_hw")
         if hw is not None and not (isinstance(hw, list) and len(hw) == 2
@@ -113,15 +112,27 @@ def check_baseline(baseline: object) -> None:
             quality = _typed(row["quality"], f"{at}.quality", dict)
             mean = _get(quality, "mean", f"{at}.quality.")
             images = _typed(_get(quality, "images", f"{at}.quality."), f"{at}.quality.images", dict)
+            if names is not None and not row.get("bicubic") and sorted(images) != sorted(map(str, names)):
+                raise _bad(f"{at}.quality.images must score every image of dataset.images, and only those")
             for where, scores in [(f"{at}.quality.mean", mean)] + [
                     (f"{at}.quality.images.{k}", v) for k, v in images.items()]:
                 _typed(scores, where, dict)
-                for metric in ("psnr", "ssim"):
-                    _typed(_get(scores, metric, f"{where}."), f"{where}.{metric}", float)
+                psnr = _typed(_get(scores, "psnr", f"{where}."), f"{where}.psnr", float)
+                if math.isnan(psnr) or psnr == -math.inf:  # +inf: identical to the HR image
+                    raise _bad(f"{where}.psnr must be a number of dB or Infinity")
+                if not math.isfinite(_typed(_get(scores, "ssim", f"{where}."), f"{where}.ssim", float)):
+                    raise _bad(f"{where}.ssim must be a finite number")
         if row.get("latency") is not None:
             latency = _typed(row["latency"], f"{at}.latency", dict)
-            if _typed(_get(latency, "median_ms", f"{at}.latency."), f"{at}.latency.median_ms", float) <= 0:
-                raise _bad(f"{at}.latency.median_ms must be positive")
+            _positive(_get(latency, "median_ms", f"{at}.latency."), f"{at}.latency.median_ms")
+    if not labelled:
+        raise _bad("rows holds no model row (a baseline gates models, not the bicubic row)")
+
+
+def _positive(value: object, where: str) -> float:
+    if not (math.isfinite(_typed(value, where, float)) and value > 0):
+        raise _bad(f"{where} must be a positive number of milliseconds")
+    return value
 
 
 def _bad(problem: str) -> InputError:
@@ -307,8 +318,8 @@ def compare(baseline: dict, report: dict, budget: Budget) -> list[Regression]:
             before = {"mean": old["quality"]["mean"][key], **{k: v[key] for k, v in old["quality"]["images"].items()}}
             after = {"mean": new["quality"]["mean"][key], **{k: v[key] for k, v in new["quality"]["images"].items()}}
             for image, b in before.items():
-                a = after.get(image)
-                if a is not None and _finite(a, b) and b - a > limit + 1e-9:
+                a = after.get(image, math.nan)  # a baseline image this run did not score fails, never passes
+                if _dropped(b, a, limit):
                     found.append(Regression(new["label"], image, metric, b, a))
         if budget.max_slowdown is not None:
             ratio = _latency_ratio(old, new, baseline.get("reference_ms"), report.get("reference_ms"))
@@ -318,5 +329,10 @@ def compare(baseline: dict, report: dict, budget: Budget) -> list[Regression]:
     return found
 
 
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
+def _dropped(before: float, after: float, limit: float) -> bool:
+    """Whether a score fell by more than ``limit``. An infinite PSNR (the image reproduced exactly) that
+    stays infinite has not fallen; one that becomes finite has fallen without limit; a score this run
+    could not give (NaN, missing) counts as a fall."""
+    if math.isnan(after):
+        return True
+    return before != after and before - after > limit + 1e-9

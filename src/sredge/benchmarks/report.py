@@ -15,9 +15,15 @@ from sredge.runtime.timing import INCONCLUSIVE_SPREAD, Ratio
 
 
 def _fmt(v, spec: str) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+    """``v`` formatted; ``-`` for no figure, ``inf`` for an infinite PSNR (the image reproduced exactly)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return format(v, spec)
+
+
+def _md(text: str) -> str:
+    """``text`` safe in a markdown table cell (a model or image name may hold ``|``)."""
+    return str(text).replace("|", "\\|")
 
 
 def _speed(row: dict, first: dict | None) -> str:
@@ -85,7 +91,7 @@ def format_table(report: dict) -> str:
 def _markdown_table(report: dict) -> str:
     header, cells = table_rows(report)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    lines += ["| " + " | ".join(map(_md, c)) + " |" for c in cells]
     return "\n".join(lines)
 
 
@@ -158,11 +164,17 @@ def write_report_dir(folder: Path, report: dict, crops: dict[str, list[tuple[str
 
 
 def _previous_report(folder: Path) -> list[Path]:
-    """The figures and crops of a report already in ``folder`` (none unless it holds a report.json)."""
-    if not (folder / "report.json").is_file():
+    """The figures and crops an earlier sr-bench report in ``folder`` wrote: the two figure names and the
+    crop names of the images its ``report.json`` lists. None unless that file is an sr-bench report, and
+    never another file of ``crops/``: a picture a user keeps there is not sredge's to remove."""
+    try:
+        previous = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        images = previous["dataset"]["images"]
+    except (OSError, ValueError, KeyError, TypeError):
         return []
-    crops = folder / "crops"
-    return [folder / "latency.png", folder / "psnr.png", *(sorted(crops.glob("*.png")) if crops.is_dir() else [])]
+    if not ("sredge_report" in previous and isinstance(images, list) and all(isinstance(n, str) for n in images)):
+        return []
+    return [folder / "latency.png", folder / "psnr.png", *(folder / "crops" / n for n in crop_names(images).values())]
 
 
 def _write_report_files(staging: Path, folder: Path, report: dict,
@@ -195,9 +207,9 @@ def _write_report_files(staging: Path, folder: Path, report: dict,
         series, title = psnr_series(report)
         img = grouped_bars(d["images"], series, title, "dB")
         md += [f"![psnr per image]({put('psnr.png', _png(img))})", ""]
-        md += ["| image | " + " | ".join(r["label"] for r in scored) + " |", "|---|" + "---|" * len(scored)]
+        md += ["| image | " + " | ".join(_md(r["label"]) for r in scored) + " |", "|---|" + "---|" * len(scored)]
         for n in d["images"]:
-            md.append(f"| {n} | " + " | ".join(f"{r['quality']['images'][n]['psnr']:.3f} / "
+            md.append(f"| {_md(n)} | " + " | ".join(f"{r['quality']['images'][n]['psnr']:.3f} / "
                                                f"{r['quality']['images'][n]['ssim']:.4f}" for r in scored) + " |")
         md.append("")
     if crops:

@@ -122,6 +122,9 @@ def _paths(args) -> tuple[list, list]:
         outputs.append(Output(args.report, "--report", folder=True,
                               files=("report.json", "report.md", "latency.png", "psnr.png")))
         crops = args.report / "crops"  # one picture per dataset image: names known only once it is read
+        if crops.is_symlink():
+            raise InputError(f"{crops} is a link: sr-bench writes its crops only into a folder of its own; "
+                             "remove the link or choose another --report")
         if not args.overwrite and crops.is_dir() and any(crops.iterdir()):
             raise InputError(f"{crops} exists; pass --overwrite to replace its pictures, or choose another --report")
         outputs.append(Output(crops, "--report", folder=True))
