@@ -20,6 +20,8 @@ from sredge.interrupts import check, uninterruptible
 
 _committed: list[Path] = []
 """Every output this process committed, in order (:func:`committed_since`)."""
+_scratch: set[Path] = set()
+"""The temporary files :func:`atomic_path` handed out: a write into one commits no output of its own."""
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -111,6 +113,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with uninterruptible():  # a signal between making the file and naming it here would leave it behind
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
             tmp_path = Path(tmp)
+            _scratch.add(tmp_path)
             os.close(fd)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         yield tmp_path
@@ -189,6 +192,8 @@ def committed_since(mark: int) -> list[Path]:
     """
     seen: dict[Path, None] = {}
     for path in _committed[mark:]:
+        if path in _scratch:  # written atomically into another atomic write's temporary file
+            continue
         seen.pop(path, None)
         seen[path] = None
     return list(seen)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -175,3 +178,28 @@ def test_a_set_too_big_for_memory_or_a_negative_seed_is_refused_before_cropping(
         build_calibration_set([asset("calibration/T91")], CalibrationOptions(crops_per_image=10**9))
     with pytest.raises(InputError, match="seed must be 0 or more, not -3"):
         CalibrationOptions(seed=-3)
+
+
+@pytest.mark.parametrize("shape,meta,expected", [
+    ((4, 3, 0, 0), {"options": {"tile": 32}}, "its crops are 0x0 but its record says 32x32"),
+    ((4, 3, 16, 48), {"options": {"tile": 16}}, "its crops are 48x16 but its record says 16x16"),
+    ((1, 3, 32, 32), {"options": {"tile": 32}}, "counts 4 crops from 1 sources in 1 entries, but it holds 1"),
+    ((4, 3, 8, 8), {"options": {"tile": 8}}, "calibration tile 8 is too small"),
+    ((4, 3, 32, 32), {"options": {"tile": 32}, "version": "1"}, "format version '1' is not a number"),
+], ids=["empty-crops", "not-square", "counts", "tile-8", "version-string"])
+def test_a_hand_made_set_that_contradicts_its_record_is_refused(tmp_path, shape, meta, expected):
+    """The audit: 0x0 crops recorded as 32x32 passed `sr-calibrate show` ("4 crops of 32x32") and crashed
+    sr-export (exit 3); crops below 16 pixels crashed RLFN's calibration with the FP32 file left behind."""
+    from sredge.calibration.sets import FORMAT
+
+    path = tmp_path / "hand.npz"
+    record = {"format": FORMAT, "version": 1, "sources": ["hand"], "counts": [4]} | meta
+    np.savez(path, crops=np.zeros(shape, np.uint8), meta=np.array(json.dumps(record)))
+    with pytest.raises(InputError, match=re.escape(expected)):
+        load_calibration_set(path)
+
+
+def test_calibration_tiles_below_what_sr_run_feeds_are_refused():
+    with pytest.raises(InputError, match="tile 8 is too small: sr-run never feeds a network less than 16x16"):
+        CalibrationOptions(tile=8)
+    assert CalibrationOptions(tile=16).tile == 16

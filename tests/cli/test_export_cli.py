@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from sredge.runtime.bundled import default_model
 from tests.conftest import asset
 
 
@@ -212,9 +214,11 @@ def _bad_source(case: str, tmp_path) -> tuple[list, str]:
         _truncated(t91 / "t9.png", folder / "zz_cut.png")
         return ["--calib", folder], "zz_cut.png is truncated or corrupt"
     if case == "calib-npz-among-sources":
-        return ["--calib", t91, "--calib", tmp_path / "set.npz"], "neither a folder of images nor a video"
+        return ["--calib", t91, "--calib", tmp_path / "set.npz"], "is a saved set, which is used alone"
     if case == "calib-tile-0":
         return ["--calib", t91, "--calib-tile", "0"], "tile must be at least 1"
+    if case == "calib-tile-8":  # the audit: RLFN's ESA blocks failed on 8-pixel crops (exit 3, FP32 file left)
+        return ["--calib", t91, "--calib-tile", "8"], "tile 8 is too small: sr-run never feeds a network less"
     if case == "calib-too-few-images":  # one crop per image: 10 are under the minimum of 16
         return ["--calib", _t91_copy(tmp_path / "calib", 10)], "only 10 crops of 64x64 (calib: 10); at least 16"
     if case == "calib-crops-0":
@@ -235,7 +239,7 @@ def _bad_source(case: str, tmp_path) -> tuple[list, str]:
 
 BAD_SOURCES = ["calib-not-an-image", "calib-folder-with-a-text-png", "calib-images-smaller-than-tile",
                "calib-over-size-image", "calib-truncated-image", "calib-npz-among-sources", "calib-tile-0",
-               "calib-crops-0", "val-empty-folder", "val-over-size-image", "val-truncated-image",
+               "calib-tile-8", "calib-crops-0", "val-empty-folder", "val-over-size-image", "val-truncated-image",
                "calib-too-few-images"]
 
 
@@ -318,7 +322,8 @@ def test_max_pixels_without_images_to_read_is_refused(cli, tmp_path):
 
 
 @pytest.mark.parametrize("name,suggested", [("f.txt", "f.onnx"), ("model", "model.onnx"),
-                                            ("m.onnx.bak", "m.onnx")])
+                                            ("m.onnx.bak", "m.onnx"), ("m.fp16.onnx", "m.onnx"),
+                                            ("m.INT8.onnx", "m.onnx")])
 def test_output_must_be_an_onnx_file(cli, tmp_path, name, suggested):
     line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / name, "--precision", "fp32,int8",
                                "--calib", asset("calibration/T91")))
@@ -349,6 +354,12 @@ def test_int8_with_every_layer_kept_float_is_not_written(cli, tmp_path):
     # The file that stays is named, with how to rerun over it, and its row of the table is shown.
     assert line.endswith("(h.onnx written: add --overwrite to rerun)")
     assert any(ln.split()[:2] == ["fp32", "h.onnx"] for ln in res.out.splitlines())
+    # The audit: a rerun over an earlier run's files left its h.int8.onnx beside the new h.onnx, unnamed.
+    shutil.copyfile(default_model(2).with_name("sredge_x2.int8.onnx"), tmp_path / "h.int8.onnx")
+    line = _one_line_error(cli("export", asset("weights/fsrcnn/fsrcnn_x3.pth"), "-o", out, "--precision",
+                               "fp32,int8", "--calib", asset("calibration/T91"), "--calib-crops", "4",
+                               "--bench-size", "off", "--max-psnr-drop", "0", "--overwrite"), code=1)
+    assert line.endswith("add --overwrite to rerun; h.int8.onnx beside it: an earlier run's, not this one's)")
 
 
 def test_a_large_int8_drop_without_a_budget_is_written_with_a_warning(cli, tmp_path, caplog):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -37,13 +39,26 @@ def _same(a, b):
         lambda sd: {"model": {f"module.{k}": v for k, v in sd.items()}},
         lambda sd: {f"module.{k}": v for k, v in sd.items()},
         lambda sd: {f"_orig_mod.{k}": v for k, v in sd.items()},
+        lambda sd: {f"_orig_mod.module.{k}": v for k, v in sd.items()},  # compiled after DataParallel
+        lambda sd: {**{f"module.{k}": v for k, v in sd.items()}, "n_averaged": torch.tensor(5)},  # AveragedModel
     ],
-    ids=["plain", "params", "state_dict", "model+module.", "module.", "_orig_mod."],
+    ids=["plain", "params", "state_dict", "model+module.", "module.", "_orig_mod.", "_orig_mod.module.",
+         "averaged-model"],
 )
 def test_wrappers_and_prefixes(tmp_path, sd, wrap):
     path = tmp_path / "m.pth"
     torch.save(wrap(sd), path)
     assert _same(load_state_dict(path), sd)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_inf_are_refused_naming_the_tensor(tmp_path, sd, bad):
+    """The audit: NaN weights exported and failed parity ('PSNR nan dB < 60 dB', exit 1), blaming the export."""
+    key = next(k for k, v in sd.items() if v.is_floating_point())
+    damaged = dict(sd) | {key: sd[key].clone().fill_(bad)}
+    torch.save(damaged, tmp_path / "m.pth")
+    with pytest.raises(InputError, match=rf"weight {re.escape(key)} holds NaN or Inf values"):
+        load_state_dict(tmp_path / "m.pth")
 
 
 def test_params_ema_preferred_over_params(tmp_path, sd):

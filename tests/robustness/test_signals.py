@@ -271,6 +271,31 @@ def test_a_signal_whose_exception_a_library_swallows_still_stops_before_the_outp
     assert list(tmp_path.iterdir()) == []
 
 
+_TURNED_INTO_AN_ERROR = """
+import os, signal, sys, time
+from sredge.cli._app import run
+from sredge.errors import SredgeError
+
+def main(argv):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+    except BaseException as exc:  # what torch's exporter does: "Failed to export the model"
+        raise SredgeError(f"ONNX export failed: {type(exc).__name__}") from None
+    return 0
+
+sys.exit(run("sr-x", main, []))
+"""
+
+
+def test_a_stop_a_library_turns_into_another_error_is_still_a_stop():
+    """The audit: Ctrl-C during sr-export's torch.export came out as exit 2, 'ONNX export of fsrcnn
+    failed: Failed to export the model with torch.export ...' instead of 'interrupted by SIGINT', 130."""
+    proc = _python(_TURNED_INTO_AN_ERROR)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "sr-x: interrupted by SIGINT"
+
+
 def test_a_signal_inside_an_uninterruptible_section_is_raised_at_its_end():
     proc = _python(_SECTION)
     assert proc.returncode == 129, proc.stderr
@@ -301,12 +326,13 @@ def test_a_stop_signal_after_the_work_leaves_the_commands_exit():
 _AFTER_THE_RENAME = """
 import os, signal, sys, time
 from pathlib import Path
-from sredge.atomic import write_bytes_atomic
+from sredge.atomic import atomic_path, write_bytes_atomic
 from sredge.cli._app import run
 out = Path(sys.argv[1])
 
 def main(argv):
-    write_bytes_atomic(out / "a.json", b"{}")
+    with atomic_path(out / "a.json") as tmp:  # a writer that itself writes atomically into the temporary file
+        write_bytes_atomic(tmp, b"{}")
     os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C just after the rename, before the command could say so
     time.sleep(0.5)
     return 0
@@ -317,7 +343,8 @@ sys.exit(run("sr-x", main, []))
 
 def test_a_stop_just_after_an_output_was_committed_names_it(tmp_path):
     """The audit: Ctrl-C as sr-calibrate finished said only 'interrupted by SIGINT', exit 130, while
-    `--overwrite` had already replaced the previous set with the new one. The line names what was written."""
+    `--overwrite` had already replaced the previous set with the new one. The line names what was written,
+    and only that: sr-export's line also named the hidden temporary file its ONNX writer had filled."""
     proc = _python(_AFTER_THE_RENAME, str(tmp_path))
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip() == f"sr-x: interrupted by SIGINT; {tmp_path / 'a.json'} was written before the stop"

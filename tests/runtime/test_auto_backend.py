@@ -271,3 +271,24 @@ def test_without_openvino_auto_says_it_uses_onnx_runtime(fsrcnn_family, tmp_path
     line = next(ln for ln in proc.stderr.splitlines() if "auto: chose" in ln)
     assert "on onnxruntime" in line and "using ONNX Runtime" in line and 'pip install "sredge[openvino]"' in line
     assert out.is_file()
+
+
+def test_a_derived_file_of_another_network_is_never_chosen(tmp_path):
+    """The audit: an INT8 export that failed its budget left the previous run's m.int8.onnx (an x2 model)
+    beside the new m.onnx (x3); auto treated both as one family."""
+    import shutil
+
+    from sredge.runtime.auto import read_variants, stranger
+    from sredge.runtime.bundled import default_model
+
+    shutil.copyfile(default_model(3), tmp_path / "m.onnx")
+    shutil.copyfile(default_model(2).with_name("sredge_x2.int8.onnx"), tmp_path / "m.int8.onnx")
+    shutil.copyfile(default_model(3).with_name("sredge_x3.int8.onnx"), tmp_path / "n.int8.onnx")
+    fp32, int8 = read_variants(family(tmp_path / "m.onnx"))
+    assert fp32.stranger == "" and int8.stranger.endswith("x2, not sesr x3"), int8
+    cands, _ = enumerate_candidates([fp32, int8], ["ort", "openvino"], [])
+    assert {c.precision for c in cands if not c.excluded} == {"fp32"}
+    assert all("made from another network than the FP32 file" in c.excluded for c in cands if c.file == int8.file)
+    shutil.copyfile(tmp_path / "n.int8.onnx", tmp_path / "m.int8.onnx")  # its own INT8 twin: a candidate again
+    assert [v.stranger for v in read_variants(family(tmp_path / "m.onnx"))] == ["", ""]
+    assert stranger(None, None) == ""

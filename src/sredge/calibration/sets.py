@@ -36,6 +36,7 @@ from sredge.imaging.model_io import image_to_input
 from sredge.imaging.resize import imresize
 from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import ModelDescriptor
+from sredge.runtime.tiling import MIN_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class CalibrationOptions:
         for name in ("tile", "frames", "crops_per_image", "downscale", "min_crops"):
             if getattr(self, name) < 1:
                 raise InputError(f"calibration {name} must be at least 1, not {getattr(self, name)}")
+        if self.tile < MIN_SIDE:  # sr-run pads every input to this; some networks (ESA blocks) need 15
+            raise InputError(f"calibration tile {self.tile} is too small: sr-run never feeds a network less than "
+                             f"{MIN_SIDE}x{MIN_SIDE} pixels, so calibrate on tiles of at least {MIN_SIDE}")
         if self.seed < 0:
             raise InputError(f"calibration seed must be 0 or more, not {self.seed}")
 
@@ -199,6 +203,9 @@ def _kind(path: Path) -> str:
         return "folder"
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return "video"
+    if path.is_file() and path.suffix.lower() == ".npz":
+        raise InputError(f"calibration source {path} is a saved set, which is used alone: give it as the only "
+                         "source, or build one set from all the folders and videos")
     if path.is_file():
         raise InputError(f"calibration source {path} is neither a folder of images nor a video "
                          f"({', '.join(VIDEO_SUFFIXES)})")
@@ -212,7 +219,8 @@ def _require_enough(sources: Sequence[str | Path], counts: Sequence[int], option
             f"the calibration sources give only {sum(counts)} crops of {options.tile}x{options.tile} ({per}); "
             f"at least {options.min_crops} are needed: add images or videos, take more frames or crops per image "
             f"(sr-calibrate build --frames N / --crops-per-image N makes a set to pass as a .npz), "
-            f"or use a smaller tile (images smaller than the tile are skipped)"
+            f"or use a smaller tile (images smaller than the tile are skipped); a lower minimum (sr-calibrate "
+            f"--min-crops, sr-export --calib-crops) accepts fewer, at the risk of ranges that do not hold"
         )
 
 
@@ -358,7 +366,9 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[0] < 1:
         raise InputError(f"{not_a_set}: its crops are {crops.dtype} {crops.shape}, not (N, 3, H, W) uint8")
     version = meta.get("version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(f"{not_a_set}: its record is damaged (format version {version!r} is not a number)")
+    if version > FORMAT_VERSION:
         raise InputError(f"{path} was written by a newer sredge (format {version}); upgrade sredge")
     known = set(CalibrationOptions.__dataclass_fields__)
     stored = meta.get("options", {})
@@ -370,6 +380,12 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
         sources, counts = tuple(str(s) for s in meta.get("sources", ())), tuple(int(c) for c in meta.get("counts", ()))
     except (TypeError, ValueError, OverflowError, InputError) as exc:
         raise InputError(f"{not_a_set}: its record is damaged ({exc})") from None
+    n, _, h, w = crops.shape
+    if (h, w) != (options.tile, options.tile):
+        raise InputError(f"{not_a_set}: its crops are {w}x{h} but its record says {options.tile}x{options.tile}")
+    if len(counts) != len(sources) or sum(counts) != n:
+        raise InputError(f"{not_a_set}: its record counts {sum(counts)} crops from {len(sources)} sources in "
+                         f"{len(counts)} entries, but it holds {n}")
     return CalibrationSet(crops.astype(np.float32) / 255.0, sources, counts, options)
 
 

@@ -149,9 +149,13 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
     mark = committed_count()
     with raise_on_signals(process_ends):  # the first stop signal unwinds (cleaning up), later ones are ignored
         try:
-            code = main(argv)
-            check()  # a stop signal whose exception a library swallowed still ends the run as stopped
-            return code
+            try:
+                code = main(argv)
+                check()  # a stop signal whose exception a library swallowed still ends the run as stopped
+                return code
+            except Exception:
+                check()  # ... or turned into another error (torch's exporter: "export failed"): it was the stop
+                raise
         except SredgeError as exc:
             _traceback_if_debug()
             print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)

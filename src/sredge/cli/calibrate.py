@@ -30,7 +30,7 @@ def build_parser() -> Parser:
                    help="a folder of images or a video (repeatable); 'sample': the bundled photos")
     b.add_argument("-o", "--output", type=Path, required=True, help="output .npz")
     b.add_argument("--overwrite", action="store_true", help="replace -o when it exists (default: refuse)")
-    b.add_argument("--tile", type=int, default=128, help="LR crop size in pixels (default 128)")
+    b.add_argument("--tile", type=int, default=128, help="LR crop size in pixels, at least 16 (default 128)")
     b.add_argument("--frames", type=int, default=64, help="frames per video, spread over the clip (default 64)")
     b.add_argument("--crops-per-image", type=int, default=1, help="crops per image of a folder (default 1)")
     b.add_argument("--downscale", type=int, default=1,

@@ -72,7 +72,7 @@ def build_parser() -> Parser:
                         ".npz from sr-calibrate build "
                         "(repeatable; needed for int8; fp16 checks its range on it, else on the bundled photo)")
     g.add_argument("--calib-tile", type=int, default=64, metavar="PX",
-                   help="LR crop size when --calib is a folder or video (default 64)")
+                   help="LR crop size when --calib is a folder or video, at least 16 (default 64)")
     g.add_argument("--calib-crops", type=int, default=64, metavar="N",
                    help="crops used for calibration, spread over the set (default 64); a folder gives one "
                         "per image, a video one per frame of 64, together at least min(16, N)")
@@ -128,6 +128,10 @@ def _check_output(out: Path) -> None:
     if out.suffix.lower() != ".onnx":
         raise InputError(f"-o {out}: an ONNX model is written as NAME.onnx (its FP16/INT8 variants as "
                          f"NAME.fp16.onnx, NAME.int8.onnx): use -o {out.with_suffix('.onnx')}")
+    infix = Path(out.stem).suffix.lower()
+    if infix in (".fp16", ".int8"):  # sr-run would take the FP32 model for a variant of NAME.onnx
+        raise InputError(f"-o {out} names a {infix[1:].upper()} file, but -o is the FP32 model (its variants are "
+                         f"named from it): use -o {out.with_name(Path(out.stem).stem + out.suffix)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,7 +328,12 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, modu
     except CheckFailedError as exc:  # the files before it passed their checks and stay: say so, and how to rerun
         _table(rows, ref_db, dataset, desc, None, say)
         kept = ", ".join(path.name for _, path, _, _ in rows)
-        raise CheckFailedError(f"{exc} ({kept} written: add --overwrite to rerun)") from exc
+        from sredge.calibration.derive import derived_path
+
+        done = {prec for prec, *_ in rows}
+        old = [derived_path(out, p).name for p in precisions if p not in done and derived_path(out, p).is_file()]
+        left = f"; {' and '.join(old)} beside it: an earlier run's, not this one's" if old else ""
+        raise CheckFailedError(f"{exc} ({kept} written: add --overwrite to rerun{left})") from exc
     _table(rows, ref_db, dataset, desc, bench, say)
     int8 = next((r for r in rows if r[0] == "int8"), None)
     if int8 is not None and args.max_psnr_drop is None and ref_db - int8[2] > LARGE_DROP_DB:

@@ -34,6 +34,7 @@ from sredge.imaging.headers import (
     read_header,
     tiff_has_extra_samples,
 )
+from sredge.interrupts import uninterruptible
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ def _header(path: Path):
     if not path.is_file():
         raise InputError(f"no such image file: {path}")
     try:
-        with path.open("rb") as f:
+        with uninterruptible(), path.open("rb") as f:  # a stop meanwhile waits for the close (see _read_all)
             size = os.fstat(f.fileno()).st_size
             data = f.read(_PREFIX)
     except OSError as exc:
@@ -309,7 +310,7 @@ def _webp_exif(path: Path) -> bytes:
     """A WebP file's RIFF header and its EXIF chunk (up to 1 MB of it), found by walking the chunks' sizes:
     the image data between them is not read."""
     try:
-        with path.open("rb") as f:
+        with uninterruptible(), path.open("rb") as f:  # see _read_all
             head, pos = f.read(12), 12
             for _ in range(1 << 16):  # an animation has a chunk a frame
                 f.seek(pos)
@@ -357,8 +358,11 @@ def _read_checked(path: Path, max_pixels: int) -> bytes:
 
 
 def _read_all(path: Path) -> bytes:
+    """The file's bytes. A stop signal meanwhile is raised once the file is closed: one landing between
+    ``open`` and its ``with`` would leave the handle to the garbage collector (a ResourceWarning)."""
     try:
-        return path.read_bytes()
+        with uninterruptible(), path.open("rb") as f:
+            return f.read()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 

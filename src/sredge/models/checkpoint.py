@@ -301,13 +301,13 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
         if not isinstance(obj, Mapping):
             break
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return _strip_prefixes(dict(obj))
+            return _finite(_strip_prefixes(dict(obj)), path, torch)
         inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and _has_tensors(obj[k], torch)), None)
         if inner is None:
             # Mixed dicts (e.g. {'epoch': 3, 'conv.weight': t}): keep the tensors.
             tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
             if tensors:
-                return _strip_prefixes(tensors)
+                return _finite(_strip_prefixes(tensors), path, torch)
             break
         obj = inner
     raise InputError(f"{path} holds no model weights (no tensors found under {', '.join(_WRAPPER_KEYS)})")
@@ -321,8 +321,30 @@ def _has_tensors(obj: Any, torch: Any) -> bool:
     )
 
 
+_AVERAGED = "n_averaged"
+"""The counter torch's ``AveragedModel`` (SWA, EMA) saves beside its ``module.`` weights."""
+
+
 def _strip_prefixes(sd: dict[str, Any]) -> dict[str, Any]:
-    for prefix in _PREFIXES:
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    """``sd`` without the prefixes wrappers add to every key, in any order and nesting
+    (``_orig_mod.module.conv.weight`` -> ``conv.weight``), and without AveragedModel's counter."""
+    if _AVERAGED in sd and len(sd) > 1 and all(k.startswith("module.") for k in sd if k != _AVERAGED):
+        sd = {k: v for k, v in sd.items() if k != _AVERAGED}
+    stripped = True
+    while stripped and sd:
+        stripped = False
+        for prefix in _PREFIXES:
+            if all(k.startswith(prefix) for k in sd):
+                sd = {k[len(prefix):]: v for k, v in sd.items()}
+                stripped = True
+    return sd
+
+
+def _finite(sd: dict[str, Any], path: Path, torch: Any) -> dict[str, Any]:
+    """``sd``, refused when a floating-point weight holds NaN or Inf (a damaged file or a diverged run):
+    exporting it would fail the parity check with ``PSNR nan``, which blames the export."""
+    for key, value in sd.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"{path}: weight {key} holds NaN or Inf values: the checkpoint is damaged, or "
+                             "its training diverged; use another checkpoint")
     return sd

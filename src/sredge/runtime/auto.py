@@ -65,6 +65,9 @@ class Variant:
     """Validation set of ``psnr_drop_db``."""
     flavour: str = ""
     """The metadata's precision verbatim (``"int8-trt"`` ...), empty for a foreign file."""
+    stranger: str = ""
+    """How its metadata shows it was made from another network than the family's FP32 file (an earlier
+    export left beside a new one), e.g. ``"fsrcnn x2, not fsrcnn x3"``; empty: the same network."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def enumerate_candidates(variants: Sequence[Variant], installed: Sequence[str], 
         else:
             continue
         for backend, prec, why in runs:
+            if v.stranger:
+                why = f"made from another network than the FP32 file ({v.stranger}): an earlier export's?"
             if not why and precision is not None and prec != precision:
                 why = f"--precision {precision} asked for"
             out.append(Candidate(v.file, backend, prec, v.psnr_drop_db if prec != "bf16" else None,
@@ -318,10 +323,31 @@ def installed_backends() -> tuple[list[str], list[str]]:
 
 
 def read_variants(paths: Sequence[Path]) -> list[Variant]:
-    """:func:`variant_of` for each file (reads the ONNX headers)."""
+    """:func:`variant_of` for each file (reads the ONNX headers), each derived file checked against the
+    family's FP32 file (:func:`stranger`)."""
     from sredge.models.onnx_file import read_descriptor
 
-    return [variant_of(p, read_descriptor(p)) for p in paths]
+    descs = [read_descriptor(p) for p in paths]
+    root = next((d for p, d in zip(paths, descs) if d is not None and p == family_root(p)), None)
+    return [replace(variant_of(p, d), stranger=stranger(root, d)) for p, d in zip(paths, descs)]
+
+
+_SAME_NETWORK = ("arch", "variant", "scale", "in_channels", "out_channels", "color_space", "value_range",
+                 "pre_upsample", "num_params")
+"""Descriptor fields a derived file shares with the FP32 file it was made from."""
+
+
+def stranger(root: ModelDescriptor | None, desc: ModelDescriptor | None) -> str:
+    """How ``desc`` (a family file's metadata) shows another network than ``root`` (the FP32 file's), e.g.
+    ``"fsrcnn x2, not fsrcnn x3"``; empty when they agree or either is unknown (pure)."""
+    if root is None or desc is None:
+        return ""
+    differ = [f for f in _SAME_NETWORK if getattr(root, f) != getattr(desc, f)]
+    if not differ:
+        return ""
+    if {"arch", "scale"} & set(differ):
+        return f"{desc.arch} x{desc.scale}, not {root.arch} x{root.scale}"
+    return ", ".join(f"{f} {getattr(desc, f)!r}, not {getattr(root, f)!r}" for f in differ[:2])
 
 
 def candidate_options(c: Candidate, options: BackendOptions) -> BackendOptions:
