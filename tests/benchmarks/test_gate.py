@@ -191,3 +191,20 @@ def test_an_infinite_or_missing_figure_never_passes_the_gate():
     missing = _report("m", {"a": 30.0, "b": 31.0})
     del missing["rows"][1]["quality"]["images"]["b"]  # a run that did not score an image fails on it
     assert [r.image for r in compare(_report("m", {"a": 30.0, "b": 31.0}), missing, Budget())] == ["b"]
+
+
+def test_notes_name_what_the_gate_did_not_hold_the_run_to():
+    """The audit: a baseline of fp32 and int8 gated a run of fp32 alone without a word about int8, and a
+    --tile 0 baseline gated a --tile 16 run as if measured alike."""
+    from sredge.benchmarks.gate import gate_notes
+
+    base = _two_models(("a/model", "b/model"), ("a/model.onnx", "b/model.onnx"), (37.3, 37.1))
+    base["settings"] |= {"threads": 2}
+    run = _report("a/model", {"a": 37.3})
+    run["rows"][1] |= {"model": "a/model.onnx", "tile": 16}
+    run["settings"] |= {"threads": 1}
+    notes = gate_notes(base, run, pair_rows(base, run))
+    assert notes[0] == "the baseline's b/model was not measured in this run, so it was not gated"
+    assert notes[1].startswith("a/model is compared with the baseline's a/model measured otherwise: ")
+    assert "tile None -> 16" in notes[1] and "threads 2 -> 1" in notes[1]
+    assert gate_notes(base, base, pair_rows(base, base)) == []

@@ -292,6 +292,28 @@ def check_measurable(baseline: dict, budget: Budget, latency_hw) -> None:
                          f"run with --size {wxh} or save a new baseline")
 
 
+_ROW_SETTINGS = ("backend", "tile")
+_RUN_SETTINGS = ("threads", "device", "tile_overlap")
+
+
+def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]]) -> list[str]:
+    """What the gate did not hold the run to, one line each (pure): baseline rows this run did not
+    measure, and pairs measured with other settings (backend, tile, threads, ...), whose figures may
+    differ for that reason alone. Not failures: a run may mean to change them."""
+    paired = {id(old) for old, _ in pairs}
+    notes = [f"the baseline's {r['label']} was not measured in this run, so it was not gated"
+             for r in baseline["rows"] if not r.get("bicubic") and id(r) not in paired]
+    for old, new in pairs:
+        differ = [f"{k} {old.get(k)} -> {new.get(k)}" for k in _ROW_SETTINGS if old.get(k) != new.get(k)]
+        before, after = baseline.get("settings") or {}, report.get("settings") or {}
+        differ += [f"{k} {before.get(k)} -> {after.get(k)}" for k in _RUN_SETTINGS
+                   if k in before and before.get(k) != after.get(k)]
+        if differ:
+            notes.append(f"{new['label']} is compared with the baseline's {old['label']} measured otherwise: "
+                         + ", ".join(differ))
+    return notes
+
+
 def _no_quality(what: str, fix: str) -> InputError:
     return InputError(f"{what}, so the PSNR gate would pass unchecked; {fix} with quality, "
                       "or gate latency alone with --no-quality --max-slowdown")

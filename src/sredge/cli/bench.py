@@ -162,7 +162,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     """Measure, print, write the claimed outputs, and gate."""
     from sredge.atomic import write_bytes_atomic
     from sredge.benchmarks.bench import BenchOptions, run_bench
-    from sredge.benchmarks.gate import compare
+    from sredge.benchmarks.gate import compare, gate_notes, pair_rows
     from sredge.benchmarks.report import format_table, write_report_dir
     from sredge.runtime.backends import BACKENDS
     from sredge.runtime.model import ModelOverrides
@@ -190,6 +190,8 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     budget = _budget(args)
     # Judged before printing anything that looks like a pass (an incomparable baseline is exit 2 here).
     regressions = compare(baseline, report, budget) if baseline is not None else []
+    for note in gate_notes(baseline, report, pair_rows(baseline, report)) if baseline is not None else []:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     print(format_table(report))
     data = (json.dumps(report, indent=2) + "\n").encode()
     if args.report is not None:
