@@ -208,3 +208,7 @@ def test_notes_name_what_the_gate_did_not_hold_the_run_to():
     assert notes[1].startswith("a/model is compared with the baseline's a/model measured otherwise: ")
     assert "tile None -> 16" in notes[1] and "threads 2 -> 1" in notes[1]
     assert gate_notes(base, base, pair_rows(base, base)) == []
+    no_ref = {**base, "reference_ms": None}
+    assert gate_notes(no_ref, base, pair_rows(no_ref, base), Budget()) == []  # latency not gated
+    (note,) = gate_notes(no_ref, base, pair_rows(no_ref, base), Budget(max_slowdown=1.2))
+    assert note.startswith("latency is compared in plain milliseconds")

@@ -296,10 +296,11 @@ _ROW_SETTINGS = ("backend", "tile")
 _RUN_SETTINGS = ("threads", "device", "tile_overlap")
 
 
-def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]]) -> list[str]:
+def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]], budget: Budget | None = None) -> list[str]:
     """What the gate did not hold the run to, one line each (pure): baseline rows this run did not
-    measure, and pairs measured with other settings (backend, tile, threads, ...), whose figures may
-    differ for that reason alone. Not failures: a run may mean to change them."""
+    measure, pairs measured with other settings (backend, tile, threads, ...), whose figures may
+    differ for that reason alone, and a latency gate that could not allow for a busier machine. Not
+    failures: a run may mean to change them."""
     paired = {id(old) for old, _ in pairs}
     notes = [f"the baseline's {r['label']} was not measured in this run, so it was not gated"
              for r in baseline["rows"] if not r.get("bicubic") and id(r) not in paired]
@@ -311,6 +312,10 @@ def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]]) -> 
         if differ:
             notes.append(f"{new['label']} is compared with the baseline's {old['label']} measured otherwise: "
                          + ", ".join(differ))
+    if budget is not None and budget.max_slowdown is not None and not (baseline.get("reference_ms")
+                                                                       and report.get("reference_ms")):
+        notes.append("latency is compared in plain milliseconds: the baseline has no reference workload time, "
+                     "so a busier machine reads as a slower model")
     return notes
 
 

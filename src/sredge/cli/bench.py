@@ -190,7 +190,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     budget = _budget(args)
     # Judged before printing anything that looks like a pass (an incomparable baseline is exit 2 here).
     regressions = compare(baseline, report, budget) if baseline is not None else []
-    for note in gate_notes(baseline, report, pair_rows(baseline, report)) if baseline is not None else []:
+    for note in gate_notes(baseline, report, pair_rows(baseline, report), budget) if baseline is not None else []:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     print(format_table(report))
     data = (json.dumps(report, indent=2) + "\n").encode()
