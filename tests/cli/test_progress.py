@@ -86,3 +86,18 @@ def test_step_progress_writes_the_last_step_and_nothing_when_quiet():
     q.update(10, 0.5, None, 1.0)
     q.finish()
     assert quiet.getvalue() == ""
+
+
+def test_step_progress_counts_to_stop_after_and_leaves_out_an_unknown_rate():
+    """The audit: with --steps 20000 --stop-after 40 the ETA was to step 20000 and step 40 never showed;
+    QAT's first line put validation time into its rate (0.8 steps/s, ETA 2497 s, for 12 steps/s)."""
+    import io
+
+    from sredge.cli._progress import StepProgress
+
+    out = io.StringIO()
+    p = StepProgress("sr-train", 20000, enabled=True, stream=out, stop=40)
+    p.update(1, 0.5, None, 0.0)
+    p.update(40, 0.25, None, 10.0)  # within 30 s of the first line, but the last step of this process
+    assert out.getvalue().splitlines() == ["sr-train: step 1/20000, loss 0.5000",
+                                           "sr-train: step 40/20000, loss 0.2500, 10.0 steps/s, ETA 0 s (to step 40)"]

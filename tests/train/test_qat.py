@@ -129,6 +129,8 @@ def asset_free_image(tmp_path):
     (["--teacher", "t.pth"], "--teacher"),
     (["--arch", "fsrcnn"], "--arch"),
     (["--resume"], "--resume"),
+    (["--loss", "l2"], "--loss"),  # the audit: both were silently ignored (QAT trains on L1)
+    (["--expand", "4"], "--expand"),
 ])
 def test_sr_train_qat_refuses_training_only_options(cli, tmp_path, argv, needle):
     res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "-o", tmp_path / "q.int8.onnx", *argv)
@@ -216,3 +218,14 @@ def test_sr_train_qat_fine_tunes_a_ycbcr_model_in_ycbcr(cli, tmp_path):
     assert qat >= ptq
     run = cli("run", "--image", asset_free_image(tmp_path), "--model", out, "-o", tmp_path / "up.png")
     assert run.code == 0, run.err
+
+
+def test_sr_train_qat_takes_a_pickled_checkpoint_with_trust_pickle(cli, tmp_path):
+    """The audit: --qat ignored --trust-pickle, so its own error ('--trust-pickle loads it') could not be
+    followed; VDSR got the pickle error instead of the pre-upsampling refusal."""
+    vdsr = asset("weights/vdsr/vdsr_model_epoch_50.pth")
+    argv = ("--data", "sample", "--scale", "2", "--steps", "2", "-o", tmp_path / "v.int8.onnx")
+    res = cli("train", "--qat", vdsr, *argv)
+    assert res.code == 2 and "--trust-pickle loads it" in res.err, res.err
+    res = cli("train", "--qat", vdsr, "--trust-pickle", *argv)
+    assert res.code == 2 and "pre-upsampling" in res.err and len(res.err.strip().splitlines()) == 1, res.err

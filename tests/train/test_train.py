@@ -264,7 +264,7 @@ def test_resume_refuses_options_that_define_another_run(cli, tmp_path):
              (["--seed", "1"], "--seed 1, but the run it continues used --seed 0"),
              (["--feats", "4"], "--feats 4, but the run it continues used --feats 8"),
              (["--scale", "3"], "--scale 3, but the run it continues used --scale 2"),
-             (["--arch", "fsrcnn"], "--arch fsrcnn, but the run it continues used --arch srvgg"),
+             (["--arch", "sesr"], "--arch sesr, but the run it continues used --arch srvgg"),
              (["--data", other], f"--data {other}, but the run it continues used --data "),
              (["--teacher", asset("weights/fsrcnn/fsrcnn_x2.pth")], "the run it continues had no --teacher")]
     for extra, msg in cases:  # the later of two repeated flags wins (argparse): each case overrides one value
@@ -362,12 +362,12 @@ def test_help_lists_every_exit_code():
         assert code in codes, code
 
 
-@pytest.mark.parametrize("val", [True, False])
-def test_diverged_training_is_exit_1_and_writes_no_nan_checkpoint(cli, tmp_path, val):
+@pytest.mark.parametrize("val,lr", [(True, "1e30"), (False, "1e30"), (False, "1e38")])
+def test_diverged_training_is_exit_1_and_writes_no_nan_checkpoint(cli, tmp_path, val, lr):
     """Exit 1 of --help: a learning rate that blows the weights up. Without --val a NaN checkpoint was written
-    (exit 0); with it, the NaN output was blamed on FP16."""
+    (exit 0); with it, the NaN output was blamed on FP16. --lr 1e38 overflowed Adam's step: exit 3."""
     out = tmp_path / "m.pth"
-    res = _tiny_run(cli, out, "--steps", "3", "--val-every", "3", "--lr", "1e30", *(["--val", "sample"] if val else []))
+    res = _tiny_run(cli, out, "--steps", "3", "--val-every", "3", "--lr", lr, *(["--val", "sample"] if val else []))
     assert res.code == 1 and "training diverged" in res.err and "lower --lr" in res.err, res.err
     assert not out.exists()
 
@@ -489,7 +489,8 @@ def test_cli_distils_across_colour_spaces(cli, tmp_path, teacher, arch, space):
     """A ycbcr teacher was refused ('teachers must work on RGB or Y'); an RGB teacher into an ESPCN student
     trained it on RGB targets. Both train now, in the student's declared colour space."""
     out = tmp_path / "s.pth"
-    res = cli("train", "--teacher", asset(teacher), "--arch", arch, "--feats", "8", "--convs", "2", "--data", "sample",
+    convs = ["--convs", "2"] if arch == "srvgg" else []  # ESPCN has no body convolutions to count
+    res = cli("train", "--teacher", asset(teacher), "--arch", arch, "--feats", "8", *convs, "--data", "sample",
               "--steps", "2", "--batch", "2", "--patch", "8", "--val-every", "2", "--threads", "1", "-o", out, "-q")
     assert res.code == 0, res.err
     d = load_model(out).descriptor
@@ -537,6 +538,8 @@ THREADS_MAX = max(64, 4 * (os.cpu_count() or 1))
     (["--lr", "nan"], "--lr nan: must be a finite number > 0"),
     (["--lr", "inf"], "--lr inf: must be a finite number > 0"),
     (["--lr", "0"], "--lr 0.0: must be a finite number > 0"),
+    (["--arch", "fsrcnn", "--convs", "3"], "--convs applies to --arch srvgg and sesr only, not --arch fsrcnn"),
+    (["--expand", "7"], "--expand applies to --arch sesr only, not --arch srvgg"),  # were silently ignored
     (["--threads", "-2"], "--threads -2: must be >= 0"),
     (["--threads", "100000"], f"--threads 100000 is more than this machine can use: at most {THREADS_MAX}"),
     (["--feats", "-1"], "--feats -1: must be >= 1"),
@@ -633,3 +636,15 @@ def test_a_val_folder_that_cannot_be_scored_fails_before_training(cli, tmp_path)
     res = _tiny_run(cli, out, "--val", val, "--steps", "100000", "--val-every", "100000")
     assert res.code == 2 and "strip.png is 200x13 pixels, too small to score" in res.err, res.err
     assert not out.exists() and "step" not in res.err
+
+
+def test_quiet_still_warns_below_bicubic_and_a_weights_file_is_not_resumed(cli, tmp_path):
+    """The audit: -q also hid 'no better than bicubic' (a warning, not progress); --resume over a public
+    checkpoint said 'it was trained as None None'."""
+    out = tmp_path / "w.pth"
+    res = _tiny_run(cli, out, "--steps", "2", "--val", "sample", "--val-every", "2", "-q")
+    assert res.code == 0 and "is no better than bicubic upscaling" in res.err, res.err
+    public = tmp_path / "r.pth"
+    public.write_bytes(asset("weights/fsrcnn/fsrcnn_x2.pth").read_bytes())
+    res = _tiny_run(cli, public, "--steps", "2", "--resume")
+    assert res.code == 2 and "holds weights but not an sr-train run" in res.err, res.err

@@ -86,7 +86,7 @@ class StepProgress:
     """``sr-train``'s progress line: ``PROG: step 120/2000, loss 0.0213, val 32.41 dB, 4.8 steps/s, ETA 392 s``.
 
     Redrawn in place on a terminal (at most twice a second), a whole line every 30 s elsewhere; the
-    last step is always shown.
+    last step (of the run, or ``stop``'s) is always shown, and the time remaining is to it.
 
     Args:
         prog: Program name that starts the line.
@@ -94,24 +94,30 @@ class StepProgress:
         enabled: False: silent (``-q``).
         label: What a step is called (``"step"``, ``"QAT step"``).
         stream: Where to write (stderr).
+        stop: The step this process stops at when it is before ``total`` (``--stop-after``); None: ``total``.
     """
 
-    def __init__(self, prog: str, total: int, enabled: bool, label: str = "step", stream: TextIO | None = None):
+    def __init__(self, prog: str, total: int, enabled: bool, label: str = "step", stream: TextIO | None = None,
+                 stop: int | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.prog, self.total, self.enabled, self.label = prog, total, enabled, label
+        self.end = total if stop is None else min(stop, total)
         self.tty = enabled and bool(self.stream.isatty())
         self._last = 0.0
 
     def update(self, step: int, loss: float, val_db: float | None, steps_per_s: float) -> None:
-        """Record one step; writes when the interval has passed or the run is at its last step."""
+        """Record one step; writes when the interval has passed or at the last step. ``steps_per_s`` 0: not
+        known yet (the line leaves out the speed and the time remaining)."""
         now = time.perf_counter()
-        if not self.enabled or (now - self._last < (0.5 if self.tty else 30) and step != self.total):
+        if not self.enabled or (now - self._last < (0.5 if self.tty else 30) and step != self.end):
             return
         self._last = now
-        eta = (self.total - step) / steps_per_s if steps_per_s > 0 else 0
         val = f", val {val_db:.2f} dB" if val_db is not None else ""
-        line = (f"{self.prog}: {self.label} {step}/{self.total}, loss {loss:.4f}{val}, {steps_per_s:.1f} steps/s, "
-                f"ETA {eta:.0f} s")
+        line = f"{self.prog}: {self.label} {step}/{self.total}, loss {loss:.4f}{val}"
+        if steps_per_s > 0:
+            eta = (self.end - step) / steps_per_s
+            line += f", {steps_per_s:.1f} steps/s, ETA {eta:.0f} s" + (f" (to step {self.end})"
+                                                                        if self.end < self.total else "")
         self.stream.write(("\r" + line + "   ") if self.tty else line + "\n")
         self.stream.flush()
 

@@ -15,7 +15,7 @@ QAT_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 1e-4, "val_every": 250}
 """Defaults that differ from training from scratch (fine-tuning: fewer steps, a small learning rate)."""
 
 _TRAINING_ONLY = ("teacher", "teacher_arch", "teacher_mode", "teacher_weight", "feats", "channels", "stop_after",
-                  "convs")
+                  "convs", "expand", "loss")
 
 
 def check_qat_args(args) -> None:
@@ -36,7 +36,7 @@ def check_qat_args(args) -> None:
         args.qat_target = "fp32"
 
 
-def _fp32_model(path: Path, scale: int | None, tmp: Path) -> Path:
+def _fp32_model(path: Path, scale: int | None, tmp: Path, trust_pickle: bool = False) -> Path:
     """The FP32 ONNX to fine-tune: ``path`` itself, or a checkpoint exported to ``tmp``.
 
     The model keeps its own scale (its metadata's; a checkpoint's weights, record or file name): a
@@ -57,11 +57,12 @@ def _fp32_model(path: Path, scale: int | None, tmp: Path) -> Path:
     from sredge.models.loader import load_model
 
     try:
-        loaded = load_model(path)
+        loaded = load_model(path, trust_pickle=trust_pickle)
     except InputError:
         if scale is None:
             raise
-        loaded = load_model(path, scale=scale)  # weights that do not tell their scale: --scale says it
+        # weights that do not tell their scale: --scale says it
+        loaded = load_model(path, scale=scale, trust_pickle=trust_pickle)
     else:
         _check_scale(scale, loaded.descriptor.scale, loaded.descriptor.arch, path, loaded.scale_source)
     return export_onnx(loaded.module, loaded.descriptor, tmp / "fp32.onnx")
@@ -100,7 +101,7 @@ def run_qat(args) -> int:
     from sredge.train.qat import QatOptions, finetune
 
     with tempfile.TemporaryDirectory(prefix="sredge-qat-") as tmp:
-        fp32 = _fp32_model(args.qat, args.scale if args.scale_given else None, Path(tmp))
+        fp32 = _fp32_model(args.qat, args.scale if args.scale_given else None, Path(tmp), args.trust_pickle)
         desc = read_descriptor(fp32)
         if desc.pre_upsample:
             raise InputError("--qat takes models that upscale themselves; this one refines a bicubic-upsampled "
@@ -114,10 +115,13 @@ def run_qat(args) -> int:
         opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every,
                           target=args.qat_target, device=device)
         progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step")
-        t0 = time.perf_counter()
+        started: list[float] = []  # when step 1 ended: the rate leaves out the validations before it
 
         def on_step(step: int, loss: float, val: float | None) -> None:
-            progress.update(step, loss, val, step / max(time.perf_counter() - t0, 1e-9))
+            now = time.perf_counter()
+            if not started:
+                started.append(now)
+            progress.update(step, loss, val, (step - 1) / (now - started[0]) if step > 1 else 0.0)
 
         result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step)
         progress.finish()

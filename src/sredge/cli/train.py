@@ -49,7 +49,7 @@ def build_parser() -> Parser:
                    help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64, sesr 16)")
     p.add_argument("--convs", type=int, default=None,
                    help="body convolutions, srvgg and sesr (default: srvgg 8, sesr 5)")
-    p.add_argument("--expand", type=int, default=256,
+    p.add_argument("--expand", type=int, default=None,
                    help="sesr: channels inside each linear block while training (default 256); export folds them away")
     p.add_argument("--channels", type=int, default=None, choices=(1, 3),
                    help="1: train on Y, 3: on the architecture's colour space, RGB (espcn: YCbCr) (default: the "
@@ -62,8 +62,8 @@ def build_parser() -> Parser:
                         "(no ground truth needed)")
     p.add_argument("--teacher-arch", help="architecture of --teacher when detection is ambiguous")
     p.add_argument("--trust-pickle", action="store_true",
-                   help="allow a --teacher saved as pickled code (a whole model, e.g. the common VDSR file); "
-                        "only for files you trust")
+                   help="allow a --teacher or --qat checkpoint saved as pickled code (a whole model, e.g. the "
+                        "common VDSR file); only for files you trust")
     p.add_argument("--teacher-mode", choices=("unlabeled", "ground-truth"), default=None,
                    help="unlabeled: --data are inputs as they are and the teacher's output is the only target; "
                         "ground-truth: --data are HR images, the loss is L1 to them plus --teacher-weight x L1 to "
@@ -79,7 +79,7 @@ def build_parser() -> Parser:
     p.add_argument("--patch", type=int, default=32, help="LR patch edge (default 32)")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate, cosine schedule (default 2e-3; --qat 1e-4)")
-    p.add_argument("--loss", default="l1", choices=("l1", "l2"), help="training loss (default l1)")
+    p.add_argument("--loss", default=None, choices=("l1", "l2"), help="training loss (default l1; --qat: l1 only)")
     p.add_argument("--val-every", type=int, default=None, help="steps between validations and checkpoints "
                    "(default 1000; --qat 250)")
     p.add_argument("--stop-after", type=int, metavar="STEP",
@@ -98,7 +98,8 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth or .pt); with --qat "
                    "the INT8 ONNX to write (.onnx)")
     add_max_pixels(p)
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines (warnings and errors still show)")
     return p
 
 
@@ -164,6 +165,12 @@ def _resolve_defaults(args) -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.arch = args.arch or "srvgg"
+    given = {"--convs": args.convs, "--expand": args.expand}
+    for flag, archs in _ARCH_ONLY.items():  # (--qat refuses both in check_qat_args)
+        if args.qat is None and given[flag] is not None and args.arch not in archs:
+            raise InputError(f"{flag} applies to --arch {' and '.join(archs)} only, not --arch {args.arch}")
+    args.expand = 256 if args.expand is None else args.expand
+    args.loss = args.loss or "l1"
     if args.teacher is None:  # with a teacher, its scale (see _train)
         args.scale = args.scale or 2
     if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None):
@@ -174,6 +181,9 @@ def _resolve_defaults(args) -> None:
     args.teacher_mode = args.teacher_mode or "unlabeled"
     args.teacher_weight = 1.0 if args.teacher_weight is None else args.teacher_weight
 
+
+_ARCH_ONLY = {"--convs": ("srvgg", "sesr"), "--expand": ("sesr",)}
+"""Size options that only some architectures have: another's run refuses them instead of ignoring them."""
 
 SEED_MAX = 2**64 - 1
 """The largest ``--seed`` torch takes (``torch.manual_seed``: an unsigned 64-bit integer)."""
@@ -301,7 +311,7 @@ def _train(args) -> int:
                                teacher=teacher, on_image=progress_note)
         if progress_note is not None and redraw:
             print(file=sys.stderr)
-    progress = StepProgress(PROG, args.steps, enabled=not args.quiet)
+    progress = StepProgress(PROG, args.steps, enabled=not args.quiet, stop=args.stop_after)
 
     def on_step(st) -> None:
         progress.update(st.step, st.loss, st.val_psnr, st.steps_per_s)
@@ -319,14 +329,15 @@ def _train(args) -> int:
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
         print(f"wrote {args.output} after {final.step} steps{val}")
-        if final.val_psnr is not None:
-            from sredge.benchmarks.datasets import load_dataset
-            from sredge.benchmarks.quality import evaluate_bicubic, mean
+    if final.val_psnr is not None:  # a warning: shown with -q too
+        from sredge.benchmarks.datasets import load_dataset
+        from sredge.benchmarks.quality import evaluate_bicubic, mean
 
-            bicubic = mean(evaluate_bicubic(load_dataset(args.val, args.scale)))
-            if final.val_psnr <= bicubic:
-                print(f"{PROG}: warning: the network ({final.val_psnr:.2f} dB) is no better than bicubic upscaling "
-                      f"({bicubic:.2f} dB) on {args.val}; train longer (--steps, --resume) or check --data")
+        bicubic = mean(evaluate_bicubic(load_dataset(args.val, args.scale)))
+        if final.val_psnr <= bicubic:
+            print(f"{PROG}: warning: the network ({final.val_psnr:.2f} dB) is no better than bicubic upscaling "
+                  f"({bicubic:.2f} dB) on {args.val}; train longer (--steps, --resume) or check --data",
+                  file=sys.stderr)
     return 0
 
 

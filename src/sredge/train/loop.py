@@ -202,7 +202,13 @@ def train(
             loss = loss + opts.teacher_weight * loss_fn(pred, torch.from_numpy(teacher_np[0]).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        try:
+            opt.step()
+        except RuntimeError as exc:  # Adam's float32 step size overflowed (--lr 1e38)
+            if "overflow" not in str(exc):
+                raise
+            raise CheckFailedError(f"training diverged: the optimiser's step overflowed at step {step + 1} "
+                                   f"({_kept(out, saved)}); lower --lr") from None
         sched.step()
         step += 1
         v = float(loss.detach())
@@ -247,6 +253,9 @@ def _load(torch, out: Path) -> dict:
 
 
 def _describe(out: Path, ck: dict) -> Checkpoint:
+    if not isinstance(ck.get("arch"), str) or not isinstance(ck.get("hparams"), dict) or "optimizer" not in ck:
+        raise InputError(f"{out} holds weights but not an sr-train run (no architecture, sizes or optimizer "
+                         "state to continue): choose another -o, or --overwrite to train over it")
     try:
         options = dict(ck.get("train_options") or {})
         schedule = tuple((int(a), int(b)) for a, b in ck.get("schedule") or ())
