@@ -14,7 +14,8 @@ from tests.conftest import asset
 @pytest.mark.parametrize(
     "name,scale",
     [("fsrcnn_x3.pth", 3), ("RealESRGAN_x4plus.pth", 4), ("4x_AnimeSharp.pth", 4), ("edsr_x2.pt", 2),
-     ("001_classicalSR_DF2K_s64w8_SwinIR-M_x8.pth", 8), ("vdsr_model_epoch_50.pth", None), ("model_x64.pth", None)],
+     ("001_classicalSR_DF2K_s64w8_SwinIR-M_x8.pth", 8), ("vdsr_model_epoch_50.pth", None), ("model_x64.pth", None),
+     ("4x_fsrcnn_x3.pth", None), ("x2_to_x2.pth", 2)],  # two different hints: neither is believed
 )
 def test_scale_from_name(name, scale):
     assert scale_from_name(name) == scale

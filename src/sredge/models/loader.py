@@ -22,12 +22,11 @@ _NAME_SCALE = (
 
 
 def scale_from_name(name: str) -> int | None:
-    """Scale hinted by a file name such as ``fsrcnn_x3.pth`` or ``4x_model.pth``; None if absent."""
+    """Scale hinted by a file name such as ``fsrcnn_x3.pth`` or ``4x_model.pth``; None if absent, or if the
+    name hints two scales (``4x_fsrcnn_x3.pth``: no way to tell which is right)."""
     stem = Path(name).stem.lower()
-    for pat in _NAME_SCALE:
-        if m := pat.search(stem):
-            return int(m.group(1))
-    return None
+    hints = {int(m.group(1)) for pat in _NAME_SCALE for m in pat.finditer(stem)}
+    return hints.pop() if len(hints) == 1 else None
 
 
 def resolve_scale(
