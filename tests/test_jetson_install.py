@@ -72,10 +72,12 @@ def core_dependencies() -> list[str]:
 
 
 def _pins(path: Path) -> dict[str, str]:
+    """The exact pins of the core dependencies (other lines constrain optional extras: cuda-python)."""
+    core = {canonicalize_name(Requirement(r).name) for r in core_dependencies()}
     pins = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
+        if line and canonicalize_name(Requirement(line).name) in core:
             req = Requirement(line)
             (spec,) = req.specifier
             assert spec.operator == "==", f"{path.name}: {line} is not an exact pin"
@@ -167,6 +169,15 @@ def test_platform_tags_for_glibc_2_35_aarch64():
                   "x-1.0-cp310-cp310-manylinux_2_36_aarch64.whl", "x-1.0-cp310-cp310-musllinux_1_2_aarch64.whl",
                   "x-1.0-cp311-abi3-manylinux_2_28_aarch64.whl"):
         assert not set(parse_wheel_filename(wheel)[3]) & ok, wheel
+
+
+def test_jetson_constraints_keep_cuda_python_to_jetpack_6s_cuda():
+    """cuda-python 13 needs driver 580+; JetPack 6's is 540 (CUDA 12): the trt extra's cuda-python>=12 would
+    take 13 (a review)."""
+    lines = [Requirement(ln.split("#", 1)[0]) for ln in (ROOT / "constraints-jetson.txt").read_text().splitlines()
+             if ln.split("#", 1)[0].strip()]
+    (cuda,) = [r for r in lines if canonicalize_name(r.name) == "cuda-python"]
+    assert cuda.specifier.contains("12.6.2") and not cuda.specifier.contains("13.0.0")
 
 
 def test_jetson_constraints_pin_every_core_dependency():

@@ -670,9 +670,21 @@ def test_preflight_returns_the_profile_plan_build_uses():
     assert preflight(opts, facts()) == plan_build(opts, facts(), TRT10).profile
 
 
+def test_a_qdq_onnx_is_refused_for_the_dla_on_every_tensorrt():
+    """The DLA quantizes implicitly (by calibration) only: Q/DQ layers are not DLA layers (NVIDIA/TensorRT#2222,
+    NVIDIA-AI-IOT/cuDLA-samples#19). sredge built a Q/DQ ONNX for the DLA with the INT8 flag, as supported."""
+    from sredge.export.engine_plan import preflight
+
+    for features in (TRT10, TRT11):
+        with pytest.raises(InputError, match="the DLA runs INT8 only by calibration .* not from a Q/DQ ONNX"):
+            plan_build(BuildOptions(dla_core=0), facts("int8"), features)
+    with pytest.raises(InputError, match="--int8 --calib DIR"):  # told before TensorRT is imported
+        preflight(BuildOptions(dla_core=0), facts("int8"))
+    assert plan_precision(BuildOptions(), facts("int8"), TRT10).strongly_typed  # the GPU takes it
+
+
 @pytest.mark.parametrize("onnx_p,flags,words", [
     ("fp16", (False, True, False, False), "in the ONNX (builder flag, as TensorRT 10 builds for the DLA)"),
-    ("int8", (False, True, True, False), "other layers FP16 (builder flags, as TensorRT 10 builds for the DLA)"),
 ])
 def test_tensorrt_10_builds_typed_onnx_for_the_dla_by_precision_flags(onnx_p, flags, words):
     """TensorRT 10 (JetPack 6's 10.3) documents DLA builds with FP16/INT8 flags only; strongly typed DLA

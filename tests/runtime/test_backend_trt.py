@@ -346,6 +346,7 @@ class _CudaError(enum.IntEnum):
 
     cudaSuccess = 0
     cudaErrorMemoryAllocation = 2
+    cudaErrorInsufficientDriver = 35
     cudaErrorNoDevice = 100
     cudaErrorLaunchFailure = 719
 
@@ -370,6 +371,17 @@ def test_cuda_value_unpacks_results():
 def test_cuda_value_raises_with_the_call_and_error_name(err, match):
     with pytest.raises(CudaError, match=match):
         cuda_value((err, 0), "cudaMalloc(8 bytes)")
+
+
+def test_an_old_driver_names_the_cuda_python_that_fits_it():
+    """The review: cuda-python 13 needs driver 580+, JetPack 6 has 540; the error blamed a missing GPU."""
+    from sredge.runtime.backends.cuda_rt import insufficient_driver_hint
+
+    with pytest.raises(CudaError, match="cudaErrorInsufficientDriver .*: the NVIDIA driver is older than"):
+        cuda_value((_CudaError.cudaErrorInsufficientDriver,), "cudaGetDeviceCount")
+    assert 'older than cuda-python 13.0.3 needs (CUDA 13); install the cuda-python of your driver\'s CUDA, e.g. ' \
+           'pip install "cuda-python<13"' in insufficient_driver_hint("13.0.3")
+    assert "install the cuda-python of your driver's CUDA" in insufficient_driver_hint("unknown")
 
 
 # ---------------------------------------------------------------- options and construction

@@ -246,6 +246,9 @@ def dla_static_profile_and_layer_report(ctx: Ctx) -> None:
     code, out, err = ctx.sr_build(str(onnx), "--dla-core", "0", "--tile", "96", "--max-tile", "256", "-o",
                                   str(_engine(ctx, "d2")))
     assert code == 2 and "one input shape" in err, (code, err)
+    qdq = make_onnx(ctx.work / "mq.onnx", "int8")  # the DLA quantizes by calibration only (NVIDIA/TensorRT#2222)
+    code, out, err = ctx.sr_build(str(qdq), "--dla-core", "0", "--tile", "96", "-o", str(_engine(ctx, "dq")))
+    assert code == 2 and "not from a Q/DQ ONNX" in err and not _engine(ctx, "dq").exists(), (code, err)
 
 
 @scenario

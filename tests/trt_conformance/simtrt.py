@@ -25,7 +25,7 @@ from .simcuda import Op, SimDevice
 
 NULLPTR = "pybind11::init(): factory function returned nullptr"
 CACHE_SIG = b"SIMTRT-TIMING-CACHE:"
-DLA_LAYERS = {"Conv", "Relu", "Add", "Mul", "QuantizeLinear", "DequantizeLinear", "Cast"}
+DLA_LAYERS = {"Conv", "Relu", "Add", "Mul", "Cast"}  # no Q/DQ: the DLA quantizes by calibration only
 """ONNX ops the simulated DLA accepts (DepthToSpace, the sub-pixel shuffle, runs on the GPU)."""
 
 

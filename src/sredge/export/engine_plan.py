@@ -382,10 +382,14 @@ def _refuse_dla_request(opts: BuildOptions, facts: OnnxFacts) -> None:
         return
     if opts.dla_core < 0:
         raise InputError("--dla-core must be >= 0")
-    # --fp16/--int8 set the builder flags (or are refused by plan_precision); a typed ONNX needs neither.
-    if not (opts.fp16 or opts.int8 or facts.precision in ("fp16", "int8")):
+    if facts.precision == "int8":  # NVIDIA/TensorRT#2222, cuDLA-samples#19: Q/DQ layers are not DLA layers
+        raise InputError("the DLA runs INT8 only by calibration (implicit quantization), not from a Q/DQ ONNX: "
+                         "build the DLA engine from the FP32 ONNX with --int8 --calib DIR (or --fp16), or drop "
+                         "--dla-core to run this file on the GPU")
+    # --fp16/--int8 set the builder flags (or are refused by plan_precision); an FP16 ONNX needs neither.
+    if not (opts.fp16 or opts.int8 or facts.precision == "fp16"):
         raise InputError("the DLA runs FP16 or INT8 only: add --fp16 (or --int8 with calibration), or build "
-                         "from an FP16 / Q/DQ ONNX")
+                         "from an FP16 ONNX")
 
 
 def preflight(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEncoding | None = None) -> Profile:
@@ -439,7 +443,7 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
 
     Rules: the ONNX's own types are never overridden silently. An FP16 or Q/DQ ONNX is built
     strongly typed where TensorRT can, except for the DLA on TensorRT 10, which documents DLA builds
-    with precision flags only (FP16, and INT8 for Q/DQ, with the same types); a Q/DQ ONNX must be
+    with precision flags only (FP16, with the same types; the DLA takes no Q/DQ ONNX); a Q/DQ ONNX must be
     symmetric int8 (zero point 0), as TensorRT takes no other; ``--fp16``/``--int8`` on a float32
     ONNX need TensorRT 10's builder flags, and ``--int8`` on a float32 ONNX also the legacy entropy
     calibrator with calibration data.
@@ -482,12 +486,12 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
                     "INT8 by entropy calibration" + (" with FP16" if opts.fp16 or onnx_p == "fp16" else "")
                     + " (builder flags)")
     # TensorRT 10 documents DLA builds with precision flags only (strongly typed DLA builds appear in
-    # 11.4.1); JetPack 6's TensorRT 10.3 gets the documented recipe, FP16 (and INT8 for Q/DQ) by flag.
+    # 11.4.1); JetPack 6's TensorRT 10.3 gets the documented recipe, FP16 by flag. (A Q/DQ ONNX never
+    # goes to the DLA: _refuse_dla_request.)
     dla_by_flags = opts.dla_core is not None and has_fp16_flag
     if onnx_p == "int8":
-        if opts.fp16 or dla_by_flags:  # Q/DQ layers in INT8, the rest in FP16: TensorRT 10's weakly typed mode
-            return weak(True, True, False, "INT8 from the ONNX's Q/DQ scales, other layers FP16 (builder flags"
-                        + (", as TensorRT 10 builds for the DLA)" if dla_by_flags and not opts.fp16 else ")"))
+        if opts.fp16:  # Q/DQ layers in INT8, the rest in FP16: TensorRT 10's weakly typed mode
+            return weak(True, True, False, "INT8 from the ONNX's Q/DQ scales, other layers FP16 (builder flags)")
         if st:
             return strong("INT8 from the ONNX's Q/DQ scales (strongly typed)")
         return weak(False, True, False, "INT8 from the ONNX's Q/DQ scales (builder flag)")

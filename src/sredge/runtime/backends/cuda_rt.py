@@ -102,12 +102,37 @@ def cuda_value(result: Any, what: str) -> Any:
         hint = ""
         if "MemoryAllocation" in name:
             hint = ": out of GPU memory, use a smaller --tile or --batch"
-        elif "NoDevice" in name or "InsufficientDriver" in name:
+        elif "InsufficientDriver" in name:
+            hint = insufficient_driver_hint()
+        elif "NoDevice" in name:
             hint = ": no usable NVIDIA GPU/driver is visible to this process"
         raise CudaError(f"CUDA {what} failed with {name} ({code}){hint}")
     if not values:
         return None
     return values[0] if len(values) == 1 else values
+
+
+def insufficient_driver_hint(version: str | None = None) -> str:
+    """The end of the message for ``cudaErrorInsufficientDriver``: the driver is older than the CUDA
+    that the installed cuda-python binds (cuda-python 13 needs driver 580 or newer; JetPack 6's is 540).
+
+    Args:
+        version: cuda-python's version (None: read from the install).
+    """
+    if version is None:
+        from importlib import metadata
+
+        for dist in ("cuda-python", "cuda-bindings"):
+            try:
+                version = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    major = (version or "").split(".")[0]
+    if not major.isdigit():
+        return ": the NVIDIA driver is older than this cuda-python needs: install the cuda-python of your driver's CUDA"
+    return (f": the NVIDIA driver is older than cuda-python {version} needs (CUDA {major}); install the "
+            f"cuda-python of your driver's CUDA, e.g. pip install \"cuda-python<{major}\" (nvidia-smi shows it)")
 
 
 @dataclass(frozen=True)
