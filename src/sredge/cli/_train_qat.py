@@ -36,6 +36,33 @@ def check_qat_args(args) -> None:
         args.qat_target = "fp32"
 
 
+def _target_model(value: str, desc) -> str | None:
+    """The ``--qat-target`` model file (None for ``fp32`` / ``ground-truth``), checked to output what the
+    FP32 model ``desc`` outputs from the same input: same scale, channels, colour space and value range."""
+    if value in ("fp32", "ground-truth"):
+        return None
+    from sredge.models.onnx_file import read_descriptor
+
+    path = Path(value)
+    if not path.is_file() or path.suffix.lower() != ".onnx":
+        raise InputError(f"--qat-target {value}: give fp32, ground-truth, or an sredge .onnx model to learn from "
+                         "(sr-export makes one from a checkpoint)")
+    target = read_descriptor(path)
+    if target is None:
+        raise InputError(f"--qat-target {path} has no sredge metadata; export it with sr-export")
+    if target.pre_upsample:
+        raise InputError(f"--qat-target {path} refines a bicubic-upsampled image (pre-upsampling); the target "
+                         "must take the same LR input as the model")
+
+    def io(d) -> str:
+        return f"x{d.scale}, {d.in_channels} to {d.out_channels} channels, {d.color_space} in [0, {d.value_range:g}]"
+
+    if io(target) != io(desc):
+        raise InputError(f"--qat-target {path} ({target.arch}: {io(target)}) does not take and give what the model "
+                         f"does ({io(desc)})")
+    return str(path)
+
+
 def _fp32_model(path: Path, scale: int | None, tmp: Path, trust_pickle: bool = False) -> Path:
     """The FP32 ONNX to fine-tune: ``path`` itself, or a checkpoint exported to ``tmp``.
 
@@ -106,6 +133,7 @@ def run_qat(args) -> int:
         if desc.pre_upsample:
             raise InputError("--qat takes models that upscale themselves; this one refines a bicubic-upsampled "
                              "image (pre-upsampling)")
+        target_model = _target_model(args.qat_target, desc)
         sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, color_space=desc.color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed)
         calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
@@ -113,7 +141,8 @@ def run_qat(args) -> int:
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
         validator = Validator(dataset, desc, threads=args.threads)
         opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every,
-                          target=args.qat_target, device=device)
+                          target="model" if target_model else args.qat_target, target_model=target_model,
+                          device=device)
         progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step")
         started: list[float] = []  # when step 1 ended: the rate leaves out the validations before it
 

@@ -42,9 +42,10 @@ def build_parser() -> Parser:
     p.add_argument("--flavour", choices=("cpu", "trt"), default=None,
                    help="--qat: INT8 encoding, cpu (ONNX Runtime: u8 activations, 7-bit s8 weights) or trt "
                         "(TensorRT: symmetric s8) (default cpu)")
-    p.add_argument("--qat-target", choices=("fp32", "ground-truth"), default=None,
+    p.add_argument("--qat-target", default=None, metavar="fp32|ground-truth|MODEL.onnx",
                    help="--qat: what the INT8 network learns to output, fp32 (the FP32 model's output: the loss is "
-                        "the quantization error alone) or ground-truth (the HR patches) (default fp32)")
+                        "the quantization error alone), ground-truth (the HR patches), or a stronger sredge .onnx "
+                        "of the same scale and channels (distillation) (default fp32)")
     p.add_argument("--feats", type=int, default=None,
                    help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64, sesr 16)")
     p.add_argument("--convs", type=int, default=None,
@@ -143,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sredge.cli._train_qat import run_qat
 
         inputs.append(Input(args.qat, "--qat"))
+        if args.qat_target not in ("fp32", "ground-truth"):
+            inputs.append(Input(Path(args.qat_target), "--qat-target"))
         with claim_outputs(outputs, inputs, args.overwrite):
             return run_qat(args)
     with claim_outputs(outputs, inputs, args.overwrite):

@@ -59,7 +59,10 @@ class QatOptions:
     """Steps between validations of the exported file (the best one is kept)."""
     target: str = "fp32"
     """What the quantized network learns to output: ``"fp32"`` (the FP32 model's own output on the
-    same patch: the signal is the quantization error alone) or ``"ground-truth"`` (the HR patch)."""
+    same patch: the signal is the quantization error alone), ``"ground-truth"`` (the HR patch) or
+    ``"model"`` (the output of ``target_model``, a stronger network: distillation)."""
+    target_model: str | None = None
+    """``target="model"``: the ONNX file whose output is the target (same scale, channels and value range)."""
     device: str = "cpu"
     """torch device the fake-quantized graph trains on (``"cpu"``, ``"cuda"``); the FP32 target and the
     validation run on ONNX Runtime on the CPU either way."""
@@ -67,8 +70,10 @@ class QatOptions:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.val_every < 1:
             raise InputError("--steps, --batch and --val-every must be positive")
-        if self.target not in QAT_TARGETS:
-            raise InputError(f"unknown QAT target {self.target!r}: {' or '.join(QAT_TARGETS)}")
+        if self.target not in (*QAT_TARGETS, "model"):
+            raise InputError(f"unknown QAT target {self.target!r}: {', '.join(QAT_TARGETS)} or a model file")
+        if (self.target == "model") != (self.target_model is not None):
+            raise InputError("a QAT target model goes with target 'model', and only with it")
         if not (self.lr > 0 and self.scale_lr > 0):
             raise InputError("learning rates must be positive")
 
@@ -495,9 +500,11 @@ def finetune(
                             {"params": list(graph.scales.parameters()), "lr": options.scale_lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.steps)
     last_db: float | None = None
-    # The FP32 target is the FP32 file as ONNX Runtime runs it (one thread: training has the other).
-    fp32_target = (open_backend("ort", fp32_path, BackendOptions(device="cpu", threads=1))
-                   if options.target == "fp32" else contextlib.nullcontext())
+    # The FP32 target is the FP32 file (or the target model) as ONNX Runtime runs it (one thread: training has
+    # the other).
+    target_file = {"fp32": fp32_path, "model": options.target_model}.get(options.target)
+    fp32_target = (open_backend("ort", target_file, BackendOptions(device="cpu", threads=1))
+                   if target_file is not None else contextlib.nullcontext())
     with fp32_target as teacher:
         for step in range(1, options.steps + 1):
             lr_np, hr_np = sampler.batch(options.batch)
