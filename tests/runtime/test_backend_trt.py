@@ -374,14 +374,17 @@ def test_cuda_value_raises_with_the_call_and_error_name(err, match):
 
 
 def test_an_old_driver_names_the_cuda_python_that_fits_it():
-    """The review: cuda-python 13 needs driver 580+, JetPack 6 has 540; the error blamed a missing GPU."""
+    """The review: cuda-python 13 needs driver 580+, JetPack 6 has 540, and the error said only "no usable GPU".
+    CUDA gives the same error with no driver at all (the real cuda-bindings 13.0.3 on this machine), so the
+    line names both causes."""
     from sredge.runtime.backends.cuda_rt import insufficient_driver_hint
 
-    with pytest.raises(CudaError, match="cudaErrorInsufficientDriver .*: the NVIDIA driver is older than"):
+    with pytest.raises(CudaError, match="cudaErrorInsufficientDriver .*: no usable NVIDIA GPU/driver .* or the "
+                                        "driver is older than"):
         cuda_value((_CudaError.cudaErrorInsufficientDriver,), "cudaGetDeviceCount")
-    assert 'older than cuda-python 13.0.3 needs (CUDA 13); install the cuda-python of your driver\'s CUDA, e.g. ' \
-           'pip install "cuda-python<13"' in insufficient_driver_hint("13.0.3")
-    assert "install the cuda-python of your driver's CUDA" in insufficient_driver_hint("unknown")
+    assert 'older than cuda-python 13.0.3 (CUDA 13) needs; for an older driver, pip install "cuda-python<13"' \
+        in insufficient_driver_hint("13.0.3")
+    assert "older than this cuda-python needs" in insufficient_driver_hint("unknown")
 
 
 # ---------------------------------------------------------------- options and construction

@@ -113,8 +113,9 @@ def cuda_value(result: Any, what: str) -> Any:
 
 
 def insufficient_driver_hint(version: str | None = None) -> str:
-    """The end of the message for ``cudaErrorInsufficientDriver``: the driver is older than the CUDA
-    that the installed cuda-python binds (cuda-python 13 needs driver 580 or newer; JetPack 6's is 540).
+    """The end of the message for ``cudaErrorInsufficientDriver``, which CUDA returns both without any NVIDIA
+    driver and with one older than the CUDA the installed cuda-python binds (cuda-python 13 needs driver 580
+    or newer; JetPack 6's is 540).
 
     Args:
         version: cuda-python's version (None: read from the install).
@@ -129,10 +130,10 @@ def insufficient_driver_hint(version: str | None = None) -> str:
             except metadata.PackageNotFoundError:
                 continue
     major = (version or "").split(".")[0]
-    if not major.isdigit():
-        return ": the NVIDIA driver is older than this cuda-python needs: install the cuda-python of your driver's CUDA"
-    return (f": the NVIDIA driver is older than cuda-python {version} needs (CUDA {major}); install the "
-            f"cuda-python of your driver's CUDA, e.g. pip install \"cuda-python<{major}\" (nvidia-smi shows it)")
+    which = f"cuda-python {version} (CUDA {major})" if major.isdigit() else "this cuda-python"
+    fix = f'pip install "cuda-python<{major}"' if major.isdigit() else "install the cuda-python of its CUDA"
+    return (f": no usable NVIDIA GPU/driver is visible to this process, or the driver is older than {which} "
+            f"needs; for an older driver, {fix} (nvidia-smi shows the driver's CUDA)")
 
 
 @dataclass(frozen=True)
