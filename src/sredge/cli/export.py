@@ -331,7 +331,7 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, modu
         from sredge.calibration.derive import derived_path
 
         done = {prec for prec, *_ in rows}
-        old = [derived_path(out, p).name for p in precisions if p not in done and derived_path(out, p).is_file()]
+        old = [path.name for path in (derived_path(out, p) for p in precisions if p not in done) if path.is_file()]
         left = f"; {' and '.join(old)} beside it: an earlier run's, not this one's" if old else ""
         raise CheckFailedError(f"{exc} ({kept} written: add --overwrite to rerun{left})") from exc
     _table(rows, ref_db, dataset, desc, bench, say)

@@ -115,7 +115,7 @@ def _hparams(args, channels: int) -> dict:
                 "num_feat": _given(args.feats, 32), "num_conv": _given(args.convs, 8)}
     if args.arch == "sesr":
         return {"scale": args.scale, "num_channels": channels, "feats": _given(args.feats, 16),
-                "blocks": _given(args.convs, 5), "expand": args.expand, "training_form": True}
+                "blocks": _given(args.convs, 5), "expand": _given(args.expand, 256), "training_form": True}
     if args.arch == "fsrcnn":
         return {"scale": args.scale, "num_channels": channels, "d": _given(args.feats, 56)}
     n1 = _given(args.feats, 64)
@@ -163,7 +163,7 @@ def _resolve_defaults(args) -> None:
     else:
         if args.flavour is not None or args.qat_target is not None:
             raise InputError("--flavour and --qat-target apply to --qat only")
-        defaults = {"steps": 20000, "batch": 32, "lr": 2e-3, "val_every": 1000}
+        defaults = {"steps": 20000, "batch": 32, "lr": 2e-3, "val_every": 1000, "loss": "l1"}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -172,8 +172,6 @@ def _resolve_defaults(args) -> None:
     for flag, archs in _ARCH_ONLY.items():  # (--qat refuses both in check_qat_args)
         if args.qat is None and given[flag] is not None and args.arch not in archs:
             raise InputError(f"{flag} applies to --arch {' and '.join(archs)} only, not --arch {args.arch}")
-    args.expand = 256 if args.expand is None else args.expand
-    args.loss = args.loss or "l1"
     if args.teacher is None:  # with a teacher, its scale (see _train)
         args.scale = args.scale or 2
     if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None):
