@@ -251,6 +251,25 @@ def test_tensorrt_10_int8_calibration_of_a_float_onnx():
     assert _flags(p) == (False, True, True, True) and "with FP16" in p.summary
 
 
+@pytest.mark.parametrize("features", [TRT10, TRT11])
+def test_an_fp16_onnx_is_not_calibrated(features):
+    with pytest.raises(InputError) as err:
+        plan_precision(BuildOptions(int8=True, calibration_fingerprint="c" * 64), facts("fp16"), features)
+    msg = str(err.value)
+    assert "calibrates a float32 ONNX" in msg and "NAME.onnx" in msg and "--fp16" in msg and "\n" not in msg
+
+
+def test_calibration_cache_origin_names_the_tensorrt_that_wrote_it():
+    from sredge.export.engine_build import calibration_cache_origin
+
+    assert calibration_cache_origin(b"TRT-8601-EntropyCalibration2\ninput: 3c010204\n") == \
+        "TensorRT 8.6.1 (TRT-8601-EntropyCalibration2)"
+    assert calibration_cache_origin(b"TRT-100300-EntropyCalibration2\n").startswith("TensorRT 10.3.0 (")
+    assert calibration_cache_origin(b"TRT-101300-EntropyCalibration2").startswith("TensorRT 10.13.0 (")
+    assert calibration_cache_origin(b"TRT-SIM-EntropyCalibration2\n") == "TRT-SIM-EntropyCalibration2"
+    assert calibration_cache_origin(b"PK\x03\x04 an npz") == "no TRT-<version> line"
+
+
 def test_int8_of_a_float_onnx_needs_calibration_data():
     with pytest.raises(InputError, match="needs calibration data: --calib DIR"):
         plan_precision(BuildOptions(int8=True), facts(), TRT10)

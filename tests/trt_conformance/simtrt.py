@@ -252,9 +252,11 @@ def install(world: World, dev: SimDevice, dla_cores: int = 0) -> SimLog:
         calib_profile = cfg.state.get("calib_profile")
         shape = opt if calib_profile is None else calib_profile.state["shapes"][inp["name"]][1]
         cached = cal.read_calibration_cache()
-        if cached:
+        if cached and bytes(cached).startswith(SIM_CALIBRATION_TABLE.split(b"-")[0] + b"-SIM-"):
             log.notes.append("calibration cache read")
             return
+        if cached:  # TensorRT skips a cache another version wrote and calibrates (NVIDIA/TensorRT#1378)
+            log.notes.append("calibration cache skipped")
         n = int(cal.get_batch_size())
         if n != shape[0]:
             fail(f"calibrator batch size {n}, profile opt batch {shape[0]}")

@@ -115,6 +115,28 @@ CALIBRATION_CACHE_HEADER = b"TRT-"
 """How a TensorRT calibration cache begins: a text line ``TRT-<version>-EntropyCalibration2``."""
 
 
+def calibration_cache_origin(data: bytes) -> str:
+    """Which TensorRT wrote a calibration cache, as its first line tells (pure).
+
+    The line is ``TRT-<version>-<algorithm>``, ``<version>`` being TensorRT's ``NV_TENSORRT_VERSION``:
+    major * 1000 + minor * 100 + patch up to TensorRT 9 (``8601``: 8.6.1), major * 10000 + minor * 100
+    + patch from TensorRT 10 (``100300``: 10.3.0).
+
+    Returns:
+        E.g. ``"TensorRT 10.3.0 (TRT-100300-EntropyCalibration2)"``; the line as it is when its version
+        is not a number; ``"no TRT-<version> line"`` for anything else.
+    """
+    line = data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
+    parts = line.split("-")
+    if len(parts) < 3 or parts[0] != "TRT":
+        return "no TRT-<version> line"
+    if not parts[1].isdigit():
+        return line
+    n = int(parts[1])
+    major, minor = (n // 10000, n // 100 % 100) if n >= 100000 else (n // 1000, n // 100 % 10)
+    return f"TensorRT {major}.{minor}.{n % 100} ({line})"
+
+
 def is_calibration_cache(path: str | Path) -> bool:
     """Whether ``path`` is a readable file that begins as a TensorRT calibration cache does."""
     try:
@@ -276,6 +298,10 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
     on as if the data had ended (``get_batch``) or the cache were written: a damaged image would end
     calibration early and the build would succeed. So each callback keeps its exception in ``error``
     and the caller raises it after the build (:func:`build_engine`).
+
+    TensorRT skips a cache it cannot use (one written by another TensorRT version, as NVIDIA says in
+    NVIDIA/TensorRT#1378) and asks for batches instead; without ``batches`` that request sets
+    ``cache_skipped``, which the caller reports instead of building an engine without scales.
     """
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
@@ -283,12 +309,16 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._buf = DeviceBuffer(cudart, "calibration batch")
             self.error: BaseException | None = None
+            self.cache_skipped = False
 
         def get_batch_size(self) -> int:
             return batch_size
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            if batches is None or self.error is not None:
+            if batches is None:
+                self.cache_skipped = True
+                return None
+            if self.error is not None:
                 return None
             try:
                 x = next(batches, None)
@@ -309,7 +339,9 @@ def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] 
             return None
 
         def write_calibration_cache(self, data: Any) -> None:
-            if cache is not None and self.error is None:
+            # Without batches nothing was calibrated here: the user's cache is never replaced by TensorRT's
+            # table of an empty calibration.
+            if cache is not None and batches is not None and self.error is None:
                 try:
                     write_bytes_atomic(cache, bytes(data))
                 except BaseException as exc:  # noqa: BLE001 - kept, raised after the build
@@ -435,6 +467,8 @@ def build_engine(
             calibrator.free()
     if calibrator is not None and calibrator.error is not None:  # swallowed by TensorRT: see make_calibrator
         raise calibrator.error
+    if calibrator is not None and calibrator.cache_skipped:
+        raise InputError(_skipped_cache_message(calib_cache, version))
     if serialized is None:
         raise BuildFailedError(f"TensorRT {version} failed to build an engine from {onnx_path} (see its log above)")
 
@@ -451,6 +485,16 @@ def build_engine(
     log.info("built %s in %.1f s (key %s)", engine_path, seconds, key[:12])
     saved = may_save and save_timing_cache(config, tc_path)
     return BuildResult(engine_path, key, True, plan, seconds, tc_path if saved else None, dla_layers)
+
+
+def _skipped_cache_message(cache: Path | None, version: str) -> str:
+    """The one-line error for a ``--calib-cache`` TensorRT did not take (see :func:`make_calibrator`)."""
+    try:
+        origin = calibration_cache_origin(cache.read_bytes()[:200]) if cache is not None else "no file"
+    except OSError as exc:
+        origin = f"unreadable now: {exc.strerror}"
+    return (f"TensorRT {version} did not take --calib-cache {cache} ({origin}) and asked for calibration images "
+            "instead: give --calib DIR to calibrate again for this TensorRT (the cache is then rewritten)")
 
 
 def dla_placement(network: Any, config: Any) -> tuple[int, int]:

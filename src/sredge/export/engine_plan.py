@@ -367,6 +367,11 @@ def _refuse_precision_request(opts: BuildOptions, facts: OnnxFacts, qdq: QdqEnco
     if calib and not (opts.int8 and onnx_p != "int8"):
         why = "the Q/DQ ONNX already carries its INT8 scales" if onnx_p == "int8" else "it is for --int8"
         raise InputError(f"calibration data was given but {why}: drop --calib/--calib-cache")
+    if opts.int8 and onnx_p == "fp16":  # NVIDIA calibrates FP32 networks (TensorRT#4196): no HALF batches
+        raise InputError(
+            "--int8 calibrates a float32 ONNX, not an FP16 one: build from the FP32 export (NAME.onnx) with --int8 "
+            "--calib DIR, adding --fp16 for FP16 in the layers TensorRT leaves out of INT8"
+        )
     if opts.int8 and onnx_p != "int8" and not calib:
         raise InputError(
             "--int8 on a float ONNX needs calibration data: --calib DIR (images like the ones you will upscale) "
@@ -446,7 +451,8 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
     with precision flags only (FP16, with the same types; the DLA takes no Q/DQ ONNX); a Q/DQ ONNX must be
     symmetric int8 (zero point 0), as TensorRT takes no other; ``--fp16``/``--int8`` on a float32
     ONNX need TensorRT 10's builder flags, and ``--int8`` on a float32 ONNX also the legacy entropy
-    calibrator with calibration data.
+    calibrator with calibration data; an FP16 ONNX is not calibrated (NVIDIA calibrates float32
+    networks; the FP32 export with ``--int8 --fp16`` gives the same engine without HALF batches).
 
     Args:
         opts: The build options.
@@ -481,10 +487,9 @@ def plan_precision(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str
     def strong(summary: str) -> PrecisionPlan:
         return PrecisionPlan(True, False, False, False, clear_tf32, summary, typed_flag=not always_typed)
 
-    if opts.int8 and onnx_p != "int8":  # with calibration data (_refuse_precision_request)
-        return weak(opts.fp16 or onnx_p == "fp16", True, True,
-                    "INT8 by entropy calibration" + (" with FP16" if opts.fp16 or onnx_p == "fp16" else "")
-                    + " (builder flags)")
+    if opts.int8 and onnx_p == "fp32":  # with calibration data (_refuse_precision_request)
+        return weak(opts.fp16, True, True,
+                    "INT8 by entropy calibration" + (" with FP16" if opts.fp16 else "") + " (builder flags)")
     # TensorRT 10 documents DLA builds with precision flags only (strongly typed DLA builds appear in
     # 11.4.1); JetPack 6's TensorRT 10.3 gets the documented recipe, FP16 by flag. (A Q/DQ ONNX never
     # goes to the DLA: _refuse_dla_request.)
