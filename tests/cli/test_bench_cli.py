@@ -384,3 +384,19 @@ def test_an_exactly_reproduced_image_holds_the_gate(cli, tmp_path):
     assert next(ln for ln in res.out.splitlines() if ln.startswith("m ")).split()[4] == "inf", res.out
     res = cli("bench", nearest_x2(tmp_path / "v2" / "m.onnx", 0.5), *opts, "--baseline", base)
     assert res.code == 1 and "REGRESSION" in res.out + res.err, (res.code, res.out, res.err)
+    # The file is strict JSON (jq and JSON.parse refuse Infinity): the exact PSNR is null there.
+    def refuse(name):
+        raise AssertionError(f"{base} holds {name}, which is not JSON")
+
+    saved = json.loads(base.read_text(), parse_constant=refuse)
+    row = next(r for r in saved["rows"] if not r.get("bicubic"))
+    scores = [row["quality"]["mean"], *row["quality"]["images"].values()]
+    assert all(s["psnr"] is None for s in scores), row
+    # A baseline an older sredge wrote, with Infinity, is read as it was.
+    old = base.read_text().replace('"psnr": null', '"psnr": Infinity')
+    assert "Infinity" in old
+    base.write_text(old)
+    res = cli("bench", nearest_x2(tmp_path / "v2" / "m.onnx", 0.5), *opts, "--baseline", base)
+    assert res.code == 1 and "REGRESSION" in res.out + res.err, (res.code, res.out, res.err)
+    res = cli("bench", nearest_x2(tmp_path / "v1" / "m.onnx", 1.0), *opts, "--baseline", base)
+    assert res.code == 0, (res.code, res.out, res.err)

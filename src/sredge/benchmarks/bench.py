@@ -37,7 +37,8 @@ from sredge.runtime.timing import sample_frame, speed_ratio, time_ratios
 
 log = logging.getLogger(__name__)
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+"""2: strict JSON, an infinite PSNR written as null; 1: written as Infinity (still read)."""
 _REFERENCE = "\0reference"
 """Key of the reference workload among the timed calls (no row label can be it)."""
 CROP_SIDE = 96

@@ -21,6 +21,49 @@ def _fmt(v, spec: str) -> str:
     return format(v, spec)
 
 
+def report_json(report: dict) -> bytes:
+    """``report`` as strict JSON (RFC 8259, which has no Infinity): what ``--json``, ``--save-baseline``
+    and ``report.json`` hold.
+
+    A PSNR is infinite when a model reproduces an image exactly; it is written as ``null`` (any other
+    non-finite figure would be too, though sr-bench refuses NaN before a report is made), and
+    :func:`read_report_json` reads it back as infinite.
+    """
+    return (json.dumps(_finite(report), indent=2, allow_nan=False) + "\n").encode()
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def read_report_json(text: str) -> dict:
+    """A report written by :func:`report_json` (or by sredge before it, with ``Infinity``), as sr-bench made it.
+
+    A ``null`` PSNR of a model row's scores is infinite again; everything else is read as written.
+
+    Raises:
+        ValueError: Not JSON.
+    """
+    data = json.loads(text)
+    rows = data.get("rows") if isinstance(data, dict) else None
+    for row in rows if isinstance(rows, list) else []:
+        quality = row.get("quality") if isinstance(row, dict) else None
+        if not isinstance(quality, dict):
+            continue
+        images = quality.get("images")
+        scores = [quality.get("mean")] + (list(images.values()) if isinstance(images, dict) else [])
+        for s in scores:
+            if isinstance(s, dict) and "psnr" in s and s["psnr"] is None:
+                s["psnr"] = math.inf
+    return data
+
+
 def _md(text: str) -> str:
     """``text`` safe in a markdown table cell (a model or image name may hold ``|``)."""
     return str(text).replace("|", "\\|")
@@ -188,7 +231,7 @@ def _write_report_files(staging: Path, folder: Path, report: dict,
         written.append(folder / name)
         return name
 
-    put("report.json", (json.dumps(report, indent=2) + "\n").encode())
+    put("report.json", report_json(report))
     rows = report["rows"]
     d = report["dataset"]
     md = [f"# sr-bench: {d['name']} x{d['scale']}", "",

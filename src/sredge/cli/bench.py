@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -95,8 +94,10 @@ def _check_numbers(args) -> None:
 
 
 def _read_baseline(path: Path) -> dict:
+    from sredge.benchmarks.report import read_report_json
+
     try:
-        data = json.loads(path.read_text())
+        data = read_report_json(path.read_text())
     except FileNotFoundError:
         raise InputError(f"baseline {path} does not exist (save one with --save-baseline)") from None
     except (OSError, ValueError) as exc:
@@ -163,7 +164,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     from sredge.atomic import write_bytes_atomic
     from sredge.benchmarks.bench import BenchOptions, run_bench
     from sredge.benchmarks.gate import compare, gate_notes, pair_rows
-    from sredge.benchmarks.report import format_table, write_report_dir
+    from sredge.benchmarks.report import format_table, report_json, write_report_dir
     from sredge.runtime.backends import BACKENDS
     from sredge.runtime.model import ModelOverrides
 
@@ -193,7 +194,7 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
     for note in gate_notes(baseline, report, pair_rows(baseline, report), budget) if baseline is not None else []:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     print(format_table(report))
-    data = (json.dumps(report, indent=2) + "\n").encode()
+    data = report_json(report)
     if args.report is not None:
         written = write_report_dir(args.report, report, result.crops)
         print(f"report: {args.report / 'report.md'} ({len(written)} files)")
