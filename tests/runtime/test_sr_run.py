@@ -289,9 +289,17 @@ def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_p
     cut.write_bytes(data[: len(data) // 2])
     out = tmp_path / "cut_x3.mp4"
     res = cli("run", "--video", cut, "--model", exported("espcn_x3"), "-o", out, "-q")
-    _one_line(res, 2)
+    assert "truncated or corrupt" in _one_line(res, 2)
     _, frames, _, _ = _probe(out)
     assert 0 < len(frames) < info.frame_count
+    # The same recording twice, joined with cat: the first one whole, and the message says what happened.
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(data * 2)
+    out = tmp_path / "joined_x3.mp4"
+    line = _one_line(cli("run", "--video", joined, "--model", exported("espcn_x3"), "-o", out, "-q"), 2)
+    assert "holds more than one recording" in line and "joined end to end" in line, line
+    _, frames, _, _ = _probe(out)
+    assert len(frames) == info.frame_count
 
 
 def _perturbed(src, dst, rel=0.02):

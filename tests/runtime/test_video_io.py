@@ -474,6 +474,42 @@ def test_ts_cut_mid_packet_stops_before_its_last_picture(tmp_path):
     assert np.array_equal(frames[-1].rgb, original[len(frames) - 1].rgb)
 
 
+def test_ts_files_joined_with_cat_give_the_first_recording_whole_and_name_the_join(tmp_path):
+    """The review: two MPEG-TS recordings joined with cat stopped two frames before the join as damage
+    (the continuity counters break there, so FFmpeg flags a whole packet). The first recording now
+    comes out whole and the reader names the join, where the timestamps begin again."""
+    one = tmp_path / "one.ts"
+    with av.open(str(asset(ONEPIECE))) as i, av.open(str(one), "w") as o:  # video and audio, stream-copied
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = out[p.stream.index]
+                o.mux(p)
+    size = one.stat().st_size
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(one.read_bytes() * 2)
+    _, original, original_audio, error = read_all(one)
+    assert error is None and len(original) == 181 and len(original_audio) > 300, error
+    _, frames, audio, error = read_all(joined)
+    assert len(frames) == 181, (len(frames), error)
+    assert [f.pts for f in frames] == [f.pts for f in original]
+    assert np.array_equal(frames[-1].rgb, original[-1].rgb)
+    assert error is not None and error.startswith(f"stopped at frame 181: {video_io.JOINED} at byte "), error
+    at = int(error.split(" at byte ", 1)[1].split(",")[0])
+    assert size <= at < size + 188 * 16 and "joined end to end" in error and "\n" not in error, error
+    # the first recording's audio up to its video's end (its last few packets follow the join)
+    assert len(original_audio) - 40 < len(audio) <= len(original_audio), (len(audio), len(original_audio))
+    # Damage that is not a join still stops there: the same bytes with the second recording's start
+    # overwritten are damage, not a join.
+    data = bytearray(joined.read_bytes())
+    rng = random.Random(2)
+    data[one.stat().st_size - 30000: one.stat().st_size - 27000] = rng.randbytes(3000)
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    _, frames, _, error = read_all(damaged)
+    assert len(frames) < 181 and error is not None and video_io.JOINED not in error, (len(frames), error)
+
+
 def test_corrupt_bytes_mid_file_stop_decoding_with_error(tmp_path):
     whole = remux(asset(ONEPIECE), tmp_path / "fs.mp4", {"movflags": "faststart"})
     data = bytearray(whole.read_bytes())

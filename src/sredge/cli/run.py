@@ -400,7 +400,10 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         print(f"{PROG}: error: {msg}; {done}", file=sys.stderr)
         return code
     if vrun.decode_error:
-        raise InputError(f"the input is truncated or corrupt ({vrun.decode_error}); {done}")
+        from sredge.runtime.video_io import JOINED
+
+        what = "holds more than one recording" if JOINED in vrun.decode_error else "is truncated or corrupt"
+        raise InputError(f"the input {what} ({vrun.decode_error}); {done}")
     check_complete(vrun)
     if vrun.output and vrun.resumed_from:
         say(f"wrote {vrun.output} ({vrun.frames_in_output} frames: {vrun.resumed_from} from the stopped run, "

@@ -92,6 +92,10 @@ _SEEK_PAST_START_S = 64
 or before the start (MPEG-TS seeks land after the first key frame when asked for the start itself)."""
 # Damaged packets/frames skipped in a row (live streams, or before the first frame) before giving up.
 _MAX_DROPS_IN_A_ROW = 300
+JOINED = "another recording starts"
+"""How the reader's ``error`` begins its reason when a local MPEG-TS file holds recordings joined end to end."""
+_JOIN_LOOKAHEAD = 32
+"""Packets read past a damaged one in a local MPEG-TS file to tell a join (timestamps restart) from damage."""
 
 
 @dataclass(frozen=True)
@@ -637,6 +641,29 @@ class VideoReader:
             if packet.is_corrupt:  # FFmpeg marks packets it could not read whole
                 if self._drop(f"a damaged or cut-short packet at byte {packet.pos}"):
                     continue
+                join = self._join_after(packet, packets)
+                if join is None:
+                    break
+                # The first recording is whole: decode it to its end, then stop where the second begins.
+                joined_at, rest = join
+                self._why = None
+                for p in (packet, *rest):
+                    if p.stream_index != video.index:
+                        yield p
+                        continue
+                    try:
+                        decoded = video.decode(p)
+                    except av.error.FFmpegError as exc:
+                        self._drop(f"an undecodable packet ({_reason(exc)})")
+                        break
+                    yield from self._emit(decoded)
+                    if self._why is not None:
+                        break
+                if self._why is None:
+                    self._stop(f"{JOINED} at byte {joined_at}, where the timestamps begin again (MPEG-TS files "
+                               "joined end to end, e.g. with cat?); upscale each recording as its own file")
+                else:
+                    drain = False
                 break
             try:
                 decoded = video.decode(packet)
@@ -658,6 +685,30 @@ class VideoReader:
             yield from self._emit(decoded)
         if self._why is None and not self._live:
             self._check_complete()
+
+    def _join_after(self, damaged, packets: Iterator[tuple[object, bool]]) -> tuple[int, list] | None:
+        """Where a second recording starts just after ``damaged``: (its byte, the packets between), or None.
+
+        Joining two MPEG-TS files with ``cat`` breaks the continuity counters at the join, so FFmpeg
+        flags a video packet near the end of the first recording as damaged although it is whole; the
+        video's decoding timestamps then begin again. Called only when the reader would stop at
+        ``damaged``: it reads up to :data:`_JOIN_LOOKAHEAD` packets further; None when the timestamps
+        do not begin again there (damage) or the input is not a local MPEG-TS file.
+        """
+        if not self._is_local_ts() or damaged.dts is None:
+            return None
+        between = []
+        try:
+            for _ in range(_JOIN_LOOKAHEAD):
+                packet, cut = next(packets)
+                if packet.stream_index == self._video.index and packet.dts is not None and packet.dts < damaged.dts:
+                    return packet.pos, between
+                if cut:
+                    return None
+                between.append(packet)
+        except (StopIteration, av.error.FFmpegError, OSError):
+            pass
+        return None
 
     def _demux(self, video, cut_short: bool) -> Iterator[tuple[object, bool]]:
         """``(packet, cut)`` in demux order, end-of-stream markers left out. With ``cut_short``
