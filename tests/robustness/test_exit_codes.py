@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import asset
 from tests.robustness.conftest import PROGS, assert_clean_error, fill, hashes, hostile, leftovers, sr, tmpfs
 
 # -- disk full, read-only file system ------------------------------------------------------
@@ -284,6 +285,24 @@ def test_an_output_suffix_sredge_cannot_write_is_refused_before_inference(work):
         hostile("run", ["--image", work / "photos" / "0030.jpg", "--model", work / "m.onnx", "-o", work / name],
                 inputs=[work / "photos"], outputs=[work / name], match="is not an image format sredge writes",
                 watch=work)
+
+
+def test_a_non_image_input_is_named_not_the_output_it_would_give(work):
+    """The first-hour audit: sr-run --image notes.txt said "-o notes_x2.txt: a .txt file is not an image format
+    sredge writes" although no -o was given; a video said the same of NAME_x2.mp4."""
+    notes = work / "notes.txt"
+    notes.write_text("not a picture\n")
+    hostile("run", ["--image", notes, "--model", work / "m.onnx"], inputs=[notes],
+            outputs=[work / "notes_x2.txt"], match=f"{notes}: not an image by its name (.txt)", watch=work)
+    clip = work / "clip.mp4"
+    clip.write_bytes(asset("video/onepiece_demo.mp4").read_bytes()[:4096])
+    res = hostile("run", ["--image", clip, "--model", work / "m.onnx"], inputs=[clip],
+                  outputs=[work / "clip_x2.mp4"], match="for a video use --video", watch=work)
+    assert "-o " not in res.err, res.err
+    # An image under another name still runs when -o names the output.
+    photo = work / "photo"
+    photo.write_bytes((work / "photos" / "0030.jpg").read_bytes())
+    assert sr("run", "--image", photo, "--model", work / "m.onnx", "-o", work / "p.png", "-q").code == 0
 
 
 def test_glob_with_a_bad_image(work):

@@ -17,10 +17,21 @@ import av
 import pytest
 
 from tests.conftest import asset
-from tests.robustness.conftest import SIGNAL_CODES, hashes, leftovers, partial_size, send, start, stop_when, wait_for
+from tests.robustness.conftest import (
+    SIGNAL_CODES,
+    hashes,
+    leftovers,
+    partial_size,
+    send,
+    sr,
+    start,
+    stop_when,
+    wait_for,
+)
 
 LINE = re.compile(r"^(sr-[a-z]+): interrupted by (SIG[A-Z]+)"
-                  r"(?:; (?:(\d+) frames written to (.+) \(playable\)|no frame was written))?$")
+                  r"(?:; (?:(\d+) frames written to (.+) \(playable\)(?:; the same command continues it \(the "
+                  r"frames done are kept in .+\.sredge-partial\))?|no frame was written))?$")
 CLIP_FRAMES = 120
 
 
@@ -89,6 +100,33 @@ def test_stop_signal_keeps_a_playable_file_of_the_frames_reported(tmp_path, clip
         rep = json.loads((work / "run.json").read_text())
         assert rep["interrupted"] is True and rep["frames_out"] == reported
     assert hashes([work / "in.mp4", work / "m.onnx"]) == inputs
+
+
+def test_the_same_command_continues_a_stopped_run_and_replaces_its_report(tmp_path, clip_factory):
+    """The first-hour audit: after Ctrl-C the line did not say the run could be continued, and the same command
+    (with --report) was refused: 'run.json exists; pass --overwrite'. docs/resume.md: it continues."""
+    work, proc = _video_run(tmp_path, clip_factory)
+    try:
+        assert wait_for(lambda: POINTS["mid"](work), proc=proc), f"the run ended early: {proc.communicate()}"
+        send(proc, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reported = _check_stopped(work, proc, signal.SIGINT, err)
+    assert 0 < reported < CLIP_FRAMES and "the same command continues it" in err, err
+    assert json.loads((work / "run.json").read_text())["frames_out"] == reported
+    # A --report file that is not the stopped run's is still the user's: refused without --overwrite.
+    args = ["--video", work / "in.mp4", "--model", work / "m.onnx", "-o", work / "out.mp4", "-q", "--preset",
+            "ultrafast", "--report"]
+    (work / "notes.json").write_text("{}")
+    res = sr("run", *args, work / "notes.json")
+    assert res.code == 2 and "notes.json exists" in res.err and (work / "notes.json").read_text() == "{}", res.err
+    res = sr("run", *args, work / "run.json")  # the same command
+    assert res.code == 0, res.err
+    rep = json.loads((work / "run.json").read_text())
+    assert rep["resumed_from_frame"] > 0 and rep["frames_in_output"] == CLIP_FRAMES == _frames(work / "out.mp4"), rep
+    assert not (work / "out.mp4.sredge-partial").exists() and leftovers(work) == []
 
 
 @pytest.mark.parametrize("first,second,gap", [

@@ -99,6 +99,19 @@ def test_cli_refuses_overwriting_without_resume(cli, tmp_path):
     assert res.code == 2 and "--resume" in res.err
 
 
+def test_resume_of_a_checkpoint_not_there_yet_starts_and_says_so(cli, tmp_path):
+    """The audit: --resume with a mistyped -o started from scratch in silence. One command for the first run
+    and every rerun stays (a preempted job's loop), but the run says it starts at step 0."""
+    out = tmp_path / "new.pth"
+    res = cli("train", "--arch", "fsrcnn", "--scale", "2", "--data", asset("calibration/T91"), "--steps", "2",
+              "--batch", "2", "--patch", "16", "--threads", "1", "-o", out, "--resume")
+    assert res.code == 0 and out.is_file(), res.err
+    assert f"{out} does not exist yet, so this run starts at step 0" in res.err, res.err
+    res = cli("train", "--arch", "fsrcnn", "--scale", "2", "--data", asset("calibration/T91"), "--steps", "2",
+              "--batch", "2", "--patch", "16", "--threads", "1", "-o", out, "--resume")
+    assert res.code == 0 and "does not exist yet" not in res.err, res.err
+
+
 def test_distillation_moves_the_student_towards_the_teacher(cli, tmp_path):
     """--teacher: no ground truth; the student learns the real FSRCNN x2's outputs on real frames."""
     frames = tmp_path / "frames"

@@ -31,7 +31,7 @@ import numpy as np
 
 from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
-from sredge.imaging.io import IMAGE_SUFFIXES, image_size, read_rgb, to_float
+from sredge.imaging.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, image_size, read_rgb, to_float
 from sredge.imaging.model_io import image_to_input
 from sredge.imaging.resize import imresize
 from sredge.limits import DEFAULT_MAX_PIXELS
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "sredge-calibration"
 FORMAT_VERSION = 1
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts")
 
 
 @dataclass(frozen=True)

@@ -317,7 +317,7 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         reads = reads + [Input(Path(source), "--video")]
     size = _output_size(args)
     resume = _resume_options(args, live)
-    report = [Output(args.report, "--report")] if args.report is not None else []
+    report = [_video_report(args.report, args.output, resume)] if args.report is not None else []
     report += [Output(args.compare, "--compare")] if args.compare is not None else []
     check_outputs(([_video_output(args.output, resume)] if args.output else []) + report, reads, args.overwrite)
     _check_work_folder(args.output, resume, args.resume, reads, report)
@@ -338,6 +338,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
             output = Path(source).with_name(f"{Path(source).stem}_{tag}.mp4")
         _announce(rt, model, args.quiet)
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
+        if args.report is not None and output is not None:  # -o was the default name: ask again for it
+            report[0] = _video_report(args.report, output, resume)
         _check_work_folder(output, resume, args.resume, reads, report)
         with claim_outputs(([_video_output(output, resume)] if output else []) + report, reads, args.overwrite), \
                 stop_on_signals() as stopper:
@@ -385,6 +387,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
                    if vrun.work_folder else "this run's frames were discarded (--no-resume)"))
     elif (written := vrun.frames_in_output if vrun.frames_in_output is not None else res.frames_out):
         done = f"{written} frames written to {vrun.output} (playable)"
+        if vrun.work_folder:
+            done += f"; the same command continues it (the frames done are kept in {vrun.work_folder})"
     else:
         done = "no frame was written"
     if report_failed is not None:
@@ -461,6 +465,15 @@ def _video_output(path: Path, resume) -> Output:
     from sredge.runtime.video_resume import partial_output_of
 
     return Output(path, "-o", updated=resume is not None and partial_output_of(path))
+
+
+def _video_report(path: Path, output: Path | None, resume) -> Output:
+    """``--report`` of a video run: the report a stopped resumable run of the same ``-o`` wrote is this run's to
+    replace when it continues that run (docs/resume.md: the same command continues)."""
+    from sredge.runtime.video_resume import stopped_run_report_of
+
+    ours = resume is not None and output is not None and stopped_run_report_of(path, output)
+    return Output(path, "--report", updated=ours)
 
 
 def _output_size(args):

@@ -137,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.resume and not args.overwrite and args.output.exists():
         raise InputError(f"{args.output} exists; pass --resume to continue it, --overwrite to start over, "
                          "or choose another -o")
+    if args.resume and args.qat is None and not args.quiet and not args.output.exists():
+        # Not an error (one command for the first run and every rerun), but a mistyped -o must not pass unseen.
+        print(f"{PROG}: note: {args.output} does not exist yet, so this run starts at step 0; --resume continues "
+              "it from its last checkpoint once it does", file=sys.stderr)
     inputs = [Input(args.data, "--data")] + [Input(p, flag) for p, flag in ((args.teacher, "--teacher"),
                                                                            (args.val, "--val")) if p is not None]
     outputs = [Output(args.output, "-o", updated=args.resume)]

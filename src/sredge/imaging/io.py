@@ -40,6 +40,8 @@ from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts")
+"""Video files by name (sredge reads any container FFmpeg reads; these are the names it recognises as video)."""
 
 _PREFIX = 1 << 20
 """Bytes read first for the header; the rest only once the size is known to be within the limit."""

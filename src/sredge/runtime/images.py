@@ -24,7 +24,7 @@ import numpy as np
 
 from sredge.atomic import WriteError
 from sredge.errors import InputError, SredgeError
-from sredge.imaging.io import IMAGE_SUFFIXES, check_encodable_size, read_image, write_image
+from sredge.imaging.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_encodable_size, read_image, write_image
 from sredge.runtime.resize_plan import OutputSize, plan_output_size, resize_image
 
 if TYPE_CHECKING:
@@ -169,6 +169,13 @@ def image_outputs(images: ImageInputs, output: Path | None, scale: int, fmt: Ima
     """
     if images.single:
         src = images.files[0]
+        named = output is not None and not output.is_dir()
+        if not named and (fmt is None or fmt.ext is None) and src.suffix.lower() not in IMAGE_SUFFIXES:
+            # The output's name would come from the input's: say what is wrong with the input instead.
+            hint = ("for a video use --video" if src.suffix.lower() in VIDEO_SUFFIXES
+                    else "an image under another name needs -o NAME.png (or .jpg, ...)")
+            raise InputError(f"{src}: not an image by its name ({src.suffix or 'no suffix'}); --image reads PNG, "
+                             f"JPEG, WebP, BMP and TIFF files: {hint}")
         if output is None:
             dst = src.with_name(output_name(src, scale, fmt))
         elif output.is_dir():

@@ -99,9 +99,15 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int
     """
     if length <= tile:
         return [(0, length, 0, length)]
-    if tile - 2 * overlap <= 0:
-        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap}): pass "
-                         f"--tile-overlap {max((tile - 1) // 4, 0)} or a larger --tile")  # tile >= MIN_SIDE: >= 3
+    core = tile - 2 * overlap
+    if core <= 0:
+        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap}): pass --tile {4 * overlap} "
+                         f"or more (or 0, whole frames), or --tile-overlap {max((tile - 1) // 4, 0)} if the model "
+                         "needs no more context than that (too little leaves seams)")  # tile >= MIN_SIDE: >= 3
+    if 2 * core < overlap:  # e.g. 33 with 16: a 1-pixel core, over a thousand times the work
+        raise InputError(f"tile {tile} with an overlap of {overlap} keeps a {core}-pixel core of each tile, so the "
+                         f"model would compute about {round((tile / core) ** 2)}x the pixels it keeps: pass --tile "
+                         f"{4 * overlap} or more (or 0, whole frames)")
     n = max(2, math.ceil((length - 2 * overlap) / (tile - 2 * overlap)))
     w = math.ceil((length + 2 * (n - 1) * overlap) / n)
     while True:

@@ -19,6 +19,7 @@ Live sources (cameras, streams) are never resumable: there is nothing to seek ba
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -228,6 +229,20 @@ class ResumableRun:
         partial = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "frames": n}
         self.work.append({"partial": partial})
         return written
+
+
+def stopped_run_report_of(report: Path, output: Path) -> bool:
+    """Whether ``report`` is the ``--report`` a stopped resumable run of ``output`` wrote (so continuing that run
+    may replace it): an sr-run report of ``output`` that names its work folder, which still exists."""
+    work = WorkFolder(output)
+    if not work.exists():
+        return False
+    try:
+        data = json.loads(Path(report).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(data, dict) and data.get("output") == str(output)
+            and data.get("work_folder_kept") == str(work.path))
 
 
 def partial_output_of(output: Path) -> bool:
