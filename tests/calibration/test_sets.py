@@ -78,7 +78,28 @@ def test_mixed_sources_and_npz_round_trip(tmp_path):
 
 def test_too_few_crops_fail_clearly():
     with pytest.raises(InputError, match=r"only 13 crops of 300x300 \(T91: 13\); at least 16"):
-        build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=300))
+        build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=300, crops_per_image=1))
+    with pytest.raises(InputError, match=r"only 0 crops of 600x600 \(T91: 0\)"):
+        build_calibration_set([asset("calibration/T91")], CalibrationOptions(tile=600))
+
+
+def test_crops_per_image_by_default_reach_the_minimum():
+    """The first-hour audit: `sr-export --calib sample` and `sr-calibrate build --from sample`, as their help
+    offers them, failed with 'only 3 crops ... at least 16': the bundled sample is 3 photos. By default each
+    image now gives as many crops as reach --min-crops with the videos' crops (at least one)."""
+    from sredge.calibration.sets import resolve_crops_per_image
+    from sredge.data.samples import sample_folder
+
+    sample = build_calibration_set([sample_folder()])
+    assert sample.options.crops_per_image == 6 and sample.counts == (18,)  # 3 photos x 6 >= 16
+    t91 = asset("calibration/T91")
+    assert resolve_crops_per_image([t91], CalibrationOptions()).crops_per_image == 1  # 91 images
+    assert build_calibration_set([t91], CalibrationOptions(tile=300)).counts == (26,)  # 13 big enough, 2 each
+    video = asset("video/onepiece_demo.mp4")
+    assert resolve_crops_per_image([sample_folder(), video], CalibrationOptions(frames=12)).crops_per_image == 2
+    assert resolve_crops_per_image([sample_folder(), video], CalibrationOptions(frames=20)).crops_per_image == 1
+    assert resolve_crops_per_image([t91], CalibrationOptions(crops_per_image=3)).crops_per_image == 3  # as given
+    assert check_calibration_sources([sample_folder()]) == (18,)
 
 
 def test_bad_sources(tmp_path):
@@ -120,7 +141,7 @@ def test_header_check_refuses_what_the_build_refuses(tmp_path):
     from tests.robustness._hostile import huge_header
 
     with pytest.raises(InputError, match=r"only 13 crops of 300x300 \(T91: 13\); at least 16"):
-        check_calibration_sources([asset("calibration/T91")], CalibrationOptions(tile=300))
+        check_calibration_sources([asset("calibration/T91")], CalibrationOptions(tile=300, crops_per_image=1))
     with pytest.raises(InputError, match="no such calibration source"):
         check_calibration_sources([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()

@@ -24,7 +24,7 @@ import logging
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +52,9 @@ class CalibrationOptions:
     """Side of the square LR crops, in LR pixels: the tile the model will be deployed with."""
     frames: int = 64
     """Frames sampled per video, spaced evenly over the whole clip; one crop per frame."""
-    crops_per_image: int = 1
-    """Crops taken from each image of a folder, at seeded random positions."""
+    crops_per_image: int | None = None
+    """Crops taken from each image of a folder, at seeded random positions; None: as many as reach
+    ``min_crops`` together with the videos' crops (at least 1; :func:`resolve_crops_per_image`)."""
     downscale: int = 1
     """Shrink still images by this factor (MATLAB bicubic) before cropping, so that
     high-resolution photos look like LR frames; 1 takes them as they are. Videos are never shrunk."""
@@ -65,7 +66,7 @@ class CalibrationOptions:
 
     def __post_init__(self) -> None:
         for name in ("tile", "frames", "crops_per_image", "downscale", "min_crops"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"calibration {name} must be at least 1, not {getattr(self, name)}")
         if self.tile < MIN_SIDE:  # sr-run pads every input to this; some networks (ESA blocks) need 15
             raise InputError(f"calibration tile {self.tile} is too small: sr-run never feeds a network less than "
@@ -259,21 +260,45 @@ def check_calibration_sources(sources: Sequence[str | Path], options: Calibratio
         return (len(load_calibration_set(sources[0])),)
     if not sources:
         raise InputError("no calibration source: give image folders or videos (--from)")
-    counts = []
+    options = resolve_crops_per_image(sources, options, max_pixels)
+    counts = [n * (options.crops_per_image if kind == "folder" else 1)
+              for kind, n in _planned(sources, options, max_pixels)]
+    _require_enough(sources, counts, options)
+    _require_memory(sum(counts), options)
+    return tuple(counts)
+
+
+def _planned(sources: Sequence[str | Path], options: CalibrationOptions, max_pixels: int) -> list[tuple[str, int]]:
+    """Per source: ``("folder", images at least a tile big)`` or ``("video", crops)``, from headers alone."""
+    planned = []
     for src in sources:
         path = Path(src)
         if _kind(path) == "video":
-            counts.append(_planned_video_crops(path, options, max_pixels))
+            planned.append(("video", _planned_video_crops(path, options, max_pixels)))
             continue
         n = 0
         for file in _image_files(path):
             h, w = image_size(file, max_pixels)
             d = options.downscale  # as imresize sizes its output: ceil(side / d)
-            n += options.crops_per_image if min(-(-h // d), -(-w // d)) >= options.tile else 0
-        counts.append(n)
-    _require_enough(sources, counts, options)
-    _require_memory(sum(counts), options)
-    return tuple(counts)
+            n += min(-(-h // d), -(-w // d)) >= options.tile
+        planned.append(("folder", n))
+    return planned
+
+
+def resolve_crops_per_image(sources: Sequence[str | Path], options: CalibrationOptions,
+                            max_pixels: int = DEFAULT_MAX_PIXELS) -> CalibrationOptions:
+    """``options`` with ``crops_per_image`` set: as given, or (None) the fewest per image that reach ``min_crops``
+    together with the videos' crops, at least 1 (e.g. 6 for the 3 bundled sample photos, 1 for T91's 91).
+
+    Raises:
+        InputError: As :func:`check_calibration_sources` for a missing or unreadable source.
+    """
+    if options.crops_per_image is not None:
+        return options
+    planned = _planned(sources, options, max_pixels)
+    images = sum(n for kind, n in planned if kind == "folder")
+    need = options.min_crops - sum(n for kind, n in planned if kind == "video")
+    return replace(options, crops_per_image=max(1, -(-need // images)) if images and need > 0 else 1)
 
 
 _BYTES_PER_CROP_PIXEL = 3 * (1 + 4 + 4)
@@ -304,6 +329,7 @@ def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOpt
     """
     if not sources:
         raise InputError("no calibration source: give image folders or videos (--from)")
+    options = resolve_crops_per_image(sources, options, max_pixels)
     planned = sum(check_calibration_sources(sources, options, max_pixels))  # headers: too few, or too many
     rng = np.random.default_rng(options.seed)
     crops: list[np.ndarray] = []

@@ -32,7 +32,8 @@ def build_parser() -> Parser:
     b.add_argument("--overwrite", action="store_true", help="replace -o when it exists (default: refuse)")
     b.add_argument("--tile", type=int, default=128, help="LR crop size in pixels, at least 16 (default 128)")
     b.add_argument("--frames", type=int, default=64, help="frames per video, spread over the clip (default 64)")
-    b.add_argument("--crops-per-image", type=int, default=1, help="crops per image of a folder (default 1)")
+    b.add_argument("--crops-per-image", type=int, default=None,
+                   help="crops per image of a folder (default: as many as reach --min-crops, at least 1)")
     b.add_argument("--downscale", type=int, default=1,
                    help="shrink images by this factor first (MATLAB bicubic), for HR photos (default 1)")
     b.add_argument("--min-crops", type=int, default=16, help="fewer crops than this is an error (default 16)")
