@@ -19,7 +19,8 @@ def test_calibrate_build_and_show(cli, tmp_path):
 
 
 def test_calibrate_too_few_crops_is_one_line_exit_2(cli, tmp_path):
-    res = cli("calibrate", "build", "--from", asset("calibration/T91"), "--tile", "300", "-o", tmp_path / "c.npz")
+    res = cli("calibrate", "build", "--from", asset("calibration/T91"), "--tile", "300", "--crops-per-image", "1",
+              "-o", tmp_path / "c.npz")
     assert res.code == 2 and res.err.count("\n") == 1 and "only 13 crops" in res.err
     assert not (tmp_path / "c.npz").exists()
 

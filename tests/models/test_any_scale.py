@@ -23,6 +23,11 @@ def test_resolve_scale_any_for_pre_upsampling_only():
         resolve_scale(VDSR, None, 17, None, any_scale=True)
     with pytest.raises(InputError, match="does not support x9"):
         resolve_scale(ESPCN, None, 9, None)
+    # The first-hour audit: the hint for VDSR weights without a scale named 2/3/4/8, --help "any from 2 to 16".
+    with pytest.raises(InputError, match=r"pass --scale N \(any from 2 to 16\)"):
+        resolve_scale(VDSR, None, None, None, any_scale=True)
+    with pytest.raises(InputError, match=r"pass --scale N \(2/3/4/8\)"):
+        resolve_scale(ESPCN, None, None, None)
 
 
 @pytest.fixture

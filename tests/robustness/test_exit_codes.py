@@ -305,6 +305,18 @@ def test_a_non_image_input_is_named_not_the_output_it_would_give(work):
     assert sr("run", "--image", photo, "--model", work / "m.onnx", "-o", work / "p.png", "-q").code == 0
 
 
+def test_an_unquoted_pattern_is_named(work):
+    """The first-hour audit: `sr-run --image photos/*.jpg -o out` (the shell expands it) said only
+    'unrecognized arguments: photos/0030.jpg'."""
+    photos = sorted((work / "photos").glob("*.jpg"))
+    assert len(photos) >= 2
+    res = sr("run", "--image", *photos, "--model", work / "m.onnx", "-o", work / "out")
+    assert_clean_error(res, "run", 2, match=f"{len(photos)} images were given (the shell expands an unquoted pattern)")
+    assert "--image '" in res.err and not (work / "out").exists()
+    res = sr("run", "--image", photos[0], "--model", work / "m.onnx", "stray")
+    assert_clean_error(res, "run", 2, match="unrecognized arguments: stray")
+
+
 def test_glob_with_a_bad_image(work):
     _bad_images(work / "photos", ["empty.jpg"])
     res = sr("run", "--image", f"{work}/photos/*.jpg", "--model", work / "m.onnx", "-o", work / "out", "-q")

@@ -466,7 +466,8 @@ def test_part_of_a_video_refuses_impossible_values(cli, exported, tmp_path):
     for cut, what in [(["--start=-1"], "--start -1 must be a time of 0 or more"),
                       (["--start", "5"], "--start 5 s is at or past the end"),
                       (["--start", "1:75"], "below 60"),
-                      (["--duration", "0"], "--duration 0 keeps no frame"),
+                      (["--duration", "0"], "--duration 0 keeps no frame: give more than 0 seconds"),
+                      (["--duration=-1"], "--duration -1 must be more than 0 seconds"),  # not "0 or more"
                       (["--frames", "0"], "--frames 0 keeps no frame"),
                       # the video audit: internal errors (overflows), one leaving a work folder behind
                       (["--duration", "1e308"], "--duration 1e308: at most 1e+09 seconds"),

@@ -99,6 +99,15 @@ def test_cli_refuses_overwriting_without_resume(cli, tmp_path):
     assert res.code == 2 and "--resume" in res.err
 
 
+def test_a_missing_data_folder_is_named_as_missing(cli, tmp_path):
+    """The first-hour audit: --data nothere said "no training images in nothere"."""
+    res = cli("train", "--data", tmp_path / "nothere", "--steps", "1", "-o", tmp_path / "m.pth")
+    assert res.code == 2 and f"--data {tmp_path / 'nothere'}: no such folder" in res.err, res.err
+    (tmp_path / "a.png").write_bytes(b"")
+    res = cli("train", "--data", tmp_path / "a.png", "--steps", "1", "-o", tmp_path / "m.pth")
+    assert res.code == 2 and "not a folder of images" in res.err, res.err
+
+
 def test_resume_of_a_checkpoint_not_there_yet_starts_and_says_so(cli, tmp_path):
     """The audit: --resume with a mistyped -o started from scratch in silence. One command for the first run
     and every rerun stays (a preempted job's loop), but the run says it starts at step 0."""

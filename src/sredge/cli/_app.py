@@ -27,7 +27,14 @@ EXIT_INTERRUPTED = 130
 
 
 class Parser(argparse.ArgumentParser):
-    """ArgumentParser whose usage errors are one line and exit code 2."""
+    """ArgumentParser whose usage errors are one line and exit code 2, with ``--version``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from sredge import __version__
+
+        self.add_argument("--version", action="version", version=f"%(prog)s (sredge {__version__})",
+                          help="print the version and exit")
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

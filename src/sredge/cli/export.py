@@ -111,8 +111,8 @@ def _check_precision_flags(args) -> tuple[str, ...]:
             raise InputError(f"{flag} has no effect without --precision {'int8' if flag != '--fp16-io' else 'fp16'}"
                              + ("" if flag not in ("--calib", "--val") else " or fp16"))
     if wants_int8 and not args.calib:
-        raise InputError("--precision int8 needs calibration data: --calib FOLDER|VIDEO|SET.npz "
-                         "(e.g. ../shared/assets/calibration/T91)")
+        raise InputError("--precision int8 needs calibration data: --calib FOLDER|VIDEO|SET.npz, frames like the "
+                         "ones you will upscale (or --calib sample, the bundled photos, to try it)")
     if args.max_psnr_drop is not None and not args.max_psnr_drop >= 0:  # NaN too
         raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop}")
     if args.calib_crops < 1:
@@ -122,12 +122,18 @@ def _check_precision_flags(args) -> tuple[str, ...]:
     return precisions
 
 
+def _onnx_name(out: Path) -> Path:
+    """The ``.onnx`` name to suggest for ``-o out``: ``toy.onnx.bak`` -> ``toy.onnx``, ``m.pt`` -> ``m.onnx``."""
+    stem = Path(out.stem)
+    return out.with_name(stem.name) if stem.suffix.lower() == ".onnx" else out.with_suffix(".onnx")
+
+
 def _check_output(out: Path) -> None:
     """The FP32 file is NAME.onnx, so that NAME.fp16.onnx and NAME.int8.onnx sit beside it (and sr-run
     knows it by its suffix)."""
     if out.suffix.lower() != ".onnx":
         raise InputError(f"-o {out}: an ONNX model is written as NAME.onnx (its FP16/INT8 variants as "
-                         f"NAME.fp16.onnx, NAME.int8.onnx): use -o {out.with_suffix('.onnx')}")
+                         f"NAME.fp16.onnx, NAME.int8.onnx): use -o {_onnx_name(out)}")
     infix = Path(out.stem).suffix.lower()
     if infix in (".fp16", ".int8"):  # sr-run would take the FP32 model for a variant of NAME.onnx
         raise InputError(f"-o {out} names a {infix[1:].upper()} file, but -o is the FP32 model (its variants are "

@@ -59,15 +59,17 @@ def build_parser() -> Parser:
                    help="also write a before/after picture to PATH (.png/.jpg/.webp): bicubic | sredge, labelled, "
                         "same size; one image: that image; a video: one frame from the middle of the run (the "
                         "first of a live source; a side-by-side video would double the encoding work)")
-    p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a .pth checkpoint "
-                                              "(default: the bundled model for --scale)")
+    p.add_argument("--model", type=Path, help=".onnx, TensorRT .engine/.plan, or a PyTorch checkpoint (.pth, .pt, "
+                                              ".safetensors) (default: the bundled model for --scale)")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "trt", "torch", "openvino"),
                    help="inference backend (default auto: by model file type; with --max-psnr-drop, on the CPU, the "
                         "fastest installed backend and precision variant of an .onnx within that budget, announced)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="where to run: auto (CUDA if available, else CPU), cpu, cuda, or tensorrt "
                         "(ONNX Runtime's TensorRT provider)")
-    p.add_argument("--threads", type=int, default=0, help="CPU inference threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU inference threads (default 0: the backend's own choice, one per physical core for "
+                        "ONNX Runtime)")
     p.add_argument("--fp16", action="store_true", help="float16 inference (torch backend on CUDA)")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
                    help="compute precision, never changed silently (openvino: fp32, bf16 on CPUs with it, int8 for "
@@ -156,7 +158,10 @@ def _output_path(text: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _refuse_extra(parser, args, extra)
     from sredge.runtime.backends import BackendOptions
     from sredge.runtime.bundled import default_model
     from sredge.runtime.model import ModelOverrides
@@ -465,6 +470,18 @@ def _video_output(path: Path, resume) -> Output:
     from sredge.runtime.video_resume import partial_output_of
 
     return Output(path, "-o", updated=resume is not None and partial_output_of(path))
+
+
+def _refuse_extra(parser, args, extra: list[str]) -> None:
+    """Arguments no option takes: an unquoted pattern the shell expanded (``--image photos/*.png``) is named
+    as such; anything else is argparse's usual error."""
+    from sredge.imaging.io import IMAGE_SUFFIXES
+
+    if args.image is not None and all(Path(e).suffix.lower() in IMAGE_SUFFIXES for e in extra):
+        raise InputError(f"--image takes one file, folder or pattern, and {len(extra) + 1} images were given (the "
+                         f"shell expands an unquoted pattern): quote it, e.g. --image '{Path(args.image).parent}/*"
+                         f"{Path(args.image).suffix}', or give the folder")
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def _video_report(path: Path, output: Path | None, resume) -> Output:

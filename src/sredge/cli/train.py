@@ -348,7 +348,7 @@ def _train(args) -> int:
 
 def _load_teacher(args):
     """Load ``--teacher``; without ``--scale``, one whose weights do not tell its scale (VDSR) is refused naming
-    the scales sr-train trains (the loader's hint names the architecture's: 2/3/4/8 for VDSR)."""
+    the scales sr-train trains (the loader's hint names the architecture's: any from 2 to 16 for VDSR)."""
     from sredge.models.loader import load_model
 
     try:

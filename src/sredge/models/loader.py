@@ -77,9 +77,8 @@ def resolve_scale(
     elif from_name is not None:
         scale, source = from_name, "file name"
     else:
-        raise InputError(
-            f"{arch.name} weights do not tell the scale; pass --scale N ({'/'.join(map(str, arch.scales))})"
-        )
+        which = f"any from 2 to {MAX_SCALE}" if any_scale else "/".join(map(str, arch.scales))
+        raise InputError(f"{arch.name} weights do not tell the scale; pass --scale N ({which})")
     if any_scale and 2 <= scale <= MAX_SCALE:
         return scale, source
     if any_scale:  # a pre-upsampling network (VDSR): the bicubic upsampling sets the scale

@@ -261,8 +261,9 @@ class _Display:
         try:
             cv2.namedWindow("sr-run", cv2.WINDOW_NORMAL)
         except cv2.error as exc:
-            raise InputError("--display needs OpenCV with GUI support: pip install opencv-python "
-                             "(this environment has the headless build)") from exc
+            raise InputError("--display needs OpenCV with GUI support, and this environment has the headless build: "
+                             "pip uninstall opencv-python-headless, then pip install opencv-python (the two "
+                             "share one cv2 module, so both installed break each other)") from exc
 
     def show(self, rgb) -> None:
         import cv2

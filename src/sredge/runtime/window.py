@@ -50,7 +50,8 @@ def parse_time(text: str, option: str = "--start") -> float:
     except ValueError:
         raise InputError(f"{option} {text!r} is not a time: give seconds (12.5) or HH:MM:SS(.ms)") from None
     if not math.isfinite(value) or value < 0:
-        raise InputError(f"{option} {text} must be a time of 0 or more seconds")
+        least = "more than 0 seconds" if option == "--duration" else "a time of 0 or more seconds"
+        raise InputError(f"{option} {text} must be {least}")
     if value > MAX_TIME_S:  # --duration 1e308 overflowed counting its frames (an internal error)
         raise InputError(f"{option} {text}: at most {MAX_TIME_S:g} seconds (over 30 years of video)")
     return value

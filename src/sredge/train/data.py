@@ -75,6 +75,8 @@ class PatchSampler:
                  on_image: Callable[[int, int], None] | None = None):
         folder = Path(folder)
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not folder.is_dir():
+            raise InputError(f"--data {folder}: " + ("not a folder of images" if folder.exists() else "no such folder"))
         if not files:
             raise InputError(f"no training images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         self.opts = opts
