@@ -214,12 +214,16 @@ def test_train_stopped_keeps_only_whole_checkpoints(tmp_path):
     proc = start("train", "--data", data, "-o", out, "--steps", "100000", "--val-every", "5", "--batch", "2",
                  "--patch", "8", "--feats", "4", "--convs", "1", "-q")
     err = stop_when(proc, lambda: out.exists(), signal.SIGTERM)
-    # The checkpoint (written at every validation) is named: it is the new run's, whole.
-    _one_interrupted_line(proc, err, "sr-train", signal.SIGTERM, f"; {out} was written before the stop")
+    # The run ends at the step in hand, checkpointed (as --stop-after would end it), and says how to go on.
+    assert proc.returncode == SIGNAL_CODES[signal.SIGTERM], err
+    lines = _our_lines(err)
+    m = re.fullmatch(r"sr-train: interrupted by SIGTERM; step (\d+) of 100000 is checkpointed in (.+): the same "
+                     r"command with --resume continues it", lines[0]) if len(lines) == 1 else None
+    assert m and m.group(2) == str(out), err
     import torch
 
     ck = torch.load(out, map_location="cpu", weights_only=True)  # whole: it loads
-    assert ck["step"] % 5 == 0 and leftovers(tmp_path) == []
+    assert ck["step"] == int(m.group(1)) >= 5 and leftovers(tmp_path) == []
 
 
 def test_calibrate_stopped_writes_no_set(tmp_path):

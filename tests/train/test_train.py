@@ -76,6 +76,30 @@ def test_interrupted_run_then_resume(tmp_path):
     assert done.step == 10
 
 
+def test_a_stop_before_the_first_validation_checkpoints_the_step_reached_and_resumes_exactly(tmp_path):
+    """The first-hour audit: Ctrl-C before the first --val-every checkpoint lost every step done. A stop (the
+    event sr-train's signal handler sets) now ends the run where it is, checkpointed as --stop-after would."""
+    import threading
+
+    spec = get_arch("srvgg")
+    opts = TrainOptions(steps=24, batch=4, val_every=1000, threads=1)
+    straight = train(spec, HP, _sampler(), tmp_path / "a.pth", opts)
+    stop = threading.Event()
+
+    def press_at_7(state):
+        if state.step == 7:
+            stop.set()
+
+    stopped = train(spec, HP, _sampler(), tmp_path / "b.pth", opts, on_step=press_at_7, stop=stop)
+    assert stopped.step == 8 and torch.load(tmp_path / "b.pth", weights_only=True)["step"] == 8  # the step in hand
+    train(spec, HP, _sampler(), tmp_path / "b.pth", opts, resume=True)
+    a = torch.load(tmp_path / "a.pth", weights_only=True)
+    b = torch.load(tmp_path / "b.pth", weights_only=True)
+    assert a["step"] == b["step"] == 24 and straight.step == 24
+    for k in a["params"]:
+        assert torch.equal(a["params"][k], b["params"][k]), k
+
+
 def test_checkpoint_loads_with_sr_export_machinery(tmp_path):
     spec = get_arch("srvgg")
     train(spec, HP, _sampler(), tmp_path / "m_x2.pth", TrainOptions(steps=2, batch=2, val_every=2, threads=1))

@@ -321,9 +321,12 @@ def _train(args) -> int:
     def on_step(st) -> None:
         progress.update(st.step, st.loss, st.val_psnr, st.steps_per_s)
 
+    from sredge.cli._signals import exit_code, signal_name, stop_on_signals
+
     try:
-        final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume, on_step=on_step,
-                      run_options=run_options)
+        with stop_on_signals() as stopper:  # a stop ends the run at a checkpoint: nothing done is lost
+            final = train(spec, hp, sampler, args.output, opts, validate=validate, resume=args.resume,
+                          on_step=on_step, run_options=run_options, stop=stopper.event)
     except MemoryError:  # numpy's patches of a huge --batch
         raise _out_of_memory(args) from None
     except RuntimeError as exc:
@@ -331,6 +334,10 @@ def _train(args) -> int:
             raise
         raise _out_of_memory(args) from None
     progress.finish()
+    if stopper.signum is not None:
+        print(f"{PROG}: interrupted by {signal_name(stopper.signum)}; step {final.step} of {args.steps} is "
+              f"checkpointed in {args.output}: the same command with --resume continues it", file=sys.stderr)
+        return exit_code(stopper.signum)
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
         print(f"wrote {args.output} after {final.step} steps{val}")

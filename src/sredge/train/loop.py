@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -139,6 +140,7 @@ def train(
     resume: bool = False,
     on_step: Callable[[TrainState], None] | None = None,
     run_options: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainState:
     """Train ``spec.build(**hparams)`` on patches; checkpoint to ``out`` (atomically) as it goes.
 
@@ -159,6 +161,8 @@ def train(
         run_options: The caller's other options that define the run (data, patch size, teacher...),
             by flag, JSON-like values: recorded in the checkpoint (``run_options``), and a resumed run
             must give the same.
+        stop: Set (by a stop signal) to end the run after the step in progress, validated and checkpointed
+            as ``opts.stop_after`` would end it there, so ``resume`` continues exactly; nothing is lost.
 
     Raises:
         InputError: A checkpoint that cannot be resumed with these options (:func:`check_resume`).
@@ -216,6 +220,8 @@ def train(
             raise CheckFailedError(f"training diverged: the loss is {v} at step {step} ({_kept(out, saved)}); "
                                    "lower --lr")
         loss_avg = v if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * v
+        if stop is not None and stop.is_set():
+            end = step  # checkpointed below, as --stop-after ends a run
         if step % opts.val_every == 0 or step == end:
             if validate is not None:
                 model.eval()
