@@ -102,8 +102,8 @@ def test_container_problem():
 def test_check_container_against_this_ffmpeg(tmp_path):
     check_container(tmp_path / "x.webm", "av1")
     check_container(tmp_path / "x.mkv", "ffv1")
-    with pytest.raises(InputError, match=r"cannot write x\.webm: \.webm files cannot hold hevc video"):
-        check_container(tmp_path / "x.webm", "hevc")
+    with pytest.raises(InputError, match=r"cannot write .+/x\.webm: \.webm files cannot hold hevc video"):
+        check_container(tmp_path / "x.webm", "hevc")  # the path as given (the input audit: the folder was dropped)
     # The video audit: FFmpeg lists AV1 for MOV, whose muxer refuses it only when writing starts (after the
     # whole upscale); the check says so first, and the combinations it lets through do open.
     with pytest.raises(InputError, match=r"\.mov files cannot hold av1 video: use --codec h264 or hevc"):
@@ -434,8 +434,8 @@ def test_sr_run_refuses_a_container_that_cannot_hold_the_codec_before_decoding(c
     res = cli("run", "--video", src, "-o", tmp_path / "out.webm")
     assert res.code == 2
     assert res.err.strip().splitlines() == [(
-        "sr-run: error: cannot write out.webm: .webm files cannot hold h264 video: use --codec av1, or -o NAME.mp4 "
-        "or NAME.mkv")]
+        f"sr-run: error: cannot write {tmp_path / 'out.webm'}: .webm files cannot hold h264 video: use --codec av1, "
+        "or -o NAME.mp4 or NAME.mkv")]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 

@@ -302,6 +302,28 @@ def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_p
     assert len(frames) == info.frame_count
 
 
+def test_a_damaged_audio_packet_is_said_once(tmp_path):
+    """The input audit: a cut-short MP4 whose cut lands in an audio packet said "dropped a damaged audio packet"
+    twice: the resumable run reads the source again for its audio when it makes the playable file."""
+    from tests.robustness.conftest import sr
+
+    whole = tmp_path / "fs.mp4"
+    with av.open(str(asset("video/onepiece_demo.mp4"))) as i, av.open(str(whole), "w",
+                                                                     options={"movflags": "faststart"}) as o:
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = out[p.stream.index]
+                o.mux(p)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:int(len(data) * 0.3)])
+    with av.open(str(cut)) as c:  # the cut lands in an audio packet
+        assert [p.stream.type for p in c.demux() if p.size and p.is_corrupt] == ["audio"]
+    res = sr("run", "--video", cut, "-o", tmp_path / "o.mp4", "-q", "--preset", "ultrafast", "--threads", "1")
+    assert res.code == 2 and res.err.count("dropped a damaged audio packet") == 1, res.err
+
+
 def _perturbed(src, dst, rel=0.02):
     """A real, slightly different model: the sredge export with noise added to its weights."""
     from onnx import numpy_helper
@@ -550,4 +572,4 @@ def test_a_folder_as_a_videos_output_is_one_line_naming_a_file(cli, tmp_path):
         res = cli("run", "--video", clip, "-o", given)
         assert res.code == 2 and res.err.strip().splitlines() == [
             f"sr-run: error: -o {given.rstrip('/')}/: a video run writes one file, not a folder; give its name, "
-            f"e.g. -o {given.rstrip('/')}/clip_sr.mp4"], res.err
+            f"e.g. -o {given.rstrip('/')}/clip_x2.mp4"], res.err  # the bundled x2's default name

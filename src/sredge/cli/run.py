@@ -315,7 +315,9 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     _check_camera(source)
     window = plan_window(args.start, args.duration, args.frames, live)
     if getattr(args.output, "folder", False) or (args.output is not None and args.output.is_dir()):
-        example = args.output / f"{Path(source).stem if not live else 'recording'}_sr.mp4"
+        # The default name's tag when it is known here (the bundled model's scale, or --scale), before any model loads.
+        tag = f"x{args.scale}" if args.scale else "x2" if args.model is None else "sr"
+        example = args.output / f"{Path(source).stem if not live else 'recording'}_{tag}.mp4"
         raise InputError(f"-o {args.output}{os.sep}: a video run writes one file, not a folder; give its name, "
                          f"e.g. -o {example}")
     if not live:

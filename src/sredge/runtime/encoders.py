@@ -436,5 +436,5 @@ def check_container(path: str | Path, codec: str) -> None:
     fmt, holds = output_format(path)
     why = container_problem(fmt, Path(path).suffix, codec, holds)
     if why is not None:
-        raise InputError(f"cannot write {Path(path).name}: {why}")
+        raise InputError(f"cannot write {path}: {why}")
 

@@ -302,8 +302,9 @@ class VideoReader:
             window: Yield only this part of the video (``--start/--duration/--frames``; see
                 :mod:`sredge.runtime.window`): files seek to the key frame before its start and drop
                 the frames before it; frames and audio come retimed to start at 0. None: all of it.
-            warn_damage: Log a warning where decoding stops at damage (``error`` is set either way);
-                False for a second reading of a source whose damage was already said.
+            warn_damage: Log a warning where decoding stops at damage, and for each damaged audio packet
+                dropped (``error`` is set either way); False for a second reading of a source whose damage
+                was already said.
         """
         self.max_pixels = max_pixels
         self.warn_damage = warn_damage
@@ -630,7 +631,8 @@ class VideoReader:
                 break
             if packet.stream_index != video.index:
                 if packet.is_corrupt:
-                    log.warning("%s: dropped a damaged audio packet at byte %s", self._src.label, packet.pos)
+                    log.log(logging.WARNING if self.warn_damage else logging.DEBUG,  # said once, at the first read
+                            "%s: dropped a damaged audio packet at byte %s", self._src.label, packet.pos)
                     continue
                 yield packet
                 continue
@@ -1195,7 +1197,7 @@ class VideoWriter:
         try:
             s = c.add_stream(self.codec, rate=self.fps, options=options)
         except ValueError as exc:  # the container cannot hold this codec
-            raise InputError(f"cannot write {self.codec} video into {self.path.name}: {exc}") from exc
+            raise InputError(f"cannot write {self.codec} video into {self.path}: {exc}") from exc
         s.width, s.height = self._enc_w, self._enc_h
         s.pix_fmt = self._pix_fmt
         s.time_base = self._stream_tb
