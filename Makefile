@@ -8,12 +8,18 @@ PY := $(VENV)/bin/python
 DEMO_VENV ?= .venv-demo
 DEMO_PY := $(DEMO_VENV)/bin/python
 DEMO_OUT ?= demo-out
+# PyPI's torch for Linux x86-64 is the CUDA build (several GB with its nvidia-* packages). Where no CPU wheel is at hand
+# (this project's machines keep one in pip's find-links), name PyTorch's CPU index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# pip then takes torch 2.13.0+cpu for the 2.13.0 pin (a local version matches it and sorts above it).
+TORCH_INDEX ?=
 
 .PHONY: demo test gpu-check clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[export,dev,openvino]"
+	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) \
+		-e ".[export,dev,openvino]"
 	touch $@
 
 # The demo runs on the core runtime (numpy, OpenCV, ONNX, ONNX Runtime, PyAV: about 470 MB installed), not the test

@@ -287,12 +287,14 @@ def _parser(command: str, sub: str | None):
 
 
 def help_options(parser) -> dict[str, tuple[str, ...]]:
-    """``{main option string: every option string of it}`` as ``--help`` shows them (not -h)."""
+    """``{main option string: every option string of it}`` as ``--help`` shows them (not -h, nor --version, which
+    every command has: README says so once)."""
     import argparse
 
     found = {}
     for action in parser._actions:
-        if not action.option_strings or action.help == argparse.SUPPRESS or "--help" in action.option_strings:
+        if not action.option_strings or action.help == argparse.SUPPRESS or \
+                {"--help", "--version"} & set(action.option_strings):
             continue
         found[max(action.option_strings, key=len)] = tuple(action.option_strings)
     return found
