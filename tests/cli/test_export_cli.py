@@ -332,6 +332,18 @@ def test_output_must_be_an_onnx_file(cli, tmp_path, name, suggested):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_val_that_is_no_folder_says_which_it_is(cli, tmp_path):
+    """The first-hour audit: `--val Set5` (a name, as docs/sr-calibrate.md wrote it) said "--val Set5 is not a
+    folder (give a benchmark folder such as Set5)", contradicting itself."""
+    line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / "m.onnx", "--precision", "fp32,int8",
+                               "--calib", "sample", "--val", "Set5"))
+    assert "--val Set5: no such folder" in line and "such as Set5" not in line, line
+    (tmp_path / "f.png").write_bytes(b"x")
+    line = _one_line_error(cli("export", asset(FSRCNN_X2), "-o", tmp_path / "m.onnx", "--precision", "fp32,int8",
+                               "--calib", "sample", "--val", tmp_path / "f.png"))
+    assert "f.png: not a folder" in line, line
+
+
 def test_output_suffix_is_matched_whatever_its_case(cli, tmp_path):
     res = cli("export", asset(FSRCNN_X2), "-o", tmp_path / "M.ONNX", "-q")
     assert res.code == 0, res.err

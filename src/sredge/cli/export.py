@@ -177,7 +177,8 @@ def _check_sources(args) -> None:
     if args.calib:
         check_calibration_sources(args.calib, _calib_options(args), args.max_pixels)
     if args.val is not None and not args.val.is_dir():
-        raise InputError(f"--val {args.val} is not a folder (give a benchmark folder such as Set5)")
+        raise InputError(f"--val {args.val}: " + ("no such folder" if not args.val.exists() else "not a folder")
+                         + " (give a benchmark folder, e.g. the path of Set5, or 'sample')")
 
 
 def _calib_options(args) -> CalibrationOptions:
