@@ -305,6 +305,22 @@ def test_a_non_image_input_is_named_not_the_output_it_would_give(work):
     assert sr("run", "--image", photo, "--model", work / "m.onnx", "-o", work / "p.png", "-q").code == 0
 
 
+def test_a_missing_camera_and_a_headless_display_are_refused_before_the_model_loads(work):
+    """The first-hour audit: `--video 0` with no camera and `--display` on the headless OpenCV printed the model's
+    and the encoder's banner lines before their one-line error. Both are now refused first."""
+    import os
+
+    import cv2
+
+    device = next(f"/dev/video{n}" for n in range(40, 64) if not os.path.exists(f"/dev/video{n}"))
+    res = sr("run", "--video", device, "-o", work / "cam.mp4")
+    assert_clean_error(res, "run", 2, match=f"camera {device} does not exist: is the camera attached?")
+    if "NONE" not in cv2.getBuildInformation().split("GUI:", 1)[1].splitlines()[0]:
+        pytest.skip("this OpenCV has a GUI: --display is not refused here")
+    res = sr("run", "--video", asset("video/onepiece_demo.mp4"), "--display")
+    assert_clean_error(res, "run", 2, match="--display needs a window: OpenCV here has no GUI")
+
+
 def test_an_unquoted_pattern_is_named(work):
     """The first-hour audit: `sr-run --image photos/*.jpg -o out` (the shell expands it) said only
     'unrecognized arguments: photos/0030.jpg'."""

@@ -313,6 +313,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")
     _check_camera(source)
+    if args.display:
+        _check_display()
     window = plan_window(args.start, args.duration, args.frames, live)
     if getattr(args.output, "folder", False) or (args.output is not None and args.output.is_dir()):
         # The default name's tag when it is known here (the bundled model's scale, or --scale), before any model loads.
@@ -503,13 +505,26 @@ def _output_size(args):
 
 
 def _check_camera(source: str) -> None:
-    """A csi:// or v4l2:// URI: parse it and check OpenCV has GStreamer, before any model loads."""
+    """Before any model loads: a csi:// or v4l2:// URI parsed and OpenCV's GStreamer checked; a camera by number
+    or ``/dev/videoN`` whose device node is missing (no camera attached) refused."""
     from sredge.runtime.camera import is_camera_uri, parse_camera_uri
 
     if is_camera_uri(source):
         from sredge.runtime.camera_capture import check_gstreamer
 
         check_gstreamer(parse_camera_uri(source))
+    elif sys.platform.startswith("linux") and (source.isdigit() or source.startswith("/dev/video")):
+        device = f"/dev/video{int(source)}" if source.isdigit() else source
+        if not os.path.exists(device):
+            name = f"camera {source} ({device})" if source.isdigit() else f"camera {device}"
+            raise InputError(f"{name} does not exist: is the camera attached? (ls /dev/video* lists the cameras)")
+
+
+def _check_display() -> None:
+    """``--display`` with OpenCV built without a GUI (the pip headless wheel) refused before any model loads."""
+    from sredge.runtime.video_run import require_display
+
+    require_display()
 
 
 def _choose_encoder(args):

@@ -252,18 +252,35 @@ class _ComparePicker:
             self.source = None
 
 
+_NO_GUI = ("OpenCV here has no GUI (the headless build): pip uninstall opencv-python-headless, then pip install "
+           "opencv-python (the two share one cv2 module, so both installed break each other)")
+
+
+def require_display() -> None:
+    """Refuse ``--display`` where OpenCV was built without a GUI (as its build information says), before any work.
+
+    Raises:
+        InputError: No GUI backend in this OpenCV.
+    """
+    import cv2
+
+    info = cv2.getBuildInformation()
+    gui = info[info.find("GUI:"):].splitlines()[0] if "GUI:" in info else ""
+    if gui.split(":", 1)[-1].strip().upper() == "NONE":
+        raise InputError(f"--display needs a window: {_NO_GUI}")
+
+
 class _Display:
     """A live OpenCV window (needs an OpenCV build with GUI support)."""
 
     def __init__(self) -> None:
         import cv2
 
+        require_display()
         try:
             cv2.namedWindow("sr-run", cv2.WINDOW_NORMAL)
         except cv2.error as exc:
-            raise InputError("--display needs OpenCV with GUI support, and this environment has the headless build: "
-                             "pip uninstall opencv-python-headless, then pip install opencv-python (the two "
-                             "share one cv2 module, so both installed break each other)") from exc
+            raise InputError(f"--display: {_NO_GUI}") from exc
 
     def show(self, rgb) -> None:
         import cv2
