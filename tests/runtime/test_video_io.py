@@ -457,6 +457,29 @@ def test_truncated_file_yields_frames_before_the_cut_then_stops(tmp_path, contai
     assert [f.pts for f in frames] == [f.pts for f in original[: len(frames)]]
 
 
+def test_a_matroska_file_cut_near_its_end_is_truncated(tmp_path):
+    """The review: Matroska declares no frame count, and the time check allowed 1 s + 5 % (three minutes of a
+    one-hour file): onepiece cut to 90 % (156 of 181 frames, 1 s short) passed as complete. The video track's
+    DURATION tag (its end time, which FFmpeg's and mkvmerge's muxers write) is now held to half a second."""
+    whole = tmp_path / "m.mkv"
+    with av.open(str(asset(ONEPIECE))) as i, av.open(str(whole), "w") as o:  # video and audio
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = out[p.stream.index]
+                o.mux(p)
+    _, frames, _, error = read_all(whole)
+    assert len(frames) == 181 and error is None, error  # the whole file is complete
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:int(len(data) * 0.9)])
+    _, frames, _, error = read_all(cut)
+    assert 150 < len(frames) < 181 and error is not None and "the file ends early" in error, (len(frames), error)
+    # A window of the whole file is not judged against the file's end.
+    with VideoReader(str(whole), window=Window(1.0, 2.0, None)) as r:
+        assert sum(isinstance(x, Frame) for x in r) == 48 and r.error is None, r.error
+
+
 def test_ts_cut_mid_packet_stops_before_its_last_picture(tmp_path):
     # MPEG-TS video packets declare no length: the file's size (not whole 188-byte packets) is the
     # sign, independent of whether the decoder flags the cut-short picture.

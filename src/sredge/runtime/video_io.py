@@ -842,8 +842,25 @@ class VideoReader:
             if expected is None or got is None or got < expected - 1.5 * frame_s:
                 self._stop(f"the file ends early ({declared} frames declared; truncated?)")
             return
+        tag = self._matroska_track_duration_s()
+        if tag is not None and not self._seeked and self._last_pts is not None and self._last_pts >= 0:
+            # Matroska's muxers write each track's own end time (FFmpeg: the DURATION tag, from the packets it
+            # wrote): the video's last frame must end there, to a frame or two. (The container's span, used
+            # below otherwise, may be an estimate, hence that check's wide margin: a 1-hour file cut by minutes
+            # passed it.)
+            end = float(self._last_pts * v.time_base) + frame_s
+            if end < tag - (0.5 + 2 * frame_s):
+                self._stop(f"the file ends early, at {end:.2f} s of {tag:.2f} s (truncated?)")
+            return
         if expected is not None and got is not None and got < expected - (1.0 + 0.05 * expected):
             self._stop(f"the file ends early, at {got:.2f} s of {expected:.2f} s (truncated?)")
+
+    def _matroska_track_duration_s(self) -> float | None:
+        """The video track's DURATION tag of a Matroska/WebM file (its end time, in seconds), or None."""
+        if "matroska" not in self._container.format.name.split(","):
+            return None
+        tag = self._video.metadata.get("DURATION")
+        return _parse_hms(tag) if tag else None
 
     def _declared_duration_s(self) -> float | None:
         v = self._video
