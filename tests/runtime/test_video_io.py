@@ -478,6 +478,23 @@ def test_a_matroska_file_cut_near_its_end_is_truncated(tmp_path):
     # A window of the whole file is not judged against the file's end.
     with VideoReader(str(whole), window=Window(1.0, 2.0, None)) as r:
         assert sum(isinstance(x, Frame) for x in r) == 48 and r.error is None, r.error
+    # Variable frame rate: a last frame held 3 s ends where the tag says, though its start is 3 s before.
+    held = tmp_path / "held.mkv"
+    with av.open(str(held), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"preset": "ultrafast", "bf": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        packets = []
+        for i, t in enumerate([*range(0, 800, 40), 800]):
+            f = av.VideoFrame.from_ndarray(_pattern(i, 64, 48), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            packets += s.encode(f)
+        for p in [*packets, *s.encode(None)]:
+            if p.pts == 800:
+                p.duration = 3000
+            c.mux(p)
+    _, frames, _, error = read_all(held)
+    assert len(frames) == 21 and error is None, error
 
 
 def test_ts_cut_mid_packet_stops_before_its_last_picture(tmp_path):

@@ -334,6 +334,7 @@ class VideoReader:
         self._live = False
         self._count = 0  # frames yielded so far
         self._last_pts: int | None = None
+        self._last_end: int | None = None  # the latest frame end (pts + duration) the decoder gave
         self._first_pts: int | None = None
         self._coded_size: tuple[int, int] | None = None  # (width, height) before rotation
         self._rot_k = 0  # quarter turns counter-clockwise
@@ -789,6 +790,9 @@ class VideoReader:
             # Deep video is never I420 (8-bit planes); the network sees it through 16-bit RGB.
             self.i420 = self.want_i420 and self._bit_depth <= 8 and i420_passthrough_ok(
                 vf.width, vf.height, self._rot_k, int(vf.colorspace), int(vf.color_range))
+        start = vf.pts if vf.pts is not None else vf.dts
+        if start is not None and vf.duration:  # a held last frame (variable frame rate) ends late
+            self._last_end = max(self._last_end or 0, start + vf.duration)
         if self.i420:
             return self._next(Frame(None, vf.pts if vf.pts is not None else vf.dts, self._count,
                                     i420=self._i420_of(vf)))
@@ -848,7 +852,7 @@ class VideoReader:
             # wrote): the video's last frame must end there, to a frame or two. (The container's span, used
             # below otherwise, may be an estimate, hence that check's wide margin: a 1-hour file cut by minutes
             # passed it.)
-            end = float(self._last_pts * v.time_base) + frame_s
+            end = max(float(self._last_pts * v.time_base) + frame_s, float((self._last_end or 0) * v.time_base))
             if end < tag - (0.5 + 2 * frame_s):
                 self._stop(f"the file ends early, at {end:.2f} s of {tag:.2f} s (truncated?)")
             return
