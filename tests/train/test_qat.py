@@ -158,6 +158,39 @@ def test_qat_targets():
             QatOptions(**bad)
 
 
+def test_a_stopped_qat_run_keeps_the_best_file_so_far(bundled):
+    """The session's review: Ctrl-C during sr-train --qat wrote nothing, however long it had run. A stop (the event
+    sr-train's signal handler sets) now ends after the step in hand, validated, and the best file so far is kept."""
+    import threading
+
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.calibration.sensitivity import Validator
+    from sredge.data.samples import sample_folder
+    from sredge.models.onnx_file import read_descriptor
+    from sredge.train.data import PatchOptions, PatchSampler
+    from sredge.train.qat import QatOptions, finetune
+
+    path, x = bundled
+    desc = read_descriptor(path)
+    ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour="trt")))
+    validator = Validator(load_dataset(sample_folder(), desc.scale), desc, threads=1)
+    sampler = PatchSampler(sample_folder(), PatchOptions(desc.scale, 24, color_space=desc.color_space), seed=0)
+    stop, seen = threading.Event(), []
+
+    def on_step(step, loss, val):
+        seen.append((step, val))
+        if step == 3:
+            stop.set()
+
+    result = finetune(path, ptq, sampler, validator.mean_db, QatOptions(steps=40, batch=4, val_every=20),
+                      desc.value_range, 0, on_step, stop=stop)
+    assert result.steps_done == 4 and [s for s, _ in seen] == [1, 2, 3, 4]  # the step in hand when it came
+    assert seen[-1][1] is not None and seen[-2][1] is None  # step 4 was validated, though --val-every is 20
+    assert result.best_step in (0, 4) and result.qat_db >= result.ptq_db
+    assert sorted(quantized_nodes(result.model)) == sorted(n.name for n in result.model.graph.node
+                                                           if n.op_type == "Conv")
+
+
 def test_qat_recovers_most_of_the_real_fsrcnn_x3_int8_loss(cli, tmp_path):
     """The real FSRCNN x3 loses about 0.5 dB of Set5 Y-PSNR in plain INT8; 150 QAT steps on T91
     patches win back at least 0.1 dB of it, judged by ONNX Runtime on the written file."""

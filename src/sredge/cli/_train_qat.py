@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -152,11 +153,21 @@ def run_qat(args) -> int:
                 started.append(now)
             progress.update(step, loss, val, (step - 1) / (now - started[0]) if step > 1 else 0.0)
 
-        result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step)
+        from sredge.cli._signals import exit_code, signal_name, stop_on_signals
+
+        with stop_on_signals() as stopper:  # a stop keeps the best file so far: nothing validated is lost
+            result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step,
+                              stop=stopper.event)
         progress.finish()
         record_quality(result.model, result.drop_db, dataset.name)
         save_model(result.model, args.output)
     layers = len(quantized_nodes(result.model))
+    if stopper.signum is not None:
+        print(f"{PROG}: interrupted by {signal_name(stopper.signum)} at QAT step {result.steps_done} of {opts.steps}; "
+              f"{args.output} holds the best file so far (step {result.best_step}: {result.qat_db:.2f} dB, drop "
+              f"{result.drop_db:.2f} dB; QAT does not resume: run again for all {opts.steps} steps)",
+              file=sys.stderr)
+        return exit_code(stopper.signum)
     if not args.quiet:
         print(f"{PROG}: {dataset.name} Y-PSNR: FP32 {result.fp32_db:.2f} dB, "
               f"post-training INT8 {result.ptq_db:.2f} dB, "

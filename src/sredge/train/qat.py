@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -455,6 +456,8 @@ class QatResult:
     """Validation Y-PSNR of :attr:`model`."""
     best_step: int
     """The step whose weights were kept (0: QAT did not beat PTQ)."""
+    steps_done: int = 0
+    """The steps run: ``options.steps``, or fewer when a stop ended the run."""
 
     @property
     def drop_db(self) -> float:
@@ -471,6 +474,7 @@ def finetune(
     value_range: float = 1.0,
     seed: int = 0,
     on_step: Callable[[int, float, float | None], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> QatResult:
     """Fine-tune a Q/DQ model's weights and activation scales on (LR, HR) patches.
 
@@ -486,6 +490,8 @@ def finetune(
         value_range: The model's input/output range (1 or 255); patches are scaled into it.
         seed: Torch seed.
         on_step: ``on_step(step, loss, last validation dB or None)`` progress callback.
+        stop: Set (by a stop signal) to end after the step in progress, which is validated like the last step:
+            the best model so far is returned (``steps_done`` says how far it got). QAT keeps no state to resume.
 
     Returns:
         The best model by validation (PTQ itself when no step beats it).
@@ -505,6 +511,7 @@ def finetune(
     target_file = {"fp32": fp32_path, "model": options.target_model}.get(options.target)
     fp32_target = (open_backend("ort", target_file, BackendOptions(device="cpu", threads=1))
                    if target_file is not None else contextlib.nullcontext())
+    step = 0
     with fp32_target as teacher:
         for step in range(1, options.steps + 1):
             lr_np, hr_np = sampler.batch(options.batch)
@@ -517,7 +524,8 @@ def finetune(
             loss.backward()
             opt.step()
             sched.step()
-            if step % options.val_every == 0 or step == options.steps:
+            stopping = stop is not None and stop.is_set()
+            if step % options.val_every == 0 or step == options.steps or stopping:
                 candidate = export_qdq(qdq, graph)
                 last_db = float(validate(candidate))
                 log.info("QAT step %d: %.3f dB (PTQ %.3f, FP32 %.3f)", step, last_db, ptq_db, fp32_db)
@@ -525,4 +533,6 @@ def finetune(
                     best, best_db, best_step = candidate, last_db, step
             if on_step is not None:
                 on_step(step, float(loss.detach()), last_db)
-    return QatResult(best, fp32_db, ptq_db, best_db, best_step)
+            if stopping:
+                break
+    return QatResult(best, fp32_db, ptq_db, best_db, best_step, step)
