@@ -332,6 +332,20 @@ def test_output_must_be_an_onnx_file(cli, tmp_path, name, suggested):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_fp16_overflow_names_its_layers(cli, tmp_path):
+    """The docs audit: when the validation image overflowed too, PyTorch's float16 scoring ran before the range
+    check and the export ended "produced NaN or Inf ... FP16 overflow?" without naming a layer (docs: it names
+    them). The range check now comes first."""
+    sd = torch.load(asset("weights/fsrcnn/fsrcnn_x3.pth"), map_location="cpu", weights_only=True)
+    sd["first_part.0.weight"] = sd["first_part.0.weight"] * 1e6
+    ckpt = tmp_path / "big_x3.pth"
+    torch.save(sd, ckpt)
+    line = _one_line_error(cli("export", ckpt, "-o", tmp_path / "big_x3.onnx", "--precision", "fp32,fp16",
+                               "--min-psnr", "0", "--bench-size", "off"), code=1)
+    assert "FP16 would overflow" in line and "(Conv)" in line and "NaN" not in line, line
+    assert not (tmp_path / "big_x3.fp16.onnx").exists()
+
+
 def test_a_val_that_is_no_folder_says_which_it_is(cli, tmp_path):
     """The first-hour audit: `--val Set5` (a name, as docs/sr-calibrate.md wrote it) said "--val Set5 is not a
     folder (give a benchmark folder such as Set5)", contradicting itself."""

@@ -8,6 +8,7 @@ set, INT8 against the PSNR budget on the validation set.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -110,14 +111,15 @@ def record_quality(model: onnx.ModelProto, drop_db: float, quality_ref: str) -> 
 
 def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator,
               options: Fp16Options = Fp16Options(), reference_db: float | None = None,
-              half_db: float | None = None) -> Fp16Outcome:
+              half_db: Callable[[], float | None] | None = None) -> Fp16Outcome:
     """Check the activations fit float16 on the calibration inputs, then write ``NAME.fp16.onnx``.
 
     With ``reference_db`` (the FP32 file's validation Y-PSNR), the drop is recorded in the file's
-    metadata (:func:`record_quality`). ``half_db`` is the validation Y-PSNR of the network computed
-    in float16 (:func:`sredge.calibration.fp16.torch_half_runner`); without it the file is scored by
-    ONNX Runtime on the CPU, which on x86 rounds only the weights to float16 and computes in float32,
-    so that drop understates a GPU's.
+    metadata (:func:`record_quality`). ``half_db()`` gives the validation Y-PSNR of the network computed
+    in float16 (:func:`sredge.calibration.fp16.torch_half_runner`), called only once the ranges fit (an
+    overflow is then named by its layers, not met as NaN output); without it, or when it gives None, the
+    file is scored by ONNX Runtime on the CPU, which on x86 rounds only the weights to float16 and
+    computes in float32, so that drop understates a GPU's.
 
     Raises:
         CheckFailedError: Some activation exceeds the float16 range (named in the message); no file is written.
@@ -129,7 +131,8 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
             f"{ranges.describe_overflows()}; no FP16 file was written: use FP32 or INT8 for this model"
         )
     model = convert_to_fp16(onnx.load(str(fp32_path)), options, desc)
-    db = validator.mean_db(model) if half_db is None else half_db
+    db = half_db() if half_db is not None else None
+    db = validator.mean_db(model) if db is None else db
     if reference_db is not None:
         record_quality(model, reference_db - db, validator.dataset.name)
     out = save_model(model, derived_path(fp32_path, "fp16"))

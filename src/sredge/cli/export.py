@@ -36,8 +36,8 @@ def build_parser() -> Parser:
             "batch/height/width, embed sredge metadata, and check the ONNX against PyTorch on a real image. "
             "Exits 0 only when the parity check passes."
         ),
-        epilog="Exit codes: 0 ok, 1 parity check failed, 2 bad input, 3 internal error. "
-               "SREDGE_DEBUG=1 shows tracebacks.",
+        epilog="Exit codes: 0 ok, 1 a check failed (parity, FP16 range, INT8 over --max-psnr-drop), 2 bad input, "
+               "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("checkpoint", type=Path, help=".pth / .pt / .ckpt / .safetensors file")
     p.add_argument("-o", "--output", type=Path,
@@ -74,8 +74,8 @@ def build_parser() -> Parser:
     g.add_argument("--calib-tile", type=int, default=64, metavar="PX",
                    help="LR crop size when --calib is a folder or video, at least 16 (default 64)")
     g.add_argument("--calib-crops", type=int, default=64, metavar="N",
-                   help="crops used for calibration, spread over the set (default 64); a folder gives one "
-                        "per image, a video one per frame of 64, together at least min(16, N)")
+                   help="crops used for calibration, spread over the set (default 64); a video gives one per "
+                        "frame of 64, a folder as many per image as reach min(16, N) with them (at least one)")
     g.add_argument("--int8-flavour", choices=("cpu", "trt"),
                    help="cpu: ONNX Runtime (uint8 activations, int8 per-channel weights; default); "
                         "trt: TensorRT (symmetric int8)")
@@ -324,7 +324,13 @@ def _derive(args, out: Path, desc, precisions: tuple[str, ...], bench, say, modu
     rows = [("fp32", out, ref_db, "")]
     try:
         if "fp16" in precisions:
-            half_db, how = _half_db(module, desc, dataset)
+            how = ""
+
+            def half_db() -> float | None:  # after make_fp16's range check: an overflow is named by its layers
+                nonlocal how
+                db, how = _half_db(module, desc, dataset)
+                return db
+
             f16 = make_fp16(out, desc, calib, validator, Fp16Options(fp16_io=args.fp16_io), reference_db=ref_db,
                             half_db=half_db)
             name, peak = f16.ranges.peak
