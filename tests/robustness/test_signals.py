@@ -391,3 +391,34 @@ def test_a_stop_just_after_an_output_was_committed_names_it(tmp_path):
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip() == f"sr-x: interrupted by SIGINT; {tmp_path / 'a.json'} was written before the stop"
     assert (tmp_path / "a.json").read_bytes() == b"{}"
+
+
+_SIGNAL_IN_FINAL_JOIN = """
+import os, signal, sys
+from sredge.cli._app import run
+from sredge.cli import run as sr_run
+from sredge.runtime import video_resume
+
+real_join = video_resume.join_segments
+
+def join(*args, **kwargs):
+    if not kwargs.get("partial"):  # every frame is through: the final join of the whole run
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_join(*args, **kwargs)
+
+video_resume.join_segments = join
+sys.exit(run(sr_run.PROG, sr_run.main, sys.argv[1:]))
+"""
+
+
+def test_a_signal_after_every_frame_is_done_is_ignored(tmp_path, clip_factory):
+    """The resume audit: SIGINT during the final join (every frame done) left the complete output and removed the
+    work folder, but exited 130 "interrupted", and the retry said "exists". A stop after the work is done is
+    ignored (docs/outputs.md): exit 0."""
+    clip = shutil.copy(clip_factory(24), tmp_path / "in.mp4")
+    model = Path(__file__).parents[2] / "src/sredge/data/models/sredge_x2.onnx"
+    proc = _python(_SIGNAL_IN_FINAL_JOIN, "--video", str(clip), "--model", str(model), "-o",
+                   str(tmp_path / "out.mp4"), "-q", "--preset", "ultrafast", "--commit-every", "0.2")
+    assert proc.returncode == 0, proc.stderr
+    assert _frames(tmp_path / "out.mp4") == 24 and not (tmp_path / "out.mp4.sredge-partial").exists()
+    assert "interrupted" not in proc.stderr and leftovers(tmp_path) == []

@@ -423,3 +423,129 @@ def test_a_stopped_run_of_an_mpeg_ts_input_continues(tmp_path):
     assert len(frames) == 150
     for i in (0, run.resumed_from, 149):  # the moving column of source frame i, upscaled x2
         assert frames[i][:, 2 * i:2 * i + 2].mean() > frames[i].mean() + 60, i
+
+
+def _stopped_run(rt, src: str, out: Path, after: int, resume):
+    """A resumable run stopped (as Ctrl-C stops it) once ``after`` frames are out."""
+    import threading
+
+    from sredge.runtime.video_run import upscale_video
+
+    stop = threading.Event()
+    run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume, stop=stop,
+                        progress=lambda res, total: stop.set() if res.frames_out >= after else None)
+    assert run.result.interrupted and run.work_folder is not None
+    return run
+
+
+def test_the_joined_file_is_journaled_before_it_takes_the_outputs_name(tmp_path, monkeypatch):
+    """The resume audit: a TERM then a quick KILL (docker stop) could land between the stopped run's rename of its
+    playable file and its journal line, and a kill right after the final join's rename left the work folder:
+    either way the same command then said "OUT exists; pass --overwrite". The journal now records the joined
+    file (size, mtime) before the rename, so the file at OUT is always known to be the run's own."""
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.segments import WorkFolder
+    from sredge.runtime.video_resume import ResumeOptions, partial_output_of
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_resume_kill import N, _clip, _decoded
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    out = tmp_path / "out.mp4"
+    resume = ResumeOptions(commit_every_s=0.2)
+    seen = []
+    real_append = WorkFolder.append
+
+    def append(self, row):  # each record of a joined file is written while OUT is not yet that file
+        if "partial" in row or "final" in row:
+            seen.append((next(iter(row)), out.is_file() and out.stat().st_size == row[next(iter(row))]["size"]))
+        real_append(self, row)
+
+    monkeypatch.setattr(WorkFolder, "append", append)
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        _stopped_run(rt, src, out, 20, resume)
+        assert seen == [("partial", False)] and partial_output_of(out)
+        # The final join renames the whole file onto OUT; a kill before the work folder goes:
+        real_remove = WorkFolder.remove
+
+        def killed(self):
+            raise KeyboardInterrupt  # stands in for SIGKILL at that instant: the folder is not removed
+
+        monkeypatch.setattr(WorkFolder, "remove", killed)
+        with pytest.raises(KeyboardInterrupt):
+            upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)
+        assert seen[-1] == ("final", False) and WorkFolder(out).exists()
+        assert len(_decoded(out)[0]) == N and partial_output_of(out)  # complete, and known as the run's own
+        monkeypatch.setattr(WorkFolder, "remove", real_remove)
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)  # the same command
+    assert run.frames_in_output == N and run.work_folder is None and not WorkFolder(out).exists()
+    assert len(_decoded(out)[0]) == N
+
+
+def test_a_segment_damaged_in_place_is_one_line_and_leaves_no_file_at_the_output(tmp_path):
+    """The resume audit: 5000 bytes of a committed segment overwritten (its size kept) made the final join fail
+    with an internal error (exit 3) and left a cut-short file at OUT, which then blocked the same command."""
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.segments import WorkFolder
+    from sredge.runtime.video_resume import ResumeOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_resume_kill import _clip
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    out = tmp_path / "out.mp4"
+    resume = ResumeOptions(commit_every_s=0.2, restart=True)
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        _stopped_run(rt, src, out, 30, resume)
+        out.unlink()  # as after a SIGKILL: no playable file yet
+        work = WorkFolder(out)
+        seg = work.path / work.load().segments[0].file
+        data = bytearray(seg.read_bytes())
+        data[len(data) // 3:len(data) // 3 + 3000] = bytes(3000)
+        seg.write_bytes(bytes(data))
+        with pytest.raises(InputError, match=r"holds a damaged segment .*--overwrite starts over"):
+            upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_default_crf_given_explicitly_continues_a_run_begun_without_it(tmp_path):
+    """The resume audit: a run begun without --crf, continued with --crf 18 (the documented default), was refused:
+    "--crf was not given, now 18". Another value is still refused."""
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_resume import ResumeOptions
+    from sredge.runtime.video_run import upscale_video
+    from tests.runtime.test_resume_kill import N, _clip
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    out = tmp_path / "out.mp4"
+    resume = ResumeOptions(commit_every_s=0.2)
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        _stopped_run(rt, src, out, 20, resume)
+        with pytest.raises(InputError, match="--crf was not given, now 20"):
+            upscale_video(rt, src, out, crf=20, preset="ultrafast", encoder="libx264", resume=resume)
+        run = upscale_video(rt, src, out, crf=18, preset="ultrafast", encoder="libx264", resume=resume)
+    assert run.resumed_from > 0 and run.frames_in_output == N
+
+
+def test_no_resume_after_a_stop_replaces_the_stopped_runs_file(cli, tmp_path):
+    """The resume audit: after Ctrl-C, `--no-resume` (discard the unfinished run, write a plain file) was refused:
+    "out.mp4 exists; pass --overwrite", though that playable file is the stopped run's own."""
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.segments import WorkFolder
+    from sredge.runtime.video_resume import ResumeOptions
+    from tests.runtime.test_resume_kill import N, _clip, _decoded
+
+    src = str(_clip(tmp_path / "in.mp4"))
+    out = tmp_path / "out.mp4"
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        _stopped_run(rt, src, out, 20, ResumeOptions(commit_every_s=0.2))
+    assert out.is_file()
+    res = cli("run", "--video", src, "-o", out, "--no-resume", "--preset", "ultrafast", "-q")
+    assert res.code == 0, res.err
+    assert len(_decoded(out)[0]) == N and not WorkFolder(out).exists()
+    other = tmp_path / "other.mp4"  # a file that is not the stopped run's is still refused
+    other.write_bytes(b"mine")
+    res = cli("run", "--video", src, "-o", other, "--no-resume", "-q")
+    assert res.code == 2 and "exists" in res.err and other.read_bytes() == b"mine"

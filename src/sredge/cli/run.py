@@ -326,9 +326,9 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         reads = reads + [Input(Path(source), "--video")]
     size = _output_size(args)
     resume = _resume_options(args, live)
-    report = [_video_report(args.report, args.output, resume)] if args.report is not None else []
+    report = [_video_report(args.report, args.output)] if args.report is not None else []
     report += [Output(args.compare, "--compare")] if args.compare is not None else []
-    check_outputs(([_video_output(args.output, resume)] if args.output else []) + report, reads, args.overwrite)
+    check_outputs(([_video_output(args.output)] if args.output else []) + report, reads, args.overwrite)
     _check_work_folder(args.output, resume, args.resume, reads, report)
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     # A file that is not a readable video is one line, before the model loads (after the container check).
@@ -348,9 +348,9 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         _announce(rt, model, args.quiet)
         say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
         if args.report is not None and output is not None:  # -o was the default name: ask again for it
-            report[0] = _video_report(args.report, output, resume)
+            report[0] = _video_report(args.report, output)
         _check_work_folder(output, resume, args.resume, reads, report)
-        with claim_outputs(([_video_output(output, resume)] if output else []) + report, reads, args.overwrite), \
+        with claim_outputs(([_video_output(output)] if output else []) + report, reads, args.overwrite), \
                 stop_on_signals() as stopper:
             if output is not None and args.resume is False:
                 from sredge.runtime.segments import WorkFolder
@@ -402,7 +402,9 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         done = "no frame was written"
     if report_failed is not None:
         raise InputError(f"{report_failed}; {done}")
-    if stopper.signum is not None or (res.interrupted and res.failure is None):
+    # A signal once every frame was through the pipeline (during the final join, say) stopped nothing: the run
+    # finished its output, and a stop that came after the work is done is ignored (docs/outputs.md).
+    if res.interrupted and res.failure is None:
         signum = stopper.signum if stopper.signum is not None else signal.SIGINT
         print(f"{PROG}: interrupted by {signal_name(signum)}; {done}", file=sys.stderr)
         return exit_code(signum)
@@ -469,11 +471,12 @@ def _check_work_folder(output: Path | None, resume, resume_flag: bool | None, re
     check_work_folder(output, [(i.path, i.flag) for i in reads] + [(o.path, o.flag) for o in others])
 
 
-def _video_output(path: Path, resume) -> Output:
-    """``-o`` of a video run: the playable file a stopped resumable run left is this run's to replace."""
+def _video_output(path: Path) -> Output:
+    """``-o`` of a video run: the playable file a stopped resumable run left is this run's to replace, whether it
+    continues that run or (``--no-resume``) discards it."""
     from sredge.runtime.video_resume import partial_output_of
 
-    return Output(path, "-o", updated=resume is not None and partial_output_of(path))
+    return Output(path, "-o", updated=partial_output_of(path))
 
 
 def _refuse_extra(parser, args, extra: list[str]) -> None:
@@ -488,12 +491,12 @@ def _refuse_extra(parser, args, extra: list[str]) -> None:
     parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
-def _video_report(path: Path, output: Path | None, resume) -> Output:
+def _video_report(path: Path, output: Path | None) -> Output:
     """``--report`` of a video run: the report a stopped resumable run of the same ``-o`` wrote is this run's to
-    replace when it continues that run (docs/resume.md: the same command continues)."""
+    replace, whether it continues that run (docs/resume.md: the same command continues) or discards it."""
     from sredge.runtime.video_resume import stopped_run_report_of
 
-    ours = resume is not None and output is not None and stopped_run_report_of(path, output)
+    ours = output is not None and stopped_run_report_of(path, output)
     return Output(path, "--report", updated=ours)
 
 

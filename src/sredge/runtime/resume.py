@@ -10,7 +10,9 @@ A resumable ``sr-run --video FILE -o OUT`` keeps a work folder beside its output
 * one line per committed segment (:class:`Segment`), appended (and fsynced) only after the segment's
   file is closed, renamed and fsynced: the line is the commit;
 * ``{"partial": ...}``: the output file a stopped run left (so a later run may replace it; the last such
-  line counts);
+  line counts), and ``{"final": ...}``: the complete output the final join wrote. Both are appended before
+  the file is renamed onto ``OUT`` (its size and mtime survive the rename), so a kill at any moment leaves
+  ``OUT`` either absent, as it was, or recorded as this run's;
 * ``{"done": N}``: every frame is encoded; only joining the segments into the output remains.
 
 A line cut short by a crash (power loss mid-append) is the last one and is ignored.
@@ -80,6 +82,7 @@ class Journal:
     header: dict
     segments: list[Segment] = field(default_factory=list)
     partial: dict | None = None
+    final: dict | None = None
     done: int | None = None
 
     @property
@@ -103,6 +106,8 @@ class Journal:
             out.append(json.dumps({"partial": self.partial}, sort_keys=True))
         if self.done is not None:
             out.append(json.dumps({"done": self.done}))
+        if self.final is not None:
+            out.append(json.dumps({"final": self.final}, sort_keys=True))
         return out
 
 
@@ -141,6 +146,8 @@ def parse_journal(text: str) -> Journal | None:
             journal.segments.append(seg)
         elif "partial" in row:
             journal.partial = row["partial"]
+        elif "final" in row:
+            journal.final = row["final"]
         elif "done" in row:
             journal.done = int(row["done"])
     return journal

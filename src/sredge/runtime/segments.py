@@ -25,6 +25,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import av
+import av.error
 from av.bitstream import BitStreamFilterContext
 
 from sredge.atomic import WriteError, write_bytes_atomic
@@ -167,8 +168,10 @@ class WorkFolder:
     def exists(self) -> bool:
         return self.journal_path.is_file()
 
-    def load(self) -> Journal | None:
+    def load(self, warn: bool = True) -> Journal | None:
         """The journal with only the segments whose files are whole (None: no usable journal).
+
+        ``warn``: say (once per run: the run's own load) which segment is missing or damaged.
 
         Raises:
             InputError: The journal cannot be read.
@@ -185,7 +188,8 @@ class WorkFolder:
         for k, seg in enumerate(journal.segments):
             f = self.path / seg.file
             if not f.is_file() or f.stat().st_size != seg.size:
-                log.warning("%s: segment %s is missing or damaged; continuing before it", self.path, seg.file)
+                log.log(logging.WARNING if warn else logging.DEBUG,
+                        "%s: segment %s is missing or damaged; continuing before it", self.path, seg.file)
                 del journal.segments[k:]
                 journal.done = None
                 break
@@ -261,7 +265,9 @@ class WorkFolder:
 def _write_error(output: Path, exc: OSError) -> InputError:
     from sredge.atomic import write_error
 
-    return write_error(output, exc) or InputError(f"cannot write {work_folder(output)}: {exc.strerror or exc}")
+    # The work folder is what could not be written (a read-only one said "cannot write OUT" before).
+    return write_error(work_folder(output), exc) or InputError(f"cannot write {work_folder(output)}: "
+                                                               f"{exc.strerror or exc}")
 
 
 class SegmentedWriter:
@@ -361,7 +367,7 @@ def _segment_packets(path: Path) -> list:
 
 def join_segments(work: WorkFolder, journal: Journal, source: str, window: Window | None,
                   make_writer: Callable[[Path, VideoReader], VideoWriter], max_pixels: int,
-                  partial: bool) -> int:
+                  partial: bool, before_replace: Callable[[Path], None] | None = None) -> int:
     """Join the committed segments into ``work.output`` (atomically), with the source's audio.
 
     Video packets are stream-copied with their output pts; decode timestamps are planned anew across
@@ -397,15 +403,24 @@ def join_segments(work: WorkFolder, journal: Journal, source: str, window: Windo
         shift = (journal.zero_pts - reader.zero_pts) if reader.zero_pts is not None else journal.zero_pts
         video = _video_packets(work, segs, pts, dts, shift)
         with make_writer(work.output, reader) as writer:
-            for item in reader:
-                if isinstance(item, Frame):
-                    pkt = next(video, None)
-                    if pkt is not None:
-                        writer.mux_encoded(*pkt)
-                else:
-                    writer.mux_audio(item)
-            for pkt in video:
-                writer.mux_encoded(*pkt)
+            writer.before_replace = before_replace
+            try:
+                for item in reader:
+                    if isinstance(item, Frame):
+                        pkt = next(video, None)
+                        if pkt is not None:
+                            writer.mux_encoded(*pkt)
+                    else:
+                        writer.mux_audio(item)
+                for pkt in video:
+                    writer.mux_encoded(*pkt)
+            except av.error.FFmpegError as exc:  # a segment damaged in place (its size kept)
+                writer.discard()  # never a cut-short file at the output's name
+                raise InputError(f"cannot join the frames done of {work.output}: {work.path} holds a damaged "
+                                 f"segment ({exc}); --overwrite starts over") from exc
+            except BaseException:
+                writer.discard()
+                raise
             written = writer.frames_written
     return written
 

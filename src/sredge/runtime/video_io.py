@@ -28,7 +28,7 @@ import secrets
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -1153,6 +1153,9 @@ class VideoWriter:
         self._range = ColorRange.JPEG if self._swscale and full else ColorRange.MPEG
         self.audio_from = audio_from
         self.frames_written = 0
+        self.before_replace: Callable[[Path], None] | None = None
+        """Called with the finished temporary file just before it is renamed onto ``path`` (a resumable run
+        records the file's size and mtime in its journal there); an error abandons the file."""
         # Encoded size: 4:2:0 chroma needs even dimensions.
         self._enc_w, self._enc_h = self.width + self.width % 2, self.height + self.height % 2
         self._tmp: Path | None = None
@@ -1432,6 +1435,12 @@ class VideoWriter:
                 raise full or InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
             raise
         if self.frames_written:
+            if self.before_replace is not None:
+                try:
+                    self.before_replace(self._tmp)
+                except BaseException:
+                    self._abandon()
+                    raise
             os.replace(self._tmp, self.path)
             log.info("wrote %d frames to %s", self.frames_written, self.path)
         else:

@@ -71,12 +71,17 @@ class ResumeOptions:
     """Seconds of video per segment (``--commit-every``); does not change the pixels."""
 
 
-def pixel_settings(rt: LoadedRuntime, *, crf: int, preset: str, encoder: str, latency_mode: bool,
+def pixel_settings(rt: LoadedRuntime, *, crf: int | None, preset: str, encoder: str, latency_mode: bool,
                    window: Window | None, size: OutputSize | None) -> dict[str, str]:
     """Every setting that changes the output's pixels, by the option that sets it (for the journal)."""
+    from sredge.runtime.encoders import DEFAULT_CRF, ENCODERS
+
     o, b = rt.opts, rt.opts.backend_options
     ov = o.overrides
     w = window
+    enc = ENCODERS.get(encoder)
+    if enc is not None and crf is not None and crf == DEFAULT_CRF.get(enc.family, 18):
+        crf = None  # --crf given as its default is the run without it (the journal says "not given")
     return {
         "--model": f"{Path(rt.model).name} (sha256 {file_sha256(rt.model)[:16]})",
         "--backend": rt.kind, "--device": b.device, "--precision": str(b.precision), "--fp16": str(b.fp16),
@@ -120,7 +125,9 @@ class ResumableRun:
             why = mismatch(journal, self.fingerprint, settings)
             if why is not None:
                 if not opts.restart:
-                    raise InputError(f"cannot resume {self.output}: {why}; give the original option to continue, "
+                    back = ("put the original input back" if why.startswith("the input changed")
+                            else "give the original option")
+                    raise InputError(f"cannot resume {self.output}: {why}; {back} to continue, "
                                      f"or --overwrite to start over (discards {self.work.path})")
                 log.warning("starting %s over (%s)", self.output, why)
                 self.work.remove()
@@ -213,7 +220,7 @@ class ResumableRun:
                 self.work.append({"done": n})
                 journal.done = n
                 written = join_segments(self.work, journal, self.source, self.window, make_writer,
-                                        self.max_pixels, partial=False)
+                                        self.max_pixels, partial=False, before_replace=self._record("final", n))
             else:
                 written = 0
             self.work.remove()
@@ -223,12 +230,19 @@ class ResumableRun:
             return 0
         if self.keep_existing:
             return 0  # the earlier output stays; the committed frames wait in the work folder
-        written = join_segments(self.work, journal, self.source, self.window, make_writer, self.max_pixels,
-                                partial=True)
-        st = self.output.stat()
-        partial = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "frames": n}
-        self.work.append({"partial": partial})
-        return written
+        return join_segments(self.work, journal, self.source, self.window, make_writer, self.max_pixels,
+                             partial=True, before_replace=self._record("partial", n))
+
+    def _record(self, kind: str, frames: int) -> Callable[[Path], None]:
+        """Journal the joined file (``partial`` or ``final``) from its temporary file, before it is renamed onto
+        the output: a kill right after the rename then finds the output recorded as this run's, which the same
+        command may replace, never an unknown file it must refuse."""
+
+        def record(tmp: Path) -> None:
+            st = tmp.stat()  # size and mtime survive the rename
+            self.work.append({kind: {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "frames": frames}})
+
+        return record
 
 
 def stopped_run_report_of(report: Path, output: Path) -> bool:
@@ -246,14 +260,15 @@ def stopped_run_report_of(report: Path, output: Path) -> bool:
 
 
 def partial_output_of(output: Path) -> bool:
-    """Whether ``output`` is the playable file a stopped resumable run left (so continuing may replace it)."""
+    """Whether ``output`` is this resumable run's own file (so the same command may replace it): the playable file
+    a stopped run left, or the complete one a final join wrote before a kill left its work folder behind."""
     work = WorkFolder(output)
     if not work.exists():
         return False
     try:
-        journal = work.load()
+        journal = work.load(warn=False)  # the run's own load says it
         st = Path(output).stat()
     except (OSError, InputError):
         return False
-    p = journal.partial if journal is not None else None
-    return bool(p) and p.get("size") == st.st_size and p.get("mtime_ns") == st.st_mtime_ns
+    records = (journal.partial, journal.final) if journal is not None else ()
+    return any(bool(p) and p.get("size") == st.st_size and p.get("mtime_ns") == st.st_mtime_ns for p in records)
