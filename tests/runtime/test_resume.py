@@ -482,20 +482,24 @@ def test_the_joined_file_is_journaled_before_it_takes_the_outputs_name(tmp_path,
     assert len(_decoded(out)[0]) == N
 
 
-def test_a_segment_damaged_in_place_is_one_line_and_leaves_no_file_at_the_output(tmp_path):
-    """The resume audit: 5000 bytes of a committed segment overwritten (its size kept) made the final join fail
-    with an internal error (exit 3) and left a cut-short file at OUT, which then blocked the same command."""
+def test_a_segment_damaged_in_place_is_redone_or_refused_in_one_line(tmp_path):
+    """The resume audit: 3000 bytes of a committed segment overwritten (its size kept) made the final join fail
+    with an internal error (exit 3) and left a cut-short file at OUT, which then blocked the same command. Each
+    segment's sha256 is now journaled: the run continues before the damaged one and redoes it. A journal from
+    before the checksum (none recorded) whose segment FFmpeg cannot read stops in one line, no file at OUT."""
+    import json
+
     from sredge.runtime.bundled import default_model
     from sredge.runtime.runner import LoadedRuntime, RunOptions
     from sredge.runtime.segments import WorkFolder
     from sredge.runtime.video_resume import ResumeOptions
     from sredge.runtime.video_run import upscale_video
-    from tests.runtime.test_resume_kill import _clip
+    from tests.runtime.test_resume_kill import N, _clip, _decoded
 
     src = str(_clip(tmp_path / "in.mp4"))
-    out = tmp_path / "out.mp4"
-    resume = ResumeOptions(commit_every_s=0.2, restart=True)
-    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+    resume = ResumeOptions(commit_every_s=0.2)
+
+    def damaged(out, keep_checksums):
         _stopped_run(rt, src, out, 30, resume)
         out.unlink()  # as after a SIGKILL: no playable file yet
         work = WorkFolder(out)
@@ -503,9 +507,22 @@ def test_a_segment_damaged_in_place_is_one_line_and_leaves_no_file_at_the_output
         data = bytearray(seg.read_bytes())
         data[len(data) // 3:len(data) // 3 + 3000] = bytes(3000)
         seg.write_bytes(bytes(data))
+        if not keep_checksums:
+            rows = [json.loads(line) for line in work.journal_path.read_text().splitlines()]
+            for row in rows:
+                row.get("segment", {}).pop("sha256", None)
+            work.journal_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    with LoadedRuntime(default_model(2), RunOptions()) as rt:
+        out = tmp_path / "out.mp4"
+        damaged(out, keep_checksums=True)
+        run = upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)
+        assert run.resumed_from == 0 and run.frames_in_output == N and len(_decoded(out)[0]) == N
+        old = tmp_path / "old.mp4"
+        damaged(old, keep_checksums=False)
         with pytest.raises(InputError, match=r"holds a damaged segment .*--overwrite starts over"):
-            upscale_video(rt, src, out, preset="ultrafast", encoder="libx264", resume=resume)
-    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+            upscale_video(rt, src, old, preset="ultrafast", encoder="libx264", resume=resume)
+    assert not old.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_the_default_crf_given_explicitly_continues_a_run_begun_without_it(tmp_path):

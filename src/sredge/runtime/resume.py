@@ -64,6 +64,8 @@ class Segment:
         last_pts: Output pts of its last frame.
         last_hash: Digest of the last frame's decoded source pixels (to check a resumed seek lands on it).
         size: The file's size in bytes when committed.
+        sha256: The file's sha256 when committed ("" in journals written before it was recorded): a run
+            continues before a segment whose bytes changed, damage that keeps the size included.
     """
 
     file: str
@@ -73,6 +75,7 @@ class Segment:
     last_pts: int
     last_hash: str
     size: int
+    sha256: str = ""
 
 
 @dataclass

@@ -168,10 +168,11 @@ class WorkFolder:
     def exists(self) -> bool:
         return self.journal_path.is_file()
 
-    def load(self, warn: bool = True) -> Journal | None:
+    def load(self, warn: bool = True, verify: bool = False) -> Journal | None:
         """The journal with only the segments whose files are whole (None: no usable journal).
 
         ``warn``: say (once per run: the run's own load) which segment is missing or damaged.
+        ``verify``: also check each segment's sha256 (reads them all: the run's own load, once).
 
         Raises:
             InputError: The journal cannot be read.
@@ -187,7 +188,8 @@ class WorkFolder:
             return None
         for k, seg in enumerate(journal.segments):
             f = self.path / seg.file
-            if not f.is_file() or f.stat().st_size != seg.size:
+            if not f.is_file() or f.stat().st_size != seg.size or (verify and seg.sha256
+                                                                     and file_sha256(f) != seg.sha256):
                 log.log(logging.WARNING if warn else logging.DEBUG,
                         "%s: segment %s is missing or damaged; continuing before it", self.path, seg.file)
                 del journal.segments[k:]
@@ -349,8 +351,8 @@ class SegmentedWriter:
             raise WriteError(self.work.output, exc.reason) from exc
         if not seg["frames"]:
             return
-        size = (self.work.path / seg["file"]).stat().st_size
-        committed = Segment(size=size, **seg)
+        path = self.work.path / seg["file"]
+        committed = Segment(size=path.stat().st_size, sha256=file_sha256(path), **seg)
         self.work.commit(committed)
         self.journal.segments.append(committed)
 

@@ -120,7 +120,7 @@ class ResumableRun:
         self.settings, self.max_pixels, self.keep_existing = settings, max_pixels, keep_existing
         self.work = WorkFolder(self.output)
         self.fingerprint = fingerprint(source)
-        journal = self.work.load()
+        journal = self.work.load(verify=True)
         if journal is not None:
             why = mismatch(journal, self.fingerprint, settings)
             if why is not None:
