@@ -260,12 +260,19 @@ def check_calibration_sources(sources: Sequence[str | Path], options: Calibratio
         return (len(load_calibration_set(sources[0])),)
     if not sources:
         raise InputError("no calibration source: give image folders or videos (--from)")
-    options = resolve_crops_per_image(sources, options, max_pixels)
-    counts = [n * (options.crops_per_image if kind == "folder" else 1)
-              for kind, n in _planned(sources, options, max_pixels)]
+    return _plan(sources, options, max_pixels)[1]
+
+
+def _plan(sources: Sequence[str | Path], options: CalibrationOptions,
+          max_pixels: int) -> tuple[CalibrationOptions, tuple[int, ...]]:
+    """``options`` with ``crops_per_image`` resolved and the crops each source gives, from one pass over the
+    headers; too few crops, or too many for memory, refused (see :func:`check_calibration_sources`)."""
+    planned = _planned(sources, options, max_pixels)
+    options = _resolved(options, planned)
+    counts = tuple(n * (options.crops_per_image if kind == "folder" else 1) for kind, n in planned)
     _require_enough(sources, counts, options)
     _require_memory(sum(counts), options)
-    return tuple(counts)
+    return options, counts
 
 
 def _planned(sources: Sequence[str | Path], options: CalibrationOptions, max_pixels: int) -> list[tuple[str, int]]:
@@ -295,7 +302,13 @@ def resolve_crops_per_image(sources: Sequence[str | Path], options: CalibrationO
     """
     if options.crops_per_image is not None:
         return options
-    planned = _planned(sources, options, max_pixels)
+    return _resolved(options, _planned(sources, options, max_pixels))
+
+
+def _resolved(options: CalibrationOptions, planned: list[tuple[str, int]]) -> CalibrationOptions:
+    """:func:`resolve_crops_per_image` from the sources' plan (:func:`_planned`)."""
+    if options.crops_per_image is not None:
+        return options
     images = sum(n for kind, n in planned if kind == "folder")
     need = options.min_crops - sum(n for kind, n in planned if kind == "video")
     return replace(options, crops_per_image=max(1, -(-need // images)) if images and need > 0 else 1)
@@ -329,8 +342,8 @@ def build_calibration_set(sources: Sequence[str | Path], options: CalibrationOpt
     """
     if not sources:
         raise InputError("no calibration source: give image folders or videos (--from)")
-    options = resolve_crops_per_image(sources, options, max_pixels)
-    planned = sum(check_calibration_sources(sources, options, max_pixels))  # headers: too few, or too many
+    options, expected = _plan(sources, options, max_pixels)  # headers: too few, or too many
+    planned = sum(expected)
     rng = np.random.default_rng(options.seed)
     crops: list[np.ndarray] = []
     counts = []

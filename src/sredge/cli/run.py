@@ -313,8 +313,10 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")
     _check_camera(source)
-    if args.display:
-        _check_display()
+    if args.display:  # OpenCV without a GUI (the pip headless wheel) is refused before any model loads
+        from sredge.runtime.video_run import require_display
+
+        require_display()
     window = plan_window(args.start, args.duration, args.frames, live)
     if getattr(args.output, "folder", False) or (args.output is not None and args.output.is_dir()):
         # The default name's tag when it is known here (the bundled model's scale, or --scale), before any model loads.
@@ -516,18 +518,13 @@ def _check_camera(source: str) -> None:
         from sredge.runtime.camera_capture import check_gstreamer
 
         check_gstreamer(parse_camera_uri(source))
-    elif sys.platform.startswith("linux") and (source.isdigit() or source.startswith("/dev/video")):
-        device = f"/dev/video{int(source)}" if source.isdigit() else source
-        if not os.path.exists(device):
-            name = f"camera {source} ({device})" if source.isdigit() else f"camera {device}"
-            raise InputError(f"{name} does not exist: is the camera attached? (ls /dev/video* lists the cameras)")
+    elif source.isdigit() or source.startswith("/dev/video"):
+        from sredge.runtime.video_io import parse_source
 
-
-def _check_display() -> None:
-    """``--display`` with OpenCV built without a GUI (the pip headless wheel) refused before any model loads."""
-    from sredge.runtime.video_run import require_display
-
-    require_display()
+        camera = parse_source(source)  # its device node and name (off Linux: its refusal)
+        if not os.path.exists(camera.target):
+            raise InputError(f"{camera.label} does not exist: is the camera attached? (ls /dev/video* lists the "
+                             "cameras)")
 
 
 def _choose_encoder(args):

@@ -74,9 +74,9 @@ class PatchSampler:
     def __init__(self, folder: str | Path, opts: PatchOptions, seed: int = 0, teacher=None,
                  on_image: Callable[[int, int], None] | None = None):
         folder = Path(folder)
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         if not folder.is_dir():
             raise InputError(f"--data {folder}: " + ("not a folder of images" if folder.exists() else "no such folder"))
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise InputError(f"no training images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         self.opts = opts
