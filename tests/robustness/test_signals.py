@@ -226,6 +226,35 @@ def test_train_stopped_keeps_only_whole_checkpoints(tmp_path):
     assert ck["step"] == int(m.group(1)) >= 5 and leftovers(tmp_path) == []
 
 
+def test_qat_stopped_keeps_its_best_file_and_resumes(tmp_path):
+    """A stopped sr-train --qat keeps the best INT8 file so far and its state, and says how to go on; the same
+    command with --resume (here with --steps just past the stop: the schedule is refitted) finishes the run."""
+    import onnx
+
+    from sredge.train.qat_state import read_state, state_path
+
+    model = Path(__file__).parents[2] / "src/sredge/data/models/sredge_x2.onnx"
+    out = tmp_path / "q.int8.onnx"
+    run = ["train", "--qat", model, "--data", "sample", "--val", "sample", "--val-every", "5", "--batch", "2",
+           "--patch", "16", "--threads", "1", "-o", out]
+    proc = start(*run, "--steps", "100000", "-q")
+    err = stop_when(proc, lambda: state_path(out).exists(), signal.SIGTERM)
+    assert proc.returncode == SIGNAL_CODES[signal.SIGTERM], err
+    lines = _our_lines(err)
+    m = re.fullmatch(r"sr-train: interrupted by SIGTERM at QAT step (\d+) of 100000; (.+) holds the best file so "
+                     r"far \(step \d+: .* dB\): the same command with --resume continues the run", lines[0]
+                     ) if len(lines) == 1 else None
+    assert m and m.group(2) == str(out), err
+    stopped = int(m.group(1))
+    assert read_state(state_path(out)).checkpoint.step == stopped >= 5
+    onnx.load(str(out))  # whole
+    proc = start(*run, "--steps", str(stopped + 2), "--resume")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"the cosine schedule is shortened to {stopped + 2} steps from step {stopped} on" in err
+    assert not state_path(out).exists() and leftovers(tmp_path) == []
+
+
 def test_calibrate_stopped_writes_no_set(tmp_path):
     proc = start("calibrate", "build", "--from", asset("calibration/T91"), "-o", tmp_path / "set.npz",
                  "--downscale", "2", "--crops-per-image", "4", "--tile", "16")

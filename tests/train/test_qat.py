@@ -128,7 +128,6 @@ def asset_free_image(tmp_path):
 @pytest.mark.parametrize("argv,needle", [
     (["--teacher", "t.pth"], "--teacher"),
     (["--arch", "fsrcnn"], "--arch"),
-    (["--resume"], "--resume"),
     (["--loss", "l2"], "--loss"),  # the audit: both were silently ignored (QAT trains on L1)
     (["--expand", "4"], "--expand"),
 ])
@@ -209,7 +208,7 @@ def test_qat_recovers_most_of_the_real_fsrcnn_x3_int8_loss(cli, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["--arch", "fsrcnn"], "; --arch only applies to training a new one"),
-    (["--arch", "fsrcnn", "--resume"], "; --arch, --resume only apply to training a new one"),
+    (["--arch", "fsrcnn", "--feats", "8"], "; --arch, --feats only apply to training a new one"),
 ])
 def test_sr_train_qat_refusal_agrees_in_number(cli, tmp_path, argv, message):
     """The audit: '--arch only apply to training a new one'."""
@@ -288,3 +287,89 @@ def test_qat_target_model_distils_from_another_network(cli, tmp_path, exported):
     assert outs["other"].code == 2 and "does not take and give what the model does" in outs["other"].err
     res = cli("train", "--qat", fsrcnn, "--qat-target", "nonsense", *argv, "-o", tmp_path / "n.int8.onnx")
     assert res.code == 2 and "give fp32, ground-truth, or an sredge .onnx" in res.err, res.err
+
+
+QAT_RUN = ("--data", "sample", "--val", "sample", "--steps", "8", "--val-every", "4", "--batch", "4", "--patch", "24",
+           "--threads", "1", "-q")
+
+
+def test_a_resumed_qat_run_ends_as_an_uninterrupted_one(cli, tmp_path):
+    """QAT could not resume: a stopped run had to start over. Its state (weights, optimiser, schedule, random
+    states, the best file so far) is now kept beside -o at each validation, and --resume continues it: stopped
+    at step 4 and resumed, the run writes the uninterrupted run's file byte for byte, and removes its state."""
+    from sredge.train.qat_state import read_state, state_path
+
+    model = bundled_model_path(2)
+    whole, part = tmp_path / "whole.int8.onnx", tmp_path / "part.int8.onnx"
+    assert cli("train", "--qat", model, *QAT_RUN, "-o", whole).code == 0
+    assert not state_path(whole).exists()
+    res = cli("train", "--qat", model, *QAT_RUN[:-1], "--stop-after", "4", "-o", part)
+    assert res.code == 0 and f"stopped at QAT step 4 of 8 (--stop-after): {state_path(part)} keeps the run" in res.out
+    run = read_state(state_path(part))
+    assert run.checkpoint.step == 4 and run.run_options["--lr"] == 1e-4
+    assert read_descriptor(part).psnr_drop_db is not None  # the best file so far is a whole INT8 file
+    # again without --resume: the stopped run is not replaced
+    again = cli("train", "--qat", model, *QAT_RUN, "--stop-after", "4", "-o", part)
+    assert again.code == 2 and "--resume" in again.err
+    nothing = cli("train", "--qat", model, *QAT_RUN[:-1], "--stop-after", "4", "--resume", "-o", part)
+    assert nothing.code == 0 and "nothing left to train up to --stop-after 4" in nothing.out
+    res = cli("train", "--qat", model, *QAT_RUN, "--resume", "-o", part)
+    assert res.code == 0, res.err
+    assert part.read_bytes() == whole.read_bytes() and not state_path(part).exists()
+    # a finished run keeps no state: --resume says so instead of training it again
+    done = cli("train", "--qat", model, *QAT_RUN, "--resume", "-o", part)
+    assert done.code == 2 and "no QAT run to continue" in done.err and len(done.err.strip().splitlines()) == 1
+
+
+def test_qat_resume_refuses_another_run_in_one_line(cli, tmp_path):
+    import shutil
+
+    from sredge.train.qat_state import state_path
+
+    model = shutil.copy(bundled_model_path(2), tmp_path / "m.onnx")
+    out = tmp_path / "q.int8.onnx"
+    assert cli("train", "--qat", model, *QAT_RUN, "--stop-after", "4", "-o", out).code == 0
+
+    def refused(*extra, needle):
+        res = cli("train", "--qat", model, *QAT_RUN, "--resume", "-o", out, *extra)
+        assert res.code == 2 and needle in res.err and len(res.err.strip().splitlines()) == 1, res.err
+
+    refused("--lr", "3e-4", needle="--lr 0.0003, but the run it continues used --lr 0.0001")
+    refused("--flavour", "trt", needle="--flavour trt, but the run it continues used --flavour cpu")
+    refused("--steps", "3", needle="--steps 3, but it has done 4 steps already")
+    model_bytes = model.read_bytes()
+    onnx_model = onnx.load(str(model))
+    onnx_model.doc_string = "changed"
+    onnx.save(onnx_model, str(model))
+    refused(needle="the --qat file has changed since the run began")
+    model.write_bytes(model_bytes)
+    state = state_path(out)
+    kept = state.read_bytes()
+    state.write_bytes(kept[: len(kept) // 2])
+    refused(needle="not a QAT state sr-train can resume")
+    state.write_bytes(kept)
+    # the best file deleted by hand: the state alone still says a run is stopped there
+    out.unlink()
+    res = cli("train", "--qat", model, *QAT_RUN, "-o", out)
+    assert res.code == 2 and "holds a stopped QAT run" in res.err
+    # --overwrite starts over: the stopped run's state goes, and the new run, finished, leaves none
+    assert cli("train", "--qat", model, *QAT_RUN, "--overwrite", "-o", out).code == 0
+    assert out.exists() and not state.exists()
+
+
+def test_refit_cosine_continues_the_longer_schedule():
+    from sredge.train.qat import refit_cosine
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([{"params": [w], "lr": 1e-3}, {"params": [torch.nn.Parameter(torch.zeros(1))],
+                                                           "lr": 1e-2}])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    for _ in range(4):
+        opt.step()
+        sched.step()
+    refit_cosine(opt, sched, 20, 4)
+    for step in range(5, 21):
+        opt.step()
+        sched.step()
+        want = (1 + np.cos(np.pi * step / 20)) / 2
+        assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3 * want, 1e-2 * want], abs=1e-12)

@@ -15,8 +15,8 @@ PROG = "sr-train"
 QAT_DEFAULTS = {"steps": 2000, "batch": 16, "lr": 1e-4, "val_every": 250}
 """Defaults that differ from training from scratch (fine-tuning: fewer steps, a small learning rate)."""
 
-_TRAINING_ONLY = ("teacher", "teacher_arch", "teacher_mode", "teacher_weight", "feats", "channels", "stop_after",
-                  "convs", "expand", "loss")
+_TRAINING_ONLY = ("teacher", "teacher_arch", "teacher_mode", "teacher_weight", "feats", "channels", "convs",
+                  "expand", "loss")
 
 
 def check_qat_args(args) -> None:
@@ -24,8 +24,6 @@ def check_qat_args(args) -> None:
     given = [f"--{k.replace('_', '-')}" for k in _TRAINING_ONLY if getattr(args, k, None) is not None]
     if args.arch_given:
         given.insert(0, "--arch")
-    if args.resume:
-        given.append("--resume")
     if given:
         verb = "applies" if len(given) == 1 else "apply"
         raise InputError(f"--qat fine-tunes the given model; {', '.join(given)} only {verb} to training a new one")
@@ -102,9 +100,78 @@ def _check_scale(scale: int | None, own: int, arch: str, path: Path, source: str
                          "fine-tunes a model at its own scale: drop --scale")
 
 
-def run_qat(args) -> int:
-    """Fine-tune ``args.qat`` on ``args.data`` and write the Q/DQ model to the claimed ``args.output``."""
+def run_options(args) -> dict:
+    """The options that define a QAT run, by flag, as resolved: its state records them, and ``--resume`` must
+    give the same (``--steps``, ``--stop-after``, ``--val-every``, ``--threads``, ``--device``, ``--max-pixels``
+    and ``-q`` may change)."""
+    target = args.qat_target if args.qat_target in ("fp32", "ground-truth") else str(Path(args.qat_target).resolve())
+    return {"--qat": str(args.qat.resolve()), "--scale": args.scale if args.scale_given else None,
+            "--flavour": args.flavour, "--qat-target": target, "--data": str(args.data.resolve()),
+            "--val": str(args.val.resolve()) if args.val else None, "--patch": args.patch, "--batch": args.batch,
+            "--lr": args.lr, "--seed": args.seed}
+
+
+def input_digests(args) -> dict[str, str]:
+    """sha256 of the model files a QAT run reads, by flag: a resumed run must read the same bytes."""
+    from sredge.runtime.segments import file_sha256
+
+    files = {"--qat": args.qat}
+    if args.qat_target not in ("fp32", "ground-truth"):
+        files["--qat-target"] = Path(args.qat_target)
+    return {flag: file_sha256(path) for flag, path in files.items() if path.is_file()}
+
+
+def check_qat_state(args):
+    """Before any work: what ``-o``'s QAT state (``OUT.sredge-qat``) means for this command.
+
+    Returns:
+        The run to continue (a :class:`~sredge.train.qat_state.QatRun`; ``--resume`` and a state), None (start
+        at step 0), or ``False``: ``--resume`` of a run with nothing left to train up to ``--steps`` /
+        ``--stop-after`` (said on stdout).
+
+    Raises:
+        InputError: A state this command would lose (no ``--resume`` or ``--overwrite``), ``--resume`` of an
+            output with no state (a finished run), or a state this command cannot continue (damaged, other
+            options or input files).
+    """
+    from sredge.train.qat_state import check_qat_resume, read_state, state_path
+
+    state = state_path(args.output)
+    if not args.resume:
+        if state.exists() and not args.overwrite:
+            raise InputError(f"{state} holds a stopped QAT run of {args.output}: --resume continues it, "
+                             "--overwrite starts over")
+        return None
+    if not state.exists():
+        if args.output.exists():
+            raise InputError(f"--resume {args.output}: there is no QAT run to continue ({state.name} is not beside "
+                             "it: a run removes it when it reaches its last step); --overwrite trains it again")
+        if not args.quiet:
+            print(f"{PROG}: note: {args.output} does not exist yet, so this QAT run starts at step 0; --resume "
+                  "continues it from its last validation once it does", file=sys.stderr)
+        return None
+    run = read_state(state)
+    check_qat_resume(run, args.output, run_options(args), input_digests(args), args.steps)
+    end = min(args.steps, args.stop_after or args.steps)
+    if end <= run.checkpoint.step:
+        if not args.quiet:
+            limit = f"--stop-after {args.stop_after}" if end < args.steps else f"--steps {args.steps}"
+            print(f"{args.output} has done {run.checkpoint.step} QAT steps; nothing left to train up to {limit}")
+        return False
+    planned = run.checkpoint.steps
+    if planned != args.steps and not args.quiet:
+        how = "stretched" if args.steps > planned else "shortened"
+        print(f"{PROG}: --steps {args.steps} (the run planned {planned}): the cosine schedule is {how} to "
+              f"{args.steps} steps from step {run.checkpoint.step} on", file=sys.stderr)
+    return run
+
+
+def run_qat(args, resumed=None) -> int:
+    """Fine-tune ``args.qat`` on ``args.data`` and write the Q/DQ model to the claimed ``args.output``, with its
+    state beside it (``OUT.sredge-qat``) at each validation until the last step; ``resumed`` (from
+    :func:`check_qat_state`) continues a stopped run."""
     import numpy as np
+    import onnx
 
     from sredge._lazy import require
 
@@ -127,7 +194,12 @@ def run_qat(args) -> int:
     from sredge.models.onnx_file import read_descriptor
     from sredge.train.data import PatchOptions, PatchSampler
     from sredge.train.qat import QatOptions, finetune
+    from sredge.train.qat_state import state_path, write_state
 
+    state = state_path(args.output)
+    if resumed is None:
+        state.unlink(missing_ok=True)  # --overwrite: the stopped run it replaces (check_qat_state)
+    options, digests = run_options(args), input_digests(args)
     with tempfile.TemporaryDirectory(prefix="sredge-qat-") as tmp:
         fp32 = _fp32_model(args.qat, args.scale if args.scale_given else None, Path(tmp), args.trust_pickle)
         desc = read_descriptor(fp32)
@@ -137,40 +209,61 @@ def run_qat(args) -> int:
         target_model = _target_model(args.qat_target, desc)
         sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, color_space=desc.color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed)
-        calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
-        ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour)))
+        if resumed is None:
+            calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
+            ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour)))
+        else:  # the graph the run trains; the sampler's state comes back with the rest
+            ptq = onnx.load_from_string(resumed.checkpoint.ptq)
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
         validator = Validator(dataset, desc, threads=args.threads)
         opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every,
                           target="model" if target_model else args.qat_target, target_model=target_model,
-                          device=device)
-        progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step")
-        started: list[float] = []  # when step 1 ended: the rate leaves out the validations before it
+                          device=device, stop_after=args.stop_after)
+        progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step", stop=opts.stop_after)
+        started: list[tuple[int, float]] = []  # the first step's end: the rate leaves out the validations before it
 
         def on_step(step: int, loss: float, val: float | None) -> None:
             now = time.perf_counter()
             if not started:
-                started.append(now)
-            progress.update(step, loss, val, (step - 1) / (now - started[0]) if step > 1 else 0.0)
+                started.append((step, now))
+            first, t0 = started[0]
+            progress.update(step, loss, val, (step - first) / (now - t0) if step > first else 0.0)
+
+        written = [resumed.checkpoint.best_step if resumed is not None else None]
+
+        def on_checkpoint(ck) -> None:
+            """The best file so far at -o (when it changed), then the state: each whole, whatever stops the run."""
+            if ck.best_step != written[0] or not args.output.exists():
+                best = onnx.load_from_string(ck.best)
+                record_quality(best, ck.fp32_db - ck.best_db, dataset.name)
+                save_model(best, args.output)
+                written[0] = ck.best_step
+            write_state(state, ck, options, digests)
 
         from sredge.cli._signals import exit_code, signal_name, stop_on_signals
 
-        with stop_on_signals() as stopper:  # a stop keeps the best file so far: nothing validated is lost
+        with stop_on_signals() as stopper:  # a stop ends at a checkpoint: the same command with --resume continues
             result = finetune(fp32, ptq, sampler, validator.mean_db, opts, desc.value_range, args.seed, on_step,
-                              stop=stopper.event)
+                              stop=stopper.event, resume=resumed.checkpoint if resumed is not None else None,
+                              on_checkpoint=on_checkpoint)
         progress.finish()
         record_quality(result.model, result.drop_db, dataset.name)
         save_model(result.model, args.output)
+        if result.steps_done == opts.steps:
+            state.unlink(missing_ok=True)  # the run is complete: nothing to continue
     layers = len(quantized_nodes(result.model))
+    best = f"step {result.best_step}: {result.qat_db:.2f} dB, drop {result.drop_db:.2f} dB"
     if stopper.signum is not None:
         print(f"{PROG}: interrupted by {signal_name(stopper.signum)} at QAT step {result.steps_done} of {opts.steps}; "
-              f"{args.output} holds the best file so far (step {result.best_step}: {result.qat_db:.2f} dB, drop "
-              f"{result.drop_db:.2f} dB; QAT does not resume: run again for all {opts.steps} steps)",
-              file=sys.stderr)
+              f"{args.output} holds the best file so far ({best}): the same command with --resume continues the "
+              "run", file=sys.stderr)
         return exit_code(stopper.signum)
     if not args.quiet:
         print(f"{PROG}: {dataset.name} Y-PSNR: FP32 {result.fp32_db:.2f} dB, "
               f"post-training INT8 {result.ptq_db:.2f} dB, "
               f"QAT INT8 {result.qat_db:.2f} dB (drop {result.drop_db:.2f} dB; best at step {result.best_step})")
         print(f"wrote {args.output} ({args.flavour} Q/DQ, {layers} convolutions in INT8, none kept in float)")
+        if result.steps_done < opts.steps:
+            print(f"stopped at QAT step {result.steps_done} of {opts.steps} (--stop-after): {state} keeps the run; "
+                  "--resume with a later --stop-after, or none, continues it")
     return 0

@@ -93,8 +93,8 @@ def build_parser() -> Parser:
                    help="where the network trains: auto (CUDA when PyTorch sees a GPU), cpu or cuda; patches, "
                         "teachers and validation stay on the CPU (default auto)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from -o when it exists, with the options of the run it continues (--steps may "
-                        "grow)")
+                   help="continue from -o when it exists (--qat: from its state, -o + .sredge-qat), with the "
+                        "options of the run it continues (--steps may grow)")
     p.add_argument("--overwrite", action="store_true", help="start over, replacing -o when it exists")
     p.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.pth or .pt); with --qat "
                    "the INT8 ONNX to write (.onnx)")
@@ -137,7 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.resume and not args.overwrite and args.output.exists():
         raise InputError(f"{args.output} exists; pass --resume to continue it, --overwrite to start over, "
                          "or choose another -o")
-    if args.resume and args.qat is None and not args.quiet and not args.output.exists():
+    resumed = None
+    if args.qat is not None:  # its state beside -o, checked before anything is claimed or read
+        from sredge.cli._train_qat import check_qat_state
+
+        resumed = check_qat_state(args)
+        if resumed is False:
+            return 0
+    elif args.resume and not args.quiet and not args.output.exists():
         # Not an error (one command for the first run and every rerun), but a mistyped -o must not pass unseen.
         print(f"{PROG}: note: {args.output} does not exist yet, so this run starts at step 0; --resume continues "
               "it from its last checkpoint once it does", file=sys.stderr)
@@ -146,12 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     outputs = [Output(args.output, "-o", updated=args.resume)]
     if args.qat is not None:
         from sredge.cli._train_qat import run_qat
+        from sredge.train.qat_state import state_path
 
+        # check_qat_state decided what an existing state means: the claim only keeps it from inputs and other runs
+        outputs.append(Output(state_path(args.output), "-o's QAT state", updated=True))
         inputs.append(Input(args.qat, "--qat"))
         if args.qat_target not in ("fp32", "ground-truth"):
             inputs.append(Input(Path(args.qat_target), "--qat-target"))
         with claim_outputs(outputs, inputs, args.overwrite):
-            return run_qat(args)
+            return run_qat(args, resumed)
     with claim_outputs(outputs, inputs, args.overwrite):
         return _train(args)
 

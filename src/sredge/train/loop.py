@@ -302,28 +302,42 @@ def check_resume(ck: Checkpoint, arch: str, hparams: HParams, opts: TrainOptions
     Raises:
         InputError: One line naming the first option that differs and both values.
     """
-    def refuse(flag: str, new: Any, old: Any) -> InputError:
-        if old is None:
-            was = f"the run it continues had no {flag}"
-        else:
-            was = f"the run it continues used {flag} {_shown(old)}"
-        now = f"no {flag}" if new is None else f"{flag} {_shown(new)}"
-        fix = "leave it out" if old is None else f"give {flag} {_shown(old)}"
-        return InputError(f"--resume {ck.path}: {now}, but {was}; a resumed run keeps it ({fix}, or --overwrite "
-                          "to start over)")
-
-    for flag, value in (run_options or {}).items():
-        if flag in ck.run_options and ck.run_options[flag] != value:
-            raise refuse(flag, value, ck.run_options[flag])
+    check_run_options(ck.path, ck.run_options, run_options or {})
     for name in FIXED_ON_RESUME:
         if name in ck.options and ck.options[name] != getattr(opts, name):
-            raise refuse("--" + name.replace("_", "-"), getattr(opts, name), ck.options[name])
+            raise changed_option(ck.path, "--" + name.replace("_", "-"), getattr(opts, name), ck.options[name])
     if ck.arch != arch or ck.hparams != dict(hparams):
         raise InputError(f"--resume {ck.path}: it was trained as {ck.arch} {ck.hparams}; it cannot resume this "
                          f"run ({arch} {dict(hparams)})")
-    if opts.steps < ck.step:
-        raise InputError(f"--resume {ck.path}: --steps {opts.steps}, but it has done {ck.step} steps already; "
-                         f"give --steps {ck.step} or more")
+    check_steps(ck.path, opts.steps, ck.step)
+
+
+def changed_option(path: Path, flag: str, new: Any, old: Any) -> InputError:
+    """The one-line refusal of a ``--resume`` of ``path`` whose ``flag`` is ``new`` where its run had ``old``
+    (None: the option was not given)."""
+    if old is None:
+        was = f"the run it continues had no {flag}"
+    else:
+        was = f"the run it continues used {flag} {_shown(old)}"
+    now = f"no {flag}" if new is None else f"{flag} {_shown(new)}"
+    fix = "leave it out" if old is None else f"give {flag} {_shown(old)}"
+    return InputError(f"--resume {path}: {now}, but {was}; a resumed run keeps it ({fix}, or --overwrite "
+                      "to start over)")
+
+
+def check_run_options(path: Path, recorded: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Refuse (:func:`changed_option`) the first option, by flag, whose ``given`` value differs from the one the
+    run at ``path`` ``recorded``; flags only one side has are not compared."""
+    for flag, value in given.items():
+        if flag in recorded and recorded[flag] != value:
+            raise changed_option(path, flag, value, recorded[flag])
+
+
+def check_steps(path: Path, steps: int, done: int) -> None:
+    """Refuse a ``--resume`` of ``path`` with ``--steps`` below the ``done`` steps it has."""
+    if steps < done:
+        raise InputError(f"--resume {path}: --steps {steps}, but it has done {done} steps already; "
+                         f"give --steps {done} or more")
 
 
 def _restore(torch, out: Path, ck: dict, model, opt, sched, sampler) -> None:

@@ -26,7 +26,9 @@ sr-build read it), with no layer left in float.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,10 +69,13 @@ class QatOptions:
     device: str = "cpu"
     """torch device the fake-quantized graph trains on (``"cpu"``, ``"cuda"``); the FP32 target and the
     validation run on ONNX Runtime on the CPU either way."""
+    stop_after: int | None = None
+    """End at this step (validated and checkpointed) although the schedule runs to ``steps``."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.val_every < 1:
-            raise InputError("--steps, --batch and --val-every must be positive")
+        if self.steps < 1 or self.batch < 1 or self.val_every < 1 or (self.stop_after is not None
+                                                                       and self.stop_after < 1):
+            raise InputError("--steps, --batch, --val-every and --stop-after must be positive")
         if self.target not in (*QAT_TARGETS, "model"):
             raise InputError(f"unknown QAT target {self.target!r}: {', '.join(QAT_TARGETS)} or a model file")
         if (self.target == "model") != (self.target_model is not None):
@@ -443,6 +448,35 @@ def export_qdq(qdq: onnx.ModelProto, graph) -> onnx.ModelProto:
 
 
 @dataclass(frozen=True)
+class QatCheckpoint:
+    """Everything a QAT run needs to continue exactly where it was (what :func:`finetune` hands to its
+    ``on_checkpoint`` at each validation, and takes back as ``resume``); :mod:`sredge.train.qat_state`
+    stores it in a file."""
+
+    step: int
+    """Steps done."""
+    steps: int
+    """The length of the cosine schedule those steps followed."""
+    ptq: bytes
+    """The plain INT8 model the trained graph was built from (serialized ONNX): a resumed run trains the
+    same graph without calibrating again."""
+    graph: dict
+    """The trained module's ``state_dict`` (float weights, learned scale factors), on the CPU."""
+    optimizer: dict
+    scheduler: dict
+    sampler_rng: dict
+    """The patch sampler's numpy bit-generator state."""
+    torch_rng: object
+    """``torch.get_rng_state()``."""
+    best: bytes
+    """The best model so far (serialized ONNX, no quality metadata yet)."""
+    best_db: float
+    best_step: int
+    fp32_db: float
+    ptq_db: float
+
+
+@dataclass(frozen=True)
 class QatResult:
     """The outcome of :func:`finetune`."""
 
@@ -475,6 +509,8 @@ def finetune(
     seed: int = 0,
     on_step: Callable[[int, float, float | None], None] | None = None,
     stop: threading.Event | None = None,
+    resume: QatCheckpoint | None = None,
+    on_checkpoint: Callable[[QatCheckpoint], None] | None = None,
 ) -> QatResult:
     """Fine-tune a Q/DQ model's weights and activation scales on (LR, HR) patches.
 
@@ -490,8 +526,14 @@ def finetune(
         value_range: The model's input/output range (1 or 255); patches are scaled into it.
         seed: Torch seed.
         on_step: ``on_step(step, loss, last validation dB or None)`` progress callback.
-        stop: Set (by a stop signal) to end after the step in progress, which is validated like the last step:
-            the best model so far is returned (``steps_done`` says how far it got). QAT keeps no state to resume.
+        stop: Set (by a stop signal) to end after the step in progress, which is validated and checkpointed like
+            the last step: the best model so far is returned (``steps_done`` says how far it got).
+        resume: A checkpoint of this run (same ``qdq``, which must be ``resume.ptq``; same options but
+            ``steps``, ``stop_after``, ``val_every`` and ``device``; same sampler and seed): training continues
+            from its step with its weights, optimiser, schedule and random states, so the run ends as an
+            uninterrupted one would. Another ``options.steps`` refits the cosine schedule (:func:`refit_cosine`).
+        on_checkpoint: Called at each validation (every ``val_every`` steps, the last step, a stop) with
+            what ``resume`` needs to continue from there.
 
     Returns:
         The best model by validation (PTQ itself when no step beats it).
@@ -500,20 +542,33 @@ def finetune(
     torch.manual_seed(seed)
     device = torch.device(options.device)
     graph = qdq_graph(qdq, int8_reference(fp32_path, flavour_of(qdq))).to_device(device)
-    fp32_db, ptq_db = float(validate(str(fp32_path))), float(validate(qdq))
-    best, best_db, best_step = qdq, ptq_db, 0
     opt = torch.optim.Adam([{"params": list(graph.weights.parameters()), "lr": options.lr},
                             {"params": list(graph.scales.parameters()), "lr": options.scale_lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.steps)
+    if resume is None:
+        fp32_db, ptq_db = float(validate(str(fp32_path))), float(validate(qdq))
+        best, best_db, best_step, start = qdq, ptq_db, 0, 0
+    else:
+        graph.load_state_dict(resume.graph)
+        opt.load_state_dict(resume.optimizer)
+        sched.load_state_dict(resume.scheduler)
+        if resume.steps != options.steps:
+            refit_cosine(opt, sched, options.steps, resume.step)
+        sampler.rng.bit_generator.state = resume.sampler_rng
+        torch.set_rng_state(resume.torch_rng)
+        fp32_db, ptq_db = resume.fp32_db, resume.ptq_db
+        best, best_db, best_step, start = onnx.load_from_string(resume.best), resume.best_db, resume.best_step, \
+            resume.step
+    end = min(options.steps, options.stop_after or options.steps)
     last_db: float | None = None
     # The FP32 target is the FP32 file (or the target model) as ONNX Runtime runs it (one thread: training has
     # the other).
     target_file = {"fp32": fp32_path, "model": options.target_model}.get(options.target)
     fp32_target = (open_backend("ort", target_file, BackendOptions(device="cpu", threads=1))
                    if target_file is not None else contextlib.nullcontext())
-    step = 0
+    step = start
     with fp32_target as teacher:
-        for step in range(1, options.steps + 1):
+        for step in range(start + 1, end + 1):
             lr_np, hr_np = sampler.batch(options.batch)
             x = np.ascontiguousarray(lr_np * value_range, np.float32)
             target = teacher.run(x) if teacher is not None else hr_np * value_range
@@ -525,14 +580,30 @@ def finetune(
             opt.step()
             sched.step()
             stopping = stop is not None and stop.is_set()
-            if step % options.val_every == 0 or step == options.steps or stopping:
+            if step % options.val_every == 0 or step == end or stopping:
                 candidate = export_qdq(qdq, graph)
                 last_db = float(validate(candidate))
                 log.info("QAT step %d: %.3f dB (PTQ %.3f, FP32 %.3f)", step, last_db, ptq_db, fp32_db)
                 if last_db > best_db:
                     best, best_db, best_step = candidate, last_db, step
+                if on_checkpoint is not None:
+                    on_checkpoint(QatCheckpoint(
+                        step, sched.T_max, qdq.SerializeToString(),
+                        {k: v.detach().cpu().clone() for k, v in graph.state_dict().items()},
+                        copy.deepcopy(opt.state_dict()), sched.state_dict(), sampler.rng.bit_generator.state,
+                        torch.get_rng_state(),
+                        best.SerializeToString(), best_db, best_step, fp32_db, ptq_db))
             if on_step is not None:
                 on_step(step, float(loss.detach()), last_db)
             if stopping:
                 break
     return QatResult(best, fp32_db, ptq_db, best_db, best_step, step)
+
+
+def refit_cosine(opt, sched, steps: int, step: int) -> None:
+    """Continue a cosine schedule (to 0) as a run of ``steps`` steps would, from ``step`` on: each parameter
+    group's learning rate becomes what that run has after ``step`` steps, and torch's recursive update then
+    follows its curve."""
+    sched.T_max = steps
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = base * (1 + math.cos(math.pi * step / steps)) / 2
