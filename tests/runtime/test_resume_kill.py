@@ -177,6 +177,9 @@ def test_a_different_model_or_option_is_refused_with_the_reason(tmp_path):
         assert lines[0].startswith(f"sr-run: error: cannot resume {out}: ") and expect in lines[0], lines[0]
         assert lines[0].endswith(f"or --overwrite to start over (discards {work})"), lines[0]
         assert (work / "journal.jsonl").read_bytes() == journal and not out.exists()  # nothing touched
+    # without -q too: the model's and encoder's lines no longer come before the refusal
+    res = sr("run", *args[:-1], "--model", model, "--tile", "64")
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
     res = sr("run", *args[:6], "--model", model, "--frames", "3", "--no-resume", "-q")  # start over, plainly
     assert res.code == 0, res.err
     assert not work.exists()

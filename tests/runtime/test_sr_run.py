@@ -262,6 +262,15 @@ def test_bad_input_one_line_exit_2(cli, exported, tmp_path, make_args, expect):
     assert expect in line
 
 
+def test_a_stream_that_does_not_open_is_the_only_line(cli, tmp_path):
+    """The model's and encoder's lines came before this error (the previous session's note); they are now
+    said once the source is open."""
+    res = cli("run", "--video", "rtsp://127.0.0.1:9/x", "-o", tmp_path / "o.mp4")
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
+    assert res.err.startswith("sr-run: error: could not open stream rtsp://127.0.0.1:9/x")
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_output_would_overwrite_input(cli, exported, tmp_path):
     src = tmp_path / "a.png"
     src.write_bytes(asset("realworld/0030.jpg").read_bytes())

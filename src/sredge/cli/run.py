@@ -347,8 +347,13 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
                 raise InputError("a camera or stream needs -o OUT.mp4 (or --display)")
             tag = f"x{rt.desc.scale}" if size.is_model_scale else size.describe()
             output = Path(source).with_name(f"{Path(source).stem}_{tag}.mp4")
-        _announce(rt, model, args.quiet)
-        say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
+
+        def banner() -> None:  # once the source is open and a stopped run checked: no line before a refusal
+            _announce(rt, model, args.quiet)
+            say(f"{PROG}: {rt.desc.summary()} on {rt.backend.describe()}", file=sys.stderr)
+            if encoder is not None:
+                say(f"{PROG}: {encoder.summary()}", file=sys.stderr)
+
         if args.report is not None and output is not None:  # -o was the default name: ask again for it
             report[0] = _video_report(args.report, output)
         _check_work_folder(output, resume, args.resume, reads, report)
@@ -359,15 +364,13 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
 
                 WorkFolder(output).remove()  # --no-resume: an unfinished run of this output is discarded
             bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every)
-            if encoder is not None:
-                say(f"{PROG}: {encoder.summary()}", file=sys.stderr)
             vrun = upscale_video(rt, source, output, crf=args.crf, preset=args.preset, progress=bar.update_run,
                                  encoder=encoder.name if encoder is not None else "libx264",
                                  display=args.display, encoder_threads=args.encode_threads, reference=ref,
                                  check_every=args.check_every, latency_mode=args.latency_mode, stop=stopper.event,
                                  window=window, size=size, compare=args.compare is not None,
                                  notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr),
-                                 resume=resume if output is not None else None)
+                                 resume=resume if output is not None else None, on_open=banner)
             bar.finish()
             if vrun.compare is not None:
                 from sredge.imaging.io import write_image

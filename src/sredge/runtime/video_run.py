@@ -84,7 +84,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
                   encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
                   check_every: int = 30, latency_mode: bool = False, encoder: str = "libx264",
                   window: Window | None = None, size: OutputSize | None = None, compare: bool = False,
-                  notify: Callable[[str], None] | None = None, resume: ResumeOptions | None = None) -> VideoRun:
+                  notify: Callable[[str], None] | None = None, resume: ResumeOptions | None = None,
+                  on_open: Callable[[], None] | None = None) -> VideoRun:
     """Decode ``source``, upscale every frame, encode H.264 to ``output`` (with the input's audio).
 
     ``window`` runs only part of the video (``--start/--duration/--frames``, see
@@ -111,7 +112,10 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     ``resume`` (a file input to a file output) commits the progress as it goes and continues an
     unfinished run of the same output and settings (:mod:`sredge.runtime.video_resume`); None: one
     plain output file, nothing to continue after a crash.
-    ``progress(result, total_frames_or_None)`` is called after each encoded frame.
+    ``progress(result, total_frames_or_None)`` is called after each encoded frame. ``on_open()`` is called
+    once the source is open and an unfinished run is checked, before anything else is said or written:
+    a caller's banner lines then never come before a refusal (a stream that does not open, a run that
+    cannot be resumed).
 
     ``latency_mode`` keeps the fewest frames in flight: one-frame queues between the stages
     (:data:`~sredge.runtime.pipeline.LATENCY_QUEUE`) and x264 ``zerolatency`` (no B-frames or
@@ -139,6 +143,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     # Luma-only networks keep video in YUV 4:2:0 from decoder to encoder (no RGB round trip).
     with VideoReader(source, want_i420=takes_i420(rt.desc) and not display, max_pixels=rt.opts.max_pixels,
                      window=session.read_window if session is not None else window) as reader:
+        if on_open is not None:
+            on_open()
         info = reader.info
         ups = rt.upscaler(info.height, info.width)
         s = rt.desc.scale
