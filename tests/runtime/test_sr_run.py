@@ -582,3 +582,19 @@ def test_a_folder_as_a_videos_output_is_one_line_naming_a_file(cli, tmp_path):
         assert res.code == 2 and res.err.strip().splitlines() == [
             f"sr-run: error: -o {given.rstrip('/')}/: a video run writes one file, not a folder; give its name, "
             f"e.g. -o {given.rstrip('/')}/clip_x2.mp4"], res.err  # the bundled x2's default name
+
+
+def test_display_problem_names_why_no_window_can_open():
+    """The previous session's note: an OpenCV with a GUI but no desktop session (ssh, a service) failed in
+    namedWindow (or Qt aborted the process) and was called "the headless build"."""
+    from sredge.runtime.video_run import display_problem
+
+    gui = "  GUI:                           GTK3\n    GTK+:                        YES (ver 3.24)\n"
+    headless = "  GUI:                           NONE\n"
+    assert "headless build" in display_problem(headless, {"DISPLAY": ":0"}, "linux")
+    why = display_problem(gui, {}, "linux")
+    assert "neither DISPLAY nor WAYLAND_DISPLAY is set" in why and "-o OUT.mp4" in why
+    assert display_problem(gui, {"DISPLAY": ":0"}, "linux") is None
+    assert display_problem(gui, {"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert display_problem(gui, {"DISPLAY": ""}, "linux") is not None
+    assert display_problem(gui, {}, "win32") is None and display_problem(gui, {}, "darwin") is None

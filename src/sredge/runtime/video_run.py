@@ -25,7 +25,7 @@ from sredge.runtime.upscaler import takes_i420
 from sredge.runtime.video_io import Frame
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from sredge.runtime.runner import LoadedRuntime
     from sredge.runtime.video_resume import ResumeOptions
@@ -262,18 +262,39 @@ _NO_GUI = ("OpenCV here has no GUI (the headless build): pip uninstall opencv-py
            "opencv-python (the two share one cv2 module, so both installed break each other)")
 
 
+def display_problem(build_info: str, environ: Mapping[str, str], platform: str) -> str | None:
+    """Why ``--display`` cannot open a window here, or None (pure).
+
+    Args:
+        build_info: ``cv2.getBuildInformation()``: its ``GUI:`` line names the GUI backend (NONE in the
+            headless wheel).
+        environ: The environment: on Linux and the BSDs a window needs an X11 or Wayland session
+            (``DISPLAY`` or ``WAYLAND_DISPLAY``); OpenCV's Qt backend aborts the process without one.
+        platform: ``sys.platform``.
+    """
+    gui = build_info[build_info.find("GUI:"):].splitlines()[0] if "GUI:" in build_info else ""
+    if gui.split(":", 1)[-1].strip().upper() == "NONE":
+        return _NO_GUI
+    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (environ.get("DISPLAY")
+                                                                               or environ.get("WAYLAND_DISPLAY")):
+        return ("no desktop session: neither DISPLAY nor WAYLAND_DISPLAY is set (over ssh, ssh -X gives one); "
+                "-o OUT.mp4 writes the video instead")
+    return None
+
+
 def require_display() -> None:
-    """Refuse ``--display`` where OpenCV was built without a GUI (as its build information says), before any work.
+    """Refuse ``--display`` where no window can open (:func:`display_problem`), before any work.
 
     Raises:
-        InputError: No GUI backend in this OpenCV.
+        InputError: No GUI backend in this OpenCV, or no desktop session.
     """
+    import sys
+
     import cv2
 
-    info = cv2.getBuildInformation()
-    gui = info[info.find("GUI:"):].splitlines()[0] if "GUI:" in info else ""
-    if gui.split(":", 1)[-1].strip().upper() == "NONE":
-        raise InputError(f"--display needs a window: {_NO_GUI}")
+    why = display_problem(cv2.getBuildInformation(), os.environ, sys.platform)
+    if why is not None:
+        raise InputError(f"--display needs a window: {why}")
 
 
 class _Display:
@@ -286,7 +307,9 @@ class _Display:
         try:
             cv2.namedWindow("sr-run", cv2.WINDOW_NORMAL)
         except cv2.error as exc:
-            raise InputError(f"--display: {_NO_GUI}") from exc
+            why = " ".join(str(exc).split())
+            raise InputError(f"--display: OpenCV could not open a window ({why}); -o OUT.mp4 writes the video "
+                             "instead") from exc
 
     def show(self, rgb) -> None:
         import cv2
