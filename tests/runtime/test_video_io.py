@@ -101,7 +101,15 @@ def read_all(source) -> tuple[VideoInfo, list[Frame], list, str | None]:
         frames, packets = [], []
         for item in r:
             (frames if isinstance(item, Frame) else packets).append(item)
+        assert (r.error is None) == (r.error_kind is None), (r.error, r.error_kind)
         return r.info, frames, packets, r.error
+
+
+def error_kind(source) -> str | None:
+    with VideoReader(str(source)) as r:
+        for _ in r:
+            pass
+        return r.error_kind
 
 
 def decoded_pts(path: Path) -> list[int]:
@@ -535,6 +543,7 @@ def test_ts_files_joined_with_cat_give_the_first_recording_whole_and_name_the_jo
     assert [f.pts for f in frames] == [f.pts for f in original]
     assert np.array_equal(frames[-1].rgb, original[-1].rgb)
     assert error is not None and error.startswith(f"stopped at frame 181: {video_io.JOINED} at byte "), error
+    assert error_kind(joined) == video_io.STOP_JOINED
     at = int(error.split(" at byte ", 1)[1].split(",")[0])
     assert size <= at < size + 188 * 16 and "joined end to end" in error and "\n" not in error, error
     # the first recording's audio up to its video's end (its last few packets follow the join)
@@ -548,6 +557,7 @@ def test_ts_files_joined_with_cat_give_the_first_recording_whole_and_name_the_jo
     damaged.write_bytes(bytes(data))
     _, frames, _, error = read_all(damaged)
     assert len(frames) < 181 and error is not None and video_io.JOINED not in error, (len(frames), error)
+    assert error_kind(damaged) == video_io.STOP_DAMAGED
 
 
 def test_corrupt_bytes_mid_file_stop_decoding_with_error(tmp_path):

@@ -420,9 +420,9 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         print(f"{PROG}: error: {msg}; {done}", file=sys.stderr)
         return code
     if vrun.decode_error:
-        from sredge.runtime.video_io import JOINED
+        from sredge.runtime.video_io import STOP_JOINED
 
-        what = "holds more than one recording" if JOINED in vrun.decode_error else "is truncated or corrupt"
+        what = "holds more than one recording" if vrun.decode_error_kind == STOP_JOINED else "is truncated or corrupt"
         raise InputError(f"the input {what} ({vrun.decode_error}); {done}")
     check_complete(vrun)
     if vrun.output and vrun.resumed_from:

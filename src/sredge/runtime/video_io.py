@@ -94,6 +94,9 @@ or before the start (MPEG-TS seeks land after the first key frame when asked for
 _MAX_DROPS_IN_A_ROW = 300
 JOINED = "another recording starts"
 """How the reader's ``error`` begins its reason when a local MPEG-TS file holds recordings joined end to end."""
+STOP_JOINED, STOP_DAMAGED = "joined", "damaged"
+"""The reader's ``error_kind``: the input holds recordings joined end to end, or it is truncated or damaged
+(a live source's end included)."""
 _JOIN_LOOKAHEAD = 32
 """Packets read past a damaged one in a local MPEG-TS file to tell a join (timestamps restart) from damage."""
 
@@ -325,7 +328,10 @@ class VideoReader:
         """The source's streams, tags and chapters for :func:`~sredge.runtime.streams.carry_streams`
         (None: a camera)."""
         self.error: str | None = None
+        self.error_kind: str | None = None
+        """With ``error``: :data:`STOP_JOINED` or :data:`STOP_DAMAGED`."""
         self._why: str | None = None  # cause of an early stop, set while decoding
+        self._kind: str | None = None
         self._src: Source | None = None
         self._container = None
         self._video = None
@@ -603,9 +609,9 @@ class VideoReader:
             yield self._pending.popleft()
         yield from self._items
 
-    def _stop(self, why: str) -> None:
-        """Record why decoding ends early; ``error`` is composed when iteration ends."""
-        self._why = why
+    def _stop(self, why: str, kind: str = STOP_DAMAGED) -> None:
+        """Record why decoding ends early; ``error`` (and ``error_kind``) are set when iteration ends."""
+        self._why, self._kind = why, kind
 
     def _decode_all(self) -> Iterator[Frame | AudioPacket]:
         try:
@@ -614,6 +620,7 @@ class VideoReader:
             if self._why is not None:
                 # Frames still in the decoder may follow the stop, so count at the very end.
                 self.error = f"stopped at frame {self._count}: {self._why}"
+                self.error_kind = self._kind
                 if self.warn_damage:
                     log.warning("%s: %s", self._src.label, self.error)
 
@@ -664,7 +671,8 @@ class VideoReader:
                         break
                 if self._why is None:
                     self._stop(f"{JOINED} at byte {joined_at}, where the timestamps begin again (MPEG-TS files "
-                               "joined end to end, e.g. with cat?); upscale each recording as its own file")
+                               "joined end to end, e.g. with cat?); upscale each recording as its own file",
+                               STOP_JOINED)
                 else:
                     drain = False
                 break

@@ -58,6 +58,9 @@ class VideoRun:
     """Frames in the output file (a resumable run: the earlier runs' frames included); None: ``result.frames_out``."""
     work_folder: str | None = None
     """The work folder kept for the next run to continue (a resumable run that stopped), else None."""
+    decode_error_kind: str | None = None
+    """With ``decode_error``: why the input ended early (:data:`~sredge.runtime.video_io.STOP_JOINED` or
+    :data:`~sredge.runtime.video_io.STOP_DAMAGED`)."""
     kept_existing: bool = False
     """The run (of a video file) stopped and ``output`` was a file from before it (``--overwrite``), kept as it
     was: only a complete run replaces an existing output. A resumable run's frames are in ``work_folder``;
@@ -227,7 +230,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
                         picker.picture if picker else None, plan.out_hw,
                         notices=notices,
                         resumed_from=session.resumed_from if session is not None else 0,
-                        frames_in_output=in_output, work_folder=kept, kept_existing=existing and stopped)
+                        frames_in_output=in_output, work_folder=kept, kept_existing=existing and stopped,
+                        decode_error_kind=reader.error_kind)
 
 
 class _ComparePicker:
