@@ -88,6 +88,34 @@ def _files(out: Output) -> list[Path]:
     return [out.path / name for name in out.files] if out.folder else [out.path]
 
 
+TMP_NAME_EXTRA = len("..XXXXXXXX.tmp")
+"""Bytes the temporary name a file is first written under adds to its name (:func:`sredge.atomic.atomic_path`:
+``.NAME.XXXXXXXX.tmp``)."""
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name (bytes) the file system holding ``path`` (or its nearest existing folder) takes."""
+    for folder in (path, *path.parents):
+        try:
+            if folder.is_dir():
+                return os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
+def _check_name_length(out: Output) -> None:
+    """Refuse a file name that, with the temporary name it is written under first, is too long for its folder's
+    file system (it failed as an internal error after the work)."""
+    for name in _files(out):
+        size = len(os.fsencode(name.name))
+        limit = _name_max(name.parent if str(name.parent) else Path("."))
+        if size + TMP_NAME_EXTRA > limit:
+            raise InputError(f"cannot write {name} ({out.flag}): its name is {size} bytes, and it is written first "
+                             f"as .NAME.XXXXXXXX.tmp ({size + TMP_NAME_EXTRA} bytes), over this file system's "
+                             f"{limit}; choose a shorter {_choose(out)}")
+
+
 def _check_folder(out: Output) -> None:
     path = out.path
     if out.folder:
@@ -116,6 +144,8 @@ def check_outputs(outputs: Sequence[Output], inputs: Sequence[Input], overwrite:
     Raises:
         InputError: The first problem, naming both paths and what to do (exit code 2).
     """
+    for out in outputs:
+        _check_name_length(out)
     reads = [(inp, resolve(inp.path)) for inp in inputs]
     seen: list[tuple[Output, Path, Path]] = []  # (output, its file as named, resolved)
     for out in outputs:

@@ -373,3 +373,94 @@ def test_refit_cosine_continues_the_longer_schedule():
         sched.step()
         want = (1 + np.cos(np.pi * step / 20)) / 2
         assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3 * want, 1e-2 * want], abs=1e-12)
+
+
+def test_qat_state_the_audit_broke(cli, tmp_path):
+    """The audit of resumable QAT: a run stopped after its last step could never finish; --overwrite dropped a
+    stopped run's state before its own options were checked; damage that kept the state's size went unnoticed;
+    three messages advised what the next command refused."""
+    from sredge.train.qat_state import state_path
+
+    model = bundled_model_path(2)
+    out = tmp_path / "q.int8.onnx"
+    state = state_path(out)
+    assert cli("train", "--qat", model, *QAT_RUN, "--stop-after", "4", "-o", out).code == 0
+    kept = state.read_bytes()
+    # --overwrite that fails on its own options keeps the stopped run it would have replaced
+    res = cli("train", "--qat", model, *QAT_RUN, "--overwrite", "--qat-target", bundled_model_path(3), "-o", out)
+    assert res.code == 2 and "does not take and give what the model does" in res.err, res.err
+    assert state.read_bytes() == kept
+    # damage that keeps the size (bytes inside the optimiser's moments) is refused
+    damaged = bytearray(kept)
+    damaged[len(kept) // 2: len(kept) // 2 + 4] = b"XXXX"
+    state.write_bytes(bytes(damaged))
+    res = cli("train", "--qat", model, *QAT_RUN, "--resume", "-o", out)
+    assert res.code == 2 and "not a QAT state sr-train can resume" in res.err, res.err
+    state.write_bytes(kept)
+    # a run stopped at its last step (here: --steps 4 on a run stopped at 4) is finished by --resume
+    out.unlink()
+    res = cli("train", "--qat", model, *QAT_RUN[:-1], "--steps", "4", "--resume", "-o", out)
+    assert res.code == 0 and "nothing left to train up to --steps 4; wrote" in res.out, res.out + res.err
+    assert not state.exists() and read_descriptor(out).psnr_drop_db is not None
+    # a finished run: the plain command and --resume both point to --overwrite, and --overwrite trains it
+    res = cli("train", "--qat", model, *QAT_RUN, "-o", out)
+    assert res.code == 2 and "a finished QAT run keeps no state" in res.err and "--overwrite" in res.err, res.err
+    # a folder where the state goes cannot be named otherwise: move it away
+    state.mkdir()
+    for extra in ((), ("--resume",), ("--overwrite",)):
+        res = cli("train", "--qat", model, *QAT_RUN, *extra, "-o", out)
+        assert res.code == 2 and "is in the way of -o's QAT state" in res.err, (extra, res.err)
+    state.rmdir()
+    # -o naming the --qat model: refused as overwriting the input, not "--overwrite trains it again"
+    copy = tmp_path / "m.onnx"
+    copy.write_bytes(model.read_bytes())
+    res = cli("train", "--qat", copy, *QAT_RUN, "--resume", "-o", copy)
+    assert res.code == 2 and "would overwrite the input" in res.err, res.err
+
+
+def test_a_stop_during_a_validation_ends_there_and_one_after_the_last_step_is_ignored(bundled, cli, tmp_path,
+                                                                                      monkeypatch):
+    """The audit: a stop that came while a step was validated cost one more step and validation; a stop during
+    the last step exited 130 promising a resume of a run that had finished (and removed its state)."""
+    import os
+    import signal
+    import threading
+
+    from sredge.benchmarks.datasets import load_dataset
+    from sredge.calibration.sensitivity import Validator
+    from sredge.data.samples import sample_folder
+    from sredge.train import qat
+    from sredge.train.data import PatchOptions, PatchSampler
+    from sredge.train.qat_state import state_path
+
+    path, x = bundled
+    desc = read_descriptor(path)
+    ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour="trt")))
+    validator = Validator(load_dataset(sample_folder(), desc.scale), desc, threads=1)
+    sampler = PatchSampler(sample_folder(), PatchOptions(desc.scale, 24, color_space=desc.color_space), seed=0)
+    stop, calls = threading.Event(), []
+
+    def validate(model):
+        calls.append(model)
+        if len(calls) == 3:  # FP32, PTQ, then step 2's validation
+            stop.set()
+        return validator.mean_db(model)
+
+    result = qat.finetune(path, ptq, sampler, validate, qat.QatOptions(steps=40, batch=4, val_every=2),
+                          desc.value_range, 0, stop=stop)
+    assert result.steps_done == 2 and len(calls) == 3
+
+    real = qat.finetune
+
+    def signal_at_the_last_step(fp32, qdq, sampler, validate, options, value_range, seed, on_step, **kwargs):
+        def step(n, loss, val):
+            if n == options.steps:
+                os.kill(os.getpid(), signal.SIGINT)  # sr-train's handler sets the stop event
+            on_step(n, loss, val)
+        return real(fp32, qdq, sampler, validate, options, value_range, seed, step, **kwargs)
+
+    monkeypatch.setattr(qat, "finetune", signal_at_the_last_step)
+    out = tmp_path / "q.int8.onnx"
+    res = cli("train", "--qat", path, *QAT_RUN[:-1], "-o", out)
+    assert res.code == 0 and "wrote" in res.out and "interrupted" not in res.err, res.out + res.err
+    assert out.exists() and not state_path(out).exists()

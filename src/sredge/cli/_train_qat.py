@@ -105,10 +105,9 @@ def run_options(args) -> dict:
     give the same (``--steps``, ``--stop-after``, ``--val-every``, ``--threads``, ``--device``, ``--max-pixels``
     and ``-q`` may change)."""
     target = args.qat_target if args.qat_target in ("fp32", "ground-truth") else str(Path(args.qat_target).resolve())
-    return {"--qat": str(args.qat.resolve()), "--scale": args.scale if args.scale_given else None,
-            "--flavour": args.flavour, "--qat-target": target, "--data": str(args.data.resolve()),
-            "--val": str(args.val.resolve()) if args.val else None, "--patch": args.patch, "--batch": args.batch,
-            "--lr": args.lr, "--seed": args.seed}
+    return {"--qat": str(args.qat.resolve()), "--flavour": args.flavour, "--qat-target": target,
+            "--data": str(args.data.resolve()), "--val": str(args.val.resolve()) if args.val else None,
+            "--patch": args.patch, "--batch": args.batch, "--lr": args.lr, "--seed": args.seed}
 
 
 def input_digests(args) -> dict[str, str]:
@@ -121,13 +120,22 @@ def input_digests(args) -> dict[str, str]:
     return {flag: file_sha256(path) for flag, path in files.items() if path.is_file()}
 
 
+def refuse_state_in_the_way(state: Path) -> None:
+    """Refuse a folder (or another non-file) where ``-o``'s QAT state goes: the user cannot name the state
+    otherwise, so "give a file name" would not help."""
+    if state.exists() and not state.is_file():
+        raise InputError(f"{state} is in the way of -o's QAT state (not a file sredge wrote): move it away, or "
+                         "choose another -o")
+
+
 def check_qat_state(args):
     """Before any work: what ``-o``'s QAT state (``OUT.sredge-qat``) means for this command.
 
     Returns:
         The run to continue (a :class:`~sredge.train.qat_state.QatRun`; ``--resume`` and a state), None (start
         at step 0), or ``False``: ``--resume`` of a run with nothing left to train up to ``--steps`` /
-        ``--stop-after`` (said on stdout).
+        ``--stop-after`` (said on stdout); a run stopped at its last step is finished then (its best file
+        written to ``-o``, its state removed).
 
     Raises:
         InputError: A state this command would lose (no ``--resume`` or ``--overwrite``), ``--resume`` of an
@@ -154,9 +162,12 @@ def check_qat_state(args):
     check_qat_resume(run, args.output, run_options(args), input_digests(args), args.steps)
     end = min(args.steps, args.stop_after or args.steps)
     if end <= run.checkpoint.step:
+        if run.checkpoint.step == args.steps:  # stopped after its last step, before it removed its state
+            _finish(run, args.output)
         if not args.quiet:
             limit = f"--stop-after {args.stop_after}" if end < args.steps else f"--steps {args.steps}"
-            print(f"{args.output} has done {run.checkpoint.step} QAT steps; nothing left to train up to {limit}")
+            done = f"; wrote {args.output} (best at step {run.checkpoint.best_step})" if end == args.steps else ""
+            print(f"{args.output} has done {run.checkpoint.step} QAT steps; nothing left to train up to {limit}{done}")
         return False
     planned = run.checkpoint.steps
     if planned != args.steps and not args.quiet:
@@ -164,6 +175,28 @@ def check_qat_state(args):
         print(f"{PROG}: --steps {args.steps} (the run planned {planned}): the cosine schedule is {how} to "
               f"{args.steps} steps from step {run.checkpoint.step} on", file=sys.stderr)
     return run
+
+
+def _save_best(ck, output: Path, quality_ref: str) -> None:
+    """Write a checkpoint's best model to ``output`` with its drop against the FP32 model recorded."""
+    import onnx
+
+    from sredge.calibration.derive import record_quality
+    from sredge.calibration.quantize import save_model
+
+    best = onnx.load_from_string(ck.best)
+    record_quality(best, ck.fp32_db - ck.best_db, quality_ref)
+    save_model(best, output)
+
+
+def _finish(run, output: Path) -> None:
+    """End a run whose state is at its last step: its best file to ``output``, then the state removed."""
+    from sredge.outputs import Output, claim_outputs
+
+    with claim_outputs([Output(output, "-o", updated=True), Output(run.path, "-o's QAT state", updated=True)], [],
+                       False):
+        _save_best(run.checkpoint, output, run.record.get("quality_ref", ""))
+        run.path.unlink(missing_ok=True)
 
 
 def run_qat(args, resumed=None) -> int:
@@ -196,9 +229,9 @@ def run_qat(args, resumed=None) -> int:
     from sredge.train.qat import QatOptions, finetune
     from sredge.train.qat_state import state_path, write_state
 
+    # --overwrite of a stopped run: its state stays until this run's first validation replaces it, so a start
+    # that fails (a wrong option, a stop) loses nothing
     state = state_path(args.output)
-    if resumed is None:
-        state.unlink(missing_ok=True)  # --overwrite: the stopped run it replaces (check_qat_state)
     options, digests = run_options(args), input_digests(args)
     with tempfile.TemporaryDirectory(prefix="sredge-qat-") as tmp:
         fp32 = _fp32_model(args.qat, args.scale if args.scale_given else None, Path(tmp), args.trust_pickle)
@@ -207,6 +240,9 @@ def run_qat(args, resumed=None) -> int:
             raise InputError("--qat takes models that upscale themselves; this one refines a bicubic-upsampled "
                              "image (pre-upsampling)")
         target_model = _target_model(args.qat_target, desc)
+        if resumed is not None and resumed.record.get("scale") != desc.scale:
+            raise InputError(f"--resume {args.output}: the model is x{desc.scale} now, but the run it continues "
+                             f"trained x{resumed.record.get('scale')}; give the --scale of the first run")
         sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, color_space=desc.color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed)
         if resumed is None:
@@ -229,16 +265,16 @@ def run_qat(args, resumed=None) -> int:
             first, t0 = started[0]
             progress.update(step, loss, val, (step - first) / (now - t0) if step > first else 0.0)
 
-        written = [resumed.checkpoint.best_step if resumed is not None else None]
+        record = {"scale": desc.scale, "quality_ref": dataset.name}
+        written: list[int | None] = [None]  # the step whose file -o holds (a resumed run writes it again once)
 
         def on_checkpoint(ck) -> None:
-            """The best file so far at -o (when it changed), then the state: each whole, whatever stops the run."""
-            if ck.best_step != written[0] or not args.output.exists():
-                best = onnx.load_from_string(ck.best)
-                record_quality(best, ck.fp32_db - ck.best_db, dataset.name)
-                save_model(best, args.output)
+            """The state, then the best file so far at -o when it changed: each whole, whatever stops the run, and
+            -o without a state beside it is a finished run."""
+            write_state(state, ck, options, digests, record)
+            if ck.best_step != written[0]:
+                _save_best(ck, args.output, dataset.name)
                 written[0] = ck.best_step
-            write_state(state, ck, options, digests)
 
         from sredge.cli._signals import exit_code, signal_name, stop_on_signals
 
@@ -253,7 +289,7 @@ def run_qat(args, resumed=None) -> int:
             state.unlink(missing_ok=True)  # the run is complete: nothing to continue
     layers = len(quantized_nodes(result.model))
     best = f"step {result.best_step}: {result.qat_db:.2f} dB, drop {result.drop_db:.2f} dB"
-    if stopper.signum is not None:
+    if stopper.signum is not None and result.steps_done < opts.steps:  # a stop once the last step is done: ignored
         print(f"{PROG}: interrupted by {signal_name(stopper.signum)} at QAT step {result.steps_done} of {opts.steps}; "
               f"{args.output} holds the best file so far ({best}): the same command with --resume continues the "
               "run", file=sys.stderr)

@@ -134,34 +134,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"sr-train writes a PyTorch checkpoint: give -o NAME.pth (or .pt), not {args.output}{onnx}")
     if args.resume and args.overwrite:
         raise InputError("--resume continues -o, --overwrite starts it over: give one of them")
-    if not args.resume and not args.overwrite and args.output.exists():
-        raise InputError(f"{args.output} exists; pass --resume to continue it, --overwrite to start over, "
-                         "or choose another -o")
-    resumed = None
-    if args.qat is not None:  # its state beside -o, checked before anything is claimed or read
-        from sredge.cli._train_qat import check_qat_state
-
-        resumed = check_qat_state(args)
-        if resumed is False:
-            return 0
-    elif args.resume and not args.quiet and not args.output.exists():
-        # Not an error (one command for the first run and every rerun), but a mistyped -o must not pass unseen.
-        print(f"{PROG}: note: {args.output} does not exist yet, so this run starts at step 0; --resume continues "
-              "it from its last checkpoint once it does", file=sys.stderr)
     inputs = [Input(args.data, "--data")] + [Input(p, flag) for p, flag in ((args.teacher, "--teacher"),
                                                                            (args.val, "--val")) if p is not None]
     outputs = [Output(args.output, "-o", updated=args.resume)]
     if args.qat is not None:
-        from sredge.cli._train_qat import run_qat
+        from sredge.cli._train_qat import check_qat_state, refuse_state_in_the_way, run_qat
+        from sredge.outputs import check_outputs
         from sredge.train.qat_state import state_path
 
-        # check_qat_state decided what an existing state means: the claim only keeps it from inputs and other runs
-        outputs.append(Output(state_path(args.output), "-o's QAT state", updated=True))
+        state = state_path(args.output)
+        refuse_state_in_the_way(state)
+        # check_qat_state decides what an existing state means: the claim only keeps it from inputs and other runs
+        outputs.append(Output(state, "-o's QAT state", updated=True))
         inputs.append(Input(args.qat, "--qat"))
         if args.qat_target not in ("fp32", "ground-truth"):
             inputs.append(Input(Path(args.qat_target), "--qat-target"))
+        check_outputs(outputs, inputs, True)  # names, folders, inputs: before the state is read or acted on
+        if not args.resume and not args.overwrite and args.output.exists():
+            how = ("pass --resume to continue it, --overwrite to start over" if state.exists() else
+                   f"a finished QAT run keeps no state to continue ({state.name}): pass --overwrite to train it "
+                   "again")
+            raise InputError(f"{args.output} exists; {how}, or choose another -o")
+        resumed = check_qat_state(args)
+        if resumed is False:
+            return 0
         with claim_outputs(outputs, inputs, args.overwrite):
             return run_qat(args, resumed)
+    if not args.resume and not args.overwrite and args.output.exists():
+        raise InputError(f"{args.output} exists; pass --resume to continue it, --overwrite to start over, "
+                         "or choose another -o")
+    if args.resume and not args.quiet and not args.output.exists():
+        # Not an error (one command for the first run and every rerun), but a mistyped -o must not pass unseen.
+        print(f"{PROG}: note: {args.output} does not exist yet, so this run starts at step 0; --resume continues "
+              "it from its last checkpoint once it does", file=sys.stderr)
     with claim_outputs(outputs, inputs, args.overwrite):
         return _train(args)
 

@@ -580,7 +580,8 @@ def finetune(
             opt.step()
             sched.step()
             stopping = stop is not None and stop.is_set()
-            if step % options.val_every == 0 or step == end or stopping:
+            validated = step % options.val_every == 0 or step == end or stopping
+            if validated:
                 candidate = export_qdq(qdq, graph)
                 last_db = float(validate(candidate))
                 log.info("QAT step %d: %.3f dB (PTQ %.3f, FP32 %.3f)", step, last_db, ptq_db, fp32_db)
@@ -595,7 +596,7 @@ def finetune(
                         best.SerializeToString(), best_db, best_step, fp32_db, ptq_db))
             if on_step is not None:
                 on_step(step, float(loss.detach()), last_db)
-            if stopping:
+            if stopping or (validated and stop is not None and stop.is_set()):  # (a stop during the validation)
                 break
     return QatResult(best, fp32_db, ptq_db, best_db, best_step, step)
 

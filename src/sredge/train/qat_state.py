@@ -1,13 +1,15 @@
 """The state of a resumable ``sr-train --qat`` run: ``OUT.sredge-qat``, beside the INT8 file it writes.
 
-At each validation a QAT run writes its output (the best INT8 file so far, a whole model any command
-reads) and then this file, each atomically. The file holds a :class:`~sredge.train.qat.QatCheckpoint`,
-the options that define the run (by flag, as resolved) and the sha256 of the files it reads, so that
-``--resume`` continues the same run or refuses in one line. A run that reaches its last step removes it.
+At each validation a QAT run writes this file and its output (the best INT8 file so far, a whole model any
+command reads), each atomically: the state first, so that an output without a state beside it is always a finished
+run. The file holds a :class:`~sredge.train.qat.QatCheckpoint`, the options that define the run (by flag,
+as resolved), the sha256 of the files it reads and of its own contents, so that ``--resume`` continues
+the same run or refuses in one line. A run that reaches its last step removes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -44,11 +46,15 @@ class QatRun:
     """The options that define the run, by flag (``--flavour``, ``--data``...), JSON-like values."""
     inputs: dict
     """sha256 (hex) of each file the run reads, by flag (``--qat``, ``--qat-target``)."""
+    record: dict
+    """What the run found out before training: ``scale`` (the model's), ``quality_ref`` (the validation set's
+    name, recorded in the INT8 file with its drop)."""
 
 
 def write_state(path: str | Path, checkpoint: QatCheckpoint, run_options: Mapping[str, Any],
-                inputs: Mapping[str, str]) -> Path:
-    """Write a QAT run's state to ``path`` atomically.
+                inputs: Mapping[str, str], record: Mapping[str, Any]) -> Path:
+    """Write a QAT run's state to ``path`` atomically, with the sha256 of its contents (damage that keeps
+    the file's size and structure is refused on reading).
 
     Raises:
         WriteError: The disk is full, or the folder cannot be written.
@@ -56,11 +62,19 @@ def write_state(path: str | Path, checkpoint: QatCheckpoint, run_options: Mappin
     torch = require("torch")
     fields = asdict(checkpoint)
     for name in _BYTES:
-        fields[name] = torch.frombuffer(bytearray(fields[name]), dtype=torch.uint8)
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, "checkpoint": fields, "run_options": dict(run_options),
-                "inputs": dict(inputs)}, buf)
-    return write_bytes_atomic(path, buf.getvalue())
+        fields[name] = _tensor(torch, fields[name])
+    inner = io.BytesIO()
+    torch.save({"checkpoint": fields, "run_options": dict(run_options), "inputs": dict(inputs),
+                "record": dict(record)}, inner)
+    payload = inner.getvalue()
+    outer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
+                "payload": _tensor(torch, payload)}, outer)
+    return write_bytes_atomic(path, outer.getvalue())
+
+
+def _tensor(torch, data: bytes):
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.zeros(0, dtype=torch.uint8)
 
 
 def read_state(path: str | Path) -> QatRun:
@@ -73,20 +87,29 @@ def read_state(path: str | Path) -> QatRun:
     path = Path(path)
     damaged = InputError(f"{path} is not a QAT state sr-train can resume (damaged or of another kind): --overwrite "
                          "starts the run over")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch reports a damaged file in many ways (zip, pickle, EOF)
-        raise damaged from exc
+
+    def load(source):
+        try:
+            return torch.load(source, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch reports a damaged file in many ways (zip, pickle, EOF)
+            raise damaged from exc
+
+    data = load(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise damaged
     if data.get("version") != VERSION:
         raise InputError(f"{path} is a QAT state of version {data.get('version')}; this sredge reads version "
                          f"{VERSION}: --overwrite starts the run over")
     try:
-        fields = dict(data["checkpoint"])
+        payload = data["payload"].numpy().tobytes()
+        if hashlib.sha256(payload).hexdigest() != data["sha256"]:
+            raise damaged
+        inner = load(io.BytesIO(payload))
+        fields = dict(inner["checkpoint"])
         for name in _BYTES:
             fields[name] = fields[name].numpy().tobytes()
-        return QatRun(path, QatCheckpoint(**fields), dict(data["run_options"]), dict(data["inputs"]))
+        return QatRun(path, QatCheckpoint(**fields), dict(inner["run_options"]), dict(inner["inputs"]),
+                      dict(inner["record"]))
     except (KeyError, TypeError, AttributeError) as exc:
         raise damaged from exc
 
