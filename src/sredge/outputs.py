@@ -48,6 +48,10 @@ class Output:
     updated: bool = False
     """The run updates this file in place by design (a checkpoint it resumes, a timing cache): an
     existing one is not an overwrite."""
+    name_extra: int | None = None
+    """Bytes the longest name the run writes on the way to this file adds to its name (None: the temporary
+    name of :func:`sredge.atomic.atomic_path`, :data:`TMP_NAME_EXTRA`); a name that would then be too long
+    for its file system is refused."""
 
 
 @dataclass(frozen=True)
@@ -107,13 +111,14 @@ def _name_max(path: Path) -> int:
 def _check_name_length(out: Output) -> None:
     """Refuse a file name that, with the temporary name it is written under first, is too long for its folder's
     file system (it failed as an internal error after the work)."""
+    extra = TMP_NAME_EXTRA if out.name_extra is None else out.name_extra
     for name in _files(out):
         size = len(os.fsencode(name.name))
         limit = _name_max(name.parent if str(name.parent) else Path("."))
-        if size + TMP_NAME_EXTRA > limit:
-            raise InputError(f"cannot write {name} ({out.flag}): its name is {size} bytes, and it is written first "
-                             f"as .NAME.XXXXXXXX.tmp ({size + TMP_NAME_EXTRA} bytes), over this file system's "
-                             f"{limit}; choose a shorter {_choose(out)}")
+        if size + extra > limit:
+            raise InputError(f"cannot write {name} ({out.flag}): its name is {size} bytes, and the temporary names "
+                             f"it is written under first (.NAME.XXXXXXXX.tmp, ...) add {extra}, over this file "
+                             f"system's {limit}; choose a shorter {_choose(out)}")
 
 
 def _check_folder(out: Output) -> None:

@@ -141,6 +141,9 @@ RUN: dict[str, Callable[[Path], Case]] = {
         ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4", "--report",
          _clip_in(w, "out.mp4.sredge-partial", "seg-000000.mp4").parent / "r.json", "--overwrite"],
         "the work folder of -o"),
+    # a 241-byte name left no room for the resumable run's work folder and partial file: exit 3 at the first frame
+    "video-output-name-too-long": lambda w: Case(["--video", w / "in.mp4", *V, w / "m.onnx", "-o",
+                                                  w / ("v" * 237 + ".mp4")], "add 22"),
     "image-output-name-too-long": lambda w: Case(["--image", w / "photos" / "0014.jpg", *V, w / "m.onnx", "-o",
                                                   w / ("b" * 245 + ".png")], "choose a shorter -o"),
     "image-output-is-the-input": lambda w: Case(
@@ -271,7 +274,7 @@ TRAIN: dict[str, Callable[[Path], Case]] = {
     # The QAT audit: a legal name of 242-255 bytes failed as an internal error (exit 3) after the training, when
     # its temporary name (.NAME.XXXXXXXX.tmp) was too long; now one line before any work.
     "output-name-too-long-for-its-temporary-file": lambda w: Case(
-        ["--data", w / "photos", "-o", w / ("a" * 240 + ".pth")], "is written first as .NAME.XXXXXXXX.tmp"),
+        ["--data", w / "photos", "-o", w / ("a" * 240 + ".pth")], "(.NAME.XXXXXXXX.tmp, ...) add 14"),
     "qat-state-name-too-long": lambda w: Case(
         ["--qat", w / "m.onnx", "--data", w / "photos", "-o", w / ("a" * 225 + ".int8.onnx")],
         "-o's QAT state"),

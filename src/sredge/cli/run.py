@@ -479,9 +479,10 @@ def _check_work_folder(output: Path | None, resume, resume_flag: bool | None, re
 def _video_output(path: Path) -> Output:
     """``-o`` of a video run: the playable file a stopped resumable run left is this run's to replace, whether it
     continues that run or (``--no-resume``) discards it."""
+    from sredge.runtime.video_io import partial_name_extra
     from sredge.runtime.video_resume import partial_output_of
 
-    return Output(path, "-o", updated=partial_output_of(path))
+    return Output(path, "-o", updated=partial_output_of(path), name_extra=partial_name_extra(path))
 
 
 def _refuse_extra(parser, args, extra: list[str]) -> None:

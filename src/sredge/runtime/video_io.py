@@ -94,6 +94,19 @@ or before the start (MPEG-TS seeks land after the first key frame when asked for
 _MAX_DROPS_IN_A_ROW = 300
 JOINED = "another recording starts"
 """How the reader's ``error`` begins its reason when a local MPEG-TS file holds recordings joined end to end."""
+def partial_name(path: Path, token: str) -> str:
+    """The name a :class:`VideoWriter` writes ``path`` under until it is complete: ``.NAME.<token>.partial.SUFFIX``."""
+    return f".{path.name}.{token}.partial{path.suffix}"
+
+
+def partial_name_extra(path: Path) -> int:
+    """Bytes the longest name written on the way to the video ``path`` adds to its name: the writer's partial
+    file (8 hex digits of token), or a resumable run's work folder (``NAME.sredge-partial``)."""
+    from sredge.runtime.segments import WORK_SUFFIX
+
+    return max(len(os.fsencode(partial_name(path, "0" * 8))) - len(os.fsencode(path.name)), len(WORK_SUFFIX))
+
+
 STOP_JOINED, STOP_DAMAGED = "joined", "damaged"
 """The reader's ``error_kind``: the input holds recordings joined end to end, or it is truncated or damaged
 (a live source's end included)."""
@@ -1182,7 +1195,7 @@ class VideoWriter:
         self._last_stream_pts: int | None = None
 
     def __enter__(self) -> VideoWriter:
-        self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.partial{self.path.suffix}")
+        self._tmp = self.path.with_name(partial_name(self.path, secrets.token_hex(4)))
         avi = self.path.suffix.lower() == ".avi"  # FFmpeg picks the muxer by the suffix
         # AVI counts frames: the muxer's shift of every stream past the audio's negative start (AAC priming)
         # moved the video by a fraction of a frame, rounded into a blank frame after the first.

@@ -263,9 +263,9 @@ def partial_output_of(output: Path) -> bool:
     """Whether ``output`` is this resumable run's own file (so the same command may replace it): the playable file
     a stopped run left, or the complete one a final join wrote before a kill left its work folder behind."""
     work = WorkFolder(output)
-    if not work.exists():
-        return False
     try:
+        if not work.exists():
+            return False
         journal = work.load(warn=False)  # the run's own load says it
         st = Path(output).stat()
     except (OSError, InputError):
