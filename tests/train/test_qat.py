@@ -157,23 +157,30 @@ def test_qat_targets():
             QatOptions(**bad)
 
 
-def test_a_stopped_qat_run_keeps_the_best_file_so_far(bundled):
-    """The session's review: Ctrl-C during sr-train --qat wrote nothing, however long it had run. A stop (the event
-    sr-train's signal handler sets) now ends after the step in hand, validated, and the best file so far is kept."""
-    import threading
-
+def _finetune_inputs(bundled):
+    """What :func:`sredge.train.qat.finetune` takes for the bundled x2 model: (path, descriptor, plain trt INT8,
+    a validator on the sample photos, a patch sampler of them)."""
     from sredge.benchmarks.datasets import load_dataset
     from sredge.calibration.sensitivity import Validator
     from sredge.data.samples import sample_folder
-    from sredge.models.onnx_file import read_descriptor
     from sredge.train.data import PatchOptions, PatchSampler
-    from sredge.train.qat import QatOptions, finetune
 
     path, x = bundled
     desc = read_descriptor(path)
     ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour="trt")))
     validator = Validator(load_dataset(sample_folder(), desc.scale), desc, threads=1)
     sampler = PatchSampler(sample_folder(), PatchOptions(desc.scale, 24, color_space=desc.color_space), seed=0)
+    return path, desc, ptq, validator, sampler
+
+
+def test_a_stopped_qat_run_keeps_the_best_file_so_far(bundled):
+    """The session's review: Ctrl-C during sr-train --qat wrote nothing, however long it had run. A stop (the event
+    sr-train's signal handler sets) now ends after the step in hand, validated, and the best file so far is kept."""
+    import threading
+
+    from sredge.train.qat import QatOptions, finetune
+
+    path, desc, ptq, validator, sampler = _finetune_inputs(bundled)
     stop, seen = threading.Event(), []
 
     def on_step(step, loss, val):
@@ -426,18 +433,10 @@ def test_a_stop_during_a_validation_ends_there_and_one_after_the_last_step_is_ig
     import signal
     import threading
 
-    from sredge.benchmarks.datasets import load_dataset
-    from sredge.calibration.sensitivity import Validator
-    from sredge.data.samples import sample_folder
     from sredge.train import qat
-    from sredge.train.data import PatchOptions, PatchSampler
     from sredge.train.qat_state import state_path
 
-    path, x = bundled
-    desc = read_descriptor(path)
-    ptq = quantize_int8(path, calibrate(path, x, Int8Options(flavour="trt")))
-    validator = Validator(load_dataset(sample_folder(), desc.scale), desc, threads=1)
-    sampler = PatchSampler(sample_folder(), PatchOptions(desc.scale, 24, color_space=desc.color_space), seed=0)
+    path, desc, ptq, validator, sampler = _finetune_inputs(bundled)
     stop, calls = threading.Event(), []
 
     def validate(model):
