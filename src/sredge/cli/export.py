@@ -245,7 +245,7 @@ def _export(args, out: Path, precisions: tuple[str, ...], bench, say) -> int:
     from sredge._lazy import require
 
     require("torch")
-    from sredge.export.onnx_export import ExportOptions, export_onnx
+    from sredge.export.onnx_export import ExportOptions, export_onnx_proto
     from sredge.export.parity import check_parity
     from sredge.models.loader import load_model
 
@@ -268,7 +268,9 @@ def _export(args, out: Path, precisions: tuple[str, ...], bench, say) -> int:
     options = ExportOptions(opset=args.opset, simplify=not args.no_simplify)
     # Export and check the temporary file; only a file that passed takes the final name.
     with atomic_path(out) as tmp:
-        export_onnx(loaded.module, desc, tmp, options)
+        # written straight into the temporary file (export_onnx's own atomic write would nest a second
+        # temporary name, 28 bytes longer than -o's)
+        tmp.write_bytes(export_onnx_proto(loaded.module, desc, options).SerializeToString())
         report = check_parity(loaded.module, desc, tmp, threshold_db=args.min_psnr)
         say("parity     ONNX Runtime (CPU) vs PyTorch on a real image:")
         for c in report.cases:
