@@ -97,6 +97,11 @@ def _disk_full(path: Path) -> bool:
     return st.f_bavail == 0
 
 
+TMP_NAME_EXTRA = len("..XXXXXXXX.tmp")
+"""Bytes the temporary name of :func:`atomic_path` (``.NAME.XXXXXXXX.tmp``, mkstemp's 8 random characters) adds
+to the name of the file it becomes."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.

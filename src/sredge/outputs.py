@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sredge.atomic import WriteError, writable_folder
+from sredge.atomic import TMP_NAME_EXTRA, WriteError, writable_folder
 from sredge.errors import InputError
 from sredge.interrupts import check, uninterruptible
 
@@ -50,8 +50,8 @@ class Output:
     existing one is not an overwrite."""
     name_extra: int | None = None
     """Bytes the longest name the run writes on the way to this file adds to its name (None: the temporary
-    name of :func:`sredge.atomic.atomic_path`, :data:`TMP_NAME_EXTRA`); a name that would then be too long
-    for its file system is refused."""
+    name of :func:`sredge.atomic.atomic_path`, :data:`~sredge.atomic.TMP_NAME_EXTRA`); a name that would then
+    be too long for its file system is refused."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,6 @@ def _choose(out: Output) -> str:
 def _files(out: Output) -> list[Path]:
     """The files an output writes: itself, or the named files in its folder."""
     return [out.path / name for name in out.files] if out.folder else [out.path]
-
-
-TMP_NAME_EXTRA = len("..XXXXXXXX.tmp")
-"""Bytes the temporary name a file is first written under adds to its name (:func:`sredge.atomic.atomic_path`:
-``.NAME.XXXXXXXX.tmp``)."""
 
 
 def _name_max(path: Path) -> int:

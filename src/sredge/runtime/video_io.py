@@ -94,19 +94,6 @@ or before the start (MPEG-TS seeks land after the first key frame when asked for
 _MAX_DROPS_IN_A_ROW = 300
 JOINED = "another recording starts"
 """How the reader's ``error`` begins its reason when a local MPEG-TS file holds recordings joined end to end."""
-def partial_name(path: Path, token: str) -> str:
-    """The name a :class:`VideoWriter` writes ``path`` under until it is complete: ``.NAME.<token>.partial.SUFFIX``."""
-    return f".{path.name}.{token}.partial{path.suffix}"
-
-
-def partial_name_extra(path: Path) -> int:
-    """Bytes the longest name written on the way to the video ``path`` adds to its name: the writer's partial
-    file (8 hex digits of token), or a resumable run's work folder (``NAME.sredge-partial``)."""
-    from sredge.runtime.segments import WORK_SUFFIX
-
-    return max(len(os.fsencode(partial_name(path, "0" * 8))) - len(os.fsencode(path.name)), len(WORK_SUFFIX))
-
-
 STOP_JOINED, STOP_DAMAGED = "joined", "damaged"
 """The reader's ``error_kind``: the input holds recordings joined end to end, or it is truncated or damaged
 (a live source's end included)."""
@@ -1046,6 +1033,19 @@ NO_B_FRAMES = ("avi", "mpegts")
 reordered frames decode out of order; MPEG-TS (``.ts``, ``.m2ts``, ``.mts``) shifts every time by the
 B-frame delay (2 frames with x264's default preset), which a resumed run's joined segments do not
 reproduce (1 frame)."""
+
+
+def partial_name(path: Path, token: str) -> str:
+    """The name a :class:`VideoWriter` writes ``path`` under until it is complete: ``.NAME.<token>.partial.SUFFIX``."""
+    return f".{path.name}.{token}.partial{path.suffix}"
+
+
+def partial_name_extra(path: Path) -> int:
+    """Bytes the longest name written on the way to the video ``path`` adds to its name: the writer's partial
+    file (8 hex digits of token), or a resumable run's work folder (``NAME.sredge-partial``)."""
+    from sredge.runtime.segments import WORK_SUFFIX
+
+    return max(len(os.fsencode(partial_name(path, "0" * 8))) - len(os.fsencode(path.name)), len(WORK_SUFFIX))
 
 
 class VideoWriter:
