@@ -22,6 +22,9 @@ _committed: list[Path] = []
 """Every output this process committed, in order (:func:`committed_since`)."""
 _scratch: set[Path] = set()
 """The temporary files :func:`atomic_path` handed out: a write into one commits no output of its own."""
+_staging: set[Path] = set()
+"""The staging folders :func:`atomic_files` handed out: a write inside one commits no output of its own (the
+folder's own commit names it)."""
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -157,6 +160,7 @@ def atomic_files(folder: str | Path, stale: Sequence[Path] = ()) -> Iterator[Pat
         folder.mkdir(parents=True, exist_ok=True)
         with uninterruptible():
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder))
+            _staging.add(staging)
         yield staging
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         with uninterruptible():
@@ -197,8 +201,8 @@ def committed_since(mark: int) -> list[Path]:
     """
     seen: dict[Path, None] = {}
     for path in _committed[mark:]:
-        if path in _scratch:  # written atomically into another atomic write's temporary file
-            continue
+        if path in _scratch or any(path.is_relative_to(folder) for folder in _staging):
+            continue  # written atomically into another atomic write's temporary file or staging folder
         seen.pop(path, None)
         seen[path] = None
     return list(seen)

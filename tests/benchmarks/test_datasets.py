@@ -64,6 +64,28 @@ def test_missing_lr_partner_is_named(tmp_path):
         load_dataset(tmp_path, 2)
 
 
+def test_an_lr_partner_is_found_whatever_its_suffix_case_or_format(tmp_path):
+    """The bench audit: HR/bird.PNG beside LR_bicubic/X2/birdx2.png was refused ("expected birdx2.PNG"), and an
+    LR stored in another format than its HR was not found."""
+    import cv2
+
+    src = asset("benchmarks/Set5")
+    shutil.copytree(src / "HR", tmp_path / "HR")
+    shutil.copytree(src / "LR_bicubic" / "X2", tmp_path / "LR_bicubic" / "X2")
+    lr = tmp_path / "LR_bicubic" / "X2"
+    (tmp_path / "HR" / "bird.png").rename(tmp_path / "HR" / "bird.PNG")
+    cv2.imwrite(str(lr / "babyx2.bmp"), cv2.imread(str(lr / "babyx2.png")))  # lossless: the same pixels
+    (lr / "babyx2.png").unlink()
+    ds = load_dataset(tmp_path, 2)
+    found = {s.name: s.lr.name for s in ds.samples}
+    assert found["bird"] == "birdx2.png" and found["baby"] == "babyx2.bmp"
+    hr, low = load_pair(next(s for s in ds.samples if s.name == "baby"), 2)
+    assert np.array_equal(low, load_pair(load_dataset(src, 2).samples[0], 2)[1])
+    shutil.copy(lr / "babyx2.bmp", lr / "babyx2.tif")  # two LR formats, neither the HR's: ambiguous
+    with pytest.raises(InputError, match=r"baby.png has 2 LR images \(babyx2.bmp, babyx2.tif\)"):
+        load_dataset(tmp_path, 2)
+
+
 # --- SelfExSR layout (NAME_SRF_{s}_HR.png beside NAME_SRF_{s}_LR.png) and refused HR/LR mixes ---
 
 

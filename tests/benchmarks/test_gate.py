@@ -212,3 +212,41 @@ def test_notes_name_what_the_gate_did_not_hold_the_run_to():
     assert gate_notes(no_ref, base, pair_rows(no_ref, base), Budget()) == []  # latency not gated
     (note,) = gate_notes(no_ref, base, pair_rows(no_ref, base), Budget(max_slowdown=1.2))
     assert note.startswith("latency is compared in plain milliseconds")
+
+
+def test_on_the_baselines_machine_a_slowdown_must_show_in_milliseconds_too():
+    """The bench audit: the 128x128 reference workload's own noise (9.8-16 ms between runs) made an unchanged
+    model read x1.17 slower while its milliseconds had not moved; 3 of 4 gates of an unchanged model failed."""
+    from sredge.benchmarks.gate import gate_notes, latency_ratio
+
+    xeon = {"processor": "Xeon", "cpu_flags": ["avx2", "avx512_vnni"], "cpu_count": 2}
+    base = {**_report("m", {"a": 30.0}, median_ms=40.0, ref=10.0), "machine": xeon}
+    noisy_ref = {**_report("m", {"a": 30.0}, median_ms=39.7, ref=8.5), "machine": xeon}
+    assert compare(base, noisy_ref, Budget(max_slowdown=1.1)) == []
+    assert latency_ratio(base["rows"][1], noisy_ref["rows"][1], base, noisy_ref)[1] == (
+        "in milliseconds; against the reference workload more")
+    # a real slowdown shows both ways and fails; a busier machine (both slower alike) passes
+    slower = {**_report("m", {"a": 30.0}, median_ms=60.0, ref=10.0), "machine": xeon}
+    (reg,) = compare(base, slower, Budget(max_slowdown=1.1))
+    assert reg.ratio == pytest.approx(1.5) and "x1.5 relative to the reference workload" in reg.describe()
+    busier = {**_report("m", {"a": 30.0}, median_ms=60.0, ref=15.0), "machine": xeon}
+    assert compare(base, busier, Budget(max_slowdown=1.1)) == []
+    # another machine: the reference alone judges, and a note says what it cannot cancel
+    other = {**_report("m", {"a": 30.0}, median_ms=39.7, ref=8.5), "machine": {**xeon, "cpu_flags": ["avx2"]}}
+    (reg,) = compare(base, other, Budget(max_slowdown=1.1))
+    assert reg.ratio == pytest.approx((39.7 / 8.5) / 4.0)
+    notes = gate_notes(base, other, pair_rows(base, other), Budget(max_slowdown=1.1))
+    assert any("with other CPU features" in n and "VNNI" in n for n in notes), notes
+    assert not any("VNNI" in n for n in gate_notes(base, noisy_ref, pair_rows(base, noisy_ref),
+                                                  Budget(max_slowdown=1.1)))
+
+
+def test_a_baseline_that_lost_an_images_score_is_refused_not_passed():
+    """The bench audit: an image deleted from the baseline row (and from dataset.images) went ungated: exit 0
+    where the intact baseline failed the run on that image."""
+    base = _report("m", {"a": 30.0, "b": 31.0})
+    edited = _report("m", {"a": 30.0})
+    edited["dataset"] = base["dataset"]
+    del edited["dataset"]["images"]
+    with pytest.raises(InputError, match="has no Y-PSNR for b, which this run scored"):
+        compare(edited, _report("m", {"a": 30.0, "b": 20.0}), Budget(max_psnr_drop=0.05))

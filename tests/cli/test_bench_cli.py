@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sredge.runtime.bundled import default_model
 from tests.conftest import asset
 
 FAST = ("--size", "64x64", "--warmup", "1", "--repeats", "2")
@@ -75,8 +76,10 @@ def test_gate_names_a_degraded_model(cli, baseline, tmp_path):
     assert cli("bench", model, "--dataset", set5, "--save-baseline", tmp_path / "b.json", *FAST).code == 0
     bad = _badly_calibrated_int8(model, tmp_path / "fsrcnn_x3.int8.onnx")
     res = cli("bench", bad, "--dataset", set5, "--scale", "3", "--baseline", tmp_path / "b.json",
-              "--max-psnr-drop", "0.05", *FAST)
+              "--max-psnr-drop", "0.05", "--save-baseline", tmp_path / "next.json", *FAST)
     assert res.code == 1
+    # the bench audit: the failing run was saved as the next baseline, which a rolling job would adopt
+    assert not (tmp_path / "next.json").exists() and "next.json not written" in res.err.splitlines()[-1]
     assert "int8" in res.out  # the precision column
     lines = [ln for ln in res.err.splitlines() if ln.startswith("REGRESSION")]
     assert any("fsrcnn_x3.int8: mean: Y-PSNR" in ln and "->" in ln for ln in lines)
@@ -400,3 +403,19 @@ def test_an_exactly_reproduced_image_holds_the_gate(cli, tmp_path):
     assert res.code == 1 and "REGRESSION" in res.out + res.err, (res.code, res.out, res.err)
     res = cli("bench", nearest_x2(tmp_path / "v1" / "m.onnx", 1.0), *opts, "--baseline", base)
     assert res.code == 0, (res.code, res.out, res.err)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--repeats", "0"], "--repeats 0: must be >= 1"),
+    (["--warmup=-1"], "--warmup -1: must be >= 0"),
+    (["--threads=-1"], "--threads -1: must be >= 0"),
+])
+def test_a_bad_count_names_its_option_and_value(cli, tmp_path, argv, needle):
+    """The bench audit: all three said "--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0"."""
+    res = cli("bench", default_model(2), "--dataset", "sample", *argv)
+    assert res.code == 2 and needle in res.err and len(res.err.strip().splitlines()) == 1, res.err
+
+
+def test_a_folder_given_as_the_model_is_not_called_missing(cli, tmp_path):
+    res = cli("bench", tmp_path, "--dataset", "sample", "--size", "0")
+    assert res.code == 2 and "is not a file" in res.err and "does not exist" not in res.err, res.err

@@ -214,7 +214,8 @@ def run_bench(models: list[Path], opts: BenchOptions,
         raise InputError("give at least one model")
     for m in models:
         if not m.is_file():
-            raise InputError(f"model {m} does not exist")
+            raise InputError(f"model {m} does not exist" if not m.exists() else
+                             f"model {m} is not a file (a folder, a pipe, a device): give the model file")
     names = model_labels(models)
     for what, values in (("backend", opts.backends), ("precision", opts.precisions), ("tile setting", opts.tiles)):
         twice = next((v for i, v in enumerate(values) if v in values[:i]), False)

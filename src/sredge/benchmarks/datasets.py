@@ -178,6 +178,26 @@ def _check_hr_only(folder: Path, files: list[Path]) -> None:
                              "folder mixes HR and LR images; put the LR images in LR_bicubic/X{s}/ beside HR/")
 
 
+def _lr_partner(hr: Path, lrs: list[Path], scale: int) -> Path | None:
+    """The LR image of ``hr`` among ``lrs`` (pure): ``NAMEx{scale}`` first, then ``NAME``; in any image format,
+    the suffix's case aside (``bird.PNG`` beside ``birdx2.png``); of two formats of one name, the HR's.
+
+    Raises:
+        InputError: Two LR images of that name, neither in the HR's format.
+    """
+    for stem in (f"{hr.stem}x{scale}", hr.stem):
+        found = [p for p in lrs if p.stem == stem]
+        if len(found) > 1:
+            same = [p for p in found if p.suffix.lower() == hr.suffix.lower()]
+            if len(same) != 1:
+                raise InputError(f"{hr.name} has {len(found)} LR images ({', '.join(p.name for p in found)}); "
+                                 "keep one")
+            found = same
+        if found:
+            return found[0]
+    return None
+
+
 def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Dataset:
     """Find a dataset's images for ``scale`` (see the module docstring for the layouts); ``max_pixels``
     is the decoding limit its images are read under (see :attr:`Sample.max_pixels`).
@@ -212,11 +232,11 @@ def load_dataset(root: str | Path, scale: int, max_pixels: int = DEFAULT_MAX_PIX
         _check_sizes(samples, scale)
         return Dataset(root.name, root, scale, tuple(samples), "imresize")
     samples = []
+    lrs = _images(lr_dir)
     for hr in hrs:
-        candidates = [lr_dir / f"{hr.stem}x{scale}{hr.suffix}", lr_dir / hr.name]
-        lr = next((c for c in candidates if c.is_file()), None)
+        lr = _lr_partner(hr, lrs, scale)
         if lr is None:
-            raise InputError(f"{hr.name} has no LR image in {lr_dir} (expected {candidates[0].name})")
+            raise InputError(f"{hr.name} has no LR image in {lr_dir} (expected {hr.stem}x{scale}{hr.suffix})")
         samples.append(Sample(hr.stem, hr, lr, max_pixels))
     _check_sizes(samples, scale)
     return Dataset(root.name, root, scale, tuple(samples), "provided")

@@ -33,4 +33,4 @@ def max_threads() -> int:
 def threads_cap_line(flag: str, value: int) -> str:
     """The one-line refusal of a ``--threads`` over :func:`max_threads`."""
     return (f"{flag} {value} is more than this machine can use: at most {max_threads()} (4 per core on its "
-            f"{os.cpu_count() or 1} cores, and never under 64); 0 lets the library choose")
+            f"{os.cpu_count() or 1} cores, and 64 on any machine); 0 lets the library choose")

@@ -52,7 +52,7 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="device for ONNX Runtime / PyTorch (default cpu)")
     p.add_argument("--threads", type=int, default=0,
-                   help="inference threads, at most 4 per core and never under 64 (default: all cores)")
+                   help="inference threads, at most 4 per core, or 64 where that is fewer (default: all cores)")
     p.add_argument("--tile", default="auto",
                    help="tile setting(s), comma-separated: auto, 0 (whole image) or pixels, e.g. 0,128 (default auto)")
     p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")
@@ -80,8 +80,10 @@ def _check_numbers(args) -> None:
     Raises:
         InputError: The first bad option, named with its value and what it must be.
     """
-    if args.repeats < 1 or args.warmup < 0 or args.threads < 0 or args.tile_overlap < 0:
-        raise InputError("--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0")
+    for flag, value, least in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
+                               ("--threads", args.threads, 0), ("--tile-overlap", args.tile_overlap, 0)):
+        if value < least:
+            raise InputError(f"{flag} {value}: must be >= {least}")
     if args.threads > max_threads():
         raise InputError(threads_cap_line("--threads", args.threads))
     if args.scale is not None and args.scale < 1:
@@ -200,7 +202,9 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
         print(f"report: {args.report / 'report.md'} ({len(written)} files)")
     if args.json is not None:
         write_bytes_atomic(args.json, data)
-    if args.save_baseline is not None:
+    # A run that fails the gate is not saved as a baseline: a job that rolls baselines forward would adopt the
+    # regression, and the next run would pass against it.
+    if args.save_baseline is not None and not regressions:
         write_bytes_atomic(args.save_baseline, data)
         print(f"baseline saved: {args.save_baseline}")
     if baseline is None:
@@ -213,7 +217,10 @@ def _bench(args, baseline: dict | None, latency_hw: tuple[int, int] | None) -> i
         return 0
     for r in regressions:
         print(f"REGRESSION {r.describe()}", file=sys.stderr)
-    raise CheckFailedError(f"{len(regressions)} regression(s) beyond the budget ({limits}) against {args.baseline}")
+    unsaved = f"; {args.save_baseline} not written: a run that fails the gate is no baseline" if args.save_baseline \
+        else ""
+    raise CheckFailedError(f"{len(regressions)} regression(s) beyond the budget ({limits}) against {args.baseline}"
+                           + unsaved)
 
 
 def _budget(args):

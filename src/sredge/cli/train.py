@@ -88,7 +88,7 @@ def build_parser() -> Parser:
                         "--resume continues the same schedule later")
     p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**64 - 1 (default 0)")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads, at most 4 per core and never under 64 (default 0: torch's choice)")
+                   help="torch CPU threads, at most 4 per core, or 64 where that is fewer (default 0: torch's choice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the network trains: auto (CUDA when PyTorch sees a GPU), cpu or cuda; patches, "
                         "teachers and validation stay on the CPU (default auto)")
