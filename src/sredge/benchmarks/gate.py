@@ -361,7 +361,7 @@ def latency_ratio(old: dict, new: dict, baseline: dict, report: dict) -> tuple[f
         return b / a, "in milliseconds"
     relative = (b / new_ref) / (a / old_ref)
     if same_machine(baseline, report) and b / a < relative:
-        return b / a, "in milliseconds; against the reference workload more"
+        return b / a, "in milliseconds, the smaller of that and the ratio to the reference workload"
     return relative, "relative to the reference workload"
 
 

@@ -33,7 +33,7 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], warmup: int, round
     With two or more calls, each timed call follows an untimed call of itself (its "settling" call): a
     call right after another one runs beside that one's winding down (ONNX Runtime's worker threads keep
     spinning for some milliseconds after a run, on the cores the next call needs), which cost whichever
-    came second 8-10 % on a 2-core machine. What is timed is a call in a stream of its own calls, as a
+    came second 8-13 % on a 2-core machine. What is timed is a call in a stream of its own calls, as a
     video run makes them.
 
     Args:
