@@ -206,7 +206,7 @@ def test_notes_name_what_the_gate_did_not_hold_the_run_to():
     notes = gate_notes(base, run, pair_rows(base, run))
     assert notes[0] == "the baseline's b/model was not measured in this run, so it was not gated"
     assert notes[1].startswith("a/model is compared with the baseline's a/model measured otherwise: ")
-    assert "tile None -> 16" in notes[1] and "threads 2 -> 1" in notes[1]
+    assert "tile none -> 16" in notes[1] and "threads 2 -> 1" in notes[1]  # (the bench audit: "None")
     assert gate_notes(base, base, pair_rows(base, base)) == []
     no_ref = {**base, "reference_ms": None}
     assert gate_notes(no_ref, base, pair_rows(no_ref, base), Budget()) == []  # latency not gated

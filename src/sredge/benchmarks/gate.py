@@ -307,9 +307,13 @@ def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]], bud
     notes = [f"the baseline's {r['label']} was not measured in this run, so it was not gated"
              for r in baseline["rows"] if not r.get("bicubic") and id(r) not in paired]
     for old, new in pairs:
-        differ = [f"{k} {old.get(k)} -> {new.get(k)}" for k in _ROW_SETTINGS if old.get(k) != new.get(k)]
+        def shown(value) -> str:
+            return "none" if value is None else str(value)  # a row's tile None: the frame whole
+
+        differ = [f"{k} {shown(old.get(k))} -> {shown(new.get(k))}" for k in _ROW_SETTINGS
+                  if old.get(k) != new.get(k)]
         before, after = baseline.get("settings") or {}, report.get("settings") or {}
-        differ += [f"{k} {before.get(k)} -> {after.get(k)}" for k in _RUN_SETTINGS
+        differ += [f"{k} {shown(before.get(k))} -> {shown(after.get(k))}" for k in _RUN_SETTINGS
                    if k in before and before.get(k) != after.get(k)]
         if differ:
             notes.append(f"{new['label']} is compared with the baseline's {old['label']} measured otherwise: "
