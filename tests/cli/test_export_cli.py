@@ -415,3 +415,32 @@ def test_the_longest_name_the_output_rule_allows_is_written(cli, tmp_path):
     over = tmp_path / ("f" * 237 + ".onnx")
     res = cli("export", ckpt, "-o", over, "--bench-size", "off", "-q")
     assert res.code == 2 and "choose a shorter -o" in res.err and not over.exists(), res.err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["."], "is a folder, not a checkpoint"),
+    (["CKPT", "--precision", "fp16", "--bench-size", "100000x100000", "-o", "OUT"],
+     "--bench-size 100000x100000: at most"),
+    (["CKPT", "--min-psnr=nan", "-o", "OUT"], "--min-psnr must be a finite number of dB, not nan"),
+    (["CKPT", "--min-psnr=inf", "-o", "OUT"], "--min-psnr must be a finite number of dB, not inf"),
+])
+def test_the_export_audits_exit_3s_and_unchecked_values_are_one_line_exit_2(cli, tmp_path, monkeypatch, argv, needle):
+    """The export audit: a folder as the checkpoint was exit 3 ('PosixPath('.') has an empty name'), an oversized
+    --bench-size exit 3 after writing the files, and --min-psnr nan reported a failed parity ('< nan dB')."""
+    monkeypatch.chdir(tmp_path)
+    ckpt = shutil.copy(asset("weights/fsrcnn/fsrcnn_x3.pth"), tmp_path / "f_x3.pth")
+    argv = [ckpt if a == "CKPT" else tmp_path / "o.onnx" if a == "OUT" else a for a in argv]
+    res = cli("export", *argv)
+    assert res.code == 2 and needle in res.err and len(res.err.strip().splitlines()) == 1, res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_x3.pth"]  # nothing written
+
+
+def test_a_local_folder_named_sample_is_not_passed_over_silently(tmp_path, monkeypatch, capsys):
+    from sredge.data.samples import folder_arg, sample_folder
+
+    monkeypatch.chdir(tmp_path)
+    assert folder_arg("sample") == sample_folder() and capsys.readouterr().err == ""
+    (tmp_path / "sample").mkdir()
+    assert folder_arg("sample") == sample_folder()
+    assert "the sample folder here is not read (give ./sample for it)" in capsys.readouterr().err
+    assert folder_arg("./sample").resolve() == (tmp_path / "sample").resolve()

@@ -115,6 +115,8 @@ def _check_precision_flags(args) -> tuple[str, ...]:
                          "ones you will upscale (or --calib sample, the bundled photos, to try it)")
     if args.max_psnr_drop is not None and not args.max_psnr_drop >= 0:  # NaN too
         raise InputError(f"--max-psnr-drop must be >= 0, not {args.max_psnr_drop}")
+    if not math.isfinite(args.min_psnr):  # NaN or inf: no parity can be judged against it
+        raise InputError(f"--min-psnr must be a finite number of dB, not {args.min_psnr}")
     if args.calib_crops < 1:
         raise InputError(f"--calib-crops must be at least 1, not {args.calib_crops}")
     if args.max_pixels != DEFAULT_MAX_PIXELS and not (args.calib or args.val):
@@ -147,9 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sredge.outputs import claim_outputs
 
     ckpt: Path = args.checkpoint
-    out: Path = args.output or ckpt.with_suffix(".onnx")
     if not ckpt.exists():
         raise InputError(f"no such file: {ckpt}")
+    if ckpt.is_dir():  # before -o is named from it ('.' has no name to name it by)
+        raise InputError(f"{ckpt} is a folder, not a checkpoint: give the checkpoint file (.pth, .pt, .safetensors)")
+    out: Path = args.output or ckpt.with_suffix(".onnx")
     if args.scale is not None and not 1 <= args.scale <= 16:
         raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
     precisions = _check_precision_flags(args)
@@ -161,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.key_map = parse_key_map(args.key_map)  # a bad map fails before anything loads
     bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
+    if bench is not None and bench[0] * bench[1] > DEFAULT_MAX_PIXELS:  # timed after the files are written
+        raise InputError(f"--bench-size {args.bench_size}: at most {DEFAULT_MAX_PIXELS:,} pixels (a frame to time, "
+                         "not a poster); 640x360 is the default")
     # The output policy first (an input named as an output, a folder, an existing file), then the name's
     # suffix, then what --calib and --val hold: all before the checkpoint is read.
     with claim_outputs(*_paths(args, out, precisions), overwrite=args.overwrite):

@@ -34,4 +34,11 @@ def folder_arg(text: str) -> Path:
 
     Only the exact word ``sample`` is replaced, so ``./sample`` still names a folder of that name.
     """
-    return sample_folder() if text == SAMPLE else Path(text)
+    if text != SAMPLE:
+        return Path(text)
+    if Path(SAMPLE).exists():  # the export audit: a folder of that name here was passed over without a word
+        import sys
+
+        print(f"note: '{SAMPLE}' means the bundled photos; the {SAMPLE} folder here is not read (give ./{SAMPLE} "
+              "for it)", file=sys.stderr)
+    return sample_folder()
