@@ -365,7 +365,7 @@ def test_qat_resume_refuses_another_run_in_one_line(cli, tmp_path):
 
 
 def test_refit_cosine_continues_the_longer_schedule():
-    from sredge.train.qat import refit_cosine
+    from sredge.train.loop import refit_cosine
 
     w = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([{"params": [w], "lr": 1e-3}, {"params": [torch.nn.Parameter(torch.zeros(1))],

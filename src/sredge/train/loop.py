@@ -191,7 +191,7 @@ def train(
         saved = step
         if sched.T_max != opts.steps:
             log.info("%s: the cosine schedule now ends at step %d (was %d)", out, opts.steps, sched.T_max)
-            _refit_schedule(opt, sched, opts, step)
+            refit_cosine(opt, sched, opts.steps, step)
             schedule += ((step, opts.steps),)
         log.info("resumed %s at step %d", out, step)
     loss_fn = torch.nn.L1Loss() if opts.loss == "l1" else torch.nn.MSELoss()
@@ -351,15 +351,17 @@ def _restore(torch, out: Path, ck: dict, model, opt, sched, sampler) -> None:
         raise _damaged(out) from exc
 
 
-def _refit_schedule(opt, sched, opts: TrainOptions, step: int) -> None:
-    """Continue the cosine schedule as a run of ``opts.steps`` steps would, from ``step`` on.
+def refit_cosine(opt, sched, steps: int, step: int) -> None:
+    """Continue a cosine schedule (torch's ``CosineAnnealingLR``) as a run of ``steps`` steps would, from ``step`` on.
 
-    The learning rate is set to what that run has after ``step`` steps, and ``T_max`` to its length:
-    torch's recursive cosine update then follows that curve to ``lr * 1e-3`` at the last step.
+    Each parameter group's learning rate is set to what that run has after ``step`` steps (from its base rate to
+    the schedule's ``eta_min``: :func:`cosine_lr` for sr-train's single group), and ``T_max`` to ``steps``:
+    torch's recursive cosine update then follows that curve to ``eta_min`` at the last step. sr-train and QAT
+    (two groups, to 0) both refit this way when a resumed run is given another ``--steps``.
     """
-    sched.T_max = opts.steps
-    for group in opt.param_groups:
-        group["lr"] = cosine_lr(opts, step)
+    sched.T_max = steps
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * step / steps)) / 2
 
 
 def _kept(out: Path, saved: int | None) -> str:

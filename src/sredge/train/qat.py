@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from onnx import numpy_helper
 from sredge.calibration.quantize import QUANTIZED_OPS, flavour_of, int8_reference
 from sredge.errors import InputError
 from sredge.runtime.backends import BackendOptions, open_backend
+from sredge.train.loop import refit_cosine
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +531,8 @@ def finetune(
         resume: A checkpoint of this run (same ``qdq``, which must be ``resume.ptq``; same options but
             ``steps``, ``stop_after``, ``val_every`` and ``device``; same sampler and seed): training continues
             from its step with its weights, optimiser, schedule and random states, so the run ends as an
-            uninterrupted one would. Another ``options.steps`` refits the cosine schedule (:func:`refit_cosine`).
+            uninterrupted one would. Another ``options.steps`` refits the cosine schedule
+            (:func:`~sredge.train.loop.refit_cosine`).
         on_checkpoint: Called at each validation (every ``val_every`` steps, the last step, a stop) with
             what ``resume`` needs to continue from there.
 
@@ -600,11 +601,3 @@ def finetune(
                 break
     return QatResult(best, fp32_db, ptq_db, best_db, best_step, step)
 
-
-def refit_cosine(opt, sched, steps: int, step: int) -> None:
-    """Continue a cosine schedule (to 0) as a run of ``steps`` steps would, from ``step`` on: each parameter
-    group's learning rate becomes what that run has after ``step`` steps, and torch's recursive update then
-    follows its curve."""
-    sched.T_max = steps
-    for group, base in zip(opt.param_groups, sched.base_lrs):
-        group["lr"] = base * (1 + math.cos(math.pi * step / steps)) / 2
