@@ -330,7 +330,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     resume = _resume_options(args, live)
     report = [_video_report(args.report, args.output)] if args.report is not None else []
     report += [Output(args.compare, "--compare")] if args.compare is not None else []
-    check_outputs(([_video_output(args.output)] if args.output else []) + report, reads, args.overwrite)
+    named = _video_output(args.output) if args.output else None  # (it reads the work folder's journal: once)
+    check_outputs(([named] if named else []) + report, reads, args.overwrite)
     _check_work_folder(args.output, resume, args.resume, reads, report)
     encoder = _choose_encoder(args) if args.output is not None or not args.display else None
     # A file that is not a readable video is one line, before the model loads (after the container check).
@@ -357,7 +358,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         if args.report is not None and output is not None:  # -o was the default name: ask again for it
             report[0] = _video_report(args.report, output)
         _check_work_folder(output, resume, args.resume, reads, report)
-        with claim_outputs(([_video_output(output)] if output else []) + report, reads, args.overwrite), \
+        video_out = named if output == args.output else _video_output(output) if output else None
+        with claim_outputs(([video_out] if video_out else []) + report, reads, args.overwrite), \
                 stop_on_signals() as stopper:
             if output is not None and args.resume is False:
                 from sredge.runtime.segments import WorkFolder
