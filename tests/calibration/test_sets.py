@@ -207,7 +207,9 @@ def test_a_set_too_big_for_memory_or_a_negative_seed_is_refused_before_cropping(
     ((1, 3, 32, 32), {"options": {"tile": 32}}, "counts 4 crops from 1 sources in 1 entries, but it holds 1"),
     ((4, 3, 8, 8), {"options": {"tile": 8}}, "calibration tile 8 is too small"),
     ((4, 3, 32, 32), {"options": {"tile": 32}, "version": "1"}, "format version '1' is not a number"),
-], ids=["empty-crops", "not-square", "counts", "tile-8", "version-string"])
+    ((4, 3, 32, 32), {"options": {"tile": 32}, "sources": ["a", "b"], "counts": [6, -2]},
+     "a negative crop count: [6, -2]"),
+], ids=["empty-crops", "not-square", "counts", "tile-8", "version-string", "negative-count"])
 def test_a_hand_made_set_that_contradicts_its_record_is_refused(tmp_path, shape, meta, expected):
     """The audit: 0x0 crops recorded as 32x32 passed `sr-calibrate show` ("4 crops of 32x32") and crashed
     sr-export (exit 3); crops below 16 pixels crashed RLFN's calibration with the FP32 file left behind."""
@@ -224,3 +226,27 @@ def test_calibration_tiles_below_what_sr_run_feeds_are_refused():
     with pytest.raises(InputError, match="tile 8 is too small: sr-run never feeds a network less than 16x16"):
         CalibrationOptions(tile=8)
     assert CalibrationOptions(tile=16).tile == 16
+
+
+def test_a_source_given_twice_is_refused_and_a_video_in_a_folder_is_named(tmp_path, caplog):
+    """The export audit: the same folder given twice (under two spellings) weighed double, and a video inside
+    a --calib folder was passed over without a word; a one-crop set read '1 crops'."""
+    import shutil
+
+    from sredge.data.samples import sample_folder
+
+    folder = tmp_path / "photos"
+    shutil.copytree(sample_folder(), folder)
+    other = tmp_path / "sub" / ".." / "photos"  # another spelling of the same folder
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(InputError, match=r"sub/\.\./photos is given twice \(also as .*photos\): give each folder"):
+        check_calibration_sources([folder, other], CalibrationOptions(tile=64))
+    shutil.copy(asset("video/onepiece_demo.mp4"), folder / "clip.mp4")
+    with caplog.at_level("WARNING", logger="sredge.calibration.sets"):
+        cset = build_calibration_set([folder], CalibrationOptions(tile=64, crops_per_image=1, min_crops=1))
+    assert "1 video is in the folder not read" in caplog.text
+    assert "give each video as a source of its own" in caplog.text
+    assert len(cset) == 3 and cset.describe().startswith("3 crops of 64x64")
+    one = build_calibration_set([folder], CalibrationOptions(tile=64, crops_per_image=1, min_crops=1))
+    one = type(one)(one.crops[:1], one.sources, (1,), one.options)
+    assert one.describe().startswith("1 crop of 64x64 (1 from photos)")

@@ -49,3 +49,18 @@ def test_a_full_disk_under_stdout_does_not_point_at_a_missing_option(capsys):
                                                "(free some space or send the output elsewhere)")
     assert run("sr-x", full_file, []) == 2
     assert capsys.readouterr().err.strip().endswith("writing out.png (free some space or choose -o elsewhere)")
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["m.onnx", "--dataset", "sample", "--size", "-5x5"], "(-5x5 starts with '-': write --size=-5x5)"),
+    (["m.onnx", "--dataset"], None),  # nothing after the flag: no hint
+])
+def test_a_value_that_starts_with_a_dash_is_told_how_to_pass(capsys, argv, hint):
+    """The bench audit: `--size -5x5` said only "expected one argument" (argparse reads -5x5 as an option)."""
+    from sredge.cli.bench import build_parser
+
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "expected one argument" in err and len(err.strip().splitlines()) == 1, err
+    assert (hint in err) if hint else "starts with" not in err, err

@@ -409,6 +409,7 @@ def test_an_exactly_reproduced_image_holds_the_gate(cli, tmp_path):
     (["--repeats", "0"], "--repeats 0: must be >= 1"),
     (["--warmup=-1"], "--warmup -1: must be >= 0"),
     (["--threads=-1"], "--threads -1: must be >= 0"),
+    (["--scale", "99999"], "--scale must be an integer from 1 to 16, not 99999"),  # was judged by the photos' size
 ])
 def test_a_bad_count_names_its_option_and_value(cli, tmp_path, argv, needle):
     """The bench audit: all three said "--repeats must be >= 1; --warmup, --threads and --tile-overlap >= 0"."""

@@ -419,20 +419,31 @@ def test_the_longest_name_the_output_rule_allows_is_written(cli, tmp_path):
 
 @pytest.mark.parametrize("argv,needle", [
     (["."], "is a folder, not a checkpoint"),
+    (["FIFO"], "is not a regular file: give the checkpoint file"),
     (["CKPT", "--precision", "fp16", "--bench-size", "100000x100000", "-o", "OUT"],
      "--bench-size 100000x100000: at most"),
     (["CKPT", "--min-psnr=nan", "-o", "OUT"], "--min-psnr must be a finite number of dB, not nan"),
     (["CKPT", "--min-psnr=inf", "-o", "OUT"], "--min-psnr must be a finite number of dB, not inf"),
+    (["CKPT", "--bench-size", "320x180", "-o", "OUT"], "--bench-size has no effect without --precision int8 or fp16"),
+    (["CKPT", "--calib-tile", "48", "-o", "OUT"], "--calib-tile has no effect without --calib (a folder or video)"),
+    (["CKPT", "--precision", "fp16", "--calib-tile", "48", "-o", "OUT"],
+     "--calib-tile has no effect without --calib (a folder or video)"),
+    (["CKPT", "--precision", "int8", "--calib", "SET", "--calib-tile", "48", "-o", "OUT"],
+     "--calib-tile has no effect with a saved set (.npz): it keeps the tile it was cut with"),
 ])
 def test_the_export_audits_exit_3s_and_unchecked_values_are_one_line_exit_2(cli, tmp_path, monkeypatch, argv, needle):
     """The export audit: a folder as the checkpoint was exit 3 ('PosixPath('.') has an empty name'), an oversized
     --bench-size exit 3 after writing the files, and --min-psnr nan reported a failed parity ('< nan dB')."""
     monkeypatch.chdir(tmp_path)
     ckpt = shutil.copy(asset("weights/fsrcnn/fsrcnn_x3.pth"), tmp_path / "f_x3.pth")
-    argv = [ckpt if a == "CKPT" else tmp_path / "o.onnx" if a == "OUT" else a for a in argv]
+    fifo = "FIFO" in argv
+    if fifo:  # the audit: a named pipe as the checkpoint blocked the reader for ever
+        os.mkfifo(tmp_path / "f_x3.pth.fifo")
+    argv = [ckpt if a == "CKPT" else tmp_path / "o.onnx" if a == "OUT" else tmp_path / "set.npz" if a == "SET"
+            else tmp_path / "f_x3.pth.fifo" if a == "FIFO" else a for a in argv]
     res = cli("export", *argv)
     assert res.code == 2 and needle in res.err and len(res.err.strip().splitlines()) == 1, res.err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_x3.pth"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_x3.pth"] + ["f_x3.pth.fifo"] * fifo
 
 
 def test_a_local_folder_named_sample_is_not_passed_over_silently(tmp_path, monkeypatch, capsys):

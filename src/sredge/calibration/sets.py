@@ -97,7 +97,8 @@ class CalibrationSet:
     def describe(self) -> str:
         """One line: how many crops of what size from which sources."""
         parts = ", ".join(f"{n} from {Path(s).name or s}" for s, n in zip(self.sources, self.counts))
-        return f"{len(self)} crops of {self.options.tile}x{self.options.tile} ({parts}), seed {self.options.seed}"
+        crops = "crop" if len(self) == 1 else "crops"
+        return f"{len(self)} {crops} of {self.options.tile}x{self.options.tile} ({parts}), seed {self.options.seed}"
 
 
 # -- planning (pure) -----------------------------------------------------------------------
@@ -151,6 +152,10 @@ def _image_files(folder: Path) -> list[Path]:
 def _image_crops(folder: Path, options: CalibrationOptions, rng: np.random.Generator,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
     files = _image_files(folder)
+    videos = sum(1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if videos:  # said once, when the images are cut (the header pass runs twice in sr-export)
+        log.warning("%s: %s in the folder not read (a folder gives its images): give each video as a "
+                    "source of its own", folder, "1 video is" if videos == 1 else f"{videos} videos are")
     crops, small = [], 0
     for path in files:
         img = read_rgb(path, max_pixels)
@@ -275,8 +280,20 @@ def _plan(sources: Sequence[str | Path], options: CalibrationOptions,
     return options, counts
 
 
+def _require_distinct(sources: Sequence[str | Path]) -> None:
+    """Refuse a source given twice (under any spelling): its crops would weigh double."""
+    seen: dict[Path, str] = {}
+    for src in sources:
+        key = Path(src).resolve()
+        if key in seen:
+            raise InputError(f"calibration source {src} is given twice (also as {seen[key]}): give each folder "
+                             "or video once (--crops-per-image or --frames takes more from it)")
+        seen[key] = str(src)
+
+
 def _planned(sources: Sequence[str | Path], options: CalibrationOptions, max_pixels: int) -> list[tuple[str, int]]:
     """Per source: ``("folder", images at least a tile big)`` or ``("video", crops)``, from headers alone."""
+    _require_distinct(sources)
     planned = []
     for src in sources:
         path = Path(src)
@@ -421,6 +438,8 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
     n, _, h, w = crops.shape
     if (h, w) != (options.tile, options.tile):
         raise InputError(f"{not_a_set}: its crops are {w}x{h} but its record says {options.tile}x{options.tile}")
+    if any(c < 0 for c in counts):
+        raise InputError(f"{not_a_set}: its record is damaged (a negative crop count: {list(counts)})")
     if len(counts) != len(sources) or sum(counts) != n:
         raise InputError(f"{not_a_set}: its record counts {sum(counts)} crops from {len(sources)} sources in "
                          f"{len(counts)} entries, but it holds {n}")

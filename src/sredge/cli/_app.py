@@ -13,6 +13,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -36,8 +37,26 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--version", action="version", version=f"%(prog)s (sredge {__version__})",
                           help="print the version and exit")
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)  # for the hint of error()
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{dash_value_hint(message, getattr(self, '_argv', []))} "
+                     f"(see {self.prog} --help)\n")
+
+
+def dash_value_hint(message: str, argv: Sequence[str]) -> str:
+    """For argparse's "argument --size: expected one argument" when the value given starts with '-'
+    (``--size -5x5``, which argparse reads as another option): how to pass it (pure)."""
+    m = re.match(r"argument (-[-\w]+)(?:/\S+)?: expected one argument$", message)
+    if not m:
+        return ""
+    flag = m.group(1)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == flag and argv[i + 1].startswith("-"):
+            return f" ({argv[i + 1]} starts with '-': write {flag}={argv[i + 1]})"
+    return ""
 
 
 def parse_tile(value: str) -> int | str | None:

@@ -142,6 +142,7 @@ def check_qat_state(args):
             output with no state (a finished run), or a state this command cannot continue (damaged, other
             options or input files).
     """
+    from sredge.train.loop import nothing_left_line
     from sredge.train.qat_state import check_qat_resume, read_state, state_path
 
     state = state_path(args.output)
@@ -160,14 +161,16 @@ def check_qat_state(args):
         return None
     run = read_state(state)
     check_qat_resume(run, args.output, run_options(args), input_digests(args), args.steps)
-    end = min(args.steps, args.stop_after or args.steps)
-    if end <= run.checkpoint.step:
-        if run.checkpoint.step == args.steps:  # stopped after its last step, before it removed its state
+    step = run.checkpoint.step
+    finished = step == args.steps  # stopped after its last step, before it removed its state
+    line = nothing_left_line(args.output, step, args.steps, args.stop_after, "QAT steps",
+                             f"; wrote {args.output} (best at step {run.checkpoint.best_step})"
+                             if min(args.steps, args.stop_after or args.steps) == args.steps else "")
+    if line is not None:
+        if finished:
             _finish(run, args.output)
         if not args.quiet:
-            limit = f"--stop-after {args.stop_after}" if end < args.steps else f"--steps {args.steps}"
-            done = f"; wrote {args.output} (best at step {run.checkpoint.best_step})" if end == args.steps else ""
-            print(f"{args.output} has done {run.checkpoint.step} QAT steps; nothing left to train up to {limit}{done}")
+            print(line)
         return False
     planned = run.checkpoint.steps
     if planned != args.steps and not args.quiet:

@@ -86,8 +86,8 @@ def _check_numbers(args) -> None:
             raise InputError(f"{flag} {value}: must be >= {least}")
     if args.threads > max_threads():
         raise InputError(threads_cap_line("--threads", args.threads))
-    if args.scale is not None and args.scale < 1:
-        raise InputError("--scale must be >= 1")
+    if args.scale is not None and not 1 <= args.scale <= 16:  # as sr-run and sr-export take it
+        raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
     for flag, value, zero_ok in (("--max-psnr-drop", args.max_psnr_drop, True),
                                  ("--max-ssim-drop", args.max_ssim_drop, True),
                                  ("--max-slowdown", args.max_slowdown, False)):

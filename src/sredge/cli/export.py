@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 PROG = "sr-export"
 
 
+CALIB_TILE = 64
+"""``--calib-tile``'s default: LR crop side (pixels) cut from --calib folders and videos."""
+
+BENCH_SIZE = "640x360"
+"""``--bench-size``'s default: the frame the precision table's latency column times."""
+
+
 def build_parser() -> Parser:
     p = Parser(
         prog=PROG,
@@ -71,8 +78,9 @@ def build_parser() -> Parser:
                    help="calibration source: a folder of images ('sample': the bundled photos), a video, or a "
                         ".npz from sr-calibrate build "
                         "(repeatable; needed for int8; fp16 checks its range on it, else on the bundled photo)")
-    g.add_argument("--calib-tile", type=int, default=64, metavar="PX",
-                   help="LR crop size when --calib is a folder or video, at least 16 (default 64)")
+    g.add_argument("--calib-tile", type=int, default=None, metavar="PX",
+                   help=f"LR crop size when --calib is a folder or video, at least 16 (default {CALIB_TILE}; "
+                        "a .npz keeps the tile it was cut with)")
     g.add_argument("--calib-crops", type=int, default=64, metavar="N",
                    help="crops used for calibration, spread over the set (default 64); a video gives one per "
                         "frame of 64, a folder as many per image as reach min(16, N) with them (at least one)")
@@ -88,8 +96,9 @@ def build_parser() -> Parser:
     g.add_argument("--val", type=folder_arg, metavar="DIR",
                    help="validation set for the PSNR figures: HR/ + LR_bicubic/X{s}/ (Set5) or a folder of HR "
                         "images ('sample': the bundled photos; default: the bundled photo)")
-    g.add_argument("--bench-size", default="640x360", metavar="WxH",
-                   help="frame size of the CPU latency column (default 640x360); 'off' skips timing")
+    g.add_argument("--bench-size", default=None, metavar="WxH",
+                   help=f"frame size of the CPU latency column of the fp16/int8 table (default {BENCH_SIZE}); "
+                        "'off' skips timing")
     add_max_pixels(g)  # for the images and video frames of --calib and --val
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     return p
@@ -106,10 +115,16 @@ def _check_precision_flags(args) -> tuple[str, ...]:
                                ("--max-psnr-drop", args.max_psnr_drop, wants_int8),
                                ("--fp16-io", args.fp16_io or None, wants_fp16),
                                ("--calib", args.calib, wants_int8 or wants_fp16),
-                               ("--val", args.val, wants_int8 or wants_fp16)):
+                               ("--val", args.val, wants_int8 or wants_fp16),
+                               ("--bench-size", None if args.bench_size in (None, "off") else args.bench_size,
+                                wants_int8 or wants_fp16)):
         if value is not None and not needs:
             raise InputError(f"{flag} has no effect without --precision {'int8' if flag != '--fp16-io' else 'fp16'}"
-                             + ("" if flag not in ("--calib", "--val") else " or fp16"))
+                             + ("" if flag not in ("--calib", "--val", "--bench-size") else " or fp16"))
+    if args.calib_tile is not None and not any(Path(c).suffix.lower() != ".npz" for c in args.calib or ()):
+        raise InputError("--calib-tile has no effect " + ("with a saved set (.npz): it keeps the tile it was cut "
+                                                          "with (sr-calibrate build --tile makes another)"
+                                                          if args.calib else "without --calib (a folder or video)"))
     if wants_int8 and not args.calib:
         raise InputError("--precision int8 needs calibration data: --calib FOLDER|VIDEO|SET.npz, frames like the "
                          "ones you will upscale (or --calib sample, the bundled photos, to try it)")
@@ -153,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"no such file: {ckpt}")
     if ckpt.is_dir():  # before -o is named from it ('.' has no name to name it by)
         raise InputError(f"{ckpt} is a folder, not a checkpoint: give the checkpoint file (.pth, .pt, .safetensors)")
+    if not ckpt.is_file():  # a FIFO or a device would block the reader or never end
+        raise InputError(f"{ckpt} is not a regular file: give the checkpoint file (.pth, .pt, .safetensors)")
     out: Path = args.output or ckpt.with_suffix(".onnx")
     if args.scale is not None and not 1 <= args.scale <= 16:
         raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
@@ -164,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sredge.models.key_map import parse_key_map
 
         args.key_map = parse_key_map(args.key_map)  # a bad map fails before anything loads
-    bench = parse_frame_size(args.bench_size, "--bench-size", off="off")
+    bench = parse_frame_size(BENCH_SIZE if args.bench_size is None else args.bench_size, "--bench-size", off="off")
     if bench is not None and bench[0] * bench[1] > DEFAULT_MAX_PIXELS:  # timed after the files are written
         raise InputError(f"--bench-size {args.bench_size}: at most {DEFAULT_MAX_PIXELS:,} pixels (a frame to time, "
                          "not a poster); 640x360 is the default")
@@ -192,7 +209,8 @@ def _calib_options(args) -> CalibrationOptions:
     from sredge.calibration.sets import CalibrationOptions
 
     # Fewer crops than the set's usual minimum are enough when the user asks for fewer (--calib-crops).
-    return CalibrationOptions(tile=args.calib_tile, min_crops=min(CalibrationOptions.min_crops, args.calib_crops))
+    return CalibrationOptions(tile=CALIB_TILE if args.calib_tile is None else args.calib_tile,
+                              min_crops=min(CalibrationOptions.min_crops, args.calib_crops))
 
 
 @dataclasses.dataclass(frozen=True)

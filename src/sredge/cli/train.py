@@ -408,16 +408,15 @@ def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
     """
     from dataclasses import replace
 
-    from sredge.train.loop import check_resume, cosine_lr, read_checkpoint
+    from sredge.train.loop import check_resume, cosine_lr, nothing_left_line, read_checkpoint
 
     ck = read_checkpoint(args.output)
     check_resume(ck, spec.name, hp, opts, run_options)
-    end = min(opts.steps, opts.stop_after or opts.steps)
-    if end <= ck.step:
+    done = nothing_left_line(args.output, ck.step, opts.steps, opts.stop_after,
+                             extra=" (a larger --steps trains longer)")
+    if done is not None:
         if not args.quiet:
-            limit = f"--stop-after {opts.stop_after}" if end < opts.steps else f"--steps {opts.steps}"
-            print(f"{args.output} has done {ck.step} steps; nothing left to train up to {limit} "
-                  "(a larger --steps trains longer)")
+            print(done)
         return False
     planned = ck.schedule[-1][1] if ck.schedule else opts.steps
     if planned != opts.steps and not args.quiet:

@@ -364,6 +364,19 @@ def refit_cosine(opt, sched, steps: int, step: int) -> None:
         group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * step / steps)) / 2
 
 
+def nothing_left_line(output: Path, done: int, steps: int, stop_after: int | None, what: str = "steps",
+                      extra: str = "") -> str | None:
+    """The line a resumed run prints when it has nothing left to train (pure), or None when it has.
+
+    ``done`` steps are done; the run goes up to ``stop_after`` (when earlier) or ``steps``. ``what`` names
+    the steps ("QAT steps"), ``extra`` ends the line (what was written)."""
+    end = min(steps, stop_after or steps)
+    if end > done:
+        return None
+    limit = f"--stop-after {stop_after}" if end < steps else f"--steps {steps}"
+    return f"{output} has done {done} {what}; nothing left to train up to {limit}{extra}"
+
+
 def _kept(out: Path, saved: int | None) -> str:
     """What a diverged run leaves at ``out``, for its error message."""
     return f"{out} keeps the checkpoint of step {saved}" if saved is not None else f"{out} not written"
