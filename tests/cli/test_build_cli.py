@@ -97,7 +97,7 @@ def test_bad_batch_is_refused_before_tensorrt(cli, onnx_model, args, match):
 
 @pytest.mark.parametrize("args,match", [
     (["--tile", "0"], "must be positive"),
-    (["--min-tile", "512", "--tile", "256"], "need minimum tile 512 <= --tile 256"),
+    (["--min-tile", "512", "--tile", "256"], "need --min-tile 512 <= --tile 256"),
     (["--no-gpu-fallback"], "--no-gpu-fallback applies only with --dla-core"),
     (["--dla-core", "-1", "--fp16"], "--dla-core must be >= 0"),
     (["--dla-core", "0"], "the DLA runs FP16 or INT8 only"),
@@ -105,6 +105,10 @@ def test_bad_batch_is_refused_before_tensorrt(cli, onnx_model, args, match):
     (["--calib", "nothere/", "--int8"], "--calib nothere: not a folder of images"),
     (["--int8"], "needs calibration data"),
     (["--calib-cache", "nothere.cache", "--int8"], "--calib-cache nothere.cache does not exist"),
+    # the TensorRT audit: a folder was "does not exist"; --tile 100000 went on to TensorRT; --max-tile alone named
+    # a --tile 256 never given
+    (["--tile", "100000"], "10,000,000,000 pixels per call, over the limit of 100,000,000"),
+    (["--min-tile", "300", "--max-tile", "200"], "need --min-tile 300 <= the default tile 200 <= --max-tile 200"),
 ])
 def test_bad_options_are_refused_before_tensorrt(cli, onnx_model, monkeypatch, args, match):
     """Each gives its own line, not "tensorrt is not installed": a user learns of it before installing TensorRT."""
@@ -280,3 +284,23 @@ def test_real_build_with_other_options_rebuilds(onnx_model, tmp_path):
     third = build_engine(onnx_model, engine, BuildOptions(tile=64, batch=parse_batch("4")),
                          timing_cache=tmp_path / "t.cache")
     assert first.built and not second.built and third.built and third.key != first.key
+
+
+def test_an_onnx_without_its_external_data_is_refused_before_tensorrt(cli, onnx_model, monkeypatch, tmp_path):
+    import onnx
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    ext = tmp_path / "ext" / "m.onnx"
+    ext.parent.mkdir()
+    onnx.save(onnx.load(str(onnx_model)), str(ext), save_as_external_data=True, location="m.onnx.data",
+              size_threshold=0)
+    (ext.parent / "m.onnx.data").unlink()
+    res = cli("build", ext)
+    assert res.code == 2 and "keeps its weights in m.onnx.data, which is not beside it" in res.err, res.err
+
+
+def test_a_folder_as_the_calibration_cache_is_named_a_folder(cli, onnx_model, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    (tmp_path / "caches").mkdir()
+    res = cli("build", onnx_model, "--int8", "--calib-cache", tmp_path / "caches", "-o", tmp_path / "m.engine")
+    assert res.code == 2 and "caches is a folder; name the cache file" in res.err, res.err

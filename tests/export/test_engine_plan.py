@@ -199,10 +199,25 @@ def test_profile_fixed_batch():
     (BuildOptions(tile=8), "minimum tile 16 <= --tile 8"),
     (BuildOptions(tile=0), "must be positive"),
     (BuildOptions(tile=64, min_tile=0), "must be positive"),
+    (BuildOptions(min_tile=300, max_tile=200), "need --min-tile 300 <= the default tile 200 <= --max-tile 200"),
+    (BuildOptions(dla_core=0, fp16=True, batch=BatchRange(1, 2, 4)),
+     r"min = opt = max\): give --batch 2:2:2; sr-run then tiles at --tile 256$"),
+    (BuildOptions(dla_core=0, fp16=True, tile=96, max_tile=128), r"max\): drop --max-tile; sr-run"),
 ])
 def test_profile_refuses_impossible_ranges(opts, match):
     with pytest.raises(InputError, match=match):
         plan_profile(opts, facts())
+
+
+@pytest.mark.parametrize("opts,lo,opt,hi", [
+    (BuildOptions(max_tile=128), 16, 128, 128),   # the TensorRT audit: named a --tile 256 never given
+    (BuildOptions(min_tile=300), 300, 300, 300),  # ... and "minimum tile 300 <= --tile 256"
+    (BuildOptions(min_tile=64, max_tile=512), 64, 256, 512),
+    (BuildOptions(), 16, 256, 256),
+])
+def test_the_default_tile_stays_inside_the_bounds_given(opts, lo, opt, hi):
+    prof = plan_profile(opts, facts())
+    assert (prof.min[2], prof.opt[2], prof.max[2]) == (lo, opt, hi)
 
 
 def test_profile_refuses_half_fixed_and_contradicting_metadata():
@@ -437,6 +452,7 @@ def test_cache_key_is_stable_and_hex():
     {"version": "10.3.1"},
     {"dev": DeviceInfo("Orin", "8.6")},
     {"dev": DeviceInfo("NVIDIA GeForce RTX 4090", "8.7")},
+    {"dev": DeviceInfo("Orin", "8.7", 8)},  # the TensorRT audit: an Orin Nano (8 SMs) is not an AGX Orin (16)
 ])
 def test_cache_key_covers_everything_that_changes_the_engine(change):
     assert _key(**change) != _key()
@@ -485,6 +501,21 @@ def test_runtime_refuses_an_engine_from_another_tensorrt_or_gpu():
     assert "rebuild it here with sr-build" in str(err.value)
     with pytest.raises(InputError, match=r"GPU Orin \(here NVIDIA A100\).*compute capability 8.7 \(here 8.0\)"):
         check_engine_matches(extra, "10.3.0", "NVIDIA A100", "8.0")
+
+
+def test_runtime_refuses_an_engine_from_another_jetson_module_or_an_unfinished_build(tmp_path):
+    """The TensorRT audit: every Orin module is "Orin", 8.7; their multiprocessor counts differ."""
+    extra = {"tensorrt_version": "10.3.0", "gpu_name": "Orin", "compute_capability": "8.7", "multiprocessors": 16}
+    check_engine_matches(extra, "10.3.0", "Orin", "8.7", "m.engine", 16)
+    check_engine_matches(extra, "10.3.0", "Orin", "8.7", "m.engine", 0)  # bindings that do not say: not compared
+    check_engine_matches(extra | {"multiprocessors": 0}, "10.3.0", "Orin", "8.7", "m.engine", 8)  # nor unrecorded
+    with pytest.raises(InputError, match=r"built for multiprocessor count 16 \(here 8\)"):
+        check_engine_matches(extra, "10.3.0", "Orin", "8.7", "m.engine", 8)
+    with pytest.raises(InputError, match="m.engine: sr-build stopped while writing it"):
+        check_engine_matches({"built_by": "sr-build", "build_key": None, "incomplete": True}, "10.3.0", "Orin", "8.7",
+                             "m.engine")
+    a = default_timing_cache(tmp_path, "10.3.0", DeviceInfo("Orin", "8.7", 16))
+    assert a != default_timing_cache(tmp_path, "10.3.0", DeviceInfo("Orin", "8.7", 8))
 
 
 def test_default_timing_cache_is_per_tensorrt_and_gpu(tmp_path):
@@ -662,7 +693,7 @@ def test_qdq_encoding_reads_zero_points_from_constant_nodes():
 
 @pytest.mark.parametrize("opts,f,match", [
     (BuildOptions(tile=0), facts(), "must be positive"),
-    (BuildOptions(tile=256, min_tile=512), facts(), "minimum tile 512 <= --tile 256"),
+    (BuildOptions(tile=256, min_tile=512), facts(), "--min-tile 512 <= --tile 256"),
     (BuildOptions(gpu_fallback=False), facts(), "only with --dla-core"),
     (BuildOptions(fp16=True, dla_core=-1), facts(), ">= 0"),
     (BuildOptions(dla_core=0), facts(), "FP16 or INT8 only"),

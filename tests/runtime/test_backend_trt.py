@@ -181,6 +181,13 @@ def test_spec_says_when_every_call_runs_the_whole_batch():
     assert not spec_from_profile((-1, 3, -1, -1), (1, 3, 16, 16), (8, 3, 64, 64)).batch_fixed
 
 
+def test_a_profile_of_one_shape_is_a_fixed_shape():
+    """The TensorRT audit: a DLA engine (min = opt = max 96x96) was tiled like a dynamic one, into tiles of at
+    most 96 (66x90 for a 100x90 image), every one of which the engine refused."""
+    spec = spec_from_profile((-1, 3, -1, -1), (1, 3, 96, 96), (1, 3, 96, 96))
+    assert spec.fixed_hw == (96, 96)
+
+
 def test_spec_dynamic_width_only():
     spec = spec_from_profile((1, 3, 64, -1), (1, 3, 64, 8), (1, 3, 64, 1024))
     assert (spec.height, spec.width, spec.max_batch, spec.max_hw) == (64, None, 1, (64, 1024))
@@ -208,7 +215,8 @@ def test_tile_outside_profile_names_range_and_rebuild_flag(h, w):
         check_shape_in_profile((1, 3, h, w), LO, HI)
     msg = str(err.value)
     assert f"tile {h}x{w}" in msg and "16x16 up to 256x320" in msg
-    assert f"sr-build --max-tile {max(h, w)}" in msg
+    # too small: the profile's minimum is what to lower (the TensorRT audit: it said --max-tile 64 for a 15x64 tile)
+    assert (f"sr-build --min-tile {min(h, w)}" if min(h, w) < 16 else f"sr-build --max-tile {max(h, w)}") in msg
 
 
 def test_fixed_engine_says_which_tile_it_takes():

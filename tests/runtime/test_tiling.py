@@ -111,7 +111,9 @@ def test_tiled_equals_whole_image_on_real_models(exported, name, overlap, size):
         desc = be.descriptor()
         img = _image(*size)
         whole = Upscaler(be.run, desc, TileConfig()).upscale(img)
-        for cfg in (TileConfig(tile=64, overlap=overlap, batch=3), TileConfig(tile=57, overlap=overlap)):
+        # the last: an engine whose profile starts at 64x72 (windows grow to it, inside the image)
+        for cfg in (TileConfig(tile=64, overlap=overlap, batch=3), TileConfig(tile=57, overlap=overlap),
+                    TileConfig(tile=40, overlap=overlap, min_hw=(64, 72))):
             up = Upscaler(be.run, desc, cfg)
             x = up.preprocess(img).x
             full = up.infer(x)
@@ -152,3 +154,55 @@ def test_pipelined_runner_gets_every_batch_lazily_and_gives_the_same_image(expor
         plan = plan_tiles(*Upscaler(be.run, desc, cfg).preprocess(img).x.shape[1:], cfg)
         assert np.array_equal(plain, piped)
         assert len(seen) == -(-len(plan.tiles) // 2) and all(s[0] in (1, 2) for s in seen)
+
+
+# ------------------------------------------------- engine profiles (the TensorRT audit)
+
+def _engine_spec(lo: int, hi: int):
+    from sredge.runtime.backends.trt import spec_from_profile
+
+    return spec_from_profile((-1, 3, -1, -1), (1, 3, lo, lo), (1, 3, hi, hi))
+
+
+def _x2_rgb():
+    from sredge.models.descriptor import ModelDescriptor
+
+    return ModelDescriptor(arch="test", scale=2, in_channels=3, out_channels=3, color_space="rgb", value_range=1.0,
+                           pre_upsample=False)
+
+
+@pytest.mark.parametrize("h,w", [(100, 90), (360, 640), (200, 300), (96, 96), (40, 30)])
+def test_every_tile_of_a_one_shape_engine_is_that_shape(h, w):
+    """A DLA engine (profile min = max = 96) was given tiles of 66x90, 87x93, ...: all refused."""
+    from sredge.runtime.runner import RunOptions, tile_config
+
+    cfg = tile_config(RunOptions(tile=96), _engine_spec(96, 96), _x2_rgb(), h, w)
+    plan = plan_tiles(h, w, cfg)
+    assert (plan.tile_h, plan.tile_w) == (96, 96)
+    cover = np.zeros((h, w), int)
+    for t in plan.tiles:
+        cover[t.cy0:t.cy1, t.cx0:t.cx1] += 1
+    assert (cover == 1).all()
+
+
+@pytest.mark.parametrize("h,w,tile", [(150, 100, 64), (100, 90, 64), (20, 30, 0), (70, 500, 64)])
+def test_tiles_below_an_engine_minimum_are_padded_up_to_it(h, w, tile):
+    """sr-build --tile 64 --min-tile 64, then sr-run --tile 64 on a 150x100 image: tiles of 62x55 were refused."""
+    from sredge.runtime.runner import RunOptions, tile_config
+
+    cfg = tile_config(RunOptions(tile=tile or None), _engine_spec(64, 256), _x2_rgb(), h, w)
+    plan = plan_tiles(h, w, cfg)
+    assert 64 <= plan.tile_h <= 256 and 64 <= plan.tile_w <= 256, (plan.tile_h, plan.tile_w)
+    assert all(t.y1 - t.y0 <= plan.tile_h and t.x1 - t.x0 <= plan.tile_w for t in plan.tiles)
+
+
+def test_an_automatic_tile_takes_the_engine_maximum_and_a_given_one_is_refused():
+    """Default sr-build (tiles up to 256) and default sr-run (--tile auto, sized from --memory-budget) failed on
+    every 1080p frame with '--tile 992 exceeds the engine's largest tile 256', naming a --tile never given."""
+    from sredge.runtime.runner import RunOptions, tile_config
+
+    cfg = tile_config(RunOptions(), _engine_spec(16, 256), _x2_rgb(), 1080, 1920)
+    assert cfg.tile == 256
+    with pytest.raises(InputError, match="--tile 512 exceeds the engine's largest tile 256"):
+        tile_config(RunOptions(tile=512), _engine_spec(16, 256), _x2_rgb(), 1080, 1920)
+

@@ -421,6 +421,90 @@ def sr_run_upscales_an_image_through_a_tiled_engine(ctx: Ctx) -> None:
     assert all(c.host_pinned for c in ctx.dev.copies if c.asynchronous)
 
 
+def _sr_run(ctx: Ctx, *argv: str) -> tuple[int, str]:
+    from sredge.cli import run as sr_run
+    from sredge.cli._app import run
+
+    so, se = io.StringIO(), io.StringIO()
+    logging.root.handlers.clear()
+    with contextlib.redirect_stdout(so), contextlib.redirect_stderr(se):
+        code = run("sr-run", sr_run.main, list(argv))
+    return code, se.getvalue()
+
+
+@scenario
+def sr_run_fits_its_tiles_to_the_engine_profile(ctx: Ctx) -> None:
+    """The TensorRT audit: a one-shape (DLA-style) engine got tiles of 66x90 for a 100x90 image, an engine whose
+    profile starts at 64 got 62x55 tiles, and --tile auto (from --memory-budget) above the engine's largest
+    tile was refused as if the user had given it: each exit 2 with no way round."""
+    import cv2
+
+    onnx = make_onnx(ctx.work / "rgb.onnx", channels=3)
+    rng = np.random.default_rng(5)
+    for name, flags, image_hw, run_flags in (
+            ("one", ["--tile", "96", "--min-tile", "96"], (100, 90), ["--tile", "96"]),
+            ("min64", ["--tile", "64", "--min-tile", "64", "--max-tile", "128"], (150, 100), ["--tile", "64"]),
+            ("auto", ["--tile", "64", "--max-tile", "64"], (300, 300), ["--memory-budget", "64"])):
+        engine = _engine(ctx, name)
+        code, out, err = ctx.sr_build(str(onnx), "-o", str(engine), *flags, "--timing-cache", str(ctx.work / "t.c"))
+        assert code == 0, (name, err)
+        img = (rng.random((*image_hw, 3)) * 255).astype(np.uint8)
+        src, dst = ctx.work / f"{name}.png", ctx.work / f"{name}_x2.png"
+        cv2.imwrite(str(src), img)
+        code, err = _sr_run(ctx, "--image", str(src), "--model", str(engine), *run_flags, "-o", str(dst), "-q")
+        assert code == 0, (name, err)
+        assert np.array_equal(cv2.imread(str(dst)), img.repeat(2, axis=0).repeat(2, axis=1)), name
+
+
+@scenario
+def a_stopped_or_damaged_build_is_rebuilt_and_never_run(ctx: Ctx) -> None:
+    """The TensorRT audit: a damaged sidecar made --overwrite fail with 'rebuild the engine'; an engine left without
+    its sidecar by a stop between the two writes needed --overwrite and ran unchecked; a --calib-cache named for an
+    up-to-date engine was never written; weights in an external-data file were not in the cache key."""
+    from sredge.errors import InputError
+    from sredge.export.engine_build import UNFINISHED_SIDECAR
+    from sredge.runtime.backends.trt import TrtBackend, write_engine_sidecar
+
+    onnx = make_onnx(ctx.work / "m.onnx")
+    engine, sidecar = _engine(ctx, "m"), Path(str(_engine(ctx, "m")) + ".json")
+    args = [str(onnx), "-o", str(engine), "--tile", "32", "--timing-cache", str(ctx.work / "t.c")]
+    assert ctx.sr_build(*args)[0] == 0 and ctx.log.engines_built == 1
+    sidecar.write_text("{ truncated")
+    code, out, err = ctx.sr_build(*args, "--overwrite")
+    assert code == 0 and ctx.log.engines_built == 2, (code, err)
+    write_engine_sidecar(engine, None, UNFINISHED_SIDECAR)  # what a stop between the engine and its sidecar leaves
+    try:
+        with TrtBackend(engine):
+            raise AssertionError("an unfinished build ran")
+    except InputError as exc:
+        assert "sr-build stopped while writing it" in str(exc), exc
+    code, out, err = ctx.sr_build(*args)  # sr-build's own: no --overwrite needed
+    assert code == 0 and ctx.log.engines_built == 3, (code, err)
+    if ctx.major == 10:  # implicit calibration is TensorRT 10's
+        rgb = make_onnx(ctx.work / "rgb.onnx", channels=3)
+        calib = make_images(ctx.work / "calib")
+        i8 = [str(rgb), "--int8", "--calib", str(calib), "--tile", "64", "-o", str(_engine(ctx, "i8")),
+              "--timing-cache", str(ctx.work / "t.c")]
+        assert ctx.sr_build(*i8)[0] == 0
+        cache = ctx.work / "new.calib"
+        code, out, err = ctx.sr_build(*i8, "--calib-cache", str(cache))
+        assert code == 0 and cache.read_bytes() == SIM_CALIBRATION_TABLE, (code, out, err)
+    import onnx as onnx_lib
+
+    model = onnx_lib.load(str(onnx))
+    ext = ctx.work / "ext.onnx"
+    onnx_lib.save(model, str(ext), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.onnx.data",
+                  size_threshold=0)
+    eargs = [str(ext), "-o", str(_engine(ctx, "ext")), "--tile", "32", "--timing-cache", str(ctx.work / "t.c")]
+    built = ctx.log.engines_built
+    assert ctx.sr_build(*eargs)[0] == 0 and ctx.log.engines_built == built + 1
+    data = bytearray((ctx.work / "ext.onnx.data").read_bytes())
+    data[:4] = bytes(4)
+    (ctx.work / "ext.onnx.data").write_bytes(bytes(data))
+    code, out, err = ctx.sr_build(*eargs)
+    assert code == 0 and "up to date" not in out and ctx.log.engines_built == built + 2, (code, out, err)
+
+
 @scenario
 def runtime_refuses_what_the_engine_cannot_take(ctx: Ctx) -> None:
     from sredge.errors import InputError

@@ -60,13 +60,12 @@ from sredge.export.engine_plan import (
 )
 from sredge.imaging.io import IMAGE_SUFFIXES
 from sredge.models.descriptor import ModelDescriptor
-from sredge.models.onnx_file import load_onnx
+from sredge.models.onnx_file import external_data_files, load_onnx
 from sredge.runtime.backends.cuda_rt import DeviceBuffer, cuda_value, current_gpu, import_cuda_runtime
 from sredge.runtime.backends.trt import (
     _trt_logger,
     create_trt_object,
     read_engine_sidecar_extra,
-    sidecar_path,
     write_engine_sidecar,
 )
 
@@ -186,8 +185,14 @@ def read_build_inputs(onnx_path: str | Path, opts: BuildOptions, *, calib_dir: s
     onnx_path = Path(onnx_path)
     calib_cache = Path(calib_cache) if calib_cache is not None else None
     model = load_onnx(onnx_path)
-    facts, qdq = onnx_facts(model, file_sha256(onnx_path)), qdq_encoding(model)
+    digest = file_sha256(onnx_path)
+    external = external_data_files(model, onnx_path)
+    if external:  # weights kept beside the file are part of what the engine is built from
+        digest = fingerprint_files([(onnx_path.name, digest)] + [(f.name, file_sha256(f)) for f in external])
+    facts, qdq = onnx_facts(model, digest), qdq_encoding(model)
     images = calibration_images(calib_dir) if calib_dir is not None else None
+    if calib_cache is not None and calib_cache.is_dir():
+        raise InputError(f"--calib-cache {calib_cache} is a folder; name the cache file")
     if calib_cache is not None and images is None and not calib_cache.is_file():
         raise InputError(f"--calib-cache {calib_cache} does not exist; give --calib DIR to make it")
     if calib_cache is not None and images is None and not is_calibration_cache(calib_cache):
@@ -284,7 +289,7 @@ def device_info(cudart: Any) -> DeviceInfo:
         CudaError: No device or driver, or a failed CUDA call.
     """
     gpu = current_gpu(cudart, "sr-build must run on the GPU (or Jetson) that will run the engine")
-    return DeviceInfo(name=gpu.name, compute_capability=gpu.compute_capability)
+    return DeviceInfo(name=gpu.name, compute_capability=gpu.compute_capability, multiprocessors=gpu.multiprocessors)
 
 
 def make_calibrator(trt: ModuleType, cudart: Any, batches: Iterator[np.ndarray] | None,
@@ -403,7 +408,12 @@ def build_engine(
     dla_cores = int(builder.num_DLA_cores) if opts.dla_core is not None else None
     plan = plan_build(opts, facts, features, dla_cores, inputs.qdq)
     key = cache_key(facts, opts, plan, version, device)
-    if not force and is_up_to_date(engine_path, read_engine_sidecar_extra(engine_path), key):
+    try:
+        recorded = read_engine_sidecar_extra(engine_path)
+    except InputError:  # a damaged sidecar describes nothing: rebuild (the output policy let us replace it)
+        recorded = {}
+    cache_wanted = images is not None and calib_cache is not None and not calib_cache.is_file()
+    if not force and not cache_wanted and is_up_to_date(engine_path, recorded, key):
         log.info("%s is up to date (key %s)", engine_path, key[:12])
         return BuildResult(engine_path, key, False, plan, 0.0, None)
 
@@ -473,9 +483,10 @@ def build_engine(
         raise BuildFailedError(f"TensorRT {version} failed to build an engine from {onnx_path} (see its log above)")
 
     # The engine first: what follows is optional and must never lose it.
-    # Old sidecar first: a crash between the two writes leaves an engine without a key, which the
-    # next sr-build rebuilds, never a new engine described by an old sidecar.
-    sidecar_path(engine_path).unlink(missing_ok=True)
+    # A sidecar that marks the build unfinished goes first: a stop between the writes leaves an engine
+    # sr-run refuses and the next sr-build rebuilds as its own (no --overwrite), never a new engine
+    # described by an old sidecar.
+    write_engine_sidecar(engine_path, facts.descriptor, UNFINISHED_SIDECAR)
     write_bytes_atomic(engine_path, bytes(serialized))
     extra = sidecar_facts(key, facts, plan, version, device)
     if dla_layers is not None:
@@ -485,6 +496,10 @@ def build_engine(
     log.info("built %s in %.1f s (key %s)", engine_path, seconds, key[:12])
     saved = may_save and save_timing_cache(config, tc_path)
     return BuildResult(engine_path, key, True, plan, seconds, tc_path if saved else None, dla_layers)
+
+
+UNFINISHED_SIDECAR = {"built_by": "sr-build", "build_key": None, "incomplete": True}
+"""The sidecar written while an engine is being replaced (see :func:`build_engine`)."""
 
 
 def _skipped_cache_message(cache: Path | None, version: str) -> str:

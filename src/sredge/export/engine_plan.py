@@ -111,6 +111,8 @@ class DeviceInfo:
     """Device name, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"Orin"``."""
     compute_capability: str
     """``"major.minor"``, e.g. ``"8.7"``."""
+    multiprocessors: int = 0
+    """Streaming multiprocessors: tells Jetson Orin modules apart (AGX, NX, Nano: all "Orin", 8.7)."""
 
 
 @dataclass(frozen=True)
@@ -262,24 +264,44 @@ def plan_profile(opts: BuildOptions, facts: OnnxFacts) -> Profile:
         return Profile((b.min, c, *fixed), (b.opt, c, *fixed), (b.max, c, *fixed))
 
     m = max(desc.size_multiple if desc else 1, 1)
-    tile = DEFAULT_TILE if opts.tile is None else opts.tile
+    if opts.tile is not None:
+        tile = opts.tile
+    else:  # the default tile, kept inside the bounds the user gave
+        tile = max(DEFAULT_TILE, opts.min_tile)
+        tile = tile if opts.max_tile is None else min(tile, opts.max_tile)
     max_tile = tile if opts.max_tile is None else opts.max_tile
     if min(tile, max_tile, opts.min_tile) < 1:
         raise InputError("--tile, --max-tile and the minimum tile must be positive")
     if opts.dla_core is not None:
         if max_tile != tile or b.min != b.max:
-            raise InputError(
-                f"the DLA runs one input shape (min = opt = max): drop --max-tile and give --batch "
-                f"{b.opt}:{b.opt}:{b.opt}; sr-run then tiles at --tile {tile}"
-            )
+            fix = ((["drop --max-tile"] if max_tile != tile else [])
+                   + ([f"give --batch {b.opt}:{b.opt}:{b.opt}"] if b.min != b.max else []))
+            raise InputError(f"the DLA runs one input shape (min = opt = max): {' and '.join(fix)}; sr-run then "
+                             f"tiles at --tile {tile}")
         edge = _round_up(tile, m)
+        _refuse_huge(edge, b.opt)
         shape = (b.opt, c, edge, edge)
         return Profile(shape, shape, shape)
     lo, opt, hi = _round_up(opts.min_tile, m), _round_up(tile, m), _round_up(max_tile, m)
+    _refuse_huge(max(opt, hi), b.max)
     if not lo <= opt <= hi:
-        raise InputError(f"need minimum tile {lo} <= --tile {opt} <= --max-tile {hi}"
+        names = ("--min-tile" if opts.min_tile != MIN_TILE else "minimum tile",
+                 "--tile" if opts.tile is not None else "the default tile",
+                 "--max-tile" if opts.max_tile is not None else "the largest tile")
+        raise InputError(f"need {names[0]} {lo} <= {names[1]} {opt} <= {names[2]} {hi}"
                          + (f" (rounded up to the model's size multiple {m})" if m > 1 else ""))
     return Profile((b.min, c, lo, lo), (b.opt, c, opt, opt), (b.max, c, hi, hi))
+
+
+def _refuse_huge(edge: int, batch: int) -> None:
+    """Refuse a profile whose largest call holds more than sr-run's pixel limit: TensorRT would fail late
+    (or take all memory) on what is a typing slip (``--tile 100000``)."""
+    from sredge.limits import DEFAULT_MAX_PIXELS
+
+    if edge * edge * batch > DEFAULT_MAX_PIXELS:
+        raise InputError(f"a batch of {batch} tiles of {edge}x{edge} is {edge * edge * batch:,} pixels per call, over "
+                         f"the limit of {DEFAULT_MAX_PIXELS:,}: sr-run tiles frames, so tiles of {DEFAULT_TILE} to "
+                         "1024 pixels are what an engine needs")
 
 
 # --------------------------------------------------------------------------- Q/DQ encoding
@@ -571,9 +593,9 @@ def plan_build(opts: BuildOptions, facts: OnnxFacts, features: frozenset[str] | 
 def cache_key(facts: OnnxFacts, opts: BuildOptions, plan: BuildPlan, trt_version: str, device: DeviceInfo) -> str:
     """sha256 over everything that changes the engine (pure).
 
-    Covers the ONNX bytes (their checksum), every build option, the resolved plan, the
-    TensorRT version, the GPU name and its compute capability. Not covered: the timing cache
-    (it only speeds the build up) and the output path.
+    Covers the ONNX bytes (their checksum, with any external-data files), every build option, the resolved
+    plan, the TensorRT version, the GPU name, its compute capability and its multiprocessor count. Not
+    covered: the timing cache (it only speeds the build up) and the output path.
     """
     payload = {
         "key_version": KEY_VERSION,
@@ -583,6 +605,7 @@ def cache_key(facts: OnnxFacts, opts: BuildOptions, plan: BuildPlan, trt_version
         "tensorrt": trt_version,
         "gpu": device.name,
         "compute_capability": device.compute_capability,
+        "multiprocessors": device.multiprocessors,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -591,7 +614,8 @@ def cache_key(facts: OnnxFacts, opts: BuildOptions, plan: BuildPlan, trt_version
 def sidecar_facts(key: str, facts: OnnxFacts, plan: BuildPlan, trt_version: str, device: DeviceInfo) -> dict:
     """The build facts ``sr-build`` writes into ``<engine>.json`` next to the descriptor (pure).
 
-    ``sr-run`` compares ``tensorrt_version``, ``gpu_name`` and ``compute_capability`` with the
+    ``sr-run`` compares ``tensorrt_version``, ``gpu_name``, ``compute_capability`` and ``multiprocessors``
+    with the
     machine it runs on (:func:`sredge.runtime.backends.trt.check_engine_matches`).
     """
     return {
@@ -600,6 +624,7 @@ def sidecar_facts(key: str, facts: OnnxFacts, plan: BuildPlan, trt_version: str,
         "tensorrt_version": trt_version,
         "gpu_name": device.name,
         "compute_capability": device.compute_capability,
+        "multiprocessors": device.multiprocessors,
         "onnx_sha256": facts.sha256,
         "onnx_precision": facts.precision,
         "precision": plan.precision.summary,
@@ -654,5 +679,6 @@ def default_timing_cache(cache_home: Path, trt_version: str, device: DeviceInfo)
     def clean(s: str) -> str:
         return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in s).strip("_") or "unknown"
 
-    name = f"timing_trt{clean(trt_version)}_sm{clean(device.compute_capability)}_{clean(device.name)}.cache"
+    sms = f"_{device.multiprocessors}sm" if device.multiprocessors else ""  # Orin AGX / NX / Nano
+    name = f"timing_trt{clean(trt_version)}_sm{clean(device.compute_capability)}_{clean(device.name)}{sms}.cache"
     return Path(cache_home) / "sredge" / "tensorrt" / name

@@ -39,6 +39,28 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
+def external_data_files(model: onnx.ModelProto, path: str | Path) -> list[Path]:
+    """The files an ONNX keeps its weights in, besides itself (``save_as_external_data``), sorted.
+
+    Args:
+        model: The model loaded from ``path`` without its external data (:func:`load_onnx`).
+        path: Its file: external locations are relative to its folder.
+
+    Raises:
+        InputError: A named file is missing (TensorRT's parser and ONNX Runtime would fail on it).
+    """
+    folder = Path(path).parent
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    names = {entry.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
+             for entry in t.external_data if entry.key == "location"}
+    files = sorted(folder / name for name in names)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise InputError(f"{path} keeps its weights in {missing[0].name}, which is not beside it: copy the ONNX "
+                         "with its external-data files")
+    return files
+
+
 def read_descriptor(path: str | Path) -> ModelDescriptor | None:
     """The descriptor stored in an ONNX file, or None for a file sredge did not export.
 

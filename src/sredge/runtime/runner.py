@@ -106,9 +106,12 @@ def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height
         if tile is None and (in_h > spec.max_hw[0] or in_w > spec.max_hw[1]):
             tile = cap
         elif tile is not None and tile > cap:
-            raise InputError(f"--tile {tile} exceeds the engine's largest tile {cap}; rebuild with a larger --max-tile")
+            if opts.tile != "auto":  # the user's --tile; a tile sized from --memory-budget just takes the cap
+                raise InputError(f"--tile {tile} exceeds the engine's largest tile {cap}; rebuild with a larger "
+                                 "--max-tile")
+            tile = cap
     return TileConfig(tile=tile, overlap=opts.tile_overlap, blend=opts.blend, batch=_batch(opts.batch, spec),
-                      multiple=max(desc.size_multiple, 1))
+                      multiple=max(desc.size_multiple, 1), min_hw=spec.min_hw)
 
 
 def _batch(batch: int, spec: InputSpec) -> int:

@@ -53,6 +53,8 @@ class TileConfig:
     """The model accepts exactly this (height, width): every tile is run at it."""
     multiple: int = 1
     """Tile height/width are padded up to a multiple of this."""
+    min_hw: tuple[int, int] | None = None
+    """Smallest (height, width) the model takes (an engine profile's minimum): smaller tiles are padded up to it."""
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,11 @@ def _round_up(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
-def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+def _axis(length: int, tile: int, overlap: int, least: int = 1) -> list[tuple[int, int, int, int]]:
     """Split one axis: (window start, window end, core start, core end) per tile (pure).
 
-    Uses the fewest windows of at most ``tile`` pixels, all of one size ``w``, spread evenly
+    Uses the fewest windows of at most ``tile`` pixels, all of one size ``w`` (at least ``least``, a
+    model's smallest input, when the axis is that long), spread evenly
     from the start to the end of the axis. Border windows need context on one side only, so
     ``n`` windows cover ``n * w - 2 * (n - 1) * overlap`` pixels. Cores split each overlap in
     the middle, which leaves every core at least ``overlap`` pixels of context on both sides.
@@ -109,7 +112,7 @@ def _axis(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int
                          f"model would compute about {round((tile / core) ** 2)}x the pixels it keeps: pass --tile "
                          f"{4 * overlap} or more (or 0, whole frames)")
     n = max(2, math.ceil((length - 2 * overlap) / (tile - 2 * overlap)))
-    w = math.ceil((length + 2 * (n - 1) * overlap) / n)
+    w = max(math.ceil((length + 2 * (n - 1) * overlap) / n), min(least, length))  # larger windows: more overlap
     while True:
         starts = [round(i * (length - w) / (n - 1)) for i in range(n)]
         if all(a + w - b >= 2 * overlap for a, b in zip(starts[:-1], starts[1:])) or w >= length:
@@ -128,39 +131,44 @@ def check_tile(tile: int) -> None:
 def plan_tiles(height: int, width: int, cfg: TileConfig) -> TilePlan:
     """Plan tiles for an image of ``height`` x ``width`` input pixels (pure).
 
-    Tiles never extend past the image: images smaller than the tile shape are covered by one
-    window of the image's size, reflect-padded below/right up to the tile shape (needed only
-    for fixed-shape models and size multiples).
+    Tiles never extend past the image. Windows are at least ``cfg.min_hw`` (or the fixed shape) where the
+    image is that big; an image smaller than the tile shape is covered by one window of the image's size,
+    reflect-padded below/right up to the tile shape (fixed-shape models, engine minimums, size multiples).
 
     Raises:
         InputError: The tile is not larger than twice the overlap, or the sizes are invalid.
     """
-    if height < 1 or width < 1:
-        raise InputError(f"cannot tile an image of {height}x{width}")
     if cfg.overlap < 0 or cfg.batch < 1 or cfg.multiple < 1:
         raise InputError("overlap must be >= 0, batch >= 1")
-    m = cfg.multiple
-    if cfg.fixed_hw is not None:
-        th, tw = cfg.fixed_hw
-        win_h, win_w = th, tw
-    elif cfg.tile is None:
-        th, tw = _round_up(height, m), _round_up(width, m)
-        win_h, win_w = height, width
-    else:
-        check_tile(cfg.tile)
-        t = _round_up(cfg.tile, m)
-        win_h, win_w = min(t, height), min(t, width)
-        th, tw = _round_up(win_h, m), _round_up(win_w, m)
-    rows = _axis(height, win_h, cfg.overlap)
-    cols = _axis(width, win_w, cfg.overlap)
-    if cfg.fixed_hw is None:
-        th, tw = _round_up(rows[0][1] - rows[0][0], m), _round_up(cols[0][1] - cols[0][0], m)
+    rows, cols, th, tw = _windows(height, width, cfg)
     tiles = tuple(
         Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1)
         for (y0, y1, cy0, cy1) in rows
         for (x0, x1, cx0, cx1) in cols
     )
     return TilePlan(height, width, th, tw, cfg.overlap, tiles)
+
+
+def _windows(height: int, width: int, cfg: TileConfig) -> tuple[list, list, int, int]:
+    """(row windows, column windows, tile_h, tile_w) of :func:`plan_tiles` (pure)."""
+    if height < 1 or width < 1:
+        raise InputError(f"cannot tile an image of {height}x{width}")
+    m = max(cfg.multiple, 1)
+    least_h, least_w = cfg.fixed_hw or cfg.min_hw or (1, 1)
+    if cfg.fixed_hw is not None:
+        win_h, win_w = cfg.fixed_hw
+    elif cfg.tile is None:
+        win_h, win_w = height, width
+    else:
+        check_tile(cfg.tile)
+        t = _round_up(cfg.tile, m)
+        win_h, win_w = min(max(t, least_h), height), min(max(t, least_w), width)
+    rows = _axis(height, win_h, cfg.overlap, least_h)
+    cols = _axis(width, win_w, cfg.overlap, least_w)
+    if cfg.fixed_hw is not None:
+        return rows, cols, *cfg.fixed_hw
+    h, w = rows[0][1] - rows[0][0], cols[0][1] - cols[0][0]
+    return rows, cols, _round_up(max(h, least_h), m), _round_up(max(w, least_w), m)
 
 
 def pad_to(x: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -247,15 +255,7 @@ def tile_shape(height: int, width: int, cfg: TileConfig) -> tuple[int, int]:
     listing the tiles (pure; same errors as :func:`plan_tiles`)."""
     if cfg.fixed_hw is not None:
         return cfg.fixed_hw
-    if height < 1 or width < 1:
-        raise InputError(f"cannot tile an image of {height}x{width}")
-    m = max(cfg.multiple, 1)
-    if cfg.tile is None:
-        return _round_up(height, m), _round_up(width, m)
-    check_tile(cfg.tile)
-    t = _round_up(cfg.tile, m)
-    rows, cols = _axis(height, min(t, height), cfg.overlap), _axis(width, min(t, width), cfg.overlap)
-    return _round_up(rows[0][1] - rows[0][0], m), _round_up(cols[0][1] - cols[0][0], m)
+    return _windows(height, width, cfg)[2:]
 
 
 def activation_bytes_per_px(channels_out: int, net_scale: int, feature_channels: int = 64) -> int:

@@ -144,6 +144,9 @@ class GpuInfo:
     """Device name, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"Orin"``."""
     compute_capability: str
     """``"major.minor"``."""
+    multiprocessors: int = 0
+    """Streaming multiprocessors (``multiProcessorCount``): Jetson Orin modules share the name "Orin" and
+    capability 8.7 but differ here; 0 when the CUDA bindings do not say."""
 
 
 def current_gpu(cudart: Any, needed_by: str) -> GpuInfo:
@@ -162,7 +165,8 @@ def current_gpu(cudart: Any, needed_by: str) -> GpuInfo:
     props = cuda_value(cudart.cudaGetDeviceProperties(device), "cudaGetDeviceProperties")
     raw = getattr(props, "name", b"")
     name = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip("\x00 ") or "GPU"
-    return GpuInfo(name=name, compute_capability=f"{int(props.major)}.{int(props.minor)}")
+    return GpuInfo(name=name, compute_capability=f"{int(props.major)}.{int(props.minor)}",
+                   multiprocessors=int(getattr(props, "multiProcessorCount", 0) or 0))
 
 
 def grown_capacity(current: int, needed: int, granularity: int = BUFFER_GRANULARITY) -> int:

@@ -215,10 +215,12 @@ def spec_from_profile(shape: Sequence[int], profile_min: Sequence[int], profile_
     """
     n, c, h, w = (int(d) for d in shape)
     max_batch = n if n > 0 else int(profile_max[0])
+    lo_h, lo_w, hi_h, hi_w = int(profile_min[2]), int(profile_min[3]), int(profile_max[2]), int(profile_max[3])
     return InputSpec(
         channels=c if c > 0 else int(profile_max[1]),
-        height=h if h > 0 else None,
-        width=w if w > 0 else None,
+        # a profile of one shape (min = max: DLA engines, --min-tile = --max-tile) takes only that shape
+        height=h if h > 0 else (lo_h if lo_h == hi_h else None),
+        width=w if w > 0 else (lo_w if lo_w == hi_w else None),
         max_batch=max_batch,
         batch_fixed=int(profile_min[0]) == max_batch,  # smaller batches are filled (TrtBackend._submit)
         min_hw=(int(profile_min[2]), int(profile_min[3])),
@@ -254,9 +256,10 @@ def check_shape_in_profile(shape: Sequence[int], profile_min: Sequence[int], pro
             allowed = f"the engine takes only {h0}x{w0} tiles"
         else:
             allowed = f"the engine's profile allows {h0}x{w0} up to {h1}x{w1}"
+        rebuild = (f"--min-tile {min(h, w)}" if h < h0 or w < w0 else f"--max-tile {max(h, w)}")
         raise InputError(
             f"tile {h}x{w} (height x width) is outside the engine's profile: {allowed}; use a tile size in "
-            f"that range or rebuild the engine with sr-build --max-tile {max(h, w)}"
+            f"that range or rebuild the engine with sr-build {rebuild}"
         )
 
 
@@ -396,7 +399,7 @@ def read_engine_sidecar(engine_path: str | Path) -> ModelDescriptor | None:
 
 
 def check_engine_matches(extra: dict, trt_version: str, gpu_name: str, compute_capability: str,
-                         engine_path: str | Path = "the engine") -> None:
+                         engine_path: str | Path = "the engine", multiprocessors: int = 0) -> None:
     """Refuse an engine that ``sr-build`` made for another TensorRT or GPU (pure).
 
     A stale or foreign engine is never run: TensorRT may load it and run it wrongly or slowly.
@@ -407,13 +410,22 @@ def check_engine_matches(extra: dict, trt_version: str, gpu_name: str, compute_c
         trt_version: ``tensorrt.__version__`` here.
         gpu_name: This device's name.
         compute_capability: This device's ``"major.minor"``.
+        multiprocessors: This device's multiprocessor count (0: unknown, not compared).
 
     Raises:
-        InputError: A recorded fact differs; the message says to rebuild with sr-build.
+        InputError: A recorded fact differs, or sr-build stopped while writing the engine; the message says
+            to rebuild with sr-build.
     """
+    if extra.get("incomplete"):
+        raise InputError(f"{engine_path}: sr-build stopped while writing it (its sidecar marks the build "
+                         "unfinished): run sr-build again")
     here = {"tensorrt_version": trt_version, "gpu_name": gpu_name, "compute_capability": compute_capability}
-    label = {"tensorrt_version": "TensorRT", "gpu_name": "GPU", "compute_capability": "compute capability"}
-    diffs = [f"{label[k]} {extra[k]} (here {v})" for k, v in here.items() if k in extra and str(extra[k]) != str(v)]
+    if multiprocessors:
+        here["multiprocessors"] = multiprocessors
+    label = {"tensorrt_version": "TensorRT", "gpu_name": "GPU", "compute_capability": "compute capability",
+             "multiprocessors": "multiprocessor count"}
+    diffs = [f"{label[k]} {extra[k]} (here {v})" for k, v in here.items()
+             if k in extra and extra[k] and str(extra[k]) != str(v)]
     if diffs:
         raise InputError(
             f"{engine_path} was built for {', '.join(diffs)}; an engine runs only where it was built: "
@@ -539,7 +551,7 @@ class TrtBackend:
         gpu = current_gpu(cudart, "TensorRT needs an NVIDIA GPU")
         self._gpu = gpu.name
         extra = read_engine_sidecar_extra(self.path)
-        check_engine_matches(extra, version, gpu.name, gpu.compute_capability, self.path)
+        check_engine_matches(extra, version, gpu.name, gpu.compute_capability, self.path, gpu.multiprocessors)
         for role in ("upload", "compute", "download"):
             self._streams[role] = cuda_value(cudart.cudaStreamCreate(), f"cudaStreamCreate ({role})")
         flags = cudart.cudaEventDisableTiming
