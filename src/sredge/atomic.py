@@ -76,9 +76,9 @@ def check_writable(path: str | Path) -> Path:
 def write_error(path: str | Path, exc: BaseException) -> WriteError | None:
     """The :class:`WriteError` that a failure writing ``path`` amounts to, or None when it is something else.
 
-    An OSError with errno ENOSPC/EDQUOT (disk full) or EROFS/EACCES/EPERM (refused); any other unexpected
-    failure while the file system holding ``path`` has no space left counts as disk full (encoders and
-    serializers often report it as an error of their own).
+    An OSError with errno ENOSPC/EDQUOT (disk full), EROFS/EACCES/EPERM (refused), EFBIG (too large) or EIO;
+    any other unexpected failure while the file system holding ``path`` has no space left counts as disk
+    full (encoders and serializers often report it as an error of their own).
     """
     if isinstance(exc, WriteError):
         return exc if exc.path == Path(path) else WriteError(path, exc.reason)
@@ -87,6 +87,11 @@ def write_error(path: str | Path, exc: BaseException) -> WriteError | None:
         return WriteError(path, NO_SPACE)
     if code in _REFUSED:
         return WriteError(path, "read-only file system" if code == errno.EROFS else "permission denied")
+    if code == errno.EFBIG:  # a file-size limit (ulimit -f) or a file system's, e.g. FAT32's 4 GiB
+        return WriteError(path, "file too large for this file system or this process's file-size limit "
+                                "(FAT32 holds at most 4 GiB)")
+    if code == errno.EIO:
+        return WriteError(path, "input/output error (a failing disk or a removed device)")
     if isinstance(exc, Exception) and not isinstance(exc, (OSError, SredgeError)) and _disk_full(Path(path)):
         return WriteError(path, NO_SPACE)
     return None

@@ -103,17 +103,24 @@ def _name_max(path: Path) -> int:
     return 255
 
 
+def name_too_long(path: Path, extra: int = TMP_NAME_EXTRA) -> str | None:
+    """Why ``path``'s name cannot be written (with the ``extra`` bytes its temporary names add), or None."""
+    size = len(os.fsencode(path.name))
+    limit = _name_max(path.parent if str(path.parent) else Path("."))
+    if size + extra <= limit:
+        return None
+    return (f"its name is {size} bytes, and the temporary names it is written under first (.NAME.XXXXXXXX.tmp, "
+            f"...) add {extra}, over this file system's {limit}")
+
+
 def _check_name_length(out: Output) -> None:
     """Refuse a file name that, with the temporary name it is written under first, is too long for its folder's
     file system (it failed as an internal error after the work)."""
     extra = TMP_NAME_EXTRA if out.name_extra is None else out.name_extra
     for name in _files(out):
-        size = len(os.fsencode(name.name))
-        limit = _name_max(name.parent if str(name.parent) else Path("."))
-        if size + extra > limit:
-            raise InputError(f"cannot write {name} ({out.flag}): its name is {size} bytes, and the temporary names "
-                             f"it is written under first (.NAME.XXXXXXXX.tmp, ...) add {extra}, over this file "
-                             f"system's {limit}; choose a shorter {_choose(out)}")
+        why = name_too_long(name, extra)
+        if why is not None:
+            raise InputError(f"cannot write {name} ({out.flag}): {why}; choose a shorter {_choose(out)}")
 
 
 def _check_folder(out: Output) -> None:

@@ -420,3 +420,53 @@ def test_a_progress_reader_that_stops_early_does_not_stop_the_video(work, tmp_pa
     stdout = proc.stdout.read()
     assert proc.wait(timeout=300) == 0, stdout
     assert first.startswith("sr-run: ") and "wrote" in stdout and out.stat().st_size > 1000
+
+
+def test_the_second_image_audit_hidden_files_folders_long_names_and_16_bit_bmp(work):
+    """The second image audit: a macOS '._0014.jpg' companion in a folder, and a folder 'sub.png' matched by a
+    glob, were each exit 2 ('not a PNG...', 'no such image file'); one input name too long for its output
+    refused the whole folder run; a 16-bit image into .bmp was refused only after the model had run."""
+    import shutil
+
+    folder = work / "photos"
+    (folder / "._0014.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    (folder / "sub.png").mkdir()
+    long_name = "b" * 250 + ".jpg"
+    shutil.copy(folder / "0030.jpg", folder / long_name)
+    res = sr("run", "--image", folder, "--model", work / "m.onnx", "-q")
+    assert_clean_error(res, "run", 2, match=f"cannot write {'b' * 250}_x2.jpg")
+    assert "rename the input" in res.err
+    assert sorted(p.name for p in (work / "photos_x2").iterdir()) == ["0014_x2.jpg", "0030_x2.jpg"]
+    (folder / long_name).unlink()
+    res = sr("run", "--image", f"{folder}/*.png", "--model", work / "m.onnx", "-q")  # only the folder matches
+    assert_clean_error(res, "run", 2, match="no images match")
+    big = work / "deep.png"
+    shutil.copy(asset("realworld/tree_alpha_16bit.png"), big)
+    res = sr("run", "--image", big, "--model", work / "m.onnx", "-o", work / "deep.bmp", "--tile", "20", "-q")
+    assert_clean_error(res, "run", 2, match="--tile-overlap")  # a tile that cannot work: once, before the model
+    res = sr("run", "--image", big, "--model", work / "m.onnx", "-o", work / "deep.bmp", "-q")
+    assert_clean_error(res, "run", 2, match="has 16-bit samples and .bmp stores 8: write .png or .tif")
+    assert not (work / "deep.bmp").exists() and leftovers(work) == []
+
+
+def test_a_compare_picture_too_big_for_its_format_is_refused_before_the_model_runs(work):
+    """The second image audit: a 20x17000 image with --compare c.jpg ran the model, wrote the image, then
+    failed the picture (68004 px wide, with a label bar 40 times the strip's height) and said '1 failed'."""
+    import cv2
+
+    strip = work / "strip.png"
+    cv2.imwrite(str(strip), np.random.default_rng(0).integers(0, 255, (20, 17000, 3), np.uint8))
+    res = sr("run", "--image", strip, "--model", work / "m.onnx", "-o", work / "o.png", "--compare",
+             work / "c.jpg", "-q")
+    assert_clean_error(res, "run", 2, match="c.jpg would be 68004x")
+    assert "x861" not in res.err and not (work / "o.png").exists() and not (work / "c.jpg").exists()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--threads", "100000"], "--threads 100000 is more than this machine can use"),
+    (["--batch", "0"], "--batch 0: must be >= 1"),
+    (["--tile-overlap=-2"], "--tile-overlap -2: must be >= 0"),
+])
+def test_sr_run_counts_name_their_option_and_value(work, argv, needle):
+    res = sr("run", "--image", work / "photos" / "0030.jpg", "--model", work / "m.onnx", *argv)
+    assert_clean_error(res, "run", 2, match=needle)

@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from sredge.cli._app import Parser, parse_tile, run
-from sredge.cli._limits import add_max_pixels
+from sredge.cli._limits import add_max_pixels, max_threads, threads_cap_line
 from sredge.cli._progress import DEFAULT_EVERY_S, Progress
 from sredge.errors import InputError, SredgeError
 from sredge.models.descriptor import COLOR_SPACES
-from sredge.outputs import Input, Output, check_outputs, claim_outputs
+from sredge.outputs import Input, Output, check_outputs, claim_outputs, name_too_long
 from sredge.runtime.encoders import CODECS, ENCODER_CHOICES
 
 PROG = "sr-run"
@@ -53,8 +53,8 @@ def build_parser() -> Parser:
                         "-o must agree; jpg/webp store 8 bits (16-bit inputs are reduced), jpg has no alpha "
                         "(an image with transparent pixels is refused; an opaque alpha is dropped)")
     p.add_argument("--quality", type=int, metavar="Q",
-                   help="images: JPEG/WebP quality 1-100 (default OpenCV's: 95 JPEG, 100 WebP); refused for a PNG "
-                        "output (a folder without --ext: applied to its JPEG/WebP files only)")
+                   help="images: JPEG/WebP quality 1-100, lossy (default OpenCV's: 95 JPEG, lossless WebP); refused "
+                        "for a PNG output (a folder without --ext: applied to its JPEG/WebP files only)")
     p.add_argument("--compare", type=Path, metavar="PATH",
                    help="also write a before/after picture to PATH (.png/.jpg/.webp): bicubic | sredge, labelled, "
                         "same size; one image: that image; a video: one frame from the middle of the run (the "
@@ -167,8 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sredge.runtime.model import ModelOverrides
     from sredge.runtime.runner import RunOptions
 
-    if args.batch < 1 or args.tile_overlap < 0 or args.threads < 0:
-        raise InputError("--batch must be >= 1, --tile-overlap and --threads >= 0")
+    for flag, value, least in (("--batch", args.batch, 1), ("--tile-overlap", args.tile_overlap, 0),
+                               ("--threads", args.threads, 0)):
+        if value < least:
+            raise InputError(f"{flag} {value}: must be >= {least}")
+    if args.threads > max_threads():  # --threads 1000 took a minute for a small JPEG (the image audit)
+        raise InputError(threads_cap_line("--threads", args.threads))
     if args.scale is not None and not 1 <= args.scale <= 16:
         raise InputError(f"--scale must be an integer from 1 to 16, not {args.scale}")
     if args.max_psnr_drop is not None and not args.max_psnr_drop >= 0:  # NaN too
@@ -199,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare is not None and args.compare.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise InputError(f"--compare {args.compare}: name a .png, .jpg or .webp picture")
     _output_size(args)  # a bad --outscale/--target fails before anything is probed or loaded
+    tile = parse_tile(args.tile)
+    if isinstance(tile, int):  # once, before the model loads (it was one line per image of a folder)
+        from sredge.runtime.tiling import check_tile_overlap
+
+        check_tile_overlap(tile, args.tile_overlap)
     model = args.model or default_model(args.scale)
     is_default = args.model is None
     opts = RunOptions(
@@ -206,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_psnr_drop=args.max_psnr_drop,
         backend_options=BackendOptions(device=args.device, threads=args.threads, fp16=args.fp16,
                                        precision=args.precision),
-        tile=parse_tile(args.tile),
+        tile=tile,
         tile_overlap=args.tile_overlap,
         blend=args.blend,
         batch=args.batch,
@@ -270,16 +279,27 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
     with LoadedRuntime(model, opts, frame_hw=_image_hw(images.files[0]) if choosing else None) as rt:
         _announce(rt, model, args.quiet)
         outputs = image_outputs(images, args.output, rt.desc.scale, fmt)
+        files, named = list(images.files), outputs
+        too_long: list[tuple[Path, SredgeError]] = []
+        if not images.single:  # a name made from an input's: that image fails, the others run (the image audit)
+            why = [name_too_long(dst) for dst in outputs]
+            too_long = [(src, InputError(f"{src}: cannot write {dst.name}: {w}; rename the input"))
+                        for src, dst, w in zip(files, outputs, why) if w is not None]
+            files = [src for src, w in zip(files, why) if w is None]
+            named = [dst for dst, w in zip(outputs, why) if w is None]
+            if not files:
+                raise too_long[0][1]
         targets = ([Output(outputs[0], "-o")] if images.single else
-                   [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in outputs))]) + compare
+                   [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in named))]) + compare
         with claim_outputs(targets, reads, args.overwrite):
             t0 = time.perf_counter()
             bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every, unit="images")
             try:
-                result = upscale_images(rt, images.files, outputs, on_image=bar.update, fmt=fmt, compare=args.compare,
+                result = upscale_images(rt, files, named, on_image=bar.update, fmt=fmt, compare=args.compare,
                                         notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr))
             finally:
                 bar.finish()
+            result.failed[:0] = too_long
     for src, exc in result.failed:
         msg = " ".join(str(exc).split())
         print(f"{PROG}: error: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)

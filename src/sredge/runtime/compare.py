@@ -36,6 +36,25 @@ def display_rgb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
+def _font_scale(height: int, width: int) -> float:
+    """The label's OpenCV font scale for a panel: by its width, but no more than a panel twice as wide as high
+    would get (a 20-row strip 34,000 wide had a label bar 40 times its height)."""
+    return max(0.45, min(width, 2 * height) * _FONT_SCALE_PER_PX)
+
+
+def before_after_size(height: int, width: int, label: str) -> tuple[int, int]:
+    """(height, width) of :func:`before_after`'s picture for an output of ``height`` x ``width`` (pure, cheap:
+    checked against the format's limits before the model runs)."""
+    import cv2
+
+    scale = _font_scale(height, width)
+    bars = []
+    for text in ("bicubic", label):
+        (_, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        bars.append(th + base + 10)
+    return max(bars) + height, 2 * width + _GAP
+
+
 def labelled_row(panels: list[tuple[str, np.ndarray]], zoom: int = 1) -> np.ndarray:
     """Same-height RGB images joined left to right, each under a white label bar.
 
@@ -52,7 +71,7 @@ def labelled_row(panels: list[tuple[str, np.ndarray]], zoom: int = 1) -> np.ndar
     for label, img in panels:
         big = img if zoom == 1 else cv2.resize(img, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
         width = big.shape[1]
-        scale = max(0.45, width * _FONT_SCALE_PER_PX)
+        scale = _font_scale(big.shape[0], width)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         bar_h = th + base + 10
         header = np.full((bar_h, width, 3), 255, np.uint8)

@@ -48,7 +48,7 @@ class ImageFormat:
     ext: str | None = None
     """``--ext``: ``png``, ``jpg`` or ``webp`` for every output; None: each input's own format (or ``-o``'s)."""
     quality: int | None = None
-    """``--quality``: 1..100 for JPEG and WebP (None: OpenCV's default, 95 for JPEG, 100 for WebP)."""
+    """``--quality``: 1..100 for JPEG and WebP, lossy (None: OpenCV's default, 95 for JPEG and lossless WebP)."""
 
     def __post_init__(self) -> None:
         if self.ext is not None and self.ext not in EXT_CHOICES:
@@ -108,14 +108,16 @@ def expand_images(spec: str) -> ImageInputs:
     """
     p = Path(spec)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        # hidden files (macOS's ._NAME AppleDouble companions) are skipped, as a glob skips them
+        files = sorted(f for f in p.iterdir()
+                       if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.name.startswith("."))
         if not files:
             raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
         return ImageInputs(tuple(files), single=False, folders=(p,))
     if p.exists():
         return ImageInputs((p,), single=True)
     if any(ch in spec for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in map(Path, glob.glob(spec)) if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         if not files:
             raise InputError(f"no images match {spec}")
         return ImageInputs(tuple(files), single=False, folders=tuple(sorted({f.parent for f in files})))
@@ -233,12 +235,17 @@ def upscale_images(rt: LoadedRuntime, inputs: list[Path] | tuple[Path, ...], out
         try:
             notes: list[str] = []
             img = read_image(src, rt.opts.max_pixels, notes=notes)
-            for line in notes if notify is not None else ():
-                notify(line)
             check_storable(img, src, dst)
             plan = plan_output_size(img.shape[:2], rt.desc.scale, fmt.size)
             check_encodable_size(dst, plan.out_hw[1], plan.out_hw[0])
+            if compare is not None:  # its size too, before the model runs
+                from sredge.runtime.compare import before_after_size, compare_label
+
+                ch, cw = before_after_size(*plan.out_hw, compare_label(rt.desc, fmt.size))
+                check_encodable_size(compare, cw, ch)
             _check_resize_fits(plan, img)
+            for line in notes if notify is not None else ():  # what the output will lose: once it will be written
+                notify(line)
             out = rt.upscaler(img.shape[0], img.shape[1]).upscale(img)
             out = resize_image(out, plan)
             result.written.append(write_as(dst, out, fmt.quality))
@@ -271,15 +278,18 @@ def _check_resize_fits(plan, img: np.ndarray) -> None:
 
 
 def check_storable(img: np.ndarray, src: Path, dst: Path) -> None:
-    """Refuse, before inference, an image that ``dst``'s format would lose: transparency into JPEG.
+    """Refuse, before inference, an image that ``dst``'s format would lose: transparency into JPEG, 16-bit
+    samples into BMP.
 
     An alpha channel that is opaque everywhere is not transparency: it is dropped without loss.
 
     Raises:
-        InputError: ``src`` has transparent pixels and ``dst`` is a JPEG.
+        InputError: ``src`` has transparent pixels and ``dst`` is a JPEG, or 16-bit samples and ``dst`` a BMP.
     """
     # Only 8- and 16-bit integer samples are upscaled (a float TIFF is refused in the upscaler, one line): a float
     # image here was an internal error that ended a whole folder run (the image audit).
+    if dst.suffix.lower() == ".bmp" and img.dtype == np.uint16:  # was refused by the writer, after the inference
+        raise InputError(f"{src} has 16-bit samples and .bmp stores 8: write .png or .tif (they keep 16 bits)")
     if dst.suffix.lower() in (".jpg", ".jpeg") and img.ndim == 3 and img.shape[2] == 4 and img.dtype.kind in "ui":
         opaque = np.iinfo(img.dtype).max
         if int(img[..., 3].min()) < opaque:

@@ -102,15 +102,7 @@ def _axis(length: int, tile: int, overlap: int, least: int = 1) -> list[tuple[in
     """
     if length <= tile:
         return [(0, length, 0, length)]
-    core = tile - 2 * overlap
-    if core <= 0:
-        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap}): pass --tile {4 * overlap} "
-                         f"or more (or 0, whole frames), or --tile-overlap {max((tile - 1) // 4, 0)} if the model "
-                         "needs no more context than that (too little leaves seams)")  # tile >= MIN_SIDE: >= 3
-    if 2 * core < overlap:  # e.g. 33 with 16: a 1-pixel core, over a thousand times the work
-        raise InputError(f"tile {tile} with an overlap of {overlap} keeps a {core}-pixel core of each tile, so the "
-                         f"model would compute about {round((tile / core) ** 2)}x the pixels it keeps: pass --tile "
-                         f"{4 * overlap} or more (or 0, whole frames)")
+    check_tile_overlap(tile, overlap)
     n = max(2, math.ceil((length - 2 * overlap) / (tile - 2 * overlap)))
     w = max(math.ceil((length + 2 * (n - 1) * overlap) / n), min(least, length))  # larger windows: more overlap
     while True:
@@ -120,6 +112,22 @@ def _axis(length: int, tile: int, overlap: int, least: int = 1) -> list[tuple[in
         w += 1  # rounding of the starts ate into an overlap
     bounds = [0] + [(b + a + w) // 2 for a, b in zip(starts[:-1], starts[1:])] + [length]
     return [(st, st + w, bounds[i], bounds[i + 1]) for i, st in enumerate(starts)]
+
+
+def check_tile_overlap(tile: int, overlap: int) -> None:
+    """Refuse a tile that keeps no useful core inside its overlap (pure; one line, exit 2).
+
+    sr-run checks this once, before the model loads; the planner again for the tile it plans.
+    """
+    core = tile - 2 * overlap
+    if core <= 0:
+        raise InputError(f"tile {tile} must be larger than twice the overlap ({overlap}): pass --tile {4 * overlap} "
+                         f"or more (or 0, whole frames), or --tile-overlap {max((tile - 1) // 4, 0)} if the model "
+                         "needs no more context than that (too little leaves seams)")  # tile >= MIN_SIDE: >= 3
+    if 2 * core < overlap:  # e.g. 33 with 16: a 1-pixel core, over a thousand times the work
+        raise InputError(f"tile {tile} with an overlap of {overlap} keeps a {core}-pixel core of each tile, so the "
+                         f"model would compute about {round((tile / core) ** 2)}x the pixels it keeps: pass --tile "
+                         f"{4 * overlap} or more (or 0, whole frames)")
 
 
 def check_tile(tile: int) -> None:
