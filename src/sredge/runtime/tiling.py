@@ -10,8 +10,11 @@ Coordinate spaces (commented at each use):
 Every tile reads a window of the input that contains the region it *owns* (its core)
 plus at least ``overlap`` pixels of context on each side (or the image border). In crop
 mode (default) each output pixel comes from the one tile that owns it, so with an overlap
-of at least the network's receptive field the tiled result equals the whole-image result.
-In blend mode tiles are feather-blended over their overlap.
+of at least the network's receptive field the tiled result equals the whole-image result
+(except, for a network whose input must be a multiple of N pixels, within its receptive field
+of the bottom and right borders: an edge tile is padded by another amount than the whole image).
+In blend mode tiles are feather-blended over their overlap, including the pixels near a window's
+edge that lacked context: blend mode is never seam-exact (up to a few levels on real models).
 """
 
 from __future__ import annotations
