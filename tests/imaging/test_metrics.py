@@ -105,3 +105,34 @@ def test_rgb_psnr_counts_every_channel():
     sr = hr.copy()
     sr[..., 2] += 10 / 255  # blue only: the Y channel barely moves, RGB PSNR sees all of it
     assert rgb_psnr(sr, hr, crop=0) == pytest.approx(10 * math.log10(255**2 / (100 / 3)), abs=1e-6)
+
+
+@pytest.mark.parametrize("score", ["y_psnr", "y_ssim", "rgb_psnr"])
+def test_image_scores_refuse_8_bit_images_rather_than_clip_them(score):
+    """The metrics audit: uint8 images, or floats in [0, 255], were clipped to 1 and scored as near-white
+    (a PSNR near inf for two different images). They are refused with the range expected and how to convert."""
+    from sredge.imaging import metrics
+
+    rng = np.random.default_rng(4)
+    hr8 = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    sr8 = np.clip(hr8.astype(int) + rng.integers(-9, 10, hr8.shape), 0, 255).astype(np.uint8)
+    fn = getattr(metrics, score)
+    for sr, hr in ((sr8, hr8), (sr8.astype(np.float64), hr8 / 255.0), (sr8 / 255.0, hr8.astype(np.float32))):
+        with pytest.raises(ValueError, match=r"take float images in \[0, 1\], got (uint8 samples: convert with "
+                                             r"sredge.imaging.io.to_float|values up to 2\d\d: divide)"):
+            fn(sr, hr, crop=2)
+    expected = {"y_psnr": (30, 50), "y_ssim": (0.5, 0.999), "rgb_psnr": (30, 50)}[score]
+    assert expected[0] < fn(sr8 / 255.0, hr8 / 255.0, crop=2) < expected[1]
+    assert fn(np.nextafter(np.float32(1), 2) * np.ones((16, 16, 3), np.float32), np.ones((16, 16, 3)), crop=2) \
+        == (math.inf if "psnr" in score else pytest.approx(1.0))  # float32 rounding above 1 is within tolerance
+
+
+def test_psnr_refuses_integer_samples_over_its_peak():
+    a = np.array([[0, 128], [255, 10]], np.uint8)
+    b = np.array([[1, 128], [250, 10]], np.uint8)
+    with pytest.raises(ValueError, match=r"uint8 samples up to 255 with data_range=1.0: pass data_range=255.0"):
+        psnr(a, b)
+    assert psnr(a, b, 255.0) == pytest.approx(10 * math.log10(255**2 / (26 / 4)))
+    assert psnr(np.array([0, 1]), np.array([1, 1])) == pytest.approx(10 * math.log10(2))  # 0/1 masks are in range
+    overshoot = psnr(np.array([1.02, 0.0]), np.array([1.0, 0.0]))  # a network's output is scored, not refused
+    assert overshoot == pytest.approx(10 * math.log10(2 / 0.02**2))

@@ -36,7 +36,7 @@ class ImageHeader:
     """One of :data:`FORMATS`."""
     width: int
     height: int
-    """Pixels, as stored (before any EXIF rotation)."""
+    """Pixels, as stored (before any EXIF or TIFF Orientation turn)."""
 
     @property
     def pixels(self) -> int:
@@ -319,9 +319,9 @@ _TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 
 _TIFF_READ = (256, 257, 273, 279, 324, 325)  # width, length, strip offsets/byte counts, tile offsets/byte counts
 
 
-def _tiff_ifd(data) -> tuple[dict[int, tuple[int, ...]], int]:
-    """The first directory's integer tags ``{tag: values}``, and the end of everything it lies on
-    (its entries, the next-directory offset, every value stored outside an entry)."""
+def _tiff_ifd(data, wanted: tuple[int, ...] = _TIFF_READ) -> tuple[dict[int, tuple[int, ...]], int]:
+    """The first directory's integer tags among ``wanted`` as ``{tag: values}``, and the end of everything it
+    lies on (its entries, the next-directory offset, every value stored outside an entry)."""
     _need(data, 16)
     order = "<" if bytes(data[:2]) == b"II" else ">"
     big = data[2 + (order == ">")] == 0x2B
@@ -345,7 +345,7 @@ def _tiff_ifd(data) -> tuple[dict[int, tuple[int, ...]], int]:
         if size > inline:
             (at,) = struct.unpack(order + off_fmt, bytes(data[at:at + inline]))
             extent = max(extent, at + size)
-        if tag in _TIFF_READ and typ in _TIFF_TYPES:
+        if tag in wanted and typ in _TIFF_TYPES:
             if count > 1 << 24:
                 raise ValueError(f"damaged TIFF (tag {tag} claims {count} values)")
             _need(data, at + size)
@@ -380,7 +380,8 @@ def exif_orientation(data: bytes) -> int:
     """The EXIF Orientation (1-8) of a JPEG (APP1), PNG (``eXIf``) or WebP (``EXIF`` chunk) file (pure).
 
     1 (as stored) when there is none, it is not within ``data`` (a prefix of the file), or it is
-    unreadable: a damaged tag never stops an image from being read. TIFF's own Orientation is not read.
+    unreadable: a damaged tag never stops an image from being read. A TIFF file has no EXIF block here (1):
+    its own Orientation tag, which OpenCV's decoder applies, is read by :func:`tiff_orientation`.
 
     Values: 2 mirrored left-right, 3 rotated 180, 4 mirrored top-bottom, 5 transposed, 6 to be turned
     90 degrees clockwise, 7 transversed, 8 to be turned 90 degrees counter-clockwise.
@@ -519,12 +520,42 @@ def _riff_chunks(data):
 
 
 _TIFF_EXTRA_SAMPLES = 338  # ExtraSamples: alpha (or other channels) beside grey or RGB
+_TIFF_ORIENTATION = 274
 
 
 def tiff_has_extra_samples(data: bytes) -> bool:
     """Whether a TIFF's first page declares extra samples (``ExtraSamples``: an alpha channel), pure; False
     for another format or anything unreadable."""
     return data[:4] in _TIFF_MAGIC and _tiff_first_page_has(data, _TIFF_EXTRA_SAMPLES)
+
+
+def tiff_extra_samples(data: bytes) -> tuple[int, ...]:
+    """A TIFF's first page's ``ExtraSamples`` values (pure): 0 unspecified, 1 associated (premultiplied)
+    alpha, 2 unassociated (straight) alpha, one a sample beyond grey or RGB; empty for none, another format
+    or anything unreadable."""
+    return _tiff_first_page_tags(data, _TIFF_EXTRA_SAMPLES)
+
+
+def tiff_orientation(data: bytes) -> int:
+    """A TIFF's first page's Orientation tag (1-8, the values of :func:`exif_orientation`), pure.
+
+    OpenCV's TIFF decoder turns the image by it (every layout and depth, tried), so a viewer and
+    :func:`sredge.imaging.io.read_image` show it upright. 1 when absent, out of range, not within ``data``,
+    another format or unreadable.
+    """
+    value = _tiff_first_page_tags(data, _TIFF_ORIENTATION)[:1]
+    return value[0] if value and 1 <= value[0] <= 8 else 1
+
+
+def _tiff_first_page_tags(data: bytes, tag: int) -> tuple[int, ...]:
+    """The integer values of ``tag`` in a TIFF's first directory; empty when absent or unreadable."""
+    if bytes(data[:4]) not in _TIFF_MAGIC:
+        return ()
+    try:
+        tags, _extent = _tiff_ifd(data, (tag,))
+    except (ValueError, struct.error):  # NeedMoreData included
+        return ()
+    return tags.get(tag, ())
 
 
 def _tiff_first_page_has(data: bytes, tag: int) -> bool:

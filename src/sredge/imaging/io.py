@@ -9,9 +9,11 @@ and the decoder's own complaints, which are kept off the terminal and turned int
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
+import struct
 import sys
 import tempfile
 import threading
@@ -32,7 +34,9 @@ from sredge.imaging.headers import (
     has_icc_profile,
     png_grey_key,
     read_header,
+    tiff_extra_samples,
     tiff_has_extra_samples,
+    tiff_orientation,
 )
 from sredge.interrupts import uninterruptible
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
@@ -63,8 +67,11 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: li
 
     Returns:
         (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as stored (a grey PNG with a
-        ``tRNS`` colour key comes as RGBA, as a grey+alpha PNG does); turned and mirrored as its EXIF
-        Orientation says (JPEG, PNG, WebP), so it is upright as a viewer shows it.
+        ``tRNS`` colour key comes as RGBA, as a grey+alpha PNG does); colour straight, not multiplied by
+        alpha (OpenCV multiplies an 8-bit RGBA TIFF's, which is divided back to within ``ceil(127.5 / alpha)``
+        levels; under alpha 0 it is lost, with a logged warning); turned and mirrored as its EXIF
+        Orientation says (JPEG, PNG, WebP) or its TIFF Orientation tag says (OpenCV's decoder applies
+        that one), so it is upright as a viewer shows it.
 
     Raises:
         InputError: The file is missing, over ``max_pixels``, truncated or corrupt, or not an image
@@ -92,6 +99,9 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, notes: li
             notes.append(f"{path}'s alpha channel is not read (OpenCV's TIFF reader drops it for this layout): "
                          "the output is opaque; save it as PNG to keep its transparency")
     img = upright(_grey_key_as_alpha(img, data), exif_orientation(data))  # WebP's EXIF follows the image data
+    if img.ndim == 3 and img.shape[2] == 4 and img.dtype == np.uint8 and tiff_extra_samples(data)[:1] == (2,) \
+            and _opencv_premultiplies_tiff_alpha():
+        img = _unpremultiplied(img, path)
     if img.ndim == 3 and img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     if img.ndim == 3 and img.shape[2] == 3:
@@ -136,6 +146,56 @@ def _grey_key_as_alpha(img: np.ndarray, data: bytes) -> np.ndarray:
     full = np.iinfo(grey.dtype).max
     alpha = np.where(grey == level, 0, full).astype(grey.dtype)
     return np.dstack([grey, grey, grey, alpha])
+
+
+@functools.cache
+def _opencv_premultiplies_tiff_alpha() -> bool:
+    """Whether this OpenCV multiplies the colour of an 8-bit TIFF with unassociated alpha by it, tried once on a
+    one-pixel TIFF built here (colour 200, alpha 128: 100 when it does). A later OpenCV that stops doing so is
+    not "corrected" into brighter colour."""
+    depths_at, ifd_at = 12, 20  # header (8 bytes), the pixel (4), its four BitsPerSample values (8), directory
+    tags = ((256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 4, depths_at), (259, 3, 1, 1), (262, 3, 1, 2), (273, 4, 1, 8),
+            (277, 3, 1, 4), (278, 3, 1, 1), (279, 4, 1, 4), (338, 3, 1, 2))  # (tag, type, count, value or offset)
+    data = (b"II*\0" + struct.pack("<I", ifd_at) + bytes([200, 200, 200, 128]) + struct.pack("<4H", 8, 8, 8, 8)
+            + struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *t) for t in tags) + bytes(4))
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return False
+    return img is not None and img.shape == (1, 1, 4) and int(img[0, 0, 0]) == 100
+
+
+def _unpremultiplied(bgra: np.ndarray, path: Path) -> np.ndarray:
+    """Straight colour back from what OpenCV decodes an 8-bit TIFF with unassociated alpha to (pure but for a
+    logged warning).
+
+    OpenCV reads 8-bit colour TIFFs through libtiff's ``TIFFRGBAImage``, which multiplies straight colour by
+    alpha: ``round(c * a / 255)`` (checked against every c, a; see :func:`_opencv_premultiplies_tiff_alpha`).
+    Dividing back, ``round(p * 255 / a)``, recovers
+    c to within the rounding the multiplication threw away, at most ``ceil(127.5 / a)`` levels: exact at
+    alpha 255, within 1 from alpha 128 (0.5 on average), within 2 at alpha 64 (1.0 on average); 16-bit TIFFs
+    are read as stored and never come here. Where alpha is 0 the colour was multiplied to black and is lost:
+    a warning names the file.
+
+    Args:
+        bgra: (H, W, 4) uint8 BGRA, colour premultiplied by alpha, alpha in [0, 255].
+        path: The file, for the warning.
+
+    Returns:
+        (H, W, 4) uint8 BGRA, colour straight (clipped to 255), alpha unchanged.
+    """
+    colour, alpha = bgra[..., :3].astype(np.uint16), bgra[..., 3:].astype(np.uint16)  # p * 255 + a fits 16 bits
+    divisor = np.maximum(alpha, 1)  # alpha 0: the colour is 0 and stays 0
+    colour *= 255
+    colour += divisor // 2
+    colour //= divisor
+    out = bgra.copy()
+    out[..., :3] = np.minimum(colour, 255)
+    lost = alpha.size - np.count_nonzero(alpha)
+    if lost:
+        log.warning("%s: the colour of its %d fully transparent pixels was lost by OpenCV's TIFF decoder (it "
+                    "multiplies colour by alpha); a PNG keeps it", path, lost)
+    return out
 
 
 def upright(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -262,19 +322,20 @@ def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, in
     """
     path = Path(path)
     header, data, size = _header(path)
-    if header is None:  # a TIFF whose directory lies beyond the first MB (TIFF's orientation is not applied)
+    if header is None:  # a TIFF whose directory lies beyond the first MB
         if size > DEFAULT_MAX_PIXELS * _BYTES_PER_PIXEL + _PREFIX:
             raise InputError(f"{path} is {size / 1e6:.0f} MB and its header is not in the first MB: "
                              "not an image within --max-pixels")
+        data = _read_all(path)
         try:
-            header = read_header(_read_all(path))
+            header = read_header(data)
         except ValueError as exc:  # NeedMoreData included: the file ends inside its header
             raise InputError(f"{path} is truncated or corrupt ({exc})") from None
     if max_pixels is not None:
         check_pixels(str(path), header.width, header.height, max_pixels)
     if header.format == "webp" and len(data) < size:
         data = _webp_exif(path)  # its EXIF chunk follows the image data, often beyond the first MB
-    turned = exif_orientation(data) >= 5
+    turned = (tiff_orientation(data) if header.format == "tiff" else exif_orientation(data)) >= 5
     return (header.width, header.height) if turned else (header.height, header.width)
 
 

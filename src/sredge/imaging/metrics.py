@@ -4,6 +4,10 @@ Quality is measured on the BT.601 Y channel (MATLAB ``rgb2ycbcr``) of 8-bit imag
 with ``crop`` pixels removed from every border (crop = scale in SR papers). SSIM uses
 an 11x11 Gaussian window (sigma 1.5) over the valid region, as MATLAB's ``ssim`` in
 the SR papers' evaluation scripts and BasicSR's ``calculate_ssim`` do.
+
+The image scores (:func:`y_psnr`, :func:`y_ssim`, :func:`rgb_psnr`) take float images in [0, 1] and
+refuse integer samples or floats above 1 (a ValueError: a caller's mistake, which would otherwise be
+clipped to 1 and scored as a near-white image).
 """
 
 from __future__ import annotations
@@ -23,21 +27,56 @@ SSIM_WINDOW = 11
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB between two same-shape arrays; ``inf`` when identical.
 
+    Args:
+        a: Any shape, any real dtype; floats are compared as given (a network's overshoot past
+            ``data_range`` counts as error, as a parity check needs).
+        b: Same shape as ``a``.
+        data_range: The peak: 1.0 for floats in [0, 1], 255.0 for 8-bit samples, 65535.0 for 16-bit.
+
     Raises:
-        ValueError: The shapes differ.
+        ValueError: The shapes differ, or integer samples exceed ``data_range`` (8-bit samples scored
+            against the default peak of 1).
         InputError: The arrays are empty (an image with nothing left after the border crop).
     """
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
     if np.asarray(a).size == 0:
         raise InputError(f"PSNR needs at least one pixel, got an empty {np.asarray(a).shape} image")
+    for x in (np.asarray(a), np.asarray(b)):
+        if not np.issubdtype(x.dtype, np.floating) and x.max() > data_range:
+            raise ValueError(f"PSNR got {x.dtype} samples up to {x.max()} with data_range={data_range}: "
+                             "pass data_range=255.0 for 8-bit (65535.0 for 16-bit) samples")
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
 def quantize(img: np.ndarray) -> np.ndarray:
-    """Float image in [0, 1] -> the 8-bit values it would be saved as, as float64 in [0, 255]."""
-    return np.round(np.clip(np.asarray(img, np.float64), 0.0, 1.0) * 255.0)
+    """Float image in [0, 1] -> the 8-bit values it would be saved as, as float64 in [0, 255].
+
+    Values below 0 (a network's undershoot) are clipped to 0, as saving does.
+
+    Raises:
+        ValueError: Integer samples, or floats above 1.
+    """
+    return np.round(np.clip(np.asarray(_unit_floats(img), np.float64), 0.0, 1.0) * 255.0)
+
+
+def _unit_floats(img: np.ndarray) -> np.ndarray:
+    """``img`` as an array when it holds floats no larger than 1 (+1e-6); costs one ``max``.
+
+    Raises:
+        ValueError: Integer (or bool) samples, or a float above 1: the [0, 255] convention, which
+            scoring would clip to 1. The message says how to convert.
+    """
+    img = np.asarray(img)
+    if not np.issubdtype(img.dtype, np.floating):
+        raise ValueError(f"image metrics take float images in [0, 1], got {img.dtype} samples: convert with "
+                         "sredge.imaging.io.to_float (8-bit / 255, 16-bit / 65535)")
+    top = float(img.max()) if img.size else 0.0
+    if top > 1.0 + 1e-6:
+        raise ValueError(f"image metrics take float images in [0, 1], got values up to {top:g}: divide [0, 255] "
+                         "images by 255 (or clip a network's output to [0, 1])")
+    return img
 
 
 def y_channel(img: np.ndarray) -> np.ndarray:
@@ -45,6 +84,9 @@ def y_channel(img: np.ndarray) -> np.ndarray:
 
     RGB is quantised to 8 bits first, then converted with the MATLAB formula (not re-quantised),
     as BasicSR's ``calculate_psnr(test_y_channel=True)`` does.
+
+    Raises:
+        ValueError: Integer samples, or floats above 1.
     """
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 3:
@@ -59,6 +101,10 @@ def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
         sr: (H, W, 3) RGB or (H, W[, 1]) Y, float in [0, 1].
         hr: Same layout and size as ``sr`` (RGB ground truth gives its Y).
         crop: Pixels removed from each border before comparing (the scale, by convention).
+
+    Raises:
+        ValueError: Integer samples, or floats above 1.
+        InputError: No pixels left after the crop.
     """
     return psnr(_crop(y_channel(sr), crop), _crop(y_channel(hr), crop), 255.0)
 
@@ -82,6 +128,10 @@ def rgb_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
         sr: (H, W, 3) RGB float in [0, 1].
         hr: Same shape.
         crop: Border pixels removed before comparing.
+
+    Raises:
+        ValueError: Not (H, W, 3), integer samples, or floats above 1.
+        InputError: No pixels left after the crop.
     """
     if np.asarray(sr).ndim != 3 or np.asarray(sr).shape[2] != 3:
         raise ValueError("RGB PSNR needs (H, W, 3) images")
@@ -127,6 +177,7 @@ def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
     """Y-channel SSIM of an SR result against the ground truth (same inputs as :func:`y_psnr`).
 
     Raises:
+        ValueError: Integer samples, or floats above 1.
         InputError: Less than :data:`SSIM_WINDOW` x :data:`SSIM_WINDOW` pixels left after the crop.
     """
     h, w = np.shape(hr)[:2]
