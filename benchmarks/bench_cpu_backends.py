@@ -55,6 +55,7 @@ def main() -> int:
 
     from sredge.errors import InputError
     from sredge.runtime.backends import BackendOptions, open_backend
+    from sredge.runtime.timing import sample_frame, sample_input
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or _export_variant(args.variant, Path(tmp))
@@ -71,7 +72,12 @@ def main() -> int:
             backends[label] = be
         try:
             c = next(iter(backends.values())).input_spec().channels
-            x = np.random.default_rng(0).random((1, c, args.size, args.size), dtype=np.float32)
+            desc = next(iter(backends.values())).descriptor()
+            # real content (ONNX Runtime's PReLU is data-dependent); a foreign model: the photo's RGB or its mean
+            frame = sample_frame(args.size, args.size).astype(np.float32) / 255.0
+            planes = frame if c == 3 else frame.mean(axis=2, keepdims=True)
+            x = (sample_input(desc, args.size, args.size) if desc is not None else
+                 np.ascontiguousarray(planes.transpose(2, 0, 1)[None]))
             ref = None
             for label, be in backends.items():  # warm-up: compile, allocate; check outputs agree
                 y = be.run(x)

@@ -1,7 +1,8 @@
 """Exact graph rewrites that make an exported network faster without changing its output.
 
 A rewrite here is kept only when it is exact (parity with the original graph) and a benchmark on
-real frames shows a gain (``benchmarks/bench_rewrites.py``; figures in docs/performance.md).
+real frames shows a gain (figures in docs/performance.md, "Exact graph rewrites"); the one that paid on
+ONNX Runtime, PReLU as depthwise convolutions, is applied by the runtime (:mod:`sredge.runtime.ort_rewrites`).
 
 * :func:`deconv_to_subpixel`: a ConvTranspose whose stride equals the upscaling factor (FSRCNN's
   tail) becomes one Conv producing ``C * s * s`` channels followed by DepthToSpace. Output phase

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 _CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
+REWRITE_MAX_BYTES = 256 << 20
+"""Larger ONNX files are run as stored (reading them twice to rewrite would cost more than it saves)."""
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
@@ -56,9 +58,18 @@ class OrtBackend:
 
     name = "ort"
 
-    def __init__(self, model: str | Path, options: BackendOptions = BackendOptions()):
+    def __init__(self, model: str | Path, options: BackendOptions = BackendOptions(), rewrites: bool = True):
+        """Args:
+            model: The ONNX file.
+            options: How to run it.
+            rewrites: Run a CPU session with :mod:`sredge.runtime.ort_rewrites` (PReLU as depthwise
+                convolutions where that is faster); False runs the graph as stored (for comparisons).
+        """
         self.path = Path(model)
         self.options = options
+        self.rewrites = rewrites
+        self.rewritten = 0
+        """PReLU nodes the session runs rewritten (set on entering)."""
         self._sess = None
         self._fixed_batch: int | None = None
 
@@ -84,7 +95,8 @@ class OrtBackend:
                 raise InputError(f"--precision fp32: this ONNX is {typed} and ONNX Runtime runs it as typed; drop "
                                  "--precision, or give the FP32 file")
         try:
-            self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
+            source = self._rewritten() if self.rewrites and providers == [_CPU] else None
+            self._sess = ort.InferenceSession(source or str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
             raise InputError(f"{self.path} is not a model ONNX Runtime can load ({_first(exc)})") from exc
         used = self._sess.get_providers()
@@ -111,6 +123,26 @@ class OrtBackend:
         n = shape[0]
         self._fixed_batch = n if isinstance(n, int) and n > 1 else None
         return self
+
+    def _rewritten(self) -> bytes | None:
+        """The model rewritten by :func:`~sredge.runtime.ort_rewrites.prelu_as_depthwise`, serialized; None when
+        nothing is rewritten (or the file is over 256 MB or keeps weights outside it: ONNX Runtime loads it from
+        its path as it is)."""
+        import onnx
+
+        from sredge.runtime.ort_rewrites import eligible_prelus, prelu_as_depthwise
+
+        if self.path.stat().st_size > REWRITE_MAX_BYTES:
+            return None
+        try:
+            model = onnx.load(str(self.path), load_external_data=False)
+        except Exception:  # not ONNX: ONNX Runtime's own load says so
+            return None
+        if not eligible_prelus(model) or any(t.data_location == onnx.TensorProto.EXTERNAL
+                                             for t in model.graph.initializer):
+            return None
+        self.rewritten = prelu_as_depthwise(model)
+        return model.SerializeToString()
 
     def __exit__(self, *exc: object) -> None:
         self._sess = None

@@ -1,0 +1,66 @@
+"""ONNX Runtime's CPU sessions run PReLU as depthwise convolutions where that is faster
+(``sredge.runtime.ort_rewrites``): real models, real ONNX Runtime sessions, parity with the graph as stored.
+Its speed is measured by ``benchmarks/bench_ort_rewrites.py`` (docs/performance.md), not here."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from sredge.models.onnx_file import read_descriptor
+from sredge.runtime.backends.base import BackendOptions
+from sredge.runtime.backends.ort import OrtBackend
+from sredge.runtime.bundled import bundled_models
+from sredge.runtime.ort_rewrites import eligible_prelus, prelu_as_depthwise
+from sredge.runtime.timing import sample_input
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
+
+
+def _both(path, size=(96, 112)) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rewritten output, stored graph's output, PReLUs rewritten) on a real photo, CPU sessions."""
+    x = sample_input(read_descriptor(path), *size)
+    cpu = BackendOptions(device="cpu")
+    with OrtBackend(path, cpu) as a, OrtBackend(path, cpu, rewrites=False) as b:
+        assert b.rewritten == 0
+        return a.run(x), b.run(x), a.rewritten
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_the_bundled_networks_run_rewritten_and_match_their_stored_graph(scale):
+    path = bundled_models()[scale]
+    got, want, n = _both(path)
+    prelus = sum(node.op_type == "PRelu" for node in onnx.load(str(path)).graph.node)
+    assert n == prelus > 0  # 16 channels each: every one
+    assert _psnr(got, want, read_descriptor(path).value_range) > 130
+
+
+def test_a_64_channel_real_world_network_is_rewritten_too(exported):
+    got, want, n = _both(exported("anime_x4"), size=(40, 48))
+    assert n == 17 and _psnr(got, want, 1.0) > 130
+
+
+def test_prelus_that_do_not_fill_whole_blocks_and_int8_files_are_left_alone(exported):
+    """FSRCNN's PReLUs have 56 and 12 channels (it ran 7-10 % slower rewritten); an INT8 file's PReLUs sit between
+    Q/DQ pairs."""
+    fsrcnn = exported("fsrcnn_x2")
+    got, want, n = _both(fsrcnn)
+    assert n == 0 and np.array_equal(got, want)
+    int8 = bundled_models()[2].with_name("sredge_x2.int8.onnx")
+    assert eligible_prelus(onnx.load(str(int8))) == []
+
+
+def test_the_rewrite_keeps_the_graph_valid_and_drops_only_the_slopes_it_used():
+    model = onnx.load(str(bundled_models()[3]))
+    before = {t.name for t in model.graph.initializer}
+    assert prelu_as_depthwise(model) == 10
+    onnx.checker.check_model(model, full_check=True)
+    after = {t.name for t in model.graph.initializer}
+    gone = before - after
+    assert gone and all(not any(name in n.input for n in model.graph.node) for name in gone)
+    assert not any(n.op_type == "PRelu" for n in model.graph.node)
+    assert prelu_as_depthwise(model) == 0  # nothing left to rewrite
