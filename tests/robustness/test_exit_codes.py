@@ -470,3 +470,24 @@ def test_a_compare_picture_too_big_for_its_format_is_refused_before_the_model_ru
 def test_sr_run_counts_name_their_option_and_value(work, argv, needle):
     res = sr("run", "--image", work / "photos" / "0030.jpg", "--model", work / "m.onnx", *argv)
     assert_clean_error(res, "run", 2, match=needle)
+
+
+def test_a_folder_run_continues_with_skip_existing(work):
+    """The image audit: a stopped folder run could only be redone whole (--overwrite); the images it finished are
+    complete files (written atomically), so --skip-existing does the rest."""
+    folder, out = work / "photos", work / "photos_x2"
+    assert sr("run", "--image", folder, "--model", work / "m.onnx", "-q").code == 0
+    kept = (out / "0014_x2.jpg").stat().st_mtime_ns
+    (out / "0030_x2.jpg").unlink()  # as a run stopped before its second image leaves it
+    res = sr("run", "--image", folder, "--model", work / "m.onnx")
+    assert_clean_error(res, "run", 2, match="1 of the 2 outputs exist in")
+    assert "--skip-existing does the rest" in res.err and not (out / "0030_x2.jpg").exists()
+    res = sr("run", "--image", folder, "--model", work / "m.onnx", "--skip-existing")
+    assert res.code == 0 and "skipping 1 image(s)" in res.out, res.err
+    assert (out / "0030_x2.jpg").is_file() and (out / "0014_x2.jpg").stat().st_mtime_ns == kept
+    res = sr("run", "--image", folder, "--model", work / "m.onnx", "--skip-existing")
+    assert res.code == 0 and "nothing left to do" in res.out, res.err
+    for argv, needle in ((["--skip-existing", "--overwrite"], "drop --overwrite"),
+                         (["--skip-existing", "-o", work / "one.jpg"], None)):
+        res = sr("run", "--image", folder if needle else folder / "0014.jpg", "--model", work / "m.onnx", *argv)
+        assert_clean_error(res, "run", 2, match=needle or "applies to a folder or pattern of images")

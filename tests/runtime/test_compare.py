@@ -60,6 +60,9 @@ def test_display_rgb_layouts():
     assert display_rgb(grey).shape == (3, 4, 3) and (display_rgb(grey)[..., 1] == grey).all()
     rgba = np.zeros((3, 4, 4), np.uint16)
     assert display_rgb(rgba).shape == (3, 4, 3) and display_rgb(rgba).dtype == np.uint8
+    # transparency is shown over white (the image audit: the colour hidden under transparent pixels showed)
+    px = np.array([[[200, 20, 90, 0], [200, 20, 90, 255], [200, 20, 90, 128]]], np.uint8)
+    assert display_rgb(px).tolist() == [[[255, 255, 255], [200, 20, 90], [227, 137, 172]]]
 
 
 def test_labelled_row_cuts_long_labels_to_their_panel():

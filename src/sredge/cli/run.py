@@ -38,6 +38,9 @@ def build_parser() -> Parser:
                         "default: NAME_x{scale}.EXT next to a single input, a new folder NAME_x{scale}/ beside an "
                         "input folder")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="images of a folder or pattern whose output exists are skipped (the rest of a stopped run: "
+                        "each finished image was written whole)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--outscale", type=float, metavar="F",
                       help="output size = input x F, any factor (e.g. 3 from a x4 model, 1.5, 6): the model runs at "
@@ -196,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"--progress-every must be >= 0 seconds (0: no progress lines), not {args.progress_every:g}")
     if args.image is not None and (args.start, args.duration, args.frames) != (None, None, None):
         raise InputError("--start, --duration and --frames cut a video; drop them for images")
+    if args.skip_existing and (args.image is None or args.overwrite):
+        raise InputError("--skip-existing leaves out images whose output exists: " + (
+            "drop --overwrite, which redoes them" if args.overwrite else "it applies to a folder or pattern of images"))
     if args.report is not None and args.image is not None:
         raise InputError("--report describes a video run; drop it for images (or time them with sr-bench)")
     if args.image is None and (args.ext is not None or args.quality is not None):
@@ -262,6 +268,9 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
     images = expand_images(args.image)
     if args.compare is not None and not images.single:
         raise InputError("--compare shows one image: give --image FILE (or a --video)")
+    if args.skip_existing and images.single:
+        raise InputError("--skip-existing applies to a folder or pattern of images; for one image, -o or "
+                         "--overwrite says what to do with an existing output")
     reads = reads + [Input(f, "--image") for f in images.files] + [Input(d, "--image") for d in images.folders]
     compare = [Output(args.compare, "--compare")] if args.compare is not None else []
     if images.single and getattr(args.output, "folder", False) and not args.output.is_dir():
@@ -289,6 +298,12 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
             named = [dst for dst, w in zip(outputs, why) if w is None]
             if not files:
                 raise too_long[0][1]
+            files, named, skipped = _existing(args, files, named)
+            if not files:
+                say(f"all {skipped} outputs exist in {named_folder(outputs)}: nothing left to do")
+                return 2 if too_long else 0
+            if skipped:
+                say(f"skipping {skipped} image(s) whose output exists in {named_folder(outputs)}")
         targets = ([Output(outputs[0], "-o")] if images.single else
                    [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in named))]) + compare
         with claim_outputs(targets, reads, args.overwrite):
@@ -314,6 +329,22 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
         codes = {exc.exit_code for _, exc in result.failed}
         return 2 if 2 in codes else min(codes)
     return 0
+
+
+def named_folder(outputs: list[Path]) -> Path:
+    return outputs[0].parent
+
+
+def _existing(args, files: list[Path], named: list[Path]) -> tuple[list[Path], list[Path], int]:
+    """(inputs, outputs, how many were skipped): with --skip-existing the images whose output exists are left out;
+    without it (and without --overwrite) outputs that exist are refused in one line that names both ways on."""
+    done = [dst.is_file() for dst in named]
+    if not any(done) or args.overwrite:
+        return files, named, 0
+    if not args.skip_existing:
+        raise InputError(f"{sum(done)} of the {len(named)} outputs exist in {named[0].parent} (a stopped run's?): "
+                         "--skip-existing does the rest, --overwrite does them all again")
+    return ([src for src, d in zip(files, done) if not d], [dst for dst, d in zip(named, done) if not d], sum(done))
 
 
 def _run_video(args, model: Path, opts, reads: list[Input]) -> int:

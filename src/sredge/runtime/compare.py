@@ -3,7 +3,7 @@
 The "before" panel is the input enlarged to the output's size by MATLAB-compatible bicubic
 (:func:`sredge.imaging.resize.imresize`, the baseline SR papers show), the "after" panel is what
 sr-run wrote (after ``--outscale``/``--target``), so both panels have the same size and the same
-pixel grid. The picture is 8-bit RGB for viewing: grey is shown as grey, alpha is dropped, 16-bit
+pixel grid. The picture is 8-bit RGB for viewing: grey is shown as grey, transparency over white, 16-bit
 samples are reduced to 8 bits.
 """
 
@@ -28,11 +28,15 @@ def display_rgb(img: np.ndarray) -> np.ndarray:
     """Any image sr-run reads or writes -> (H, W, 3) uint8 RGB for viewing.
 
     Args:
-        img: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16.
+        img: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16. RGBA is shown over white, as a
+            viewer on a white page shows it (the colour hidden under transparent pixels is not shown).
     """
     img = to_8bit(img)
     if img.ndim == 2:
         return np.repeat(img[..., None], 3, axis=2)
+    if img.shape[2] == 4:
+        alpha = img[..., 3:].astype(np.float32) / 255.0
+        return np.clip(np.rint(img[..., :3] * alpha + 255.0 * (1.0 - alpha)), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(img[..., :3])
 
 
