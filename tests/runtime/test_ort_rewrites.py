@@ -64,3 +64,26 @@ def test_the_rewrite_keeps_the_graph_valid_and_drops_only_the_slopes_it_used():
     assert gone and all(not any(name in n.input for n in model.graph.node) for name in gone)
     assert not any(n.op_type == "PRelu" for n in model.graph.node)
     assert prelu_as_depthwise(model) == 0  # nothing left to rewrite
+
+
+@pytest.mark.parametrize("slope_shape,rewritten", [((1, 16, 1, 1), 1), ((16, 1, 1), 1), ((16,), 0), ((1,), 0),
+                                                   ((1, 8, 1, 1), 0)])
+def test_only_per_channel_slopes_of_whole_blocks_are_rewritten(tmp_path, slope_shape, rewritten):
+    """A (16,) slope broadcasts along the last axis (W), not the channels: it must run as stored."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels = 8 if slope_shape == (1, 8, 1, 1) else 16
+    a = np.random.default_rng(0).uniform(-0.5, 1.5, slope_shape).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["input", "a"], ["output"], name="p")], "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, 8, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, channels, 8, 16])],
+        [numpy_helper.from_array(a, "a")])
+    path = tmp_path / "p.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = np.random.default_rng(1).standard_normal((1, channels, 8, 16)).astype(np.float32)
+    cpu = BackendOptions(device="cpu")
+    with OrtBackend(path, cpu) as got, OrtBackend(path, cpu, rewrites=False) as want:
+        assert got.rewritten == rewritten
+        np.testing.assert_allclose(got.run(x), want.run(x), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(want.run(x), np.where(x >= 0, x, x * a), rtol=1e-6)

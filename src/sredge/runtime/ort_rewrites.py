@@ -31,7 +31,8 @@ with AVX-512; a multiple of AVX2's 8)."""
 
 def eligible_prelus(model) -> list:
     """The PReLU nodes :func:`prelu_as_depthwise` rewrites (pure): float32 per-channel slopes stored as an
-    initializer, a multiple of :data:`BLOCK` of them, in a model with no Q/DQ node (an INT8 file's PReLUs sit
+    initializer of shape (C, 1, 1) or (1, C, 1, 1), C a multiple of :data:`BLOCK`, on an input that is not recorded
+    with a rank other than 4, in a model with no Q/DQ node (an INT8 file's PReLUs sit
     between quantize/dequantize pairs whose fusions the rewrite would break).
 
     Args:
@@ -43,6 +44,7 @@ def eligible_prelus(model) -> list:
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node):
         return []
     inits = {t.name: t for t in graph.initializer}
+    ranks = _ranks(graph)
     found = []
     for node in graph.node:
         if node.op_type != "PRelu" or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
@@ -52,10 +54,21 @@ def eligible_prelus(model) -> list:
             continue
         dims = [int(d) for d in slope.dims]
         channels = int(np.prod(dims)) if dims else 1
-        per_channel = dims in ([channels], [channels, 1, 1], [1, channels, 1, 1])
-        if per_channel and channels % BLOCK == 0:
+        # (C, 1, 1) or (1, C, 1, 1): one slope per channel of an NCHW tensor. A (C,) slope broadcasts along the
+        # last axis (W), not the channels; a rank other than 4 is no image (the depthwise Conv needs NCHW).
+        per_channel = dims in ([channels, 1, 1], [1, channels, 1, 1])
+        if per_channel and channels % BLOCK == 0 and ranks.get(node.input[0], 4) == 4:
             found.append(node)
     return found
+
+
+def _ranks(graph) -> dict[str, int]:
+    """Tensor name -> rank, where the graph (its inputs, outputs and value_info) records it."""
+    ranks = {}
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+            ranks[value.name] = len(value.type.tensor_type.shape.dim)
+    return ranks
 
 
 def prelu_as_depthwise(model) -> int:

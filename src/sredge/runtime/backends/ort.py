@@ -94,9 +94,16 @@ class OrtBackend:
             if typed != "fp32":
                 raise InputError(f"--precision fp32: this ONNX is {typed} and ONNX Runtime runs it as typed; drop "
                                  "--precision, or give the FP32 file")
+        source = self._rewritten() if self.rewrites and providers == [_CPU] else None
+        if source is not None:
+            try:
+                self._sess = ort.InferenceSession(source, so, providers=providers)
+            except Exception as exc:  # never worse than the file as stored: run that
+                log.debug("%s: the rewritten graph did not load (%s); running it as stored", self.path, _first(exc))
+                self.rewritten = 0
         try:
-            source = self._rewritten() if self.rewrites and providers == [_CPU] else None
-            self._sess = ort.InferenceSession(source or str(self.path), so, providers=providers)
+            if self._sess is None:
+                self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
             raise InputError(f"{self.path} is not a model ONNX Runtime can load ({_first(exc)})") from exc
         used = self._sess.get_providers()
