@@ -87,3 +87,46 @@ def test_only_per_channel_slopes_of_whole_blocks_are_rewritten(tmp_path, slope_s
         assert got.rewritten == rewritten
         np.testing.assert_allclose(got.run(x), want.run(x), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(want.run(x), np.where(x >= 0, x, x * a), rtol=1e-6)
+
+
+def _prelu_graph(case: str):
+    """A small float graph around one 16-channel PReLU, built the way the ORT audit found troublesome."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    a = np.random.default_rng(0).uniform(-0.5, 1.5, (1, 16, 1, 1)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.1
+    inits = [numpy_helper.from_array(a, "a"), numpy_helper.from_array(w, "w")]
+    image = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 16, 8, 8])
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 16, 8, 8])
+    conv = helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1], name="conv")
+    prelu = helper.make_node("PRelu", ["c", "a"], ["output" if case != "rank-unknown" else "p"], name="p")
+    nodes, inputs = [conv, prelu], [image]
+    if case == "initializers-as-inputs":  # old exporters' keep_initializers_as_inputs
+        inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(t.dims)) for n, t in
+                   (("a", inits[0]), ("w", inits[1]))]
+    if case == "name-clash":  # a tensor already named as the rewrite would name its first
+        nodes = [helper.make_node("Identity", ["input"], ["p__dw_neg"], name="id"),
+                 helper.make_node("Conv", ["p__dw_neg", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"), prelu]
+    if case == "rank-unknown":  # no value_info: the rank is inferred before deciding
+        nodes.append(helper.make_node("Identity", ["p"], ["output"], name="id"))
+    if case == "slope-read-in-a-subgraph":  # an If branch reads the slope from the outer graph
+        branch = helper.make_graph([helper.make_node("Add", ["output", "a"], ["b"], name="add")], "then", [],
+                                   [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+        inits.append(numpy_helper.from_array(np.array(True), "cond"))
+        nodes.append(helper.make_node("If", ["cond"], ["final"], then_branch=branch, else_branch=branch, name="if"))
+        out = helper.make_tensor_value_info("final", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "g", inputs, [out], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("case", ["initializers-as-inputs", "name-clash", "rank-unknown", "slope-read-in-a-subgraph"])
+def test_graphs_the_audit_built_run_rewritten_and_match(tmp_path, case):
+    """The ORT audit: initializers listed as graph inputs made a rewritten model 'have 2 inputs'; a name clash or a
+    slope read by a subgraph made the rewritten graph invalid; an unrecorded rank was taken for 4."""
+    path = tmp_path / f"{case}.onnx"
+    onnx.save(_prelu_graph(case), str(path))
+    x = np.random.default_rng(2).standard_normal((1, 16, 8, 8)).astype(np.float32)
+    cpu = BackendOptions(device="cpu")
+    with OrtBackend(path, cpu) as got, OrtBackend(path, cpu, rewrites=False) as want:
+        assert got.rewritten == 1 and [i.name for i in got._session().get_inputs()] == ["input"]
+        np.testing.assert_allclose(got.run(x), want.run(x), rtol=1e-5, atol=1e-5)

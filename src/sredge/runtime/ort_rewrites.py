@@ -31,35 +31,53 @@ with AVX-512; a multiple of AVX2's 8)."""
 
 def eligible_prelus(model) -> list:
     """The PReLU nodes :func:`prelu_as_depthwise` rewrites (pure): float32 per-channel slopes stored as an
-    initializer of shape (C, 1, 1) or (1, C, 1, 1), C a multiple of :data:`BLOCK`, on an input that is not recorded
-    with a rank other than 4, in a model with no Q/DQ node (an INT8 file's PReLUs sit
-    between quantize/dequantize pairs whose fusions the rewrite would break).
+    initializer of shape (C, 1, 1) or (1, C, 1, 1) holding C values, C a multiple of :data:`BLOCK`, on an input the
+    graph records as rank 4 (:func:`needs_shapes`), in a model with no Q/DQ node (an INT8 file's PReLUs sit between
+    quantize/dequantize pairs whose fusions the rewrite would break) and no two nodes of one name.
 
     Args:
-        model: ``onnx.ModelProto`` (weights need not be loaded for the check, but are for the rewrite).
+        model: ``onnx.ModelProto`` (weights loaded: the slopes are read).
     """
-    from onnx import TensorProto
+    from onnx import numpy_helper
 
     graph = model.graph
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node):
         return []
+    names = [n.name for n in graph.node if n.name]
+    if len(names) != len(set(names)):  # ONNX Runtime refuses such a file; a rewrite would hide that
+        return []
     inits = {t.name: t for t in graph.initializer}
     ranks = _ranks(graph)
     found = []
-    for node in graph.node:
-        if node.op_type != "PRelu" or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
-            continue
+    for node in _prelus(graph):
         slope = inits.get(node.input[1])
-        if slope is None or slope.data_type != TensorProto.FLOAT:
+        if slope is None or slope.data_type != _FLOAT or ranks.get(node.input[0]) != 4:
             continue
         dims = [int(d) for d in slope.dims]
         channels = int(np.prod(dims)) if dims else 1
-        # (C, 1, 1) or (1, C, 1, 1): one slope per channel of an NCHW tensor. A (C,) slope broadcasts along the
-        # last axis (W), not the channels; a rank other than 4 is no image (the depthwise Conv needs NCHW).
-        per_channel = dims in ([channels, 1, 1], [1, channels, 1, 1])
-        if per_channel and channels % BLOCK == 0 and ranks.get(node.input[0], 4) == 4:
-            found.append(node)
+        # (C, 1, 1) or (1, C, 1, 1): one slope per channel of an NCHW tensor (a (C,) slope broadcasts along W)
+        if dims not in ([channels, 1, 1], [1, channels, 1, 1]) or channels % BLOCK:
+            continue
+        try:
+            if numpy_helper.to_array(slope).size != channels:
+                continue
+        except ValueError:  # a damaged tensor: ONNX Runtime's own load says so
+            continue
+        found.append(node)
     return found
+
+
+_FLOAT = 1  # onnx.TensorProto.FLOAT
+
+
+def _prelus(graph) -> list:
+    return [n for n in graph.node if n.op_type == "PRelu" and n.domain in ("", "ai.onnx") and len(n.input) == 2]
+
+
+def needs_shapes(model) -> bool:
+    """Whether a PReLU's input has no recorded rank: run ``onnx.shape_inference`` first to know it (pure)."""
+    ranks = _ranks(model.graph)
+    return any(n.input[0] not in ranks for n in _prelus(model.graph))
 
 
 def _ranks(graph) -> dict[str, int]:
@@ -71,8 +89,25 @@ def _ranks(graph) -> dict[str, int]:
     return ranks
 
 
+def _names(graph, out: set[str] | None = None) -> set[str]:
+    """Every name in a graph and its subgraphs: nodes, their inputs and outputs, initializers, graph inputs/outputs."""
+    out = set() if out is None else out
+    out.update(t.name for t in graph.initializer)
+    out.update(v.name for v in (*graph.input, *graph.output, *graph.value_info))
+    for node in graph.node:
+        out.update((node.name, *node.input, *node.output))
+        for attr in node.attribute:
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                _names(sub, out)
+    return out
+
+
 def prelu_as_depthwise(model) -> int:
     """Rewrite, in place, every PReLU of :func:`eligible_prelus` as ``x + DWConv(1 - a)(ReLU(DWConv(-1)(x)))``.
+
+    New tensors get names no other tensor, node or subgraph value has; a slope initializer nothing else reads
+    (in the graph or its subgraphs) is removed, with its entry in the graph's inputs when an exporter listed
+    initializers there too (``keep_initializers_as_inputs``).
 
     Args:
         model: ``onnx.ModelProto`` with its weights loaded; PReLU inputs are (N, C, H, W) float32.
@@ -87,30 +122,53 @@ def prelu_as_depthwise(model) -> int:
         return 0
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
+    taken = _names(graph)
+
+    def fresh(base: str) -> str:
+        name, i = base, 0
+        while name in taken:
+            i += 1
+            name = f"{base}_{i}"
+        taken.add(name)
+        return name
+
     nodes, slopes = [], set()
-    for k, node in enumerate(graph.node):
+    for node in graph.node:
         if node.op_type != "PRelu" or node.output[0] not in targets:
             nodes.append(node)
             continue
         x, slope_name = node.input
-        y, tag = node.output[0], f"{node.name or 'prelu'}__dw{k}"
+        y = node.output[0]
         a = numpy_helper.to_array(inits[slope_name]).astype(np.float64).reshape(-1)
         c = a.size
-        graph.initializer.extend([
-            numpy_helper.from_array(np.full((c, 1, 1, 1), -1, np.float32), f"{tag}_minus_one"),
-            numpy_helper.from_array((1 - a).astype(np.float32).reshape(c, 1, 1, 1), f"{tag}_one_minus_slope")])
+        base = f"{node.name or y}__dw"
+        minus_one, scale = fresh(f"{base}_minus_one"), fresh(f"{base}_one_minus_slope")
+        neg, relu, scaled = fresh(f"{base}_neg"), fresh(f"{base}_relu"), fresh(f"{base}_scaled")
+        graph.initializer.extend([numpy_helper.from_array(np.full((c, 1, 1, 1), -1, np.float32), minus_one),
+                                  numpy_helper.from_array((1 - a).astype(np.float32).reshape(c, 1, 1, 1), scale)])
         nodes += [
-            helper.make_node("Conv", [x, f"{tag}_minus_one"], [f"{tag}_neg"], name=f"{tag}_neg", group=c,
-                             kernel_shape=[1, 1]),
-            helper.make_node("Relu", [f"{tag}_neg"], [f"{tag}_relu"], name=f"{tag}_relu"),
-            helper.make_node("Conv", [f"{tag}_relu", f"{tag}_one_minus_slope"], [f"{tag}_scaled"],
-                             name=f"{tag}_scaled", group=c, kernel_shape=[1, 1]),
-            helper.make_node("Add", [f"{tag}_scaled", x], [y], name=f"{tag}_add")]  # fused into the conv above
+            helper.make_node("Conv", [x, minus_one], [neg], name=fresh(neg), group=c, kernel_shape=[1, 1]),
+            helper.make_node("Relu", [neg], [relu], name=fresh(relu)),
+            helper.make_node("Conv", [relu, scale], [scaled], name=fresh(scaled), group=c, kernel_shape=[1, 1]),
+            helper.make_node("Add", [scaled, x], [y], name=fresh(f"{base}_add"))]  # Add fused into the conv above
         slopes.add(slope_name)
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name not in slopes or t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    used = _used(graph)
+    gone = {name for name in slopes if name not in used}
+    for field in (graph.initializer, graph.input):
+        kept = [t for t in field if t.name not in gone]
+        del field[:]
+        field.extend(kept)
     return len(targets)
+
+
+def _used(graph, out: set[str] | None = None) -> set[str]:
+    """Names read by the nodes of a graph and of its subgraphs (which may read outer values)."""
+    out = set() if out is None else out
+    for node in graph.node:
+        out.update(node.input)
+        for attr in node.attribute:
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                _used(sub, out)
+    return out

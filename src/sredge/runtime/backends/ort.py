@@ -133,23 +133,32 @@ class OrtBackend:
 
     def _rewritten(self) -> bytes | None:
         """The model rewritten by :func:`~sredge.runtime.ort_rewrites.prelu_as_depthwise`, serialized; None when
-        nothing is rewritten (or the file is over 256 MB or keeps weights outside it: ONNX Runtime loads it from
-        its path as it is)."""
+        nothing is rewritten (no PReLU to rewrite, a file over 256 MB, weights kept outside it, or anything that
+        goes wrong reading it: ONNX Runtime then loads the file as it is, and says what is wrong with it)."""
         import onnx
 
-        from sredge.runtime.ort_rewrites import eligible_prelus, prelu_as_depthwise
+        from sredge.runtime import ort_rewrites
 
-        if self.path.stat().st_size > REWRITE_MAX_BYTES:
-            return None
         try:
-            model = onnx.load(str(self.path), load_external_data=False)
-        except Exception:  # not ONNX: ONNX Runtime's own load says so
+            if self.path.stat().st_size > REWRITE_MAX_BYTES:
+                return None
+            data = self.path.read_bytes()
+            if b"PRelu" not in data:  # most models: no second parse
+                return None
+            model = onnx.ModelProto.FromString(data)
+            if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+                return None
+            if ort_rewrites.needs_shapes(model):
+                model = onnx.shape_inference.infer_shapes(model)
+            if not ort_rewrites.eligible_prelus(model):
+                return None
+            count = ort_rewrites.prelu_as_depthwise(model)
+            source = model.SerializeToString()
+        except Exception as exc:  # never worse than the file as stored
+            log.debug("%s: not rewritten (%s)", self.path, _first(exc))
             return None
-        if not eligible_prelus(model) or any(t.data_location == onnx.TensorProto.EXTERNAL
-                                             for t in model.graph.initializer):
-            return None
-        self.rewritten = prelu_as_depthwise(model)
-        return model.SerializeToString()
+        self.rewritten = count
+        return source
 
     def __exit__(self, *exc: object) -> None:
         self._sess = None
