@@ -252,7 +252,7 @@ def test_cli_distils_from_vdsr_with_ground_truth(cli, tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["--teacher-mode", "ground-truth"], "give --teacher"),
     (["--teacher", "T", "--teacher-weight", "2"], "--teacher-mode ground-truth"),
-    (["--teacher", "T", "--teacher-mode", "ground-truth", "--teacher-weight", "0"], "positive"),
+    (["--teacher", "T", "--teacher-mode", "ground-truth", "--teacher-weight", "0"], "must be a finite number > 0"),
 ])
 def test_teacher_options_need_each_other(cli, tmp_path, args, msg):
     args = [str(tmp_path / "t.pth") if a == "T" else a for a in args]
@@ -592,13 +592,16 @@ THREADS_MAX = max(64, 4 * (os.cpu_count() or 1))
     (["--feats", "0"], "--feats 0: must be >= 1"),
     (["--convs", "-1"], "--convs -1: must be >= 1"),
     (["--convs", "0"], "--convs 0: must be >= 1"),
-    # 324 TB for one convolution: no allocator gives it, whatever the overcommit policy (the first one is 108 MB)
-    (["--feats", "3000000"], "(--feats 3000000, --convs 2) does not fit in memory"),
+    # 324 TB for one convolution: refused by its size now (the second train audit), before anything is built
+    (["--feats", "3000000"], "--feats 3000000: must be <= 4096"),
+    (["--feats", "4096", "--convs", "512"], "(--feats 4096, --convs 512) has 77,"),
     (["--arch", "sesr", "--expand", "0"], "--expand 0: must be >= 1"),
     # ran for ever building its patches: refused by a rough count of what training would hold
     (["--batch", "100000000"], "--batch 100000000 of --patch 16 needs about"),
-    (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "nan"], "--teacher-weight is a "),
-    (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "inf"], "--teacher-weight is a "),
+    (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "nan"],
+     "--teacher-weight nan: must be a finite number > 0"),
+    (["--teacher", "TEACHER", "--teacher-mode", "ground-truth", "--teacher-weight", "inf"],
+     "--teacher-weight inf: must be a finite number > 0"),
     (["--seed", "-3"], "--seed -3: must be >= 0"),
     (["--seed", str(2**64)], f"--seed {2**64}: must be <= {2**64 - 1}"),
     (["--qat", FSRCNN_X2, "--lr", "nan"], "--lr nan: must be a finite number > 0"),
@@ -694,3 +697,39 @@ def test_quiet_still_warns_below_bicubic_and_a_weights_file_is_not_resumed(cli, 
     public.write_bytes(asset("weights/fsrcnn/fsrcnn_x2.pth").read_bytes())
     res = _tiny_run(cli, public, "--steps", "2", "--resume")
     assert res.code == 2 and "holds weights but not an sr-train run" in res.err, res.err
+
+
+def test_resume_refuses_data_that_changed_under_the_same_path(cli, tmp_path):
+    """The sr-train audit: --resume after the --data images were replaced (same folder) went on silently, as
+    another run."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("t1.png", "t2.png"):
+        (data / name).write_bytes(asset(f"calibration/T91/{name}").read_bytes())
+    out = tmp_path / "m.pth"
+    run = ["--data", data, "--arch", "srvgg", "--feats", "8", "--convs", "2", "--batch", "2", "--patch", "16",
+           "--threads", "1", "-o", out, "--val-every", "2", "-q"]
+    assert cli("train", *run, "--steps", "4", "--stop-after", "2").code == 0
+    (data / "t2.png").unlink()
+    (data / "t3.png").write_bytes(asset("calibration/T91/t3.png").read_bytes())
+    res = cli("train", *run, "--steps", "4", "--resume")
+    assert res.code == 2 and "the images in --data" in res.err and "changed since the run began" in res.err, res.err
+    (data / "t3.png").unlink()
+    (data / "t2.png").write_bytes(asset("calibration/T91/t2.png").read_bytes())
+    assert cli("train", *run, "--steps", "4", "--resume").code == 0  # restored: it continues
+
+
+def test_the_second_train_audit_sizes_and_messages(cli, tmp_path):
+    """--convs 100000 filled 17 GB for 85 s before a refusal naming --batch; --feats 1e20 was an internal error; a
+    folder as -o was told to pass --resume or --overwrite; --teacher-arch without --teacher was ignored."""
+    base = ["--data", "sample", "--steps", "2", "--batch", "2", "--patch", "16", "--threads", "1", "-q"]
+    (tmp_path / "adir.pth").mkdir()
+    for extra, needle in ((["--arch", "sesr", "--convs", "100000"], "--convs 100000: must be <= 4096"),
+                          (["--feats", "99999999999999999999"], "--feats 99999999999999999999: must be <= 4096"),
+                          (["--arch", "srvgg", "--feats", "4096", "--convs", "4096"],
+                           "parameters; training them needs about"),
+                          (["-o", tmp_path / "adir.pth"], "is a folder: name the file to write"),
+                          (["--teacher-arch", "fsrcnn"], "apply to distillation: give --teacher CKPT")):
+        argv = base + extra + ([] if "-o" in extra else ["-o", tmp_path / "m.pth"])
+        res = cli("train", *argv)
+        assert res.code == 2 and needle in res.err and len(res.err.strip().splitlines()) == 1, (extra, res.err)

@@ -44,7 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.measure and figures:
         print(f"(speed measured on: {next(iter(figures.values())).get('measured_on', '?')}; --measure to time here)")
     if any(path.with_name(f"{path.stem}.int8.onnx").is_file() for path in files.values()):
-        print("INT8 files: sr-run --model FILE, or --max-psnr-drop DB to let sr-run pick one within that budget")
+        try:
+            import openvino  # noqa: F401
+
+            pick = ""
+        except ImportError:  # ONNX Runtime runs them slower than FP32: sr-run picks them on OpenVINO only
+            pick = ' (it picks them on OpenVINO: pip install "sredge[openvino]")'
+        print(f"INT8 files: sr-run --model FILE, or --max-psnr-drop DB to let sr-run pick one within that budget{pick}")
     return 0
 
 

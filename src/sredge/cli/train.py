@@ -60,8 +60,8 @@ def build_parser() -> Parser:
                         "(e.g. frames of your footage)")
     p.add_argument("--teacher", type=Path,
                    help="distil from this checkpoint: the student learns the teacher's outputs on --data "
-                        "(no ground truth needed)")
-    p.add_argument("--teacher-arch", help="architecture of --teacher when detection is ambiguous")
+                        "(no ground truth needed; default: none, the ground truth)")
+    p.add_argument("--teacher-arch", help="architecture of --teacher when detection is ambiguous (default: detected)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a --teacher or --qat checkpoint saved as pickled code (a whole model, e.g. the "
                         "common VDSR file); only for files you trust")
@@ -72,7 +72,8 @@ def build_parser() -> Parser:
     p.add_argument("--teacher-weight", type=float, default=None,
                    help="--teacher-mode ground-truth: weight of the teacher's term (default 1.0)")
     p.add_argument("--val", type=folder_arg,
-                   help="validation folder: HR/ + LR_bicubic/X{s}/, or HR images only; 'sample': the bundled photos")
+                   help="validation folder: HR/ + LR_bicubic/X{s}/, or HR images only; 'sample': the bundled photos "
+                        "(default: none, so no validation and no comparison with bicubic)")
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps (default 20000; --qat 2000); with --resume another number refits the "
                         "cosine schedule: the run continues as one of this many steps would from the step reached")
@@ -85,7 +86,7 @@ def build_parser() -> Parser:
                    "(default 1000; --qat 250)")
     p.add_argument("--stop-after", type=int, metavar="STEP",
                    help="stop at this step, any step (a checkpoint is written there whatever --val-every); "
-                        "--resume continues the same schedule later")
+                        "--resume continues the same schedule later (default: none, train to --steps)")
     p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**64 - 1 (default 0)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads, at most 4 per core, or 64 where that is fewer (default 0: torch's choice)")
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError(f"sr-train writes a PyTorch checkpoint: give -o NAME.pth (or .pt), not {args.output}{onnx}")
     if args.resume and args.overwrite:
         raise InputError("--resume continues -o, --overwrite starts it over: give one of them")
+    if args.output.is_dir():  # before "exists; pass --resume or --overwrite", which both then failed on it
+        raise InputError(f"-o {args.output} is a folder: name the file to write (e.g. {args.output / 'model.pth'})")
     inputs = [Input(args.data, "--data")] + [Input(p, flag) for p, flag in ((args.teacher, "--teacher"),
                                                                            (args.val, "--val")) if p is not None]
     outputs = [Output(args.output, "-o", updated=args.resume)]
@@ -193,17 +196,24 @@ def _resolve_defaults(args) -> None:
             raise InputError(f"{flag} applies to --arch {' and '.join(archs)} only, not --arch {args.arch}")
     if args.teacher is None:  # with a teacher, its scale (see _train)
         args.scale = args.scale or 2
-    if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None):
-        raise InputError("--teacher-mode and --teacher-weight apply to distillation: give --teacher CKPT")
+    if args.teacher is None and (args.teacher_mode or args.teacher_weight is not None or args.teacher_arch):
+        raise InputError("--teacher-mode, --teacher-weight and --teacher-arch apply to distillation: give --teacher "
+                         "CKPT")
     weight = args.teacher_weight
-    if weight is not None and (not 0 < weight < math.inf or args.teacher_mode != "ground-truth"):  # NaN: refused
-        raise InputError("--teacher-weight is a finite positive weight for --teacher-mode ground-truth")
+    if weight is not None and args.teacher_mode != "ground-truth":
+        raise InputError("--teacher-weight weighs the teacher against the ground truth: it applies to "
+                         "--teacher-mode ground-truth only")
+    if weight is not None and not 0 < weight < math.inf:  # NaN: refused
+        raise InputError(f"--teacher-weight {weight}: must be a finite number > 0")
     args.teacher_mode = args.teacher_mode or "unlabeled"
     args.teacher_weight = 1.0 if args.teacher_weight is None else args.teacher_weight
 
 
 _ARCH_ONLY = {"--convs": ("srvgg", "sesr"), "--expand": ("sesr",)}
 """Size options that only some architectures have: another's run refuses them instead of ignoring them."""
+
+SIZE_MAX = 4096
+"""The largest ``--feats``, ``--convs`` and ``--expand`` taken (the networks sr-train trains use 12 to 256)."""
 
 SEED_MAX = 2**64 - 1
 """The largest ``--seed`` torch takes (``torch.manual_seed``: an unsigned 64-bit integer)."""
@@ -223,6 +233,9 @@ def _check_numbers(args) -> None:
         if value is not None and value < least:
             zero = " (0: torch's choice)" if flag == "--threads" else ""
             raise InputError(f"{flag} {value}: must be >= {least}{zero}")
+    for flag, value in (("--feats", args.feats), ("--convs", args.convs), ("--expand", args.expand)):
+        if value is not None and value > SIZE_MAX:  # torch overflowed (exit 3) or filled memory for a minute
+            raise InputError(f"{flag} {value}: must be <= {SIZE_MAX} (SR networks use tens to hundreds)")
     if args.seed > SEED_MAX:
         raise InputError(f"--seed {args.seed}: must be <= {SEED_MAX} (torch's largest seed)")
     if args.threads > max_threads():  # torch crashed (SIGSEGV) on --threads 100000
@@ -232,17 +245,27 @@ def _check_numbers(args) -> None:
 
 
 def _check_fits(spec, hp: dict) -> None:
-    """Build the network once, so that sizes no memory holds (``--feats 1000000``) are one line, not an allocator's
-    error; the network that trains is built by :func:`sredge.train.loop.train`."""
+    """Count the network's parameters without allocating them (torch's ``meta`` device) and refuse one whose
+    training (weights, gradients, two Adam moments) cannot fit this machine's memory; then build it once, so
+    that what the count misses is one line, not an allocator's error. The network that trains is built by
+    :func:`sredge.train.loop.train`. (``--convs 100000`` filled 17 GB for 85 s before a refusal naming --batch.)"""
+    import torch
+
+    from sredge.runtime.memory import require_memory
+
+    flags = [flag for key, flag in _HPARAM_FLAGS.items() if key in hp and flag in ("--feats", "--convs", "--expand")]
+    sizes = ", ".join(f"{flag} {hp[key]}" for key, flag in _HPARAM_FLAGS.items() if flag in flags and key in hp)
+    smaller = "give a smaller " + " or ".join(dict.fromkeys(flags))
     try:
+        with torch.device("meta"):
+            params = sum(p.numel() for p in spec.build(**hp).parameters())
+        require_memory(16 * params, f"the {spec.name} network ({sizes}) has {params:,} parameters; training them "
+                       "needs", smaller)
         spec.build(**hp)
-    except RuntimeError as exc:
-        if not _allocation_failed(exc):
+    except (RuntimeError, TypeError, OverflowError) as exc:
+        if isinstance(exc, RuntimeError) and not (_allocation_failed(exc) or "overflow" in str(exc).lower()):
             raise
-        sizes = ", ".join(f"{flag} {hp[key]}" for key, flag in _HPARAM_FLAGS.items()
-                          if key in hp and flag in ("--feats", "--convs", "--expand"))
-        raise InputError(f"the {spec.name} network ({sizes}) does not fit in memory: give a smaller --feats or "
-                         "--expand") from None
+        raise InputError(f"the {spec.name} network ({sizes}) does not fit in memory: {smaller}") from None
 
 
 def _check_batch_fits(args, hp: dict, channels: int) -> None:
@@ -351,7 +374,8 @@ def _train(args) -> int:
     progress.finish()
     if stopper.signum is not None:
         print(f"{PROG}: interrupted by {signal_name(stopper.signum)}; step {final.step} of {args.steps} is "
-              f"checkpointed in {args.output}: the same command with --resume continues it", file=sys.stderr)
+              f"checkpointed in {args.output}: the same command with --resume"
+              f"{' in place of --overwrite' if args.overwrite else ''} continues it", file=sys.stderr)
         return exit_code(stopper.signum)
     if not args.quiet:
         val = f", validation Y-PSNR {final.val_psnr:.2f} dB" if final.val_psnr is not None else ""
@@ -377,7 +401,9 @@ def _load_teacher(args):
         return load_model(args.teacher, arch=args.teacher_arch, scale=args.scale, trust_pickle=args.trust_pickle)
     except InputError as exc:
         if args.scale is not None or "do not tell the scale" not in str(exc):
-            raise
+            # the loader speaks sr-export's flags: here the architecture is --teacher-arch, and keys are not renamed
+            text = str(exc).replace("--arch", "--teacher-arch").replace(" or rename the keys with --key-map", "")
+            raise InputError(text) from exc
         raise InputError(f"{args.teacher}: the teacher's weights do not tell its scale; pass --scale 2, 3 or 4 "
                          "(the scales sr-train trains)") from exc
 
@@ -397,8 +423,39 @@ def _run_options(args, hp: dict) -> dict:
     flags.update({flag: hp[key] for key, flag in _HPARAM_FLAGS.items() if key in hp})
     flags.update({"--data": str(args.data.resolve()), "--patch": args.patch,
                   "--teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
-                  "--teacher-mode": args.teacher_mode if args.teacher is not None else None})
+                  "--teacher-mode": args.teacher_mode if args.teacher is not None else None,
+                  DATA_KEY: data_fingerprint(args.data)})
+    if args.teacher is not None:
+        from sredge.runtime.segments import file_sha256
+
+        flags[TEACHER_KEY] = file_sha256(args.teacher)
     return flags
+
+
+DATA_KEY, TEACHER_KEY = "--data contents", "--teacher contents"
+"""Run options that record what --data and --teacher held (checked with their own message on --resume)."""
+
+
+def data_fingerprint(folder: Path) -> str:
+    """sha256 over the names and sizes of the images sr-train reads from ``folder`` (cheap: no image is read)."""
+    import hashlib
+
+    from sredge.imaging.io import IMAGE_SUFFIXES
+
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    text = "\n".join(f"{f.name}\t{f.stat().st_size}" for f in files)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_contents(args, recorded: dict, given: dict) -> None:
+    """Refuse a ``--resume`` whose --data images or --teacher file changed since the run began (the same paths:
+    the run would silently become another one)."""
+    for key, flag, what in ((DATA_KEY, "--data", f"the images in --data {args.data}"),
+                            (TEACHER_KEY, "--teacher", f"--teacher {args.teacher}")):
+        if key in recorded and key in given and recorded[key] != given[key]:
+            raise InputError(f"--resume {args.output}: {what} changed since the run began (files added, removed or "
+                             f"replaced); a resumed run trains on the same {flag} (restore it, or --overwrite to "
+                             "start over)")
 
 
 def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
@@ -411,9 +468,12 @@ def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
     from sredge.train.loop import check_resume, cosine_lr, nothing_left_line, read_checkpoint
 
     ck = read_checkpoint(args.output)
-    check_resume(ck, spec.name, hp, opts, run_options)
+    check_resume(ck, spec.name, hp, opts, {k: v for k, v in run_options.items() if k not in (DATA_KEY, TEACHER_KEY)})
+    _check_contents(args, ck.run_options or {}, run_options)
+    stopped_early = opts.stop_after is not None and opts.stop_after < opts.steps
     done = nothing_left_line(args.output, ck.step, opts.steps, opts.stop_after,
-                             extra=" (a larger --steps trains longer)")
+                             extra=" (a larger --stop-after trains longer)" if stopped_early
+                             else " (a larger --steps trains longer)")
     if done is not None:
         if not args.quiet:
             print(done)

@@ -145,7 +145,9 @@ def require_memory(need: int, doing: str, advice: str) -> None:
 
 
 def format_bytes(n: int) -> str:
-    """``3.3 GiB`` / ``512 MiB``, for messages (pure)."""
+    """``3.3 GiB`` / ``512 MiB`` / ``7.0e+08 TiB``, for messages (pure)."""
+    if n >= 1 << 50:  # a typo's size: "770974159240722688.0 GiB" was hard to read
+        return f"{n / (1 << 40):.1e} TiB" if n >= 1 << 60 else f"{n / (1 << 40):,.0f} TiB"
     return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.0f} MiB"
 
 

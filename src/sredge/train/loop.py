@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sredge._lazy import require
-from sredge.atomic import write_bytes_atomic
+from sredge.atomic import WriteError, write_bytes_atomic
 from sredge.errors import CheckFailedError, InputError
 from sredge.models.spec import ArchSpec, HParams
 from sredge.train.data import PatchSampler, to_color_space
@@ -233,8 +233,12 @@ def train(
                                                f"on the validation set ({_kept(out, saved)}); lower --lr"
                                                ) from exc
                 model.train()
-            write_bytes_atomic(out, _checkpoint_bytes(torch, spec, hparams, model, opt, sched, sampler, step,
-                                                      val_psnr, opts, run_options, schedule))
+            try:
+                write_bytes_atomic(out, _checkpoint_bytes(torch, spec, hparams, model, opt, sched, sampler, step,
+                                                          val_psnr, opts, run_options, schedule))
+            except WriteError as exc:  # say what is left: the last whole checkpoint, and how to go on
+                keep = f"; {_kept(out, saved)}" + ("; free space, then --resume continues it" if saved else "")
+                raise WriteError(out, exc.reason + keep) from None
             saved = step
         if on_step is not None:
             on_step(TrainState(step, loss_avg, val_psnr, (step - done0) / max(time.perf_counter() - t0, 1e-9)))
