@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sredge.cli._app import Parser, run
 from sredge.cli._limits import add_max_pixels, max_threads, threads_cap_line
-from sredge.cli._progress import StepProgress
+from sredge.cli._progress import Progress, StepProgress
 from sredge.data.samples import folder_arg
 from sredge.errors import InputError
 
@@ -337,23 +337,17 @@ def _train(args) -> int:
         from sredge.train.loop import TeacherSampler
 
         inputs = InputPatchSampler(args.data, args.patch + 2 * TEACHER_MARGIN, luma=channels == 1, seed=args.seed,
-                                   max_pixels=args.max_pixels)
+                                   max_pixels=args.max_pixels,
+                                   what=f"--patch {args.patch} and the teacher's {TEACHER_MARGIN}-pixel margin on "
+                                        "each side")
         sampler = TeacherSampler(inputs, teacher, margin=TEACHER_MARGIN)
     else:
-        progress_note = None
-        redraw = sys.stderr.isatty()  # elsewhere (a file, a pipe) one line at the end, not a run of \r
-        if teacher is not None and not args.quiet:
-            def progress_note(done: int, total: int) -> None:
-                line = f"{PROG}: the teacher's outputs, image {done}/{total}"
-                if redraw:
-                    print("\r" + line, end="", file=sys.stderr, flush=True)
-                elif done == total:
-                    print(line, file=sys.stderr, flush=True)
+        # the teacher's pass over --data (up to minutes): a progress line with the time remaining
+        bar = Progress(PROG, enabled=teacher is not None and not args.quiet, unit="teacher outputs")
         sampler = PatchSampler(args.data, PatchOptions(args.scale, args.patch, color_space=color_space,
                                                        max_pixels=args.max_pixels), seed=args.seed,
-                               teacher=teacher, on_image=progress_note)
-        if progress_note is not None and redraw:
-            print(file=sys.stderr)
+                               teacher=teacher, on_image=bar.update)
+        bar.finish()
     progress = StepProgress(PROG, args.steps, enabled=not args.quiet, stop=args.stop_after)
 
     def on_step(st) -> None:

@@ -10,6 +10,7 @@ sampling a batch is only slicing and flipping.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from sredge.imaging.io import IMAGE_SUFFIXES, read_rgb, to_float
 from sredge.imaging.resize import imresize
 from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import COLOR_SPACES, ColorSpace
+
+log = logging.getLogger(__name__)
 
 
 def to_color_space(images: np.ndarray, color_space: ColorSpace) -> np.ndarray:
@@ -83,10 +86,14 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
         s, hp = opts.scale, opts.lr_patch * opts.scale
         self.pairs = []
-        for f in files:
+        small = 0
+        for i, f in enumerate(files, 1):
             hr = to_float(read_rgb(f, opts.max_pixels))
             h, w = (hr.shape[0] // s) * s, (hr.shape[1] // s) * s
             if h < hp or w < hp:
+                small += 1
+                if on_image is not None and teacher is not None:
+                    on_image(i, len(files))
                 continue
             hr = hr[:h, :w]
             lr = np.clip(imresize(hr, scale=1 / s), 0.0, 1.0)
@@ -97,10 +104,13 @@ class PatchSampler:
             if teacher is not None:  # the teacher takes the Y or RGB image, as a user's image reaches it at run time
                 targets += (teacher(lr[None])[0],)
                 if on_image is not None:
-                    on_image(len(self.pairs) + 1, len(files))
+                    on_image(i, len(files))
             self.pairs.append((to_color_space(lr, opts.color_space),) + targets)
         if not self.pairs:
             raise InputError(f"no image in {folder} is at least {hp}x{hp} pixels (the HR patch size)")
+        if small:  # not an error while others remain, but not unseen either
+            log.warning("%s: %d of %d images are smaller than the %dx%d HR patch and are not used", folder, small,
+                        len(files), hp, hp)
 
     def batch(self, n: int) -> tuple[np.ndarray, ...]:
         p, s = self.opts.lr_patch, self.opts.scale
@@ -129,7 +139,7 @@ class InputPatchSampler:
     """
 
     def __init__(self, folder: str | Path, patch: int, luma: bool, augment: bool = True, seed: int = 0,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "the patch"):
         folder = Path(folder)
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
         if not files:
@@ -144,7 +154,10 @@ class InputPatchSampler:
             img = rgb_to_y(img)[..., None] if luma else img
             self.images.append(np.ascontiguousarray(img.transpose(2, 0, 1)))
         if not self.images:
-            raise InputError(f"no image in {folder} is at least {patch}x{patch} pixels")
+            raise InputError(f"no image in {folder} is at least {patch}x{patch} pixels ({what})")
+        if len(self.images) < len(files):
+            log.warning("%s: %d of %d images are smaller than %dx%d pixels (%s) and are not used", folder,
+                        len(files) - len(self.images), len(files), patch, patch, what)
 
     def batch(self, n: int) -> np.ndarray:
         p, out = self.patch, []
