@@ -195,7 +195,7 @@ def test_crafted_sets_are_refused_not_internal_errors(tmp_path):
 
 def test_a_set_too_big_for_memory_or_a_negative_seed_is_refused_before_cropping():
     """The audit: --crops-per-image 1000000000 was a MemoryError (exit 3); --seed -3 a ValueError."""
-    with pytest.raises(InputError, match=r"crops of 128x128 need about [\d.]+ GiB but [\d.]+ GiB is available"):
+    with pytest.raises(InputError, match=r"crops of 128x128 need about [\d.,]+ (GiB|TiB) but [\d.]+ GiB is available"):
         build_calibration_set([asset("calibration/T91")], CalibrationOptions(crops_per_image=10**9))
     with pytest.raises(InputError, match="seed must be 0 or more, not -3"):
         CalibrationOptions(seed=-3)

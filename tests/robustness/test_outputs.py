@@ -353,7 +353,7 @@ def test_a_folder_run_twice_never_ingests_its_own_outputs(work):
     assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "a_x2_x2.png"]
     made = hashes([out])
     again = hostile("run", ["--image", pair, "--model", work / "m.onnx", "-q"], inputs=[pair, out],
-                    match="exists; pass --overwrite", watch=work)
+                    match="a_x2.png exists (2 of the 2 outputs; a stopped run's?): pass --skip-existing", watch=work)
     assert again.code == 2 and hashes([out]) == made
     forced = sr("run", "--image", pair, "--model", work / "m.onnx", "-q", "--overwrite")
     assert forced.code == 0, forced.err

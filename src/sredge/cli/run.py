@@ -342,8 +342,9 @@ def _existing(args, files: list[Path], named: list[Path]) -> tuple[list[Path], l
     if not any(done) or args.overwrite:
         return files, named, 0
     if not args.skip_existing:
-        raise InputError(f"{sum(done)} of the {len(named)} outputs exist in {named[0].parent} (a stopped run's?): "
-                         "--skip-existing does the rest, --overwrite does them all again")
+        first = next(dst for dst, d in zip(named, done) if d)
+        raise InputError(f"{first} exists ({sum(done)} of the {len(named)} outputs; a stopped run's?): pass "
+                         "--skip-existing to do the rest, or --overwrite to do them all again")
     return ([src for src, d in zip(files, done) if not d], [dst for dst, d in zip(named, done) if not d], sum(done))
 
 
