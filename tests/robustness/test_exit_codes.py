@@ -487,6 +487,11 @@ def test_a_folder_run_continues_with_skip_existing(work):
     assert (out / "0030_x2.jpg").is_file() and (out / "0014_x2.jpg").stat().st_mtime_ns == kept
     res = sr("run", "--image", folder, "--model", work / "m.onnx", "--skip-existing")
     assert res.code == 0 and "nothing left to do" in res.out, res.err
+    long_name = folder / ("b" * 250 + ".jpg")  # every other output exists: this one is still named, exit 2
+    long_name.write_bytes((folder / "0030.jpg").read_bytes())
+    res = sr("run", "--image", folder, "--model", work / "m.onnx", "--skip-existing")
+    assert res.code == 2 and "nothing left to do" in res.out and "rename the input" in res.err, (res.out, res.err)
+    long_name.unlink()
     for argv, needle in ((["--skip-existing", "--overwrite"], "drop --overwrite"),
                          (["--skip-existing", "-o", work / "one.jpg"], None)):
         res = sr("run", "--image", folder if needle else folder / "0014.jpg", "--model", work / "m.onnx", *argv)

@@ -259,7 +259,14 @@ def _scale_before_loading(args, model: Path) -> int:
 
 def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
     """Every image is tried; each bad one is one line on stderr, and then the exit code is 2."""
-    from sredge.runtime.images import ImageFormat, expand_images, image_outputs, output_folder, upscale_images
+    from sredge.runtime.images import (
+        ImageFormat,
+        ImagesResult,
+        expand_images,
+        image_outputs,
+        output_folder,
+        upscale_images,
+    )
     from sredge.runtime.runner import LoadedRuntime
 
     say = (lambda *a, **k: None) if args.quiet else print
@@ -299,22 +306,22 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
             if not files:
                 raise too_long[0][1]
             files, named, skipped = _existing(args, files, named)
-            if not files:
-                say(f"all {skipped} outputs exist in {named_folder(outputs)}: nothing left to do")
-                return 2 if too_long else 0
             if skipped:
-                say(f"skipping {skipped} image(s) whose output exists in {named_folder(outputs)}")
-        targets = ([Output(outputs[0], "-o")] if images.single else
-                   [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in named))]) + compare
-        with claim_outputs(targets, reads, args.overwrite):
-            t0 = time.perf_counter()
-            bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every, unit="images")
-            try:
-                result = upscale_images(rt, files, named, on_image=bar.update, fmt=fmt, compare=args.compare,
-                                        notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr))
-            finally:
-                bar.finish()
-            result.failed[:0] = too_long
+                say(f"skipping {skipped} image(s) whose output exists in {outputs[0].parent}"
+                    + ("" if files else ": nothing left to do"))
+        result, t0 = ImagesResult(), time.perf_counter()
+        if files:
+            targets = ([Output(outputs[0], "-o")] if images.single else
+                       [Output(outputs[0].parent, "-o", folder=True, files=tuple(p.name for p in named))]) + compare
+            with claim_outputs(targets, reads, args.overwrite):
+                t0 = time.perf_counter()
+                bar = Progress(PROG, enabled=not args.quiet, every_s=args.progress_every, unit="images")
+                try:
+                    result = upscale_images(rt, files, named, on_image=bar.update, fmt=fmt, compare=args.compare,
+                                            notify=lambda line: print(f"{PROG}: note: {line}", file=sys.stderr))
+                finally:
+                    bar.finish()
+    result.failed[:0] = too_long  # each named, also when every other output existed
     for src, exc in result.failed:
         msg = " ".join(str(exc).split())
         print(f"{PROG}: error: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
@@ -329,10 +336,6 @@ def _run_images(args, model: Path, opts, reads: list[Input]) -> int:
         codes = {exc.exit_code for _, exc in result.failed}
         return 2 if 2 in codes else min(codes)
     return 0
-
-
-def named_folder(outputs: list[Path]) -> Path:
-    return outputs[0].parent
 
 
 def _existing(args, files: list[Path], named: list[Path]) -> tuple[list[Path], list[Path], int]:
