@@ -40,9 +40,16 @@ PROBE_SCALE = 4
 """The upscale a probe run's memory is planned for (the scale is what the probe measures)."""
 
 
+def probe_hw(spec: InputSpec) -> tuple[int, int]:
+    """(height, width) :func:`probe_scale` runs: the model's fixed shape, else 16x16 raised to an engine
+    profile's minimum (pure)."""
+    lo_h, lo_w = spec.min_hw or (0, 0)
+    return spec.fixed_hw or (max(16, lo_h), max(16, lo_w))
+
+
 def probe_bytes(spec: InputSpec) -> int:
     """Memory one probe run of :func:`probe_scale` needs, planned for a x4 network (pure)."""
-    h, w = spec.fixed_hw or (max(16, (spec.min_hw or (0, 0))[0]), max(16, (spec.min_hw or (0, 0))[1]))
+    h, w = probe_hw(spec)
     n = spec.max_batch if spec.batch_fixed and spec.max_batch else 1
     return n * h * w * (activation_bytes_per_px(spec.channels, PROBE_SCALE) + spec.channels * 4)
 
@@ -57,7 +64,7 @@ def probe_scale(run: Callable[[np.ndarray], np.ndarray], spec: InputSpec) -> int
         InputError: The output is not an integer multiple of the input, or one run at the model's
             fixed input shape would not fit in memory.
     """
-    h, w = spec.fixed_hw or (max(16, (spec.min_hw or (0, 0))[0]), max(16, (spec.min_hw or (0, 0))[1]))
+    h, w = probe_hw(spec)
     need, available = probe_bytes(spec), available_bytes()
     if available is not None and need + HEADROOM > available:
         n = spec.max_batch if spec.batch_fixed and spec.max_batch else 1

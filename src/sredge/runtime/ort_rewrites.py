@@ -89,16 +89,23 @@ def _ranks(graph) -> dict[str, int]:
     return ranks
 
 
-def _names(graph, out: set[str] | None = None) -> set[str]:
-    """Every name in a graph and its subgraphs: nodes, their inputs and outputs, initializers, graph inputs/outputs."""
-    out = set() if out is None else out
-    out.update(t.name for t in graph.initializer)
-    out.update(v.name for v in (*graph.input, *graph.output, *graph.value_info))
+def _graphs(graph):
+    """The graph and every subgraph of its nodes (If/Loop bodies), depth first."""
+    yield graph
     for node in graph.node:
-        out.update((node.name, *node.input, *node.output))
         for attr in node.attribute:
             for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
-                _names(sub, out)
+                yield from _graphs(sub)
+
+
+def _names(graph) -> set[str]:
+    """Every name in a graph and its subgraphs: nodes, their inputs and outputs, initializers, graph inputs/outputs."""
+    out: set[str] = set()
+    for g in _graphs(graph):
+        out.update(t.name for t in g.initializer)
+        out.update(v.name for v in (*g.input, *g.output, *g.value_info))
+        for node in g.node:
+            out.update((node.name, *node.input, *node.output))
     return out
 
 
@@ -163,12 +170,6 @@ def prelu_as_depthwise(model) -> int:
     return len(targets)
 
 
-def _used(graph, out: set[str] | None = None) -> set[str]:
+def _used(graph) -> set[str]:
     """Names read by the nodes of a graph and of its subgraphs (which may read outer values)."""
-    out = set() if out is None else out
-    for node in graph.node:
-        out.update(node.input)
-        for attr in node.attribute:
-            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
-                _used(sub, out)
-    return out
+    return {name for g in _graphs(graph) for node in g.node for name in node.input}

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 _CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 _FLOAT_TYPES = ("tensor(float)", "tensor(float16)")
 REWRITE_MAX_BYTES = 256 << 20
-"""Larger ONNX files are run as stored (reading them twice to rewrite would cost more than it saves)."""
+"""Larger ONNX files are run as stored (parsing them once more to rewrite them would cost more than it saves)."""
 
 
 def choose_providers(device: str, available: list[str]) -> list[str]:
@@ -150,9 +150,9 @@ class OrtBackend:
                 return None
             if ort_rewrites.needs_shapes(model):
                 model = onnx.shape_inference.infer_shapes(model)
-            if not ort_rewrites.eligible_prelus(model):
-                return None
             count = ort_rewrites.prelu_as_depthwise(model)
+            if not count:
+                return None
             source = model.SerializeToString()
         except Exception as exc:  # never worse than the file as stored
             log.debug("%s: not rewritten (%s)", self.path, _first(exc))

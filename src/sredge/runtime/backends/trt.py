@@ -223,8 +223,8 @@ def spec_from_profile(shape: Sequence[int], profile_min: Sequence[int], profile_
         width=w if w > 0 else (lo_w if lo_w == hi_w else None),
         max_batch=max_batch,
         batch_fixed=int(profile_min[0]) == max_batch,  # smaller batches are filled (TrtBackend._submit)
-        min_hw=(int(profile_min[2]), int(profile_min[3])),
-        max_hw=(int(profile_max[2]), int(profile_max[3])),
+        min_hw=(lo_h, lo_w),
+        max_hw=(hi_h, hi_w),
     )
 
 
