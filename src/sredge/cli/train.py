@@ -413,12 +413,14 @@ def _run_options(args, hp: dict) -> dict:
 
     The checkpoint records them; ``--resume`` must give the same (see :func:`sredge.train.loop.check_resume`).
     """
+    from sredge.train.data import data_fingerprint
+
     flags = {"--arch": args.arch}
     flags.update({flag: hp[key] for key, flag in _HPARAM_FLAGS.items() if key in hp})
     flags.update({"--data": str(args.data.resolve()), "--patch": args.patch,
                   "--teacher": str(args.teacher.resolve()) if args.teacher is not None else None,
                   "--teacher-mode": args.teacher_mode if args.teacher is not None else None,
-                  DATA_KEY: data_fingerprint(args.data)})
+                  DATA_KEY: data_fingerprint(args.data)})  # the same paths with other contents: another run
     if args.teacher is not None:
         from sredge.runtime.segments import file_sha256
 
@@ -430,28 +432,6 @@ DATA_KEY, TEACHER_KEY = "--data contents", "--teacher contents"
 """Run options that record what --data and --teacher held (checked with their own message on --resume)."""
 
 
-def data_fingerprint(folder: Path) -> str:
-    """sha256 over the names and sizes of the images sr-train reads from ``folder`` (cheap: no image is read)."""
-    import hashlib
-
-    from sredge.imaging.io import IMAGE_SUFFIXES
-
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-    text = "\n".join(f"{f.name}\t{f.stat().st_size}" for f in files)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _check_contents(args, recorded: dict, given: dict) -> None:
-    """Refuse a ``--resume`` whose --data images or --teacher file changed since the run began (the same paths:
-    the run would silently become another one)."""
-    for key, flag, what in ((DATA_KEY, "--data", f"the images in --data {args.data}"),
-                            (TEACHER_KEY, "--teacher", f"--teacher {args.teacher}")):
-        if key in recorded and key in given and recorded[key] != given[key]:
-            raise InputError(f"--resume {args.output}: {what} changed since the run began (files added, removed or "
-                             f"replaced); a resumed run trains on the same {flag} (restore it, or --overwrite to "
-                             "start over)")
-
-
 def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
     """Check that ``-o`` can be resumed with these options, before any data is read; False: nothing to train.
 
@@ -459,11 +439,15 @@ def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
     """
     from dataclasses import replace
 
-    from sredge.train.loop import check_resume, cosine_lr, nothing_left_line, read_checkpoint
+    from sredge.train.loop import check_inputs_unchanged, check_resume, cosine_lr, nothing_left_line, read_checkpoint
 
     ck = read_checkpoint(args.output)
-    check_resume(ck, spec.name, hp, opts, {k: v for k, v in run_options.items() if k not in (DATA_KEY, TEACHER_KEY)})
-    _check_contents(args, ck.run_options or {}, run_options)
+    contents = {k: run_options[k] for k in (DATA_KEY, TEACHER_KEY) if k in run_options}
+    check_resume(ck, spec.name, hp, opts, {k: v for k, v in run_options.items() if k not in contents})
+    check_inputs_unchanged(args.output, ck.run_options or {}, contents, {
+        DATA_KEY: f"the images in --data {args.data} have changed since the run began (images added, removed or "
+                  "resized)",
+        TEACHER_KEY: f"the --teacher file {args.teacher} has changed since the run began (its bytes differ)"})
     stopped_early = opts.stop_after is not None and opts.stop_after < opts.steps
     done = nothing_left_line(args.output, ck.step, opts.steps, opts.stop_after,
                              extra=" (a larger --stop-after trains longer)" if stopped_early

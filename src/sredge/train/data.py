@@ -27,6 +27,20 @@ from sredge.models.descriptor import COLOR_SPACES, ColorSpace
 log = logging.getLogger(__name__)
 
 
+def training_images(folder: Path) -> list[Path]:
+    """The images the samplers read from ``folder`` (by suffix), sorted; [] when it is not a folder."""
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+def data_fingerprint(folder: str | Path) -> str:
+    """sha256 over the names and sizes of :func:`training_images` (cheap: no image is read): what a resumed run
+    compares to know that ``--data`` still holds what the run began with."""
+    import hashlib
+
+    text = "\n".join(f"{f.name}\t{f.stat().st_size}" for f in training_images(Path(folder)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def to_color_space(images: np.ndarray, color_space: ColorSpace) -> np.ndarray:
     """Images as the samplers cut them -> a network's colour space, converted as its inference converts them.
 
@@ -71,7 +85,8 @@ class PatchSampler:
     Batches are (N, C, p, p) LR and (N, C, p*s, p*s) HR float32 in [0, 1], in ``opts.color_space``;
     deterministic for a seed. With a ``teacher`` (``teacher(lr (1, C, h, w)) -> (1, C, h*s, w*s)``: LR in Y or
     RGB, its output in the student's colour space, see :class:`sredge.train.teacher.Teacher`), its output on
-    each whole LR image is computed once here, and batches are (LR, HR, teacher's) triples.
+    each whole LR image is computed once here, and batches are (LR, HR, teacher's) triples. ``on_image(done,
+    total)`` is called after each image is read (the teacher's pass over them takes minutes on T91).
     """
 
     def __init__(self, folder: str | Path, opts: PatchOptions, seed: int = 0, teacher=None,
@@ -79,7 +94,7 @@ class PatchSampler:
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(f"--data {folder}: " + ("not a folder of images" if folder.exists() else "no such folder"))
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = training_images(folder)
         if not files:
             raise InputError(f"no training images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         self.opts = opts
@@ -92,25 +107,28 @@ class PatchSampler:
             h, w = (hr.shape[0] // s) * s, (hr.shape[1] // s) * s
             if h < hp or w < hp:
                 small += 1
-                if on_image is not None and teacher is not None:
-                    on_image(i, len(files))
-                continue
-            hr = hr[:h, :w]
-            lr = np.clip(imresize(hr, scale=1 / s), 0.0, 1.0)
-            if opts.color_space == "y":
-                hr, lr = rgb_to_y(hr)[..., None], rgb_to_y(lr)[..., None]
-            lr, hr = np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1))
-            targets = (to_color_space(hr, opts.color_space),)
-            if teacher is not None:  # the teacher takes the Y or RGB image, as a user's image reaches it at run time
-                targets += (teacher(lr[None])[0],)
-                if on_image is not None:
-                    on_image(i, len(files))
-            self.pairs.append((to_color_space(lr, opts.color_space),) + targets)
+            else:
+                self.pairs.append(self._pair(hr[:h, :w], teacher))
+            if on_image is not None:
+                on_image(i, len(files))
         if not self.pairs:
             raise InputError(f"no image in {folder} is at least {hp}x{hp} pixels (the HR patch size)")
         if small:  # not an error while others remain, but not unseen either
             log.warning("%s: %d of %d images are smaller than the %dx%d HR patch and are not used", folder, small,
                         len(files), hp, hp)
+
+    def _pair(self, hr: np.ndarray, teacher) -> tuple[np.ndarray, ...]:
+        """(LR, HR[, the teacher's output]) of one (H, W, 3) RGB image cropped to a multiple of the scale, each
+        (C, h, w) in the sampler's colour space."""
+        color_space = self.opts.color_space
+        lr = np.clip(imresize(hr, scale=1 / self.opts.scale), 0.0, 1.0)
+        if color_space == "y":
+            hr, lr = rgb_to_y(hr)[..., None], rgb_to_y(lr)[..., None]
+        lr, hr = np.ascontiguousarray(lr.transpose(2, 0, 1)), np.ascontiguousarray(hr.transpose(2, 0, 1))
+        targets = (to_color_space(hr, color_space),)
+        if teacher is not None:  # the teacher takes the Y or RGB image, as a user's image reaches it at run time
+            targets += (teacher(lr[None])[0],)
+        return (to_color_space(lr, color_space),) + targets
 
     def batch(self, n: int) -> tuple[np.ndarray, ...]:
         p, s = self.opts.lr_patch, self.opts.scale
@@ -141,7 +159,7 @@ class InputPatchSampler:
     def __init__(self, folder: str | Path, patch: int, luma: bool, augment: bool = True, seed: int = 0,
                  max_pixels: int = DEFAULT_MAX_PIXELS, what: str = "the patch"):
         folder = Path(folder)
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        files = training_images(folder)
         if not files:
             raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         self.patch, self.augment = patch, augment

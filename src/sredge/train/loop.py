@@ -337,6 +337,25 @@ def check_run_options(path: Path, recorded: Mapping[str, Any], given: Mapping[st
             raise changed_option(path, flag, value, recorded[flag])
 
 
+def check_inputs_unchanged(path: Path, recorded: Mapping[str, str], given: Mapping[str, str],
+                           changed: Mapping[str, str] | None = None) -> None:
+    """Refuse a ``--resume`` of ``path`` whose input no longer holds what its run began with.
+
+    Args:
+        recorded, given: Key -> digest of that input's contents, as the run recorded it and as it is now; keys
+            only one side has are not compared.
+        changed: Key -> what the message says changed (default: ``the KEY file has changed ... (its bytes
+            differ)``).
+
+    Raises:
+        InputError: One line naming the first input that changed.
+    """
+    for key, digest in given.items():
+        if key in recorded and recorded[key] != digest:
+            what = (changed or {}).get(key, f"the {key} file has changed since the run began (its bytes differ)")
+            raise InputError(f"--resume {path}: {what}; put the original back, or --overwrite to start over")
+
+
 def check_steps(path: Path, steps: int, done: int) -> None:
     """Refuse a ``--resume`` of ``path`` with ``--steps`` below the ``done`` steps it has."""
     if steps < done:

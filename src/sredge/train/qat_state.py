@@ -128,11 +128,8 @@ def check_qat_resume(run: QatRun, output: Path, run_options: Mapping[str, Any], 
     Raises:
         InputError: One line naming the first option or file that differs.
     """
-    from sredge.train.loop import check_run_options, check_steps
+    from sredge.train.loop import check_inputs_unchanged, check_run_options, check_steps
 
     check_run_options(output, run.run_options, run_options)
-    for flag, digest in inputs.items():
-        if flag in run.inputs and run.inputs[flag] != digest:
-            raise InputError(f"--resume {output}: the {flag} file has changed since the run began (its bytes "
-                             "differ); put the original back, or --overwrite to start over")
+    check_inputs_unchanged(output, run.inputs, inputs)
     check_steps(output, steps, run.checkpoint.step)
