@@ -164,8 +164,7 @@ def check_qat_state(args):
     step = run.checkpoint.step
     finished = step == args.steps  # stopped after its last step, before it removed its state
     line = nothing_left_line(args.output, step, args.steps, args.stop_after, "QAT steps",
-                             f"; wrote {args.output} (best at step {run.checkpoint.best_step})"
-                             if min(args.steps, args.stop_after or args.steps) == args.steps else "")
+                             at_steps=f"; wrote {args.output} (best at step {run.checkpoint.best_step})")
     if line is not None:
         if finished:
             _finish(run, args.output)

@@ -448,10 +448,9 @@ def _check_resume(args, spec, hp: dict, opts, run_options: dict) -> bool:
         DATA_KEY: f"the images in --data {args.data} have changed since the run began (images added, removed or "
                   "resized)",
         TEACHER_KEY: f"the --teacher file {args.teacher} has changed since the run began (its bytes differ)"})
-    stopped_early = opts.stop_after is not None and opts.stop_after < opts.steps
     done = nothing_left_line(args.output, ck.step, opts.steps, opts.stop_after,
-                             extra=" (a larger --stop-after trains longer)" if stopped_early
-                             else " (a larger --steps trains longer)")
+                             at_steps=" (a larger --steps trains longer)", at_stop=" (a larger --stop-after trains "
+                             "longer)")
     if done is not None:
         if not args.quiet:
             print(done)

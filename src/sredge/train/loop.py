@@ -388,16 +388,18 @@ def refit_cosine(opt, sched, steps: int, step: int) -> None:
 
 
 def nothing_left_line(output: Path, done: int, steps: int, stop_after: int | None, what: str = "steps",
-                      extra: str = "") -> str | None:
+                      at_steps: str = "", at_stop: str = "") -> str | None:
     """The line a resumed run prints when it has nothing left to train (pure), or None when it has.
 
     ``done`` steps are done; the run goes up to ``stop_after`` (when earlier) or ``steps``. ``what`` names
-    the steps ("QAT steps"), ``extra`` ends the line (what was written)."""
+    the steps ("QAT steps"); the line ends with ``at_steps`` when the limit is ``--steps``, ``at_stop`` when it
+    is ``--stop-after`` (what was written, what to raise)."""
     end = min(steps, stop_after or steps)
     if end > done:
         return None
-    limit = f"--stop-after {stop_after}" if end < steps else f"--steps {steps}"
-    return f"{output} has done {done} {what}; nothing left to train up to {limit}{extra}"
+    if end < steps:
+        return f"{output} has done {done} {what}; nothing left to train up to --stop-after {stop_after}{at_stop}"
+    return f"{output} has done {done} {what}; nothing left to train up to --steps {steps}{at_steps}"
 
 
 def _kept(out: Path, saved: int | None) -> str:
