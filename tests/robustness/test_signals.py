@@ -373,6 +373,39 @@ def test_a_signal_inside_an_uninterruptible_section_is_raised_at_its_end():
     assert proc.stdout.strip() == "section finished"
 
 
+_TERM_THEN_INT_WHILE_BUSY = """
+import os, signal, threading, time
+from sredge.cli._signals import stop_on_signals
+
+go = threading.Event()
+
+def send():  # started before the main thread blocks the signals, so the kernel delivers them here, in order
+    go.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGINT)
+
+sender = threading.Thread(target=send)
+sender.start()
+with stop_on_signals() as stopper:
+    # The main thread is busy (here: joining, with the signals blocked) while both arrive: Python then runs
+    # their handlers together, SIGINT's first (signal-number order).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    go.set()
+    sender.join()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    stopper.event.wait(5)
+print(signal.Signals(stopper.signum).name)
+"""
+
+
+def test_the_first_signal_to_arrive_stops_the_run_though_python_handles_a_lower_number_first():
+    """CI once saw ``TERM-INT-0.1s`` below exit 130 instead of 143: the run was inside ONNX Runtime when SIGTERM
+    came and still there 0.1 s later when SIGINT did, and Python runs pending handlers by signal number."""
+    proc = _python(_TERM_THEN_INT_WHILE_BUSY)
+    assert proc.returncode == 0 and proc.stdout.strip() == "SIGTERM", proc.stdout + proc.stderr
+
+
 _AFTER_THE_WORK = """
 import os, signal, sys, time
 from sredge.cli._app import run

@@ -425,12 +425,33 @@ def test_qat_state_the_audit_broke(cli, tmp_path):
     assert res.code == 2 and "would overwrite the input" in res.err, res.err
 
 
-def test_a_stop_during_a_validation_ends_there_and_one_after_the_last_step_is_ignored(bundled, cli, tmp_path,
-                                                                                      monkeypatch):
+# Signals its own process, so it runs in a fresh interpreter (as tests/robustness/test_signals.py's in-process
+# cases do): a signal sent to a test worker can land in one of its native libraries' threads and end the worker.
+_SIGNAL_AT_THE_LAST_STEP = """
+import os, signal, sys
+from sredge.cli import train
+from sredge.cli._app import run
+from sredge.train import qat
+
+real = qat.finetune
+
+def finetune(fp32, qdq, sampler, validate, options, value_range, seed, on_step, **kwargs):
+    def step(n, loss, val):
+        if n == options.steps:
+            os.kill(os.getpid(), signal.SIGINT)  # sr-train's handler sets the stop event
+        on_step(n, loss, val)
+    return real(fp32, qdq, sampler, validate, options, value_range, seed, step, **kwargs)
+
+qat.finetune = finetune
+sys.exit(run(train.PROG, train.main, sys.argv[1:]))
+"""
+
+
+def test_a_stop_during_a_validation_ends_there_and_one_after_the_last_step_is_ignored(bundled, tmp_path):
     """The audit: a stop that came while a step was validated cost one more step and validation; a stop during
     the last step exited 130 promising a resume of a run that had finished (and removed its state)."""
-    import os
-    import signal
+    import subprocess
+    import sys
     import threading
 
     from sredge.train import qat
@@ -449,17 +470,8 @@ def test_a_stop_during_a_validation_ends_there_and_one_after_the_last_step_is_ig
                           desc.value_range, 0, stop=stop)
     assert result.steps_done == 2 and len(calls) == 3
 
-    real = qat.finetune
-
-    def signal_at_the_last_step(fp32, qdq, sampler, validate, options, value_range, seed, on_step, **kwargs):
-        def step(n, loss, val):
-            if n == options.steps:
-                os.kill(os.getpid(), signal.SIGINT)  # sr-train's handler sets the stop event
-            on_step(n, loss, val)
-        return real(fp32, qdq, sampler, validate, options, value_range, seed, step, **kwargs)
-
-    monkeypatch.setattr(qat, "finetune", signal_at_the_last_step)
     out = tmp_path / "q.int8.onnx"
-    res = cli("train", "--qat", path, *QAT_RUN[:-1], "-o", out)
-    assert res.code == 0 and "wrote" in res.out and "interrupted" not in res.err, res.out + res.err
+    res = subprocess.run([sys.executable, "-c", _SIGNAL_AT_THE_LAST_STEP, "--qat", str(path), *QAT_RUN[:-1],
+                          "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "wrote" in res.stdout and "interrupted" not in res.stderr, res.stdout + res.stderr
     assert out.exists() and not state_path(out).exists()

@@ -8,6 +8,11 @@ finalized. Any further signal while the run shuts down is ignored: leaving then 
 threads that are inside native code (the process would abort with a C++ "terminate called") and
 leave temporary files behind.
 
+"First" means first to arrive. Python runs the handlers of signals that came while the main thread
+was inside native code (an ONNX Runtime call, say) in signal-number order, so a SIGTERM followed by
+a SIGINT would otherwise be handled as a SIGINT; the order of arrival is read from a wakeup pipe
+(:func:`signal.set_wakeup_fd`), into which the C-level handler writes each signal's number as it comes.
+
 Exit codes: 128 + the signal number: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -55,6 +61,8 @@ class _Once:
     def __init__(self, first: Callable[[int], None]):
         self.first = first
         self.signum: int | None = None
+        self.arrivals: int | None = None
+        """The read end of the wakeup pipe while the handler is installed (see the module docstring)."""
 
     def __call__(self, signum: int, frame: object) -> None:
         global _stopping
@@ -62,8 +70,50 @@ class _Once:
         if self.signum is not None:
             log.debug("ignoring %s: already stopping", signal_name(signum))
             return
-        self.signum = signum
-        self.first(signum)
+        self.signum = _first_arrived(self.arrivals) or signum
+        self.first(self.signum)
+
+
+def _first_arrived(fd: int | None) -> int | None:
+    """The first stop signal written into the wakeup pipe ``fd`` (non-blocking), or None."""
+    if fd is None:
+        return None
+    try:
+        arrived = os.read(fd, 4096)
+    except OSError:  # empty (BlockingIOError) or closed
+        return None
+    return next((n for n in arrived if n in STOP_SIGNALS), None)
+
+
+_our_pipes: set[int] = set()
+"""Write ends of the wakeup pipes installed by :func:`_arrival_order` (a command's blocks nest)."""
+
+
+@contextlib.contextmanager
+def _arrival_order(handler: _Once) -> Iterator[None]:
+    """While the block runs, the C-level handler writes each signal's number into a pipe that
+    ``handler`` reads. A wakeup fd someone else set (an event loop's) is left in place: the handler
+    then goes by Python's order."""
+    r, w = os.pipe()
+    try:
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        if previous != -1 and previous not in _our_pipes:
+            signal.set_wakeup_fd(previous)
+            yield
+            return
+        _our_pipes.add(w)
+        handler.arrivals = r
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
+            handler.arrivals = None
+            _our_pipes.discard(w)
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 @contextlib.contextmanager
@@ -75,7 +125,8 @@ def _installed(handler: _Once, process_ends: bool = False) -> Iterator[_Once]:
     for s in STOP_SIGNALS:
         signal.signal(s, handler)
     try:
-        yield handler
+        with _arrival_order(handler):
+            yield handler
     finally:
         for s, h in previous.items():
             # Once stopping, ignore further stop signals for good: at exit the interpreter resets Python
