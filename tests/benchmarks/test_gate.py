@@ -250,3 +250,19 @@ def test_a_baseline_that_lost_an_images_score_is_refused_not_passed():
     del edited["dataset"]["images"]
     with pytest.raises(InputError, match="has no Y-PSNR for b, which this run scored"):
         compare(edited, _report("m", {"a": 30.0, "b": 20.0}), Budget(max_psnr_drop=0.05))
+
+
+def test_a_baseline_from_before_the_prelu_rewrite_is_noted_as_another_graph():
+    """The video/bench audit: a row ONNX Runtime now runs rewritten (PReLU as depthwise convolutions) timed 0.74x
+    of its baseline from before the rewrite with nothing saying why; a report without ``graph`` ran the file as
+    stored."""
+    from sredge.benchmarks.gate import gate_notes
+
+    base = _report("m", {"a": 30.0})
+    run = _report("m", {"a": 30.0})
+    assert gate_notes(base, run, pair_rows(base, run)) == []
+    run["rows"][1]["graph"] = "as stored"
+    assert gate_notes(base, run, pair_rows(base, run)) == []  # a report from before: as stored too
+    run["rows"][1]["graph"] = "10 PReLUs rewritten as depthwise convolutions"
+    (note,) = gate_notes(base, run, pair_rows(base, run))
+    assert note.endswith("measured otherwise: graph as stored -> 10 PReLUs rewritten as depthwise convolutions")

@@ -183,3 +183,26 @@ def test_every_image_gets_its_own_crop_file(tmp_path):
     written = write_report_dir(tmp_path / "r", _report(), _crops(["b c", "b_c"]))
     assert sorted(p.name for p in written if p.parent.name == "crops") == ["b_c-2.png", "b_c.png"]
     assert sorted(p.name for p in (tmp_path / "r" / "crops").iterdir()) == ["b_c-2.png", "b_c.png"]
+
+
+def test_the_reference_workload_runs_as_stored_and_rows_say_which_graph_ran(tmp_path):
+    """The video/bench audit: the reference workload (the bundled x2 model) ran rewritten once ONNX Runtime's PReLU
+    rewrite came, 0.74x as long as in baselines saved before it, so an unchanged FSRCNN read x1.34 slower against
+    such a baseline from another machine; and no report said which graph a row ran."""
+    import cv2
+    import onnx
+
+    from sredge.benchmarks.bench import BenchOptions, run_bench
+    from sredge.runtime.bundled import default_model
+
+    model = default_model(2)
+    opts = BenchOptions(dataset=tmp_path, quality=False, bicubic=False, latency_hw=(24, 32), warmup=1, repeats=1,
+                        tiles=(None,), threads=1)
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((48, 64, 3), 100, np.uint8))
+    report = run_bench([model], opts).report
+    assert report["settings"]["reference_workload"] == "bundled x2 model, 128x128, ORT CPU, graph as stored"
+    prelus = sum(n.op_type == "PRelu" for n in onnx.load(str(model)).graph.node)
+    (row,) = report["rows"]
+    assert row["graph"] == f"{prelus} PReLUs rewritten as depthwise convolutions"
+    assert row["backend_detail"].endswith(f", graph {row['graph']}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sredge.benchmarks.datasets import Dataset, load_dataset, load_pair
-from sredge.benchmarks.gate import model_names
+from sredge.benchmarks.gate import AS_STORED, model_names
 from sredge.benchmarks.latency import REFERENCE_HW, summarize
 from sredge.benchmarks.plots import detail_window
 from sredge.benchmarks.quality import ImageScore, evaluate, evaluate_bicubic, mean
@@ -152,15 +152,20 @@ def _label(name: str, backend: str, precision: str | None, tile, multi_backend: 
     return name + (f" [{', '.join(extra)}]" if extra else "")
 
 
-def _reference_call(stack: contextlib.ExitStack, threads: int) -> Callable[[], object]:
-    """The reference workload (bundled x2 model, 128x128 frame, ONNX Runtime CPU), opened on ``stack``."""
+def _reference_call(stack: contextlib.ExitStack, threads: int) -> tuple[Callable[[], object], str]:
+    """The reference workload (bundled x2 model, 128x128 frame, ONNX Runtime CPU), opened on ``stack``, and its
+    description for the report.
+
+    Its graph runs as stored: a baseline's reference time holds only while the workload stays the same, and
+    ONNX Runtime's PReLU rewrite (:mod:`sredge.runtime.ort_rewrites`) made this one 0.74x as long, so every row
+    not rewritten itself read 1.35x slower against a baseline saved before it."""
     from sredge.runtime.bundled import default_model
 
     h, w = REFERENCE_HW
     rt = stack.enter_context(LoadedRuntime(default_model(2), RunOptions(
-        backend_options=BackendOptions(device="cpu", threads=threads), tile=None)))
+        backend_options=BackendOptions(device="cpu", threads=threads), tile=None), ort_rewrites=False))
     ups, frame = rt.upscaler(h, w), sample_frame(h, w)
-    return lambda: ups.upscale(frame)
+    return (lambda: ups.upscale(frame)), f"bundled x2 model, {w}x{h}, ORT CPU, graph {rt.backend.graph}"
 
 
 def _open(stack: contextlib.ExitStack, model: Path, run_opts: RunOptions, scale_given: bool,
@@ -245,8 +250,9 @@ def run_bench(models: list[Path], opts: BenchOptions,
     calls: dict[str, Callable[[], object]] = {}  # str(row index) -> one timed upscale (labels may repeat)
     out_pixels: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
+        reference = None
         if opts.latency_hw:
-            calls[_REFERENCE] = _reference_call(stack, opts.threads)
+            calls[_REFERENCE], reference = _reference_call(stack, opts.threads)
         for model, name in zip(models, names):
             for backend, precision, tile in combos:  # one row per model x backend x precision x tile
                 label = _label(name, backend, precision, tile, multi_b, multi_p, multi_t)
@@ -271,7 +277,8 @@ def run_bench(models: list[Path], opts: BenchOptions,
                                  "precision": None, "tile": None, "quality": _quality_dict(bic),
                                  "latency": None})
                 row = {"label": label, "bicubic": False, "model": os.path.abspath(model), "backend": rt.kind,
-                       "backend_detail": rt.backend.describe(), "precision": precision or model_precision(model),
+                       "backend_detail": rt.backend.describe(), "graph": getattr(rt.backend, "graph", AS_STORED),
+                       "precision": precision or model_precision(model),
                        "tile": tile, "descriptor": asdict(rt.desc), "latency": None}
                 if opts.quality:
                     say(f"{label}: quality on {len(dataset.samples)} images")
@@ -313,7 +320,7 @@ def run_bench(models: list[Path], opts: BenchOptions,
         "settings": {"latency_hw": list(opts.latency_hw) if opts.latency_hw else None, "warmup": opts.warmup,
                      "repeats": opts.repeats, "threads": opts.threads, "device": opts.device,
                      "tile_overlap": opts.tile_overlap, "rgb": opts.rgb,
-                     "reference_workload": f"bundled x2 model, {REFERENCE_HW[1]}x{REFERENCE_HW[0]}, ORT CPU"},
+                     "reference_workload": reference},
         "reference_ms": ref,
         "rows": rows,
         "software": software,

@@ -296,13 +296,21 @@ def check_measurable(baseline: dict, budget: Budget, latency_hw) -> None:
 
 _ROW_SETTINGS = ("backend", "tile")
 _RUN_SETTINGS = ("threads", "device", "tile_overlap")
+AS_STORED = "as stored"
+"""A row's ``graph`` when the backend ran the model file's graph unchanged (ONNX Runtime's rewrite aside)."""
+
+
+def row_graph(row: dict) -> str:
+    """The graph a row ran (pure): its ``graph``, else :data:`AS_STORED` (reports from before ONNX Runtime's
+    PReLU rewrite, :mod:`sredge.runtime.ort_rewrites`, record none: they ran the file as stored)."""
+    return row.get("graph") or AS_STORED
 
 
 def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]], budget: Budget | None = None) -> list[str]:
     """What the gate did not hold the run to, one line each (pure): baseline rows this run did not
-    measure, pairs measured with other settings (backend, tile, threads, ...), whose figures may
-    differ for that reason alone, and a latency gate that could not allow for a busier machine. Not
-    failures: a run may mean to change them."""
+    measure, pairs measured with other settings (backend, tile, threads, the graph ONNX Runtime ran, ...),
+    whose figures may differ for that reason alone, and a latency gate that could not allow for a busier
+    machine. Not failures: a run may mean to change them."""
     paired = {id(old) for old, _ in pairs}
     notes = [f"the baseline's {r['label']} was not measured in this run, so it was not gated"
              for r in baseline["rows"] if not r.get("bicubic") and id(r) not in paired]
@@ -312,6 +320,8 @@ def gate_notes(baseline: dict, report: dict, pairs: list[tuple[dict, dict]], bud
 
         differ = [f"{k} {shown(old.get(k))} -> {shown(new.get(k))}" for k in _ROW_SETTINGS
                   if old.get(k) != new.get(k)]
+        if row_graph(old) != row_graph(new):  # e.g. a baseline saved before ONNX Runtime's PReLU rewrite
+            differ.append(f"graph {row_graph(old)} -> {row_graph(new)}")
         before, after = baseline.get("settings") or {}, report.get("settings") or {}
         differ += [f"{k} {shown(before.get(k))} -> {shown(after.get(k))}" for k in _RUN_SETTINGS
                    if k in before and before.get(k) != after.get(k)]

@@ -2,7 +2,7 @@
 
 These machines are noisy, so a latency is only compared with a latency measured in the
 same run: every benchmark also times a fixed *reference workload* (the bundled x2 model
-on a 128x128 frame, ONNX Runtime CPU), and regressions are judged on the ratio
+on a 128x128 frame, ONNX Runtime CPU, its graph as stored), and regressions are judged on the ratio
 ``model / reference``, which a busier or slower machine changes far less than the raw time.
 
 Speeds are only compared between calls timed against each other in interleaved rounds
@@ -66,7 +66,8 @@ class Compared:
 
 
 def compare_latency(models: Mapping[str, str | Path], baseline: str, height: int = 360, width: int = 640,
-                    warmup: int = 2, rounds: int = 10, threads: int = 0) -> dict[str, Compared]:
+                    warmup: int = 2, rounds: int = 10, threads: int = 0,
+                    ort_rewrites: bool = True) -> dict[str, Compared]:
     """Time whole-frame upscales of several model files on ONNX Runtime's CPU against each other.
 
     All models are opened at once, warmed up, then timed in interleaved rounds on one real
@@ -76,6 +77,7 @@ def compare_latency(models: Mapping[str, str | Path], baseline: str, height: int
         models: Name -> model file (e.g. ``{"fp32": "m.onnx", "int8": "m.int8.onnx"}``).
         baseline: The name the speed-ups are relative to.
         rounds: Timed rounds; fewer than 3 leave every speed-up inconclusive.
+        ort_rewrites: Run :mod:`sredge.runtime.ort_rewrites` as ``sr-run`` does; False: the graphs as stored.
 
     Returns:
         Name -> latency statistics and speed-up over ``baseline``.
@@ -89,7 +91,7 @@ def compare_latency(models: Mapping[str, str | Path], baseline: str, height: int
         calls = {}
         scales = {}
         for name, path in models.items():
-            rt = stack.enter_context(LoadedRuntime(Path(path), opts))
+            rt = stack.enter_context(LoadedRuntime(Path(path), opts, ort_rewrites=ort_rewrites))
             ups = rt.upscaler(height, width)
             calls[name] = lambda ups=ups: ups.upscale(frame)
             scales[name] = rt.desc.scale
@@ -99,14 +101,16 @@ def compare_latency(models: Mapping[str, str | Path], baseline: str, height: int
 
 
 def frame_latency_ms(model: str | Path, height: int = 360, width: int = 640, repeats: int = 5,
-                     threads: int = 0) -> float:
+                     threads: int = 0, ort_rewrites: bool = True) -> float:
     """Median wall time (ms) to upscale one ``height`` x ``width`` frame, whole frame, ORT CPU."""
-    got = compare_latency({"model": model}, "model", height, width, warmup=1, rounds=repeats, threads=threads)
+    got = compare_latency({"model": model}, "model", height, width, warmup=1, rounds=repeats, threads=threads,
+                          ort_rewrites=ort_rewrites)
     return got["model"].stats.median_ms
 
 
 def reference_ms(threads: int = 0, repeats: int = 7) -> float:
-    """Median time (ms) of the reference workload: the bundled x2 model on a 128x128 frame."""
+    """Median time (ms) of the reference workload: the bundled x2 model on a 128x128 frame, its graph as stored
+    (the same workload in every sredge version)."""
     from sredge.runtime.bundled import default_model
 
-    return frame_latency_ms(default_model(2), *REFERENCE_HW, repeats=repeats, threads=threads)
+    return frame_latency_ms(default_model(2), *REFERENCE_HW, repeats=repeats, threads=threads, ort_rewrites=False)

@@ -265,7 +265,6 @@ def _write_report_files(staging: Path, folder: Path, report: dict,
     flags = " ".join(m.get("cpu_flags") or []) or "none of note"
     md += ["## Environment", "", f"- software: {sw}", f"- machine: {m['processor']}, {m['cpu_count']} CPUs, "
            f"{m['platform']}", f"- CPU flags (INT8/bf16 speed): {flags}"]
-    backends = sorted({r["backend_detail"] for r in rows if r.get("backend_detail")})
-    md += [f"- backend: {b}" for b in backends]
+    md += [f"- backend of {r['label']}: {r['backend_detail']}" for r in rows if r.get("backend_detail")]
     put("report.md", ("\n".join(md) + "\n").encode())
     return written

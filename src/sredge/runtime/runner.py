@@ -139,12 +139,15 @@ def probe_hw(opts: RunOptions, desc: ModelDescriptor, height: int, width: int) -
 class LoadedRuntime:
     """An activated backend with its resolved descriptor (use as a context manager)."""
 
-    def __init__(self, model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None = None):
+    def __init__(self, model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None = None,
+                 ort_rewrites: bool = True):
         """Args:
             model: The model file.
             opts: Run options.
             frame_hw: (height, width) of the LR frames to come, when known: ``--backend auto`` probes its
                 candidates at the shape the run will use (:func:`probe_hw`); None: a 128x128 probe.
+            ort_rewrites: ONNX Runtime on the CPU runs :mod:`sredge.runtime.ort_rewrites`; False runs the graph
+                as stored (a workload that must time the same in every sredge version).
         """
         self.model = model
         self.opts = opts
@@ -165,8 +168,8 @@ class LoadedRuntime:
             self.auto = decide(model, options, opts.max_psnr_drop, probe=_probe_at(model, opts, frame_hw))
             chosen = self.auto.chosen
             self.model, self.kind, options = chosen.file, chosen.backend, candidate_options(chosen, options)
-        self.backend: Backend = open_backend(self.kind, self.model, options, **(
-            opts.torch_kwargs if self.kind == "torch" else {}))
+        kwargs = opts.torch_kwargs if self.kind == "torch" else {"rewrites": ort_rewrites} if self.kind == "ort" else {}
+        self.backend: Backend = open_backend(self.kind, self.model, options, **kwargs)
         self.desc: ModelDescriptor | None = None
         self.spec: InputSpec | None = None
 

@@ -22,12 +22,13 @@ def open_backend(kind: str, model: str | Path, options: BackendOptions = Backend
         kind: ``"ort"``, ``"trt"``, ``"torch"`` or ``"openvino"``.
         model: Model file for that backend (.onnx, .engine/.plan, checkpoint; .onnx for openvino).
         options: Device, threads, precision.
-        **kwargs: Backend-specific arguments (e.g. ``arch``/``scale``/``trust_pickle`` for torch).
+        **kwargs: Backend-specific arguments (e.g. ``arch``/``scale``/``trust_pickle`` for torch, ``rewrites``
+            for ort).
     """
     if kind == "ort":
         from sredge.runtime.backends.ort import OrtBackend
 
-        return OrtBackend(model, options)
+        return OrtBackend(model, options, **kwargs)
     if kind == "trt":
         from sredge.runtime.backends.trt import TrtBackend
 

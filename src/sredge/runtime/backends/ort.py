@@ -219,11 +219,19 @@ class OrtBackend:
             raise InputError(f"{self.path}: its output is {out.dtype}; sredge reads float images")
         return out.astype(np.float32, copy=False)
 
+    @property
+    def graph(self) -> str:
+        """Which graph the session runs: ``"as stored"`` or ``"N PReLUs rewritten as depthwise convolutions"``
+        (for reports: a rewritten graph times differently from the file as stored)."""
+        n = self.rewritten
+        return f"{n} PReLU{'s' if n > 1 else ''} rewritten as depthwise convolutions" if n else "as stored"
+
     def describe(self) -> str:
         import onnxruntime as ort
 
         threads = self.options.threads or "default"
-        return f"onnxruntime {ort.__version__} {self._session().get_providers()[0]}, threads {threads}"
+        return (f"onnxruntime {ort.__version__} {self._session().get_providers()[0]}, threads {threads}, "
+                f"graph {self.graph}")
 
 
 def _first(exc: BaseException) -> str:
