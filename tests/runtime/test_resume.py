@@ -566,3 +566,31 @@ def test_no_resume_after_a_stop_replaces_the_stopped_runs_file(cli, tmp_path):
     other.write_bytes(b"mine")
     res = cli("run", "--video", src, "-o", other, "--no-resume", "-q")
     assert res.code == 2 and "exists" in res.err and other.read_bytes() == b"mine"
+
+
+def test_an_auto_choice_is_kept_by_the_run_that_continues_it(cli, tmp_path):
+    """The video audit: `--backend auto --max-psnr-drop` probed again when continuing, and a probe that ranked the
+    candidates otherwise (timing noise; --threads 1 chose ONNX Runtime and --threads 2 OpenVINO for FSRCNN x3, and
+    --threads may change between runs) refused the same command: "--backend was ort, now openvino; give the original
+    option". The stopped run here journaled fp32 on ONNX Runtime, as an auto run that chose it does; the probe would
+    choose the INT8 file on OpenVINO."""
+    import shutil
+
+    pytest.importorskip("openvino")
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_resume import ResumeOptions
+    from tests.runtime.test_resume_kill import N, _clip, _decoded
+
+    for name in ("sredge_x2.onnx", "sredge_x2.int8.onnx"):  # a family: auto's candidates
+        shutil.copy(default_model(2).with_name(name), tmp_path / name)
+    model, src, out = tmp_path / "sredge_x2.onnx", str(_clip(tmp_path / "in.mp4")), tmp_path / "out.mp4"
+    with LoadedRuntime(model, RunOptions(backend="ort")) as rt:
+        _stopped_run(rt, src, out, 20, ResumeOptions(commit_every_s=0.2))
+    res = cli("run", "--video", src, "-o", out, "--model", model, "--max-psnr-drop", "0.1", "--preset", "ultrafast",
+              "--threads", "1", "--report", tmp_path / "r.json")
+    assert res.code == 0, res.err
+    assert "auto: chose fp32 on onnxruntime (sredge_x2.onnx): full precision, the choice of the stopped run" in res.err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["resumed_from_frame"] > 0 and report["auto"]["probe_hw"] is None
+    assert len(_decoded(out)[0]) == N

@@ -395,14 +395,14 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     # The reference runs as it is (by file type), never through the auto choice.
     ref_opts = replace(opts, backend="auto", max_psnr_drop=None, overrides=ModelOverrides(scale=opts.overrides.scale),
                        backend_options=replace(opts.backend_options, precision=None, fp16=False))
-    with LoadedRuntime(model, opts, frame_hw=frame_hw) as rt, (LoadedRuntime(args.reference, ref_opts) if args.reference
-                                            else contextlib.nullcontext()) as ref:
+    keep = _stopped_choice(args.output, source, size, model, resume, args.display) if choosing else None
+    with LoadedRuntime(model, opts, frame_hw=frame_hw, auto_keep=keep) as rt, (
+            LoadedRuntime(args.reference, ref_opts) if args.reference else contextlib.nullcontext()) as ref:
         output = args.output
         if output is None and not args.display:
             if live:
                 raise InputError("a camera or stream needs -o OUT.mp4 (or --display)")
-            tag = f"x{rt.desc.scale}" if size.is_model_scale else size.describe()
-            output = Path(source).with_name(f"{Path(source).stem}_{tag}.mp4")
+            output = _default_video_output(source, rt.desc.scale, size)
 
         def banner() -> None:  # once the source is open and a stopped run checked: no line before a refusal
             _announce(rt, model, args.quiet)
@@ -531,6 +531,31 @@ def _check_work_folder(output: Path | None, resume, resume_flag: bool | None, re
     from sredge.runtime.segments import check_work_folder
 
     check_work_folder(output, [(i.path, i.flag) for i in reads] + [(o.path, o.flag) for o in others])
+
+
+def _default_video_output(source: str, scale: int, size) -> Path:
+    """A video file's output when -o is not given: ``NAME_x{scale}.mp4`` (or the ``--outscale/--target`` tag) beside
+    it."""
+    tag = f"x{scale}" if size.is_model_scale else size.describe()
+    return Path(source).with_name(f"{Path(source).stem}_{tag}.mp4")
+
+
+def _stopped_choice(output: Path | None, source: str, size, model: Path, resume, display: bool
+                    ) -> tuple[str, str] | None:
+    """(file name, backend) that ``--backend auto`` chose for the unfinished run this one continues, for it to keep:
+    a probe may rank the candidates otherwise (noise, another ``--threads``), and every frame of one output must come
+    from one network; None when there is nothing to continue."""
+    from sredge.models.onnx_file import read_descriptor
+    from sredge.runtime.video_resume import stopped_choice
+
+    if resume is None or (output is None and display) or model.suffix.lower() != ".onnx":
+        return None
+    if output is None:
+        desc = read_descriptor(model)  # auto chooses among a family sredge exported: its scale is the output's tag
+        if desc is None:
+            return None
+        output = _default_video_output(source, desc.scale, size)
+    return stopped_choice(output)
 
 
 def _video_output(path: Path) -> Output:

@@ -424,7 +424,7 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
 
 def decide(model: Path, options: BackendOptions, budget_db: float,
            installed: tuple[list[str], list[str]] | None = None,
-           probe: Mapping[str, object] | None = None) -> AutoDecision:
+           probe: Mapping[str, object] | None = None, keep: tuple[str, str] | None = None) -> AutoDecision:
     """Plan, probe (only when more than one candidate is admissible) and choose; logs the table at INFO.
 
     Args:
@@ -433,10 +433,19 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
         budget_db: ``--max-psnr-drop``.
         installed: (backends, CPU capabilities); None: detect.
         probe: Keyword arguments for :func:`probe_all` (``hw``, ``warmup``, ``rounds``, ``budget_s``).
+        keep: (file name, backend) of the candidate the stopped run that this one continues ran: chosen without a
+            probe while it is admissible, so that every frame of the output comes from one network (a probe can
+            rank close candidates either way, and another ``--threads`` ranks them anew).
     """
     backends, caps = installed if installed is not None else installed_backends()
     cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision)
     ok = admissible(cands, budget_db, options.precision)
+    kept = next((c for c in ok if (c.file.name, c.backend) == keep), None)
+    if kept is not None:
+        line = (summary_line(kept, cands, budget_db, notes, options.precision)
+                + ", the choice of the stopped run this one continues (not probed again)")
+        return AutoDecision(kept, tuple(cands), (f"kept {kept.label}: the stopped run chose it",), budget_db, line,
+                            tuple(notes))
     hw = None
     if len(ok) > 1:
         probe = dict(probe or {})

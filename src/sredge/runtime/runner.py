@@ -140,7 +140,7 @@ class LoadedRuntime:
     """An activated backend with its resolved descriptor (use as a context manager)."""
 
     def __init__(self, model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None = None,
-                 ort_rewrites: bool = True):
+                 ort_rewrites: bool = True, auto_keep: tuple[str, str] | None = None):
         """Args:
             model: The model file.
             opts: Run options.
@@ -148,6 +148,8 @@ class LoadedRuntime:
                 candidates at the shape the run will use (:func:`probe_hw`); None: a 128x128 probe.
             ort_rewrites: ONNX Runtime on the CPU runs :mod:`sredge.runtime.ort_rewrites`; False runs the graph
                 as stored (a workload that must time the same in every sredge version).
+            auto_keep: (file name, backend) that ``--backend auto`` keeps when admissible: the choice of the stopped
+                run this one continues (:func:`sredge.runtime.video_resume.stopped_choice`).
         """
         self.model = model
         self.opts = opts
@@ -165,7 +167,8 @@ class LoadedRuntime:
                 raise InputError(f"--max-psnr-drop must be >= 0, not {opts.max_psnr_drop:g}")
             if not model.is_file():
                 raise InputError(f"no such model file: {model}")
-            self.auto = decide(model, options, opts.max_psnr_drop, probe=_probe_at(model, opts, frame_hw))
+            self.auto = decide(model, options, opts.max_psnr_drop, probe=_probe_at(model, opts, frame_hw),
+                               keep=auto_keep)
             chosen = self.auto.chosen
             self.model, self.kind, options = chosen.file, chosen.backend, candidate_options(chosen, options)
         kwargs = opts.torch_kwargs if self.kind == "torch" else {"rewrites": ort_rewrites} if self.kind == "ort" else {}

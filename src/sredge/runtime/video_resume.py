@@ -95,6 +95,21 @@ def pixel_settings(rt: LoadedRuntime, *, crf: int | None, preset: str, encoder: 
     }
 
 
+def stopped_choice(output: Path) -> tuple[str, str] | None:
+    """(model file name, backend) that the unfinished run of ``output`` journaled (see :func:`pixel_settings`),
+    for ``--backend auto`` to keep; None when there is none to continue.
+
+    Raises:
+        InputError: The journal cannot be read.
+    """
+    journal = WorkFolder(output).load(warn=False)
+    settings = journal.header.get("settings") if journal is not None and journal.segments else None
+    model, backend = (settings.get("--model"), settings.get("--backend")) if isinstance(settings, dict) else (0, 0)
+    if not (isinstance(model, str) and isinstance(backend, str)):
+        return None
+    return model.rsplit(" (sha256 ", 1)[0], backend
+
+
 class ResumableRun:
     """The resumable side of one ``upscale_video`` call (see the module docstring).
 
