@@ -13,8 +13,8 @@ the blocked layout, with the ReLU and the Add fused into them. The result equals
 rounding (144-154 dB against the plain graph on the bundled models and FSRCNN).
 
 Measured on a real frame (Intel Xeon, avx512_vnni, 2 cores; ``python benchmarks/bench_ort_rewrites.py``,
-figures in docs/performance.md): the bundled models ran at 0.73-0.74x of their plain time and
-realesr-animevideov3 (64 channels) at 0.92x, while FSRCNN (56 and 12 channels, not whole blocks) ran
+figures in docs/performance.md): the bundled models ran at 0.73-0.75x of their plain time and
+realesr-animevideov3 (64 channels) at 0.87x, while FSRCNN (56 and 12 channels, not whole blocks) ran
 1.07-1.10x slower. So only a PReLU of a whole number of 16-channel blocks is rewritten. The file on disk
 keeps the plain graph, which OpenVINO and TensorRT fuse natively; :class:`~sredge.runtime.backends.ort.OrtBackend`
 applies this in memory, on the CPU only.
