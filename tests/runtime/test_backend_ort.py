@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,3 +45,49 @@ def test_not_an_onnx_file(tmp_path):
     with pytest.raises(InputError, match="not a model ONNX Runtime can load"):
         with open_backend("ort", bad):
             pass
+
+
+def test_a_missing_or_cut_short_weights_file_is_named(tmp_path):
+    """The audit: a model whose external-data file was cut short by a copy came out as two lines, ONNX Runtime's
+    own log line and sredge's error cut at 200 characters inside a C++ source location."""
+    import onnx
+
+    from sredge.runtime.bundled import default_model
+
+    model = tmp_path / "m.onnx"
+    onnx.save(onnx.load(str(default_model(2))), str(model), save_as_external_data=True, location="m.onnx.data")
+    data = tmp_path / "m.onnx.data"
+    whole = data.read_bytes()
+    data.write_bytes(whole[:1000])
+    with pytest.raises(InputError, match=r"m\.onnx\.data, which is 1,000 bytes while they end at byte [\d,]+: it "
+                                         r"was cut short; copy it again"):
+        with open_backend("ort", model):
+            pass
+    data.unlink()
+    with pytest.raises(InputError, match=r"m\.onnx\.data, which is not beside it"):
+        with open_backend("ort", model):
+            pass
+    data.write_bytes(whole)
+    with open_backend("ort", model, BackendOptions(threads=1)) as be:
+        assert be.run(np.zeros((1, 1, 8, 8), np.float32)).shape == (1, 1, 16, 16)
+
+
+def test_onnx_runtime_logs_nothing_of_its_own_when_a_model_fails_to_load(tmp_path):
+    """sr-run says what is wrong in one line; ONNX Runtime's logger printed its own '[E:onnxruntime:...]' above it."""
+    import subprocess
+    import sys
+
+    import onnx
+
+    from sredge.runtime.bundled import default_model
+
+    model = tmp_path / "m.onnx"
+    onnx.save(onnx.load(str(default_model(2))), str(model), save_as_external_data=True, location="m.onnx.data")
+    data = tmp_path / "m.onnx.data"
+    data.write_bytes(data.read_bytes()[:1000])
+    image = tmp_path / "in.png"
+    image.write_bytes((Path(__file__).parents[2] / "src/sredge/data/astronaut_crop.png").read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "sredge.cli.run", "--image", str(image), "--model", str(model),
+                           "-o", str(tmp_path / "out.png")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "cut short" in proc.stderr and not (tmp_path / "out.png").exists()

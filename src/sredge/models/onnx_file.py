@@ -47,17 +47,28 @@ def external_data_files(model: onnx.ModelProto, path: str | Path) -> list[Path]:
         path: Its file: external locations are relative to its folder.
 
     Raises:
-        InputError: A named file is missing (TensorRT's parser and ONNX Runtime would fail on it).
+        InputError: A named file is missing, or shorter than the weights it holds (cut short by a copy):
+            TensorRT's parser and ONNX Runtime would fail on it.
     """
     folder = Path(path).parent
     tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
-    names = {entry.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
-             for entry in t.external_data if entry.key == "location"}
-    files = sorted(folder / name for name in names)
+    ends: dict[str, int] = {}  # location -> the byte its weights end at
+    for t in tensors:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entry = {e.key: e.value for e in t.external_data}
+        if "location" in entry:
+            end = int(entry.get("offset") or 0) + int(entry.get("length") or 0)
+            ends[entry["location"]] = max(ends.get(entry["location"], 0), end)
+    files = sorted(folder / name for name in ends)
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise InputError(f"{path} keeps its weights in {missing[0].name}, which is not beside it: copy the ONNX "
                          "with its external-data files")
+    for f in files:
+        if f.stat().st_size < ends[f.name]:
+            raise InputError(f"{path} keeps its weights in {f.name}, which is {f.stat().st_size:,} bytes while they "
+                             f"end at byte {ends[f.name]:,}: it was cut short; copy it again")
     return files
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,9 @@ class OrtBackend:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.options.threads > 0:
             so.intra_op_num_threads = self.options.threads
-        so.log_severity_level = 3  # errors only: provider fallbacks are reported by us
+        # On the CPU a load error comes back as the exception sredge reports: ONNX Runtime's logger says nothing
+        # more. A GPU provider that fails to start says why (a missing CUDA or cuDNN library) only in its log.
+        so.log_severity_level = 4 if providers == [_CPU] else 3
         if self.options.fp16:
             raise InputError("--fp16 is not an ONNX Runtime option: export an FP16 ONNX instead")
         if self.options.precision not in (None, "fp32"):
@@ -105,6 +108,7 @@ class OrtBackend:
             if self._sess is None:
                 self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
+            _check_external_data(self.path)  # a missing or cut-short weights file, said plainly
             raise InputError(f"{self.path} is not a model ONNX Runtime can load ({_first(exc)})") from exc
         used = self._sess.get_providers()
         wanted = {"cuda": _CUDA, "tensorrt": _TRT}.get(self.options.device)
@@ -234,9 +238,27 @@ class OrtBackend:
                 f"graph {self.graph}")
 
 
-def _first(exc: BaseException) -> str:
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+"""ONNX Runtime's status prefix (``[ONNXRuntimeError] : 1 : FAIL : ``): no help to a user, and the cause follows it."""
+
+
+def _first(exc: BaseException, limit: int = 300) -> str:
+    """The first line of ``exc`` without ONNX Runtime's status prefix, cut at a word after ``limit`` characters."""
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    text = _ORT_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _check_external_data(path: Path) -> None:
+    """Raise :class:`InputError` naming a missing or cut-short external-data file of ``path``; else nothing
+    (also when the file is not ONNX at all: ONNX Runtime's own error says so)."""
+    from sredge.models.onnx_file import external_data_files, load_onnx
+
+    try:
+        model = load_onnx(path)
+    except InputError:
+        return
+    external_data_files(model, path)
 
 
 def _typed_precision(path: Path) -> str:
