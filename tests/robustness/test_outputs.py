@@ -79,6 +79,17 @@ def _ckpt_named(w: Path, name: str) -> Path:
     return w / name
 
 
+def _external_data(w: Path, location: str = "ext.onnx.data") -> Path:
+    """``w/ext.onnx``: the bundled model with its weights kept in ``w/location`` (``save_as_external_data``)."""
+    import onnx
+
+    onnx.save(onnx.load(str(BUNDLED_X2)), str(w / "ext.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location=location, size_threshold=1024)
+    return w / "ext.onnx"
+
+
+KEY_MAP = '{"^zzz\\\\.": "zzz."}'
+
 V = ["--model"]  # video and image runs take the model from the work folder
 
 RUN: dict[str, Callable[[Path], Case]] = {
@@ -105,6 +116,16 @@ RUN: dict[str, Callable[[Path], Case]] = {
     "video-output-is-the-reference": lambda w: Case(
         ["--video", w / "in.mp4", *V, w / "m.onnx", "--reference", shutil.copy(BUNDLED_X2, w / "ref.onnx"),
          "-o", w / "ref.onnx", "--overwrite"], "would overwrite the input"),
+    # the files a model is read with: --report replaced them (exit 0, the model's weights or the key map lost)
+    "video-report-is-the-models-external-data": lambda w: Case(
+        ["--video", w / "in.mp4", *V, _external_data(w), "-o", w / "out.mp4", "--report", w / "ext.onnx.data",
+         "--overwrite"], "would overwrite the input"),
+    "video-report-is-the-engines-sidecar": lambda w: _after(_touch(w / "e.engine.json"), Case(
+        ["--video", w / "in.mp4", *V, _touch(w / "e.engine"), "-o", w / "out.mp4", "--report", w / "e.engine.json",
+         "--overwrite"], "would overwrite the input")),
+    "video-report-is-the-key-map": lambda w: Case(
+        ["--video", w / "in.mp4", *V, w / "fsrcnn_x2.pth", "--key-map", _touch(w / "map.json", KEY_MAP), "-o",
+         w / "out.mp4", "--report", w / "map.json", "--overwrite"], "would overwrite the input"),
     "video-report-exists": lambda w: Case(
         ["--video", w / "in.mp4", *V, w / "m.onnx", "-o", w / "out.mp4", "--report", _touch(w / "run.json")],
         "exists; pass --overwrite"),
@@ -219,6 +240,9 @@ BENCH: dict[str, Callable[[Path], Case]] = {
     "json-symlink-to-the-model": lambda w: Case(
         [w / "m.onnx", *B, w / "dataset", "--json", _link(w, "l.json", w / "m.onnx"), "--overwrite"],
         "would overwrite the input"),
+    "json-is-the-models-external-data": lambda w: Case(
+        [_external_data(w), *B, w / "dataset", "--json", w / "ext.onnx.data", "--overwrite"],
+        "would overwrite the input"),
     "json-is-dev-null": lambda w: Case([w / "m.onnx", *B, w / "dataset", "--json", "/dev/null", "--overwrite"],
                                        "not a regular file"),
     "report-crops-exist": lambda w: Case(
@@ -278,6 +302,9 @@ TRAIN: dict[str, Callable[[Path], Case]] = {
     "qat-state-name-too-long": lambda w: Case(
         ["--qat", w / "m.onnx", "--data", w / "photos", "-o", w / ("a" * 225 + ".int8.onnx")],
         "-o's QAT state"),
+    "qat-output-is-the-models-external-data": lambda w: Case(
+        ["--qat", _external_data(w, "ext.int8.onnx"), "--data", w / "photos", "-o", w / "ext.int8.onnx",
+         "--overwrite"], "would overwrite the input"),
     "output-inside-the-data": lambda w: Case(["--data", w / "photos", "-o", w / "photos" / "x.pth"],
                                              "inside the input folder"),
     "output-exists-without-resume": lambda w: Case(["--data", w / "photos", "-o", w / "fsrcnn_x2.pth"],

@@ -131,7 +131,11 @@ def _paths(args) -> tuple[list, list]:
         if not args.overwrite and crops.is_dir() and any(crops.iterdir()):
             raise InputError(f"{crops} exists; pass --overwrite to replace its pictures, or choose another --report")
         outputs.append(Output(crops, "--report", folder=True))
-    inputs = [Input(m, "MODEL") for m in args.models] + [Input(args.dataset, "--dataset")]
+    from sredge.runtime.backends.base import companion_files
+
+    # a model's external-data files and an engine's sidecar are read with it: --json m.onnx.data replaced weights
+    inputs = [Input(f, "MODEL") for m in args.models for f in (m, *companion_files(m))]
+    inputs += [Input(args.dataset, "--dataset")]
     inputs += [Input(args.baseline, "--baseline")] if args.baseline is not None else []
     return outputs, inputs
 

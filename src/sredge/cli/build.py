@@ -109,11 +109,12 @@ def _paths(args, engine: Path) -> tuple[list, list]:
     """
     from sredge.export.engine_build import is_calibration_cache
     from sredge.outputs import Input, Output
+    from sredge.runtime.backends.base import companion_files
 
     sidecar = engine.with_name(engine.name + ".json")
     ours = engine.is_file() and _built_by_sr_build(engine)
     outputs = [Output(engine, "-o", updated=ours), Output(sidecar, "the engine's sidecar", updated=ours)]
-    inputs = [Input(args.onnx, "the ONNX")] + [Input(f, "the ONNX's external data") for f in _external(args.onnx)]
+    inputs = [Input(args.onnx, "the ONNX")] + [Input(f, "the ONNX's external data") for f in companion_files(args.onnx)]
     if args.calib is not None:
         inputs.append(Input(args.calib, "--calib"))
         if args.calib_cache is not None:  # a cache sr-build wrote is remade in place; any other file is not
@@ -123,16 +124,6 @@ def _paths(args, engine: Path) -> tuple[list, list]:
     if args.timing_cache is not None:
         outputs.append(Output(args.timing_cache, "--timing-cache", updated=True))
     return outputs, inputs
-
-
-def _external(onnx_path: Path) -> list[Path]:
-    """The ONNX's external-data files (none when it cannot be read: the build says why)."""
-    from sredge.models.onnx_file import external_data_files, load_onnx
-
-    try:
-        return external_data_files(load_onnx(onnx_path), onnx_path)
-    except InputError:
-        return []
 
 
 def _built_by_sr_build(engine: Path) -> bool:

@@ -216,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_tile_overlap(tile, args.tile_overlap)
     model = args.model or default_model(args.scale)
     is_default = args.model is None
+    key_map = _key_map(args)
     opts = RunOptions(
         backend=args.backend,
         max_psnr_drop=args.max_psnr_drop,
@@ -229,15 +230,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides=ModelOverrides(scale=None if is_default else args.scale, color=args.color,
                                  value_range=args.value_range),
         torch_kwargs={k: v for k, v in (("arch", args.arch), ("trust_pickle", args.trust_pickle),
-                                        ("scale", args.scale), ("key_map", _key_map(args))) if v},
+                                        ("scale", args.scale), ("key_map", key_map)) if v},
         max_pixels=args.max_pixels,
     )
     if not model.exists():
         raise InputError(f"no such model file: {model}")
-    reads = [Input(model, "--model")] + ([Input(args.reference, "--reference")] if args.reference else [])
+    reads = _model_reads(model, "--model") + (_model_reads(args.reference, "--reference") if args.reference else [])
+    if key_map is not None and key_map.source != "inline":  # read once, at the start: a --report over it lost it
+        reads.append(Input(Path(key_map.source), "--key-map"))
     if args.image is not None:
         return _run_images(args, model, opts, reads)
     return _run_video(args, model, opts, reads)
+
+
+def _model_reads(model: Path, flag: str) -> list[Input]:
+    """A model file and the files it is read with (an ONNX's external data, an engine's sidecar), for the output
+    policy: ``--report m.onnx.data`` replaced the weights of ``--model m.onnx``."""
+    from sredge.runtime.backends.base import companion_files
+
+    return [Input(model, flag)] + [Input(f, flag) for f in companion_files(model)]
 
 
 def _scale_before_loading(args, model: Path) -> int:

@@ -149,9 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         refuse_state_in_the_way(state)
         # check_qat_state decides what an existing state means: the claim only keeps it from inputs and other runs
         outputs.append(Output(state, "-o's QAT state", updated=True))
-        inputs.append(Input(args.qat, "--qat"))
-        if args.qat_target not in ("fp32", "ground-truth"):
-            inputs.append(Input(Path(args.qat_target), "--qat-target"))
+        from sredge.runtime.backends.base import companion_files
+
+        models = [(args.qat, "--qat")] + ([(Path(args.qat_target), "--qat-target")]
+                                          if args.qat_target not in ("fp32", "ground-truth") else [])
+        inputs += [Input(f, flag) for model, flag in models for f in (model, *companion_files(model))]
         check_outputs(outputs, inputs, True)  # names, folders, inputs: before the state is read or acted on
         if not args.resume and not args.overwrite and args.output.exists():
             how = ("pass --resume to continue it, --overwrite to start over" if state.exists() else

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
 
 
@@ -100,3 +101,23 @@ def model_kind(path: str | Path) -> str:
     if suffix in (".pth", ".pt", ".ckpt", ".safetensors"):
         return "torch"
     raise ValueError(f"unknown model file type {suffix!r} (expected .onnx, .engine/.plan, or a .pth checkpoint)")
+
+
+def companion_files(path: str | Path) -> list[Path]:
+    """The files a model is read with besides itself, which no output may replace: an ONNX's external-data
+    files, a TensorRT engine's ``.json`` sidecar. None for another file, or one that cannot be read (loading
+    it says why)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from sredge.models.onnx_file import external_data_files, load_onnx
+
+        try:
+            return external_data_files(load_onnx(path), path)
+        except InputError:
+            return []
+    if suffix in (".engine", ".plan", ".trt"):
+        from sredge.runtime.backends.trt import sidecar_path
+
+        return [p for p in (sidecar_path(path),) if p.exists()]
+    return []
