@@ -12,6 +12,20 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("SREDGE_ASSETS", ROOT.parent / "shared" / "assets"))
 
 
+def synced_inodes(monkeypatch) -> set[int]:
+    """The inodes every later ``os.fsync`` of this process flushes (the real fsync still runs); a file keeps its
+    inode through a rename, so the final name tells whether its data was flushed under the temporary one."""
+    seen: set[int] = set()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.add(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
 def asset(rel: str) -> Path:
     """Path of a real test asset; skips the test (with the reason) when assets are absent."""
     path = ASSETS / rel

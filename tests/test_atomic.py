@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from sredge.atomic import atomic_files, committed_count, committed_since, write_bytes_atomic
+from sredge.atomic import atomic_files, atomic_path, committed_count, committed_since, write_bytes_atomic
+from tests.conftest import synced_inodes
+
+
+def test_what_a_caller_wrote_into_the_temporary_file_is_flushed_before_the_rename(tmp_path, monkeypatch):
+    """The audit: sr-export writes its ONNX straight into atomic_path's temporary file (tmp.write_bytes), which
+    was renamed onto -o unflushed: after a power loss the file system could hold an empty file under the final
+    name."""
+    synced = synced_inodes(monkeypatch)
+    out = tmp_path / "m.onnx"
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"weights")
+    assert out.read_bytes() == b"weights" and out.stat().st_ino in synced
 
 
 def test_files_written_inside_a_staging_folder_are_not_outputs_of_their_own(tmp_path):

@@ -1,8 +1,10 @@
-"""Atomic file output: write to a temporary file in the target folder, then rename.
+"""Atomic file output: write to a temporary file in the target folder, fsync it, then rename.
 
 A crash, an error or a signal mid-write leaves the previous file (or nothing), never half a file,
-and no temporary file. A write that fails for a reason the user can fix (disk full, read-only
-target, no permission) raises :class:`WriteError` naming the final file, not the temporary one.
+and no temporary file; the fsync before the rename keeps a power loss from leaving an empty or cut
+file under the final name (a file system may commit the rename before the data). A write that fails
+for a reason the user can fix (disk full, read-only target, no permission) raises :class:`WriteError`
+naming the final file, not the temporary one.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.close(fd)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         yield tmp_path
+        fsync_file(tmp_path)  # whoever wrote it (sr-export's ONNX, an encoder): its data before its name
         with uninterruptible():
             check()  # never commit an output after a stop signal, even one whose exception was lost
             os.replace(tmp_path, path)
@@ -226,8 +229,23 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         WriteError: Disk full, read-only or forbidden target.
     """
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp.write_bytes(data)
     return Path(path)
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a closed file's data to the disk (before it is renamed onto an output, or recorded as done)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Flush a folder's entries to the disk: a rename or a new file in it survives a power loss."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -20,7 +20,7 @@ from sredge.errors import InputError
 from sredge.runtime import video_io
 from sredge.runtime.video_io import Frame, VideoInfo, VideoReader, VideoWriter, parse_source
 from sredge.runtime.window import Window
-from tests.conftest import asset
+from tests.conftest import asset, synced_inodes
 
 ONEPIECE = "video/onepiece_demo.mp4"
 BOTTLE = "video/bottle-detection.mp4"
@@ -322,6 +322,17 @@ def test_interrupted_writer_leaves_playable_file_of_frames_done(tmp_path, exc):
     assert out.exists() and leftovers(tmp_path) == []
     info, frames, _, error = read_all(out)
     assert len(frames) == 10 and error is None and info.frame_count == 10
+
+
+def test_a_finished_video_is_flushed_before_and_after_its_rename(tmp_path, monkeypatch):
+    """The audit: the writer renamed its temporary file onto the output unflushed, and a resumable run then
+    removes its fsynced segments: a power loss could leave an empty output and no segments to join again."""
+    synced = synced_inodes(monkeypatch)
+    out = tmp_path / "done.mp4"
+    with VideoWriter(out, 64, 48, Fraction(1, 25), Fraction(25), preset="ultrafast") as vw:
+        for i in range(3):
+            vw.write(Frame(_pattern(i, 64, 48), i, i))
+    assert out.stat().st_ino in synced and tmp_path.stat().st_ino in synced
 
 
 def test_no_frames_leaves_nothing(tmp_path):

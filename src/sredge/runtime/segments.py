@@ -28,7 +28,7 @@ import av
 import av.error
 from av.bitstream import BitStreamFilterContext
 
-from sredge.atomic import WriteError, write_bytes_atomic
+from sredge.atomic import WriteError, fsync_file, fsync_folder, write_bytes_atomic
 from sredge.errors import InputError
 from sredge.runtime.resume import (
     JOURNAL,
@@ -133,22 +133,6 @@ def frame_digest(frame: Frame) -> str:
     return hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WorkFolder:
     """The work folder of one output (all side effects of resuming live here).
 
@@ -209,7 +193,7 @@ class WorkFolder:
         try:
             self.path.mkdir(exist_ok=True)
             write_bytes_atomic(self.journal_path, ("\n".join(journal.lines()) + "\n").encode())
-            _fsync_dir(self.path)
+            fsync_folder(self.path)
         except OSError as exc:
             raise _write_error(self.output, exc) from exc
         except WriteError as exc:
@@ -246,8 +230,8 @@ class WorkFolder:
     def commit(self, seg: Segment) -> None:
         """Make a closed segment file durable, then record it."""
         try:
-            _fsync_file(self.path / seg.file)
-            _fsync_dir(self.path)
+            fsync_file(self.path / seg.file)
+            fsync_folder(self.path)
         except OSError as exc:
             raise _write_error(self.output, exc) from exc
         self.append({"segment": asdict(seg)})

@@ -41,7 +41,7 @@ import numpy as np
 from av.stream import Discard, Disposition
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-from sredge.atomic import check_writable, write_error
+from sredge.atomic import check_writable, fsync_file, fsync_folder, write_error
 from sredge.errors import InputError
 from sredge.limits import DEFAULT_MAX_PIXELS, check_pixels
 from sredge.runtime.camera import is_camera_uri
@@ -1456,13 +1456,20 @@ class VideoWriter:
                 raise full or InputError(f"could not finish {self.path}: {_reason(exc)}") from exc
             raise
         if self.frames_written:
-            if self.before_replace is not None:
-                try:
+            try:
+                # Its data, then its name, on the disk: a resumable run removes its segments once the output is
+                # joined, and a power loss must not leave an empty file in their place.
+                fsync_file(self._tmp)
+                if self.before_replace is not None:
                     self.before_replace(self._tmp)
-                except BaseException:
-                    self._abandon()
-                    raise
+            except BaseException as exc:
+                self._abandon()
+                if isinstance(exc, OSError):
+                    raise write_error(self.path, exc) or InputError(f"could not finish {self.path}: "
+                                                                    f"{_reason(exc)}") from exc
+                raise
             os.replace(self._tmp, self.path)
+            fsync_folder(self.path.parent)
             log.info("wrote %d frames to %s", self.frames_written, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
