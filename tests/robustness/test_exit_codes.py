@@ -390,6 +390,28 @@ def test_a_disk_that_fills_while_a_video_is_written_is_named_as_full(work, tmp_p
         assert str(disk / "x.mp4") in res.err and leftovers(disk) == []
 
 
+def test_a_disk_too_full_to_join_the_frames_done_says_they_are_kept_and_how_to_join_them(work, tmp_path):
+    """The audit: every frame was encoded and committed, then joining them into -o filled the disk: the line was
+    only "no space left on device writing x.mp4", the frames kept in its work folder unmentioned (one might
+    choose another -o, or --overwrite, and encode them all again). A disk that holds the segments but not the
+    output as well."""
+    import subprocess
+
+    args = ["--video", work / "in.mp4", "--model", work / "m.onnx", "-q", "--crf", "0", "--preset", "ultrafast"]
+    res = sr("run", *args, "-o", tmp_path / "size.mp4", "--no-resume")
+    assert res.code == 0, res.err
+    size = (tmp_path / "size.mp4").stat().st_size
+    with tmpfs(tmp_path / "small", size=str(size * 3 // 2 + 8192)) as disk:
+        res = hostile("run", [*args, "-o", disk / "x.mp4"], inputs=[work], outputs=[disk / "x.mp4"], watch=work,
+                      match="no space left on device writing")
+        assert f"the 6 frames done are kept in {disk / 'x.mp4.sredge-partial'}" in res.err, res.err
+        assert "free some space, then the same command joins them" in res.err
+        subprocess.run(["mount", "-o", f"remount,size={size * 3}", str(disk)], check=True)
+        res = sr("run", *args, "-o", disk / "x.mp4")
+        assert res.code == 0 and abs((disk / "x.mp4").stat().st_size - size) < 1000, res.err  # the 6 frames
+        assert leftovers(disk) == [] and not (disk / "x.mp4.sredge-partial").exists()
+
+
 def test_a_reader_that_stops_early_does_not_stop_the_work(tmp_path):
     """The audit: ``sr-export ... | head -1`` was an internal error (BrokenPipeError), exit 3, and wrote no
     file. The export finishes, exit 0, when its stdout closes after the first line."""

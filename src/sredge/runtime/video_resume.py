@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sredge.atomic import NO_SPACE, WriteError
 from sredge.errors import InputError
 from sredge.runtime.resume import (
     Journal,
@@ -234,8 +235,7 @@ class ResumableRun:
             if n:
                 self.work.append({"done": n})
                 journal.done = n
-                written = join_segments(self.work, journal, self.source, self.window, make_writer,
-                                        self.max_pixels, partial=False, before_replace=self._record("final", n))
+                written = self._join(journal, make_writer, partial=False)
             else:
                 written = 0
             self.work.remove()
@@ -245,8 +245,19 @@ class ResumableRun:
             return 0
         if self.keep_existing:
             return 0  # the earlier output stays; the committed frames wait in the work folder
-        return join_segments(self.work, journal, self.source, self.window, make_writer, self.max_pixels,
-                             partial=True, before_replace=self._record("partial", n))
+        return self._join(journal, make_writer, partial=True)
+
+    def _join(self, journal, make_writer: Callable[[Path, VideoReader], VideoWriter], partial: bool) -> int:
+        """:func:`join_segments`; an output that cannot be written (a full disk, say) says that the frames done are
+        kept and how to join them (the line named only the output: the work folder stayed unmentioned)."""
+        n = journal.frames
+        try:
+            return join_segments(self.work, journal, self.source, self.window, make_writer, self.max_pixels,
+                                 partial=partial, before_replace=self._record("partial" if partial else "final", n))
+        except WriteError as exc:
+            how = "free some space, then " if exc.reason == NO_SPACE else ""
+            raise InputError(f"{exc}; the {n} frames done are kept in {self.work.path}: {how}the same command "
+                             "joins them") from exc
 
     def _record(self, kind: str, frames: int) -> Callable[[Path], None]:
         """Journal the joined file (``partial`` or ``final``) from its temporary file, before it is renamed onto
