@@ -39,36 +39,44 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def external_data_files(model: onnx.ModelProto, path: str | Path) -> list[Path]:
-    """The files an ONNX keeps its weights in, besides itself (``save_as_external_data``), sorted.
+def external_data_ends(model: onnx.ModelProto, path: str | Path) -> dict[Path, int]:
+    """The files an ONNX keeps its weights in, besides itself (``save_as_external_data``), each with the byte its
+    weights end at (pure: nothing is read from disk).
 
     Args:
         model: The model loaded from ``path`` without its external data (:func:`load_onnx`).
         path: Its file: external locations are relative to its folder.
-
-    Raises:
-        InputError: A named file is missing, or shorter than the weights it holds (cut short by a copy):
-            TensorRT's parser and ONNX Runtime would fail on it.
     """
     folder = Path(path).parent
     tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
-    ends: dict[str, int] = {}  # location -> the byte its weights end at
+    ends: dict[Path, int] = {}
     for t in tensors:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
         entry = {e.key: e.value for e in t.external_data}
         if "location" in entry:
-            end = int(entry.get("offset") or 0) + int(entry.get("length") or 0)
-            ends[entry["location"]] = max(ends.get(entry["location"], 0), end)
-    files = sorted(folder / name for name in ends)
+            where = folder / entry["location"]
+            ends[where] = max(ends.get(where, 0), int(entry.get("offset") or 0) + int(entry.get("length") or 0))
+    return ends
+
+
+def external_data_files(model: onnx.ModelProto, path: str | Path) -> list[Path]:
+    """The files an ONNX keeps its weights in, besides itself, sorted (see :func:`external_data_ends`).
+
+    Raises:
+        InputError: A named file is missing, or shorter than the weights it holds (cut short by a copy):
+            TensorRT's parser and ONNX Runtime would fail on it.
+    """
+    ends = external_data_ends(model, path)
+    files = sorted(ends)
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise InputError(f"{path} keeps its weights in {missing[0].name}, which is not beside it: copy the ONNX "
                          "with its external-data files")
     for f in files:
-        if f.stat().st_size < ends[f.name]:
+        if f.stat().st_size < ends[f]:
             raise InputError(f"{path} keeps its weights in {f.name}, which is {f.stat().st_size:,} bytes while they "
-                             f"end at byte {ends[f.name]:,}: it was cut short; copy it again")
+                             f"end at byte {ends[f]:,}: it was cut short; copy it again")
     return files
 
 

@@ -110,10 +110,10 @@ def companion_files(path: str | Path) -> list[Path]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from sredge.models.onnx_file import external_data_files, load_onnx
+        from sredge.models.onnx_file import external_data_ends, load_onnx
 
         try:
-            return external_data_files(load_onnx(path), path)
+            return sorted(f for f in external_data_ends(load_onnx(path), path) if f.exists())
         except InputError:
             return []
     if suffix in (".engine", ".plan", ".trt"):
