@@ -290,3 +290,14 @@ def test_sr_run_refusals(cli, exported, tmp_path):
                   "-o", tmp_path / "o.png")
         assert res.code == 2 and "no native bfloat16" in res.err
     assert not (tmp_path / "o.png").exists()
+
+
+@needs_ov
+def test_run_refuses_an_integer_batch():
+    """The library audit: an 8-bit batch was cast to float32 and ran as values 0..255, garbage out, no error."""
+    from sredge.runtime.bundled import default_model
+
+    with open_backend("openvino", default_model(2), BackendOptions(threads=1)) as be:
+        with pytest.raises(InputError, match="not uint8 samples"):
+            be.run(np.full((1, 1, 16, 16), 128, np.uint8))
+        assert be.run(np.full((1, 1, 16, 16), 0.5, np.float32)).shape == (1, 1, 32, 32)

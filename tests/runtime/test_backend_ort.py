@@ -91,3 +91,27 @@ def test_onnx_runtime_logs_nothing_of_its_own_when_a_model_fails_to_load(tmp_pat
                            "-o", str(tmp_path / "out.png")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "cut short" in proc.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_run_refuses_what_it_would_misread():
+    """The library audit: an 8-bit batch ran as values 0..255 (garbage out, no error), a channels-last batch
+    failed with ONNX Runtime's first line ('invalid dimensions ... for the following indices', the indices
+    cut off), and ``run`` outside the ``with`` block was an AttributeError."""
+    from sredge.runtime.bundled import default_model
+
+    be = open_backend("ort", default_model(2), BackendOptions(device="cpu", threads=1))
+    with pytest.raises(RuntimeError, match="outside its 'with' block"):
+        be.run(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(RuntimeError, match="outside its 'with' block"):
+        be.input_spec()
+    with be:
+        with pytest.raises(InputError, match=r"float32 batch .* not uint8 samples.*image_to_input"):
+            be.run(np.full((1, 1, 8, 8), 128, np.uint8))
+        with pytest.raises(InputError, match=r"takes \(N, 1, H, W\) batches, not an array of shape \(1, 8, 8, 3\)"):
+            be.run(np.zeros((1, 8, 8, 3), np.float32))
+        with pytest.raises(InputError, match=r"channels last\? transpose"):
+            be.run(np.zeros((1, 8, 8, 1), np.float32))
+        with pytest.raises(InputError, match=r"\(N, 1, H, W\) batches, not an array of shape \(8, 8\)"):
+            be.run(np.zeros((8, 8), np.float32))
+        out = be.run(np.full((1, 1, 8, 8), 0.5, np.float64)[..., ::1, ::-1])  # other floats, views: run as float32
+        assert out.dtype == np.float32 and out.shape == (1, 1, 16, 16)

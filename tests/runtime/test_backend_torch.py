@@ -138,6 +138,12 @@ def test_wrong_channels_are_refused(espcn):
         be.run(_frame(c=1))
 
 
+def test_an_integer_batch_is_refused(espcn):
+    """The library audit: an 8-bit batch was cast to float32 and ran as values 0..255, garbage out, no error."""
+    with TorchBackend(espcn[0], CPU) as be, pytest.raises(InputError, match="not uint8 samples"):
+        be.run((_frame() * 255).astype(np.uint8))
+
+
 def test_use_outside_with_is_an_error(espcn):
     be = TorchBackend(espcn[0], CPU)
     with pytest.raises(RuntimeError, match="outside its 'with' block"):

@@ -87,6 +87,33 @@ class Backend(Protocol):
         ...
 
 
+def check_batch(x: np.ndarray, channels: int | None, model: str | Path) -> np.ndarray:
+    """``x`` as an array when it is what :meth:`Backend.run` takes: (N, C, H, W) floats with the model's ``C``.
+
+    Checks only the type and shape (no pass over the values: this runs on every tile). An integer batch is
+    refused rather than cast: 8-bit pixels (0..255) would run as values 255 times the model's range and come
+    back as garbage, with no error.
+
+    Args:
+        x: The batch a caller gave ``run``.
+        channels: The model's input channels; None: not checked.
+        model: The model file, as the message names it.
+
+    Raises:
+        InputError: Not 4-D, another channel count, or not floating point; the message says what to pass.
+    """
+    x = np.asarray(x)
+    name = Path(model).name
+    want = f"(N, {channels if channels is not None else 'C'}, H, W)"
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        hint = " (channels last? transpose to N, C, H, W)" if x.ndim == 4 and x.shape[-1] == channels else ""
+        raise InputError(f"{name} takes {want} batches, not an array of shape {x.shape}{hint}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise InputError(f"{name} takes a float32 batch in the model's value range, not {x.dtype} samples: "
+                         "prepare images with sredge.imaging.model_io.image_to_input (8-bit images / 255)")
+    return x
+
+
 def model_kind(path: str | Path) -> str:
     """Which backend a model file belongs to, by suffix: ``ort``, ``trt`` or ``torch``.
 

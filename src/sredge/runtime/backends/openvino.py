@@ -29,7 +29,7 @@ import numpy as np
 from sredge._lazy import require
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.backends.base import BackendOptions, InputSpec
+from sredge.runtime.backends.base import BackendOptions, InputSpec, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,11 @@ class OpenVinoBackend:
             (N, C_out, H_out, W_out) float32.
 
         Raises:
-            InputError: Wrong rank or channels, or a shape the model cannot take.
+            InputError: Wrong rank, channels or sample type (see :func:`~sredge.runtime.backends.base.check_batch`),
+                or a shape the model cannot take.
         """
-        x = np.ascontiguousarray(x, dtype=self._in_dtype)
-        if x.ndim != 4 or x.shape[1] != self._shape[1]:
-            raise InputError(f"input has shape {x.shape}; the model takes (N, {self._shape[1]}, H, W)")
+        self._active()
+        x = np.ascontiguousarray(check_batch(x, self._shape[1], self.path), dtype=self._in_dtype)
         req = self._request(tuple(int(d) for d in x.shape))
         req.infer({0: x}, share_inputs=True)
         return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)

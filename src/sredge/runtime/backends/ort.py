@@ -10,7 +10,7 @@ import numpy as np
 
 from sredge.errors import InputError, MissingDependencyError
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.backends.base import BackendOptions, InputSpec
+from sredge.runtime.backends.base import BackendOptions, InputSpec, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ class OrtBackend:
         """The input geometry. A fixed batch axis of N > 1 is the largest batch per call: :meth:`run` pads
         smaller batches to N (and splits larger ones), so tiles run one at a time still work; ``--batch N``
         fills every call."""
+        self._session()
         n, c, h, w = (d if isinstance(d, int) and d > 0 else None for d in self._in.shape)
         if c is None:
             raise InputError(f"{self.path}: the channel axis of the input must be fixed")
@@ -189,12 +190,17 @@ class OrtBackend:
             raise InputError(f"{self.path}: {exc} (re-export it with sr-export)") from exc
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 -> the model's output as float32; a fixed batch axis is padded to
-        (see :meth:`input_spec`).
+        """(N, C, H, W) float32 in [0, value_range] -> the model's output as float32; a fixed batch axis is
+        padded to (see :meth:`input_spec`).
 
         Raises:
-            InputError: ONNX Runtime refused the input or failed running it (the model's own fault, or out of memory).
+            InputError: Not a (N, C, H, W) float batch with the model's C (see
+                :func:`~sredge.runtime.backends.base.check_batch`); ONNX Runtime refused the input or failed
+                running it (the model's own fault, or out of memory).
         """
+        self._session()
+        c = self._in.shape[1]
+        x = check_batch(x, c if isinstance(c, int) and c > 0 else None, self.path)
         n = self._fixed_batch
         if n is None or x.shape[0] == n:
             return self._run(x)

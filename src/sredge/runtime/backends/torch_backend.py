@@ -16,7 +16,7 @@ from sredge._lazy import require
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
 from sredge.models.loader import load_model
-from sredge.runtime.backends.base import BackendOptions, InputSpec
+from sredge.runtime.backends.base import BackendOptions, InputSpec, check_batch
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,11 @@ class TorchBackend:
             (N, C_out, H_out, W_out) float32.
 
         Raises:
-            InputError: Wrong rank or channel count, or out of GPU memory.
+            InputError: Wrong rank, channel count or sample type (see
+                :func:`~sredge.runtime.backends.base.check_batch`), or out of GPU memory.
         """
         module, torch = self._active(), self._torch
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != self._descriptor.in_channels:
-            raise InputError(
-                f"input has shape {x.shape}; {self._descriptor.arch} takes (N, {self._descriptor.in_channels}, H, W)"
-            )
+        x = check_batch(x, self._descriptor.in_channels, self.path)
         # A private copy: the caller's array may be read-only, and a network that works in place
         # on its input must not change the caller's frame.
         t = torch.from_numpy(np.array(x, dtype=np.float32, order="C", copy=True))

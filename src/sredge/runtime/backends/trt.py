@@ -44,7 +44,7 @@ from sredge._lazy import require
 from sredge.atomic import write_bytes_atomic
 from sredge.errors import InputError, MissingDependencyError
 from sredge.models.descriptor import METADATA_PREFIX, ModelDescriptor
-from sredge.runtime.backends.base import BackendOptions, InputSpec
+from sredge.runtime.backends.base import BackendOptions, InputSpec, check_batch
 from sredge.runtime.backends.cuda_rt import (  # noqa: F401  (re-exported: the TensorRT API of this module)
     BUFFER_GRANULARITY,
     CUDA_RUNTIME_MODULES,
@@ -695,7 +695,7 @@ class TrtBackend:
     def _submit(self, slot: _Slot, x: np.ndarray) -> None:
         """Queue one batch on ``slot``: upload, then the engine, then download, ordered by events."""
         cudart, ctx, plan, streams, ev = self._cudart, self._context, self._plan, self._streams, slot.events
-        x = np.asarray(x)
+        x = check_batch(x, None, self.path)  # floats: the copy below would turn uint8 pixels into 0..255 values
         n = int(x.shape[0]) if x.ndim == 4 else 0
         if x.ndim == 4 and 0 < n < self._min[0]:
             # A profile whose smallest batch is above 1 (a DLA engine's fixed batch, --batch 2:4:8): fill the
