@@ -250,3 +250,22 @@ def test_the_bundled_int8_files_are_tensorrt_encoded():
         stored = {inits[n.input[0]] for n in model.graph.node
                   if n.op_type == "DequantizeLinear" and n.input[0] in inits}
         assert stored == {onnx.TensorProto.INT8} and qdq_encoding(model).tensorrt_int8, int8
+
+
+def test_calibrate_refuses_inputs_it_would_misread(tmp_path):
+    """The library audit: 8-bit crops or floats in [0, 255] calibrated ranges 255 times too wide (a useless INT8
+    model, no error); RGB crops for a luma-only model and a missing file were ONNX Runtime's / onnx's tracebacks."""
+    from sredge.errors import InputError
+    from sredge.runtime.bundled import default_model
+
+    model = default_model(2)  # luma-only, value range 1
+    x = np.random.default_rng(0).random((4, 1, 16, 16), dtype=np.float32)
+    with pytest.raises(InputError, match="no such ONNX file"):
+        calibrate(tmp_path / "missing.onnx", x)
+    with pytest.raises(InputError, match=r"\(N, 1, H, W\) floats in \[0, 1\], not uint8 .*model_inputs"):
+        calibrate(model, (x * 255).astype(np.uint8))
+    with pytest.raises(InputError, match=r"not float32 \(4, 3, 16, 16\)"):
+        calibrate(model, np.repeat(x, 3, axis=1))
+    with pytest.raises(InputError, match="go up to 2"):
+        calibrate(model, x * 255)
+    assert calibrate(model, x).options.flavour == "cpu"

@@ -159,12 +159,15 @@ def calibrate(fp32_model: str | Path, inputs: np.ndarray, options: Int8Options =
         options: Method, histogram settings, flavour (``trt`` makes ranges symmetric).
 
     Raises:
-        InputError: No calibration inputs.
+        InputError: The model file is missing or not ONNX; no calibration inputs, or inputs that are not the
+            model's (N, C, H, W) floats in its value range (8-bit crops, RGB crops for a luma-only model).
     """
+    inputs = np.asarray(inputs)
     if len(inputs) == 0:
         raise InputError("the calibration set is empty")
     q = _quantization()
     reference = int8_reference(fp32_model, options.flavour)
+    _check_inputs(inputs, reference, fp32_model)
     name = reference.graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="sredge-calib-") as tmp:
         # Every float tensor is calibrated (None): the CPU flavour also quantizes the Add, Mul, ...
@@ -186,6 +189,26 @@ def calibrate(fp32_model: str | Path, inputs: np.ndarray, options: Int8Options =
     return Ranges(data, options)
 
 
+def _check_inputs(inputs: np.ndarray, model: onnx.ModelProto, path: str | Path) -> None:
+    """Refuse calibration inputs the model would misread: ONNX Runtime cast 8-bit crops to float silently (ranges
+    255 times too wide: a useless INT8 model) and failed on another layout with its own traceback."""
+    from sredge.models.onnx_file import descriptor_of
+
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    channels = dims[1].dim_value if len(dims) == 4 and dims[1].HasField("dim_value") else None
+    try:
+        desc = descriptor_of(model)
+    except ValueError:
+        desc = None  # damaged metadata: int8_reference (trt) or the quantized model's descriptor says so
+    top = desc.value_range if desc is not None else None
+    how = "make them with sredge.calibration.sets.model_inputs(cset, desc)"
+    want = f"(N, {channels or 'C'}, H, W) floats in [0, {top:g}]" if top else f"(N, {channels or 'C'}, H, W) floats"
+    if inputs.ndim != 4 or (channels and inputs.shape[1] != channels) or not np.issubdtype(inputs.dtype, np.floating):
+        raise InputError(f"{Path(path).name} calibrates on {want}, not {inputs.dtype} {inputs.shape}: {how}")
+    if top is not None and float(inputs.max()) > top * 1.001:
+        raise InputError(f"{Path(path).name} calibrates on {want}; these go up to {float(inputs.max()):g}: {how}")
+
+
 def int8_reference(fp32_model: str | Path, flavour: str) -> onnx.ModelProto:
     """The FP32 graph a flavour quantizes: for ``trt`` the image is centred before the first convolutions
     (:func:`sredge.calibration.centering.center_input`, exact; symmetric int8 then reads it in steps of
@@ -194,11 +217,16 @@ def int8_reference(fp32_model: str | Path, flavour: str) -> onnx.ModelProto:
     Args:
         fp32_model: The FP32 ONNX file (with sredge metadata for the value range; without, unchanged).
         flavour: ``"cpu"`` or ``"trt"``.
+
+    Raises:
+        InputError: The file is missing or not ONNX, or its external-data files are missing or cut short.
     """
     from sredge.calibration.centering import center_input
-    from sredge.models.onnx_file import descriptor_of
+    from sredge.models.onnx_file import descriptor_of, external_data_files, load_onnx
 
-    model = onnx.load(str(fp32_model))
+    model = load_onnx(fp32_model)  # a missing or non-ONNX file in one line (onnx.load's was a traceback)
+    if external_data_files(model, fp32_model):
+        onnx.load_external_data_for_model(model, str(Path(fp32_model).parent))
     if flavour != "trt":
         return model
     try:
