@@ -598,3 +598,21 @@ def test_display_problem_names_why_no_window_can_open():
     assert display_problem(gui, {"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
     assert display_problem(gui, {"DISPLAY": ""}, "linux") is not None
     assert display_problem(gui, {}, "win32") is None and display_problem(gui, {}, "darwin") is None
+
+
+def test_the_library_takes_its_paths_as_strings(tmp_path):
+    """The library audit: ``LoadedRuntime("m.onnx", ...)`` and ``upscale_video(rt, src, "out.mp4")`` were
+    AttributeErrors ('str' object has no attribute 'name' / 'resolve'), the CLI always passing Paths."""
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+    from sredge.runtime.video_run import upscale_video
+
+    src, out = tmp_path / "clip.mp4", tmp_path / "clip_x2.mp4"
+    _clip_with_audio(src, n=3)
+    for opts in (RunOptions(), RunOptions(max_psnr_drop=0.1)):
+        with LoadedRuntime(str(default_model(2)), opts) as rt:
+            assert rt.upscaler(48, 64).upscale(np.zeros((48, 64, 3), np.uint8)).shape == (96, 128, 3)
+    with LoadedRuntime(str(default_model(2)), RunOptions()) as rt:
+        run = upscale_video(rt, str(src), str(out), preset="ultrafast")
+    assert run.result.failure is None and run.result.frames_out == 3 and run.output == str(out)
+    assert len(_decoded(out)[0]) == 3

@@ -139,7 +139,7 @@ def probe_hw(opts: RunOptions, desc: ModelDescriptor, height: int, width: int) -
 class LoadedRuntime:
     """An activated backend with its resolved descriptor (use as a context manager)."""
 
-    def __init__(self, model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None = None,
+    def __init__(self, model: str | Path, opts: RunOptions, frame_hw: tuple[int, int] | None = None,
                  ort_rewrites: bool = True, auto_keep: tuple[str, str] | None = None):
         """Args:
             model: The model file.
@@ -151,7 +151,7 @@ class LoadedRuntime:
             auto_keep: (file name, backend) that ``--backend auto`` keeps when admissible: the choice of the stopped
                 run this one continues (:func:`sredge.runtime.video_resume.stopped_choice`).
         """
-        self.model = model
+        model = self.model = Path(model)
         self.opts = opts
         self._tiling_warned = False
         self.kind = choose_backend(opts.backend, model)

@@ -82,7 +82,7 @@ def default_encoder_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
-def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int | None = None,
+def upscale_video(rt: LoadedRuntime, source: str, output: str | Path | None, crf: int | None = None,
                   preset: str | None = None, progress=None, display: bool = False, stop: threading.Event | None = None,
                   encoder_threads: int | None = None, reference: LoadedRuntime | None = None,
                   check_every: int = 30, latency_mode: bool = False, encoder: str = "libx264",
@@ -127,6 +127,7 @@ def upscale_video(rt: LoadedRuntime, source: str, output: Path | None, crf: int 
     """
     from sredge.runtime.video_io import VideoReader, VideoWriter, output_notices
 
+    output = Path(output) if output is not None else None
     if output is not None and Path(source).exists() and output.resolve() == Path(source).resolve():
         raise InputError(f"the output {output} would overwrite the input; choose another -o")
     session = None
