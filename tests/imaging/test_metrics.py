@@ -136,3 +136,20 @@ def test_psnr_refuses_integer_samples_over_its_peak():
     assert psnr(np.array([0, 1]), np.array([1, 1])) == pytest.approx(10 * math.log10(2))  # 0/1 masks are in range
     overshoot = psnr(np.array([1.02, 0.0]), np.array([1.0, 0.0]))  # a network's output is scored, not refused
     assert overshoot == pytest.approx(10 * math.log10(2 / 0.02**2))
+
+
+def test_image_scores_name_a_layout_they_do_not_take():
+    """The library audit: RGBA or channels-first images were numpy's 'cannot reshape array of size ...', and
+    y_ssim took a (3, H, W) image for one 3 pixels high ('a 480x3 image leaves 476x0')."""
+    from sredge.imaging.metrics import y_ssim
+
+    rgb = np.random.default_rng(0).random((32, 40, 3))
+    rgba = np.dstack([rgb, np.ones((32, 40))])
+    chw = rgb.transpose(2, 0, 1)
+    for score in (y_psnr, y_ssim):
+        with pytest.raises(ValueError, match=r"not an array of shape \(32, 40, 4\): drop the alpha channel"):
+            score(rgba, rgba, 2)
+        with pytest.raises(ValueError, match=r"\(3, 32, 40\): channels first\? transpose"):
+            score(chw, chw, 2)
+        assert score(rgb, rgb, 2) in (math.inf, 1.0)  # the layouts it takes still score
+        assert score(rgb[..., :1], rgb[..., :1], 2) in (math.inf, 1.0)

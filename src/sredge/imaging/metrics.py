@@ -86,12 +86,18 @@ def y_channel(img: np.ndarray) -> np.ndarray:
     as BasicSR's ``calculate_psnr(test_y_channel=True)`` does.
 
     Raises:
-        ValueError: Integer samples, or floats above 1.
+        ValueError: Another layout (RGBA, channels first), integer samples, or floats above 1.
     """
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 3:
         return rgb_to_y(quantize(img) / 255.0).astype(np.float64) * 255.0
-    return quantize(img.reshape(img.shape[:2]))
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return quantize(img.reshape(img.shape[:2]))
+    hint = ("drop the alpha channel, img[..., :3]" if img.ndim == 3 and img.shape[2] == 4 else
+            "channels first? transpose to (H, W, C)" if img.ndim == 3 and img.shape[0] in (1, 3) else
+            "one image at a time")
+    raise ValueError(f"image metrics take (H, W, 3) RGB or (H, W) Y images, not an array of shape {img.shape}: "
+                     f"{hint}")
 
 
 def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
@@ -177,11 +183,12 @@ def y_ssim(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
     """Y-channel SSIM of an SR result against the ground truth (same inputs as :func:`y_psnr`).
 
     Raises:
-        ValueError: Integer samples, or floats above 1.
+        ValueError: Another layout (see :func:`y_channel`), integer samples, or floats above 1.
         InputError: Less than :data:`SSIM_WINDOW` x :data:`SSIM_WINDOW` pixels left after the crop.
     """
-    h, w = np.shape(hr)[:2]
+    y_sr, y_hr = y_channel(sr), y_channel(hr)  # the layout first: a (3, H, W) image is not 3 pixels high
+    h, w = y_hr.shape
     if min(h, w) - 2 * max(crop, 0) < SSIM_WINDOW:
         raise InputError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after cropping {crop} from "
                          f"each border; a {w}x{h} image leaves {max(w - 2 * crop, 0)}x{max(h - 2 * crop, 0)}")
-    return ssim(_crop(y_channel(sr), crop), _crop(y_channel(hr), crop))
+    return ssim(_crop(y_sr, crop), _crop(y_hr, crop))
