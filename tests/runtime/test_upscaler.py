@@ -82,3 +82,19 @@ def test_sr_beats_bicubic_on_set5(exported):
         sr = Upscaler(be.run, be.descriptor(), TileConfig(tile=64, overlap=12)).upscale(lr)
     bic = imresize(lr, scale=2)
     assert y_psnr(sr / 255.0, hr / 255.0, 2) > y_psnr(bic / 255.0, hr / 255.0, 2) + 2.0
+
+
+def test_a_grey_image_with_a_channel_axis_keeps_it():
+    """The library audit: ``upscale`` promises the input's layout, but an (H, W, 1) image came back (H', W'); a
+    channels-first image was refused without saying why."""
+    from sredge.errors import InputError
+    from sredge.runtime.bundled import default_model
+
+    grey = np.random.default_rng(0).integers(0, 256, (12, 17), dtype=np.uint8)
+    with OrtBackend(default_model(2)) as be:
+        ups = Upscaler(be.run, be.descriptor())
+        flat = ups.upscale(grey)
+        out = ups.upscale(grey[..., None])
+        assert flat.shape == (24, 34) and out.shape == (24, 34, 1) and np.array_equal(out[..., 0], flat)
+        with pytest.raises(InputError, match=r"\(3, 12, 17\) .*channels first\? transpose to \(H, W, C\)"):
+            ups.upscale(np.repeat(grey[None], 3, axis=0))

@@ -42,6 +42,8 @@ class Prepared:
     """uint8 or uint16: the output's sample type."""
     i420_chroma: tuple[np.ndarray, np.ndarray] | None = None
     """(U, V) planes, (H/2, W/2) uint8, of a frame that stays YUV 4:2:0 (see :meth:`Upscaler.preprocess_i420`)."""
+    channel_axis: bool = False
+    """The grey input was (H, W, 1): the output keeps that axis."""
 
 
 def takes_i420(desc: ModelDescriptor) -> bool:
@@ -55,7 +57,8 @@ def takes_i420(desc: ModelDescriptor) -> bool:
 
 
 class Upscaler:
-    """Upscale images with one model. Images are (H, W), (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or uint16."""
+    """Upscale images with one model. Images are (H, W) or (H, W, 1) grey, (H, W, 3) RGB or (H, W, 4) RGBA (channels
+    last, RGB order: OpenCV's BGR must be converted first), uint8 or uint16 (floats are refused, not guessed at)."""
 
     def __init__(self, run: Runner, desc: ModelDescriptor, tiling: TileConfig = TileConfig(),
                  name: str = "", run_many: PipelinedRunner | None = None):
@@ -89,10 +92,16 @@ class Upscaler:
             self._fits = key
 
     def preprocess(self, img: np.ndarray) -> Prepared:
-        """Image -> network input (see :class:`Prepared`)."""
+        """Image -> network input (see :class:`Prepared`).
+
+        Raises:
+            InputError: Not an 8- or 16-bit grey, RGB or RGBA image (channels last), or too large for memory.
+        """
+        img = np.asarray(img)
         if img.dtype not in (np.uint8, np.uint16):
             raise InputError(f"unsupported image sample type {img.dtype} (8- or 16-bit images)")
-        if img.ndim == 3 and img.shape[2] == 1:
+        channel_axis = img.ndim == 3 and img.shape[2] == 1
+        if channel_axis:
             img = img[..., 0]
         if img.ndim in (2, 3) and min(img.shape[:2]) >= 1:
             self.check_memory(img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2], img.dtype.itemsize)
@@ -103,11 +112,12 @@ class Upscaler:
             f = to_float(img)
             rgb, alpha = f[..., :3], (f[..., 3] if img.shape[2] == 4 else None)
         else:
-            raise InputError(f"unsupported image layout {img.shape} (grey, RGB or RGBA)")
+            first = " (channels first? transpose to (H, W, C))" if img.ndim == 3 and img.shape[0] in (1, 3, 4) else ""
+            raise InputError(f"unsupported image layout {img.shape} (grey, RGB or RGBA){first}")
         if min(rgb.shape[:2]) < 1:
             raise InputError("empty image")
         x, chroma = image_to_input_and_chroma(rgb, self.desc)
-        return Prepared(x[0], chroma, alpha, grey, img.dtype)
+        return Prepared(x[0], chroma, alpha, grey, img.dtype, channel_axis=channel_axis)
 
     def preprocess_i420(self, i420: np.ndarray) -> Prepared:
         """A YUV 4:2:0 frame ``(H * 3 // 2, W)`` uint8 (even H, W) -> network input of its Y plane.
@@ -167,7 +177,7 @@ class Upscaler:
         rgb = output_to_rgb(out, self.desc, prep.chroma)
         h, w = rgb.shape[:2]
         if prep.grey:
-            result = rgb.mean(axis=2)
+            result = rgb.mean(axis=2, keepdims=prep.channel_axis)
         elif prep.alpha is not None:
             a = np.clip(cv2.resize(prep.alpha, (w, h), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
             result = np.concatenate([rgb, a[..., None]], axis=2)
