@@ -206,3 +206,16 @@ def test_an_automatic_tile_takes_the_engine_maximum_and_a_given_one_is_refused()
     with pytest.raises(InputError, match="--tile 512 exceeds the engine's largest tile 256"):
         tile_config(RunOptions(tile=512), _engine_spec(16, 256), _x2_rgb(), 1080, 1920)
 
+
+
+def test_run_options_tile_zero_is_whole_frames_and_a_tile_of_another_type_is_refused():
+    """The library audit: RunOptions(tile=0) was refused with '--tile 0 is too small ... (0: whole frames)', and
+    tile='big' was a TypeError from a comparison inside the planner."""
+    from sredge.runtime.runner import RunOptions, tile_config
+
+    spec = _engine_spec(16, 4096)
+    assert tile_config(RunOptions(tile=0), spec, _x2_rgb(), 200, 300).tile is None
+    assert tile_config(RunOptions(tile=np.int64(64)), spec, _x2_rgb(), 200, 300).tile == 64
+    for bad in ("big", 64.5, True):
+        with pytest.raises(InputError, match=r"tile must be 'auto', a number of pixels or None"):
+            tile_config(RunOptions(tile=bad), spec, _x2_rgb(), 200, 300)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,8 @@ class RunOptions:
     None (the library default): ``auto`` goes by file type only. ``sr-run`` passes ``--max-psnr-drop`` (0.1)."""
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     tile: int | str | None = "auto"
-    """Tile edge in input pixels, ``"auto"`` (from ``memory_budget_mb``) or None (whole frame)."""
+    """Tile edge in input pixels (at least 16), ``"auto"`` (from ``memory_budget_mb``) or None or 0 (whole frame,
+    as ``--tile 0``)."""
     tile_overlap: int = 16
     """Context pixels around each tile (>= the network's receptive field for seamless tiles)."""
     blend: bool = False
@@ -99,8 +101,12 @@ def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height
                           batch=_batch(opts.batch, spec))
     if opts.tile == "auto":
         tile = auto_tile(in_h, in_w, desc.out_channels, net_scale, opts.memory_budget_mb << 20)
+    elif opts.tile is None or opts.tile == 0:  # 0: --tile 0, as the tile errors say (it was refused as too small)
+        tile = None
+    elif isinstance(opts.tile, numbers.Integral) and not isinstance(opts.tile, bool):
+        tile = int(opts.tile)
     else:
-        tile = opts.tile  # type: ignore[assignment]
+        raise InputError(f"tile must be 'auto', a number of pixels or None (whole frames), not {opts.tile!r}")
     if spec.max_hw is not None:
         cap = min(spec.max_hw)
         if tile is None and (in_h > spec.max_hw[0] or in_w > spec.max_hw[1]):
