@@ -301,3 +301,11 @@ def test_run_refuses_an_integer_batch():
         with pytest.raises(InputError, match="not uint8 samples"):
             be.run(np.full((1, 1, 16, 16), 128, np.uint8))
         assert be.run(np.full((1, 1, 16, 16), 0.5, np.float32)).shape == (1, 1, 32, 32)
+
+
+def test_open_backend_refuses_an_argument_the_backend_does_not_take(tmp_path):
+    """The library audit: open_backend("openvino", m, rewrites=False) dropped the argument without a word."""
+    with pytest.raises(TypeError, match="rewrites"):
+        open_backend("openvino", tmp_path / "m.onnx", rewrites=False)
+    with pytest.raises(TypeError, match="arch"):
+        open_backend("trt", tmp_path / "m.engine", arch="fsrcnn")

@@ -64,13 +64,14 @@ def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] 
 
     Args:
         img: (H, W) or (H, W, C) array. uint8 input gives rounded uint8 output
-            (as MATLAB); float input gives float32 output in the same value range.
+            (as MATLAB); any other input (float, uint16) gives float32 output in the same value range,
+            not rounded or clipped.
         scale: Factor applied to both sides, e.g. 1/4 to shrink or 3 to enlarge.
         size: Output (height, width) instead of ``scale`` (the factor per axis
             is then out/in, as MATLAB computes it).
 
     Returns:
-        The resized image, same dtype family and channel count.
+        The resized image, same channel count: uint8 for uint8 input, else float32.
     """
     if (scale is None) == (size is None):
         raise ValueError("give exactly one of scale or size")

@@ -164,7 +164,8 @@ class Frame:
     i420: np.ndarray | None = None
 
     def to_rgb(self) -> np.ndarray:
-        """The frame as ``(H, W, 3)`` uint8 RGB (BT.601 conversion of an I420 frame)."""
+        """The frame as ``(H, W, 3)`` RGB: :attr:`rgb` as it is (``uint16`` for deep video), or ``uint8`` from
+        the BT.601 conversion of an I420 frame."""
         if self.rgb is not None:
             return self.rgb
         return cv2.cvtColor(self.i420, cv2.COLOR_YUV2RGB_I420)

@@ -23,7 +23,7 @@ def open_backend(kind: str, model: str | Path, options: BackendOptions = Backend
         model: Model file for that backend (.onnx, .engine/.plan, checkpoint; .onnx for openvino).
         options: Device, threads, precision.
         **kwargs: Backend-specific arguments (e.g. ``arch``/``scale``/``trust_pickle`` for torch, ``rewrites``
-            for ort).
+            for ort); one the backend does not take is a TypeError, never dropped.
     """
     if kind == "ort":
         from sredge.runtime.backends.ort import OrtBackend
@@ -32,7 +32,7 @@ def open_backend(kind: str, model: str | Path, options: BackendOptions = Backend
     if kind == "trt":
         from sredge.runtime.backends.trt import TrtBackend
 
-        return TrtBackend(model, options)
+        return TrtBackend(model, options, **kwargs)
     if kind == "torch":
         from sredge.runtime.backends.torch_backend import TorchBackend
 
@@ -40,5 +40,5 @@ def open_backend(kind: str, model: str | Path, options: BackendOptions = Backend
     if kind == "openvino":
         from sredge.runtime.backends.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(model, options)
+        return OpenVinoBackend(model, options, **kwargs)
     raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
