@@ -269,3 +269,13 @@ def test_calibrate_refuses_inputs_it_would_misread(tmp_path):
     with pytest.raises(InputError, match="go up to 2"):
         calibrate(model, x * 255)
     assert calibrate(model, x).options.flavour == "cpu"
+
+
+def test_save_model_names_an_output_it_cannot_write(tmp_path):
+    """The library audit: save_model into a missing folder was a FileNotFoundError traceback."""
+    from sredge.calibration.quantize import save_model
+    from sredge.errors import InputError
+    from sredge.runtime.bundled import default_model
+
+    with pytest.raises(InputError, match="does not exist"):
+        save_model(onnx.load(str(default_model(2))), tmp_path / "missing" / "m.int8.onnx")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from sredge.atomic import write_bytes_atomic
+from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
 from sredge.models.onnx_file import write_descriptor
@@ -575,8 +575,12 @@ def _drop_unread(model: onnx.ModelProto, names: set[str]) -> None:
 
 
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
-    """Write a model (single file, weights embedded) atomically."""
-    return write_bytes_atomic(path, model.SerializeToString())
+    """Write a model (single file, weights embedded) atomically.
+
+    Raises:
+        InputError: ``path`` cannot be written (a missing or read-only folder, a directory: was an OSError).
+    """
+    return write_bytes_atomic(check_writable(path), model.SerializeToString())
 
 
 def quantized_nodes(model: onnx.ModelProto, op_types: Sequence[str] = QUANTIZED_OPS) -> list[str]:

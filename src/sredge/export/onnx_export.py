@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sredge._lazy import require
-from sredge.atomic import write_bytes_atomic
+from sredge.atomic import check_writable, write_bytes_atomic
 from sredge.errors import InputError, SredgeError
 from sredge.models.descriptor import ModelDescriptor
 from sredge.models.onnx_file import write_descriptor
@@ -114,7 +114,13 @@ def export_onnx_proto(module: Any, desc: ModelDescriptor, options: ExportOptions
 
 
 def export_onnx(module: Any, desc: ModelDescriptor, path: str | Path, options: ExportOptions = ExportOptions()) -> Path:
-    """Export to ``path`` atomically (single file, weights embedded); returns the path."""
+    """Export to ``path`` atomically (single file, weights embedded); returns the path.
+
+    Raises:
+        InputError: ``path`` cannot be written (a missing or read-only folder, a directory), checked before the
+            export (see :func:`sredge.atomic.check_writable`); and as :func:`export_onnx_proto`.
+    """
+    path = check_writable(path)  # before the export, which takes seconds to minutes (was OSError after it)
     proto = export_onnx_proto(module, desc, options)
     return write_bytes_atomic(path, proto.SerializeToString())
 
