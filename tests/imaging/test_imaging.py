@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,21 @@ def test_8bit_output_path_agrees_with_float_path(space, channels):
     wide = np.concatenate([out, out[..., :7]], axis=3)[..., : out.shape[3]]
     assert not wide[0, 0].flags.c_contiguous
     np.testing.assert_array_equal(output_to_rgb8(wide, desc, chroma), fast)
+
+
+def test_write_image_refuses_samples_and_layouts_it_would_write_wrong(tmp_path):
+    """The library audit: a float32 image in [0, 1] was written as a PNG of 0s and 1s (black, no error), and
+    float64, int32, channels-first or 2-channel images were OpenCV's cvtColor traceback."""
+    from sredge.errors import InputError
+    from sredge.imaging.io import read_image, write_image
+
+    img = np.random.default_rng(0).integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    out = tmp_path / "x.png"
+    for bad in (img / 255.0, (img / 255.0).astype(np.float32), img.astype(np.int32), img > 99):
+        with pytest.raises(InputError, match=rf"uint8 or uint16 samples, not {bad.dtype}"):
+            write_image(out, bad)
+    for bad in (np.ascontiguousarray(img.transpose(2, 0, 1)), img[..., :2], img[None]):
+        with pytest.raises(InputError, match=re.escape(f"channels last, not an array of shape {bad.shape}")):
+            write_image(out, bad)
+    assert not out.exists()
+    assert np.array_equal(read_image(write_image(out, img[:, ::-1])), img[:, ::-1])  # views still write

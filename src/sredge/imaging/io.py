@@ -222,13 +222,21 @@ def write_image(path: str | Path, img: np.ndarray, quality: int | None = None) -
         quality: 1..100 for JPEG and WebP (None: OpenCV's default); ignored by lossless formats.
 
     Raises:
-        InputError: Unwritable location, or a format that cannot hold the image (e.g. 16-bit JPEG, a
+        InputError: Unwritable location, an image that is not uint8/uint16 grey, RGB or RGBA (a float image
+            was written as 0s and 1s: black), or a format that cannot hold the image (e.g. 16-bit JPEG, a
             WebP over 16383 pixels a side; see :func:`check_encodable_size`).
     """
     path = check_writable(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"cannot tell the image format of {path}: "
                          f"use a suffix such as .png ({', '.join(IMAGE_SUFFIXES)})")
+    img = np.asarray(img)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"cannot write {path}: images are written from uint8 or uint16 samples, not {img.dtype} "
+                         "(a float image in [0, 1]: np.round(np.clip(img, 0, 1) * 255).astype(np.uint8))")
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3, 4))):
+        raise InputError(f"cannot write {path}: an image is (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, channels "
+                         f"last, not an array of shape {img.shape}")
     check_encodable_size(path, img.shape[1], img.shape[0])
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA if img.shape[2] == 4 else cv2.COLOR_RGB2BGR)
