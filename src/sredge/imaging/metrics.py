@@ -93,11 +93,10 @@ def y_channel(img: np.ndarray) -> np.ndarray:
         return rgb_to_y(quantize(img) / 255.0).astype(np.float64) * 255.0
     if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
         return quantize(img.reshape(img.shape[:2]))
-    hint = ("drop the alpha channel, img[..., :3]" if img.ndim == 3 and img.shape[2] == 4 else
-            "channels first? transpose to (H, W, C)" if img.ndim == 3 and img.shape[0] in (1, 3) else
-            "one image at a time")
-    raise ValueError(f"image metrics take (H, W, 3) RGB or (H, W) Y images, not an array of shape {img.shape}: "
-                     f"{hint}")
+    hint = (": drop the alpha channel, img[..., :3]" if img.ndim == 3 and img.shape[2] == 4 else
+            ": channels first? transpose to (H, W, C)" if img.ndim == 3 and img.shape[0] in (1, 3) else
+            ": score one image at a time" if img.ndim == 4 else "")
+    raise ValueError(f"image metrics take (H, W, 3) RGB or (H, W) Y images, not an array of shape {img.shape}{hint}")
 
 
 def y_psnr(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
