@@ -625,6 +625,39 @@ def test_stalled_network_stream_stops_with_error(tmp_path, monkeypatch):
     assert error is not None and "stream lost" in error
 
 
+def test_a_live_stream_whose_timestamps_start_over_keeps_going_forward(tmp_path):
+    # A sender that loops its file or restarts its encoder: the timestamps begin again mid-stream. Frames
+    # after the jump once all got the last pts + 1 tick (played at once) and the audio failed the muxer.
+    clip = make_clip(tmp_path / "s.ts", n=24, audio_s=1.0)
+    out = tmp_path / "out.mp4"
+    with VideoReader(_serve_once(clip.read_bytes() * 3)) as r, VideoWriter(out, 64, 48, r.info.time_base,
+                                                                            r.info.fps, audio_from=r) as w:
+        assert r.info.is_live
+        copy(r, w)
+    pts = decoded_pts(out)
+    step = pts[1] - pts[0]
+    gaps = [b - a for a, b in zip(pts, pts[1:])]
+    # Each join costs the frame before it (MPEG-TS flags it damaged); the next loop starts where its audio ended.
+    assert len(pts) == 70 and min(gaps) == step and max(gaps) < 4 * step
+    with av.open(str(clip)) as c:
+        loop_s = float(c.streams.audio[0].duration * c.streams.audio[0].time_base)
+    with av.open(str(out)) as c:
+        video, audio = c.streams.video[0], c.streams.audio[0]
+        assert float(audio.duration * audio.time_base) == pytest.approx(3 * loop_s, abs=0.05)
+        assert float((pts[-1] + step) * video.time_base) == pytest.approx(3 * loop_s, abs=0.15)
+
+
+def test_duration_of_a_live_stream_whose_timestamps_start_over_ends(tmp_path):
+    # --duration 1.5 of a 1 s recording sent in a loop: once, every loop's frames before 1.5 s were kept
+    # (a sender looping forever: a run that never ends).
+    clip = make_clip(tmp_path / "s.ts", n=25)
+    with VideoReader(_serve_once(clip.read_bytes() * 4), window=Window(duration_s=1.5)) as r:
+        pts = [item.pts for item in r if isinstance(item, Frame)]
+    step = pts[1] - pts[0]
+    assert pts == sorted(set(pts)) and float(pts[-1] * r.info.time_base) == pytest.approx(1.48)
+    assert len(pts) == 37 and all(b - a <= 2 * step for a, b in zip(pts, pts[1:]))  # less the frame lost at the join
+
+
 def test_i420_passthrough_decision():
     from sredge.runtime.video_io import i420_passthrough_ok
 

@@ -629,6 +629,8 @@ class VideoReader:
         """Demux video + audio; decode video; stop cleanly (with ``error``) on damage."""
         video = self._video
         packets = self._demux(video, cut_short=self._ends_mid_ts_packet())
+        if self._live:
+            packets = self._on_timeline(packets)
         drain = True  # flush the decoder at the end: the frames it holds are intact
         while True:
             try:
@@ -737,6 +739,19 @@ class VideoReader:
             held = packet
         if held is not None:
             yield held, True
+
+    def _on_timeline(self, packets: Iterator[tuple[object, bool]]) -> Iterator[tuple[object, bool]]:
+        """``packets`` of a live source shifted onto one forward timeline (:mod:`sredge.runtime.timeline`):
+        a sender that loops or restarts begins its timestamps again, and the output must not."""
+        from sredge.runtime.timeline import LiveTimeline
+
+        timeline = LiveTimeline()
+        for packet, cut_short in packets:
+            jump = timeline.place(packet, watched=packet.stream.type in ("video", "audio"))
+            if jump is not None:
+                log.warning("%s: the timestamps start over at %.2f s, after %.2f s (the sender looped or restarted?); "
+                            "the recording goes on without a gap", self._src.label, jump.to_s, jump.from_s)
+            yield packet, cut_short
 
     def _is_local_ts(self) -> bool:
         """The input is an MPEG-TS file (not a stream or a camera)."""
