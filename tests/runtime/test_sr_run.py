@@ -278,6 +278,18 @@ def test_output_would_overwrite_input(cli, exported, tmp_path):
     assert "overwrite" in line
 
 
+def test_a_file_url_is_the_file_it_names(cli, tmp_path):
+    """``--video file:///PATH`` ran as a stream: -o PATH --overwrite replaced the input, --start was refused."""
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(asset("video/onepiece_demo.mp4").read_bytes())
+    url = f"file://{src}"
+    line = _one_line(cli("run", "--video", url, "-o", src, "--overwrite", "--frames", "2", "--threads", "1"), 2)
+    assert "clip.mp4" in line and src.read_bytes() == asset("video/onepiece_demo.mp4").read_bytes()
+    res = cli("run", "--video", url, "--start", "1", "--frames", "2", "--threads", "1", "-q")
+    assert res.code == 0, res.err
+    assert len(_probe(tmp_path / "clip_x2.mp4")[1]) == 2  # the default name beside the file
+
+
 def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_path):
     # An MPEG-TS copy cut in half: decodable up to the cut.
     ts = tmp_path / "full.ts"

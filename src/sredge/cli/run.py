@@ -369,12 +369,13 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     from sredge.runtime.model import ModelOverrides
     from sredge.runtime.report import report_dict, write_report
     from sredge.runtime.runner import LoadedRuntime
+    from sredge.runtime.video_io import file_url_path
     from sredge.runtime.video_run import check_complete, upscale_video
     from sredge.runtime.window import plan_window
 
     say = (lambda *a, **k: None) if args.quiet else print
     choosing = opts.backend == "auto" and opts.max_psnr_drop is not None  # auto probes at the frames' size
-    source = args.video
+    source = file_url_path(args.video)  # a file, not a stream: seekable, resumable, never an output
     live = source.isdigit() or source.startswith("/dev/video") or "://" in source  # incl. csi:// and v4l2://
     if not live and not Path(source).exists():
         raise InputError(f"no such video file: {source}")

@@ -194,6 +194,12 @@ def _microseconds(seconds: float) -> str:
     return str(int(seconds * 1_000_000))
 
 
+def file_url_path(source: str) -> str:
+    """The path a ``file://`` URL names (the scheme in any case); any other source as it is (pure)."""
+    source = str(source)
+    return source[len("file://"):] if source[:len("file://")].lower() == "file://" else source
+
+
 def parse_source(source: str) -> Source:
     """Classify a source string; pure apart from the file checks.
 
@@ -221,7 +227,7 @@ def parse_source(source: str) -> Source:
     if match:
         scheme = match.group(1).lower()
         if scheme == "file":
-            return parse_source(source[len("file://") :])
+            return parse_source(file_url_path(source))
         if scheme not in _NETWORK_SCHEMES:
             raise InputError(f"unsupported stream URL {source}: use one of {', '.join(sorted(_NETWORK_SCHEMES))}")
         # rw_timeout bounds every blocking read of FFmpeg's I/O layer.
