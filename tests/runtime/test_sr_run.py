@@ -290,6 +290,26 @@ def test_a_file_url_is_the_file_it_names(cli, tmp_path):
     assert len(_probe(tmp_path / "clip_x2.mp4")[1]) == 2  # the default name beside the file
 
 
+def test_a_stalled_stream_ends_the_run_with_a_playable_file_and_says_so(cli, tmp_path, monkeypatch):
+    """A sender that stops sending: exit 2 naming the stall and how long was waited (it once read 'the input is
+    truncated or corrupt (... stream lost: timed out)'), and the frames received written, playable."""
+    from sredge.runtime import video_io
+    from tests.runtime.test_video_io import _serve_once, make_clip
+
+    monkeypatch.setattr(video_io, "NETWORK_READ_TIMEOUT_S", 1.0)
+    data = make_clip(tmp_path / "s.ts", n=50).read_bytes()
+    hold = threading.Event()
+    try:
+        out = tmp_path / "rec.mp4"
+        line = _one_line(cli("run", "--video", _serve_once(data[: len(data) // 2], hold), "-o", out, "--threads", "1",
+                             "--latency-mode", "-q"), 2)
+    finally:
+        hold.set()
+    assert "the live input ended" in line and "nothing came for 1 s" in line and "truncated" not in line, line
+    frames = len(_probe(out)[1])
+    assert 0 < frames < 50 and f"{frames} frames written to {out} (playable)" in line
+
+
 def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_path):
     # An MPEG-TS copy cut in half: decodable up to the cut.
     ts = tmp_path / "full.ts"

@@ -491,6 +491,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
     if vrun.decode_error:
         from sredge.runtime.video_io import STOP_JOINED
 
+        if vrun.input_info.get("is_live"):  # a camera or stream ends this way unless --duration/--frames ends it
+            raise InputError(f"the live input ended: {vrun.decode_error}; {done}")
         what = "holds more than one recording" if vrun.decode_error_kind == STOP_JOINED else "is truncated or corrupt"
         raise InputError(f"the input {what} ({vrun.decode_error}); {done}")
     check_complete(vrun)

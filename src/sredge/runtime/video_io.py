@@ -644,7 +644,7 @@ class VideoReader:
             except StopIteration:
                 break
             except (av.error.FFmpegError, OSError) as exc:
-                self._stop(("stream lost: " if self._live else "read error: ") + _reason(exc))
+                self._stop(("stream lost: " if self._live else "read error: ") + self._read_failure(exc))
                 break
             if packet.stream_index != video.index:
                 if packet.is_corrupt:
@@ -705,6 +705,12 @@ class VideoReader:
             yield from self._emit(decoded)
         if self._why is None and not self._live:
             self._check_complete()
+
+    def _read_failure(self, exc: BaseException) -> str:
+        """Why reading failed, in words: a stream's timeout says how long nothing came."""
+        if isinstance(exc, av.error.ExitError) and self._src.kind == "url":
+            return f"nothing came for {NETWORK_READ_TIMEOUT_S:g} s (the sender stopped or stalled)"
+        return _reason(exc)
 
     def _join_after(self, damaged, packets: Iterator[tuple[object, bool]]) -> tuple[int, list] | None:
         """Where a second recording starts just after ``damaged``: (its byte, the packets between), or None.
