@@ -151,6 +151,33 @@ def test_a_second_signal_while_stopping_never_aborts(tmp_path, clip_factory, fir
     assert _check_stopped(work, proc, first, err) > 0
 
 
+def test_a_stop_while_a_stream_is_still_opening_is_a_stop(tmp_path):
+    """The live-input audit: SIGTERM while sr-run waited for a stream that sent nothing exited 2, 'could not open
+    stream ...: timed out', once the open timeout ran out, instead of 143 as for a stop at any other point."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    connected, hold = threading.Event(), threading.Event()
+
+    def accept_and_send_nothing():
+        with srv:
+            conn, _ = srv.accept()
+            connected.set()
+            with conn:
+                hold.wait(60)
+
+    threading.Thread(target=accept_and_send_nothing, daemon=True).start()
+    out = tmp_path / "rec.mp4"
+    proc = start("run", "--video", f"tcp://127.0.0.1:{srv.getsockname()[1]}", "-o", out, "--threads", "1", "-q")
+    try:
+        err = stop_when(proc, connected.is_set, signal.SIGTERM)
+    finally:
+        hold.set()
+    _one_interrupted_line(proc, err, "sr-run", signal.SIGTERM)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
 # -- the other commands: no temporary, lock or half-written file -----------------------------
 
 

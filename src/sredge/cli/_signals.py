@@ -184,8 +184,16 @@ class Stopper:
 def stop_on_signals() -> Iterator[Stopper]:
     """For a run that finishes its own output when stopped (a video): the first stop signal sets
     ``Stopper.event``; later ones are ignored, also after the block once a signal came (the command
-    is shutting down)."""
+    is shutting down). An error that leaves the block after a stop signal came is that signal's
+    exception (KeyboardInterrupt or :class:`Interrupted`), chained to the error."""
     check()  # a stop signal before this point whose exception was lost stops the run now
     stopper = Stopper()
     with _installed(stopper._handler):
-        yield stopper
+        try:
+            yield stopper
+        except Exception as exc:
+            if stopper.signum is None:
+                raise
+            # The stop came first: an error on the way out (a stream still opening until its timeout, say)
+            # does not make a stopped run a failed one.
+            raise (KeyboardInterrupt() if stopper.signum == signal.SIGINT else Interrupted(stopper.signum)) from exc
