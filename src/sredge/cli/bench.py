@@ -52,7 +52,8 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="device for ONNX Runtime / PyTorch (default cpu)")
     p.add_argument("--threads", type=int, default=0,
-                   help="inference threads, at most 4 per core, or 64 where that is fewer (default: all cores)")
+                   help="inference threads, at most 4 per core, or 64 where that is fewer (default 0: the backend's "
+                        "own choice, one per physical core for ONNX Runtime)")
     p.add_argument("--tile", default="auto",
                    help="tile setting(s), comma-separated: auto, 0 (whole image) or pixels, e.g. 0,128 (default auto)")
     p.add_argument("--tile-overlap", type=int, default=16, help="context pixels around each tile (default 16)")

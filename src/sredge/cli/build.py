@@ -40,7 +40,8 @@ def build_parser() -> Parser:
     p.add_argument("--dla-core", type=int, metavar="N", help="run on DLA core N (Jetson), FP16/INT8 only")
     p.add_argument("--no-gpu-fallback", action="store_true",
                    help="with --dla-core: fail the build instead of running unsupported layers on the GPU")
-    p.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit in MiB")
+    p.add_argument("--workspace", type=int, metavar="MB",
+                   help="builder workspace limit in MiB (default: TensorRT's, the device's memory)")
     p.add_argument("--timing-cache", type=Path, metavar="FILE",
                    help="persistent timing cache (default: one per TensorRT and GPU under ~/.cache/sredge)")
     p.add_argument("--force", action="store_true", help="rebuild even when the engine is up to date")

@@ -91,7 +91,8 @@ def build_parser() -> Parser:
                    help="activation range estimate (default minmax)")
     g.add_argument("--max-psnr-drop", type=float, metavar="DB",
                    help="INT8 budget: largest validation Y-PSNR drop vs FP32; beyond it the most sensitive "
-                        "layers stay in float (and are named)")
+                        "layers stay in float (and are named) (default: none, every layer INT8; a drop over "
+                        "1 dB is warned about)")
     g.add_argument("--fp16-io", action="store_true", help="FP16 file takes and returns float16 (default float32)")
     g.add_argument("--val", type=folder_arg, metavar="DIR",
                    help="validation set for the PSNR figures: HR/ + LR_bicubic/X{s}/ (Set5) or a folder of HR "

@@ -31,7 +31,9 @@ def build_parser() -> Parser:
                "SREDGE_DEBUG=1 shows tracebacks.",
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--video", metavar="SRC", help="video file, camera index (0) or /dev/videoN, or rtsp/http URL")
+    src.add_argument("--video", metavar="SRC",
+                     help="video file (or file:// URL), camera index (0), /dev/videoN, csi://N or v4l2:// URI, or "
+                          "stream URL (rtsp, http, udp, srt, ...)")
     src.add_argument("--image", metavar="PATH", help="an image, a folder of images, or a glob pattern (quote it)")
     p.add_argument("-o", "--output", type=_output_path,
                    help="output file (video, single image) or folder (a folder or pattern of images); "
@@ -71,8 +73,8 @@ def build_parser() -> Parser:
                    help="where to run: auto (CUDA if available, else CPU), cpu, cuda, or tensorrt "
                         "(ONNX Runtime's TensorRT provider)")
     p.add_argument("--threads", type=int, default=0,
-                   help="CPU inference threads (default 0: the backend's own choice, one per physical core for "
-                        "ONNX Runtime)")
+                   help="CPU inference threads, at most 4 per core, or 64 where that is fewer (default 0: the "
+                        "backend's own choice, one per physical core for ONNX Runtime)")
     p.add_argument("--fp16", action="store_true", help="float16 inference (torch backend on CUDA)")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
                    help="compute precision, never changed silently (openvino: fp32, bf16 on CPUs with it, int8 for "
