@@ -292,3 +292,23 @@ def test_a_derived_file_of_another_network_is_never_chosen(tmp_path):
     shutil.copyfile(tmp_path / "n.int8.onnx", tmp_path / "m.int8.onnx")  # its own INT8 twin: a candidate again
     assert [v.stranger for v in read_variants(family(tmp_path / "m.onnx"))] == ["", ""]
     assert stranger(None, None) == ""
+
+
+def test_openvino_int8_of_8bit_weights_only_where_exact():
+    """The OpenVINO audit: without VNNI OpenVINO does not compute a trt-flavour file's 8-bit weights as recorded."""
+    wide = Variant(I8, "int8", 0.05, "Set5", "int8-trt", wide_int8=True)
+    narrow = Variant(I8, "int8", 0.05, "Set5", "int8-cpu")
+    cands, _ = enumerate_candidates([wide], BOTH, ["FP32", "INT8"], ov_int8_exact=False)
+    ov8 = next(c for c in cands if c.backend == "openvino")
+    assert "inexactly on this CPU (no VNNI)" in ov8.excluded
+    for variant, exact in ((wide, True), (narrow, False)):
+        cands, _ = enumerate_candidates([variant], BOTH, ["FP32", "INT8"], ov_int8_exact=exact)
+        assert not next(c for c in cands if c.backend == "openvino").excluded
+
+
+def test_read_variants_knows_which_int8_files_have_8bit_weights(fsrcnn_family):
+    from sredge.runtime.auto import read_variants
+    from sredge.runtime.bundled import default_model
+
+    assert [v.wide_int8 for v in read_variants(family(fsrcnn_family))] == [False, False]  # cpu flavour: 7 bits
+    assert [v.wide_int8 for v in read_variants(family(default_model(2)))] == [False, True]  # trt flavour

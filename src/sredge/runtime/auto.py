@@ -8,7 +8,10 @@ the machine can run:
 
 - FP32 file: ONNX Runtime; OpenVINO fp32 (when installed); OpenVINO bf16 only where the CPU
   reports ``BF16`` *and* ``--precision bf16`` was asked for (its drop was never measured).
-- INT8 file: OpenVINO int8 and ONNX Runtime (the file's Q/DQ scales).
+- INT8 file: OpenVINO int8 and ONNX Runtime (the file's Q/DQ scales); OpenVINO only where it computes
+  the file's weights exactly (8-bit weights need a CPU with VNNI,
+  :func:`~sredge.runtime.backends.openvino.int8_exact_here`): elsewhere its output is not the one whose
+  drop was recorded.
 - FP16 file: skipped on the CPU (it is for GPUs: ONNX Runtime on x86 casts float16 back to float32
   around its kernels, so it is slower and no better than FP32).
 
@@ -49,6 +52,8 @@ Runtime's INT8 last among the CPU ones (0.92-0.95x of FP32 for FSRCNN on a CPU w
 TIE = 0.03
 """Measured times within this fraction of the fastest count as tied."""
 BACKEND_NAMES = {"ort": "onnxruntime", "openvino": "openvino"}
+INEXACT = ("OpenVINO computes its 8-bit weights inexactly on this CPU (no VNNI), so its recorded drop does not "
+           "hold here")
 OPENVINO_HINT = 'pip install "sredge[openvino]"'
 
 
@@ -68,6 +73,8 @@ class Variant:
     stranger: str = ""
     """How its metadata shows it was made from another network than the family's FP32 file (an earlier
     export left beside a new one), e.g. ``"fsrcnn x2, not fsrcnn x3"``; empty: the same network."""
+    wide_int8: bool = False
+    """An INT8 file with 8-bit weights (the trt flavour), which OpenVINO computes exactly only on CPUs with VNNI."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,8 @@ def variant_of(path: Path, desc: ModelDescriptor | None) -> Variant:
 
 
 def enumerate_candidates(variants: Sequence[Variant], installed: Sequence[str], cpu_caps: Sequence[str],
-                         device: str = "cpu", precision: str | None = None) -> tuple[list[Candidate], list[str]]:
+                         device: str = "cpu", precision: str | None = None, ov_int8_exact: bool = True
+                         ) -> tuple[list[Candidate], list[str]]:
     """Every (file, backend, precision) to consider on the CPU, excluded ones with their reason (pure).
 
     Args:
@@ -169,6 +177,9 @@ def enumerate_candidates(variants: Sequence[Variant], installed: Sequence[str], 
         device: ``"cpu"``; other devices keep FP16 files (auto is wired for the CPU only).
         precision: A precision the caller insists on: only that one is a candidate (``sr-run`` does not
             pass it: an explicit ``--precision`` bypasses ``auto``'s choice and runs the file as named).
+        ov_int8_exact: OpenVINO computes 8-bit INT8 weights exactly on this CPU
+            (:func:`~sredge.runtime.backends.openvino.int8_exact_here`); False excludes OpenVINO for
+            :attr:`Variant.wide_int8` files, whose recorded drop would not hold.
 
     Returns:
         (candidates, notes): the candidates in :data:`PREFERENCE` order; notes about the machine.
@@ -198,7 +209,7 @@ def enumerate_candidates(variants: Sequence[Variant], installed: Sequence[str], 
             why = ("ONNX Runtime runs the trt flavour's convolutions in float; OpenVINO runs them in INT8"
                    if v.flavour == "int8-trt" else "")
             if "openvino" in installed:
-                runs.append(("openvino", "int8", ""))
+                runs.append(("openvino", "int8", "" if ov_int8_exact or not v.wide_int8 else INEXACT))
             runs.append(("ort", "int8", why))
         elif v.precision == "fp16":
             why = ("" if device not in ("cpu", "auto") else
@@ -310,26 +321,31 @@ def _facts(c: Candidate) -> str:
 
 # ---------------------------------------------------------------- side effects
 
-def installed_backends() -> tuple[list[str], list[str]]:
-    """(backends that import here, OpenVINO's CPU capabilities or [])."""
+def installed_backends() -> tuple[list[str], list[str], bool]:
+    """(backends that import here, OpenVINO's CPU capabilities or [], whether OpenVINO's INT8 is exact here)."""
     from sredge._lazy import require
 
     try:
         ov = require("openvino")
     except MissingDependencyError:
-        return ["ort"], []
+        return ["ort"], [], True
+    from sredge.runtime.backends.openvino import int8_exact_here
+
     caps = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    return ["ort", "openvino"], [str(c) for c in caps]
+    return ["ort", "openvino"], [str(c) for c in caps], int8_exact_here()
 
 
 def read_variants(paths: Sequence[Path]) -> list[Variant]:
     """:func:`variant_of` for each file (reads the ONNX headers), each derived file checked against the
     family's FP32 file (:func:`stranger`)."""
-    from sredge.models.onnx_file import read_descriptor
+    from sredge.models.onnx_file import load_onnx, read_descriptor
+    from sredge.runtime.backends.openvino import wide_int8_weights
 
     descs = [read_descriptor(p) for p in paths]
     root = next((d for p, d in zip(paths, descs) if d is not None and p == family_root(p)), None)
-    return [replace(variant_of(p, d), stranger=stranger(root, d)) for p, d in zip(paths, descs)]
+    out = [replace(variant_of(p, d), stranger=stranger(root, d)) for p, d in zip(paths, descs)]
+    return [replace(v, wide_int8=wide_int8_weights(load_onnx(v.file), v.file.parent)) if v.precision == "int8" else v
+            for v in out]
 
 
 _SAME_NETWORK = ("arch", "variant", "scale", "in_channels", "out_channels", "color_space", "value_range",
@@ -423,7 +439,7 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
 
 
 def decide(model: Path, options: BackendOptions, budget_db: float,
-           installed: tuple[list[str], list[str]] | None = None,
+           installed: tuple[list[str], list[str], bool] | None = None,
            probe: Mapping[str, object] | None = None, keep: tuple[str, str] | None = None) -> AutoDecision:
     """Plan, probe (only when more than one candidate is admissible) and choose; logs the table at INFO.
 
@@ -431,14 +447,16 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
         model: The ``--model`` file (any of the family).
         options: The user's backend options (threads; ``precision`` restricts the candidates).
         budget_db: ``--max-psnr-drop``.
-        installed: (backends, CPU capabilities); None: detect.
+        installed: (backends, CPU capabilities, OpenVINO's INT8 exact here); None: detect
+            (:func:`installed_backends`).
         probe: Keyword arguments for :func:`probe_all` (``hw``, ``warmup``, ``rounds``, ``budget_s``).
         keep: (file name, backend) of the candidate the stopped run that this one continues ran: chosen without a
             probe while it is admissible, so that every frame of the output comes from one network (a probe can
             rank close candidates either way, and another ``--threads`` ranks them anew).
     """
-    backends, caps = installed if installed is not None else installed_backends()
-    cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision)
+    backends, caps, exact = installed if installed is not None else installed_backends()
+    cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision,
+                                        exact)
     ok = admissible(cands, budget_db, options.precision)
     kept = next((c for c in ok if (c.file.name, c.backend) == keep), None)
     if kept is not None:

@@ -7,6 +7,12 @@ sets the hint: ``f32`` unless bf16 was requested, and refuses bf16 on a CPU whos
 run float32). ``int8`` means the ONNX's own Q/DQ scales (an INT8 ONNX from sr-export or sr-train --qat);
 OpenVINO does not quantize a float model here.
 
+INT8 is exact only on CPUs with VNNI (or AMX): elsewhere x86 multiplies u8 x s8 with ``vpmaddubsw``, whose
+16-bit pair sums saturate with 8-bit weights, and OpenVINO halves the weights of a convolution with signed
+activations. The cpu flavour's 7-bit weights are exact everywhere; a file with 8-bit weights (the trt flavour)
+computes otherwise than its Q/DQ graph there (the bundled x2 model: Set5 drop 0.112 dB, not 0.073), which
+:func:`int8_exact_here` finds and the backend says (a warning, and ``describe()``).
+
 Shapes: the model is compiled for each input shape it meets (static shapes are what the
 CPU plugin optimizes best) and a few compiled shapes are kept (:data:`SHAPE_CACHE`), so a
 video, whose tiles all share one shape, compiles once and a second tile shape once more,
@@ -18,6 +24,7 @@ OpenVINO; the backend is tested against real OpenVINO in ``tests/runtime/test_ba
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -37,6 +44,9 @@ OPENVINO_INSTALL_HINT = 'pip install "sredge[openvino]"'
 PRECISIONS = ("fp32", "bf16", "int8")
 SHAPE_CACHE = 4
 """Compiled models kept, one per input shape (least recently used goes first)."""
+EXACT_WEIGHT_MAX = 64
+"""Largest |int8 weight| a CPU without VNNI multiplies exactly (2 x 255 x 64 < 2**15; sr-export's cpu flavour
+keeps its weights within it)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,55 @@ def plan_precision(requested: str | None, onnx_has_qdq: bool, cpu_capabilities: 
     return OvPrecision("fp32", "f32")
 
 
+def wide_int8_weights(model, base_dir: str | Path = "") -> bool:
+    """Whether a Q/DQ ONNX has int8 weights beyond :data:`EXACT_WEIGHT_MAX` (which need VNNI to be exact).
+
+    Args:
+        model: ``onnx.ModelProto``; external weights are read from ``base_dir``.
+        base_dir: Folder of the ONNX file (for external data).
+    """
+    from onnx import TensorProto, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer if t.data_type == TensorProto.INT8}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            q = numpy_helper.to_array(inits[node.input[0]], str(base_dir))
+            if q.size and int(np.abs(q.astype(np.int16)).max()) > EXACT_WEIGHT_MAX:
+                return True
+    return False
+
+
+@functools.cache
+def int8_exact_here() -> bool:
+    """Whether OpenVINO's CPU plugin computes INT8 convolutions with full-range (8-bit) weights exactly here.
+
+    Runs a 1x1 Q/DQ convolution of known integer result (16 channels, weights and activations up to +-127):
+    exact on CPUs with VNNI or AMX; without them the 16-bit pair sums saturate or the weights are halved.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    ov = require("openvino")
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, (16, 16, 1, 1)).astype(np.int8)
+    x = rng.integers(-127, 128, (1, 16, 4, 4)).astype(np.float32)
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    inits = [numpy_helper.from_array(w, "wq"), one, numpy_helper.from_array(np.array(0, np.int8), "zero")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "one", "zero"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "one", "zero"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "one", "zero"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["y"])]
+    graph = helper.make_graph(nodes, "int8_probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, x.shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(model.SerializeToString(), b""),
+                                  "CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    got = compiled({0: x})[0]
+    want = np.einsum("oi,nihw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
+    return bool(np.array_equal(got, want))
+
+
 class OpenVinoBackend:
     """Runs an ONNX file with OpenVINO on the CPU.
 
@@ -126,10 +185,19 @@ class OpenVinoBackend:
 
         if not self.path.is_file():
             raise InputError(f"no such model file: {self.path}")
-        facts = onnx_facts(load_onnx(self.path), sha256="")
+        proto = load_onnx(self.path)
+        facts = onnx_facts(proto, sha256="")
         self._core = ov.Core()
         caps = list(self._core.get_property(self._device, "OPTIMIZATION_CAPABILITIES"))
         self.precision = plan_precision(self.options.precision, facts.has_qdq, caps)
+        self.int8_inexact = (self.precision.name == "int8" and wide_int8_weights(proto, self.path.parent)
+                             and not int8_exact_here())
+        """INT8 with 8-bit weights on a CPU without VNNI: the outputs are not the Q/DQ graph's (see the module)."""
+        if self.int8_inexact:
+            log.warning("%s has 8-bit INT8 weights, which OpenVINO computes inexactly on this CPU (no VNNI): its "
+                        "output differs from the ONNX's Q/DQ arithmetic and from the PSNR drop recorded for it; "
+                        "sr-export --int8-flavour cpu (7-bit weights) is exact here, or use the FP32 file",
+                        self.path.name)
         try:
             self._model = self._core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError for graphs it cannot convert
@@ -210,7 +278,9 @@ class OpenVinoBackend:
     def describe(self) -> str:
         self._active()
         threads = self.options.threads or "default"
-        return f"openvino {self._ov.__version__.split('-')[0]} {self._device} {self.precision.name}, threads {threads}"
+        inexact = " (inexact here: 8-bit weights without VNNI)" if self.int8_inexact else ""
+        return (f"openvino {self._ov.__version__.split('-')[0]} {self._device} {self.precision.name}{inexact}, "
+                f"threads {threads}")
 
 
 def _first(exc: BaseException) -> str:
