@@ -312,3 +312,23 @@ def test_read_variants_knows_which_int8_files_have_8bit_weights(fsrcnn_family):
 
     assert [v.wide_int8 for v in read_variants(family(fsrcnn_family))] == [False, False]  # cpu flavour: 7 bits
     assert [v.wide_int8 for v in read_variants(family(default_model(2)))] == [False, True]  # trt flavour
+
+
+def test_a_fixed_shape_model_reports_the_shape_it_was_timed_at(tmp_path):
+    """The OpenVINO audit: a 1x1x64x96 model was timed at its own shape, yet the line said 'at 179x179' (the
+    tiling's shape for the frames) and --report's probe_hw said the same."""
+    pytest.importorskip("openvino")
+    import onnx
+
+    from sredge.runtime.backends import BackendOptions
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions
+
+    model = onnx.load(str(default_model(2)))
+    for dim, size in zip(model.graph.input[0].type.tensor_type.shape.dim, (1, 1, 64, 96)):
+        dim.ClearField("dim_param")
+        dim.dim_value = size
+    onnx.save(model, str(tmp_path / "fixed.onnx"))
+    opts = RunOptions(max_psnr_drop=0.1, tile=None, backend_options=BackendOptions(threads=1))
+    with LoadedRuntime(tmp_path / "fixed.onnx", opts, frame_hw=(90, 160)) as rt:
+        assert rt.auto.probe_hw == (64, 96) and "at 96x64" in rt.auto.summary, rt.auto.summary

@@ -400,7 +400,7 @@ def probe_input(desc: ModelDescriptor | None, channels: int, height: int, width:
 
 def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int, int] = PROBE_HW,
               warmup: int = PROBE_WARMUP, rounds: int = PROBE_ROUNDS, budget_s: float = PROBE_BUDGET_S
-              ) -> dict[Candidate, float | str]:
+              ) -> tuple[dict[Candidate, float | str], dict[Candidate, tuple[int, int]]]:
     """Median wall time (ms) of each candidate on one network input, timed against each other.
 
     Every candidate is opened at once, warmed up, then timed in interleaved rounds
@@ -414,19 +414,22 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
         warmup, rounds, budget_s: See :data:`PROBE_WARMUP`, :data:`PROBE_ROUNDS`, :data:`PROBE_BUDGET_S`.
 
     Returns:
-        Candidate -> median ms, or the reason it could not run here (a failed open or first run).
+        (Candidate -> median ms, or the reason it could not run here (a failed open or first run);
+        Candidate -> the (height, width) it ran at: ``hw``, or a fixed-shape model's own).
     """
     from sredge.runtime.backends import open_backend
     from sredge.runtime.timing import time_interleaved
 
     out: dict[Candidate, float | str] = {}
+    shapes: dict[Candidate, tuple[int, int]] = {}
     calls = {}
     with contextlib.ExitStack() as stack:
         for c in cands:
             try:
                 be = stack.enter_context(open_backend(c.backend, c.file, candidate_options(c, options)))
                 spec = be.input_spec()
-                x = probe_input(be.descriptor(), spec.channels, *(spec.fixed_hw or hw))
+                shapes[c] = spec.fixed_hw or hw
+                x = probe_input(be.descriptor(), spec.channels, *shapes[c])
                 be.run(x)  # a backend that cannot run this file here fails now, not while timed
             except (SredgeError, RuntimeError) as exc:
                 out[c] = f"probe failed: {' '.join(str(exc).split())[:160]}"
@@ -435,7 +438,7 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
         if calls:
             times = time_interleaved(calls, max(warmup - 1, 0), rounds, budget_s)
             out.update({c: statistics.median(t) * 1e3 for c, t in times.items()})
-    return out
+    return out, shapes
 
 
 def decide(model: Path, options: BackendOptions, budget_db: float,
@@ -468,11 +471,14 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
     if len(ok) > 1:
         probe = dict(probe or {})
         hw = tuple(probe.pop("hw", None) or PROBE_HW)
-        got = probe_all(ok, options, hw, **probe)
+        got, shapes = probe_all(ok, options, hw, **probe)
         cands = [c if c not in got else
                  replace(c, excluded=got[c]) if isinstance(got[c], str) else replace(c, measured_ms=got[c])
                  for c in cands]
     chosen, reasons = choose(cands, budget_db, options.precision)
+    if hw is not None:  # a fixed-shape model ran at its own shape, whatever the tiling asked for
+        hw = next((shapes[c] for c in shapes if (c.file, c.backend, c.precision) ==
+                   (chosen.file, chosen.backend, chosen.precision)), hw)
     line = summary_line(chosen, cands, budget_db, notes, options.precision, hw)
     log.info("auto backend for %s (budget %g dB):\n  %s", model.name, budget_db,
              "\n  ".join(reasons + list(notes)))
