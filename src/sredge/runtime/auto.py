@@ -338,14 +338,26 @@ def installed_backends() -> tuple[list[str], list[str], bool]:
 def read_variants(paths: Sequence[Path]) -> list[Variant]:
     """:func:`variant_of` for each file (reads the ONNX headers), each derived file checked against the
     family's FP32 file (:func:`stranger`)."""
-    from sredge.models.onnx_file import load_onnx, read_descriptor
-    from sredge.runtime.backends.openvino import wide_int8_weights
+    from sredge.models.onnx_file import read_descriptor
 
     descs = [read_descriptor(p) for p in paths]
     root = next((d for p, d in zip(paths, descs) if d is not None and p == family_root(p)), None)
     out = [replace(variant_of(p, d), stranger=stranger(root, d)) for p, d in zip(paths, descs)]
-    return [replace(v, wide_int8=wide_int8_weights(load_onnx(v.file), v.file.parent)) if v.precision == "int8" else v
-            for v in out]
+    return [replace(v, wide_int8=_wide_int8(v.file)) if v.precision == "int8" else v for v in out]
+
+
+def _wide_int8(path: Path) -> bool:
+    """:func:`~sredge.runtime.backends.openvino.wide_int8_weights` of an INT8 file; False when its weights cannot
+    be read (a missing external-data file: its probe fails and says so)."""
+    from sredge.models.onnx_file import external_data_files, load_onnx
+    from sredge.runtime.backends.openvino import wide_int8_weights
+
+    model = load_onnx(path)
+    try:
+        external_data_files(model, path)
+    except InputError:
+        return False
+    return wide_int8_weights(model, path.parent)
 
 
 _SAME_NETWORK = ("arch", "variant", "scale", "in_channels", "out_channels", "color_space", "value_range",

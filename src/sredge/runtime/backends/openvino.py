@@ -181,11 +181,12 @@ class OpenVinoBackend:
 
     def __enter__(self) -> OpenVinoBackend:
         ov = require("openvino")
-        from sredge.models.onnx_file import load_onnx, onnx_facts
+        from sredge.models.onnx_file import external_data_files, load_onnx, onnx_facts
 
         if not self.path.is_file():
             raise InputError(f"no such model file: {self.path}")
         proto = load_onnx(self.path)
+        external_data_files(proto, self.path)  # missing or cut weights: said plainly (OpenVINO says 'core.cpp:84')
         facts = onnx_facts(proto, sha256="")
         self._core = ov.Core()
         caps = list(self._core.get_property(self._device, "OPTIMIZATION_CAPABILITIES"))
