@@ -424,3 +424,24 @@ def test_missing_external_weights_are_one_plain_line_and_auto_leaves_the_file_ou
         assert rt.auto.chosen.precision == "fp32"
         ov8 = next(c for c in rt.auto.candidates if (c.backend, c.precision) == ("openvino", "int8"))
         assert "probe failed" in ov8.excluded and "m.int8.data" in ov8.excluded, ov8
+
+
+@needs_ov
+def test_an_onnx_openvino_cannot_convert_is_said_with_openvinos_reason(tmp_path):
+    """The OpenVINO audit: the error was 'OpenVINO cannot read odd.onnx: Exception from
+    src/inference/src/cpp/core.cpp:84:' (where in OpenVINO it was raised), never which operation it lacks."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, "H", "W"]) for n in ("x", "y")]
+    graph = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")], "odd", io[:1],
+                              io[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    with pytest.raises(InputError) as err:
+        with OpenVinoBackend(tmp_path / "odd.onnx"):
+            pass
+    msg = str(err.value)
+    assert "No conversion rule found for operations: com.example.Frobnicate" in msg and "\n" not in msg, msg
+    assert "core.cpp" not in msg and "Check '" not in msg

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,6 +285,12 @@ class OpenVinoBackend:
                 f"threads {threads}")
 
 
+_OV_WHERE = re.compile(r"(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:|Summary:)")
+"""Lines of an OpenVINO error that say where in OpenVINO's sources it was raised, not what went wrong."""
+
+
 def _first(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    """OpenVINO's message on one line, without its source locations (its first line is one: 'Exception from
+    src/inference/src/cpp/core.cpp:84:')."""
+    said = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not _OV_WHERE.fullmatch(ln.strip())]
+    return (" ".join(said) or type(exc).__name__)[:300]
