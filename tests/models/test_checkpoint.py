@@ -269,3 +269,18 @@ def test_torch_save_of_the_same_module_is_told_apart_and_read_without_its_code(r
     with pytest.raises(InputError, match=f"contains pickled code \\({name}.Net: a whole model"):
         load_state_dict(saved)
     assert _same(load_state_dict(saved, trust_pickle=True), sd)  # class not importable: a stand-in reads it
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_trust_pickle_reads_a_plain_weights_file_without_unpickling_code(tmp_path, caplog, legacy):
+    """--trust-pickle allows code only where a file holds some: a plain state dict is still read weights-only."""
+    real = load_state_dict(asset("weights/fsrcnn/fsrcnn_x3.pth"))
+    path = tmp_path / "fsrcnn_x3.pth"
+    torch.save({"params": real, "epoch": 3}, path, _use_new_zipfile_serialization=not legacy)
+    with caplog.at_level("WARNING", logger="sredge.models.checkpoint"):
+        assert _same(load_state_dict(path, trust_pickle=True), real)
+    assert "code execution" not in caplog.text
+    with caplog.at_level("WARNING", logger="sredge.models.checkpoint"):  # a pickled model still needs the flag
+        load_state_dict(asset("weights/vdsr/vdsr_model_epoch_50.pth"), trust_pickle=True)
+    assert "code execution allowed" in caplog.text
+

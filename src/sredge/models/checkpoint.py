@@ -238,14 +238,19 @@ class _CpuUnpickler(pickle.Unpickler):
 
 
 def _torch_load(path: Path, trust_pickle: bool) -> Any:
+    """``torch.load`` of a zip or legacy file: weights only, and with ``trust_pickle`` unpickling code only
+    when the file holds some (a plain weights file never runs code, whatever the flag)."""
     torch = require("torch")
     try:
-        if trust_pickle:
-            log.warning("unpickling %s with code execution allowed (--trust-pickle)", path)
-            with warnings.catch_warnings():  # "source code of class ... has changed": expected here
-                warnings.simplefilter("ignore")
-                return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TrustingPickle)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            if not trust_pickle:
+                raise
+        log.warning("unpickling %s with code execution allowed (--trust-pickle)", path)
+        with warnings.catch_warnings():  # "source code of class ... has changed": expected here
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TrustingPickle)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg)
