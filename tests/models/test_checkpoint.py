@@ -284,3 +284,31 @@ def test_trust_pickle_reads_a_plain_weights_file_without_unpickling_code(tmp_pat
         load_state_dict(asset("weights/vdsr/vdsr_model_epoch_50.pth"), trust_pickle=True)
     assert "code execution allowed" in caplog.text
 
+
+class _CallsTheOs:
+    """Pickles as a call to ``os.getpid`` (harmless), the shape of a malicious checkpoint's ``os.system``."""
+
+    def __reduce__(self):
+        import os
+
+        return os.getpid, ()
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy", "pickle.dump"])
+def test_a_pickle_that_calls_the_os_is_refused_naming_the_call(cli, tmp_path, sd, fmt):
+    import os
+    import pickle
+
+    path = tmp_path / "m_x3.pth"
+    obj = {"params": sd, "hook": _CallsTheOs()}
+    if fmt == "pickle.dump":
+        with path.open("wb") as fh:
+            pickle.dump(obj, fh)
+    else:
+        torch.save(obj, path, _use_new_zipfile_serialization=fmt == "zip")
+    call = f"{os.getpid.__module__}.getpid"  # posix.getpid on Linux
+    with pytest.raises(InputError, match=f"calls {call} when loaded: an operating-system call.*do not load it"):
+        load_state_dict(path)
+    res = cli("export", path, "-o", tmp_path / "m.onnx")
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and call in res.err
+

@@ -45,6 +45,9 @@ _WRAPPER_KEYS = (
     "params_ema", "params", "g_ema", "state_dict", "model_state_dict", "model", "net_g", "net", "generator",
 )
 _PREFIXES = ("module.", "_orig_mod.")
+# Modules torch.load(weights_only=True) never allows: a pickle that calls into them runs commands when
+# loaded (the shape of a malicious checkpoint), not a model class.
+_BLOCKED_MODULES = ("os", "posix", "nt", "sys", "subprocess")
 
 
 def sniff_format(path: Path) -> str:
@@ -201,6 +204,9 @@ def _raw_pickle_load(path: Path, trust_pickle: bool) -> Any:
     """A plain ``pickle.dump`` file: refused without trust (naming its classes), else unpickled with
     every module it needs importable (a missing one is named, never replaced by a stand-in)."""
     classes = _model_classes(pickle_globals(path))
+    calls = [f"{m}.{n}" for m, n in classes if m.split(".")[0] in _BLOCKED_MODULES]
+    if not trust_pickle and calls:
+        raise _os_call_error(path, calls[0])
     if not trust_pickle and not classes:
         raise InputError(f"{path} is a plain pickle (pickle.dump), not a torch.save file: reading it runs code "
                          "(its tensors are stored as calls); if you trust its source, pass --trust-pickle")
@@ -225,6 +231,13 @@ def _raw_pickle_load(path: Path, trust_pickle: bool) -> Any:
                          "put the module that defines it on PYTHONPATH") from exc
     except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError, TypeError) as exc:
         raise InputError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
+
+
+def _os_call_error(path: Path, glob: str) -> InputError:
+    """The refusal of a pickle that calls into the operating system (``posix.system``) when loaded."""
+    return InputError(f"{path} contains pickled code that calls {glob} when loaded: an operating-system call, not "
+                      "weights or a model class, as malicious checkpoints make; do not load it (--trust-pickle "
+                      "would run that call)")
 
 
 class _CpuUnpickler(pickle.Unpickler):
@@ -253,9 +266,11 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
             return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TrustingPickle)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
-        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", msg)
+        m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", msg)
         if m:
             glob = m.group(1)
+            if glob.split(".")[0] in _BLOCKED_MODULES:
+                raise _os_call_error(path, glob) from exc
             if glob.split(".")[0] in _DATA_MODULES:  # e.g. a numpy scalar saved beside the weights
                 raise InputError(
                     f"{path} contains pickled code ({glob}), not just weights; loading it can run arbitrary "
