@@ -312,3 +312,13 @@ def test_a_pickle_that_calls_the_os_is_refused_naming_the_call(cli, tmp_path, sd
     res = cli("export", path, "-o", tmp_path / "m.onnx")
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and call in res.err
 
+
+def test_a_safetensors_file_cut_inside_its_header_is_called_truncated(tmp_path):
+    real = load_state_dict(asset("weights/fsrcnn/fsrcnn_x3.pth"))
+    whole = tmp_path / "whole.safetensors"
+    save_file({k: v.contiguous() for k, v in real.items()}, str(whole))
+    cut = tmp_path / "fsrcnn_x3.safetensors"
+    cut.write_bytes(whole.read_bytes()[:60])
+    with pytest.raises(InputError, match="is a truncated safetensors file \\(its header alone is \\d+ bytes, the "
+                                         "file 60\\)"):
+        load_state_dict(cut)

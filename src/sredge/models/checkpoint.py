@@ -45,6 +45,8 @@ _WRAPPER_KEYS = (
     "params_ema", "params", "g_ema", "state_dict", "model_state_dict", "model", "net_g", "net", "generator",
 )
 _PREFIXES = ("module.", "_orig_mod.")
+_SAFETENSORS_MAX_HEADER = 100_000_000
+"""The largest header the safetensors format allows (its MAX_HEADER_SIZE)."""
 # Modules torch.load(weights_only=True) never allows: a pickle that calls into them runs commands when
 # loaded (the shape of a malicious checkpoint), not a model class.
 _BLOCKED_MODULES = ("os", "posix", "nt", "sys", "subprocess")
@@ -71,8 +73,13 @@ def sniff_format(path: Path) -> str:
     if head[:2] in _PICKLE_PROTOCOL:
         return "raw-pickle" if _is_plain_pickle(path) else "pickle"
     # safetensors: u64 little-endian header length, then a JSON header that fits in the file.
-    if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
-        return "safetensors"
+    if len(head) >= 9 and head[8:9] == b"{":
+        header, size = int.from_bytes(head[:8], "little"), path.stat().st_size
+        if 0 < header <= size - 8:
+            return "safetensors"
+        if header <= _SAFETENSORS_MAX_HEADER:  # a plausible header that the file cuts short
+            raise InputError(f"{path} is a truncated safetensors file (its header alone is {header + 8} bytes, "
+                             f"the file {size}): download or copy it again")
     if head.startswith(_LFS_POINTER):
         raise InputError(
             f"{path} is a Git LFS pointer, not the weights: run `git lfs pull` in its repository "
