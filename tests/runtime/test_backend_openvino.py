@@ -137,6 +137,24 @@ def test_f32_hint_and_threads_are_set_on_the_compiled_model(exported):
 
 
 @needs_ov
+def test_an_fp16_file_says_it_is_computed_in_float32(tmp_path, caplog):
+    """Under the f32 hint OpenVINO computes an FP16 file in float32; describe() said only "fp32" while sr-bench and
+    the report named the file fp16, and nothing warned that it is not float16 arithmetic (nor faster)."""
+    import onnx
+
+    from sredge.calibration.fp16 import convert_to_fp16
+    from sredge.runtime.bundled import bundled_models
+
+    fp16 = tmp_path / "m.fp16.onnx"
+    onnx.save(convert_to_fp16(onnx.load(str(bundled_models()[2]))), fp16)
+    with caplog.at_level("WARNING"), OpenVinoBackend(fp16, BackendOptions(threads=1)) as be:
+        assert be.describe().endswith("fp32 (float16 file, computed in float32 here), threads 1"), be.describe()
+        assert be.run(np.random.default_rng(0).random((1, 1, 16, 16), dtype=np.float32)).dtype == np.float32
+    assert any("m.fp16.onnx is an FP16 file: OpenVINO on the CPU computes it in float32" in r.getMessage()
+               for r in caplog.records)
+
+
+@needs_ov
 def test_tiled_run_matches_onnxruntime(exported):
     from sredge.imaging.io import read_rgb
     from tests.conftest import asset

@@ -115,3 +115,26 @@ def test_run_refuses_what_it_would_misread():
             be.run(np.zeros((8, 8), np.float32))
         out = be.run(np.full((1, 1, 8, 8), 0.5, np.float64)[..., ::1, ::-1])  # other floats, views: run as float32
         assert out.dtype == np.float32 and out.shape == (1, 1, 16, 16)
+
+
+def test_an_fp16_file_on_the_cpu_says_it_is_computed_in_float32(tmp_path, caplog):
+    """ONNX Runtime's CPU provider computes an FP16 file in float32 (casts around its kernels): slower than the FP32
+    file and not a GPU's float16 output. sr-run and sr-bench said nothing; now describe() and a warning do."""
+    import onnx
+
+    from sredge.calibration.fp16 import convert_to_fp16
+    from sredge.runtime.bundled import bundled_models
+
+    fp32 = bundled_models()[2]
+    fp16 = tmp_path / "m.fp16.onnx"
+    onnx.save(convert_to_fp16(onnx.load(str(fp32))), fp16)
+    x = np.random.default_rng(0).random((1, 1, 16, 16), dtype=np.float32)
+    with caplog.at_level("WARNING"), open_backend("ort", fp16, BackendOptions(device="cpu", threads=1)) as be:
+        assert "float16 file, computed in float32 here" in be.describe()
+        assert be.run(x).dtype == np.float32
+    assert any("m.fp16.onnx is an FP16 file: ONNX Runtime on the CPU computes it in float32" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING"), open_backend("ort", fp32, BackendOptions(device="cpu", threads=1)) as be:
+        assert "float16" not in be.describe()
+    assert not caplog.records

@@ -7,6 +7,7 @@ engine or device buffers on ``__enter__`` (Polygraphy style) and releases them o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -15,6 +16,8 @@ import numpy as np
 
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,26 @@ def check_batch(x: np.ndarray, channels: int | None, model: str | Path) -> np.nd
         raise InputError(f"{name} takes a float32 batch in the model's value range, not {x.dtype} samples: "
                          "prepare images with sredge.imaging.model_io.image_to_input (8-bit images / 255)")
     return x
+
+
+FP16_ON_CPU = "float16 file, computed in float32 here"
+"""What ``describe()`` adds for an FP16 ONNX run on the CPU (see :func:`warn_fp16_on_cpu`)."""
+
+
+def warn_fp16_on_cpu(model: str | Path, library: str) -> None:
+    """Say once per open that an FP16 ONNX runs on a CPU that computes it in float32.
+
+    ONNX Runtime's CPU provider casts float16 to float32 around most of its kernels, and OpenVINO (hint
+    ``f32``) computes it in float32: the file runs slower than its FP32 file, and its output is not the float16
+    arithmetic of a GPU, whose drop ``sr-export`` recorded. Nothing refuses it, so the run is not silent about it.
+
+    Args:
+        model: The ONNX file.
+        library: The backend's name for the message (``"ONNX Runtime"``, ``"OpenVINO"``).
+    """
+    log.warning("%s is an FP16 file: %s on the CPU computes it in float32, slower than the FP32 file and not what a "
+                "GPU computes (its recorded PSNR drop is float16's); run the FP32 file on the CPU, this one on a GPU",
+                Path(model).name, library)
 
 
 def model_kind(path: str | Path) -> str:

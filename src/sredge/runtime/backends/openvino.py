@@ -37,7 +37,7 @@ import numpy as np
 from sredge._lazy import require
 from sredge.errors import InputError
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.backends.base import BackendOptions, InputSpec, check_batch
+from sredge.runtime.backends.base import FP16_ON_CPU, BackendOptions, InputSpec, check_batch, warn_fp16_on_cpu
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,10 @@ class OpenVinoBackend:
                         "output differs from the ONNX's Q/DQ arithmetic and from the PSNR drop recorded for it; "
                         "sr-export --int8-flavour cpu (7-bit weights) is exact here, or use the FP32 file",
                         self.path.name)
+        self.fp16_on_cpu = facts.precision == "fp16" and self.precision.hint == "f32"
+        """An FP16 file under the ``f32`` hint: OpenVINO computes it in float32 (see :func:`warn_fp16_on_cpu`)."""
+        if self.fp16_on_cpu:
+            warn_fp16_on_cpu(self.path, "OpenVINO")
         try:
             self._model = self._core.read_model(str(self.path))
         except Exception as exc:  # OpenVINO raises RuntimeError for graphs it cannot convert
@@ -281,6 +285,7 @@ class OpenVinoBackend:
         self._active()
         threads = self.options.threads or "default"
         inexact = " (inexact here: 8-bit weights without VNNI)" if self.int8_inexact else ""
+        inexact += f" ({FP16_ON_CPU})" if self.fp16_on_cpu else ""
         return (f"openvino {self._ov.__version__.split('-')[0]} {self._device} {self.precision.name}{inexact}, "
                 f"threads {threads}")
 

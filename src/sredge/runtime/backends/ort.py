@@ -10,7 +10,7 @@ import numpy as np
 
 from sredge.errors import InputError, MissingDependencyError
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.backends.base import BackendOptions, InputSpec, check_batch
+from sredge.runtime.backends.base import FP16_ON_CPU, BackendOptions, InputSpec, check_batch, warn_fp16_on_cpu
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class OrtBackend:
         self.rewrites = rewrites
         self.rewritten = 0
         """PReLU nodes the session runs rewritten (set on entering)."""
+        self.fp16_on_cpu = False
+        """An FP16 file on the CPU provider, which computes it in float32 (set on entering)."""
         self._sess = None
         self._fixed_batch: int | None = None
 
@@ -133,6 +135,9 @@ class OrtBackend:
         self._in_dtype = np.float16 if self._in.type == "tensor(float16)" else np.float32
         n = shape[0]
         self._fixed_batch = n if isinstance(n, int) and n > 1 else None
+        self.fp16_on_cpu = used == [_CPU] and _typed_precision(self.path) == "fp16"
+        if self.fp16_on_cpu:
+            warn_fp16_on_cpu(self.path, "ONNX Runtime")
         return self
 
     def _rewritten(self) -> bytes | None:
@@ -241,7 +246,7 @@ class OrtBackend:
 
         threads = self.options.threads or "default"
         return (f"onnxruntime {ort.__version__} {self._session().get_providers()[0]}, threads {threads}, "
-                f"graph {self.graph}")
+                f"graph {self.graph}" + (f", {FP16_ON_CPU}" if self.fp16_on_cpu else ""))
 
 
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
