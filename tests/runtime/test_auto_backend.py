@@ -162,6 +162,18 @@ def test_nothing_admissible_is_an_input_error():
         choose([cand("ort", "int8", 0.4)], 0.1)
 
 
+def test_nothing_admissible_says_raise_the_budget_only_when_the_budget_excluded_something():
+    """An FP16 file alone on the CPU is excluded for its device, not its drop: 'raise the budget' misled."""
+    cands, _ = enumerate_candidates([variant_of(F16, ModelDescriptor("fsrcnn", 3, 1, 1, "y", 1.0, False,
+                                                                     precision="fp16", psnr_drop_db=0.0))],
+                                    ["ort"], [])
+    with pytest.raises(InputError, match="FP16 files are for GPUs") as err:
+        choose(cands, 0.5)
+    assert "raise the budget" not in str(err.value) and "name --backend" in str(err.value)
+    with pytest.raises(InputError, match="raise the budget"):
+        choose([cand("ort", "int8", 0.4)], 0.1)
+
+
 def test_auto_chooses_variants_only_for_the_cpu():
     assert auto_on_cpu("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert auto_on_cpu("auto", ["CPUExecutionProvider"])

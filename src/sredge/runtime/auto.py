@@ -265,7 +265,7 @@ def choose(candidates: Sequence[Candidate], budget_db: float, precision: str | N
     reasons = [f"{c.label}: " + (f"excluded, {c.excluded}" if c.excluded else _facts(c)) for c in judged]
     if not ok:
         raise InputError("--backend auto: no variant of the model can run within --max-psnr-drop "
-                         f"{budget_db:g} dB ({'; '.join(reasons)}); raise the budget or name --backend/--precision")
+                         f"{budget_db:g} dB ({'; '.join(reasons)}); {_nothing_admissible_hint(candidates, judged)}")
     if all(c.measured_ms is not None for c in ok) and len(ok) > 1:
         fastest = min(c.measured_ms for c in ok)
         tied = [c for c in ok if c.measured_ms <= fastest * (1 + TIE)]
@@ -276,6 +276,14 @@ def choose(candidates: Sequence[Candidate], budget_db: float, precision: str | N
         why = "the only admissible candidate" if len(ok) == 1 else "first by preference (not measured)"
     reasons.append(f"chose {chosen.label}: {why}")
     return chosen, reasons
+
+
+def _nothing_admissible_hint(candidates: Sequence[Candidate], judged: Sequence[Candidate]) -> str:
+    """What to do when no candidate is admissible (pure): a larger budget helps only when the budget excluded
+    one; otherwise (an FP16 file alone on the CPU, an earlier export's file) only naming the backend does."""
+    if any(j.excluded and not c.excluded for c, j in zip(candidates, judged)):
+        return "raise the budget or name --backend/--precision"
+    return "no budget changes that: name --backend (and --precision) to run a file as it is, or give the FP32 file"
 
 
 def summary_line(chosen: Candidate, candidates: Sequence[Candidate], budget_db: float, notes: Sequence[str],
