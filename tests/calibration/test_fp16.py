@@ -100,3 +100,26 @@ def test_range_check_names_the_overflowing_layers(tmp_path):
     with pytest.raises(CheckFailedError, match=r"conv_big \(Conv\) -> big: max \|x\| 8\.1e\+04"):
         make_fp16(path, desc, x, validator=None)
     assert not (tmp_path / "big.fp16.onnx").exists()
+
+
+def test_an_architecture_not_known_to_be_fp16_safe_is_warned_about(tmp_path, caplog):
+    """HAN and CSNLN are marked not float16-safe (attention sums over every pixel), and sr-run --backend torch --fp16
+    warns; sr-export wrote their FP16 file after a range check on small crops without a word."""
+    from dataclasses import replace
+
+    from sredge.calibration.derive import make_fp16
+    from sredge.models.onnx_file import read_descriptor
+    from sredge.runtime.bundled import bundled_models
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(bundled_models()[2].read_bytes())
+    x = np.full((2, 1, 24, 32), 0.5, np.float32)
+    desc = read_descriptor(path)
+    with caplog.at_level("WARNING"):
+        make_fp16(path, desc, x, validator=None, half_db=lambda: 30.0)
+    assert not caplog.records
+    with caplog.at_level("WARNING"):
+        out = make_fp16(path, replace(desc, fp16_safe=False), x, validator=None, half_db=lambda: 30.0)
+    assert out.path.is_file()
+    assert any("not known to be float16-safe" in r.getMessage() and "on 32x24 inputs only" in r.getMessage()
+               for r in caplog.records)

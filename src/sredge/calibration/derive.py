@@ -130,6 +130,8 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
             "FP16 would overflow (activations beyond +-65504 on the calibration set, i.e. inf/black frames): "
             f"{ranges.describe_overflows()}; no FP16 file was written: use FP32 or INT8 for this model"
         )
+    if not desc.fp16_safe:
+        _warn_not_fp16_safe(desc, calib)
     model = convert_to_fp16(onnx.load(str(fp32_path)), options, desc)
     db = half_db() if half_db is not None else None
     db = validator.mean_db(model) if db is None else db
@@ -137,6 +139,15 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
         record_quality(model, reference_db - db, validator.dataset.name)
     out = save_model(model, derived_path(fp32_path, "fp16"))
     return Fp16Outcome(out, ranges, db)
+
+
+def _warn_not_fp16_safe(desc: ModelDescriptor, calib: np.ndarray) -> None:
+    """The range check of an architecture not known to be float16-safe (HAN's and CSNLN's attention sums over
+    every pixel) holds for the calibration inputs' size only: say so, as ``sr-run --backend torch --fp16`` does."""
+    h, w = calib.shape[-2:]
+    log.warning("%s is not known to be float16-safe (activations that sum over the image grow with its size, and "
+                "overflow inside an op is not seen): the range check passed on %dx%d inputs only; check the FP16 "
+                "file on frames of the size you will run, or use FP32", desc.arch.upper(), w, h)
 
 
 def make_int8(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validator: Validator, reference_db: float,
