@@ -22,7 +22,8 @@ def build_parser() -> Parser:
         description="Measure SR models on a benchmark dataset (Y-PSNR, Y-SSIM, latency), write a report, "
                     "and gate on a saved baseline.",
         epilog="Exit codes: 0 ok (within budget), 1 a regression beyond the budget, 2 bad input, "
-               "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
+               "3 internal error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (nothing half-written is left). "
+               "SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("models", nargs="+", type=Path, metavar="MODEL", help=".onnx, .engine/.plan or .pth files")
     p.add_argument("--dataset", type=folder_arg, required=True,

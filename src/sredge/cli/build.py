@@ -18,7 +18,8 @@ def build_parser() -> Parser:
         description="Build a TensorRT engine (with its .json sidecar) from an ONNX, on the machine that will run "
                     "it. An engine already built for the same ONNX, options, TensorRT and GPU is reused.",
         epilog="Exit codes: 0 ok, 1 TensorRT failed to build, 2 bad input or TensorRT not installed, "
-               "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
+               "3 internal error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (nothing half-written is left). "
+               "SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("onnx", type=Path, help="the ONNX model (float32, FP16, or a Q/DQ INT8 ONNX)")
     p.add_argument("-o", "--output", type=Path, help="engine file (default: the ONNX's name with .engine)")

@@ -22,7 +22,8 @@ def build_parser() -> Parser:
             "(frames spread over the whole clip), deterministic for a seed, saved as .npz to reuse on a "
             "machine that has no copy of the sources (sr-export --calib SET.npz)."
         ),
-        epilog="Exit codes: 0 ok, 2 bad input (including too few crops), 3 internal error.",
+        epilog="Exit codes: 0 ok, 2 bad input (including too few crops), 3 internal error, 130/143/129 stopped by "
+               "SIGINT/SIGTERM/SIGHUP (nothing half-written is left).",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="{build,show}")
     b = sub.add_parser("build", help="cut a calibration set and save it as .npz")

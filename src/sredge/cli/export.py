@@ -44,7 +44,8 @@ def build_parser() -> Parser:
             "Exits 0 only when the parity check passes."
         ),
         epilog="Exit codes: 0 ok, 1 a check failed (parity, FP16 range, INT8 over --max-psnr-drop), 2 bad input, "
-               "3 internal error. SREDGE_DEBUG=1 shows tracebacks.",
+               "3 internal error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (nothing half-written is left). "
+               "SREDGE_DEBUG=1 shows tracebacks.",
     )
     p.add_argument("checkpoint", type=Path, help=".pth / .pt / .ckpt / .safetensors file")
     p.add_argument("-o", "--output", type=Path,

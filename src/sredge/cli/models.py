@@ -11,7 +11,9 @@ PROG = "sr-models"
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description="List the models bundled with sredge (used when sr-run gets no --model).")
+    p = Parser(prog=PROG, description="List the models bundled with sredge (used when sr-run gets no --model).",
+               epilog="Exit codes: 0 ok, 2 bad input, 3 internal error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP "
+                      "(nothing half-written is left). SREDGE_DEBUG=1 shows tracebacks.")
     p.add_argument("--measure", action="store_true",
                    help="time each model on this machine (ONNX Runtime CPU, one 640x360 frame, median of 5)")
     return p
