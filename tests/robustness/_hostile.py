@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from sredge.models.descriptor import ModelDescriptor
 from sredge.models.onnx_file import write_descriptor
-from tests.robustness.conftest import Result, assert_clean_error, child_env, command, hashes, leftovers
+from tests.robustness.conftest import PROGS, Result, assert_clean_error, child_env, command, hashes, leftovers
 
 AS_LIMIT = 4 << 30
 """The address-space limit every case here runs under (``ulimit -v 4194304``): python, numpy, OpenCV, PyAV,
@@ -40,9 +40,12 @@ def sr_limited(cmd: str, *args: object, timeout: float = 120) -> Result:
 
 
 def check_case(cmd: str, args: list, *, inputs: list[Path], outputs: list[Path] = (), code: int = 2,
-               match: str | tuple[str, ...] | None = None, watch: Path | None = None) -> Result:
+               match: str | tuple[str, ...] | None = None, watch: Path | None = None, warned: str = "") -> Result:
     """Run one case under the address-space limit and check what the suite promises: the exit code (never a
-    signal), one line on stderr naming ``match``, inputs byte-identical, no output unless exit 0, no temp file."""
+    signal), one line on stderr naming ``match``, inputs byte-identical, no output unless exit 0, no temp file.
+
+    ``warned``: the case also warns, in one line before the error, containing this text (e.g. an FP16 file on
+    the CPU); no other line is allowed."""
     before = hashes(inputs)
     res = sr_limited(cmd, *args)
     assert res.code >= 0, f"killed by signal {-res.code}; stderr:\n{res.err}"
@@ -50,7 +53,10 @@ def check_case(cmd: str, args: list, *, inputs: list[Path], outputs: list[Path] 
     if code == 0:
         assert res.code == 0, res.err
     else:
-        assert_clean_error(res, cmd, code, matches[0])
+        assert_clean_error(res, cmd, code, matches[0], lines=2 if warned else 1)
+        if warned:
+            first = res.err.splitlines()[0]
+            assert first.startswith(f"{PROGS[cmd]}: WARNING: ") and warned in first, res.err
     for m in matches[1:]:
         assert m in res.err, f"{m!r} not in {res.err!r}"
     assert hashes(inputs) == before, "an input changed"

@@ -132,9 +132,8 @@ def warn_fp16_on_cpu(model: str | Path, library: str) -> None:
         model: The ONNX file.
         library: The backend's name for the message (``"ONNX Runtime"``, ``"OpenVINO"``).
     """
-    log.warning("%s is an FP16 file: %s on the CPU computes it in float32, slower than the FP32 file and not what a "
-                "GPU computes (its recorded PSNR drop is float16's); run the FP32 file on the CPU, this one on a GPU",
-                Path(model).name, library)
+    log.warning("%s is an FP16 file: %s runs it on the CPU in float32 arithmetic, slower than the FP32 file; use that "
+                "one on the CPU and this one on a GPU", Path(model).name, library)
 
 
 def model_kind(path: str | Path) -> str:
