@@ -51,6 +51,20 @@ def test_a_full_disk_under_stdout_does_not_point_at_a_missing_option(capsys):
     assert capsys.readouterr().err.strip().endswith("writing out.png (free some space or choose -o elsewhere)")
 
 
+def test_running_out_of_memory_is_one_line_and_exit_2_not_an_internal_error(capsys):
+    """The memory audit: under `ulimit -v`, sr-run --tile 0 of a 1280x720 image with RFDN passed the memory check,
+    then numpy could not allocate the output: "internal error: MemoryError ... SREDGE_DEBUG=1", exit 3."""
+    import numpy as np
+
+    def huge(argv):
+        np.zeros(1 << 50, np.float32)  # 4 PiB: numpy's real MemoryError
+
+    assert run("sr-x", huge, []) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sr-x: error: out of memory (Unable to allocate") and "--tile" in err, err
+    assert "internal error" not in err and len(err.splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("argv,hint", [
     (["m.onnx", "--dataset", "sample", "--size", "-5x5"], "(-5x5 starts with '-': write --size=-5x5)"),
     (["m.onnx", "--dataset"], None),  # nothing after the flag: no hint

@@ -194,6 +194,10 @@ def _run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[
             seen()
             print(f"{prog}: interrupted by {signal_name(exc.signum)}{_written_before_the_stop(mark)}", file=sys.stderr)
             return exit_code(exc.signum)
+        except MemoryError as exc:  # an allocation past the estimate (ulimit -v, a cgroup, other work): not a bug
+            _traceback_if_debug()
+            print(f"{prog}: error: {_memory_error_line(exc)}", file=sys.stderr)
+            return 2
         except Exception as exc:  # a bug: say so in one line, keep the traceback behind SREDGE_DEBUG
             _traceback_if_debug()
             known = _os_error_line(exc)
@@ -221,6 +225,12 @@ def _traceback_if_debug() -> None:
     exit code stays the one documented for the error (a bare re-raise would make every error exit 1)."""
     if debug_enabled():
         traceback.print_exc(file=sys.stderr)
+
+
+def _memory_error_line(exc: MemoryError) -> str:
+    """One line for a MemoryError: what could not be allocated, and what to try."""
+    return (f"out of memory ({_one_line(exc)}): free some memory, or give less work at once (sr-run: a smaller --tile, "
+            "--batch 1, a smaller image)")
 
 
 def _os_error_line(exc: BaseException) -> str | None:
