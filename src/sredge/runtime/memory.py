@@ -10,6 +10,8 @@ fit, finds the tile setting that would (:func:`fitting_tile`).
 
 from __future__ import annotations
 
+import logging
+import math
 import resource
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,8 +23,15 @@ from sredge.runtime.tiling import MIN_SIDE, TileConfig, activation_bytes_per_px,
 HEADROOM = 64 << 20
 """Kept free beyond the estimate: the model's weights, the interpreter's own allocations, encoder buffers."""
 TILE_CHOICES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
+DEFAULT_FEATURE_CHANNELS = 64
+"""Activation channels assumed of a model whose graph cannot be read (an engine, a checkpoint)."""
+ORT_OVER_LIVENESS = 2.5
+"""ONNX Runtime's CPU peak over the float32 tensors a graph holds live at once (measured 1.1-2.4x on FSRCNN,
+realesr-animevideov3, RFDN, RLFN, BSRN and SPAN at 360x640 and 720x1280)."""
 """Tile edges :func:`fitting_tile` tries, largest first."""
 _F32 = 4
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,7 @@ def estimate(height: int, width: int, desc: ModelDescriptor, tiling: TileConfig,
 
 
 def fitting_tile(height: int, width: int, desc: ModelDescriptor, tiling: TileConfig, available: int,
-                 channels: int = 3, itemsize: int = 1) -> int | None:
+                 channels: int = 3, itemsize: int = 1, feature_channels: int = DEFAULT_FEATURE_CHANNELS) -> int | None:
     """The largest tile edge of :data:`TILE_CHOICES` (one tile per call) with which the run fits in
     ``available`` bytes (with :data:`HEADROOM`), or None when none does (pure)."""
     if tiling.fixed_hw is not None:
@@ -83,9 +92,79 @@ def fitting_tile(height: int, width: int, desc: ModelDescriptor, tiling: TileCon
         if t <= 2 * tiling.overlap:
             break
         cfg = replace(tiling, tile=t, batch=1)
-        if estimate(height, width, desc, cfg, channels, itemsize).total + HEADROOM <= available:
+        if estimate(height, width, desc, cfg, channels, itemsize, feature_channels).total + HEADROOM <= available:
             return t
     return None
+
+
+def graph_feature_channels(model, scale: int, out_channels: int) -> int:
+    """The ``feature_channels`` of :func:`~sredge.runtime.tiling.activation_bytes_per_px` that covers an ONNX
+    graph's activations (pure): the most float32 values per input pixel its tensors hold live at once, walked in
+    graph order at a 64x64 input, times :data:`ORT_OVER_LIVENESS`; never below :data:`DEFAULT_FEATURE_CHANNELS`.
+
+    RFDN and BSRN keep their distilled features alive for a final concatenation: 3-4 times the 64 channels
+    assumed before, so ``--tile 0`` passed the check and then ran out of memory.
+
+    Args:
+        model: An ``onnx.ModelProto`` with one (N, C, H, W) input; not modified.
+        scale: The network's own upscale (1 for pre-upsampling networks).
+        out_channels: Its output channels.
+
+    Raises:
+        ValueError: A tensor's shape is not known at that size (the caller keeps the default).
+    """
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    for d, v in zip(dims, (1, None, 64, 64)):
+        if v is not None:
+            d.dim_value = v
+    m = onnx.shape_inference.infer_shapes(m, data_prop=True)
+    shapes = {vi.name: vi.type.tensor_type.shape.dim for vi in (*m.graph.value_info, *m.graph.input, *m.graph.output)}
+
+    def values(name: str) -> int:
+        n = 1
+        for d in shapes.get(name, ()) or ():
+            if not d.HasField("dim_value"):
+                raise ValueError(f"the shape of {name!r} is unknown")
+            n *= d.dim_value
+        if name not in shapes:
+            raise ValueError(f"the shape of {name!r} is unknown")
+        return n
+
+    last = {t: i for i, node in enumerate(m.graph.node) for t in node.input}
+    kept = {o.name for o in m.graph.output}
+    first = m.graph.input[0].name
+    live = {first: values(first)}
+    now = peak = live[first]
+    for i, node in enumerate(m.graph.node):
+        for t in node.output:
+            if t:
+                live[t] = values(t)
+                now += live[t]
+        peak = max(peak, now)
+        for t in set(node.input):
+            if last.get(t) == i and t in live and t not in kept:
+                now -= live.pop(t)
+    per_px = ORT_OVER_LIVENESS * peak / (64 * 64)
+    return max(DEFAULT_FEATURE_CHANNELS, math.ceil((per_px - out_channels * scale * scale) / 4))
+
+
+def model_feature_channels(path: str | Path, scale: int, out_channels: int) -> int:
+    """:func:`graph_feature_channels` of an ONNX file; :data:`DEFAULT_FEATURE_CHANNELS` for a file over 256 MB or
+    one whose shapes cannot be inferred (logged)."""
+    import onnx
+
+    try:
+        if Path(path).stat().st_size > 256 << 20:
+            return DEFAULT_FEATURE_CHANNELS
+        return graph_feature_channels(onnx.load(str(path), load_external_data=False), scale, out_channels)
+    except Exception as exc:  # never worse than the default: an unreadable graph keeps the 64-channel model
+        log.debug("%s: activation memory not read from its graph (%s); assuming %d channels", path, exc,
+                  DEFAULT_FEATURE_CHANNELS)
+        return DEFAULT_FEATURE_CHANNELS
 
 
 def available_bytes() -> int | None:
@@ -97,11 +176,13 @@ def available_bytes() -> int | None:
 
 
 def check_fits(height: int, width: int, desc: ModelDescriptor, tiling: TileConfig, channels: int = 3,
-               itemsize: int = 1, available: int | None = None) -> None:
+               itemsize: int = 1, available: int | None = None,
+               feature_channels: int = DEFAULT_FEATURE_CHANNELS) -> None:
     """Refuse an upscale that would not fit in memory.
 
     Args:
         available: Bytes available; None reads :func:`available_bytes` (and skips the check when unknown).
+        feature_channels: The model's activation channels (:func:`model_feature_channels`).
 
     Raises:
         InputError: The estimate exceeds what is available; the message gives both and the ``--tile``
@@ -111,13 +192,13 @@ def check_fits(height: int, width: int, desc: ModelDescriptor, tiling: TileConfi
         available = available_bytes()
         if available is None:
             return
-    need = estimate(height, width, desc, tiling, channels, itemsize)
+    need = estimate(height, width, desc, tiling, channels, itemsize, feature_channels)
     if need.total + HEADROOM <= available:
         return
     s = desc.scale
     what = f"upscaling {width}x{height} x{s} to {width * s}x{height * s} needs about {format_bytes(need.total)}"
     have = f"{format_bytes(available)} is available"
-    t = fitting_tile(height, width, desc, tiling, available, channels, itemsize)
+    t = fitting_tile(height, width, desc, tiling, available, channels, itemsize, feature_channels)
     if t is not None:
         raise InputError(f"{what} but {have}: use --tile {t}" + (" --batch 1" if tiling.batch > 1 else ""))
     if tiling.fixed_hw is not None and need.tile > need.frame + need.output:

@@ -54,7 +54,7 @@ def _tiling(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
     used: dict = {"tile": None, "tile_hw": None, "tiles": None, "fixed_hw": None}
     height, width = run.input_info.get("height"), run.input_info.get("width")
     if rt.spec is not None and height and width:
-        cfg = tile_config(opts, rt.spec, rt.desc, height, width)
+        cfg = tile_config(opts, rt.spec, rt.desc, height, width, rt.feature_channels)
         plan = frame_tiles(cfg, rt.desc, height, width)
         used = {"tile": cfg.tile, "tile_hw": [plan.tile_h, plan.tile_w], "tiles": len(plan.tiles),
                 "fixed_hw": list(cfg.fixed_hw) if cfg.fixed_hw else None}

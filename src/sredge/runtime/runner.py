@@ -17,6 +17,7 @@ from sredge.limits import DEFAULT_MAX_PIXELS
 from sredge.models.descriptor import ModelDescriptor
 from sredge.runtime.backends import BACKENDS, Backend, BackendOptions, model_kind, open_backend
 from sredge.runtime.backends.base import InputSpec
+from sredge.runtime.memory import DEFAULT_FEATURE_CHANNELS
 from sredge.runtime.model import ModelOverrides, probe_scale, resolve_descriptor
 from sredge.runtime.tiling import MIN_SIDE, TileConfig, TilePlan, auto_tile, plan_tiles
 from sredge.runtime.upscaler import Upscaler
@@ -89,10 +90,13 @@ def _ort_on_cpu(options: BackendOptions) -> bool:
     return auto_on_cpu(options.device, onnxruntime.get_available_providers())
 
 
-def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height: int, width: int) -> TileConfig:
+def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height: int, width: int,
+                feature_channels: int = DEFAULT_FEATURE_CHANNELS) -> TileConfig:
     """The tiling for an image of ``height`` x ``width`` (LR pixels) under these options (pure).
 
-    Fixed-shape models are always tiled at their shape; engine profiles bound the tile.
+    Fixed-shape models are always tiled at their shape; engine profiles bound the tile. ``feature_channels``:
+    the model's activation channels (:func:`~sredge.runtime.memory.model_feature_channels`), which ``--tile auto``
+    sizes its tile by.
     """
     net_scale = 1 if desc.pre_upsample else desc.scale
     in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
@@ -100,7 +104,7 @@ def tile_config(opts: RunOptions, spec: InputSpec, desc: ModelDescriptor, height
         return TileConfig(fixed_hw=spec.fixed_hw, overlap=opts.tile_overlap, blend=opts.blend,
                           batch=_batch(opts.batch, spec))
     if opts.tile == "auto":
-        tile = auto_tile(in_h, in_w, desc.out_channels, net_scale, opts.memory_budget_mb << 20)
+        tile = auto_tile(in_h, in_w, desc.out_channels, net_scale, opts.memory_budget_mb << 20, feature_channels)
     elif opts.tile is None or opts.tile == 0:  # 0: --tile 0, as the tile errors say (it was refused as too small)
         tile = None
     elif isinstance(opts.tile, numbers.Integral) and not isinstance(opts.tile, bool):
@@ -129,14 +133,15 @@ def _batch(batch: int, spec: InputSpec) -> int:
     return batch
 
 
-def probe_hw(opts: RunOptions, desc: ModelDescriptor, height: int, width: int) -> tuple[int, int]:
+def probe_hw(opts: RunOptions, desc: ModelDescriptor, height: int, width: int,
+             feature_channels: int = DEFAULT_FEATURE_CHANNELS) -> tuple[int, int]:
     """(height, width) of the network input a dynamic-shape model runs at for ``height`` x ``width``
     LR frames under these options: the tile shape, or the whole (pre-upsampled) frame (pure).
 
     ``auto`` times its candidates at this shape, so the choice is made for the work the run will do.
     """
     spec = InputSpec(channels=desc.in_channels, height=None, width=None)
-    cfg = tile_config(opts, spec, desc, height, width)
+    cfg = tile_config(opts, spec, desc, height, width, feature_channels)
     in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
     plan = plan_tiles(in_h, in_w, cfg)
     return plan.tile_h, plan.tile_w
@@ -181,6 +186,8 @@ class LoadedRuntime:
         self.backend: Backend = open_backend(self.kind, self.model, options, **kwargs)
         self.desc: ModelDescriptor | None = None
         self.spec: InputSpec | None = None
+        self.feature_channels = DEFAULT_FEATURE_CHANNELS
+        """The model's activation channels for memory planning, read from an ONNX graph (set on entering)."""
 
     def __enter__(self) -> LoadedRuntime:
         self.backend.__enter__()
@@ -189,6 +196,8 @@ class LoadedRuntime:
             self.desc = resolve_descriptor(self.backend.descriptor(), self.spec, self.opts.overrides,
                                            lambda: probe_scale(self.backend.run, self.spec),
                                            name=Path(self.model).name)
+            if self.kind in ("ort", "openvino"):
+                self.feature_channels = _feature_channels(self.model, self.desc)
         except BaseException:
             self.backend.__exit__(None, None, None)
             raise
@@ -204,9 +213,10 @@ class LoadedRuntime:
         Raises:
             InputError: Upscaling such an input would not fit in memory (checked here, before a run starts).
         """
-        cfg = tile_config(self.opts, self.spec, self.desc, height, width)
+        cfg = tile_config(self.opts, self.spec, self.desc, height, width, self.feature_channels)
         ups = Upscaler(self.backend.run, self.desc, cfg, name=self.model.name,
-                       run_many=getattr(self.backend, "run_many", None))  # TensorRT: copies overlap compute
+                       run_many=getattr(self.backend, "run_many", None),  # TensorRT: copies overlap compute
+                       feature_channels=self.feature_channels)
         ups.check_memory(height, width)  # issue 14: refuse before the first allocation, naming the --tile that fits
         if not self.desc.tile_exact and not self._tiling_warned and _tiled(cfg, self.desc, height, width):
             self._tiling_warned = True
@@ -227,10 +237,17 @@ def _tiled(cfg: TileConfig, desc: ModelDescriptor, height: int, width: int) -> b
     return len(frame_tiles(cfg, desc, height, width).tiles) > 1
 
 
+def _feature_channels(model: Path, desc: ModelDescriptor) -> int:
+    """:func:`~sredge.runtime.memory.model_feature_channels` of an ONNX file run by ``desc``."""
+    from sredge.runtime.memory import model_feature_channels
+
+    return model_feature_channels(model, 1 if desc.pre_upsample else desc.scale, desc.out_channels)
+
+
 def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -> dict | None:
     from sredge.models.onnx_file import read_descriptor
 
     desc = read_descriptor(model) if frame_hw is not None else None
     if desc is None:
         return None
-    return {"hw": probe_hw(opts, desc, *frame_hw)}
+    return {"hw": probe_hw(opts, desc, *frame_hw, _feature_channels(model, desc))}

@@ -21,7 +21,7 @@ from sredge.errors import CheckFailedError, InputError
 from sredge.imaging.io import to_float
 from sredge.imaging.model_io import image_to_input_and_chroma, output_to_rgb, output_to_rgb8
 from sredge.models.descriptor import ModelDescriptor
-from sredge.runtime.memory import check_fits
+from sredge.runtime.memory import DEFAULT_FEATURE_CHANNELS, check_fits
 from sredge.runtime.tiling import MIN_SIDE, PipelinedRunner, Runner, TileConfig, pad_to, plan_tiles, run_tiles
 from sredge.runtime.video_io import Frame
 
@@ -61,7 +61,8 @@ class Upscaler:
     last, RGB order: OpenCV's BGR must be converted first), uint8 or uint16 (floats are refused, not guessed at)."""
 
     def __init__(self, run: Runner, desc: ModelDescriptor, tiling: TileConfig = TileConfig(),
-                 name: str = "", run_many: PipelinedRunner | None = None):
+                 name: str = "", run_many: PipelinedRunner | None = None,
+                 feature_channels: int = DEFAULT_FEATURE_CHANNELS):
         """
         Args:
             run: The model: (N, C, h, w) float32 -> (N, C_out, h*s, w*s) float32.
@@ -70,12 +71,15 @@ class Upscaler:
             desc: Its descriptor.
             tiling: How to tile each image.
             name: The model as errors name it (its file name); default: the descriptor's variant or architecture.
+            feature_channels: Its activation channels, for the memory check
+                (:func:`~sredge.runtime.memory.model_feature_channels`).
         """
         self.name = name or desc.variant or desc.arch
         self.run_model = run
         self.run_many = run_many
         self.desc = desc
         self.tiling = tiling
+        self.feature_channels = feature_channels
         self.net_scale = 1 if desc.pre_upsample else desc.scale
         self._fits: tuple | None = None  # the last image shape check_memory admitted: checked once, not per frame
 
@@ -88,7 +92,8 @@ class Upscaler:
         """
         key = (height, width, channels, itemsize)
         if key != self._fits:
-            check_fits(height, width, self.desc, self.tiling, channels, itemsize)
+            check_fits(height, width, self.desc, self.tiling, channels, itemsize,
+                       feature_channels=self.feature_channels)
             self._fits = key
 
     def preprocess(self, img: np.ndarray) -> Prepared:
