@@ -23,7 +23,7 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,11 +286,21 @@ def _refuse_foreign_lock(lock: Path, out: Output) -> None:
 
 
 @contextlib.contextmanager
-def claim_outputs(outputs: Sequence[Output], inputs: Sequence[Input], overwrite: bool) -> Iterator[Claim]:
+def claim_outputs(outputs: Sequence[Output], inputs: Sequence[Input], overwrite: bool,
+                  again: Callable[[], Sequence[Output]] | None = None) -> Iterator[Claim]:
     """Check the outputs (:func:`check_outputs`) and hold them for the ``with`` block.
 
     Output folders that do not exist are created (and removed at the end if nothing was written
-    into them); every output is locked against a second run until the block ends.
+    into them); every output is locked against a second run until the block ends. Once locked, the
+    outputs are checked again: a run of the same output that ended between the first check and the
+    lock may have written one (it was replaced without ``--overwrite``).
+
+    Args:
+        outputs: Everything the run will write.
+        inputs: Everything it reads.
+        overwrite: ``--overwrite``.
+        again: The outputs derived anew from the disk, for the check once locked, when an ``updated`` was
+            decided from files another run may have changed meanwhile (a stopped video run's own file).
 
     Raises:
         InputError: A refused output (see :func:`check_outputs`), or another run holding one.
@@ -299,6 +309,7 @@ def claim_outputs(outputs: Sequence[Output], inputs: Sequence[Input], overwrite:
     claim = Claim(outputs)
     try:
         claim._acquire()
+        check_outputs(outputs if again is None else again(), inputs, overwrite)
         yield claim
         check()  # a stop signal whose exception was lost ends the run as stopped, not as done
     finally:

@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from sredge.export.engine_build import build_engine
 
-    with claim_outputs(*_paths(args, output), overwrite=args.overwrite):
+    # Checked again once locked: an engine another sr-build finished meanwhile is this one's to reuse.
+    with claim_outputs(*_paths(args, output), overwrite=args.overwrite, again=lambda: _paths(args, output)[0]):
         result = build_engine(args.onnx, output, opts, calib_dir=args.calib, calib_cache=args.calib_cache,
                               timing_cache=args.timing_cache, force=args.force, overwrite=args.overwrite)
     if not args.quiet:

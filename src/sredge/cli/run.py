@@ -428,7 +428,12 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
             report[0] = _video_report(args.report, output)
         _check_work_folder(output, resume, args.resume, reads, report)
         video_out = named if output == args.output else _video_output(output) if output else None
-        with claim_outputs(([video_out] if video_out else []) + report, reads, args.overwrite), \
+
+        def again() -> list[Output]:  # once locked: another run of -o may have finished it since the check
+            fresh = [_video_report(args.report, output)] if args.report is not None and output is not None else []
+            return ([_video_output(output)] if output else []) + fresh + report[len(fresh):]
+
+        with claim_outputs(([video_out] if video_out else []) + report, reads, args.overwrite, again), \
                 stop_on_signals() as stopper:
             if output is not None and args.resume is False:
                 from sredge.runtime.segments import WorkFolder
