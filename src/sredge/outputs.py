@@ -233,6 +233,10 @@ class Claim:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise InputError(f"another run is writing {out.path} ({out.flag}); wait for it to finish "
                                  f"or choose another {_choose(out)}") from None
+            if exc.errno == errno.EBADF and lock is not None:  # NFS locks only files open for writing
+                raise InputError(f"cannot lock {out.path} ({out.flag}): its lock file {lock} is another user's and "
+                                 "this file system locks only files this user may write; once no run of theirs "
+                                 f"writes {out.path}, remove it, or choose another {_choose(out)}") from None
             raise
         self._held.append((fd, lock))
 
@@ -240,7 +244,7 @@ class Claim:
         lock = out.path.with_name(f".{out.path.name}.lock")
         _refuse_foreign_lock(lock, out)
         while True:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock(lock)
             self._lock(fd, out, lock)
             # The holder before us removes the lock file when it is done: make sure ours is the one
             # on disk, else two runs could hold locks on different files of one name.
@@ -261,12 +265,23 @@ class Claim:
         while self._held:
             fd, lock = self._held.pop()
             if lock is not None:
-                lock.unlink(missing_ok=True)
+                with contextlib.suppress(PermissionError):  # another user's, in a sticky folder: left, empty
+                    lock.unlink(missing_ok=True)
             os.close(fd)
         for folder in reversed(self._made):  # a folder made inside another goes first
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
         self._made.clear()
+
+
+def _open_lock(lock: Path) -> int:
+    """The lock file, made if missing and opened to be locked: for writing where this user may (NFS locks only such
+    files), else for reading. A lock file another user's killed run left in a shared folder then blocks nothing
+    (it was "permission denied" for good, and in a sticky folder such as /tmp only its owner may remove it)."""
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for the outputs
+    except PermissionError:
+        return os.open(lock, os.O_RDONLY)
 
 
 def _refuse_foreign_lock(lock: Path, out: Output) -> None:

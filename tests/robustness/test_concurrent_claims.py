@@ -7,11 +7,15 @@ runs to its end: the order is fixed by files, not by sleeps.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from tests.robustness.conftest import BUNDLED_X2, child_env, leftovers, sr, start, stop_when, wait_for
 
@@ -127,3 +131,69 @@ def test_an_engine_another_sr_build_finished_meanwhile_is_its_own_not_refused(tm
     assert second.returncode == 2 and "exists" not in err and 'pip install "sredge[trt]"' in err, err
     assert engine.read_bytes() == b"the first build's engine"
     assert leftovers(tmp_path) == []
+
+
+_CLAIM = """
+import os, sys
+from pathlib import Path
+from sredge.outputs import Output, claim_outputs
+out = Path(sys.argv[1])
+with claim_outputs([Output(out, "--json")], [], overwrite=True):
+    if sys.argv[2] == "hold":  # killed holding the claim, as by SIGKILL
+        print("held", flush=True)
+        sys.stdin.read()
+    out.write_text(sys.argv[2])
+"""
+NOBODY = 65534
+
+
+def _claim(out: Path, what: str, **kw) -> subprocess.Popen:
+    env = child_env() | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    return subprocess.Popen([kw.pop("python", sys.executable), "-c", _CLAIM, str(out), what], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def _python_for_nobody() -> str | None:
+    """An interpreter another user can run this checkout's sredge.outputs with (None: none, or not root)."""
+    if os.geteuid() != 0:
+        return None
+    for python in (sys.executable, "/usr/bin/python3"):
+        try:
+            ok = subprocess.run([python, "-c", "import sredge.outputs"], user=NOBODY, group=NOBODY, extra_groups=[],
+                                env=child_env() | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+                                cwd="/", capture_output=True, timeout=60).returncode == 0
+        except OSError:
+            continue
+        if ok:
+            return python
+    return None
+
+
+def test_a_lock_file_another_users_killed_run_left_in_a_shared_folder_blocks_nothing():
+    """The audit: a run killed in a sticky shared folder (/tmp) left its `.NAME.lock`; every other user's run of
+    NAME then failed with "permission denied: .NAME.lock" for good (the lock file was opened for writing), and
+    only its owner could remove it. A live lock of another user's still refuses."""
+    python = _python_for_nobody()
+    if python is None:
+        pytest.skip("needs root, and a Python another user can run this checkout with")
+    with tempfile.TemporaryDirectory() as tmp:
+        shared = Path(tmp) / "shared"
+        shared.mkdir()
+        os.chmod(tmp, 0o755)
+        os.chmod(shared, 0o1777)  # like /tmp: everyone writes, only an owner removes
+        out = shared / "x.json"
+        holder = _claim(out, "hold")
+        try:
+            assert holder.stdout.readline() == "held\n", holder.communicate()
+            live = _claim(out, "nobody", python=python, user=NOBODY, group=NOBODY, extra_groups=[])
+            _, err = live.communicate(timeout=60)
+            assert live.returncode != 0 and "another run is writing" in err, err
+        finally:
+            holder.kill()  # SIGKILL: its lock file stays behind
+            holder.communicate()
+        lock = shared / ".x.json.lock"
+        assert lock.exists() and not out.exists()
+        later = _claim(out, "nobody", python=python, user=NOBODY, group=NOBODY, extra_groups=[])
+        _, err = later.communicate(timeout=60)
+        assert later.returncode == 0, err
+        assert out.read_text() == "nobody"
