@@ -76,3 +76,20 @@ def test_real_checkpoint_descriptors(rel, kwargs, expect):
     desc = load_model(asset(rel), **kwargs).descriptor
     for k, v in expect.items():
         assert getattr(desc, k) == v, k
+
+
+def test_a_name_whose_scale_the_weights_contradict_is_warned_about(tmp_path, caplog):
+    """The checkpoint audit: x4 RFDN weights named rfdn_x2.pth loaded as x4 without a word, so sr-export's
+    default output, rfdn_x2.onnx, carried x4 metadata under an x2 name."""
+    import logging
+    import shutil
+
+    named = shutil.copy(asset("weights/efficient/rfdn_baseline_x4.pth"), tmp_path / "rfdn_x2.pth")
+    with caplog.at_level(logging.WARNING, logger="sredge.models.loader"):
+        loaded = load_model(named)
+    assert loaded.descriptor.scale == 4
+    assert any("rfdn_x2.pth: its name says x2, but its weights make it a x4" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sredge.models.loader"):
+        load_model(asset("weights/efficient/rfdn_baseline_x4.pth"))
+    assert not caplog.records

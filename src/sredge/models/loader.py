@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from sredge.models.descriptor import MAX_SCALE, ModelDescriptor
 from sredge.models.key_map import KeyMap, apply_key_map, parse_key_map
 from sredge.models.registry import detect
 from sredge.models.spec import ArchSpec, HParams
+
+log = logging.getLogger(__name__)
 
 _NAME_SCALE = (
     re.compile(r"(?:^|[^a-z0-9])x([1-8])(?![0-9])"),  # fsrcnn_x3, RealESRGAN_x4plus
@@ -182,8 +185,14 @@ def load_model(
     spec, hparams = found.spec, dict(found.hparams)
     any_scale = spec.io(hparams).pre_upsample
     recorded = record.get("scale") if record.get("arch") == spec.name else None
-    resolved, source = resolve_scale(spec, hparams.get("scale"), scale, scale_from_name(str(path)), any_scale,
-                                     recorded)
+    named = scale_from_name(str(path))
+    resolved, source = resolve_scale(spec, hparams.get("scale"), scale, named, any_scale, recorded)
+    if source in ("weights", "checkpoint") and named is not None and named != resolved and not any_scale:
+        # The weights win (they cannot be wrong about themselves), but an output named after the input would
+        # carry the wrong scale in its name: say so.
+        log.warning("%s: its name says x%d, but its %s make it a x%d %s model; using x%d (rename the file)",
+                    Path(path).name, named, "weights" if source == "weights" else "checkpoint's record", resolved,
+                    spec.name, resolved)
     hparams["scale"] = resolved
     module = build_from_state_dict(spec, hparams, state_dict)
     # What is deployed: a re-parameterizable network counts its collapsed form (sr-export writes that).
