@@ -197,3 +197,31 @@ def test_a_lock_file_another_users_killed_run_left_in_a_shared_folder_blocks_not
         _, err = later.communicate(timeout=60)
         assert later.returncode == 0, err
         assert out.read_text() == "nobody"
+
+
+def test_a_qat_resume_whose_run_another_finished_meanwhile_is_refused(tmp_path):
+    """The concurrency audit: `sr-train --qat --resume` read the stopped run's state before it locked -o; when the
+    same command finished that run meanwhile, it went on from the old state and replaced the finished file (exit 0)
+    where a resume of a finished run is refused (exit 2)."""
+    work = tmp_path / "w"
+    work.mkdir()
+    model = shutil.copy(BUNDLED_X2, work / "m.onnx")
+    out = work / "q.int8.onnx"
+    qat = ["--qat", model, "--data", "sample", "--val", "sample", "--steps", "8", "--val-every", "4", "--batch", "4",
+           "--patch", "24", "--threads", "1", "-q", "-o", out]
+    stopped = sr("train", *qat, "--stop-after", "4")
+    assert stopped.code == 0 and (work / "q.int8.onnx.sredge-qat").exists(), stopped.err
+    second, gate = held(tmp_path, "train", *qat, "--resume")
+    try:
+        first = sr("train", *qat, "--resume")
+        assert first.code == 0 and not (work / "q.int8.onnx.sredge-qat").exists(), first.err
+        made = out.read_bytes()
+        gate.touch()
+        _, err = second.communicate(timeout=300)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 2 and "another run changed" in err and "run the command again" in err, err
+    assert out.read_bytes() == made and not (work / "q.int8.onnx.sredge-qat").exists()
+    assert leftovers(work) == []

@@ -160,10 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"a finished QAT run keeps no state to continue ({state.name}): pass --overwrite to train it "
                    "again")
             raise InputError(f"{args.output} exists; {how}, or choose another -o")
+        seen = _files_as_they_are(args.output, state)
         resumed = check_qat_state(args)
         if resumed is False:
             return 0
         with claim_outputs(outputs, inputs, args.overwrite):
+            if _files_as_they_are(args.output, state) != seen:  # another run went on with them meanwhile
+                raise InputError(f"another run changed {args.output} or its QAT state while this one started; run "
+                                 "the command again")
             return run_qat(args, resumed)
     if not args.resume and not args.overwrite and args.output.exists():
         raise InputError(f"{args.output} exists; pass --resume to continue it, --overwrite to start over, "
@@ -477,6 +481,18 @@ def train_device(device: str) -> str:
     from sredge.runtime.backends.torch_backend import plan_device
 
     return plan_device(device, False, require("torch").cuda.is_available())[0]
+
+
+def _files_as_they_are(*paths: Path) -> tuple:
+    """Each path's identity and contents as far as ``stat`` tells (inode, size, modification time), or None."""
+    def one(p: Path):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    return tuple(one(p) for p in paths)
 
 
 def entry() -> None:
