@@ -23,12 +23,12 @@ from sredge.runtime.tiling import MIN_SIDE, TileConfig, activation_bytes_per_px,
 HEADROOM = 64 << 20
 """Kept free beyond the estimate: the model's weights, the interpreter's own allocations, encoder buffers."""
 TILE_CHOICES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
+"""Tile edges :func:`fitting_tile` tries, largest first."""
 DEFAULT_FEATURE_CHANNELS = 64
 """Activation channels assumed of a model whose graph cannot be read (an engine, a checkpoint)."""
 ORT_OVER_LIVENESS = 2.5
 """ONNX Runtime's CPU peak over the float32 tensors a graph holds live at once (measured 1.1-2.4x on FSRCNN,
 realesr-animevideov3, RFDN, RLFN, BSRN and SPAN at 360x640 and 720x1280)."""
-"""Tile edges :func:`fitting_tile` tries, largest first."""
 _F32 = 4
 
 log = logging.getLogger(__name__)
