@@ -329,8 +329,12 @@ def _facts(c: Candidate) -> str:
 
 # ---------------------------------------------------------------- side effects
 
-def installed_backends() -> tuple[list[str], list[str], bool]:
-    """(backends that import here, OpenVINO's CPU capabilities or [], whether OpenVINO's INT8 is exact here)."""
+def installed_backends(wide_int8: bool = True) -> tuple[list[str], list[str], bool]:
+    """(backends that import here, OpenVINO's CPU capabilities or [], whether OpenVINO's INT8 is exact here).
+
+    ``wide_int8``: a file with 8-bit INT8 weights is among the candidates; without one, exactness is not asked
+    of OpenVINO (its check compiles and runs a model: about 0.1 s) and reads True.
+    """
     from sredge._lazy import require
 
     try:
@@ -340,7 +344,7 @@ def installed_backends() -> tuple[list[str], list[str], bool]:
     from sredge.runtime.backends.openvino import int8_exact_here
 
     caps = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    return ["ort", "openvino"], [str(c) for c in caps], int8_exact_here()
+    return ["ort", "openvino"], [str(c) for c in caps], int8_exact_here() if wide_int8 else True
 
 
 def read_variants(paths: Sequence[Path]) -> list[Variant]:
@@ -477,9 +481,10 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
             probe while it is admissible, so that every frame of the output comes from one network (a probe can
             rank close candidates either way, and another ``--threads`` ranks them anew).
     """
-    backends, caps, exact = installed if installed is not None else installed_backends()
-    cands, notes = enumerate_candidates(read_variants(family(model)), backends, caps, "cpu", options.precision,
-                                        exact)
+    variants = read_variants(family(model))
+    backends, caps, exact = (installed if installed is not None else
+                             installed_backends(any(v.wide_int8 for v in variants)))
+    cands, notes = enumerate_candidates(variants, backends, caps, "cpu", options.precision, exact)
     ok = admissible(cands, budget_db, options.precision)
     kept = next((c for c in ok if (c.file.name, c.backend) == keep), None)
     if kept is not None:
