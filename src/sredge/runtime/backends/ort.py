@@ -94,11 +94,10 @@ class OrtBackend:
         if self.options.precision not in (None, "fp32"):
             raise InputError(f"--precision {self.options.precision}: ONNX Runtime runs the ONNX as it is typed; "
                              "drop --precision (or use --backend openvino for bf16/int8 on the CPU)")
-        if self.options.precision == "fp32":
-            typed = _typed_precision(self.path)
-            if typed != "fp32":
-                raise InputError(f"--precision fp32: this ONNX is {typed} and ONNX Runtime runs it as typed; drop "
-                                 "--precision, or give the FP32 file")
+        typed = _typed_precision(self.path) if self.options.precision == "fp32" else None  # parsed once, if at all
+        if typed not in (None, "fp32"):
+            raise InputError(f"--precision fp32: this ONNX is {typed} and ONNX Runtime runs it as typed; drop "
+                             "--precision, or give the FP32 file")
         source = self._rewritten() if self.rewrites and providers == [_CPU] else None
         if source is not None:
             try:
@@ -135,7 +134,7 @@ class OrtBackend:
         self._in_dtype = np.float16 if self._in.type == "tensor(float16)" else np.float32
         n = shape[0]
         self._fixed_batch = n if isinstance(n, int) and n > 1 else None
-        self.fp16_on_cpu = used == [_CPU] and _typed_precision(self.path) == "fp16"
+        self.fp16_on_cpu = used == [_CPU] and (typed or _typed_precision(self.path)) == "fp16"
         if self.fp16_on_cpu:
             warn_fp16_on_cpu(self.path, "ONNX Runtime")
         return self
