@@ -430,8 +430,8 @@ def _run_video(args, model: Path, opts, reads: list[Input]) -> int:
         video_out = named if output == args.output else _video_output(output) if output else None
 
         def again() -> list[Output]:  # once locked: another run of -o may have finished it since the check
-            fresh = [_video_report(args.report, output)] if args.report is not None and output is not None else []
-            return ([_video_output(output)] if output else []) + fresh + report[len(fresh):]
+            fresh = [_video_report(args.report, output)] if args.report is not None and output is not None else report
+            return ([_video_output(output)] if output else []) + fresh
 
         with claim_outputs(([video_out] if video_out else []) + report, reads, args.overwrite, again), \
                 stop_on_signals() as stopper:
