@@ -6,6 +6,7 @@ runs to its end: the order is fixed by files, not by sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,14 +42,37 @@ sys.exit(run(cli.PROG, cli.main, sys.argv[4:], process_ends=True))
 """
 
 
-def held(folder: Path, cmd: str, *args: object) -> tuple[subprocess.Popen, Path]:
-    """``sr-<cmd> args``, checked but held before it locks its outputs until the returned gate file exists."""
+class Held:
+    """A run of :func:`held`, waiting before it locks its outputs."""
+
+    def __init__(self, proc: subprocess.Popen, gate: Path):
+        self.proc, self.gate = proc, gate
+
+    def release(self, timeout: float = 120) -> str:
+        """Let it lock its outputs and run to its end; its stderr."""
+        self.gate.touch()
+        return self.proc.communicate(timeout=timeout)[1]
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def held(folder: Path, cmd: str, *args: object) -> Iterator[Held]:
+    """``sr-<cmd> args``, checked but held before it locks its outputs until :meth:`Held.release`; killed at the
+    end of the block if it is still running (a failed test leaves no run behind)."""
     folder.mkdir(exist_ok=True)
     gate, ready = folder / "gate", folder / "ready"
     proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(gate), str(ready), cmd, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
-    assert wait_for(ready.exists, proc=proc), proc.communicate()
-    return proc, gate
+    try:
+        assert wait_for(ready.exists, proc=proc), proc.communicate()
+        yield Held(proc, gate)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_an_output_finished_between_the_check_and_the_lock_is_refused(tmp_path):
@@ -58,18 +83,12 @@ def test_an_output_finished_between_the_check_and_the_lock_is_refused(tmp_path):
     shutil.copy(BUNDLED_X2, work / "m.onnx")
     photo = Path(shutil.copy(Path(__file__).parents[2] / "src/sredge/data/astronaut_crop.png", work / "a.png"))
     out = work / "out.png"
-    second, gate = held(tmp_path, "run", "--image", photo, "--model", work / "m.onnx", "-o", out, "-q",
-                        "--outscale", "1.5")
-    try:
+    with held(tmp_path, "run", "--image", photo, "--model", work / "m.onnx", "-o", out, "-q",
+              "--outscale", "1.5") as second:
         first = sr("run", "--image", photo, "--model", work / "m.onnx", "-o", out, "-q")
         assert first.code == 0, first.err
         made = out.read_bytes()
-        gate.touch()
-        _, err = second.communicate(timeout=120)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.communicate()
+        err = second.release()
     assert second.returncode == 2 and "out.png exists; pass --overwrite" in err, err
     assert out.read_bytes() == made
     assert leftovers(work) == []
@@ -94,17 +113,11 @@ def test_a_stopped_video_run_finished_by_another_is_not_replaced_without_overwri
     err = stop_when(start("run", *run), committed, signal.SIGINT)
     assert "(playable)" in err and out.is_file(), err
     assert any("partial" in json.loads(line) for line in journal.read_text().splitlines())
-    other, gate = held(tmp_path, "run", *run, "--crf", "30")
-    try:
+    with held(tmp_path, "run", *run, "--crf", "30") as other:
         finished = sr("run", *run)
         assert finished.code == 0, finished.err
         made = out.read_bytes()
-        gate.touch()
-        _, err = other.communicate(timeout=120)
-    finally:
-        if other.poll() is None:
-            other.kill()
-            other.communicate()
+        err = other.release()
     assert other.returncode == 2 and "out.mp4 exists; pass --overwrite" in err, err
     assert out.read_bytes() == made
     assert not journal.parent.exists() and leftovers(work) == []
@@ -118,16 +131,10 @@ def test_an_engine_another_sr_build_finished_meanwhile_is_its_own_not_refused(tm
 
     model = Path(shutil.copy(BUNDLED_X2, tmp_path / "m.onnx"))
     engine = tmp_path / "m.engine"
-    second, gate = held(tmp_path / "hold", "build", model, "-q")
-    try:
+    with held(tmp_path / "hold", "build", model, "-q") as second:
         engine.write_bytes(b"the first build's engine")  # what a first sr-build leaves (no TensorRT here to run one)
         write_engine_sidecar(engine, None, {"built_by": "sr-build", "build_key": "k"})
-        gate.touch()
-        _, err = second.communicate(timeout=120)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.communicate()
+        err = second.release()
     assert second.returncode == 2 and "exists" not in err and 'pip install "sredge[trt]"' in err, err
     assert engine.read_bytes() == b"the first build's engine"
     assert leftovers(tmp_path) == []
@@ -211,17 +218,11 @@ def test_a_qat_resume_whose_run_another_finished_meanwhile_is_refused(tmp_path):
            "--patch", "24", "--threads", "1", "-q", "-o", out]
     stopped = sr("train", *qat, "--stop-after", "4")
     assert stopped.code == 0 and (work / "q.int8.onnx.sredge-qat").exists(), stopped.err
-    second, gate = held(tmp_path, "train", *qat, "--resume")
-    try:
+    with held(tmp_path, "train", *qat, "--resume") as second:
         first = sr("train", *qat, "--resume")
         assert first.code == 0 and not (work / "q.int8.onnx.sredge-qat").exists(), first.err
         made = out.read_bytes()
-        gate.touch()
-        _, err = second.communicate(timeout=300)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.communicate()
+        err = second.release(timeout=300)
     assert second.returncode == 2 and "another run changed" in err and "run the command again" in err, err
     assert out.read_bytes() == made and not (work / "q.int8.onnx.sredge-qat").exists()
     assert leftovers(work) == []
