@@ -47,16 +47,21 @@ def test_not_an_onnx_file(tmp_path):
             pass
 
 
-def test_a_missing_or_cut_short_weights_file_is_named(tmp_path):
-    """The audit: a model whose external-data file was cut short by a copy came out as two lines, ONNX Runtime's
-    own log line and sredge's error cut at 200 characters inside a C++ source location."""
+def _with_external_data(folder: Path) -> tuple[Path, Path]:
+    """(``folder/m.onnx``, ``folder/m.onnx.data``): the bundled x2 model with its weights kept beside it."""
     import onnx
 
     from sredge.runtime.bundled import default_model
 
-    model = tmp_path / "m.onnx"
+    model = folder / "m.onnx"
     onnx.save(onnx.load(str(default_model(2))), str(model), save_as_external_data=True, location="m.onnx.data")
-    data = tmp_path / "m.onnx.data"
+    return model, folder / "m.onnx.data"
+
+
+def test_a_missing_or_cut_short_weights_file_is_named(tmp_path):
+    """The audit: a model whose external-data file was cut short by a copy came out as two lines, ONNX Runtime's
+    own log line and sredge's error cut at 200 characters inside a C++ source location."""
+    model, data = _with_external_data(tmp_path)
     whole = data.read_bytes()
     data.write_bytes(whole[:1000])
     with pytest.raises(InputError, match=r"m\.onnx\.data, which is 1,000 bytes while they end at byte [\d,]+: it "
@@ -77,13 +82,7 @@ def test_onnx_runtime_logs_nothing_of_its_own_when_a_model_fails_to_load(tmp_pat
     import subprocess
     import sys
 
-    import onnx
-
-    from sredge.runtime.bundled import default_model
-
-    model = tmp_path / "m.onnx"
-    onnx.save(onnx.load(str(default_model(2))), str(model), save_as_external_data=True, location="m.onnx.data")
-    data = tmp_path / "m.onnx.data"
+    model, data = _with_external_data(tmp_path)
     data.write_bytes(data.read_bytes()[:1000])
     image = tmp_path / "in.png"
     image.write_bytes((Path(__file__).parents[2] / "src/sredge/data/astronaut_crop.png").read_bytes())
