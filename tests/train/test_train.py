@@ -745,3 +745,22 @@ def test_images_smaller_than_the_patch_are_named_when_others_remain(cli, tmp_pat
         res = cli("train", "--data", data, *TINY, "--steps", "2", "-o", tmp_path / "m.pth", "-q")
     assert res.code == 0, res.err
     assert "1 of 3 images are smaller than the 32x32 HR patch and are not used" in caplog.text, caplog.text
+
+
+def test_detection_errors_name_only_flags_sr_train_has(cli, tmp_path):
+    """sr-train has no --key-map, and --qat no --arch: their detection errors sent users to those flags."""
+    odd = tmp_path / "odd.pth"
+    torch.save({"foo.weight": torch.zeros(3, 3, 3, 3), "bar.bias": torch.zeros(3)}, odd)
+    base = ["--data", "sample", "--steps", "2", "--batch", "2", "--patch", "16", "--threads", "1", "-q"]
+    teacher = cli("train", *base, "--teacher", odd, "-o", tmp_path / "m.pth")
+    arch = cli("train", *base, "--teacher", odd, "--teacher-arch", "fsrcnn", "-o", tmp_path / "m.pth")
+    qat = cli("train", *base, "--qat", odd, "-o", tmp_path / "m.int8.onnx")
+    for res in (teacher, arch, qat):
+        assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
+    assert "unknown architecture" in teacher.err and "--key-map" not in teacher.err
+    assert "--teacher-arch NAME lists the keys" in teacher.err and " --arch" not in teacher.err
+    assert "check --teacher-arch" in arch.err and "--key-map" not in arch.err
+    assert "export the checkpoint with sr-export odd.pth --arch NAME" in qat.err
+    assert "give the .onnx to --qat" in qat.err
+    assert "rename them with --key-map" not in qat.err
+    assert not (tmp_path / "m.pth").exists() and not (tmp_path / "m.int8.onnx").exists()

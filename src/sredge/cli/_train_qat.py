@@ -81,14 +81,23 @@ def _fp32_model(path: Path, scale: int | None, tmp: Path, trust_pickle: bool = F
         return path
     from sredge.export.onnx_export import export_onnx
     from sredge.models.loader import load_model
+    from sredge.models.registry import without_rename_hints
 
     try:
-        loaded = load_model(path, trust_pickle=trust_pickle)
-    except InputError:
-        if scale is None:
+        try:
+            loaded = load_model(path, trust_pickle=trust_pickle)
+        except InputError:
+            if scale is None:
+                raise
+            # weights that do not tell their scale: --scale says it
+            loaded = load_model(path, scale=scale, trust_pickle=trust_pickle)
+    except InputError as exc:
+        if "--arch" not in str(exc):
             raise
-        # weights that do not tell their scale: --scale says it
-        loaded = load_model(path, scale=scale, trust_pickle=trust_pickle)
+        # detection failed: --qat has no --arch or --key-map; sr-export has both, and --qat takes its .onnx
+        raise InputError(f"{without_rename_hints(str(exc))}; --qat takes neither --arch nor --key-map: export the "
+                         f"checkpoint with sr-export {path.name} --arch NAME (and --key-map if its keys are renamed) "
+                         "and give the .onnx to --qat") from exc
     else:
         _check_scale(scale, loaded.descriptor.scale, loaded.descriptor.arch, path, loaded.scale_source)
     return export_onnx(loaded.module, loaded.descriptor, tmp / "fp32.onnx")

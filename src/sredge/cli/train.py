@@ -396,14 +396,14 @@ def _load_teacher(args):
     """Load ``--teacher``; without ``--scale``, one whose weights do not tell its scale (VDSR) is refused naming
     the scales sr-train trains (the loader's hint names the architecture's: any from 2 to 16 for VDSR)."""
     from sredge.models.loader import load_model
+    from sredge.models.registry import without_rename_hints
 
     try:
         return load_model(args.teacher, arch=args.teacher_arch, scale=args.scale, trust_pickle=args.trust_pickle)
     except InputError as exc:
         if args.scale is not None or "do not tell the scale" not in str(exc):
             # the loader speaks sr-export's flags: here the architecture is --teacher-arch, and keys are not renamed
-            text = str(exc).replace("--arch", "--teacher-arch").replace(" or rename the keys with --key-map", "")
-            raise InputError(text) from exc
+            raise InputError(without_rename_hints(str(exc)).replace("--arch", "--teacher-arch")) from exc
         raise InputError(f"{args.teacher}: the teacher's weights do not tell its scale; pass --scale 2, 3 or 4 "
                          "(the scales sr-train trains)") from exc
 

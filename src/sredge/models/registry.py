@@ -39,6 +39,17 @@ ARCH_NAMES: tuple[str, ...] = (
     "sesr",
 )
 
+RENAME_HINT = " or rename the keys with --key-map"
+"""The end of the "not this architecture's layout" error: a command without ``--key-map`` removes it."""
+UNKNOWN_RENAME_HINT = ("; if it is one of these with renamed keys, rename them with "
+                       "--key-map '{\"^old\\\\.\": \"new.\"}'")
+"""The middle of the "unknown architecture" error: a command without ``--key-map`` removes it."""
+
+
+def without_rename_hints(message: str) -> str:
+    """A detection error as a command without ``--key-map`` shows it: the advice to rename keys removed."""
+    return message.replace(UNKNOWN_RENAME_HINT, "").replace(RENAME_HINT, "")
+
 
 def get_arch(name: str) -> ArchSpec:
     """Return the spec of a registered architecture (imports torch).
@@ -95,16 +106,15 @@ def detect(state_dict: StateDict, arch: str | None = None) -> Detection:
         if hp is None:
             raise InputError(
                 f"the weights do not have the layout of {spec.name} ({_key_sample(state_dict)}); "
-                f"{spec.name} expects {expected_keys(spec)}; check --arch (known: {', '.join(ARCH_NAMES)}) "
-                "or rename the keys with --key-map"
+                f"{spec.name} expects {expected_keys(spec)}; check --arch (known: {', '.join(ARCH_NAMES)})"
+                + RENAME_HINT
             )
         return Detection(spec, hp)
     found = [Detection(s, hp) for s in all_archs() if (hp := s.detect(state_dict)) is not None]
     if not found:
         raise InputError(
-            f"unknown architecture ({_key_sample(state_dict)}); known: {', '.join(ARCH_NAMES)}; "
-            "if it is one of these with renamed keys, rename them with --key-map '{\"^old\\\\.\": \"new.\"}' "
-            "(--arch NAME lists the keys that architecture expects)"
+            f"unknown architecture ({_key_sample(state_dict)}); known: {', '.join(ARCH_NAMES)}"
+            + UNKNOWN_RENAME_HINT + "; --arch NAME lists the keys that architecture expects"
         )
     if len(found) > 1:
         names = ", ".join(d.spec.name for d in found)
