@@ -108,18 +108,65 @@ def test_an_architecture_not_known_to_be_fp16_safe_is_warned_about(tmp_path, cap
     from dataclasses import replace
 
     from sredge.calibration.derive import make_fp16
+
+    path, desc, validator = _bundled_x2(tmp_path)
+    x = np.full((2, 1, 24, 32), 0.5, np.float32)
+    with caplog.at_level("WARNING"):
+        make_fp16(path, desc, x, validator, half_db=lambda: 30.0)
+    assert not caplog.records
+    with caplog.at_level("WARNING"):
+        out = make_fp16(path, replace(desc, fp16_safe=False), x, validator, half_db=lambda: 30.0)
+    assert out.path.is_file()
+    assert any("not known to be float16-safe" in r.getMessage() and "on 32x24 inputs only" in r.getMessage()
+               for r in caplog.records)
+
+
+def _bundled_x2(tmp_path):
+    """A copy of the bundled x2 model, its descriptor, and a validator on the bundled photo."""
+    from sredge.calibration.derive import default_validation
     from sredge.models.onnx_file import read_descriptor
     from sredge.runtime.bundled import bundled_models
 
     path = tmp_path / "m.onnx"
     path.write_bytes(bundled_models()[2].read_bytes())
-    x = np.full((2, 1, 24, 32), 0.5, np.float32)
     desc = read_descriptor(path)
-    with caplog.at_level("WARNING"):
-        make_fp16(path, desc, x, validator=None, half_db=lambda: 30.0)
-    assert not caplog.records
-    with caplog.at_level("WARNING"):
-        out = make_fp16(path, replace(desc, fp16_safe=False), x, validator=None, half_db=lambda: 30.0)
-    assert out.path.is_file()
-    assert any("not known to be float16-safe" in r.getMessage() and "on 32x24 inputs only" in r.getMessage()
-               for r in caplog.records)
+    return path, desc, Validator(default_validation(desc.scale), desc, threads=1)
+
+
+def _refused(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The first initializer retyped float64 behind its node's back: ONNX Runtime refuses the graph."""
+    init = model.graph.initializer[0]
+    arr = numpy_helper.to_array(init).astype(np.float64)
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    return model
+
+
+def _dimmed(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The network's output halved: a file that runs and gives a wrong image."""
+    out = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [f"{o}_pre" if o == out else o for o in node.output]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "half_gain"))
+    model.graph.node.append(helper.make_node("Mul", [f"{out}_pre", "half_gain"], [out], name="dim"))
+    return model
+
+
+@pytest.mark.parametrize(("breaks", "message"), [
+    (_refused, r"ONNX Runtime cannot run the FP16 file \("),
+    (_dimmed, r"the FP16 file scores \d+\.\d+ dB in ONNX Runtime but the network computed in float16 by PyTorch"),
+])
+def test_the_fp16_file_is_run_by_onnx_runtime_before_it_is_written(tmp_path, monkeypatch, breaks, message):
+    """sr-export scored FP16 by PyTorch's float16 computation and wrote the converted file without ever running
+    it: a conversion that ONNX Runtime refuses, or that computes another image, reached the user."""
+    import sredge.calibration.derive as derive
+
+    path, desc, validator = _bundled_x2(tmp_path)
+    x = np.full((2, 1, 24, 32), 0.5, np.float32)
+    ok = derive.make_fp16(path, desc, x, validator, half_db=lambda: validator.mean_db(path))
+    assert ok.path.is_file() and abs(ok.psnr_db - validator.mean_db(path)) < 1e-9
+    ok.path.unlink()
+    real = derive.convert_to_fp16
+    monkeypatch.setattr(derive, "convert_to_fp16", lambda *a, **k: breaks(real(*a, **k)))
+    with pytest.raises(CheckFailedError, match=message):
+        derive.make_fp16(path, desc, x, validator, half_db=lambda: validator.mean_db(path))
+    assert not ok.path.exists()

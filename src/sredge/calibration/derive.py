@@ -119,10 +119,13 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
     in float16 (:func:`sredge.calibration.fp16.torch_half_runner`), called only once the ranges fit (an
     overflow is then named by its layers, not met as NaN output); without it, or when it gives None, the
     file is scored by ONNX Runtime on the CPU, which on x86 rounds only the weights to float16 and
-    computes in float32, so that drop understates a GPU's.
+    computes in float32, so that drop understates a GPU's. ONNX Runtime runs the file in either case: a
+    file it refuses, that gives NaN, or that scores over :data:`FP16_FILE_TOLERANCE_DB` below ``half_db()``
+    is not written.
 
     Raises:
-        CheckFailedError: Some activation exceeds the float16 range (named in the message); no file is written.
+        CheckFailedError: Some activation exceeds the float16 range (named in the message), or ONNX Runtime
+            cannot run the converted file as the network; no file is written.
     """
     ranges = activation_ranges(fp32_path, calib)
     if ranges.overflows:
@@ -133,12 +136,45 @@ def make_fp16(fp32_path: Path, desc: ModelDescriptor, calib: np.ndarray, validat
     if not desc.fp16_safe:
         _warn_not_fp16_safe(desc, calib)
     model = convert_to_fp16(onnx.load(str(fp32_path)), options, desc)
+    ort_db = _runs_in_ort(model, validator)
     db = half_db() if half_db is not None else None
-    db = validator.mean_db(model) if db is None else db
+    if db is not None and not ort_db >= db - FP16_FILE_TOLERANCE_DB:
+        raise CheckFailedError(
+            f"the FP16 file scores {ort_db:.2f} dB in ONNX Runtime but the network computed in float16 by PyTorch "
+            f"{db:.2f} dB: the conversion broke it; no FP16 file was written (use FP32, and please report this model)"
+        )
+    db = ort_db if db is None else db
     if reference_db is not None:
         record_quality(model, reference_db - db, validator.dataset.name)
     out = save_model(model, derived_path(fp32_path, "fp16"))
     return Fp16Outcome(out, ranges, db)
+
+
+FP16_FILE_TOLERANCE_DB = 1.0
+"""How far below the float16 computation's Y-PSNR the FP16 file may score in ONNX Runtime (which computes in
+float32 on x86, or float16 where the CPU has it): further is a broken conversion, not float16 rounding."""
+
+
+def _runs_in_ort(model: onnx.ModelProto, validator: Validator) -> float:
+    """The FP16 file's validation Y-PSNR as ONNX Runtime runs it: the file is scored as it will run, so one that
+    ONNX Runtime refuses or that gives NaN is never written.
+
+    Raises:
+        CheckFailedError: ONNX Runtime cannot run it, or its output is not an image (NaN Y-PSNR).
+    """
+    from sredge.runtime.backends.ort import error_line
+
+    try:
+        db = validator.mean_db(model)
+    except Exception as exc:  # onnxruntime's errors derive from Exception alone
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        raise CheckFailedError(f"ONNX Runtime cannot run the FP16 file ({error_line(exc)}); no FP16 file was "
+                               "written (use FP32, and please report this model)") from None
+    if not np.isfinite(db):
+        raise CheckFailedError("the FP16 file gives no image in ONNX Runtime (NaN output); no FP16 file was written "
+                               "(use FP32, and please report this model)")
+    return db
 
 
 def _warn_not_fp16_safe(desc: ModelDescriptor, calib: np.ndarray) -> None:

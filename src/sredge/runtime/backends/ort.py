@@ -103,14 +103,14 @@ class OrtBackend:
             try:
                 self._sess = ort.InferenceSession(source, so, providers=providers)
             except Exception as exc:  # never worse than the file as stored: run that
-                log.debug("%s: the rewritten graph did not load (%s); running it as stored", self.path, _first(exc))
+                log.debug("%s: the rewritten graph did not load (%s); running it as stored", self.path, error_line(exc))
                 self.rewritten = 0
         try:
             if self._sess is None:
                 self._sess = ort.InferenceSession(str(self.path), so, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
             _check_external_data(self.path)  # a missing or cut-short weights file, said plainly
-            raise InputError(f"{self.path} is not a model ONNX Runtime can load ({_first(exc)})") from exc
+            raise InputError(f"{self.path} is not a model ONNX Runtime can load ({error_line(exc)})") from exc
         used = self._sess.get_providers()
         wanted = {"cuda": _CUDA, "tensorrt": _TRT}.get(self.options.device)
         if wanted and wanted not in used:
@@ -163,7 +163,7 @@ class OrtBackend:
                 return None
             source = model.SerializeToString()
         except Exception as exc:  # never worse than the file as stored
-            log.debug("%s: not rewritten (%s)", self.path, _first(exc))
+            log.debug("%s: not rewritten (%s)", self.path, error_line(exc))
             return None
         self.rewritten = count
         return source
@@ -224,7 +224,7 @@ class OrtBackend:
         except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException
             if type(exc).__module__.split(".")[0] != "onnxruntime":
                 raise
-            why = _first(exc)
+            why = error_line(exc)
             if "bad_alloc" in why or "allocate" in why.lower():
                 raise InputError(f"{self.path} ran out of memory on a {'x'.join(map(str, x.shape))} input: "
                                  "use a smaller --tile (or --batch)") from None
@@ -252,7 +252,7 @@ _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 """ONNX Runtime's status prefix (``[ONNXRuntimeError] : 1 : FAIL : ``): no help to a user, and the cause follows it."""
 
 
-def _first(exc: BaseException, limit: int = 300) -> str:
+def error_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of ``exc`` without ONNX Runtime's status prefix, cut at a word after ``limit`` characters."""
     lines = str(exc).strip().splitlines()
     text = _ORT_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
