@@ -310,6 +310,42 @@ def test_a_stalled_stream_ends_the_run_with_a_playable_file_and_says_so(cli, tmp
     assert 0 < frames < 50 and f"{frames} frames written to {out} (playable)" in line
 
 
+def test_a_live_sources_waits_are_not_decode_time_or_latency(cli, tmp_path):
+    """A stream that sends in bursts: the time spent waiting for it was timed as the decode stage and counted in
+    every frame's end-to-end latency, so a report showed a fast model as slow. The waits are now
+    ``source_wait``; a file has none."""
+    import socket
+    import time
+
+    from tests.runtime.test_video_io import make_clip
+
+    data = make_clip(tmp_path / "s.ts", n=40).read_bytes()
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def send_in_bursts():
+        with srv:
+            conn, _ = srv.accept()
+            with conn:
+                step = 188 * 8  # whole MPEG-TS packets
+                for i in range(0, len(data), step):
+                    conn.sendall(data[i:i + step])
+                    time.sleep(0.2)
+
+    threading.Thread(target=send_in_bursts, daemon=True).start()
+    report = tmp_path / "live.json"
+    res = cli("run", "--video", f"tcp://127.0.0.1:{srv.getsockname()[1]}", "-o", tmp_path / "live.mp4",
+              "--report", report, "--threads", "1")
+    assert res.code == 0, res.err
+    lat = json.loads(report.read_text())["latency_ms"]
+    wait, decode = lat["source_wait"], lat["decode"]
+    assert wait["count"] == decode["count"] == 40 and wait["max_ms"] >= 100, lat
+    assert decode["max_ms"] < wait["max_ms"] / 2 and lat["end_to_end"]["p50_ms"] < wait["max_ms"], lat
+    assert "source_wait" in res.out  # the summary table's row
+    clip = make_clip(tmp_path / "f.mp4", n=5)
+    res = cli("run", "--video", clip, "-o", tmp_path / "f_x2.mp4", "--report", tmp_path / "file.json", "-q")
+    assert res.code == 0 and json.loads((tmp_path / "file.json").read_text())["latency_ms"]["source_wait"]["count"] == 0
+
+
 def test_truncated_video_processes_what_decodes_and_exits_2(cli, exported, tmp_path):
     # An MPEG-TS copy cut in half: decodable up to the cut.
     ts = tmp_path / "full.ts"

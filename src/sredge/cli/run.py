@@ -667,6 +667,8 @@ def _summary(vrun) -> None:
     print(f"frames {r.frames_out}/{r.frames_in}, {r.wall_s:.2f} s, {r.fps:.2f} fps end to end")
     print(f"{'stage':<12} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}")
     rows = [(name, r.stages[name].summary()) for name in STAGES] + [("end_to_end", r.end_to_end.summary())]
+    if r.source_wait.count:  # a live source: the waits for it, which the rows above leave out
+        rows.append(("source_wait", r.source_wait.summary()))
     for name, s in rows:
         print(f"{name:<12} {s.p50_ms:9.1f} {s.p95_ms:9.1f} {s.p99_ms:9.1f}")
     print(r.latency_note())

@@ -85,6 +85,9 @@ class PipelineResult:
     wall_s: float = 0.0
     stages: dict[str, LatencyHistogram] = field(default_factory=lambda: {s: LatencyHistogram() for s in STAGES})
     end_to_end: LatencyHistogram = field(default_factory=LatencyHistogram)
+    source_wait: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Per frame, the time spent waiting for a live source before it came (empty for files): left out of
+    ``decode`` and ``end_to_end``, which time the work once a frame is there."""
     failure: BaseException | None = None
     interrupted: bool = False
 
@@ -114,6 +117,7 @@ def run_pipeline(
     on_frame: Callable[[PipelineResult], None] | None = None,
     queue_size: int = THROUGHPUT_QUEUE,
     stop: threading.Event | None = None,
+    waited: Callable[[], float] | None = None,
 ) -> PipelineResult:
     """Run decode -> preprocess -> infer -> postprocess -> encode over ``items``.
 
@@ -127,6 +131,8 @@ def run_pipeline(
         on_frame: Called after each encoded frame (progress display).
         queue_size: Bound of each inter-stage queue (frames in flight per stage).
         stop: Set it (e.g. on Ctrl-C) to stop early; the stages drain and return.
+        waited: Seconds the source has spent waiting for a live input so far (``VideoReader.waited_s``): each
+            frame's share is timed as ``source_wait``, not as decoding, and its end-to-end time starts after it.
 
     Returns:
         Counts, per-stage and end-to-end latency histograms, and the first failure (not raised:
@@ -149,16 +155,25 @@ def run_pipeline(
         _enter_stage(side=True)
         try:
             it = iter(items)
+            wait = 0.0  # the source's wait since the last frame (audio packets come in between)
             while not stop.is_set():
+                w0 = waited() if waited is not None else 0.0
                 t0 = time.perf_counter()
                 try:
                     obj = next(it)
                 except StopIteration:
                     break
+                t1 = time.perf_counter()
+                now_waited = (waited() - w0) if waited is not None else 0.0
+                wait += now_waited
                 if isinstance(obj, Frame):
-                    res.stages["decode"].add(time.perf_counter() - t0)
+                    if waited is not None:
+                        res.source_wait.add(wait)
+                    start = t0 + now_waited  # the work on this frame began once its data came
+                    res.stages["decode"].add(t1 - start)
                     res.frames_in += 1
-                    obj = _Item(obj, t0)
+                    obj = _Item(obj, start)
+                    wait = 0.0
                 qs[0].put(obj)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, never swallowed
             fail(exc)

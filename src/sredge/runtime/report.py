@@ -32,7 +32,7 @@ def report_dict(run: VideoRun, rt: LoadedRuntime, opts: RunOptions) -> dict:
         "mode": run.mode,
         "error": _error_text(r.failure) if r.failure else run.decode_error,
         "latency_ms": {name: asdict(r.stages[name].summary()) for name in STAGES}
-        | {"end_to_end": asdict(r.end_to_end.summary())},
+        | {"end_to_end": asdict(r.end_to_end.summary()), "source_wait": asdict(r.source_wait.summary())},
         "input": run.input_info,
         "model": {"path": str(rt.model), **asdict(rt.desc)},
         "backend": rt.backend.describe(),

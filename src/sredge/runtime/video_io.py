@@ -337,6 +337,9 @@ class VideoReader:
         self.error: str | None = None
         self.error_kind: str | None = None
         """With ``error``: :data:`STOP_JOINED` or :data:`STOP_DAMAGED`."""
+        self.waited_s = 0.0
+        """Seconds spent so far waiting for a live source (a stream's next packet, a camera's next frame); 0 for
+        files. A pipeline reading frames takes it out of their decode time and end-to-end latency."""
         self._why: str | None = None  # cause of an early stop, set while decoding
         self._kind: str | None = None
         self._src: Source | None = None
@@ -532,7 +535,9 @@ class VideoReader:
         start = None
         size = None  # (width, height) of the first frame: every frame is scaled to it
         while True:
+            t0 = time.perf_counter()
             bgr = capture.read()
+            self.waited_s += time.perf_counter() - t0
             if bgr is None:
                 if self._count:
                     self.error = f"stopped at frame {self._count}: the camera stopped sending frames"
@@ -639,6 +644,7 @@ class VideoReader:
             packets = self._on_timeline(packets)
         drain = True  # flush the decoder at the end: the frames it holds are intact
         while True:
+            t0 = time.perf_counter()
             try:
                 packet, cut = next(packets)
             except StopIteration:
@@ -646,6 +652,9 @@ class VideoReader:
             except (av.error.FFmpegError, OSError) as exc:
                 self._stop(("stream lost: " if self._live else "read error: ") + self._read_failure(exc))
                 break
+            finally:
+                if self._live:
+                    self.waited_s += time.perf_counter() - t0
             if packet.stream_index != video.index:
                 if packet.is_corrupt:
                     log.log(logging.WARNING if self.warn_damage else logging.DEBUG,  # said once, at the first read

@@ -216,7 +216,8 @@ def upscale_video(rt: LoadedRuntime, source: str, output: str | Path | None, crf
             items = check.tap(items) if check else items
             result = run_pipeline(picker.tap(items) if picker else items, ups, write_frame, write_other,
                                   on_frame=on_frame, stop=stop,
-                                  queue_size=LATENCY_QUEUE if latency_mode else THROUGHPUT_QUEUE)
+                                  queue_size=LATENCY_QUEUE if latency_mode else THROUGHPUT_QUEUE,
+                                  waited=(lambda: reader.waited_s) if info.is_live else None)
             stopped = result.interrupted or result.failure is not None
             if existing and stopped and session is None and writer is not None:
                 writer.discard()  # --no-resume: nothing to continue, and the earlier file stays
