@@ -292,3 +292,27 @@ def test_edsr_lornatang_layout_computes_what_its_code_computes(tmp_path):
         r = conv(r, "conv2") + h
         y = conv(F.pixel_shuffle(conv(r, "upsampling.0"), 3), "conv3") * sd["std"] + sd["mean"]
         assert torch.allclose(loaded.module(x), y, atol=1e-4)
+
+
+def test_unknown_weights_name_the_nearest_architecture_and_what_differs():
+    """Weights that lost or renamed a layer were "unknown architecture" and a list of 24 names: the error now
+    names the architecture whose layout is nearest and the top-level layers that differ."""
+    from sredge.models.registry import get_arch
+
+    spec = get_arch("fsrcnn")
+    sd = spec.build(**spec.test_config).state_dict()
+    cases = (
+        ({k: v for k, v in sd.items() if not k.startswith("last_part")},
+         "nearest: fsrcnn (these weights lack last_part.*)"),
+        ({k.replace("last_part", "tail"): v for k, v in sd.items()},
+         "nearest: fsrcnn (these weights lack last_part.*; have tail.* besides)"),
+        ({k: v for k, v in sd.items() if k != "last_part.weight"},
+         "nearest: fsrcnn (the same top-level layers; --arch fsrcnn shows what it expects)"),
+    )
+    for weights, needle in cases:
+        with pytest.raises(InputError, match="unknown architecture") as err:
+            detect(weights)
+        assert needle in str(err.value), str(err.value)
+    with pytest.raises(InputError) as err:
+        detect({"foo.weight": torch.zeros(3, 3, 3, 3)})
+    assert "nearest" not in str(err.value)

@@ -113,7 +113,7 @@ def detect(state_dict: StateDict, arch: str | None = None) -> Detection:
     found = [Detection(s, hp) for s in all_archs() if (hp := s.detect(state_dict)) is not None]
     if not found:
         raise InputError(
-            f"unknown architecture ({_key_sample(state_dict)}); known: {', '.join(ARCH_NAMES)}"
+            f"unknown architecture ({_key_sample(state_dict)}){_nearest(state_dict)}; known: {', '.join(ARCH_NAMES)}"
             + UNKNOWN_RENAME_HINT + "; --arch NAME lists the keys that architecture expects"
         )
     if len(found) > 1:
@@ -129,6 +129,36 @@ def expected_keys(spec: ArchSpec, n: int = 6) -> str:
     layouts = [[p.rstrip(".") for p in own], *([p.rstrip(".") for p in lay] for lay in spec.key_layouts)]
     text = [", ".join(f"{p}.*" for p in lay[:n]) + (", ..." if len(lay) > n else "") for lay in layouts]
     return "keys " + " or ".join(text)
+
+
+def _layouts(spec: ArchSpec) -> list[list[str]]:
+    """The top-level key prefixes of each layout ``spec`` accepts: its own (from a small built module), then
+    each foreign layout it renames."""
+    own = list(dict.fromkeys(k.split(".")[0] for k in spec.build(**spec.test_config).state_dict()))
+    return [own, *([p.rstrip(".").split(".")[0] for p in lay] for lay in spec.key_layouts)]
+
+
+def _nearest(state_dict: StateDict) -> str:
+    """``", nearest: fsrcnn (...)"``: the architecture whose key layout shares most top-level prefixes with the
+    weights' (at least half of the two together), naming the prefixes one has and the other lacks; "" when none
+    comes near. For weights that lost or renamed a few layers."""
+    have = set(dict.fromkeys(k.split(".")[0] for k in state_dict))
+    best, score = None, 0.5
+    for spec in all_archs():
+        for layout in _layouts(spec):
+            want = set(layout)
+            overlap = len(have & want) / len(have | want) if have | want else 0.0
+            if overlap >= score and (best is None or overlap > score):
+                best, score = (spec.name, layout), overlap
+    if best is None:
+        return ""
+    name, layout = best
+    missing = [p for p in layout if p not in have]
+    extra = sorted(have - set(layout))
+    parts = ([f"these weights lack {', '.join(p + '.*' for p in missing[:4])}"] if missing else []) + \
+        ([f"have {', '.join(p + '.*' for p in extra[:4])} besides"] if extra else [])
+    what = "; ".join(parts) or f"the same top-level layers; --arch {name} shows what it expects"
+    return f"; nearest: {name} ({what})"
 
 
 def _key_sample(state_dict: StateDict, n: int = 4) -> str:
