@@ -2,13 +2,15 @@
 
     python tools/bundle_models.py                      # train x2, x3, x4 from scratch (about 1 h each on one core)
     python tools/bundle_models.py --checkpoints DIR    # start from trained DIR/sredge_x{2,3,4}.pth
+    python tools/bundle_models.py --int8-only          # QAT the shipped FP32 files again, then measure
     python tools/bundle_models.py --measure-only       # re-measure the shipped files, rewrite models.json
 
 Each model is an SESR-style network (``sr-train --arch sesr``): collapsible linear blocks trained
 over-parameterized and folded by ``sr-export`` into a plain stack of 16-channel convolutions. It is
 trained on T91 (ground truth, L1; at x2 also distilled from the VDSR checkpoint) with one thread, so a
-seed reproduces it; its INT8 file is made by quantization-aware training (``sr-train --qat --flavour trt``:
-symmetric int8, the FP32 model's output as the target) from the exported FP32 file, validated on the
+seed reproduces it; its INT8 file is made by quantization-aware training (``sr-train --qat --flavour trt
+--weight-bits 7``: symmetric int8 with weights within 64, the FP32 model's output as the target) from the
+exported FP32 file, validated on the
 bundled sample photos (not on Set5/Set14, where it is measured). The figures come from one ``sr-bench`` run per
 scale: the public FSRCNN checkpoint of that scale (the latency reference), the FP32 model and its INT8
 file, on ONNX Runtime and OpenVINO (when installed), Set5 and Set14, Y channel, crop = scale.
@@ -43,6 +45,10 @@ QAT_FLAVOUR = "trt"
 """Symmetric int8 with Q/DQ on convolution inputs: OpenVINO's (and TensorRT's) native INT8, 2-3x the FP32
 speed on OpenVINO here, where the cpu flavour's asymmetric activations reached 1.3-1.9x; ONNX Runtime runs
 neither flavour of these 16-channel networks faster than FP32."""
+QAT_WEIGHT_BITS = 7
+"""Weights within 64: on x86 CPUs without VNNI, OpenVINO sums pairs of u8 x s8 products in 16 bits, which
+saturate with full-range weights (OpenVINO on emulated AVX2: the x2 file's Set5 drop 0.112 dB with
+8-bit weights, 0.076 with 7-bit; with VNNI both exact). After QAT they cost 0.002 dB at x2 (0.075 vs 0.073)."""
 
 
 def train_command(scale: int, out: Path) -> list[str]:
@@ -58,7 +64,8 @@ def train_command(scale: int, out: Path) -> list[str]:
 
 def qat_command(scale: int, fp32: Path, out: Path) -> list[str]:
     """The QAT command of the bundled INT8 file (:data:`QAT_FLAVOUR`; the target is the FP32 model's output)."""
-    return ["sr-train", "--qat", str(fp32), "--flavour", QAT_FLAVOUR, "--data", str(ASSETS / "calibration" / "T91"),
+    return ["sr-train", "--qat", str(fp32), "--flavour", QAT_FLAVOUR, "--weight-bits", str(QAT_WEIGHT_BITS),
+            "--data", str(ASSETS / "calibration" / "T91"),
             "--val", "sample", "--steps", str(QAT_STEPS[scale]), "--threads", "1", "--seed", "0", "-o", str(out)]
 
 
@@ -154,6 +161,8 @@ def measure(scale: int, fp32: Path, int8: Path, fsrcnn: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoints", type=Path, help="folder with trained sredge_x{s}.pth (skip training)")
+    ap.add_argument("--int8-only", action="store_true",
+                    help="make the INT8 files again from the shipped FP32 files (QAT), then measure")
     ap.add_argument("--measure-only", action="store_true", help="measure the shipped files; train and export nothing")
     ap.add_argument("--scales", default="2,3,4", help="scales to make (default 2,3,4)")
     args = ap.parse_args()
@@ -167,9 +176,10 @@ def main() -> int:
         ckpt, fp32, int8 = ckdir / f"sredge_x{s}.pth", OUT / f"sredge_x{s}.onnx", OUT / f"sredge_x{s}.int8.onnx"
         train, qat = train_command(s, ckpt), qat_command(s, fp32, int8)
         if not args.measure_only:
-            if args.checkpoints is None:
-                _run(train)
-            _run(["sr-export", str(ckpt), "-o", str(fp32), "--overwrite", "-q"])
+            if not args.int8_only:
+                if args.checkpoints is None:
+                    _run(train)
+                _run(["sr-export", str(ckpt), "-o", str(fp32), "--overwrite", "-q"])
             _run([*qat, "--overwrite", "-q"])
         fsrcnn = BUILD / f"fsrcnn_x{s}.onnx"
         if not fsrcnn.exists():

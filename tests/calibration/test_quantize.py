@@ -237,6 +237,41 @@ def test_trt_flavour_scales_transposed_convolution_weights_per_input_channel(rea
     assert [a.i for a in cpu_dq[cpu_deconv.input[1]].attribute if a.name == "axis"] == [1]
 
 
+@pytest.mark.assets
+def test_seven_bit_trt_weights_stay_within_64_and_tensorrt_encoded(real_model, t91_set):
+    """``weight_bits=7`` narrows the trt flavour's weights to |q| <= 64, the ConvTranspose weight TensorRT
+    takes per input channel too: OpenVINO's wide-weight check (which warns on CPUs without VNNI) passes, the
+    file is still what TensorRT's parser takes, and ONNX Runtime runs it to within int8 noise of FP32.
+    The cpu flavour takes no 8-bit weights."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from sredge.errors import InputError
+    from sredge.export.engine_plan import qdq_encoding
+    from sredge.runtime.backends.openvino import wide_int8_weights
+
+    path, loaded = real_model("fsrcnn_x2")
+    calib = model_inputs(t91_set, loaded.descriptor, limit=16)
+    models = {bits: quantize_int8(path, calibrate(path, calib, Int8Options(flavour="trt", weight_bits=bits)))
+              for bits in (8, 7)}
+    for bits, model in models.items():
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        weights = [inits[n.input[0]] for n in model.graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+        assert len(weights) == 8 and all(w.dtype == np.int8 for w in weights)
+        assert {int(np.abs(w.astype(int)).max()) for w in weights} == {127 if bits == 8 else 64}, bits
+        assert wide_int8_weights(model) == (bits == 8) and qdq_encoding(model).tensorrt_int8
+    fp32 = onnx.load(str(path))
+    x = calib[:4]
+    out = {k: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0] for k, m in (("fp32", fp32), ("7", models[7]))}
+    assert 0 < np.abs(out["7"] - out["fp32"]).mean() < 0.01
+    with pytest.raises(InputError, match="cpu flavour's weights are 7-bit"):
+        Int8Options(flavour="cpu", weight_bits=8)
+    with pytest.raises(InputError, match="7 or 8"):
+        Int8Options(flavour="trt", weight_bits=6)
+
+
 def test_the_bundled_int8_files_are_tensorrt_encoded():
     """The shipped INT8 twins (trt flavour) hold what TensorRT's ONNX parser takes: int8 with zero point 0,
     biases in float."""

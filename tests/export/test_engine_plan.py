@@ -552,7 +552,8 @@ def test_center_crop_to_a_non_square_opt_shape():
 
 @pytest.fixture(scope="module")
 def int8_exports(tmp_path_factory):
-    """FSRCNN x3 exported to INT8 by sr-export in both flavours (16 T91 crops), as loaded ONNX protos."""
+    """FSRCNN x3 exported to INT8 by sr-export in both flavours, and the trt one with 7-bit weights (16 T91 crops),
+    as loaded ONNX protos."""
     pytest.importorskip("torch")
     from sredge.cli import export
     from sredge.cli._app import run
@@ -561,8 +562,9 @@ def int8_exports(tmp_path_factory):
     ckpt, calib = asset("weights/fsrcnn/fsrcnn_x3.pth"), asset("calibration/T91")
     folder = tmp_path_factory.mktemp("int8")
     models = {}
-    for flavour in ("cpu", "trt"):
-        argv = [str(ckpt), "-o", str(folder / f"{flavour}.onnx"), "--precision", "int8", "--int8-flavour", flavour,
+    for flavour in ("cpu", "trt", "trt7"):
+        argv = [str(ckpt), "-o", str(folder / f"{flavour}.onnx"), "--precision", "int8", "--int8-flavour",
+                flavour[:3], *(["--int8-weight-bits", "7"] if flavour == "trt7" else []),
                 "--calib", str(calib), "--calib-crops", "16", "--calib-tile", "32", "--bench-size", "off", "-q"]
         assert run(export.PROG, export.main, argv) == 0
         models[flavour] = onnx.load(str(folder / f"{flavour}.int8.onnx"), load_external_data=False)
@@ -583,6 +585,16 @@ def test_qdq_encoding_of_real_exports_of_both_flavours(int8_exports):
     enc = qdq_encoding(trt)
     assert enc.tensorrt_int8 and not enc.uint8 and not enc.nonzero_zero_points
     assert qdq_encoding(_model()).tensorrt_int8  # no Q/DQ at all: nothing to object to
+
+
+def test_sr_export_int8_weight_bits_7_is_tensorrt_int8_within_64(int8_exports):
+    """--int8-weight-bits 7: the trt encoding with every weight integer within 64 (exact on x86 CPUs without VNNI)."""
+    from sredge.export.engine_plan import qdq_encoding
+    from sredge.runtime.backends.openvino import wide_int8_weights
+
+    trt, trt7 = int8_exports["trt"], int8_exports["trt7"]
+    assert qdq_encoding(trt7).tensorrt_int8 and '"int8-trt"' in _meta(trt7).values()
+    assert wide_int8_weights(trt) and not wide_int8_weights(trt7)
 
 
 @pytest.mark.parametrize("features", [TRT10, TRT11])

@@ -96,14 +96,20 @@ def test_training_moves_weights_and_scales_and_the_export_follows(bundled):
     assert psnr(sim, _ort(out, x[:2])) > 38  # the file runs what was trained
 
 
-@pytest.mark.parametrize("flavour", ["cpu", "trt"])
+@pytest.mark.parametrize("flavour", ["cpu", "trt", "trt-7"])
 def test_sr_train_qat_writes_an_int8_file_with_no_layer_in_float(cli, tmp_path, flavour):
     from sredge.export.engine_plan import qdq_encoding
+    from sredge.runtime.backends.openvino import wide_int8_weights
 
     out = tmp_path / "x2.int8.onnx"
+    flavour, *bits = flavour.split("-")
     res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "--val", "sample", "--flavour", flavour,
+              *(["--weight-bits", *bits] if bits else []),
               "--steps", "8", "--val-every", "4", "--batch", "4", "--patch", "24", "-o", out)
     assert res.code == 0, res.err
+    # 8-bit weights only for the trt flavour by default; 7 bits (|q| <= 64) after training too
+    assert wide_int8_weights(onnx.load(str(out))) == (flavour == "trt" and not bits)
+    assert f"{bits[0] if bits else 8 if flavour == 'trt' else 7}-bit weights" in res.out
     desc = read_descriptor(out)
     assert desc.precision == f"int8-{flavour}" and desc.psnr_drop_db is not None and desc.quality_ref
     model = onnx.load(str(out))
@@ -139,7 +145,11 @@ def test_sr_train_qat_refuses_training_only_options(cli, tmp_path, argv, needle)
 def test_sr_train_qat_needs_an_onnx_output_and_flavour_needs_qat(cli, tmp_path):
     res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "-o", tmp_path / "q.pth")
     assert res.code == 2 and "NAME.int8.onnx" in res.err
-    for option in (["--flavour", "trt"], ["--qat-target", "fp32"]):
+    res = cli("train", "--qat", bundled_model_path(2), "--data", "sample", "--weight-bits", "8", "-o",
+              tmp_path / "q.int8.onnx")
+    assert res.code == 2 and "the cpu flavour's weights are 7-bit" in res.err
+    assert not (tmp_path / "q.int8.onnx").exists()
+    for option in (["--flavour", "trt"], ["--qat-target", "fp32"], ["--weight-bits", "7"]):
         res = cli("train", *option, "--data", "sample", "-o", tmp_path / "m.pth")
         assert res.code == 2 and "--qat" in res.err and len(res.err.strip().splitlines()) == 1
 
@@ -344,6 +354,11 @@ def test_qat_resume_refuses_another_run_in_one_line(cli, tmp_path):
     refused("--lr", "3e-4", needle="--lr 0.0003, but the run it continues used --lr 0.0001")
     refused("--flavour", "trt", needle="--flavour trt, but the run it continues used --flavour cpu")
     refused("--steps", "3", needle="--steps 3, but it has done 4 steps already")
+    narrow = tmp_path / "n.int8.onnx"
+    assert cli("train", "--qat", model, *QAT_RUN, "--flavour", "trt", "--weight-bits", "7", "--stop-after", "4",
+               "-o", narrow).code == 0
+    res = cli("train", "--qat", model, *QAT_RUN, "--flavour", "trt", "--resume", "-o", narrow)
+    assert res.code == 2 and "--weight-bits 8, but the run it continues used --weight-bits 7" in res.err, res.err
     model_bytes = model.read_bytes()
     onnx_model = onnx.load(str(model))
     onnx_model.doc_string = "changed"

@@ -12,7 +12,10 @@ flavours, because the fastest encoding differs by target:
   weights, Q/DQ only on the inputs of convolutions (activation and weight), as TensorRT's
   explicit-quantization guide places them; biases in float and transposed convolutions'
   weights scaled per input channel, the only forms TensorRT's parser and kernels take
-  (:func:`dequantize_biases`, :func:`deconv_weights_per_input_channel`).
+  (:func:`dequantize_biases`, :func:`deconv_weights_per_input_channel`). Its weights are full
+  range (|q| <= 127) unless ``weight_bits=7`` narrows them to |q| <= 64 like the cpu flavour's:
+  still INT8 for TensorRT, and then computed exactly by OpenVINO on x86 CPUs without VNNI too
+  (the bundled models' INT8 files are made so).
 
 Calibration runs once (:func:`calibrate`) and the resulting ranges are reused for every
 quantization of the same model (:func:`quantize_int8`), so a sensitivity search that tries many
@@ -65,14 +68,28 @@ class Int8Options:
     """Percentile of ``|x|`` kept by the percentile method."""
     batch: int = 8
     """Crops per calibration batch (memory: the calibrator keeps every intermediate tensor of a batch)."""
+    weight_bits: int | None = None
+    """Magnitude of the weights' integers: 7 (|q| <= 64, ONNX Runtime's ``reduce_range``: no ``vpmaddubsw``
+    saturation on x86 CPUs without VNNI, in ONNX Runtime's u8 x s8 kernels and OpenVINO's) or 8 (|q| <= 127);
+    None: the flavour's own, 7 for cpu (which takes no other), 8 for trt."""
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
             raise InputError(f"unknown INT8 flavour {self.flavour!r}: {' or '.join(FLAVOURS)}")
+        if self.weight_bits not in (None, 7, 8):
+            raise InputError(f"weight bits must be 7 or 8, not {self.weight_bits}")
+        if self.flavour == "cpu" and self.weight_bits == 8:
+            raise InputError("the cpu flavour's weights are 7-bit (x86 CPUs without VNNI saturate full-range ones "
+                             "with its uint8 activations); 8-bit weights are the trt flavour's")
         if self.method not in METHODS:
             raise InputError(f"unknown calibration method {self.method!r}: {', '.join(METHODS)}")
         if not 0 < self.percentile <= 100:
             raise InputError(f"--percentile must be in (0, 100], not {self.percentile}")
+
+    @property
+    def weight_qmax(self) -> int:
+        """Largest weight integer magnitude: 64 (7 bits) or 127 (8 bits)."""
+        return 127 if (self.weight_bits or (7 if self.flavour == "cpu" else 8)) == 8 else 64
 
     @property
     def precision(self) -> str:
@@ -264,7 +281,8 @@ def _quant_args(options: Int8Options) -> dict:
     # Q/DQ on the inputs of convolutions only, not on their outputs (TensorRT's recommended placement:
     # it fuses the output scale into the next layer's input). ONNX Runtime's default also rounded each
     # conv output to int8 before its activation: on FSRCNN x3 that cost 8.16 dB of Set5 PSNR, 0.43 dB without.
-    return dict(activation_type=qt.QInt8, weight_type=qt.QInt8, per_channel=True, reduce_range=False,
+    return dict(activation_type=qt.QInt8, weight_type=qt.QInt8, per_channel=True,
+                reduce_range=options.weight_qmax < 127,
                 op_types_to_quantize=list(QUANTIZED_OPS),
                 extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS)})
@@ -291,7 +309,7 @@ def quantize_int8(
     model, reference = _ort_quantize(fp32_model, ranges, keep_float)
     if ranges.options.flavour == "trt":
         dequantize_biases(model)
-        deconv_weights_per_input_channel(model, reference)
+        deconv_weights_per_input_channel(model, reference, ranges.options.weight_qmax)
     if desc is None:
         from sredge.models.onnx_file import read_descriptor
 
@@ -503,7 +521,7 @@ def dequantize_biases(model: onnx.ModelProto) -> int:
     return done
 
 
-def deconv_weights_per_input_channel(model: onnx.ModelProto, reference: onnx.ModelProto) -> int:
+def deconv_weights_per_input_channel(model: onnx.ModelProto, reference: onnx.ModelProto, qmax: int = 127) -> int:
     """Quantize each ``ConvTranspose`` weight per *input* channel (axis 0), as TensorRT takes it, in place.
 
     ONNX Runtime's quantizer scales a transposed convolution's weight (C_in, C_out / group, kH, kW) per
@@ -512,13 +530,14 @@ def deconv_weights_per_input_channel(model: onnx.ModelProto, reference: onnx.Mod
     for ConvTranspose"), its QAT toolkits (pytorch-quantization, Model Optimizer) quantize ConvTranspose
     weights on axis 0, and axis 1 built engines with wrong outputs (NVIDIA/TensorRT#1694). Each such
     weight is quantized again from the float weight of ``reference`` with the quantizer's own symmetric
-    rule (scale max|w| / 127 per input channel, integers in [-127, 127], zero point 0). Its bias must
+    rule (scale max|w| / qmax per input channel, integers in [-qmax, qmax], zero point 0). Its bias must
     already be float (:func:`dequantize_biases`): an int32 bias's scale is the input scale times a
     per-output weight scale, which no longer exists.
 
     Args:
         model: A ``trt``-flavour Q/DQ model, changed in place.
         reference: The FP32 graph it was quantized from (:func:`int8_reference`): same node names.
+        qmax: Largest integer magnitude (:attr:`Int8Options.weight_qmax`): 127, or 64 for 7-bit weights.
 
     Returns:
         How many weights were quantized again.
@@ -544,8 +563,8 @@ def deconv_weights_per_input_channel(model: onnx.ModelProto, reference: onnx.Mod
                              "quantized from")
         w = numpy_helper.to_array(ref_inits[float_name]).astype(np.float32)
         absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-        scale = np.where(absmax > 0, absmax / np.float32(127), np.float32(1)).astype(np.float32)
-        q = np.clip(np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+        scale = np.where(absmax > 0, absmax / np.float32(qmax), np.float32(1)).astype(np.float32)
+        q = np.clip(np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -qmax, qmax).astype(np.int8)
         names = [dq.input[0], f"{dq.input[0]}_scale_axis0", f"{dq.input[0]}_zero_point_axis0"]
         arrays = [q, scale, np.zeros(w.shape[0], np.int8)]
         for name, array in zip(names, arrays):

@@ -31,6 +31,9 @@ def check_qat_args(args) -> None:
         raise InputError(f"--qat writes an ONNX model: give -o NAME.int8.onnx, not {args.output}")
     if args.flavour is None:
         args.flavour = "cpu"
+    from sredge.calibration.quantize import Int8Options
+
+    args.weight_bits = 8 if Int8Options(flavour=args.flavour, weight_bits=args.weight_bits).weight_qmax == 127 else 7
     if args.qat_target is None:
         args.qat_target = "fp32"
 
@@ -114,7 +117,8 @@ def run_options(args) -> dict:
     give the same (``--steps``, ``--stop-after``, ``--val-every``, ``--threads``, ``--device``, ``--max-pixels``
     and ``-q`` may change)."""
     target = args.qat_target if args.qat_target in ("fp32", "ground-truth") else str(Path(args.qat_target).resolve())
-    return {"--qat": str(args.qat.resolve()), "--flavour": args.flavour, "--qat-target": target,
+    return {"--qat": str(args.qat.resolve()), "--flavour": args.flavour, "--weight-bits": args.weight_bits,
+            "--qat-target": target,
             "--data": str(args.data.resolve()), "--val": str(args.val.resolve()) if args.val else None,
             "--patch": args.patch, "--batch": args.batch, "--lr": args.lr, "--seed": args.seed}
 
@@ -258,7 +262,8 @@ def run_qat(args, resumed=None) -> int:
                                                        max_pixels=args.max_pixels), seed=args.seed)
         if resumed is None:
             calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
-            ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour)))
+            ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour,
+                                                                         weight_bits=args.weight_bits)))
         else:  # the graph the run trains; the sampler's state comes back with the rest
             ptq = onnx.load_from_string(resumed.checkpoint.ptq)
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
@@ -309,7 +314,8 @@ def run_qat(args, resumed=None) -> int:
         print(f"{PROG}: {dataset.name} Y-PSNR: FP32 {result.fp32_db:.2f} dB, "
               f"post-training INT8 {result.ptq_db:.2f} dB, "
               f"QAT INT8 {result.qat_db:.2f} dB (drop {result.drop_db:.2f} dB; best at step {result.best_step})")
-        print(f"wrote {args.output} ({args.flavour} Q/DQ, {layers} convolutions in INT8, none kept in float)")
+        print(f"wrote {args.output} ({args.flavour} Q/DQ, {args.weight_bits}-bit weights, {layers} convolutions in "
+              "INT8, none kept in float)")
         if result.steps_done < opts.steps:
             print(f"stopped at QAT step {result.steps_done} of {opts.steps} (--stop-after): {state} keeps the run; "
                   "--resume with a later --stop-after, or none, continues it")

@@ -88,6 +88,9 @@ def build_parser() -> Parser:
     g.add_argument("--int8-flavour", choices=("cpu", "trt"),
                    help="cpu: ONNX Runtime (uint8 activations, int8 per-channel weights; default); "
                         "trt: TensorRT (symmetric int8)")
+    g.add_argument("--int8-weight-bits", type=int, choices=(7, 8),
+                   help="the weights' integers, 8 (|q| <= 127) or 7 (|q| <= 64: exact in OpenVINO on x86 CPUs without "
+                        "VNNI too; still INT8 for TensorRT) (default: cpu 7, which it takes only; trt 8)")
     g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"),
                    help="activation range estimate (default minmax)")
     g.add_argument("--max-psnr-drop", type=float, metavar="DB",
@@ -113,6 +116,7 @@ def _check_precision_flags(args) -> tuple[str, ...]:
     precisions = parse_precisions(args.precision)
     wants_int8, wants_fp16 = "int8" in precisions, "fp16" in precisions
     for flag, value, needs in (("--int8-flavour", args.int8_flavour, wants_int8),
+                               ("--int8-weight-bits", args.int8_weight_bits, wants_int8),
                                ("--calib-method", args.calib_method, wants_int8),
                                ("--max-psnr-drop", args.max_psnr_drop, wants_int8),
                                ("--fp16-io", args.fp16_io or None, wants_fp16),
@@ -123,6 +127,10 @@ def _check_precision_flags(args) -> tuple[str, ...]:
         if value is not None and not needs:
             raise InputError(f"{flag} has no effect without --precision {'int8' if flag != '--fp16-io' else 'fp16'}"
                              + ("" if flag not in ("--calib", "--val", "--bench-size") else " or fp16"))
+    if wants_int8:  # before anything is written: the cpu flavour refuses 8-bit weights
+        from sredge.calibration.quantize import Int8Options
+
+        Int8Options(flavour=args.int8_flavour or "cpu", weight_bits=args.int8_weight_bits)
     if args.calib_tile is not None and not any(Path(c).suffix.lower() != ".npz" for c in args.calib or ()):
         raise InputError("--calib-tile has no effect " + ("with a saved set (.npz): it keeps the tile it was cut "
                                                           "with (sr-calibrate build --tile makes another)"
@@ -398,11 +406,13 @@ def _int8_row(args, out: Path, desc, calib, validator, ref_db: float) -> tuple:
     from sredge.calibration.quantize import Int8Options
 
     options = DeriveOptions(
-        int8=Int8Options(flavour=args.int8_flavour or "cpu", method=args.calib_method or "minmax"),
+        int8=Int8Options(flavour=args.int8_flavour or "cpu", method=args.calib_method or "minmax",
+                         weight_bits=args.int8_weight_bits),
         max_psnr_drop=args.max_psnr_drop,
     )
     path, res = make_int8(out, desc, calib, validator, ref_db, options)
-    note = f"int8-{options.int8.flavour}, {options.int8.method}"
+    note = (f"int8-{options.int8.flavour}, {options.int8.method}"
+            + (", 7-bit weights" if options.int8.flavour == "trt" and options.int8.weight_qmax < 127 else ""))
     if res.kept_float:
         import onnx
 

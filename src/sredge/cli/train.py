@@ -42,6 +42,10 @@ def build_parser() -> Parser:
     p.add_argument("--flavour", choices=("cpu", "trt"), default=None,
                    help="--qat: INT8 encoding, cpu (ONNX Runtime: u8 activations, 7-bit s8 weights) or trt "
                         "(TensorRT: symmetric s8) (default cpu)")
+    p.add_argument("--weight-bits", type=int, choices=(7, 8), default=None,
+                   help="--qat: the weights' integers, 8 (|q| <= 127) or 7 (|q| <= 64: OpenVINO computes them "
+                        "exactly on x86 CPUs without VNNI too, where 8-bit ones saturate; still INT8 for TensorRT) "
+                        "(default: cpu 7, which it takes only; trt 8)")
     p.add_argument("--qat-target", default=None, metavar="fp32|ground-truth|MODEL.onnx",
                    help="--qat: what the INT8 network learns to output, fp32 (the FP32 model's output: the loss is "
                         "the quantization error alone), ground-truth (the HR patches), or a stronger sredge .onnx "
@@ -189,8 +193,8 @@ def _resolve_defaults(args) -> None:
         check_qat_args(args)
         defaults = QAT_DEFAULTS
     else:
-        if args.flavour is not None or args.qat_target is not None:
-            raise InputError("--flavour and --qat-target apply to --qat only")
+        if args.flavour is not None or args.qat_target is not None or args.weight_bits is not None:
+            raise InputError("--flavour, --weight-bits and --qat-target apply to --qat only")
         defaults = {"steps": 20000, "batch": 32, "lr": 2e-3, "val_every": 1000, "loss": "l1"}
     for key, value in defaults.items():
         if getattr(args, key) is None:
