@@ -329,12 +329,35 @@ def test_open_backend_refuses_an_argument_the_backend_does_not_take(tmp_path):
         open_backend("trt", tmp_path / "m.engine", arch="fsrcnn")
 
 
-def _bundled_int8_gap(threads: int = 1) -> tuple[float, str]:
-    """PSNR (dB) between OpenVINO's and ONNX Runtime's output of the bundled x2 INT8 file (trt flavour, 8-bit
-    weights) on a real photo's luma, and OpenVINO's describe() line."""
+def _widened(folder):
+    """The bundled x2 family with its INT8 file's weights made 8-bit: each integer doubled (clipped to 127) and its
+    scale halved, the same network to within one weight step at +-64, metadata (recorded drop) kept. The bundled
+    file's own weights are 7-bit (within 64). Returns the FP32 path (its INT8 twin beside it)."""
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
     from sredge.runtime.bundled import default_model
 
-    q = default_model(2).with_name("sredge_x2.int8.onnx")
+    fp32 = shutil.copy(default_model(2), folder / "m.onnx")
+    model = onnx.load(str(default_model(2).with_name("sredge_x2.int8.onnx")))
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and inits.get(node.input[0]) is not None \
+                and inits[node.input[0]].data_type == TensorProto.INT8 and len(inits[node.input[0]].dims) == 4:
+            q, scale = (numpy_helper.to_array(inits[n]) for n in node.input[:2])
+            assert np.abs(q.astype(int)).max() <= 64  # the bundled weights are 7-bit
+            inits[node.input[0]].CopyFrom(numpy_helper.from_array(
+                np.clip(q.astype(int) * 2, -127, 127).astype(np.int8), node.input[0]))
+            inits[node.input[1]].CopyFrom(numpy_helper.from_array((scale / 2).astype(scale.dtype), node.input[1]))
+    onnx.save(model, str(folder / "m.int8.onnx"))
+    return fp32
+
+
+def _int8_gap(q, threads: int = 1) -> tuple[float, str]:
+    """PSNR (dB) between OpenVINO's and ONNX Runtime's output of the INT8 file ``q`` on a real photo's luma, and
+    OpenVINO's describe() line."""
     x = _real_input(1, 96, 128)
     with open_backend("openvino", q, BackendOptions(threads=threads)) as ov_be:
         y, described = ov_be.run(x), ov_be.describe()
@@ -343,32 +366,46 @@ def _bundled_int8_gap(threads: int = 1) -> tuple[float, str]:
 
 
 @needs_ov
-def test_int8_exactness_probe_tells_what_openvino_computes_here():
-    """On a CPU with VNNI OpenVINO's INT8 is ONNX Runtime's to 78 dB; without it, to 49 dB (8-bit weights halved)."""
+def test_int8_exactness_probe_tells_what_openvino_computes_here(tmp_path):
+    """On a CPU with VNNI OpenVINO's INT8 is ONNX Runtime's to 78 dB; without it, to 49 dB (8-bit weights halved).
+    The bundled file's 7-bit weights are exact either way."""
     from sredge.runtime.backends.openvino import int8_exact_here
+    from sredge.runtime.bundled import default_model
 
-    gap, described = _bundled_int8_gap()
+    gap, described = _int8_gap(_widened(tmp_path).with_name("m.int8.onnx"))
     assert int8_exact_here() == (gap > 60), gap
     assert ("inexact here" in described) == (not int8_exact_here())
+    gap, described = _int8_gap(default_model(2).with_name("sredge_x2.int8.onnx"))
+    assert gap > 60 and "inexact here" not in described, (gap, described)
 
 
 _NO_VNNI = """
-import sys
+import sys, tempfile
+from pathlib import Path
 from sredge.runtime.backends import BackendOptions
 from sredge.runtime.backends.openvino import int8_exact_here
 from sredge.runtime.bundled import default_model
 from sredge.runtime.runner import LoadedRuntime, RunOptions
-from tests.runtime.test_backend_openvino import _bundled_int8_gap
+from tests.runtime.test_backend_openvino import _int8_gap, _widened
 
-gap, described = _bundled_int8_gap()
+folder = Path(tempfile.mkdtemp())
+fp32 = _widened(folder)
+gap, described = _int8_gap(fp32.with_name("m.int8.onnx"))
 if gap > 60:
     sys.exit(3)  # this OpenVINO ignores ONEDNN_MAX_CPU_ISA: its INT8 still runs with VNNI
 assert not int8_exact_here() and "int8 (inexact here: 8-bit weights without VNNI)" in described, described
-with LoadedRuntime(default_model(2), RunOptions(max_psnr_drop=0.1, backend_options=BackendOptions(threads=1))) as rt:
+with LoadedRuntime(fp32, RunOptions(max_psnr_drop=0.1, backend_options=BackendOptions(threads=1))) as rt:
     auto = rt.auto
 assert (auto.chosen.backend, auto.chosen.precision) != ("openvino", "int8"), auto.summary
 ov8 = next(c for c in auto.candidates if (c.backend, c.precision) == ("openvino", "int8"))
 assert "inexactly on this CPU (no VNNI)" in ov8.excluded, ov8
+# the bundled file's 7-bit weights: exact here too, and a candidate
+gap, described = _int8_gap(default_model(2).with_name("sredge_x2.int8.onnx"))
+assert gap > 60 and "inexact" not in described, (gap, described)
+with LoadedRuntime(default_model(2), RunOptions(max_psnr_drop=0.1, backend_options=BackendOptions(threads=1))) as rt:
+    auto = rt.auto
+ov7 = next(c for c in auto.candidates if (c.backend, c.precision) == ("openvino", "int8"))
+assert not ov7.excluded, ov7
 print("ok")
 """
 
@@ -376,8 +413,9 @@ print("ok")
 @needs_ov
 def test_int8_with_8bit_weights_without_vnni_is_said_and_never_chosen_by_auto():
     """The OpenVINO audit: on a CPU without VNNI OpenVINO halves or saturates 8-bit INT8 weights (the bundled x2
-    model's Set5 drop 0.112 dB, not its recorded 0.073), yet ``--max-psnr-drop 0.1`` chose it quoting the recorded
-    drop, and ``--backend openvino`` said nothing. ``ONEDNN_MAX_CPU_ISA=AVX2`` makes OpenVINO compute as there."""
+    model's Set5 drop was 0.112 dB when its weights were 8-bit, not its recorded 0.073), yet ``--max-psnr-drop
+    0.1`` chose it quoting the recorded drop, and ``--backend openvino`` said nothing. ``ONEDNN_MAX_CPU_ISA=AVX2``
+    makes OpenVINO compute as there. The bundled files' weights are 7-bit now: exact there too."""
     import os
     import subprocess
     import sys
@@ -394,14 +432,15 @@ def test_int8_with_8bit_weights_without_vnni_is_said_and_never_chosen_by_auto():
 
 
 def test_wide_int8_weights_reads_the_weights_external_ones_too(tmp_path):
-    """8-bit weights (trt flavour) need VNNI to be exact on OpenVINO; the cpu flavour's 7-bit ones do not."""
+    """8-bit weights (the trt flavour's default) need VNNI to be exact on OpenVINO; 7-bit ones do not."""
     import onnx
 
     from sredge.models.onnx_file import load_onnx
     from sredge.runtime.backends.openvino import wide_int8_weights
     from sredge.runtime.bundled import default_model
 
-    q = default_model(2).with_name("sredge_x2.int8.onnx")
+    assert not wide_int8_weights(load_onnx(default_model(2).with_name("sredge_x2.int8.onnx")))  # bundled: 7-bit
+    q = _widened(tmp_path).with_name("m.int8.onnx")
     assert wide_int8_weights(load_onnx(q), q.parent)
     assert not wide_int8_weights(load_onnx(default_model(2)), q.parent)  # FP32: no int8 weights at all
     onnx.save(onnx.load(str(q)), str(tmp_path / "ext.onnx"), save_as_external_data=True, location="ext.data")

@@ -9,8 +9,9 @@ OpenVINO does not quantize a float model here.
 
 INT8 is exact only on CPUs with VNNI (or AMX): elsewhere x86 multiplies u8 x s8 with ``vpmaddubsw``, whose
 16-bit pair sums saturate with 8-bit weights, and OpenVINO halves the weights of a convolution with signed
-activations. The cpu flavour's 7-bit weights are exact everywhere; a file with 8-bit weights (the trt flavour)
-computes otherwise than its Q/DQ graph there (the bundled x2 model: Set5 drop 0.112 dB, not 0.073), which
+activations. 7-bit weights (the cpu flavour's; the trt flavour's with ``weight_bits=7``, as the bundled models'
+are) are exact everywhere; a file with 8-bit weights computes otherwise than its Q/DQ graph there (the bundled x2
+model when its weights were 8-bit: Set5 drop 0.112 dB, not 0.073), which
 :func:`int8_exact_here` finds and the backend says (a warning, and ``describe()``).
 
 Shapes: the model is compiled for each input shape it meets (static shapes are what the
