@@ -159,8 +159,9 @@ def test_qat_targets():
     from sredge.train.qat import QatOptions
 
     assert QatOptions().target == "fp32" and QatOptions(target="ground-truth").target == "ground-truth"
+    assert QatOptions(target="teacher").target_model is None
     with pytest.raises(InputError, match="fp32, ground-truth or a model file"):
-        QatOptions(target="teacher")
+        QatOptions(target="student")
     assert QatOptions(target="model", target_model="t.onnx").target_model == "t.onnx"
     for bad in ({"target": "model"}, {"target_model": "t.onnx"}):
         with pytest.raises(InputError, match="goes with target 'model'"):
@@ -303,7 +304,55 @@ def test_qat_target_model_distils_from_another_network(cli, tmp_path, exported):
     assert (tmp_path / "bundled.int8.onnx").read_bytes() != (tmp_path / "fp32.int8.onnx").read_bytes()
     assert outs["other"].code == 2 and "does not take and give what the model does" in outs["other"].err
     res = cli("train", "--qat", fsrcnn, "--qat-target", "nonsense", *argv, "-o", tmp_path / "n.int8.onnx")
-    assert res.code == 2 and "give fp32, ground-truth, or an sredge .onnx" in res.err, res.err
+    assert res.code == 2 and "give fp32, ground-truth, or a model to learn from" in res.err, res.err
+
+
+def test_the_teacher_target_is_the_third_member_of_each_batch(bundled):
+    """QatOptions(target="teacher") trains against what the sampler gives third (a teacher's output on the whole
+    image, computed once): with the HR patches there, step 1 is the ground-truth run's step; with other
+    images, another loss."""
+    from sredge.train.qat import QatOptions, finetune
+
+    path, desc, ptq, validator, sampler = _finetune_inputs(bundled)
+
+    class Third:
+        def __init__(self, make):
+            self.rng, self.make = sampler.rng, make
+
+        def batch(self, n):
+            lr, hr = sampler.batch(n)
+            return lr, hr, self.make(hr)
+
+    losses = {}
+    for name, target, make in (("gt", "ground-truth", None), ("hr", "teacher", lambda hr: hr),
+                               ("grey", "teacher", lambda hr: np.full_like(hr, 0.5))):
+        sampler.rng = np.random.default_rng(0)
+        seen = []
+        finetune(path, ptq, Third(make) if make else sampler, validator.mean_db,
+                 QatOptions(steps=1, batch=4, val_every=1, target=target), desc.value_range, 0,
+                 lambda step, loss, val: seen.append(loss))
+        losses[name] = seen[0]
+    assert losses["hr"] == losses["gt"] and abs(losses["grey"] - losses["gt"]) > 0.02, losses
+
+
+def test_qat_target_checkpoint_distils_from_any_network_sr_export_reads(cli, tmp_path):
+    """--qat-target CHECKPOINT: a teacher run once on each whole training image, a pre-upsampling one (VDSR, the
+    strongest x2 network at hand: FSRCNN x2's 36,000-step drop 0.195 / 0.117 dB on Set5 / Set14 with it, 0.223 /
+    0.135 with the bundled x2 as an .onnx target) too; a teacher of another scale is refused in one line."""
+    vdsr = asset("weights/vdsr/vdsr_model_epoch_50.pth")
+    argv = ("--data", "sample", "--val", "sample", "--steps", "8", "--val-every", "4", "--batch", "4", "--patch",
+            "24", "--threads", "1", "--flavour", "trt")
+    out = tmp_path / "v.int8.onnx"
+    res = cli("train", "--qat", bundled_model_path(2), "--qat-target", vdsr, "--trust-pickle", *argv, "-o", out)
+    assert res.code == 0 and "teacher targets 3/3 images" in res.err and "none kept in float" in res.out, res.err
+    assert read_descriptor(out).precision == "int8-trt"
+    res = cli("train", "--qat", bundled_model_path(2), "--qat-target", vdsr, *argv, "-o", tmp_path / "p.int8.onnx")
+    assert res.code == 2 and "--qat-target" in res.err and "--trust-pickle" in res.err, res.err
+    res = cli("train", "--qat", bundled_model_path(2), "--qat-target", asset("weights/fsrcnn/fsrcnn_x3.pth"),
+              *argv, "-o", tmp_path / "x3.int8.onnx")
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
+    assert "the teacher is a x3 model; the student is x2" in res.err
+    assert not (tmp_path / "p.int8.onnx").exists() and not (tmp_path / "x3.int8.onnx").exists()
 
 
 QAT_RUN = ("--data", "sample", "--val", "sample", "--steps", "8", "--val-every", "4", "--batch", "4", "--patch", "24",

@@ -46,9 +46,11 @@ def _target_model(value: str, desc) -> str | None:
     from sredge.models.onnx_file import read_descriptor
 
     path = Path(value)
-    if not path.is_file() or path.suffix.lower() != ".onnx":
-        raise InputError(f"--qat-target {value}: give fp32, ground-truth, or an sredge .onnx model to learn from "
-                         "(sr-export makes one from a checkpoint)")
+    if not path.is_file():
+        raise InputError(f"--qat-target {value}: give fp32, ground-truth, or a model to learn from (an sredge .onnx "
+                         "or a checkpoint) that exists")
+    if path.suffix.lower() != ".onnx":
+        return None  # a checkpoint: a teacher (see _teacher)
     target = read_descriptor(path)
     if target is None:
         raise InputError(f"--qat-target {path} has no sredge metadata; export it with sr-export")
@@ -63,6 +65,28 @@ def _target_model(value: str, desc) -> str | None:
         raise InputError(f"--qat-target {path} ({target.arch}: {io(target)}) does not take and give what the model "
                          f"does ({io(desc)})")
     return str(path)
+
+
+def _teacher(value: str, desc, trust_pickle: bool):
+    """The ``--qat-target`` checkpoint as a :class:`~sredge.train.teacher.Teacher` for the FP32 model ``desc``
+    (None for ``fp32``, ``ground-truth`` or an ``.onnx``): any network sr-export reads, a pre-upsampling one
+    (VDSR) too, at the model's scale, run once on each whole training image."""
+    if value in ("fp32", "ground-truth") or Path(value).suffix.lower() == ".onnx":
+        return None
+    from sredge.models.loader import load_model
+    from sredge.models.registry import without_rename_hints
+    from sredge.train.teacher import Teacher
+
+    try:
+        try:
+            loaded = load_model(Path(value), trust_pickle=trust_pickle)
+        except InputError as exc:
+            if "do not tell the scale" not in str(exc):
+                raise
+            loaded = load_model(Path(value), scale=desc.scale, trust_pickle=trust_pickle)  # VDSR: any scale
+        return Teacher(loaded.module, loaded.descriptor, desc.scale, desc.color_space)
+    except InputError as exc:
+        raise InputError(f"--qat-target {value}: {without_rename_hints(str(exc))}") from exc
 
 
 def _fp32_model(path: Path, scale: int | None, tmp: Path, trust_pickle: bool = False) -> Path:
@@ -214,6 +238,18 @@ def _finish(run, output: Path) -> None:
         run.path.unlink(missing_ok=True)
 
 
+def _teacher_progress(teacher, quiet: bool):
+    """``on_image`` of the sampler: with a teacher, a line on stderr while it runs on the training images."""
+    if teacher is None or quiet:
+        return None
+
+    def on_image(done: int, total: int) -> None:
+        end = "\n" if done == total else "\r"
+        print(f"{PROG}: teacher targets {done}/{total} images", end=end, file=sys.stderr, flush=True)
+
+    return on_image
+
+
 def run_qat(args, resumed=None) -> int:
     """Fine-tune ``args.qat`` on ``args.data`` and write the Q/DQ model to the claimed ``args.output``, with its
     state beside it (``OUT.sredge-qat``) at each validation until the last step; ``resumed`` (from
@@ -255,11 +291,13 @@ def run_qat(args, resumed=None) -> int:
             raise InputError("--qat takes models that upscale themselves; this one refines a bicubic-upsampled "
                              "image (pre-upsampling)")
         target_model = _target_model(args.qat_target, desc)
+        teacher = _teacher(args.qat_target, desc, args.trust_pickle)
         if resumed is not None and resumed.record.get("scale") != desc.scale:
             raise InputError(f"--resume {args.output}: the model is x{desc.scale} now, but the run it continues "
                              f"trained x{resumed.record.get('scale')}; give the --scale of the first run")
         sampler = PatchSampler(args.data, PatchOptions(desc.scale, args.patch, color_space=desc.color_space,
-                                                       max_pixels=args.max_pixels), seed=args.seed)
+                                                       max_pixels=args.max_pixels), seed=args.seed, teacher=teacher,
+                               on_image=_teacher_progress(teacher, args.quiet))
         if resumed is None:
             calib = np.concatenate([sampler.batch(32)[0] for _ in range(4)]) * desc.value_range
             ptq = quantize_int8(fp32, calibrate(fp32, calib, Int8Options(flavour=args.flavour,
@@ -269,7 +307,8 @@ def run_qat(args, resumed=None) -> int:
         dataset = load_dataset(args.val, desc.scale) if args.val else default_validation(desc.scale)
         validator = Validator(dataset, desc, threads=args.threads)
         opts = QatOptions(steps=args.steps, batch=args.batch, lr=args.lr, val_every=args.val_every,
-                          target="model" if target_model else args.qat_target, target_model=target_model,
+                          target="model" if target_model else "teacher" if teacher else args.qat_target,
+                          target_model=target_model,
                           device=device, stop_after=args.stop_after)
         progress = StepProgress(PROG, opts.steps, enabled=not args.quiet, label="QAT step", stop=opts.stop_after)
         started: list[tuple[int, float]] = []  # the first step's end: the rate leaves out the validations before it

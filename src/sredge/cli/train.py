@@ -46,10 +46,11 @@ def build_parser() -> Parser:
                    help="--qat: the weights' integers, 8 (|q| <= 127) or 7 (|q| <= 64: OpenVINO computes them "
                         "exactly on x86 CPUs without VNNI too, where 8-bit ones saturate; still INT8 for TensorRT) "
                         "(default: cpu 7, which it takes only; trt 8)")
-    p.add_argument("--qat-target", default=None, metavar="fp32|ground-truth|MODEL.onnx",
+    p.add_argument("--qat-target", default=None, metavar="fp32|ground-truth|MODEL",
                    help="--qat: what the INT8 network learns to output, fp32 (the FP32 model's output: the loss is "
-                        "the quantization error alone), ground-truth (the HR patches), or a stronger sredge .onnx "
-                        "of the same scale and channels (distillation) (default fp32)")
+                        "the quantization error alone), ground-truth (the HR patches), or a stronger model's output "
+                        "(distillation): an sredge .onnx of the same scale and channels, run on each patch, or any "
+                        "checkpoint sr-export reads (VDSR too), run once on each whole training image (default fp32)")
     p.add_argument("--feats", type=int, default=None,
                    help="feature channels (default: srvgg 32, fsrcnn 56, espcn 64, sesr 16)")
     p.add_argument("--convs", type=int, default=None,

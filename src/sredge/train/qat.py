@@ -62,8 +62,10 @@ class QatOptions:
     """Steps between validations of the exported file (the best one is kept)."""
     target: str = "fp32"
     """What the quantized network learns to output: ``"fp32"`` (the FP32 model's own output on the
-    same patch: the signal is the quantization error alone), ``"ground-truth"`` (the HR patch) or
-    ``"model"`` (the output of ``target_model``, a stronger network: distillation)."""
+    same patch: the signal is the quantization error alone), ``"ground-truth"`` (the HR patch),
+    ``"model"`` (the output of ``target_model``, a stronger network, on the same patch: distillation) or
+    ``"teacher"`` (the third member of each sampler batch: a teacher's output on the whole LR image, see
+    :class:`sredge.train.data.PatchSampler`)."""
     target_model: str | None = None
     """``target="model"``: the ONNX file whose output is the target (same scale, channels and value range)."""
     device: str = "cpu"
@@ -76,7 +78,7 @@ class QatOptions:
         if self.steps < 1 or self.batch < 1 or self.val_every < 1 or (self.stop_after is not None
                                                                        and self.stop_after < 1):
             raise InputError("--steps, --batch, --val-every and --stop-after must be positive")
-        if self.target not in (*QAT_TARGETS, "model"):
+        if self.target not in (*QAT_TARGETS, "model", "teacher"):
             raise InputError(f"unknown QAT target {self.target!r}: {', '.join(QAT_TARGETS)} or a model file")
         if (self.target == "model") != (self.target_model is not None):
             raise InputError("a QAT target model goes with target 'model', and only with it")
@@ -519,7 +521,8 @@ def finetune(
         qdq: Plain post-training INT8 of it (:func:`sredge.calibration.quantize.quantize_int8`, no
             layer kept in float), either flavour.
         sampler: ``sampler.batch(n) -> (lr, hr)``: (N, C, p, p) and (N, C, p*s, p*s) float32 in
-            [0, 1] in the model's colour space (:class:`sredge.train.data.PatchSampler`).
+            [0, 1] in the model's colour space (:class:`sredge.train.data.PatchSampler`); with target
+            ``"teacher"``, ``(lr, hr, teacher's output)``, the third shaped as ``hr``.
         validate: Mean validation Y-PSNR (dB) of an ONNX model (file path or in-memory), run by
             ONNX Runtime: the file is judged as it will run, not by the PyTorch simulation.
         options: Steps, batch, learning rates, validation interval.
@@ -570,9 +573,10 @@ def finetune(
     step = start
     with fp32_target as teacher:
         for step in range(start + 1, end + 1):
-            lr_np, hr_np = sampler.batch(options.batch)
+            lr_np, hr_np, *taught = sampler.batch(options.batch)
             x = np.ascontiguousarray(lr_np * value_range, np.float32)
-            target = teacher.run(x) if teacher is not None else hr_np * value_range
+            wanted = taught[0] if options.target == "teacher" else hr_np
+            target = teacher.run(x) if teacher is not None else wanted * value_range
             pred = graph(torch.from_numpy(x).to(device))
             target = torch.from_numpy(np.asarray(target, np.float32)).to(device)
             loss = torch.nn.functional.l1_loss(pred, target) / value_range
