@@ -55,8 +55,8 @@ def _target_model(value: str, desc) -> str | None:
     if target is None:
         raise InputError(f"--qat-target {path} has no sredge metadata; export it with sr-export")
     if target.pre_upsample:
-        raise InputError(f"--qat-target {path} refines a bicubic-upsampled image (pre-upsampling); the target "
-                         "must take the same LR input as the model")
+        raise InputError(f"--qat-target {path} refines a bicubic-upsampled image (pre-upsampling); an .onnx target "
+                         "must take the same LR input as the model: give its checkpoint instead (VDSR's too)")
 
     def io(d) -> str:
         return f"x{d.scale}, {d.in_channels} to {d.out_channels} channels, {d.color_space} in [0, {d.value_range:g}]"
