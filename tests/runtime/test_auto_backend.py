@@ -318,12 +318,32 @@ def test_openvino_int8_of_8bit_weights_only_where_exact():
         assert not next(c for c in cands if c.backend == "openvino").excluded
 
 
-def test_read_variants_knows_which_int8_files_have_8bit_weights(fsrcnn_family):
+def test_read_variants_knows_which_int8_files_have_8bit_weights(fsrcnn_family, tmp_path):
     from sredge.runtime.auto import read_variants
     from sredge.runtime.bundled import default_model
+    from tests.runtime.test_backend_openvino import _widened
 
     assert [v.wide_int8 for v in read_variants(family(fsrcnn_family))] == [False, False]  # cpu flavour: 7 bits
-    assert [v.wide_int8 for v in read_variants(family(default_model(2)))] == [False, True]  # trt flavour
+    assert [v.wide_int8 for v in read_variants(family(default_model(2)))] == [False, False]  # trt, 7-bit weights
+    assert [v.wide_int8 for v in read_variants(family(_widened(tmp_path)))] == [False, True]  # trt, 8-bit
+
+
+def test_auto_times_its_candidates_at_the_batch_the_run_will_use(tmp_path):
+    """The probe ran one tile per call whatever --batch said; now the batch the run makes (fewer when a frame has
+    fewer tiles), and the line says so."""
+    from sredge.models.onnx_file import read_descriptor
+    from sredge.runtime.backends import BackendOptions
+    from sredge.runtime.bundled import default_model
+    from sredge.runtime.runner import LoadedRuntime, RunOptions, probe_batch
+
+    desc = read_descriptor(default_model(2))
+    assert probe_batch(RunOptions(tile=64, batch=4), desc, 360, 640) == 4
+    assert probe_batch(RunOptions(tile=None, batch=4), desc, 360, 640) == 1  # whole frames: one tile each
+    assert probe_batch(RunOptions(tile=512, batch=4), desc, 100, 200) == 1
+    opts = RunOptions(max_psnr_drop=0.1, tile=64, batch=4, backend_options=BackendOptions(threads=1))
+    with LoadedRuntime(default_model(2), opts, frame_hw=(90, 160)) as rt:
+        if len([c for c in rt.auto.candidates if not c.excluded]) > 1:
+            assert ", batch " in rt.auto.summary, rt.auto.summary
 
 
 def test_a_fixed_shape_model_reports_the_shape_it_was_timed_at(tmp_path):

@@ -287,10 +287,10 @@ def _nothing_admissible_hint(candidates: Sequence[Candidate], judged: Sequence[C
 
 
 def summary_line(chosen: Candidate, candidates: Sequence[Candidate], budget_db: float, notes: Sequence[str],
-                 precision: str | None = None, probe_hw: tuple[int, int] | None = None) -> str:
+                 precision: str | None = None, probe_hw: tuple[int, int] | None = None, batch: int = 1) -> str:
     """The one line ``sr-run`` prints about the choice (pure)."""
     parts = []
-    at = f" at {probe_hw[1]}x{probe_hw[0]}" if probe_hw else ""
+    at = (f" at {probe_hw[1]}x{probe_hw[0]}" if probe_hw else "") + (f", batch {batch}" if batch > 1 else "")
     base = next((c for c in candidates if c.backend == "ort" and c.precision == "fp32"), None)
     if base is not None and base != chosen and base.measured_ms and chosen.measured_ms:
         parts.append(f"{base.measured_ms / chosen.measured_ms:.1f}x faster than fp32 on onnxruntime{at}")
@@ -423,9 +423,9 @@ def probe_input(desc: ModelDescriptor | None, channels: int, height: int, width:
 
 
 def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int, int] = PROBE_HW,
-              warmup: int = PROBE_WARMUP, rounds: int = PROBE_ROUNDS, budget_s: float = PROBE_BUDGET_S
-              ) -> tuple[dict[Candidate, float | str], dict[Candidate, tuple[int, int]]]:
-    """Median wall time (ms) of each candidate on one network input, timed against each other.
+              warmup: int = PROBE_WARMUP, rounds: int = PROBE_ROUNDS, budget_s: float = PROBE_BUDGET_S,
+              batch: int = 1) -> tuple[dict[Candidate, float | str], dict[Candidate, tuple[int, int]]]:
+    """Median wall time (ms) of each candidate on one network call, timed against each other.
 
     Every candidate is opened at once, warmed up, then timed in interleaved rounds
     (:func:`sredge.runtime.timing.time_interleaved`), so machine load hits them alike.
@@ -436,6 +436,8 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
         hw: (height, width) of the network input the run will use (its tile shape, see
             :func:`sredge.runtime.runner.probe_hw`); a fixed-shape model is probed at its own shape.
         warmup, rounds, budget_s: See :data:`PROBE_WARMUP`, :data:`PROBE_ROUNDS`, :data:`PROBE_BUDGET_S`.
+        batch: Tiles per call the run will make (:func:`sredge.runtime.runner.probe_batch`); a model of a
+            fixed batch runs at its own.
 
     Returns:
         (Candidate -> median ms, or the reason it could not run here (a failed open or first run);
@@ -454,6 +456,8 @@ def probe_all(cands: Sequence[Candidate], options: BackendOptions, hw: tuple[int
                 spec = be.input_spec()
                 shapes[c] = spec.fixed_hw or hw
                 x = probe_input(be.descriptor(), spec.channels, *shapes[c])
+                n = min(batch, spec.max_batch or batch)
+                x = np.ascontiguousarray(np.repeat(x, n, axis=0)) if n > 1 else x
                 be.run(x)  # a backend that cannot run this file here fails now, not while timed
             except (SredgeError, RuntimeError) as exc:
                 out[c] = f"probe failed: {' '.join(str(exc).split())[:160]}"
@@ -492,10 +496,11 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
                 + ", the choice of the stopped run this one continues (not probed again)")
         return AutoDecision(kept, tuple(cands), (f"kept {kept.label}: the stopped run chose it",), budget_db, line,
                             tuple(notes))
-    hw = None
+    hw, batch = None, 1
     if len(ok) > 1:
         probe = dict(probe or {})
         hw = tuple(probe.pop("hw", None) or PROBE_HW)
+        batch = int(probe.get("batch", 1))
         got, shapes = probe_all(ok, options, hw, **probe)
         cands = [c if c not in got else
                  replace(c, excluded=got[c]) if isinstance(got[c], str) else replace(c, measured_ms=got[c])
@@ -504,7 +509,7 @@ def decide(model: Path, options: BackendOptions, budget_db: float,
     if hw is not None:  # a fixed-shape model ran at its own shape, whatever the tiling asked for
         hw = next((shapes[c] for c in shapes if (c.file, c.backend, c.precision) ==
                    (chosen.file, chosen.backend, chosen.precision)), hw)
-    line = summary_line(chosen, cands, budget_db, notes, options.precision, hw)
+    line = summary_line(chosen, cands, budget_db, notes, options.precision, hw, batch)
     log.info("auto backend for %s (budget %g dB):\n  %s", model.name, budget_db,
              "\n  ".join(reasons + list(notes)))
     return AutoDecision(chosen, tuple(cands), tuple(reasons), budget_db, line, tuple(notes), hw)

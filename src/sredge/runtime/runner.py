@@ -140,11 +140,22 @@ def probe_hw(opts: RunOptions, desc: ModelDescriptor, height: int, width: int,
 
     ``auto`` times its candidates at this shape, so the choice is made for the work the run will do.
     """
+    plan = _frame_plan(opts, desc, height, width, feature_channels)
+    return plan.tile_h, plan.tile_w
+
+
+def probe_batch(opts: RunOptions, desc: ModelDescriptor, height: int, width: int,
+                feature_channels: int = DEFAULT_FEATURE_CHANNELS) -> int:
+    """Tiles per network call the run makes for such frames: ``--batch``, or fewer when a frame has fewer tiles
+    (pure). ``auto`` times its candidates at this batch too."""
+    return max(1, min(opts.batch, len(_frame_plan(opts, desc, height, width, feature_channels).tiles)))
+
+
+def _frame_plan(opts: RunOptions, desc: ModelDescriptor, height: int, width: int, feature_channels: int):
     spec = InputSpec(channels=desc.in_channels, height=None, width=None)
     cfg = tile_config(opts, spec, desc, height, width, feature_channels)
     in_h, in_w = (height * desc.scale, width * desc.scale) if desc.pre_upsample else (height, width)
-    plan = plan_tiles(in_h, in_w, cfg)
-    return plan.tile_h, plan.tile_w
+    return plan_tiles(in_h, in_w, cfg)
 
 
 class LoadedRuntime:
@@ -250,4 +261,5 @@ def _probe_at(model: Path, opts: RunOptions, frame_hw: tuple[int, int] | None) -
     desc = read_descriptor(model) if frame_hw is not None else None
     if desc is None:
         return None
-    return {"hw": probe_hw(opts, desc, *frame_hw, _feature_channels(model, desc))}
+    channels = _feature_channels(model, desc)
+    return {"hw": probe_hw(opts, desc, *frame_hw, channels), "batch": probe_batch(opts, desc, *frame_hw, channels)}
