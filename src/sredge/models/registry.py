@@ -125,17 +125,19 @@ def detect(state_dict: StateDict, arch: str | None = None) -> Detection:
 def expected_keys(spec: ArchSpec, n: int = 6) -> str:
     """The key prefixes ``spec`` accepts, for messages: its own (from a small built module), then
     each foreign layout it renames, e.g. ``keys conv_1.*, conv_2.*, conv_3.* or first_part.0.*, ...``."""
-    own = list(dict.fromkeys(k.split(".")[0] for k in spec.build(**spec.test_config).state_dict()))
-    layouts = [[p.rstrip(".") for p in own], *([p.rstrip(".") for p in lay] for lay in spec.key_layouts)]
+    layouts = [_own_prefixes(spec), *([p.rstrip(".") for p in lay] for lay in spec.key_layouts)]
     text = [", ".join(f"{p}.*" for p in lay[:n]) + (", ..." if len(lay) > n else "") for lay in layouts]
     return "keys " + " or ".join(text)
 
 
+def _own_prefixes(spec: ArchSpec) -> list[str]:
+    """The top-level key prefixes of ``spec``'s own layout, from a small built module."""
+    return list(dict.fromkeys(k.split(".")[0] for k in spec.build(**spec.test_config).state_dict()))
+
+
 def _layouts(spec: ArchSpec) -> list[list[str]]:
-    """The top-level key prefixes of each layout ``spec`` accepts: its own (from a small built module), then
-    each foreign layout it renames."""
-    own = list(dict.fromkeys(k.split(".")[0] for k in spec.build(**spec.test_config).state_dict()))
-    return [own, *([p.rstrip(".").split(".")[0] for p in lay] for lay in spec.key_layouts)]
+    """The top-level key prefixes of each layout ``spec`` accepts: its own, then each foreign layout it renames."""
+    return [_own_prefixes(spec), *([p.rstrip(".").split(".")[0] for p in lay] for lay in spec.key_layouts)]
 
 
 def _nearest(state_dict: StateDict) -> str:
